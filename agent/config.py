@@ -1,0 +1,209 @@
+"""The YAML config: one typed tree, strict about unknown keys and wrong types.
+
+Errors are turned into one line per problem that names the key path and what was expected, so a
+user's typo never surfaces as a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_PATTERN = (
+    "%d{yyyy-MM-dd HH:mm:ss.SSS} %-5p [traceId:%X{traceId}] [%c{3}#%method\\(\\):%L] "
+    "[%thread] - %m%n"
+)
+
+
+class ConfigError(Exception):
+    """A config the agent cannot run with; the message is meant for the user as is."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PayloadField(_Strict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
+    type: Literal["str", "int"] = "str"
+
+
+DEFAULT_PAYLOAD_FIELDS: tuple[PayloadField, ...] = tuple(
+    PayloadField(name=name, type=kind)  # type: ignore[arg-type]
+    for name, kind in (
+        ("app", "str"),
+        ("module", "str"),
+        ("model", "str"),
+        ("workspace", "str"),
+        ("request_id", "str"),
+        ("status_code", "int"),
+        ("duration_ms", "int"),
+        ("input_tokens", "int"),
+        ("output_tokens", "int"),
+        ("total_tokens", "int"),
+        ("error_code", "str"),
+        ("error_message", "str"),
+    )
+)
+
+
+class PayloadConfig(_Strict):
+    """The comma-separated payload of an llm_call record; the last field takes the rest."""
+
+    separator: Annotated[str, Field(min_length=1)] = ","
+    fields: tuple[PayloadField, ...] = DEFAULT_PAYLOAD_FIELDS
+
+
+class InputConfig(_Strict):
+    paths: Annotated[list[str], Field(min_length=1)]
+    exclude: list[str] = []
+    encoding: str = "utf-8"
+    start_at: Literal["end", "beginning"] = "end"
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"unknown encoding {value!r} (try utf-8 or gbk)") from None
+        return value
+
+
+class ParserConfig(_Strict):
+    pattern: str = DEFAULT_PATTERN
+    timezone: str | None = None  # the JVM's zone; None: the host's
+    payload: PayloadConfig = PayloadConfig()
+    max_record_bytes: Annotated[int, Field(ge=1024)] = 512 * 1024
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown timezone {value!r} (use an IANA name such as Asia/Shanghai)"
+            ) from None
+        return value
+
+
+class TailConfig(_Strict):
+    """Timings of the tailing daemon, in seconds."""
+
+    partial_line_flush: Annotated[float, Field(gt=0)] = 60.0
+    multiline_flush: Annotated[float, Field(gt=0)] = 5.0
+    rescan_interval: Annotated[float, Field(gt=0)] = 10.0
+    poll_interval: Annotated[float, Field(gt=0)] = 0.25
+    deleted_open_warning: Annotated[float, Field(gt=0)] = 300.0
+
+
+class BatchConfig(_Strict):
+    max_records: Annotated[int, Field(ge=1, le=4096)] = 4096
+    max_bytes: Annotated[int, Field(ge=1024, le=5 * 1024 * 1024)] = 3 * 1024 * 1024
+    linger: Annotated[float, Field(ge=0)] = 1.0
+
+
+class FileOutput(_Strict):
+    type: Literal["file"]
+    path: str
+
+
+class StdoutOutput(_Strict):
+    type: Literal["stdout"]
+
+
+class SlsOutput(_Strict):
+    type: Literal["sls"]
+    endpoint: str
+    project: str
+    logstore: str
+    topic: str = ""
+    source: str | None = None  # default: the host's IP
+    tags: dict[str, str] = {}
+    credentials_file: str | None = None  # default: ALIBABA_CLOUD_* environment variables
+    concurrency: Annotated[int, Field(ge=1, le=64)] = 4
+    request_timeout: Annotated[float, Field(gt=0)] = 30.0
+    time_policy: Literal["restamp", "reject"] = "restamp"
+    compress: Literal["lz4", "none"] = "lz4"
+
+
+OutputConfig = Annotated[FileOutput | StdoutOutput | SlsOutput, Field(discriminator="type")]
+
+
+class MetricsConfig(_Strict):
+    listen: str | None = "127.0.0.1:9631"  # host:port; null disables the endpoint
+
+
+class Config(_Strict):
+    inputs: list[InputConfig] = []
+    parser: ParserConfig = ParserConfig()
+    output: OutputConfig = FileOutput(type="file", path="./out/records.ndjson")
+    state_dir: str = "./state"
+    tail: TailConfig = TailConfig()
+    batch: BatchConfig = BatchConfig()
+    max_in_flight_bytes: Annotated[int, Field(ge=1024 * 1024)] = 64 * 1024 * 1024
+    shutdown_timeout: Annotated[float, Field(gt=0)] = 10.0
+    metrics: MetricsConfig = MetricsConfig()
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+def parse_config(data: Any, origin: str = "config") -> Config:
+    """Validate an already-loaded YAML document."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: expected a mapping of keys at the top level")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, origin)) from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config file; relative paths in it stay relative to the cwd."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: config file not found (pass -c PATH to an existing file)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read config: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{p}: not valid YAML{where}: {problem}") from None
+    return parse_config(data, str(p))
+
+
+def _describe(exc: ValidationError, origin: str) -> str:
+    problems = []
+    for err in exc.errors():
+        loc = ".".join(str(part) for part in err["loc"] if not _is_union_tag(part))
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            msg = "unknown key (check the spelling against config.example.yaml)"
+        elif kind == "missing":
+            msg = "required key is missing"
+        elif kind == "union_tag_invalid":
+            msg = "unknown output type (expected one of: sls, file, stdout)"
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+        problems.append(f"{loc or '(top level)'}: {msg}")
+    return f"{origin}: " + "; ".join(problems)
+
+
+def _is_union_tag(part: int | str) -> bool:
+    return part in ("file", "stdout", "sls")
