@@ -6,8 +6,10 @@ user's typo never surfaces as a traceback.
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -66,8 +68,6 @@ class InputConfig(_Strict):
     @field_validator("encoding")
     @classmethod
     def _known_encoding(cls, value: str) -> str:
-        import codecs
-
         try:
             codecs.lookup(value)
         except LookupError:
@@ -86,8 +86,6 @@ class ParserConfig(_Strict):
     def _known_zone(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
@@ -113,23 +111,28 @@ class BatchConfig(_Strict):
     linger: Annotated[float, Field(ge=0)] = 1.0
 
 
-class FileOutput(_Strict):
+class _OutputBase(_Strict):
+    """What every output stamps on a LogGroup, so a file output holds what SLS would receive."""
+
+    topic: str = ""
+    source: str | None = None  # default: the host's IP
+    tags: dict[str, str] = {}
+
+
+class FileOutput(_OutputBase):
     type: Literal["file"]
     path: str
 
 
-class StdoutOutput(_Strict):
+class StdoutOutput(_OutputBase):
     type: Literal["stdout"]
 
 
-class SlsOutput(_Strict):
+class SlsOutput(_OutputBase):
     type: Literal["sls"]
     endpoint: str
     project: str
     logstore: str
-    topic: str = ""
-    source: str | None = None  # default: the host's IP
-    tags: dict[str, str] = {}
     credentials_file: str | None = None  # default: ALIBABA_CLOUD_* environment variables
     concurrency: Annotated[int, Field(ge=1, le=64)] = 4
     request_timeout: Annotated[float, Field(gt=0)] = 30.0
@@ -175,7 +178,7 @@ def load_config(path: str | Path) -> Config:
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{p}: config file not found (pass -c PATH to an existing file)") from None
+        raise ConfigError(f"{p}: config file not found (pass -c with an existing file)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{p}: cannot read config: {exc}") from None
     try:
