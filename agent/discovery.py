@@ -1,0 +1,215 @@
+"""Which paths to tail: globs minus excludes, rescanned periodically and when a directory changes.
+
+Discovery knows nothing about reading or identity; it answers "which paths match now". It is
+asked to rescan when `due(now)`: every `rescan_interval` seconds (NFS has no inotify events and
+inotify queues overflow) and as soon as watchdog reports a file created, moved or deleted in a
+watched directory. Watchdog events only set a flag; the glob is the truth, so a lost or
+duplicated event costs at most one rescan interval of latency and never wrong state.
+
+Rules users rely on:
+- `paths` are globs (`**` included, matching any depth); `~` is expanded; relative globs are
+  resolved against the working directory.
+- `exclude` patterns are matched with fnmatch against the full absolute path (`*` also
+  matches `/`, so `*.gz` or `*/archive/*` work as expected).
+- Compressed files (`.gz`, `.zip`, ...) are never tailed: they are what a rotation compresses
+  away, and reading them as text would ship garbage (backfill reads `.gz`).
+- Directories that do not exist yet are fine: they are watched once a rescan finds them.
+- A path matched by several inputs belongs to the first one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import glob
+import logging
+import os
+import stat
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver, ObservedWatch
+
+from agent.config import InputConfig
+
+_log = logging.getLogger(__name__)
+
+COMPRESSED_SUFFIXES = (".gz", ".zip", ".bz2", ".xz", ".zst", ".lz4", ".7z")
+
+# Only changes to the set of names matter; writes (modified/closed) must not wake anything.
+_EVENT_TYPES: list[type[FileSystemEvent]] = [
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileMovedEvent,
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A path that matches an input now; `input_index` points into the inputs list."""
+
+    path: str
+    input_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Pattern:
+    glob: str
+    base: str  # the deepest directory without wildcards: what is watched
+    recursive: bool  # wildcards below `base` span directories
+
+
+class _Wakeup(FileSystemEventHandler):
+    """Turns any watched-directory change into a 'rescan soon' flag."""
+
+    def __init__(self, flag: threading.Event) -> None:
+        self._flag = flag
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        self._flag.set()
+
+
+class Discovery:
+    """Expands the inputs' globs into paths; `close()` stops the directory observer."""
+
+    def __init__(
+        self, inputs: Sequence[InputConfig], rescan_interval: float, *, watch: bool = True
+    ) -> None:
+        self._inputs = list(inputs)
+        self._patterns = [[_compile(p) for p in spec.paths] for spec in self._inputs]
+        self._excludes = [[os.path.expanduser(x) for x in spec.exclude] for spec in self._inputs]
+        self._interval = rescan_interval
+        self._next_scan: float | None = None
+        self._changed = threading.Event()
+        self._watch = watch
+        self._observer: BaseObserver | None = None
+        self._watches: dict[str, tuple[ObservedWatch, int]] = {}  # base -> (watch, dir inode)
+        self._missing_logged: set[str] = set()
+        self._closed = False
+
+    def due(self, now: float) -> bool:
+        """True when a rescan is needed: the interval passed or a watched directory changed."""
+        return self._next_scan is None or now >= self._next_scan or self._changed.is_set()
+
+    def scan(self, now: float) -> list[Found]:
+        """The paths matching now, each once, in a stable order."""
+        self._changed.clear()
+        self._next_scan = now + self._interval
+        found: dict[str, int] = {}
+        for index, patterns in enumerate(self._patterns):
+            for pattern in patterns:
+                for path in _expand(pattern.glob):
+                    if path in found or self._excluded(index, path):
+                        continue
+                    found[path] = index
+        self._update_watches()
+        return [Found(path, index) for path, index in sorted(found.items())]
+
+    def close(self) -> None:
+        """Stop watching directories; scanning still works (by interval only)."""
+        self._closed = True
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+            self._observer = None
+        self._watches.clear()
+
+    def _excluded(self, index: int, path: str) -> bool:
+        if path.endswith(COMPRESSED_SUFFIXES):
+            return True
+        return any(fnmatch.fnmatchcase(path, x) for x in self._excludes[index])
+
+    def _update_watches(self) -> None:
+        """Watch each pattern's base directory once it exists; re-watch a re-created one."""
+        if not self._watch or self._closed:
+            return
+        wanted: dict[str, bool] = {}
+        for patterns in self._patterns:
+            for p in patterns:
+                wanted[p.base] = wanted.get(p.base, False) or p.recursive
+        for base, recursive in wanted.items():
+            inode = _dir_inode(base)
+            current = self._watches.get(base)
+            if current is not None and current[1] == inode:
+                continue
+            if current is not None:  # deleted or replaced: its inotify watch is dead
+                self._unschedule(current[0])
+                del self._watches[base]
+            if inode is None:
+                if base not in self._missing_logged:
+                    self._missing_logged.add(base)
+                    _log.info("%s does not exist yet; it will be picked up when it does", base)
+                continue
+            self._schedule(base, recursive, inode)
+
+    def _schedule(self, base: str, recursive: bool, inode: int) -> None:
+        if self._observer is None:
+            self._observer = Observer()
+            self._observer.daemon = True
+            self._observer.start()
+        try:
+            handler = _Wakeup(self._changed)
+            watch = self._observer.schedule(
+                handler, base, recursive=recursive, event_filter=_EVENT_TYPES
+            )
+        except OSError as exc:
+            # Out of inotify watches, permission denied: the periodic rescan still works.
+            _log.warning("cannot watch %s (%s); relying on the periodic rescan", base, exc)
+            return
+        self._missing_logged.discard(base)
+        self._watches[base] = (watch, inode)
+
+    def _unschedule(self, watch: ObservedWatch) -> None:
+        if self._observer is None:
+            return
+        with contextlib.suppress(KeyError, OSError):  # already gone with its directory
+            self._observer.unschedule(watch)
+
+
+def _compile(pattern: str) -> _Pattern:
+    path = os.path.abspath(os.path.expanduser(pattern))
+    parts = path.split(os.sep)
+    base_parts: list[str] = []
+    for part in parts[:-1]:
+        if glob.has_magic(part):
+            break
+        base_parts.append(part)
+    base = os.sep.join(base_parts) or os.sep
+    # Wildcards in a directory component (or **) mean names appear below `base`, not just in it.
+    recursive = len(base_parts) < len(parts) - 1
+    return _Pattern(glob=path, base=base, recursive=recursive)
+
+
+def _expand(pattern: str) -> list[str]:
+    """Regular files (symlinks followed) matching one absolute glob."""
+    result = []
+    for path in glob.glob(pattern, recursive=True):
+        try:
+            if stat.S_ISREG(os.stat(path).st_mode):
+                result.append(path)
+        except OSError:
+            continue  # vanished or dangling symlink: not a file to tail right now
+    return result
+
+
+def _dir_inode(path: str) -> int | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino if stat.S_ISDIR(st.st_mode) else None
