@@ -1,0 +1,217 @@
+"""`llmtail status` tells a person on the host what the agent is doing, or clearly that it can't."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.config import Config, parse_config
+from agent.status import show_status
+
+
+class _StatusServer:
+    """A stand-in for the agent's metrics endpoint, served over a real socket."""
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.body: bytes = b"{}"
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                payload = owner.body if self.path == "/status" else b"not found"
+                self.send_response(owner.status if self.path == "/status" else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.listen = f"127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    def serve(self, doc: Any, status: int = 200) -> None:
+        self.body = json.dumps(doc).encode() if not isinstance(doc, bytes) else doc
+        self.status = status
+
+
+@pytest.fixture
+def endpoint() -> Iterator[_StatusServer]:
+    server = _StatusServer()
+    server.thread.start()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+@pytest.fixture
+def closed_port() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+def _config(state_dir: Path, listen: str | None) -> Config:
+    return parse_config({"state_dir": str(state_dir), "metrics": {"listen": listen}})
+
+
+def _run(config: Config) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = show_status(config, out, err, timeout=2.0)
+    return code, out.getvalue(), err.getvalue()
+
+
+def _row(text: str, path: Path) -> list[str]:
+    [line] = [line for line in text.splitlines() if line.startswith(str(path))]
+    return line.split()
+
+
+def _save_checkpoints(state_dir: Path, entries: list[dict[str, Any]], pid: int | None) -> None:
+    state_dir.mkdir(exist_ok=True)
+    doc = {"version": 1, "checkpoints": entries}
+    (state_dir / "checkpoints.json").write_text(json.dumps(doc) + "\n")
+    if pid is not None:
+        (state_dir / "lock").write_text(f"{pid}\n")
+
+
+def _entry(path: Path, offset: int, identity_of: Path | None = None) -> dict[str, Any]:
+    st = (identity_of or path).stat()
+    identity = {"dev": st.st_dev, "ino": st.st_ino, "head_len": 0, "head_hash": ""}
+    return {"key": f"{st.st_dev:x}-{st.st_ino:x}", "path": str(path), "offset": offset,
+            "identity": identity}  # fmt: skip
+
+
+def test_the_running_agent_reports_files_lag_delivery_and_last_error(
+    endpoint: _StatusServer, tmp_path: Path
+) -> None:
+    endpoint.serve(
+        {
+            "pid": 4321,
+            "started_at": 1_000.0,
+            "records_per_second": 250.0,
+            "last_delivery_at": 1_500.0,
+            "last_error": {"at": 1_400.0, "message": "403 ShardWriteQuotaExceed,\nbacking off"},
+            "files": [
+                {"path": "/var/log/app/b.log", "offset": 100, "size": 100},
+                {"path": "/var/log/app/a.log", "offset": 1024, "size": 3 * 1024 * 1024},
+            ],
+        }
+    )
+
+    code, out, err = _run(_config(tmp_path / "state", endpoint.listen))
+
+    assert (code, err) == (0, "")
+    assert f"http://{endpoint.listen}/status" in out
+    assert "running, pid 4321" in out
+    assert "250.0 records/s" in out
+    assert "last error:     403 ShardWriteQuotaExceed, backing off" in out
+    assert "last delivery:  never" not in out
+    assert _row(out, Path("/var/log/app/a.log")) == [
+        "/var/log/app/a.log",
+        "1024",
+        "3145728",
+        "3.0",
+        "MiB",
+    ]
+    assert _row(out, Path("/var/log/app/b.log"))[-2:] == ["0", "B"]
+    assert out.index("a.log") < out.index("b.log")
+
+
+def test_without_the_endpoint_the_checkpoint_and_the_files_tell_the_lag(
+    closed_port: str, tmp_path: Path
+) -> None:
+    live, rotated, gone = tmp_path / "app.log", tmp_path / "old.log", tmp_path / "gone.log"
+    live.write_bytes(b"x" * 5000)
+    rotated.write_bytes(b"y" * 10)
+    gone.write_bytes(b"z")
+    entries = [_entry(live, 4200), _entry(rotated, 10, identity_of=gone), _entry(gone, 1)]
+    gone.unlink()
+    _save_checkpoints(tmp_path / "state", entries, pid=os.getpid())
+
+    code, out, err = _run(_config(tmp_path / "state", closed_port))
+
+    assert (code, err) == (0, "")
+    assert "checkpoint file" in out
+    assert f"no agent answering at http://{closed_port}/status" in out
+    assert f"running, pid {os.getpid()}" in out
+    assert _row(out, live) == [str(live), "4200", "5000", "800", "B"]
+    assert _row(out, rotated)[-1] == "rotated"
+    assert _row(out, gone)[-1] == "missing"
+
+
+def test_a_stopped_agent_is_reported_as_not_running(tmp_path: Path) -> None:
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)  # fmt: skip
+    log = tmp_path / "app.log"
+    log.write_bytes(b"line\n")
+    _save_checkpoints(tmp_path / "state", [_entry(log, 5)], pid=int(finished.stdout))
+
+    code, out, _ = _run(_config(tmp_path / "state", None))
+
+    assert code == 0
+    assert f"not running (last pid {int(finished.stdout)})" in out
+    assert "metrics endpoint disabled" in out
+
+
+def test_a_broken_endpoint_answer_falls_back_to_the_checkpoint(
+    endpoint: _StatusServer, tmp_path: Path
+) -> None:
+    endpoint.serve(b"<html>proxy error</html>")
+    log = tmp_path / "app.log"
+    log.write_bytes(b"12345")
+    _save_checkpoints(tmp_path / "state", [_entry(log, 2)], pid=None)
+
+    code, out, _ = _run(_config(tmp_path / "state", endpoint.listen))
+
+    assert code == 0
+    assert "did not answer the expected JSON" in out
+    assert _row(out, log) == [str(log), "2", "5", "3", "B"]
+
+
+def test_a_proxy_in_the_environment_is_not_used_for_the_local_endpoint(
+    endpoint: _StatusServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    endpoint.serve({"pid": 7, "files": []})
+
+    code, out, _ = _run(_config(tmp_path, endpoint.listen))
+
+    assert code == 0
+    assert "running, pid 7" in out
+    assert "no files followed yet" in out
+
+
+def test_nothing_to_report_is_one_line_and_a_failing_exit(closed_port: str, tmp_path: Path) -> None:
+    code, out, err = _run(_config(tmp_path / "nowhere", closed_port))
+
+    assert code == 1
+    assert out == ""
+    assert err.count("\n") == 1
+    assert err.startswith("llmtail: no agent status found:")
+    assert str(tmp_path / "nowhere" / "checkpoints.json") in err
+
+
+def test_a_corrupt_checkpoint_is_named_not_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "checkpoints.json").write_text('{"version": 1, "checkpoints": [{"path": 3}]')
+
+    code, _, err = _run(_config(tmp_path, None))
+
+    assert code == 1
+    assert "is not a checkpoint file llmtail can read" in err
