@@ -1,0 +1,82 @@
+"""The payload of `llm_call` records: a fixed list of fields joined by a separator.
+
+The payload is the first line of the message; its last field takes the rest of that line,
+separators included (DashScope error messages contain commas). Continuation lines (a stack
+trace logged with the call) stay in `message` only, so `error_message` groups cleanly. A message is *payload-shaped* when it has at least N-1 separators on its first
+line and its first field holds no whitespace; prose with commas ("loaded: a, b, c") fails that
+test and stays a plain `log`. A payload-shaped message whose int field is not an integer is
+malformed: the caller turns it into a raw record with the reason, never a silent `log`.
+An empty int field (no status when a call failed before HTTP) is null.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PayloadValue = str | int | None
+
+DEFAULT_FIELDS: tuple[tuple[str, str], ...] = (
+    ("app", "str"),
+    ("module", "str"),
+    ("model", "str"),
+    ("workspace", "str"),
+    ("request_id", "str"),
+    ("status_code", "int"),
+    ("duration_ms", "int"),
+    ("input_tokens", "int"),
+    ("output_tokens", "int"),
+    ("total_tokens", "int"),
+    ("error_code", "str"),
+    ("error_message", "str"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PayloadError:
+    """A payload-shaped message that does not fit the schema."""
+
+    reason: str
+
+
+class PayloadParser:
+    """Splits messages by one schema; built once per parser."""
+
+    def __init__(self, separator: str = ",", fields: tuple[tuple[str, str], ...] = DEFAULT_FIELDS):
+        if not separator:
+            raise ValueError("payload separator must not be empty")
+        if not fields:
+            raise ValueError("payload needs at least one field")
+        for name, kind in fields:
+            if kind not in ("str", "int"):
+                raise ValueError(f"payload field {name!r}: type must be str or int, not {kind!r}")
+        self._sep = separator
+        self._names = tuple(name for name, _ in fields)
+        self._ints = tuple(
+            (index, name) for index, (name, kind) in enumerate(fields) if kind == "int"
+        )
+        self._splits = len(fields) - 1
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self._names
+
+    def parse(self, message: str) -> dict[str, PayloadValue] | PayloadError | None:
+        """The fields; None when the message is not payload-shaped; PayloadError if malformed."""
+        newline = message.find("\n")
+        line = message if newline < 0 else message[:newline]
+        parts = line.split(self._sep, self._splits)
+        if len(parts) <= self._splits:
+            return None
+        first = parts[0]
+        if not first or " " in first or "\t" in first:
+            return None
+        values: list[PayloadValue] = list(parts)
+        for index, name in self._ints:
+            text = parts[index]
+            if not text:
+                values[index] = None
+            elif text.isascii() and (text.isdigit() or (text[0] == "-" and text[1:].isdigit())):
+                values[index] = int(text)
+            else:
+                return PayloadError(f"payload field {name} is not an integer: {text[:40]!r}")
+        return dict(zip(self._names, values, strict=True))
