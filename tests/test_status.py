@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 
+from agent.checkpoint import Checkpointer, SavedPosition, StateDirLock
 from agent.config import Config, parse_config
+from agent.fingerprint import FileIdentity
 from agent.status import show_status
 
 
@@ -82,19 +84,17 @@ def _row(text: str, path: Path) -> list[str]:
     return line.split()
 
 
-def _save_checkpoints(state_dir: Path, entries: list[dict[str, Any]], pid: int | None) -> None:
-    state_dir.mkdir(exist_ok=True)
-    doc = {"version": 1, "checkpoints": entries}
-    (state_dir / "checkpoints.json").write_text(json.dumps(doc) + "\n")
-    if pid is not None:
-        (state_dir / "lock").write_text(f"{pid}\n")
+def _save_checkpoints(state_dir: Path, positions: list[SavedPosition]) -> None:
+    """What the agent leaves in state_dir, written by the agent's own Checkpointer."""
+    Checkpointer(state_dir).save({pos.key: pos for pos in positions})
 
 
-def _entry(path: Path, offset: int, identity_of: Path | None = None) -> dict[str, Any]:
-    st = (identity_of or path).stat()
-    identity = {"dev": st.st_dev, "ino": st.st_ino, "head_len": 0, "head_hash": ""}
-    return {"key": f"{st.st_dev:x}-{st.st_ino:x}", "path": str(path), "offset": offset,
-            "identity": identity}  # fmt: skip
+def _position(path: Path, offset: int, identity_of: Path | None = None) -> SavedPosition:
+    source = identity_of or path
+    st = source.stat()
+    key = f"{st.st_dev:x}-{st.st_ino:x}-{path.name}"
+    identity = FileIdentity.of(key, st.st_dev, st.st_ino, source.read_bytes())
+    return SavedPosition(key, str(path), offset, identity.to_dict())
 
 
 def test_the_running_agent_reports_files_lag_delivery_and_last_error(
@@ -140,11 +140,13 @@ def test_without_the_endpoint_the_checkpoint_and_the_files_tell_the_lag(
     live.write_bytes(b"x" * 5000)
     rotated.write_bytes(b"y" * 10)
     gone.write_bytes(b"z")
-    entries = [_entry(live, 4200), _entry(rotated, 10, identity_of=gone), _entry(gone, 1)]
+    positions = [_position(live, 4200), _position(rotated, 10, identity_of=gone)]
+    positions.append(_position(gone, 1))
     gone.unlink()
-    _save_checkpoints(tmp_path / "state", entries, pid=os.getpid())
+    _save_checkpoints(tmp_path / "state", positions)
 
-    code, out, err = _run(_config(tmp_path / "state", closed_port))
+    with StateDirLock(tmp_path / "state"):  # held by a running agent: this process
+        code, out, err = _run(_config(tmp_path / "state", closed_port))
 
     assert (code, err) == (0, "")
     assert "checkpoint file" in out
@@ -160,7 +162,9 @@ def test_a_stopped_agent_is_reported_as_not_running(tmp_path: Path) -> None:
                               capture_output=True, text=True, check=True)  # fmt: skip
     log = tmp_path / "app.log"
     log.write_bytes(b"line\n")
-    _save_checkpoints(tmp_path / "state", [_entry(log, 5)], pid=int(finished.stdout))
+    _save_checkpoints(tmp_path / "state", [_position(log, 5)])
+    # A lock file outlives its agent (flock is released, the pid stays written).
+    (tmp_path / "state" / "lock").write_text(finished.stdout)
 
     code, out, _ = _run(_config(tmp_path / "state", None))
 
@@ -175,7 +179,7 @@ def test_a_broken_endpoint_answer_falls_back_to_the_checkpoint(
     endpoint.serve(b"<html>proxy error</html>")
     log = tmp_path / "app.log"
     log.write_bytes(b"12345")
-    _save_checkpoints(tmp_path / "state", [_entry(log, 2)], pid=None)
+    _save_checkpoints(tmp_path / "state", [_position(log, 2)])
 
     code, out, _ = _run(_config(tmp_path / "state", endpoint.listen))
 
