@@ -9,7 +9,7 @@ between them cannot be told apart; the first one then takes as little as it can.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from parsers.timestamp import DateFormat, DateFormatError
 
@@ -74,15 +74,6 @@ class _Conv:
     pos: int
 
 
-@dataclass(slots=True)
-class _Build:
-    """Regex sources built in parallel for text (named keys) and for bytes (record starts)."""
-
-    text: list[str] = field(default_factory=list)
-    start: list[str | bytes] = field(default_factory=list)
-    keys: list[str] = field(default_factory=list)
-
-
 @dataclass(frozen=True)
 class CompiledPattern:
     """A pattern compiled once per config.
@@ -99,6 +90,7 @@ class CompiledPattern:
     has_message: bool
     message_at: int  # index in groups() of the message head; the message rest is last
     _start_parts: tuple[str | bytes, ...]
+    _elements: tuple[tuple[str, str], ...]  # (what, regex) of the first-line elements
 
     def start_regex(self, encoding: str) -> re.Pattern[bytes]:
         """Bytes regex for `\\n` + BOM? + NUL* + a first line: finds record starts in a chunk.
@@ -123,76 +115,88 @@ class CompiledPattern:
         """Why `first_line` is not a record start: the first pattern element that fails."""
         if not first_line.strip():
             return "blank line outside a record"
-        return "line does not match the pattern"
+        src = ""
+        column = 0
+        for what, regex in self._elements:
+            m = re.compile(src + regex).match(first_line)
+            if m is None:
+                return f"does not match the pattern: expected {what} at column {column + 1}"
+            src += regex
+            column = m.end()
+        return "does not match the pattern"
 
 
-def _tokenize(pattern: str) -> list[_Conv | str]:
-    out: list[_Conv | str] = []
-    literal: list[str] = []
-    i, n = 0, len(pattern)
+_MODIFIER = re.compile(r"(-?)([0-9]*)(?:\.(-?[0-9]+))?([A-Za-z]*)")
+_ESCAPES = {"t": "\t", "n": "\n", "r": "\r"}
 
-    def flush() -> None:
-        if literal:
-            out.append("".join(literal))
-            literal.clear()
 
-    while i < n:
-        c = pattern[i]
-        if c == "\\" and i + 1 < n:
-            nxt = pattern[i + 1]
-            literal.append({"t": "\t", "n": "\n", "r": "\r"}.get(nxt, nxt))
-            i += 2
-            continue
-        if c == "$" and pattern.startswith("${", i):
-            raise PatternError(
-                f"variable {pattern[i : pattern.find('}', i) + 1] or pattern[i:]} at position {i} "
-                "is not supported: write its value into the pattern"
-            )
-        if c != "%":
-            literal.append(c)
-            i += 1
-            continue
-        if pattern.startswith("%%", i):
-            literal.append("%")
-            i += 2
-            continue
-        start = i
-        i += 1
-        m = re.compile(r"(-?)([0-9]*)(?:\.(-?[0-9]+))?([A-Za-z]*)").match(pattern, i)
+class _Tokenizer:
+    """Pattern text -> literal strings and conversions, logback's escaping rules."""
+
+    def __init__(self, pattern: str) -> None:
+        self.p = pattern
+        self.out: list[_Conv | str] = []
+        self.literal: list[str] = []
+
+    def run(self) -> list[_Conv | str]:
+        p, i, n = self.p, 0, len(self.p)
+        while i < n:
+            c = p[i]
+            if c == "\\" and i + 1 < n:
+                self.literal.append(_ESCAPES.get(p[i + 1], p[i + 1]))
+                i += 2
+            elif c == "$" and p.startswith("${", i):
+                name = p[i : p.find("}", i) + 1] or p[i:]
+                raise PatternError(
+                    f"variable {name} at position {i} is not supported: "
+                    "write its value into the pattern"
+                )
+            elif p.startswith("%%", i):
+                self.literal.append("%")
+                i += 2
+            elif c == "%":
+                i = self._conversion(i)
+            else:
+                self.literal.append(c)
+                i += 1
+        self._flush()
+        return self.out
+
+    def _flush(self) -> None:
+        if self.literal:
+            self.out.append("".join(self.literal))
+            self.literal.clear()
+
+    def _conversion(self, start: int) -> int:
+        p, n = self.p, len(self.p)
+        m = _MODIFIER.match(p, start + 1)
         assert m is not None  # every part of it is optional
-        left, width, _max, word = m.groups()
+        left, width, _max_width, word = m.groups()
         i = m.end()
         if not word:
-            what = pattern[start : i + 1]
-            raise PatternError(f"conversion {what!r} at position {start} has no word")
+            raise PatternError(f"conversion {p[start : i + 1]!r} at position {start} has no word")
         options: list[str] = []
-        while i < n and pattern[i] == "{":
-            end = pattern.find("}", i)
+        while i < n and p[i] == "{":
+            end = p.find("}", i)
             if end < 0:
                 raise PatternError(f"unclosed '{{' after %{word} at position {start}")
-            options.append(pattern[i + 1 : end])
+            options.append(p[i + 1 : end])
             i = end + 1
-        if pattern.startswith("()", i):
-            # `%method()` (a logback parser error, but common in copies): read as literal ().
-            flush()
-            out.append(_conv(word, left, width, options, start))
-            literal.append("()")
-            i += 2
-            continue
-        if i < n and pattern[i] == "(":
+        if i < n and p[i] == "(" and not p.startswith("()", i):
             raise PatternError(
                 f"composite conversion %{word}(...) at position {start} is not supported"
             )
-        flush()
-        out.append(_conv(word, left, width, options, start))
-    flush()
-    return out
-
-
-def _conv(word: str, left: str, width: str, options: list[str], pos: int) -> _Conv:
-    if word not in _WORDS:
-        raise PatternError(f"conversion word %{word} at position {pos} is not supported")
-    return _Conv(word, _WORDS[word], left == "-", int(width or 0), tuple(options), pos)
+        if word not in _WORDS:
+            raise PatternError(f"conversion word %{word} at position {start} is not supported")
+        self._flush()
+        self.out.append(
+            _Conv(word, _WORDS[word], left == "-", int(width or 0), tuple(options), start)
+        )
+        if p.startswith("()", i):
+            # `%method()` is a logback parser error but common in copies: read it as literal ().
+            self.literal.append("()")
+            i += 2
+        return i
 
 
 def _mdc_key(conv: _Conv, taken: set[str]) -> str:
@@ -207,138 +211,141 @@ def _mdc_key(conv: _Conv, taken: set[str]) -> str:
     return key[:128]
 
 
-def compile_pattern(pattern: str, timezone: str | None = None) -> CompiledPattern:
-    """Compile a Logback PatternLayout. Raises PatternError naming what is unsupported."""
-    tokens = _tokenize(pattern)
-    build = _Build()
-    date: DateFormat | None = None
-    has_message = False
-    message_last = False
-    message_at = 0
-    taken: set[str] = set()
-    pending_spaces = False  # after a level: literal spaces match one or more
-    pending_pad = False  # after a left-justified padded level
-    first_line_done = False
-    tail_text: list[str] = []  # first-line elements after the message (rare)
+class _Compiler:
+    """Walks the tokens of the first line and emits regex sources for text and for bytes."""
 
-    def lit(text: str) -> None:
-        nonlocal pending_spaces, pending_pad
-        if pending_spaces and text.startswith(" "):
+    def __init__(self, timezone: str | None) -> None:
+        self.timezone = timezone
+        self.text: list[str] = []  # before the message
+        self.tail: list[str] = []  # first-line elements after the message (rare)
+        self.start: list[str | bytes] = []  # bytes regex, or str literals encoded later
+        self.elements: list[tuple[str, str]] = []  # (what, regex) for explain()
+        self.keys: list[str] = []
+        self.taken: set[str] = set()
+        self.date: DateFormat | None = None
+        self.message_at = -1
+        self.message_last = True
+        self.level_spaces = False  # literal spaces after a level match one or more
+        self.level_pad = False  # a left-justified padded level still owes its padding
+
+    def emit(self, text_src: str, start_src: str | bytes, what: str) -> None:
+        if self.message_at >= 0:
+            self.tail.append(text_src)
+            return
+        self.text.append(text_src)
+        self.start.append(start_src)
+        self.elements.append((what, text_src))
+
+    def literal(self, text: str) -> None:
+        if self.level_spaces and text.startswith(" "):
             text = text.lstrip(" ")
-            emit(" +", b" +")
-            pending_spaces = pending_pad = False
-        settle()
+            self.emit(" +", b" +", "spaces")
+            self.level_spaces = self.level_pad = False
+        self.settle()
         if text:
-            emit(re.escape(text), text)
+            self.emit(re.escape(text), text, repr(text))
 
-    def settle() -> None:
-        """A padded level not followed by a space still needs its padding matched."""
-        nonlocal pending_spaces, pending_pad
-        if pending_pad:
-            emit(" *", b" *")
-        pending_spaces = pending_pad = False
+    def settle(self) -> None:
+        if self.level_pad:
+            self.emit(" *", b" *", "padding")
+        self.level_spaces = self.level_pad = False
 
-    def emit(text_src: str, start_src: str | bytes) -> None:
-        if has_message:
-            tail_text.append(text_src)
-        else:
-            build.text.append(text_src)
-            build.start.append(start_src)
+    def run(self, tokens: list[_Conv | str]) -> None:
+        for index, tok in enumerate(tokens):
+            if isinstance(tok, str):
+                head, newline, _rest = tok.partition("\n")
+                self.literal(head)
+                if newline:
+                    return
+                continue
+            self.settle()
+            if tok.key == "\n":
+                return
+            if tok.key == "message":
+                self.message(tok, tokens[index + 1 :])
+            elif tok.key is not None:
+                self.conversion(tok)
 
-    for index, tok in enumerate(tokens):
-        if first_line_done:
-            break
-        if isinstance(tok, str):
-            head, sep, _rest = tok.partition("\n")
-            lit(head)
-            if sep:
-                first_line_done = True
-            continue
-        settle()
-        key = tok.key
-        if key == "\n":
-            first_line_done = True
-            continue
-        if key is None:
-            continue
-        if key == "message":
-            if has_message:
-                raise PatternError(f"second %{tok.word} at position {tok.pos}")
-            has_message = True
-            message_at = len(build.keys)
-            rest = tokens[index + 1 :]
-            message_last = (
-                not rest
-                or (isinstance(rest[0], _Conv) and rest[0].key in ("\n", None))
-                or (isinstance(rest[0], str) and rest[0].startswith("\n"))
-            )
-            continue
-        if key == "time":
-            if date is not None:
-                body = _LAZY
-                key = ""
-            else:
-                fmt = tok.options[0].split(",")[0].strip() if tok.options else "ISO8601"
-                zone = (
-                    tok.options[0].split(",", 1)[1].strip()
-                    if tok.options and "," in tok.options[0]
-                    else timezone
-                )
-                try:
-                    date = DateFormat(fmt or "ISO8601", zone)
-                except DateFormatError as exc:
-                    raise PatternError(
-                        f"%{tok.word}{{{fmt}}} at position {tok.pos}: {exc}"
-                    ) from None
-                except (KeyError, ValueError) as exc:
-                    raise PatternError(
-                        f"%{tok.word} at position {tok.pos}: unknown zone {zone!r} ({exc})"
-                    ) from None
-                body = date.regex
-        elif key == "level":
-            body = _LEVEL
-        elif key == "line":
-            body = _LINE
-        elif key == "relative":
-            body = _DIGITS
-        else:
-            body = _LAZY
+    def message(self, tok: _Conv, rest: list[_Conv | str]) -> None:
+        if self.message_at >= 0:
+            raise PatternError(f"second %{tok.word} at position {tok.pos}")
+        self.message_at = len(self.keys)
+        nxt = rest[0] if rest else None
+        self.message_last = (
+            nxt is None
+            or (isinstance(nxt, _Conv) and nxt.key in ("\n", None))
+            or (isinstance(nxt, str) and nxt.startswith("\n"))
+        )
+
+    def conversion(self, tok: _Conv) -> None:
+        key = tok.key or ""
+        body = self.body(tok)
         if key == "mdc":
-            key = _mdc_key(tok, taken)
-        if key in taken:
+            key = _mdc_key(tok, self.taken)
+        if key in self.taken:
             key = ""
-        group = f"({body})" if key else f"(?:{body})"
         if tok.min_width and not tok.left:
-            emit(" *", b" *")
+            self.emit(" *", b" *", "padding")
         if key:
-            if has_message:
-                tail_text.append(group)
-            else:
-                build.text.append(group)
-                build.start.append(f"(?:{body})".encode())
-            build.keys.append(key)
-            taken.add(key)
+            self.emit(f"({body})", f"(?:{body})".encode(), f"%{tok.word}")
+            self.keys.append(key)
+            self.taken.add(key)
         else:
-            emit(group, f"(?:{body})".encode())
+            self.emit(f"(?:{body})", f"(?:{body})".encode(), f"%{tok.word}")
         if tok.key == "level":
-            pending_spaces = True
-            pending_pad = tok.left and tok.min_width > 0
+            self.level_spaces = True
+            self.level_pad = tok.left and tok.min_width > 0
         elif tok.min_width and tok.left:
-            emit(" *", b" *")
-    if date is None:
+            self.emit(" *", b" *", "padding")
+
+    def body(self, tok: _Conv) -> str:
+        if tok.key == "time":
+            if self.date is not None:
+                return _LAZY  # a second %d: matched, not kept
+            self.date = self.date_format(tok)
+            return self.date.regex
+        return {"level": _LEVEL, "line": _LINE, "relative": _DIGITS}.get(tok.key or "", _LAZY)
+
+    def date_format(self, tok: _Conv) -> DateFormat:
+        option = tok.options[0] if tok.options else ""
+        fmt, _comma, zone_text = option.partition(",")
+        fmt = fmt.strip() or "ISO8601"
+        zone = zone_text.strip() or self.timezone
+        try:
+            return DateFormat(fmt, zone)
+        except DateFormatError as exc:
+            raise PatternError(f"%{tok.word}{{{fmt}}} at position {tok.pos}: {exc}") from None
+        except (KeyError, ValueError) as exc:
+            raise PatternError(
+                f"%{tok.word} at position {tok.pos}: unknown zone {zone!r} ({exc})"
+            ) from None
+
+
+def compile_pattern(pattern: str, timezone: str | None = None) -> CompiledPattern:
+    """Compile a Logback PatternLayout. Raises PatternError naming what is unsupported.
+
+    `timezone`: IANA name of the zone the JVM writes times in (None: the host's zone);
+    a zone inside `%d{format, zone}` wins."""
+    c = _Compiler(timezone)
+    c.run(_Tokenizer(pattern).run())
+    if c.date is None:
         raise PatternError("the pattern has no %d/%date: records cannot be placed in time")
-    head = "".join(build.text)
-    if has_message and message_last:
-        src = head + r"((?s:.*))()"
-    elif has_message:
-        src = head + r"([^\n]*?)" + "".join(tail_text) + r"(?=\n|\Z)((?s:.*))"
-    else:
-        message_at = len(build.keys)
+    head = "".join(c.text)
+    has_message = c.message_at >= 0
+    if not has_message:
+        c.message_at = len(c.keys)
         src = head + r"(?=\n|\Z)()((?s:.*))"
-    try:
-        regex = re.compile(src)
-    except re.error as exc:  # pragma: no cover - a bug in this module, not in the pattern
-        raise PatternError(f"internal: cannot compile pattern {pattern!r}: {exc}") from None
+    elif c.message_last:
+        src = head + r"((?s:.*))()"
+    else:
+        src = head + r"([^\n]*?)" + "".join(c.tail) + r"(?=\n|\Z)((?s:.*))"
     return CompiledPattern(
-        pattern, tuple(build.keys), regex, date, has_message, message_at, tuple(build.start)
+        source=pattern,
+        keys=tuple(c.keys),
+        regex=re.compile(src),
+        date=c.date,
+        has_message=has_message,
+        message_at=c.message_at,
+        _start_parts=tuple(c.start),
+        _elements=tuple(c.elements),
     )

@@ -2,11 +2,13 @@
 
 The payload is the first line of the message; its last field takes the rest of that line,
 separators included (DashScope error messages contain commas). Continuation lines (a stack
-trace logged with the call) stay in `message` only, so `error_message` groups cleanly. A message is *payload-shaped* when it has at least N-1 separators on its first
-line and its first field holds no whitespace; prose with commas ("loaded: a, b, c") fails that
-test and stays a plain `log`. A payload-shaped message whose int field is not an integer is
-malformed: the caller turns it into a raw record with the reason, never a silent `log`.
-An empty int field (no status when a call failed before HTTP) is null.
+trace logged with the call) stay in `message` only, so `error_message` groups cleanly.
+
+A message is *payload-shaped* when its first line has at least N-1 separators and its first
+field holds no whitespace; prose with commas ("loaded: a, b, c") fails that test and stays a
+plain `log`. A payload-shaped message whose int field is not an integer is malformed: the caller
+turns it into a raw record with the reason, never a silent `log`. An empty int field (no status
+when a call failed before HTTP) is null.
 """
 
 from __future__ import annotations

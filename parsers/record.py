@@ -107,10 +107,7 @@ class RecordParser:
             fields = dict(zip(self._keys, g[:mi], strict=True))
         if self._order is not None:
             fields = {k: fields[k] for k in self._order}
-        if self._has_message:
-            message = g[mi] + g[-1]
-        else:
-            message = g[-1][1:]
+        message = g[mi] + g[-1] if self._has_message else g[-1][1:]
         stamp = fields["time"]
         when = self._epoch(stamp) if self._epoch is not None and isinstance(stamp, str) else None
         if when is None:
@@ -119,26 +116,31 @@ class RecordParser:
         if self._has_line:
             line = fields["line"]
             fields["line"] = None if line in ("?", "") else int(line)  # type: ignore[arg-type]
-        if message.startswith("prompt:"):
-            fields["event"] = "prompt"
-            fields["message"] = message
-        elif message.startswith("result:"):
-            fields["event"] = "result"
-            fields["message"] = message
-        else:
-            payload = self._payload.parse(message)
-            if payload is None:
-                fields["event"] = "log"
-                fields["message"] = message
-            elif isinstance(payload, PayloadError):
-                return _raw(frame, payload.reason, seconds, nanos)
-            else:
-                fields["event"] = "llm_call"
-                fields["message"] = message
-                fields.update(payload)
+        error = self._message(fields, message)
+        if error is not None:
+            return _raw(frame, error, seconds, nanos)
         if frame.flags & _ALTERED:
             fields["parse_error"] = _damage(frame)
         return Record(fields, seconds, nanos, frame.flags)
+
+    def _message(self, fields: dict[str, FieldValue], message: str) -> str | None:
+        """Adds `event`, `message` and the payload fields; the reason if the payload is bad."""
+        if message.startswith("prompt:"):
+            fields["event"] = "prompt"
+        elif message.startswith("result:"):
+            fields["event"] = "result"
+        else:
+            payload = self._payload.parse(message)
+            if isinstance(payload, PayloadError):
+                return payload.reason
+            if payload is not None:
+                fields["event"] = "llm_call"
+                fields["message"] = message
+                fields.update(payload)
+                return None
+            fields["event"] = "log"
+        fields["message"] = message
+        return None
 
 
 def _raw(frame: Frame, reason: str, seconds: int | None, nanos: int) -> Record:

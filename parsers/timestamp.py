@@ -45,38 +45,38 @@ class _Field:
     width: int | None
 
 
+def _numeric(letter: str, count: int) -> _Field:
+    if count == 1:
+        return _Field(letter, count, f"{_DIGITS}{{1,2}}", None)
+    return _Field(letter, count, f"{_DIGITS}{{{count}}}", count)
+
+
+# Letters whose text does not depend on the count: (regex, width or None).
+_FIXED_LETTERS: dict[str, tuple[str, int | None]] = {
+    "E": ("[A-Za-z]+", None),
+    "a": ("[AaPp][Mm]", 2),
+    "Z": ("[+-][0-9]{4}|Z", None),
+    "X": ("Z|[+-][0-9]{2}(?::?[0-9]{2})?", None),
+    "z": ("[A-Za-z][A-Za-z0-9/+_-]*", None),
+    "D": (f"{_DIGITS}{{1,3}}", None),
+}
+
+
 def _field(letter: str, count: int) -> _Field:
-    numeric = "dHkKhmsu"
     if letter == "y":
+        width = 2 if count == 2 else 4
+        return _Field(letter, count, f"{_DIGITS}{{{width}}}", width)
+    if letter == "M" and count >= 3:
         return _Field(
-            letter,
-            count,
-            f"{_DIGITS}{{2}}" if count == 2 else f"{_DIGITS}{{4}}",
-            2 if count == 2 else 4,
+            letter, count, "[A-Za-z]{3}" if count == 3 else "[A-Za-z]+", 3 if count == 3 else None
         )
-    if letter == "M":
-        if count >= 4:
-            return _Field(letter, count, "[A-Za-z]+", None)
-        if count == 3:
-            return _Field(letter, count, "[A-Za-z]{3}", 3)
-    if letter in numeric or letter == "M":
-        if count == 1:
-            return _Field(letter, count, f"{_DIGITS}{{1,2}}", None)
+    if letter in "MdHkKhmsu":
+        return _numeric(letter, count)
+    if letter == "S":  # fraction of a second (logback >= 1.3); SSS = milliseconds either way
         return _Field(letter, count, f"{_DIGITS}{{{count}}}", count)
-    if letter == "S":
-        return _Field(letter, count, f"{_DIGITS}{{{count}}}", count)
-    if letter == "E":
-        return _Field(letter, count, "[A-Za-z]+", None)
-    if letter == "a":
-        return _Field(letter, count, "[AaPp][Mm]", 2)
-    if letter == "Z":
-        return _Field(letter, count, "[+-][0-9]{4}|Z", None)
-    if letter == "X":
-        return _Field(letter, count, "Z|[+-][0-9]{2}(?::?[0-9]{2})?", None)
-    if letter == "z":
-        return _Field(letter, count, "[A-Za-z][A-Za-z0-9/+_-]*", None)
-    if letter == "D":
-        return _Field(letter, count, f"{_DIGITS}{{1,3}}", None)
+    if letter in _FIXED_LETTERS:
+        regex, fixed = _FIXED_LETTERS[letter]
+        return _Field(letter, count, regex, fixed)
     raise DateFormatError(f"date letter {letter!r} is not supported")
 
 
@@ -194,33 +194,34 @@ class DateFormat:
         m = self._full.fullmatch(text)
         if m is None:
             return None
-        year, month, day, hour, minute, second = 1970, 1, 1, 0, 0, 0
-        pm: bool | None = None
+        parts = {"y": 1970, "M": 1, "d": 1, "H": 0, "m": 0, "s": 0}
+        pm = False
         offset: tzinfo | None = None
         for f, v in zip(self._fields, m.groups(), strict=True):
             letter = f.letter
             if letter == "y":
-                year = int(v) + (2000 if f.count == 2 else 0)
+                parts["y"] = int(v) + (2000 if f.count == 2 else 0)
             elif letter == "M":
-                month = int(v) if f.count <= 2 else _MONTHS.get(v[:3].lower(), 0)
-            elif letter == "d":
-                day = int(v)
-            elif letter in "Hk":
-                hour = int(v) % 24
+                parts["M"] = int(v) if f.count <= 2 else _MONTHS.get(v[:3].lower(), 0)
+            elif letter in "dmsHk":
+                parts[letter.replace("k", "H")] = int(v)
             elif letter in "hK":
-                hour = int(v) % 12
-            elif letter == "m":
-                minute = int(v)
-            elif letter == "s":
-                second = int(v)
+                parts["H"] = int(v) % 12
             elif letter == "a":
                 pm = v.lower() == "pm"
             elif letter in "ZX":
                 offset = _offset(v)
-        if pm:
-            hour += 12
+        hour = parts["H"] % 24 + (12 if pm else 0)
         try:
-            moment = datetime(year, month, day, hour, minute, second, tzinfo=offset or self._zone)
+            moment = datetime(
+                parts["y"],
+                parts["M"],
+                parts["d"],
+                hour,
+                parts["m"],
+                parts["s"],
+                tzinfo=offset or self._zone,
+            )
             return int(moment.timestamp())
         except (ValueError, OverflowError, OSError):
             return None
