@@ -2,39 +2,21 @@
 
 from __future__ import annotations
 
-import sys
 import threading
-import types
-from dataclasses import dataclass, field
-from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-try:
-    import parsers.record  # noqa: F401
-except ImportError:  # parsers/record.py lands concurrently; agent.events only needs the name
-    _stub = types.ModuleType("parsers.record")
-    _stub.Record = object  # type: ignore[attr-defined]
-    sys.modules["parsers.record"] = _stub
-
 from agent.acks import AckTracker
 from agent.events import Batch, Event
 from agent.sinks import Outcome
-
-
-@dataclass
-class StandInRecord:
-    fields: dict[str, str | int | None] = field(default_factory=dict)
-    time: int = 1_700_000_000
-    time_ns: int = 0
+from parsers.record import Record
 
 
 def batch(seq: int, source: str, *ends: int) -> Batch:
     b = Batch(seq=seq)
     for end in ends:
-        record: Any = StandInRecord()
-        b.add(Event(record, source, f"/{source}", end, 1))
+        b.add(Event(Record({}, time=1_700_000_000), source, f"/{source}", end, 1))
     return b
 
 

@@ -2,36 +2,16 @@
 
 from __future__ import annotations
 
-import sys
-import types
-from dataclasses import dataclass, field
-from typing import Any
-
 from hypothesis import given
 from hypothesis import strategies as st
 
-try:
-    import parsers.record  # noqa: F401
-except ImportError:  # parsers/record.py lands concurrently; agent.events only needs the name
-    _stub = types.ModuleType("parsers.record")
-    _stub.Record = object  # type: ignore[attr-defined]
-    sys.modules["parsers.record"] = _stub
-
 from agent.batcher import Batcher
 from agent.events import Batch, Event
-
-
-@dataclass
-class StandInRecord:
-    """The attributes of parsers.record.Record that the delivery core reads."""
-
-    fields: dict[str, str | int | None] = field(default_factory=dict)
-    time: int = 1_700_000_000
-    time_ns: int = 0
+from parsers.record import Record
 
 
 def ev(source: str, end: int, size: int = 10) -> Event:
-    record: Any = StandInRecord({"message": f"{source}@{end}"})
+    record = Record({"message": f"{source}@{end}"}, time=1_700_000_000)
     return Event(record, source, f"/logs/{source}.log", end, size)
 
 
