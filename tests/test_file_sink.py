@@ -1,0 +1,165 @@
+"""The file and stdout outputs: durable appends, errors held and retried, a closed pipe."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from agent.config import FileOutput
+from agent.envelope import EnvelopeMaker
+from agent.events import Batch, Event
+from agent.sinks import Outcome
+from agent.sinks.file import FileSink
+from agent.sinks.ndjson import encode_records
+from parsers.record import Record
+
+
+def batch(seq: int, *messages: str, source: str = "a") -> Batch:
+    b = Batch(seq=seq)
+    for i, message in enumerate(messages):
+        record = Record({"event": "log", "message": message}, time=1_700_000_000)
+        b.add(Event(record, source, f"/logs/{source}.log", (i + 1) * 10, 10))
+    return b
+
+
+def sink_at(path: Path, **kw: Any) -> FileSink:
+    return FileSink(FileOutput(type="file", path=str(path)), EnvelopeMaker(source="s"), **kw)
+
+
+def lines(path: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def test_a_line_holds_the_fields_then_what_sls_would_receive(tmp_path: Path) -> None:
+    out = tmp_path / "out.ndjson"
+    sink = FileSink(
+        FileOutput(type="file", path=str(out), topic="t", tags={"team": "ai"}),
+        EnvelopeMaker(topic="t", source="10.1.2.3", tags={"team": "ai"}, hostname="box"),
+    )
+    sink.send(batch(0, "hello"))
+    (line,) = lines(out)
+    assert list(line) == [
+        "event",
+        "message",
+        "__time__",
+        "__time_ns__",
+        "__topic__",
+        "__source__",
+        "__tag__:__hostname__",
+        "__tag__:__path__",
+        "__tag__:__pack_id__",
+        "__tag__:team",
+    ]
+    assert line["__tag__:__path__"] == "/logs/a.log"
+    assert line["__tag__:__hostname__"] == "box"
+
+
+def test_a_restarted_sink_appends_after_what_is_there(tmp_path: Path) -> None:
+    out = tmp_path / "out.ndjson"
+    for seq in range(2):
+        sink = sink_at(out)
+        assert sink.send(batch(seq, f"m{seq}")) is Outcome.DELIVERED
+        sink.close()
+    assert [line["message"] for line in lines(out)] == ["m0", "m1"]
+
+
+def test_an_output_file_moved_away_is_recreated_at_the_configured_path(tmp_path: Path) -> None:
+    out = tmp_path / "out.ndjson"
+    sink = sink_at(out)
+    sink.send(batch(0, "before"))
+    out.rename(tmp_path / "out.ndjson.1")
+    sink.send(batch(1, "after"))
+    assert [line["message"] for line in lines(out)] == ["after"]
+    assert [line["message"] for line in lines(tmp_path / "out.ndjson.1")] == ["before"]
+
+
+def test_a_write_error_is_logged_once_held_and_delivered_once_fixed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "out"
+    blocker.write_text("a file where the output directory should be")
+    out = blocker / "records.ndjson"
+    retries = threading.Semaphore(0)
+    sink = sink_at(out, initial_backoff=0.01, max_backoff=0.02, on_retry=retries.release)
+    result: list[Outcome] = []
+    sender = threading.Thread(target=lambda: result.append(sink.send(batch(0, "kept"))))
+    with caplog.at_level(logging.WARNING):
+        sender.start()
+        for _ in range(5):
+            assert retries.acquire(timeout=10)
+        blocker.unlink()  # the operator fixes the path
+        sender.join(timeout=10)
+    assert result == [Outcome.DELIVERED]
+    assert [line["message"] for line in lines(out)] == ["kept"]
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "holding the data" in errors[0].getMessage()
+
+
+def test_disk_full_never_reports_delivery_and_abort_ends_the_wait_promptly() -> None:
+    retries = threading.Semaphore(0)
+    sink = sink_at(Path("/dev/full"), initial_backoff=5.0, on_retry=retries.release)
+    result: list[Outcome] = []
+    sender = threading.Thread(target=lambda: result.append(sink.send(batch(0, "x" * 1000))))
+    sender.start()
+    assert retries.acquire(timeout=10)  # the first write failed with ENOSPC; now backing off 5 s
+    started = time.monotonic()
+    sink.abort()
+    sender.join(timeout=10)
+    assert result == [Outcome.ABORTED]
+    assert time.monotonic() - started < 1.0
+    sink.close()
+
+
+def test_values_orjson_refuses_are_written_as_text_instead_of_crashing() -> None:
+    record = Record({"message": "bad \udcff byte", "total_tokens": 10**30}, time=None)
+    (line,) = [orjson.loads(x) for x in encode_records([record]).splitlines()]
+    assert line["message"] == "bad \ufffd byte"
+    assert line["total_tokens"] == str(10**30)
+    assert line["__time__"] is None
+
+
+BROKEN_PIPE_WRITER = textwrap.dedent(
+    """
+    import sys
+    from agent.config import StdoutOutput
+    from agent.envelope import EnvelopeMaker
+    from agent.events import Batch, Event
+    from agent.sinks import Outcome
+    from agent.sinks.stdout import StdoutSink
+    from parsers.record import Record
+
+    sink = StdoutSink(StdoutOutput(type="stdout"), EnvelopeMaker(source="s"))
+    for seq in range(100_000):
+        b = Batch(seq)
+        for i in range(50):
+            b.add(Event(Record({"message": "x" * 200}, 1), "a", "/a", i, 1))
+        if sink.send(b) is Outcome.ABORTED:
+            print("aborted at", seq, file=sys.stderr)
+            break
+    sink.close()
+    """
+)
+
+
+def test_stdout_closed_by_its_reader_aborts_sends_without_a_traceback() -> None:
+    writer = subprocess.Popen(
+        [sys.executable, "-c", BROKEN_PIPE_WRITER],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert writer.stdout is not None
+    assert orjson.loads(writer.stdout.readline())["message"] == "x" * 200
+    writer.stdout.close()  # like `| head -n 1`
+    _, err = writer.communicate(timeout=30)
+    assert writer.returncode == 0
+    assert b"aborted at" in err
+    assert b"Traceback" not in err
