@@ -1,0 +1,64 @@
+"""A local SLS Logstore for tests and benchmarks (design.md section 7).
+
+`LocalLogstore` is an HTTP server on 127.0.0.1 that a real aliyun-log-python-sdk `LogClient`
+cannot tell from SLS for PutLogs (`POST /logstores/{logstore}/shards/lb|route`). It checks, with
+the status and errorCode SLS answers:
+
+- the project from `Host: {project}.{endpoint}` (a bare IP Host means the default project):
+  404 ProjectNotExist; the logstore: 404 LogStoreNotExist (both changeable at runtime);
+- the v1 signature: 401 InvalidAccessKeyId, 401 SignatureNotMatch; STS tokens
+  (`x-acs-security-token`): 401 Unauthorized "...token...is invalid." / "...has expired.";
+- `Date` within 15 minutes: 400 RequestTimeExpired; Content-MD5: 400 InvalidContentMD5;
+  `x-log-bodyrawsize`: 400 MissingBodyRawSize / InvalidBodyRawSize; raw body over 10 MB:
+  413 PostBodyTooLarge; lz4 (raw block), zstd, deflate or none, else 400 InvalidCompressType;
+  a corrupt body: 400 PostBodyUncompressError / PostBodyInvalid;
+- the LogGroup: more than 4096 logs: 400 PostBodyTooLarge; a value over 1 MB: 400
+  PostBodyInvalid; a key not `[A-Za-z_][A-Za-z0-9_]{0,127}` or reserved (`__time__`,
+  `__topic__`, `__source__`, ...): 400 InvalidKey; any log time outside [now - 7 d,
+  now + 15 min]: 400 PostBodyInvalid "The post data time is out of range" (whole request).
+
+It answers 200 with an empty body and `x-log-requestid`; errors are JSON
+`{"errorCode", "errorMessage"}` with `x-log-requestid`. `GET /logstores[/{name}]` is also served
+(signed) for reachability checks.
+
+Faults (`server.faults`, a `FaultPlan`): `fail(code, count=, probability=, seconds=)` with
+InternalServerError, ServerBusy, WriteQuotaExceed, ShardWriteQuotaExceed, Unauthorized,
+TokenExpired (or any code with `status=`); `delay(s, ...)`; `drop(after_store=False, ...)`
+closes the connection unanswered, before storing or after (a duplicate, as in real life);
+`server.outage(seconds, refuse=True)` closes the listener and reopens it on the same port,
+`refuse=False` keeps listening but drops every PutLogs connection for the window.
+
+Admin HTTP API (same port; no signature; JSON in and out):
+
+    GET    /_llmtail/stats                     counters (requests, accepted_logs, rejected{code})
+    GET    /_llmtail/records[?project=&logstore=]   {"records": [{key: value}, ...]}
+    GET    /_llmtail/groups[?project=&logstore=]    {"groups": [{topic, source, tags, logs}]}
+    POST   /_llmtail/faults   {"kind": "error|drop|drop_after_store|delay", "code", "status",
+                               "message", "delay", "count" (default 1, null = unlimited),
+                               "probability", "seconds"}
+    DELETE /_llmtail/faults                    clear all rules
+    POST   /_llmtail/logstores {"project", "logstore"}   create; DELETE with the same: remove
+    POST   /_llmtail/expire-token {"token"}
+    POST   /_llmtail/outage {"seconds", "refuse": true}
+    POST   /_llmtail/reset                     forget data, counters and faults
+
+Run it as a process with `python -m tests.logstore --port 0 ...` (see `__main__`).
+"""
+
+from tests.logstore.codec import StoredLog, StoredLogGroup
+from tests.logstore.errors import SlsError
+from tests.logstore.faults import FaultKind, FaultPlan, FaultRule
+from tests.logstore.server import Credential, LocalLogstore
+from tests.logstore.store import Stats
+
+__all__ = [
+    "Credential",
+    "FaultKind",
+    "FaultPlan",
+    "FaultRule",
+    "LocalLogstore",
+    "SlsError",
+    "Stats",
+    "StoredLog",
+    "StoredLogGroup",
+]
