@@ -1,0 +1,509 @@
+"""The file side of tailing: which files exist, who they are, and their next bytes.
+
+The watcher owns discovery and one `Tailer` per file identity. Its layer ends at bytes: the
+caller (the reading loop) turns chunks into records and decides when offsets are committed.
+
+Contract with the reading loop:
+
+    watcher = Watcher(cfg.inputs, positions, cfg.tail, first_start=not checkpoint_existed)
+    chunks = watcher.poll(now, budget_bytes)   # budget 0 = backpressure: read nothing
+    for notice in watcher.notices():           # handle these BEFORE this poll's chunks
+        ...                                    # Opened / Truncated / Rotated / Released
+    for chunk in chunks:                       # chunk.offset == where that file's data resumes
+        ...
+    watcher.idle_since(key)                    # writer idle since (fully read), for flushes
+    watcher.files()                            # FileStatus per file, for metrics and status
+    watcher.close()                            # stops the directory observer, closes fds
+
+Ordering guarantees:
+- Every notice returned by `notices()` after a `poll()` applies before that poll's chunks:
+  `Opened` precedes a key's first chunk; after `Truncated(key)` the next chunk of that key has
+  offset 0; `Released(key)` comes only after the poll that returned the key's last chunk.
+- Per key, chunks are contiguous: each chunk starts where the previous one ended (a
+  `Truncated` notice is the only way back), so offsets never go backwards otherwise.
+
+Where reading starts:
+- A key in `positions` (the checkpoint) resumes at its offset when a file with the same device,
+  inode and head is found, under any discovered path, or next to its saved path at startup (a
+  file rotated while the agent was down, read to its end, then released).
+- `start_at` (`end` | `beginning`) applies only to files present at the first scan of a first
+  start (no checkpoint at all); `end` starts after the last complete line. Every file seen
+  later, or on a restart with a checkpoint, is new and read from 0.
+
+Rotation: a file whose path no longer leads to it (renamed out of the globs, deleted) keeps
+being read through its fd; it is released once read to its end and quiet for `rotate_wait`
+seconds after both its last growth and the moment it was seen gone (Fluent Bit's rotate_wait:
+some writers finish a buffered write after the rename). A deleted file held open longer than
+`deleted_open_warning` is logged once as pinning disk space.
+
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from agent.config import InputConfig, TailConfig
+from agent.discovery import Discovery, Found
+from agent.fingerprint import HEAD_BYTES, FileIdentity, head_hash, mint_key
+from agent.tailer import Change, OpenedFile, Tailer, open_file
+
+_log = logging.getLogger(__name__)
+
+MAX_CHUNK = 1 << 20
+"""Largest single chunk: bounds the memory one read can take."""
+
+_MIN_SHARE = 16 * 1024  # a fair share smaller than this costs more in syscalls than it buys
+_END_LOOKBACK = 64 * 1024  # start_at end: how far back to look for the last newline
+_RECENT_KEYS = 10_000  # released keys remembered so a reused inode gets a distinct key
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """The next bytes of a file: `data` starts at byte `offset` of the file identity `key`."""
+
+    key: str
+    path: str
+    offset: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """Reading of `key` starts at `offset`; `input_index` says which input (encoding...)."""
+
+    key: str
+    path: str
+    offset: int
+    input_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class Truncated:
+    """The file shrank or its head changed (copytruncate): reading restarts at 0."""
+
+    key: str
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rotated:
+    """The file is now under `new_path`, or under no watched path (None): it will drain."""
+
+    key: str
+    old_path: str
+    new_path: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    """Read to its end and closed (or not found at all): flush it, drop its checkpoint entry."""
+
+    key: str
+    path: str
+    offset: int
+
+
+Notice = Opened | Truncated | Rotated | Released
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """A checkpointed position: where the file identity was and how far it was delivered."""
+
+    path: str
+    offset: int
+    identity: FileIdentity
+
+
+@dataclass(frozen=True, slots=True)
+class FileStatus:
+    """One file for metrics and status pages."""
+
+    key: str
+    path: str
+    offset: int
+    size: int
+    behind: int
+    followed: bool  # False: rotated away or deleted, draining
+    deleted_since: float | None
+    identity: FileIdentity  # what to checkpoint (its head grows with the file)
+    input_index: int
+
+
+class Watcher:
+    """Discovery plus one tailer per file identity; see the module docstring for the contract."""
+
+    def __init__(
+        self,
+        inputs: Sequence[InputConfig],
+        positions: Mapping[str, Resume],
+        tail: TailConfig,
+        *,
+        first_start: bool,
+        rotate_wait: float = 5.0,
+        watch: bool = True,
+    ) -> None:
+        self._inputs = list(inputs)
+        self._tail = tail
+        self._first_start = first_start
+        self._rotate_wait = rotate_wait
+        self._discovery = Discovery(self._inputs, tail.rescan_interval, watch=watch)
+        self._tailers: dict[str, Tailer] = {}
+        self._by_inode: dict[tuple[int, int], str] = {}
+        self._followed: set[str] = set()
+        self._gone_at: dict[str, float] = {}  # key -> when its path stopped leading to it
+        self._restore: dict[str, Resume] = {
+            key: Resume(r.path, max(r.offset, 0), _rekey(r.identity, key))
+            for key, r in positions.items()
+        }
+        self._released: OrderedDict[str, None] = OrderedDict()
+        self._notices: list[Notice] = []
+        self._scanned = False
+        self._rr = 0
+        self._unreadable: set[str] = set()
+
+    # -- the contract -------------------------------------------------------------------
+
+    def poll(self, now: float, budget_bytes: int) -> list[Chunk]:
+        """Rescan if due, check every file, release drained ones, read up to `budget_bytes`."""
+        if self._discovery.due(now):
+            self._rescan(now)
+        self._refresh(now)
+        self._release_drained(now)
+        return self._read(budget_bytes)
+
+    def notices(self) -> list[Notice]:
+        """Lifecycle notices since the last call, oldest first."""
+        out, self._notices = self._notices, []
+        return out
+
+    def idle_since(self, key: str) -> float | None:
+        """When the file last grew, if it is fully read; None while bytes are unread."""
+        t = self._tailers.get(key)
+        if t is None or t.behind > 0:
+            return None
+        return t.changed_at
+
+    def files(self) -> list[FileStatus]:
+        return [
+            FileStatus(
+                key=t.key,
+                path=t.path,
+                offset=t.offset,
+                size=t.size,
+                behind=t.behind,
+                followed=t.key in self._followed,
+                deleted_since=t.deleted_since,
+                identity=t.identity,
+                input_index=t.input_index,
+            )
+            for t in self._tailers.values()
+        ]
+
+    def close(self) -> None:
+        self._discovery.close()
+        for t in self._tailers.values():
+            t.close()
+
+    # -- discovery -----------------------------------------------------------------------
+
+    def _rescan(self, now: float) -> None:
+        found = self._discovery.scan(now)
+        initial = not self._scanned
+        self._scanned = True
+        seen: dict[tuple[int, int], Found] = {}
+        for f in found:
+            try:
+                st = os.stat(f.path)
+            except OSError:
+                continue  # vanished since the glob: the next scan will tell
+            seen.setdefault((st.st_dev, st.st_ino), f)
+        self._match_known(seen, now)
+        self._open_new(list(seen.values()), now, initial)
+        if initial:
+            self._find_rotated_while_down(now)
+
+    def _match_known(self, seen: dict[tuple[int, int], Found], now: float) -> None:
+        """Follow known files to their current path, or mark them gone (they drain)."""
+        for key, t in self._tailers.items():
+            f = seen.pop((t.identity.dev, t.identity.ino), None)
+            if f is not None:
+                if f.path != t.path and not _leads_to(t.path, t.identity):
+                    _log.info("%s was renamed to %s; still reading it", t.path, f.path)
+                    self._notices.append(Rotated(key, t.path, f.path))
+                    t.path = f.path
+                self._followed.add(key)
+                self._gone_at.pop(key, None)
+            elif key in self._followed and not _leads_to(t.path, t.identity):
+                # A glob hiccup (NFS, permissions) must not orphan a file its path still shows.
+                _log.info("%s was rotated or deleted; reading it to its end", t.path)
+                self._followed.discard(key)
+                self._gone_at[key] = now
+                self._notices.append(Rotated(key, t.path, None))
+
+    def _open_new(self, found: list[Found], now: float, initial: bool) -> None:
+        unclaimed: list[tuple[Found, OpenedFile]] = []
+        for f in found:
+            opened = self._open(f.path)
+            if opened is None:
+                continue
+            if (opened.dev, opened.ino) in self._by_inode:  # raced with a rename: next scan
+                opened.close()
+                continue
+            key = self._claim(opened, by_inode=True)
+            if key is not None:
+                self._resume(key, opened, f.path, f.input_index, now, followed=True)
+            else:
+                unclaimed.append((f, opened))
+        # Head-only matching comes second so that a file's own inode always wins over a copy.
+        for f, opened in unclaimed:
+            key = self._claim(opened, by_inode=False)
+            if key is not None:
+                self._resume(key, opened, f.path, f.input_index, now, followed=True)
+                continue
+            key = mint_key(opened.dev, opened.ino, _TakenKeys(self))
+            identity = FileIdentity.of(key, opened.dev, opened.ino, opened.head)
+            start_at = self._inputs[f.input_index].start_at
+            offset = 0
+            if initial and self._first_start and start_at == "end":
+                offset = _after_last_newline(opened)
+            self._start(
+                Tailer(opened, identity, f.path, offset=offset, input_index=f.input_index, now=now)
+            )
+            _log.info("following %s from offset %d", f.path, offset)
+
+    def _find_rotated_while_down(self, now: float) -> None:
+        """Checkpointed files not found by the globs: look next to where they were."""
+        for key, r in list(self._restore.items()):
+            for candidate in _siblings(r.path):
+                try:
+                    st = os.stat(candidate)
+                except OSError:
+                    continue
+                if not r.identity.same_inode(st.st_dev, st.st_ino):
+                    continue
+                opened = self._open(candidate)
+                if opened is None or not r.identity.matches_head(opened.head):
+                    if opened is not None:
+                        opened.close()
+                    continue
+                del self._restore[key]
+                _log.info(
+                    "%s was rotated to %s while stopped; reading it to its end", r.path, candidate
+                )
+                index = self._discovery.input_for(r.path)
+                self._resume(key, opened, candidate, index, now, followed=False, resume=r)
+                break
+            else:
+                # Kept in _restore: if it shows up later (a late mount), it resumes, not restarts.
+                _log.warning(
+                    "%s (checkpointed at offset %d) is gone: rotated away or deleted while the "
+                    "agent was stopped; anything written after that offset was not read",
+                    r.path,
+                    r.offset,
+                )
+                self._notices.append(Released(key, r.path, r.offset))
+
+    def _claim(self, opened: OpenedFile, *, by_inode: bool) -> str | None:
+        """The checkpoint key this file resumes, if any; removes it from the candidates."""
+        full = len(opened.head) >= HEAD_BYTES
+        digest = head_hash(opened.head[:HEAD_BYTES]) if full else ""
+        for key, r in self._restore.items():
+            ident = r.identity
+            if by_inode:
+                hit = ident.same_inode(opened.dev, opened.ino) and ident.matches_head(opened.head)
+            else:  # the device number changed (remount, new container): a full head must match
+                hit = full and ident.complete and ident.head_hash == digest
+            if hit:
+                return key
+        return None
+
+    def _resume(
+        self,
+        key: str,
+        opened: OpenedFile,
+        path: str,
+        input_index: int,
+        now: float,
+        *,
+        followed: bool,
+        resume: Resume | None = None,
+    ) -> None:
+        r = resume or self._restore.pop(key)
+        self._released.pop(key, None)
+        identity = FileIdentity.of(key, opened.dev, opened.ino, opened.head)
+        offset = r.offset
+        truncated = opened.size < offset
+        if truncated:
+            offset = 0
+        t = Tailer(opened, identity, path, offset=offset, input_index=input_index, now=now)
+        self._start(t, followed=followed, now=now)
+        if truncated:
+            _log.warning("%s shrank below its checkpoint while stopped; reading from 0", path)
+            self._notices.append(Truncated(key, path))
+        else:
+            _log.info("resuming %s at offset %d", path, offset)
+
+    def _start(self, t: Tailer, *, followed: bool = True, now: float = 0.0) -> None:
+        self._tailers[t.key] = t
+        self._by_inode[(t.identity.dev, t.identity.ino)] = t.key
+        if followed:
+            self._followed.add(t.key)
+        else:
+            self._gone_at[t.key] = now
+        self._notices.append(Opened(t.key, t.path, t.offset, t.input_index))
+
+    def _open(self, path: str) -> OpenedFile | None:
+        try:
+            opened = open_file(path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if path not in self._unreadable:
+                self._unreadable.add(path)
+                _log.warning("cannot read %s: %s", path, exc.strerror or exc)
+            return None
+        self._unreadable.discard(path)
+        return opened
+
+    def key_in_use(self, key: str) -> bool:
+        """Is `key` live, checkpointed or recently released (so a new file must not take it)?"""
+        return key in self._tailers or key in self._restore or key in self._released
+
+    # -- per poll ------------------------------------------------------------------------
+
+    def _refresh(self, now: float) -> None:
+        for key, t in list(self._tailers.items()):
+            try:
+                change = t.refresh(now)
+            except OSError as exc:  # ESTALE on NFS, EIO: the file is lost to us
+                _log.warning("%s: %s; letting it go at offset %d", t.path, exc, t.offset)
+                self._release(key)
+                continue
+            if change is Change.TRUNCATED:
+                _log.warning("%s was truncated (copytruncate?); reading it again from 0", t.path)
+                self._notices.append(Truncated(key, t.path))
+            self._warn_pinned(t, now)
+
+    def _warn_pinned(self, t: Tailer, now: float) -> None:
+        if t.deleted_since is None or t.deleted_warned:
+            return
+        if now - t.deleted_since >= self._tail.deleted_open_warning:
+            t.deleted_warned = True
+            _log.warning(
+                "%s was deleted %.0f s ago but is still open (%d bytes unread, size %d): its "
+                "disk space stays in use until it is read or the writer closes it",
+                t.path,
+                now - t.deleted_since,
+                t.behind,
+                t.size,
+            )
+
+    def _release_drained(self, now: float) -> None:
+        for key, gone_at in list(self._gone_at.items()):
+            t = self._tailers[key]
+            quiet_since = max(t.changed_at, gone_at)
+            if t.behind == 0 and now - quiet_since >= self._rotate_wait:
+                self._release(key)
+
+    def _release(self, key: str) -> None:
+        t = self._tailers.pop(key)
+        t.close()
+        self._by_inode.pop((t.identity.dev, t.identity.ino), None)
+        self._followed.discard(key)
+        self._gone_at.pop(key, None)
+        self._released[key] = None
+        while len(self._released) > _RECENT_KEYS:
+            self._released.popitem(last=False)
+        _log.info("finished %s at offset %d", t.path, t.offset)
+        self._notices.append(Released(key, t.path, t.offset))
+
+    def _read(self, budget: int) -> list[Chunk]:
+        """Round-robin fair reads: each file gets an equal share, leftovers go around again."""
+        chunks: list[Chunk] = []
+        if budget <= 0 or not self._tailers:
+            return chunks
+        order = list(self._tailers.values())
+        self._rr = (self._rr + 1) % len(order)
+        order = order[self._rr :] + order[: self._rr]
+        # Draining files first: they pin fds (and disk, when deleted) until they are done.
+        order.sort(key=lambda t: t.key in self._followed)
+        pending = [t for t in order if t.behind > 0]
+        remaining = budget
+        while remaining > 0 and pending:
+            share = max(remaining // len(pending), _MIN_SHARE)
+            still: list[Tailer] = []
+            for t in pending:
+                want = min(share, remaining, t.behind, MAX_CHUNK)
+                if want <= 0:
+                    break
+                offset = t.offset
+                try:
+                    data = t.read(want)
+                except OSError as exc:
+                    _log.warning("%s: read failed at offset %d: %s", t.path, offset, exc)
+                    continue
+                if not data:
+                    t.size = t.offset  # shrank under us; the next refresh decides
+                    continue
+                chunks.append(Chunk(t.key, t.path, offset, data))
+                remaining -= len(data)
+                if t.behind > 0:
+                    still.append(t)
+            pending = still
+        return chunks
+
+
+class _TakenKeys:
+    """The keys a new file must not get, as a container for mint_key."""
+
+    def __init__(self, watcher: Watcher) -> None:
+        self._watcher = watcher
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self._watcher.key_in_use(key)
+
+
+def _rekey(identity: FileIdentity, key: str) -> FileIdentity:
+    if identity.key == key:
+        return identity
+    return FileIdentity(key, identity.dev, identity.ino, identity.head_len, identity.head_hash)
+
+
+def _leads_to(path: str, identity: FileIdentity) -> bool:
+    """Does `path` still name this file (same device and inode)?"""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return identity.same_inode(st.st_dev, st.st_ino)
+
+
+def _siblings(path: str) -> list[str]:
+    """Files in the directory of `path` (and of its symlink target): where rotations go."""
+    dirs = {os.path.dirname(path), os.path.dirname(os.path.realpath(path))}
+    out: list[str] = []
+    for d in sorted(dirs):
+        try:
+            names = sorted(os.listdir(d))
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+                _log.warning("cannot list %s: %s", d, exc.strerror or exc)
+            continue
+        out.extend(os.path.join(d, n) for n in names)
+    return out
+
+
+def _after_last_newline(opened: OpenedFile) -> int:
+    """Where `start_at: end` starts: after the last complete line, so no line is cut in two."""
+    start = max(opened.size - _END_LOOKBACK, 0)
+    tail = os.pread(opened.fd, opened.size - start, start)
+    cut = tail.rfind(b"\n")
+    if cut >= 0:
+        return start + cut + 1
+    return 0 if start == 0 else opened.size  # a lone partial line is read whole

@@ -1,0 +1,535 @@
+"""The watcher with real files: rotation, truncation, deletion, restarts, many files.
+
+A `Reader` plays the reading loop: it applies notices before chunks (the contract), checks that
+each key's chunks are contiguous, and keeps what was read per key. The clock is injected; the
+only real waiting is where watchdog latency is the thing tested.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from agent.config import InputConfig, TailConfig
+from agent.fingerprint import FileIdentity
+from agent.watcher import (
+    Chunk,
+    Opened,
+    Released,
+    Resume,
+    Rotated,
+    Truncated,
+    Watcher,
+)
+
+TAIL = TailConfig(rescan_interval=1.0, deleted_open_warning=30.0)
+
+
+@dataclass
+class Stream:
+    """What was read of one key since its last Opened/Truncated."""
+
+    path: str
+    start: int
+    data: bytearray = field(default_factory=bytearray)
+    truncations: int = 0
+    released: bool = False
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.data)
+
+
+class Reader:
+    """Drives a watcher like the daemon's reading loop does, with an injected clock."""
+
+    def __init__(self, watcher: Watcher, now: float = 1000.0) -> None:
+        self.watcher = watcher
+        self.now = now
+        self.streams: dict[str, Stream] = {}
+        self.notices: list[object] = []
+
+    def poll(self, budget: int = 1 << 20, advance: float = 0.25) -> list[Chunk]:
+        self.now += advance
+        chunks = self.watcher.poll(self.now, budget)
+        for n in self.watcher.notices():
+            self.notices.append(n)
+            if isinstance(n, Opened):
+                self.streams[n.key] = Stream(n.path, n.offset)
+            elif isinstance(n, Truncated):
+                s = self.streams[n.key]
+                s.start, s.data, s.truncations = 0, bytearray(), s.truncations + 1
+            elif isinstance(n, Rotated):
+                self.streams[n.key].path = n.new_path or self.streams[n.key].path
+            elif isinstance(n, Released) and n.key in self.streams:
+                s = self.streams[n.key]
+                assert not s.released
+                assert n.offset == s.end, "released before its last chunk was delivered"
+                s.released = True
+        for c in chunks:
+            s = self.streams[c.key]
+            assert not s.released
+            assert c.offset == s.end, "chunks of a key must be contiguous"
+            assert c.data
+            s.data += c.data
+        return chunks
+
+    def settle(self, polls: int = 12, advance: float = 1.0) -> None:
+        """Poll until the clock passes rescans and rotate_wait, reading everything."""
+        for _ in range(polls):
+            self.poll(advance=advance)
+
+    def by_path(self, path: Path | str) -> Stream:
+        matches = [s for s in self.streams.values() if s.path == str(path) and not s.released]
+        assert len(matches) == 1, f"{path}: {len(matches)} live streams"
+        return matches[0]
+
+    def read_of(self, content: bytes) -> list[Stream]:
+        return [s for s in self.streams.values() if bytes(s.data) == content]
+
+
+def watcher(
+    paths: list[str],
+    positions: dict[str, Resume] | None = None,
+    *,
+    start_at: str = "beginning",
+    exclude: list[str] | None = None,
+    first_start: bool = True,
+    watch: bool = False,
+    tail: TailConfig = TAIL,
+) -> Watcher:
+    spec = InputConfig(paths=paths, exclude=exclude or [], start_at=start_at)  # type: ignore[arg-type]
+    return Watcher([spec], positions or {}, tail, first_start=first_start, watch=watch)
+
+
+@pytest.fixture
+def logs(tmp_path: Path) -> Path:
+    d = tmp_path / "logs"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def closing() -> Iterator[list[Watcher]]:
+    made: list[Watcher] = []
+    yield made
+    for w in made:
+        w.close()
+
+
+def lines(tag: str, start: int, count: int) -> bytes:
+    return b"".join(f"{tag} line {i:06d} payload\n".encode() for i in range(start, start + count))
+
+
+def append(path: Path, data: bytes) -> None:
+    with path.open("ab") as f:
+        f.write(data)
+
+
+# -- start positions -------------------------------------------------------------------------
+
+
+def test_a_file_shorter_than_the_fingerprint_is_read_and_followed(
+    logs: Path, closing: list[Watcher]
+) -> None:
+    app = logs / "app.log"
+    app.write_bytes(b"hi\n")
+    r = Reader(w := watcher([str(logs / "*.log")]))
+    closing.append(w)
+    r.poll()
+    assert bytes(r.by_path(app).data) == b"hi\n"
+    append(app, b"there\n" + b"x" * 3000 + b"\n")
+    r.poll()
+    assert bytes(r.by_path(app).data) == app.read_bytes()
+    assert len(r.streams) == 1, "growing past the fingerprint length must not make a new file"
+
+
+def test_start_at_end_skips_existing_content_but_not_later_files(
+    logs: Path, closing: list[Watcher]
+) -> None:
+    old = logs / "old.log"
+    old.write_bytes(lines("old", 0, 100) + b"partial")
+    r = Reader(w := watcher([str(logs / "*.log")], start_at="end"))
+    closing.append(w)
+    r.poll()
+    append(old, b" line completed\n")
+    new = logs / "new.log"
+    new.write_bytes(lines("new", 0, 5))
+    r.settle(2)
+    # The line in progress at startup is read whole; complete lines before it are skipped.
+    assert bytes(r.by_path(old).data) == b"partial line completed\n"
+    assert bytes(r.by_path(new).data) == new.read_bytes()
+
+
+def test_start_at_beginning_reads_existing_content(logs: Path, closing: list[Watcher]) -> None:
+    old = logs / "old.log"
+    old.write_bytes(lines("old", 0, 100))
+    r = Reader(w := watcher([str(logs / "*.log")], start_at="beginning"))
+    closing.append(w)
+    r.poll()
+    assert bytes(r.by_path(old).data) == old.read_bytes()
+
+
+def test_start_at_end_does_not_apply_when_a_checkpoint_existed(
+    logs: Path, closing: list[Watcher]
+) -> None:
+    # A file that appeared while the agent was down is new: nothing of it was read yet.
+    new = logs / "new.log"
+    new.write_bytes(lines("new", 0, 10))
+    r = Reader(w := watcher([str(logs / "*.log")], start_at="end", first_start=False))
+    closing.append(w)
+    r.poll()
+    assert bytes(r.by_path(new).data) == new.read_bytes()
+
+
+# -- rotation ----------------------------------------------------------------------------------
+
+
+def test_rename_rotation_under_continuous_writing_reads_every_byte_once(
+    logs: Path, closing: list[Watcher]
+) -> None:
+    app = logs / "app.log"
+    r = Reader(w := watcher([str(logs / "*.log")]))
+    closing.append(w)
+    written: list[bytes] = []
+    current = bytearray()
+    f = app.open("ab")
+    n = 0
+    for generation in range(6):
+        for _ in range(10):
+            chunk = lines(f"g{generation}", n, 37)
+            n += 37
+            f.write(chunk)
+            f.flush()
+            current += chunk
+            r.poll(budget=4096)  # slower than the writer: rotation happens with a backlog
+        # Logback: a last write, rename, then the new file; the old one still has unread bytes.
+        f.close()
+        os.rename(app, logs / f"app.{generation}.log.old")
+        written.append(bytes(current))
+        current = bytearray()
+        f = app.open("ab")
+    f.close()
+    written.append(bytes(current))
+    r.settle(40)
+    for content in written:
+        if content:
+            assert len(r.read_of(content)) == 1, "each generation is read once, whole, in order"
+    assert sum(len(s.data) for s in r.streams.values()) == sum(len(c) for c in written)
+    released = [s for s in r.streams.values() if s.released]
+    assert len(released) == 6, "rotated files are let go once read"
+    assert len(w.files()) == 1
+
+
+def test_rotated_file_stays_followed_when_its_new_name_still_matches(
+    logs: Path, closing: list[Watcher]
+) -> None:
+    app = logs / "app.log"
+    app.write_bytes(lines("a", 0, 10))
+    r = Reader(w := watcher([str(logs / "app*.log")]))
+    closing.append(w)
+    r.poll()
+    os.rename(app, logs / "app.1.log")
+    append(logs / "app.1.log", lines("a", 10, 5))
+    app.write_bytes(lines("b", 0, 3))
+    r.settle(3)
+    assert Rotated(next(iter(r.streams)), str(app), str(logs / "app.1.log")) in r.notices
+    assert len(r.read_of(lines("a", 0, 15))) == 1
+    assert len(r.read_of(lines("b", 0, 3))) == 1
+    assert not any(isinstance(n, Released) for n in r.notices), "still matched: still followed"
+
+
+def test_inode_reused_by_the_new_file_is_read_as_a_new_file(
+    logs: Path, closing: list[Watcher]
+) -> None:
+    app = logs / "app.log"
+    first = lines("first", 0, 50)
+    app.write_bytes(first)
+    r = Reader(w := watcher([str(logs / "*.log")]))
+    closing.append(w)
+    r.poll()
+    os.unlink(app)
+    r.settle(10)  # read to its end, released: its inode is free again
+    second = lines("second", 0, 7)
+    app.write_bytes(second)
+    r.settle(2)
+    assert [bytes(s.data) for s in r.streams.values()] == [first, second]
+    keys = list(r.streams)
+    assert keys[0] != keys[1], "a new file must never share a key with the one before it"
+
+
+def test_copytruncate_restarts_at_zero(logs: Path, closing: list[Watcher]) -> None:
+    app = logs / "app.log"
+    app.write_bytes(lines("before", 0, 100))
+    r = Reader(w := watcher([str(logs / "*.log")]))
+    closing.append(w)
+    r.poll()
+    shutil.copyfile(app, logs / "app.log.1")
+    with app.open("r+b") as f:
+        f.truncate(0)
+    append(app, lines("after", 0, 3))
+    r.poll()
+    s = r.by_path(app)
+    assert s.truncations == 1
+    assert bytes(s.data) == lines("after", 0, 3)
+
+
+def test_truncated_and_rewritten_past_the_offset_between_polls_is_noticed(
+    logs: Path, closing: list[Watcher]
+) -> None:
+    app = logs / "app.log"
+    app.write_bytes(lines("before", 0, 3))
+    r = Reader(w := watcher([str(logs / "*.log")]))
+    closing.append(w)
+    r.poll()
+    app.write_bytes(lines("after", 0, 50))  # truncate + write more than was there
+    r.poll()
+    s = r.by_path(app)
+    assert s.truncations == 1
+    assert bytes(s.data) == app.read_bytes()
+
+
+# -- deletion ----------------------------------------------------------------------------------
+
+
+def test_deleted_while_open_is_read_to_its_end_then_closed(
+    logs: Path, closing: list[Watcher], caplog: pytest.LogCaptureFixture
+) -> None:
+    app = logs / "app.log"
+    content = lines("x", 0, 2000)
+    app.write_bytes(content)
+    r = Reader(w := watcher([str(logs / "*.log")]))
+    closing.append(w)
+    r.poll(budget=10_000)
+    os.unlink(app)
+    r.poll(budget=10_000)
+    assert [f.deleted_since for f in w.files()] == [r.now]
+    r.settle(20, advance=0.5)
+    assert len(r.read_of(content)) == 1
+    (s,) = r.streams.values()
+    assert s.released
+    assert w.files() == []
+
+
+def test_a_deleted_file_held_open_long_is_warned_about_once(
+    logs: Path, closing: list[Watcher], caplog: pytest.LogCaptureFixture
+) -> None:
+    app = logs / "app.log"
+    app.write_bytes(lines("x", 0, 10_000))
+    r = Reader(w := watcher([str(logs / "*.log")]))
+    closing.append(w)
+    r.poll(budget=1)  # backpressure: the file cannot be drained
+    os.unlink(app)
+    with caplog.at_level(logging.WARNING, logger="agent.watcher"):
+        for _ in range(10):
+            r.poll(budget=0, advance=10.0)
+    pinned = [m for m in caplog.messages if "still open" in m]
+    assert len(pinned) == 1
+    assert str(app) in pinned[0]
+
+
+# -- budget and fairness -----------------------------------------------------------------------
+
+
+def test_budget_zero_reads_nothing_and_files_are_the_buffer(
+    logs: Path, closing: list[Watcher]
+) -> None:
+    app = logs / "app.log"
+    app.write_bytes(lines("x", 0, 100))
+    r = Reader(w := watcher([str(logs / "*.log")]))
+    closing.append(w)
+    for _ in range(5):
+        assert r.poll(budget=0) == []
+    (status,) = w.files()
+    assert status.behind == app.stat().st_size
+    r.poll()
+    assert bytes(r.by_path(app).data) == app.read_bytes()
+
+
+def test_two_hundred_files_share_the_budget_fairly(logs: Path, closing: list[Watcher]) -> None:
+    contents = {}
+    for i in range(200):
+        p = logs / f"f{i:03d}.log"
+        contents[str(p)] = lines(f"f{i}", 0, 2000)  # ~50 KB each
+        p.write_bytes(contents[str(p)])
+    r = Reader(w := watcher([str(logs / "*.log")]))
+    closing.append(w)
+    chunks = r.poll(budget=200 * 16 * 1024)
+    assert sum(len(c.data) for c in chunks) <= 200 * 16 * 1024
+    assert len({c.key for c in chunks}) == 200, "every file gets a share of each poll"
+    for _ in range(20):
+        r.poll(budget=1 << 20)
+    assert {s.path: bytes(s.data) for s in r.streams.values()} == contents
+
+
+def test_idle_since_tells_when_the_writer_stopped(logs: Path, closing: list[Watcher]) -> None:
+    app = logs / "app.log"
+    app.write_bytes(b"a partial line")
+    r = Reader(w := watcher([str(logs / "*.log")]))
+    closing.append(w)
+    r.poll(budget=4)
+    key = next(iter(r.streams))
+    assert w.idle_since(key) is None, "unread bytes: not idle"
+    r.poll()
+    grown_at = r.now
+    r.poll()
+    r.poll()
+    assert w.idle_since(key) == pytest.approx(grown_at - 0.25)
+
+
+# -- discovery-related ---------------------------------------------------------------------------
+
+
+def test_excluded_files_are_not_read(logs: Path, closing: list[Watcher]) -> None:
+    (logs / "app.log").write_bytes(b"yes\n")
+    (logs / "debug.log").write_bytes(b"no\n")
+    r = Reader(w := watcher([str(logs / "*.log")], exclude=["*/debug.log"]))
+    closing.append(w)
+    r.poll()
+    assert [bytes(s.data) for s in r.streams.values()] == [b"yes\n"]
+
+
+def test_symlinked_path_is_followed_and_one_target_is_one_file(
+    tmp_path: Path, logs: Path, closing: list[Watcher]
+) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    target = real / "app-2025.log"
+    target.write_bytes(b"via link\n")
+    (logs / "current.log").symlink_to(target)
+    r = Reader(w := watcher([str(logs / "*.log"), str(real / "*.log")]))
+    closing.append(w)
+    r.poll()
+    append(target, b"more\n")
+    r.poll()
+    assert [bytes(s.data) for s in r.streams.values()] == [b"via link\nmore\n"]
+
+
+def test_a_directory_created_later_is_found_by_the_rescan(
+    tmp_path: Path, closing: list[Watcher]
+) -> None:
+    later = tmp_path / "later"
+    r = Reader(w := watcher([str(later / "*.log")]))
+    closing.append(w)
+    r.poll()
+    later.mkdir()
+    (later / "app.log").write_bytes(b"hello\n")
+    r.poll(advance=2.0)
+    assert [bytes(s.data) for s in r.streams.values()] == [b"hello\n"]
+
+
+def test_a_new_file_is_picked_up_within_a_second_by_watchdog(
+    logs: Path, closing: list[Watcher]
+) -> None:
+    w = watcher([str(logs / "*.log")], watch=True, tail=TailConfig(rescan_interval=3600))
+    closing.append(w)
+    w.poll(time.monotonic(), 1 << 20)
+    (logs / "new.log").write_bytes(b"fresh\n")
+    deadline = time.monotonic() + 2.0
+    got: list[Chunk] = []
+    while not got and time.monotonic() < deadline:
+        got = w.poll(time.monotonic(), 1 << 20)
+        time.sleep(0.02)  # watchdog's latency is what this test measures
+    assert [c.data for c in got] == [b"fresh\n"]
+
+
+def test_an_unreadable_file_gives_one_log_line(
+    logs: Path, closing: list[Watcher], caplog: pytest.LogCaptureFixture
+) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root reads everything")
+    app = logs / "app.log"
+    app.write_bytes(b"secret\n")
+    app.chmod(0)
+    r = Reader(w := watcher([str(logs / "*.log")]))
+    closing.append(w)
+    with caplog.at_level(logging.WARNING):
+        r.settle(5)
+    assert len([m for m in caplog.messages if "cannot read" in m]) == 1
+
+
+# -- restarts ----------------------------------------------------------------------------------
+
+
+def checkpoint(w: Watcher, r: Reader) -> dict[str, Resume]:
+    """What the daemon would have committed: everything read so far."""
+    return {
+        f.key: Resume(f.path, r.streams[f.key].end, FileIdentity.from_dict(f.identity.to_dict()))
+        for f in w.files()
+    }
+
+
+def test_restart_resumes_where_it_stopped_even_after_rotation_while_down(
+    logs: Path, closing: list[Watcher]
+) -> None:
+    app = logs / "app.log"
+    other = logs / "other.log"
+    app.write_bytes(lines("a", 0, 100))
+    other.write_bytes(b"x")  # shorter than the fingerprint
+    r1 = Reader(w1 := watcher([str(logs / "*.log")]))
+    closing.append(w1)
+    r1.poll(budget=64 * 1024)
+    saved = checkpoint(w1, r1)
+    w1.close()
+    # While the agent is down: more lines, then a rename rotation and a new active file.
+    append(app, lines("a", 100, 50))
+    append(other, b"yz\n")
+    os.rename(app, logs / "app.log.1")  # not matched by the glob any more
+    app.write_bytes(lines("b", 0, 10))
+    r2 = Reader(w2 := watcher([str(logs / "*.log")], saved, first_start=False))
+    closing.append(w2)
+    r2.settle(10)
+    old_key = next(k for k, v in saved.items() if v.path == str(app))
+    s = r2.streams[old_key]
+    assert s.start == saved[old_key].offset
+    assert bytes(r1.streams[old_key].data) + bytes(s.data) == lines("a", 0, 150)
+    assert s.released
+    other_key = next(k for k, v in saved.items() if v.path == str(other))
+    assert r2.streams[other_key].start == 1
+    assert bytes(r2.streams[other_key].data) == b"yz\n"
+    assert len(r2.read_of(lines("b", 0, 10))) == 1
+
+
+def test_restart_with_a_reused_inode_reads_the_new_file_from_zero(
+    logs: Path, closing: list[Watcher]
+) -> None:
+    app = logs / "app.log"
+    app.write_bytes(lines("new", 0, 10))
+    st = app.stat()
+    # A checkpoint of an older file that had this very inode, at an offset inside this file.
+    stale = FileIdentity.of("old", st.st_dev, st.st_ino, b"2025-01-01 older content\n")
+    r = Reader(
+        w := watcher([str(logs / "*.log")], {"old": Resume(str(app), 40, stale)}, first_start=False)
+    )
+    closing.append(w)
+    r.poll()
+    s = r.by_path(app)
+    assert s.start == 0
+    assert bytes(s.data) == app.read_bytes()
+    assert Released("old", str(app), 40) in r.notices
+
+
+def test_restart_after_copytruncate_while_down_reads_from_zero(
+    logs: Path, closing: list[Watcher]
+) -> None:
+    app = logs / "app.log"
+    app.write_bytes(lines("a", 0, 100))
+    r1 = Reader(w1 := watcher([str(logs / "*.log")]))
+    closing.append(w1)
+    r1.poll()
+    saved = checkpoint(w1, r1)
+    w1.close()
+    with app.open("r+b") as f:
+        f.truncate(0)
+    append(app, lines("a", 100, 3))
+    r2 = Reader(w2 := watcher([str(logs / "*.log")], saved, first_start=False))
+    closing.append(w2)
+    r2.poll()
+    assert bytes(r2.by_path(app).data) == lines("a", 100, 3)
