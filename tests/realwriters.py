@@ -48,6 +48,7 @@ _RECORD_START = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} ")
 _ID = re.compile(r"seq=(\d+)|\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-(\d{12})\b")
 _ROLLED = re.compile(r"\.(\d{4}-\d\d-\d\d)\.(\d+)\.log(?:\.gz)?$")  # logback: app.DATE.N.log[.gz]
 _ROTATED = re.compile(r"\.log\.(\d+)(?:\.gz)?$")  # logrotate: app.log.N[.gz]
+_PENDING_GZIP = re.compile(r"\.log\d+\.tmp$")  # logback renamed it and is gzipping it
 
 
 def unavailable() -> str | None:
@@ -237,13 +238,12 @@ def abbreviate_logger(name: str, length: int = LOGGER_LENGTH) -> str:
 def _generation_key(path: Path) -> tuple[int, str, int]:
     """Oldest first: logback's rolled files by date and index, logrotate's by falling N,
     the active file last."""
-    if m := _ROLLED.search(path.name):
+    name = _PENDING_GZIP.sub(".log", path.name)  # app.DATE.N.log<nanos>.tmp: that generation
+    if m := _ROLLED.search(name):
         return (0, m.group(1), int(m.group(2)))
-    if m := _ROTATED.search(path.name):
+    if m := _ROTATED.search(name):
         return (1, "", -int(m.group(1)))
-    if path.name.endswith(".tmp"):  # logback renamed it and is gzipping it: newest rolled
-        return (1, "", 0)
-    return (2, path.name, 0)
+    return (2, name, 0)
 
 
 def log_generations(log_dir: Path) -> list[Path]:

@@ -164,6 +164,30 @@ def test_abbreviation_matches_logback_for_the_documented_names() -> None:
     assert abbreviate_logger("audit") == "audit"
 
 
+def test_generations_are_read_oldest_first(tmp_path: Path) -> None:
+    names = [
+        "app.log",
+        "app.2025-07-10.0.log.gz",
+        "app.2025-07-09.10.log.gz",
+        "app.2025-07-09.2.log",
+        "app.2025-07-10.1.log712335468963.tmp",
+        "app.log.2.gz",
+        "app.log.1",
+    ]
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "notes.txt").write_bytes(b"")
+    assert [p.name for p in log_generations(tmp_path)] == [
+        "app.2025-07-09.2.log",
+        "app.2025-07-09.10.log.gz",
+        "app.2025-07-10.0.log.gz",
+        "app.2025-07-10.1.log712335468963.tmp",
+        "app.log.2.gz",
+        "app.log.1",
+        "app.log",
+    ]
+
+
 def test_record_id_reads_both_id_forms() -> None:
     assert record_id("seq=42 chat completed") == 42
     assert record_id("app,chat,qwen-max,ws,3de3a3f7-32b9-b953-ebcc-000000000017,200,") == 17
@@ -203,7 +227,7 @@ def _parse_all(log_dir: Path, chunk: int = 4093) -> list[Any]:
     return records
 
 
-@pytest.mark.parametrize("mode", ["plain", "async", "rolling-gz"])
+@pytest.mark.parametrize("mode", ["plain", "async", "rolling-gz", "rolling-plain"])
 def test_parser_reads_every_real_record_exactly(
     written: Callable[[str], Written], mode: str
 ) -> None:
