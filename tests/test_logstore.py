@@ -7,6 +7,7 @@ that each test sees exactly one answer (the SDK retries 5xx ten times, a second 
 from __future__ import annotations
 
 import http.client
+import math
 import socket
 import subprocess
 import sys
@@ -393,7 +394,7 @@ def test_sdk_retries_an_injected_500_and_succeeds(logstore: LocalLogstore) -> No
 
 
 def test_a_fraction_of_requests_fails(logstore: LocalLogstore) -> None:
-    logstore.faults.fail("ServerBusy", count=None, probability=0.5)
+    logstore.faults.fail("ServerBusy", probability=0.5)
     statuses = [lz4_post(logstore, one_log()).status for _ in range(40)]
     assert 5 <= statuses.count(503) <= 35
     assert statuses.count(503) + statuses.count(200) == 40
@@ -402,7 +403,7 @@ def test_a_fraction_of_requests_fails(logstore: LocalLogstore) -> None:
 def test_a_fault_window_ends_by_the_clock() -> None:
     clock = [100.0]
     plan = FaultPlan(clock=lambda: clock[0])
-    plan.fail("ServerBusy", count=None, seconds=10)
+    plan.fail("ServerBusy", seconds=10)
     assert plan.verdict().error is not None
     clock[0] = 109.9
     assert plan.verdict().error is not None
@@ -531,3 +532,15 @@ def test_runs_as_a_separate_process(logstore_process: tuple[subprocess.Popen[str
     assert (stats["accepted_logs"], stats["rejected"]) == (2, {"WriteQuotaExceed": 1})
     proc.terminate()
     assert proc.wait(timeout=10) == 0
+
+
+def test_a_windowed_fault_lasts_until_cleared_when_unbounded(logstore: LocalLogstore) -> None:
+    admin(logstore.url, "POST", "faults", {"code": "ShardWriteQuotaExceed", "seconds": 60})
+    codes = [lz4_post(logstore, one_log()).error_code for _ in range(3)]
+    assert codes == ["ShardWriteQuotaExceed"] * 3
+    admin(logstore.url, "DELETE", "faults")
+    logstore.faults.fail("ServerBusy", seconds=math.inf)
+    codes = [lz4_post(logstore, one_log()).error_code for _ in range(3)]
+    assert codes == ["ServerBusy"] * 3
+    logstore.faults.clear()
+    assert lz4_post(logstore, one_log()).status == 200

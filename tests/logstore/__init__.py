@@ -34,8 +34,8 @@ Admin HTTP API (same port; no signature; JSON in and out):
     GET    /_llmtail/records[?project=&logstore=]   {"records": [{key: value}, ...]}
     GET    /_llmtail/groups[?project=&logstore=]    {"groups": [{topic, source, tags, logs}]}
     POST   /_llmtail/faults   {"kind": "error|drop|drop_after_store|delay", "code", "status",
-                               "message", "delay", "count" (default 1, null = unlimited),
-                               "probability", "seconds"}
+                               "message", "delay", "count", "probability", "seconds"}
+                              (no count: once, or for the whole window / fraction)
     DELETE /_llmtail/faults                    clear all rules
     POST   /_llmtail/logstores {"project", "logstore"}   create; DELETE with the same: remove
     POST   /_llmtail/expire-token {"token"}

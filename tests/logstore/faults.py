@@ -4,11 +4,14 @@ A `FaultPlan` holds rules; each PutLogs request asks it for a `Verdict` before i
 Every matching delay rule adds its delay; the first matching error or drop rule decides the
 outcome. A rule matches the next `count` requests, or each request with `probability`, or every
 request until `seconds` have passed - combinations narrow it (a fraction within a time window).
+Without `count`, a rule fires once unless `seconds` or `probability` is given: then it lasts
+until its window ends or the plan is cleared (`seconds=math.inf`: until cleared).
 """
 
 from __future__ import annotations
 
 import enum
+import math
 import random
 import threading
 import time
@@ -27,7 +30,7 @@ class FaultKind(enum.Enum):
 
 @dataclass
 class FaultRule:
-    """One programmed fault. `count=None` and `seconds=None` mean: until cleared."""
+    """One programmed fault; `count=None` is resolved by `add` (see the module docstring)."""
 
     kind: FaultKind
     code: str = "InternalServerError"
@@ -66,6 +69,10 @@ class FaultPlan:
     def add(self, rule: FaultRule) -> FaultRule:
         if rule.kind is FaultKind.ERROR:
             rule.error()  # an unknown code without a status fails here, not mid-request
+        if rule.count is None and rule.seconds is None and rule.probability >= 1.0:
+            rule.count = 1
+        if rule.seconds == math.inf:
+            rule.seconds = None
         rule.started = self._clock()
         with self._lock:
             self._rules.append(rule)
@@ -75,7 +82,7 @@ class FaultPlan:
         self,
         code: str = "InternalServerError",
         *,
-        count: int | None = 1,
+        count: int | None = None,
         probability: float = 1.0,
         seconds: float | None = None,
         status: int | None = None,
@@ -97,7 +104,7 @@ class FaultPlan:
         self,
         *,
         after_store: bool = False,
-        count: int | None = 1,
+        count: int | None = None,
         probability: float = 1.0,
         seconds: float | None = None,
     ) -> FaultRule:
@@ -109,7 +116,7 @@ class FaultPlan:
         self,
         seconds_each: float,
         *,
-        count: int | None = 1,
+        count: int | None = None,
         probability: float = 1.0,
         seconds: float | None = None,
     ) -> FaultRule:

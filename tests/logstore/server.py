@@ -12,8 +12,10 @@ import json
 import re
 import secrets
 import socket
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -86,6 +88,11 @@ class _Server(ThreadingHTTPServer):
         self.connections_lock = threading.Lock()
         super().__init__(address, _Handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up mid-answer is normal here (timeouts, drops); stay quiet."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
     def close_connections(self) -> None:
         with self.connections_lock:
             conns = list(self.connections)
@@ -134,6 +141,7 @@ class LocalLogstore:
         self._expired_tokens: set[str] = set()
         self._logstores: set[tuple[str, str]] = {(project, logstore)}
         self._drop_all_until = 0.0
+        self.internal_errors: list[str] = []  # tracebacks of server bugs; tests may assert []
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -426,7 +434,7 @@ class LocalLogstore:
                 status=data.get("status"),
                 message=data.get("message"),
                 delay=float(data.get("delay", 0.0)),
-                count=data.get("count", 1),
+                count=data.get("count"),
                 probability=float(data.get("probability", 1.0)),
                 seconds=data.get("seconds"),
             )
@@ -533,6 +541,12 @@ class _Handler(BaseHTTPRequestHandler):
         except _DropConnectionError:
             owner.store.dropped()
             self.close_connection = True
+        except ConnectionError:
+            raise  # the client hung up: not a bug, and nobody to answer
+        except Exception as exc:  # a bug here must not look like a network fault to the agent
+            owner.internal_errors.append(traceback.format_exc())
+            owner.store.rejected("LocalLogstoreBug")
+            self._error(SlsError(500, "InternalServerError", f"local Logstore bug: {exc!r}"))
 
     def _put_logs(self, owner: LocalLogstore, req: Request, logstore: str) -> None:
         owner.store.request_seen()
