@@ -98,14 +98,15 @@ class RetryPolicy:
 class AdaptiveLimit:
     """An AIMD limit on requests in flight, shared by the sender threads.
 
-    Quota errors halve the limit (multiplicative decrease); each success adds 1/limit, so the
-    limit grows by about one per round of requests (additive increase) back up to `maximum`.
+    Quota errors halve the limit (multiplicative decrease); `limit` successes in a row add one
+    (additive increase: one more slot per round of requests) back up to `maximum`.
     """
 
     def __init__(self, maximum: int, minimum: int = 1) -> None:
-        self._max = float(maximum)
-        self._min = float(minimum)
-        self._limit = float(maximum)
+        self._max = maximum
+        self._min = minimum
+        self._limit = maximum
+        self._credit = 0  # successes since the limit last grew
         self._in_flight = 0
         self._aborted = False
         self._cond = threading.Condition()
@@ -113,13 +114,13 @@ class AdaptiveLimit:
     @property
     def limit(self) -> int:
         with self._cond:
-            return int(self._limit)
+            return self._limit
 
     def acquire(self, timeout: float | None = None) -> bool:
         """Take a slot; False when aborted (or on timeout) instead."""
         with self._cond:
             ok = self._cond.wait_for(
-                lambda: self._aborted or self._in_flight < int(self._limit), timeout
+                lambda: self._aborted or self._in_flight < self._limit, timeout
             )
             if not ok or self._aborted:
                 return False
@@ -133,14 +134,18 @@ class AdaptiveLimit:
 
     def on_success(self) -> None:
         with self._cond:
-            before = int(self._limit)
-            self._limit = min(self._max, self._limit + 1.0 / self._limit)
-            if int(self._limit) > before:
+            if self._limit >= self._max:
+                return
+            self._credit += 1
+            if self._credit >= self._limit:
+                self._credit = 0
+                self._limit += 1
                 self._cond.notify()
 
     def on_quota(self) -> None:
         with self._cond:
-            self._limit = max(self._min, self._limit / 2.0)
+            self._limit = max(self._min, self._limit // 2)
+            self._credit = 0
 
     def abort(self) -> None:
         with self._cond:
