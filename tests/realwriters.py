@@ -23,6 +23,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -128,10 +129,14 @@ def writer_command(
     start: int = 1,
     seed: int = 1,
     max_file_size: str = "64KB",
+    charset: str = "UTF-8",
     timezone: str = JVM_TIMEZONE,
     build: Path | None = None,
 ) -> list[str]:
-    """The java command line; records <= 0 writes until SIGTERM, rate 0 writes flat out."""
+    """The java command line; records <= 0 writes until SIGTERM, rate 0 writes flat out.
+
+    charset is the encoder's (Java name): GBK is what a JVM on Chinese Windows writes.
+    """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
     cmd = [
@@ -142,6 +147,7 @@ def writer_command(
         f"-Duser.timezone={timezone}",
         "-Dfile.encoding=UTF-8",
         f"-Dllmtail.maxFileSize={max_file_size}",
+        f"-Dllmtail.charset={charset}",
         "-cp",
         classpath(build or build_writer()),
         MAIN_CLASS,
@@ -167,6 +173,16 @@ def start_writer(
     log_dir.mkdir(parents=True, exist_ok=True)
     cmd = writer_command(log_dir, mode, records, rate, **options)
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def wait_until_writing(log_dir: Path, timeout: float = 30.0) -> None:
+    """Block until the writer's first record is in app.log (the JVM takes ~0.5 s to start)."""
+    active = log_dir / "app.log"
+    deadline = time.monotonic() + timeout
+    while not (active.is_file() and active.stat().st_size > 0):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no record in {active} after {timeout} s")
+        time.sleep(0.02)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from tests.realwriters import (
     record_id,
     run_writer,
     start_writer,
+    wait_until_writing,
 )
 
 __all__ = ["logback_writer"]  # the fixture, re-exported so pytest finds it here
@@ -52,21 +53,36 @@ class Written:
     caller_data: bool  # False behind an AsyncAppender: the file holds '?():?'
 
 
+# (mode, the encoder's charset in Java and in Python): GBK is a JVM on Chinese Windows
+WRITERS = [
+    ("plain", "UTF-8"),
+    ("async", "UTF-8"),
+    ("rolling-gz", "UTF-8"),
+    ("rolling-plain", "UTF-8"),
+    ("plain", "GBK"),
+]
+
+
 @pytest.fixture(scope="module")
 def written(
     logback_writer: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Callable[[str], Written]:
+) -> Callable[[str, str], Written]:
     """Each mode's output, written once per module and shared by the tests that read it."""
-    cache: dict[str, Written] = {}
+    cache: dict[tuple[str, str], Written] = {}
 
-    def get(mode: str) -> Written:
-        if mode not in cache:
-            log_dir = tmp_path_factory.mktemp(mode) / "logs"
+    def get(mode: str, charset: str) -> Written:
+        if (mode, charset) not in cache:
+            log_dir = tmp_path_factory.mktemp(f"{mode}-{charset}") / "logs"
             truth = run_writer(
-                log_dir, mode, RECORDS[mode], max_file_size=ROLL_SIZE, build=logback_writer
+                log_dir,
+                mode,
+                RECORDS[mode],
+                max_file_size=ROLL_SIZE,
+                charset=charset,
+                build=logback_writer,
             )
-            cache[mode] = Written(log_dir, truth, caller_data=mode != "async")
-        return cache[mode]
+            cache[mode, charset] = Written(log_dir, truth, caller_data=mode != "async")
+        return cache[mode, charset]
 
     return get
 
@@ -96,12 +112,12 @@ def _expected_text(t: Truth, caller_data: bool) -> str:
     return f"{head}{t.message}\n{t.throwable or ''}"
 
 
-@pytest.mark.parametrize("mode", ["plain", "async", "rolling-gz", "rolling-plain"])
+@pytest.mark.parametrize(("mode", "charset"), WRITERS)
 def test_harness_files_hold_what_logback_was_asked_to_log(
-    written: Callable[[str], Written], mode: str
+    written: Callable[[str, str], Written], mode: str, charset: str
 ) -> None:
-    out = written(mode)
-    text = "".join(read_log_bytes(p).decode("utf-8") for p in log_generations(out.log_dir))
+    out = written(mode, charset)
+    text = "".join(read_log_bytes(p).decode(charset) for p in log_generations(out.log_dir))
     records = _split_records(text)
     assert len(records) == len(out.truth) == RECORDS[mode]
     for record, truth in zip(records, out.truth, strict=True):
@@ -122,9 +138,9 @@ def test_harness_files_hold_what_logback_was_asked_to_log(
 
 @pytest.mark.parametrize("mode", ["rolling-gz", "rolling-plain"])
 def test_rolled_generations_hold_every_record_once(
-    written: Callable[[str], Written], mode: str
+    written: Callable[[str, str], Written], mode: str
 ) -> None:
-    out = written(mode)
+    out = written(mode, "UTF-8")
     names = sorted(p.name for p in out.log_dir.iterdir())
     suffix = ".log.gz" if mode == "rolling-gz" else ".log"
     rolled = [n for n in names if n != "app.log" and n.endswith(suffix)]
@@ -143,14 +159,15 @@ def test_sigterm_stops_a_paced_writer_cleanly(logback_writer: Path, tmp_path: Pa
         log_dir, "rolling-gz", records=0, rate=rate, max_file_size="4KB", build=logback_writer
     )
     began = time.monotonic()
-    time.sleep(1.5)
+    wait_until_writing(log_dir)
+    time.sleep(1.0)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     elapsed = time.monotonic() - began
-    assert proc.returncode in (0, 143), err.decode(errors="replace")
+    assert proc.returncode in (0, 143), err.decode(errors="replace")  # 143: JVM ended by TERM
     ids = read_ids(log_dir)
     assert ids == list(range(1, len(ids) + 1))  # a prefix of the sequence: none lost, none twice
-    assert 10 <= len(ids) <= rate * elapsed + 10  # it paced itself
+    assert 10 <= len(ids) <= rate * elapsed + 10  # it wrote while running, and paced itself
     assert not [p for p in log_dir.iterdir() if p.name.endswith(".tmp")]
 
 
@@ -209,11 +226,12 @@ def _parser_api() -> tuple[Any, Any]:
     pytest.skip("parsers.RecordParser/ParserSettings not there yet (being written)")
 
 
-def _parse_all(log_dir: Path, chunk: int = 4093) -> list[Any]:
+def _parse_all(log_dir: Path, encoding: str, chunk: int = 4093) -> list[Any]:
     """Each generation read as backfill would: one assembler per file, odd-sized chunks that
     split lines and UTF-8 sequences, drained at the end."""
     record_parser, parser_settings = _parser_api()
-    parser = record_parser(parser_settings(pattern=SEED_PATTERN, timezone=JVM_TIMEZONE))
+    settings = parser_settings(pattern=SEED_PATTERN, timezone=JVM_TIMEZONE, encoding=encoding)
+    parser = record_parser(settings)
     records = []
     for path in log_generations(log_dir):
         data = read_log_bytes(path)
@@ -227,12 +245,12 @@ def _parse_all(log_dir: Path, chunk: int = 4093) -> list[Any]:
     return records
 
 
-@pytest.mark.parametrize("mode", ["plain", "async", "rolling-gz", "rolling-plain"])
+@pytest.mark.parametrize(("mode", "charset"), WRITERS)
 def test_parser_reads_every_real_record_exactly(
-    written: Callable[[str], Written], mode: str
+    written: Callable[[str, str], Written], mode: str, charset: str
 ) -> None:
-    out = written(mode)
-    records = _parse_all(out.log_dir)
+    out = written(mode, charset)
+    records = _parse_all(out.log_dir, encoding=charset.lower())
     assert len(records) == len(out.truth)
     for record, truth in zip(records, out.truth, strict=True):
         fields = record.fields
