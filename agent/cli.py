@@ -1,12 +1,49 @@
-"""The `llmtail` command line (being assembled: see docs/architecture.md)."""
+"""The `llmtail` command line.
+
+Every user mistake (config, path, credential) ends as one line on stderr and exit status 2;
+tracebacks are for bugs only.
+"""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import orjson
 import typer
 
 from agent import __version__
+from agent.config import Config, ConfigError, load_config
+from agent.pipeline import UserError, parser_for, record_printer, run_daemon
+from agent.reading import PathError, expand_paths
+from agent.validate import validate_files
+from parsers.pattern import PatternError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Ship LLM call logs to SLS.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="llmtail: ship the logs of LLM applications to Alibaba Cloud SLS.",
+)
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="YAML config file (see config.example.yaml).")
+]
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"llmtail: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _load(path: Path | None) -> Config:
+    if path is None:
+        return Config()
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        _fail(str(exc))
 
 
 def _version(value: bool) -> None:
@@ -17,9 +54,56 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True),
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
 ) -> None:
     """llmtail: a log-ingestion agent for LLM applications on Alibaba Cloud."""
+
+
+@app.command()
+def validate(
+    paths: Annotated[list[str], typer.Argument(help="Files or globs, plain or .gz.")],
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Take the parser settings from here.")
+    ] = None,
+    encoding: Annotated[
+        str | None, typer.Option(help="File encoding (default: the config's first input's).")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="The summary as one JSON object.")
+    ] = False,
+    records: Annotated[
+        bool, typer.Option("--records", help="Every record as NDJSON on stdout; summary on stderr.")
+    ] = False,
+    max_error_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Highest parse-error rate that exits 0.")
+    ] = 0.0,
+) -> None:
+    """Parse files without sending anything and report what was found (a dry run)."""
+    cfg = _load(config)
+    try:
+        files = expand_paths(paths)
+        parser = parser_for(cfg, encoding)
+    except (PathError, PatternError, UserError) as exc:
+        _fail(str(exc))
+    on_record = None
+    if records:
+        on_record = record_printer(cfg, sys.stdout.buffer)
+    report = validate_files(files, parser, on_record)
+    summary = orjson.dumps(report.to_dict()).decode() if as_json else report.render(max_error_rate)
+    typer.echo(summary, err=records)
+    raise typer.Exit(0 if report.error_rate <= max_error_rate else 1)
+
+
+@app.command()
+def run(config: ConfigOption) -> None:
+    """Follow the configured files and ship their records until SIGTERM or SIGINT."""
+    try:
+        code = run_daemon(str(config))
+    except (ConfigError, UserError, PatternError) as exc:
+        _fail(str(exc))
+    raise typer.Exit(code)
 
 
 def main() -> None:

@@ -1,0 +1,394 @@
+"""`llmtail run`: the tailing daemon's main loop.
+
+One thread reads: it polls the watcher for bytes, turns them into events, cuts batches and hands
+them to the dispatcher's sender threads. Acknowledgements come back through the ack tracker and
+become checkpoints here, at an interval and at shutdown. Reading stops while the dispatcher has
+no room (backpressure: the files are the buffer).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+from agent.acks import AckTracker
+from agent.batcher import Batcher
+from agent.checkpoint import Checkpointer, SavedPosition
+from agent.config import Config, ConfigError
+from agent.dispatch import Dispatcher
+from agent.events import Batch, Event
+from agent.fingerprint import FileIdentity
+from agent.ingest import Ingest
+from agent.metrics import AgentMetrics
+from agent.notify import Notifier
+from agent.sinks import Outcome
+from agent.watcher import Opened, Released, Resume, Rotated, Truncated, Watcher
+
+log = logging.getLogger(__name__)
+
+READ_BUDGET = 4 << 20  # bytes read per loop turn at most, so acks and timers stay responsive
+CHECKPOINT_INTERVAL = 1.0
+STATUS_INTERVAL = 10.0
+
+
+@dataclass(slots=True)
+class _Released:
+    """A file let go whose last records may still be in flight; checkpointed until they are."""
+
+    path: str
+    end: int
+    identity: dict[str, str | int]
+
+
+class LastError(logging.Handler):
+    """Remembers the latest warning or error, for `/status` and the systemd STATUS line."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.at: float | None = None
+        self.message: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.at = record.created
+        self.message = record.getMessage()
+
+
+class Daemon:
+    """Owns the reading loop; built by `agent.pipeline.build_daemon`."""
+
+    def __init__(
+        self,
+        config: Config,
+        ingest_factory: Callable[[Config], Ingest],
+        dispatcher: Dispatcher,
+        acks: AckTracker,
+        checkpointer: Checkpointer,
+        metrics: AgentMetrics,
+        notifier: Notifier,
+        config_loader: Callable[[], Config] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._config = config
+        self._ingest_factory = ingest_factory
+        self._ingest = ingest_factory(config)
+        self._dispatcher = dispatcher
+        self._acks = acks
+        self._checkpointer = checkpointer
+        self._metrics = metrics
+        self._notifier = notifier
+        self._config_loader = config_loader
+        self._clock = clock
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._batcher = self._new_batcher(config)
+        self._base: dict[str, int] = {}  # where reading of a key started (its floor)
+        self._released: dict[str, _Released] = {}
+        self._last_delivery: float | None = None
+        self._records_out = 0
+        self._rate = 0.0
+        self.last_error = LastError()
+        self._started_at = time.time()
+        self._identities: dict[str, dict[str, str | int]] = {}
+        saved = checkpointer.load()
+        self._watcher = self._new_watcher(config, saved, first_start=not checkpointer.path.exists())
+
+    # -- control -------------------------------------------------------------------------
+
+    def request_stop(self, *_: Any) -> None:
+        self._stop.set()
+
+    def request_reload(self, *_: Any) -> None:
+        self._reload.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGHUP, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            self._reload.set()
+        else:
+            self._stop.set()
+
+    def on_batch_done(self, batch: Batch, outcome: Outcome, seconds: float) -> None:
+        """Called from sender threads when a batch reached its outcome."""
+        self._metrics.batches.labels(outcome.value).inc()
+        self._metrics.output_latency.observe(seconds)
+        if outcome is Outcome.DELIVERED:
+            self._last_delivery = time.time()
+            self._records_out += len(batch.events)
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Read and ship until asked to stop; returns the process exit status."""
+        files = [f.path for f in self._watcher.files()]
+        log.info(
+            "watching %s (%d files open now)",
+            ", ".join(p for i in self._config.inputs for p in i.paths),
+            len(files),
+        )
+        self._notifier.ready(f"watching {len(files)} files")
+        next_checkpoint = next_status = self._clock()
+        out_before, rate_since = self._records_out, self._clock()
+        while not self._stop.is_set():
+            now = self._clock()
+            if self._reload.is_set():
+                self._reload.clear()
+                self._apply_reload()
+            read = self._turn(now)
+            if now >= next_checkpoint:
+                self._save_checkpoint()
+                self._refresh_gauges()
+                next_checkpoint = now + CHECKPOINT_INTERVAL
+            if now >= next_status:
+                elapsed = max(now - rate_since, 1e-9)
+                self._rate = (self._records_out - out_before) / elapsed
+                out_before, rate_since = self._records_out, now
+                self._notifier.status(self.status_line())
+                next_status = now + STATUS_INTERVAL
+            self._notifier.ping_if_due(now)
+            if read < READ_BUDGET:
+                self._stop.wait(self._config.tail.poll_interval)
+        return self._shutdown()
+
+    def _turn(self, now: float) -> int:
+        """One pass: notices, new bytes, idle flushes, due batches. Returns bytes read."""
+        budget = min(self._dispatcher.room(), READ_BUDGET)
+        chunks = self._watcher.poll(now, budget)
+        for notice in self._watcher.notices():
+            self._on_notice(notice)
+        read = 0
+        lines = 0
+        for chunk in chunks:
+            read += len(chunk.data)
+            lines += chunk.data.count(b"\n")
+            self._emit(self._ingest.feed(chunk.key, chunk.data, now), now)
+        if read:
+            self._metrics.bytes_read.inc(read)
+            self._metrics.lines_read.inc(lines)
+        tail = self._config.tail
+        self._emit(self._ingest.due(now, tail.partial_line_flush, tail.multiline_flush), now)
+        for batch in self._batcher.due(now):
+            self._dispatcher.submit(batch)
+        self._drop_settled_releases()
+        return read
+
+    def _emit(self, events: Sequence[Event], now: float) -> None:
+        if not events:
+            return
+        kinds: dict[str, int] = {}
+        errors = 0
+        push, submit = self._batcher.push, self._dispatcher.submit
+        for event in events:
+            fields = event.record.fields
+            kind = str(fields.get("event", "raw"))
+            kinds[kind] = kinds.get(kind, 0) + 1
+            if "parse_error" in fields:
+                errors += 1
+            for batch in push(event, now):
+                submit(batch)
+        for kind, n in kinds.items():
+            self._metrics.records.labels(kind).inc(n)
+        if errors:
+            self._metrics.parse_errors.inc(errors)
+
+    def _on_notice(self, notice: Opened | Truncated | Rotated | Released) -> None:
+        now = self._clock()
+        if isinstance(notice, Opened):
+            self._ingest.open(notice.key, notice.path, notice.offset, notice.input_index)
+            self._base[notice.key] = notice.offset
+            self._released.pop(notice.key, None)
+            log.info("reading %s from offset %d", notice.path, notice.offset)
+        elif isinstance(notice, Truncated):
+            # copytruncate: what the old content still holds is shipped, then the file is a
+            # new stream from 0. Open batches are cut first so none mixes the two contents.
+            self._metrics.truncations.inc()
+            log.warning("%s was truncated; reading it again from the start", notice.path)
+            self._emit(self._ingest.finish(notice.key), now)
+            for batch in self._batcher.drain():
+                self._dispatcher.submit(batch)
+            self._acks.forget(notice.key)
+            input_index = self._ingest_input(notice.key)
+            self._ingest.open(notice.key, notice.path, 0, input_index)
+            self._base[notice.key] = 0
+        elif isinstance(notice, Rotated):
+            self._metrics.rotations.inc()
+            where = notice.new_path or "(no longer under a watched path)"
+            log.info("rotated: %s is now %s; reading it to its end", notice.old_path, where)
+            self._ingest.rename(notice.key, notice.new_path or notice.old_path)
+        elif isinstance(notice, Released):
+            self._emit(self._ingest.finish(notice.key), now)
+            identity = self._identities.pop(notice.key, {})
+            self._released[notice.key] = _Released(notice.path, notice.offset, identity)
+            log.info("finished %s at offset %d", notice.path, notice.offset)
+
+    def _ingest_input(self, key: str) -> int:
+        for f in self._watcher.files():
+            if f.key == key:
+                return f.input_index
+        return 0
+
+    # -- checkpoints ---------------------------------------------------------------------
+
+    def positions(self) -> dict[str, SavedPosition]:
+        """Committed offsets of every file still open or still owed an acknowledgement."""
+        committed = self._acks.committed()
+        out: dict[str, SavedPosition] = {}
+        for f in self._watcher.files():
+            offset = committed.get(f.key, self._base.get(f.key, f.offset))
+            identity = f.identity.to_dict()
+            self._identities[f.key] = identity
+            out[f.key] = SavedPosition(f.key, f.path, offset, identity)
+        for key, gone in self._released.items():
+            offset = committed.get(key, self._base.get(key, 0))
+            out[key] = SavedPosition(key, gone.path, offset, gone.identity)
+        return out
+
+    def _save_checkpoint(self) -> None:
+        try:
+            self._checkpointer.save(self.positions())
+        except OSError as exc:
+            log.error("cannot write checkpoints in %s: %s", self._config.state_dir, exc)
+
+    def _drop_settled_releases(self) -> None:
+        if not self._released:
+            return
+        committed = self._acks.committed()
+        settled = [
+            key
+            for key, gone in self._released.items()
+            if committed.get(key, self._base.get(key, 0)) >= gone.end
+        ]
+        for key in settled:
+            del self._released[key]
+            self._base.pop(key, None)
+            self._acks.forget(key)
+
+    # -- reload and shutdown -------------------------------------------------------------
+
+    def _apply_reload(self) -> None:
+        if self._config_loader is None:
+            return
+        self._notifier.reloading()
+        try:
+            new = self._config_loader()
+        except ConfigError as exc:
+            log.error("reload refused, the running config stays: %s", exc)
+            self._notifier.ready(self.status_line())
+            return
+        for key in ("output", "state_dir", "metrics", "max_in_flight_bytes"):
+            if getattr(new, key) != getattr(self._config, key):
+                log.warning("reload: %s changed; it takes effect after a restart", key)
+        # Deliver what was parsed, then resume every file from its committed offset under
+        # the new inputs: nothing is read twice and nothing is skipped.
+        for batch in self._batcher.drain():
+            self._dispatcher.submit(batch)
+        self._dispatcher.wait_idle(self._config.shutdown_timeout)
+        saved = self.positions()
+        self._watcher.close()
+        self._config = new.model_copy(
+            update={
+                "output": self._config.output,
+                "state_dir": self._config.state_dir,
+                "metrics": self._config.metrics,
+                "max_in_flight_bytes": self._config.max_in_flight_bytes,
+            }
+        )
+        self._ingest = self._ingest_factory(self._config)
+        self._batcher = self._new_batcher(self._config)
+        self._base.clear()
+        self._released.clear()
+        self._watcher = self._new_watcher(self._config, saved, first_start=False)
+        log.info("reloaded: watching %s", ", ".join(p for i in new.inputs for p in i.paths))
+        self._notifier.ready(self.status_line())
+
+    def _shutdown(self) -> int:
+        deadline = self._clock() + self._config.shutdown_timeout
+        self._notifier.stopping("delivering what is in flight")
+        log.info(
+            "stopping: delivering in-flight records (deadline %.0f s)",
+            self._config.shutdown_timeout,
+        )
+        # Parsed records are delivered; a pending multi-line record or partial line is not:
+        # its offset stays uncommitted and it is read again on the next start.
+        for batch in self._batcher.drain():
+            self._dispatcher.submit(batch)
+        drained = self._dispatcher.stop(deadline)
+        self._save_checkpoint()
+        self._watcher.close()
+        stats = self._acks.stats()
+        log.info(
+            "stopped: %d records delivered, %d rejected%s",
+            stats.delivered_records,
+            stats.rejected_records,
+            "" if drained else "; undelivered batches will be read again",
+        )
+        return 0
+
+    # -- status --------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        committed = self._acks.committed()
+        files = [
+            {
+                "path": f.path,
+                "offset": committed.get(f.key, self._base.get(f.key, f.offset)),
+                "size": f.size,
+            }
+            for f in self._watcher.files()
+        ]
+        error = (
+            {"at": self.last_error.at, "message": self.last_error.message}
+            if self.last_error.message
+            else None
+        )
+        return {
+            "pid": os.getpid(),
+            "started_at": self._started_at,
+            "records_per_second": round(self._rate, 1),
+            "last_delivery_at": self._last_delivery,
+            "last_error": error,
+            "files": files,
+        }
+
+    def status_line(self) -> str:
+        n = len(self._watcher.files())
+        line = f"{n} files, {self._rate:.0f} records/s"
+        if self.last_error.message:
+            line += f"; last error: {self.last_error.message[:200]}"
+        return line
+
+    def _refresh_gauges(self) -> None:
+        self._metrics.buffer_bytes.set(self._dispatcher.in_flight)
+        files = self._watcher.files()
+        self._metrics.files_watched.set(len(files))
+        committed = self._acks.committed()
+        for f in files:
+            offset = committed.get(f.key, self._base.get(f.key, f.offset))
+            self._metrics.file_bytes_behind.labels(f.path).set(max(0, f.size - offset))
+
+    # -- construction helpers ------------------------------------------------------------
+
+    def _new_batcher(self, config: Config) -> Batcher:
+        b = config.batch
+        return Batcher(b.max_records, b.max_bytes, b.linger)
+
+    def _new_watcher(
+        self, config: Config, saved: dict[str, SavedPosition], *, first_start: bool
+    ) -> Watcher:
+        self._identities.clear()
+        positions = {
+            key: Resume(p.path, p.offset, FileIdentity.from_dict(p.identity))
+            for key, p in saved.items()
+            if p.identity
+        }
+        return Watcher(config.inputs, positions, config.tail, first_start=first_start)
