@@ -4,7 +4,8 @@ The running agent knows best, so its metrics endpoint (`GET /status`) is asked f
 not reachable (agent stopped, crashed or metrics disabled) the checkpoint file in state_dir still
 says how far each file was delivered, and a stat of each file says how far behind that is.
 
-`/status` answers one JSON object (keys may be missing; unknown keys are ignored):
+`/status` answers `AgentStatus.to_document()`, built by the daemon's status function from its
+own state; keys may be missing and unknown keys are ignored:
 
     {"pid": 1234, "started_at": 1764270000.0, "records_per_second": 120.5,
      "last_delivery_at": 1764270300.0,                   # epoch seconds, or null
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agent.config import Config
+from agent.metrics import MetricsError, parse_listen
 
 CHECKPOINT_NAME = "checkpoints.json"  # agent.checkpoint.Checkpointer's default name
 LOCK_NAME = "lock"  # agent.checkpoint.StateDirLock: holds the running agent's pid
@@ -62,6 +64,63 @@ class AgentStatus:
     last_error_at: float | None = None
     saved_at: float | None = None  # when the checkpoint file was written
     remarks: tuple[str, ...] = ()
+
+    @property
+    def behind(self) -> int:
+        """Bytes not yet delivered, over the files whose lag is known."""
+        return sum(f.behind or 0 for f in self.files)
+
+    def to_document(self) -> dict[str, Any]:
+        """The `/status` JSON the daemon serves (agent.metrics.MetricsServer's status=)."""
+        error = None
+        if self.last_error is not None:
+            error = {"at": self.last_error_at, "message": self.last_error}
+        return {
+            "pid": self.pid,
+            "started_at": self.started_at,
+            "records_per_second": self.records_per_second,
+            "last_delivery_at": self.last_delivery_at,
+            "last_error": error,
+            "files": [{"path": f.path, "offset": f.offset, "size": f.size} for f in self.files],
+        }
+
+    @classmethod
+    def from_document(cls, doc: Any, source: str) -> AgentStatus:
+        """Read a `/status` document; raises ValueError, TypeError or KeyError if malformed."""
+        if not isinstance(doc, dict):
+            raise TypeError("not a JSON object")
+        error = doc.get("last_error")
+        error_at = None
+        if isinstance(error, dict):
+            error_at = _opt_float(error.get("at"))
+            error = error.get("message")
+        files = [
+            FileState(path=str(f["path"]), offset=int(f["offset"]), size=_opt_int(f.get("size")))
+            for f in doc.get("files") or []
+        ]
+        return cls(
+            source=source,
+            live=True,
+            files=sorted(files, key=lambda f: f.path),
+            running=True,
+            pid=_opt_int(doc.get("pid")),
+            started_at=_opt_float(doc.get("started_at")),
+            records_per_second=_opt_float(doc.get("records_per_second")),
+            last_delivery_at=_opt_float(doc.get("last_delivery_at")),
+            last_error=None if error is None else " ".join(str(error).split()),
+            last_error_at=error_at,
+        )
+
+    def summary(self) -> str:
+        """One line for systemd's STATUS= (`systemctl status`): files, rate, lag, last error."""
+        count = len(self.files)
+        parts = [f"{count} file{'' if count == 1 else 's'}"]
+        if self.records_per_second is not None:
+            parts.append(f"{self.records_per_second:.1f} records/s")
+        parts.append(f"{_bytes(self.behind)} behind")
+        if self.last_error is not None:
+            parts.append(f"last error: {' '.join(self.last_error.split())}")
+        return ", ".join(parts)
 
 
 class StatusUnavailableError(Exception):
@@ -109,7 +168,7 @@ def from_endpoint(listen: str, timeout: float = 1.0) -> AgentStatus:
         raise StatusUnavailableError(f"{url} answered HTTP {response.status}")
     try:
         doc = json.loads(body)
-        return _parse_status(doc, url)
+        return AgentStatus.from_document(doc, url)
     except (ValueError, TypeError, KeyError, AttributeError):
         raise StatusUnavailableError(f"{url} did not answer the expected JSON") from None
 
@@ -186,30 +245,6 @@ def _table(files: list[FileState]) -> list[str]:
     ]
 
 
-def _parse_status(doc: Any, url: str) -> AgentStatus:
-    error = doc.get("last_error")
-    error_at = None
-    if isinstance(error, dict):
-        error_at = _opt_float(error.get("at"))
-        error = error.get("message")
-    files = [
-        FileState(path=str(f["path"]), offset=int(f["offset"]), size=_opt_int(f.get("size")))
-        for f in doc.get("files") or []
-    ]
-    return AgentStatus(
-        source=url,
-        live=True,
-        files=sorted(files, key=lambda f: f.path),
-        running=True,
-        pid=_opt_int(doc.get("pid")),
-        started_at=_opt_float(doc.get("started_at")),
-        records_per_second=_opt_float(doc.get("records_per_second")),
-        last_delivery_at=_opt_float(doc.get("last_delivery_at")),
-        last_error=None if error is None else " ".join(str(error).split()),
-        last_error_at=error_at,
-    )
-
-
 def _checkpoint_file(entry: Any) -> FileState:
     path, offset = str(entry["path"]), int(entry["offset"])
     identity = entry.get("identity") or {}
@@ -269,14 +304,12 @@ def _bytes(n: int) -> str:
 
 
 def _connect_address(listen: str) -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
-    host = host.strip("[]")
-    # A wildcard listen address is reached through loopback.
-    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
     try:
-        return host, int(port)
-    except ValueError:
-        raise StatusUnavailableError(f"metrics.listen {listen!r} is not host:port") from None
+        host, port = parse_listen(listen)
+    except MetricsError as exc:
+        raise StatusUnavailableError(str(exc)) from None
+    # A wildcard listen address is reached through loopback.
+    return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host), port
 
 
 def _bracket(host: str) -> str:

@@ -19,7 +19,8 @@ import pytest
 from agent.checkpoint import Checkpointer, SavedPosition, StateDirLock
 from agent.config import Config, parse_config
 from agent.fingerprint import FileIdentity
-from agent.status import show_status
+from agent.metrics import MetricsServer, Registry
+from agent.status import AgentStatus, FileState, show_status
 
 
 class _StatusServer:
@@ -97,40 +98,52 @@ def _position(path: Path, offset: int, identity_of: Path | None = None) -> Saved
     return SavedPosition(key, str(path), offset, identity.to_dict())
 
 
-def test_the_running_agent_reports_files_lag_delivery_and_last_error(
-    endpoint: _StatusServer, tmp_path: Path
-) -> None:
-    endpoint.serve(
-        {
-            "pid": 4321,
-            "started_at": 1_000.0,
-            "records_per_second": 250.0,
-            "last_delivery_at": 1_500.0,
-            "last_error": {"at": 1_400.0, "message": "403 ShardWriteQuotaExceed,\nbacking off"},
-            "files": [
-                {"path": "/var/log/app/b.log", "offset": 100, "size": 100},
-                {"path": "/var/log/app/a.log", "offset": 1024, "size": 3 * 1024 * 1024},
-            ],
-        }
+def _live_status() -> AgentStatus:
+    """What the daemon knows about itself, as its status function would build it."""
+    return AgentStatus(
+        source="daemon",
+        pid=4321,
+        started_at=1_000.0,
+        records_per_second=250.0,
+        last_delivery_at=1_500.0,
+        last_error="403 ShardWriteQuotaExceed,\nbacking off",
+        last_error_at=1_400.0,
+        files=[
+            FileState("/var/log/app/b.log", offset=100, size=100),
+            FileState("/var/log/app/a.log", offset=1024, size=3 * 1024 * 1024 + 1024),
+        ],
     )
 
-    code, out, err = _run(_config(tmp_path / "state", endpoint.listen))
+
+def test_the_running_agent_reports_files_lag_delivery_and_last_error(tmp_path: Path) -> None:
+    server = MetricsServer(Registry(), "127.0.0.1:0", status=_live_status().to_document)
+    server.start()
+    try:
+        host, port = server.address
+        code, out, err = _run(_config(tmp_path / "state", f"{host}:{port}"))
+    finally:
+        server.close()
 
     assert (code, err) == (0, "")
-    assert f"http://{endpoint.listen}/status" in out
+    assert f"http://{host}:{port}/status" in out
     assert "running, pid 4321" in out
     assert "250.0 records/s" in out
     assert "last error:     403 ShardWriteQuotaExceed, backing off" in out
     assert "last delivery:  never" not in out
-    assert _row(out, Path("/var/log/app/a.log")) == [
-        "/var/log/app/a.log",
-        "1024",
-        "3145728",
-        "3.0",
-        "MiB",
-    ]
+    a_row = ["/var/log/app/a.log", "1024", "3146752", "3.0", "MiB"]
+    assert _row(out, Path("/var/log/app/a.log")) == a_row
     assert _row(out, Path("/var/log/app/b.log"))[-2:] == ["0", "B"]
     assert out.index("a.log") < out.index("b.log")
+
+
+def test_the_systemd_status_line_sums_up_files_rate_lag_and_error() -> None:
+    line = _live_status().summary()
+
+    assert line == (
+        "2 files, 250.0 records/s, 3.0 MiB behind, "
+        "last error: 403 ShardWriteQuotaExceed, backing off"
+    )
+    assert AgentStatus(source="daemon").summary() == "0 files, 0 B behind"
 
 
 def test_without_the_endpoint_the_checkpoint_and_the_files_tell_the_lag(
