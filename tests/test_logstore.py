@@ -544,3 +544,10 @@ def test_a_windowed_fault_lasts_until_cleared_when_unbounded(logstore: LocalLogs
     assert codes == ["ServerBusy"] * 3
     logstore.faults.clear()
     assert lz4_post(logstore, one_log()).status == 200
+
+
+def test_stopping_during_an_outage_keeps_the_server_stopped() -> None:
+    with LocalLogstore() as server:
+        server.outage(0.1)
+    time.sleep(0.25)
+    assert not server.running

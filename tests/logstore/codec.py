@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import lz4.block
 import zstd
@@ -111,11 +113,8 @@ def check_key(key: str) -> None:
         raise SlsError(400, "InvalidKey", f"Invalid key {key!r} is in logs.")
 
 
-def check_group(
-    group: LogGroupRaw, now: float, max_logs: int = MAX_LOGS_PER_GROUP, full: bool = True
-) -> None:
-    """Enforce the per-log limits. `full=False` (count-only mode) checks every time but the
-    keys and value sizes of the first log only: per-content Python work would cap throughput."""
+def check_group(group: LogGroupRaw, now: float, max_logs: int = MAX_LOGS_PER_GROUP) -> None:
+    """The log count and every log's time; one bad time fails the whole request, as in SLS."""
     logs = group.Logs
     if len(logs) > max_logs:
         raise SlsError(
@@ -125,19 +124,47 @@ def check_group(
     for log in logs:
         if not low <= log.Time <= high:
             raise SlsError(400, "PostBodyInvalid", "The post data time is out of range")
+
+
+def _checked_pairs(log: Any, good: set[str]) -> list[tuple[str, bytes]]:
+    pairs = [(c.Key, c.Value) for c in log.Contents]
+    for key, value in pairs:
+        if key not in good:
+            check_key(key)
+            good.add(key)
+        if len(value) > MAX_VALUE:
+            raise SlsError(400, "PostBodyInvalid", f"value of key {key} is larger than 1 MB")
+    return pairs
+
+
+def check_contents(logs: Iterable[Any]) -> None:
+    """Keys and value sizes of `logs`. Count-only mode passes the first log only: per-content
+    Python work on every log would cap a benchmark's throughput."""
     good: set[str] = set()
-    for log in logs if full else logs[:1]:
-        for content in log.Contents:
-            key = content.Key
-            if key not in good:
-                check_key(key)
-                good.add(key)
-            if len(content.Value) > MAX_VALUE:
-                raise SlsError(400, "PostBodyInvalid", f"value of key {key} is larger than 1 MB")
+    for log in logs:
+        _checked_pairs(log, good)
+
+
+def decode_logs(group: LogGroupRaw) -> tuple[StoredLog, ...]:
+    """Check every key and value and decode the logs, in one pass; raises before returning
+    anything, so a request is stored whole or not at all. Values decode leniently (SLS
+    stores bytes)."""
+    good: set[str] = set()
+    return tuple(
+        StoredLog(
+            time=log.Time,
+            time_ns=log.Time_ns if log.HasField("Time_ns") else None,
+            contents=tuple(
+                (key, value.decode("utf-8", "replace")) for key, value in _checked_pairs(log, good)
+            ),
+        )
+        for log in group.Logs
+    )
 
 
 def to_stored(
     group: LogGroupRaw,
+    logs: tuple[StoredLog, ...],
     *,
     project: str,
     logstore: str,
@@ -145,15 +172,7 @@ def to_stored(
     compress_type: str,
     hash_key: str | None,
 ) -> StoredLogGroup:
-    """Plain dataclasses a test can compare; values are decoded leniently (SLS stores bytes)."""
-    logs = tuple(
-        StoredLog(
-            time=log.Time,
-            time_ns=log.Time_ns if log.HasField("Time_ns") else None,
-            contents=tuple((c.Key, c.Value.decode("utf-8", "replace")) for c in log.Contents),
-        )
-        for log in group.Logs
-    )
+    """The group's envelope around `logs` (from `decode_logs`), as plain dataclasses."""
     return StoredLogGroup(
         project=project,
         logstore=logstore,

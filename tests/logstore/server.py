@@ -27,7 +27,9 @@ from tests.logstore.codec import (
     MAX_RAW_BODY,
     StoredLog,
     StoredLogGroup,
+    check_contents,
     check_group,
+    decode_logs,
     decompress,
     parse_group,
     to_stored,
@@ -144,11 +146,14 @@ class LocalLogstore:
         self.internal_errors: list[str] = []  # tracebacks of server bugs; tests may assert []
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._reopen: threading.Timer | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> LocalLogstore:
-        """Bind (port 0 picks a free port, kept across restarts) and serve in a thread."""
+        """Bind (port 0 picks a free port, kept across restarts) and serve in a thread.
+        During a refusing outage, this ends it early."""
+        self._cancel_reopen()
         with self._lock:
             if self._server is not None:
                 return self
@@ -165,7 +170,18 @@ class LocalLogstore:
         return self
 
     def stop(self) -> None:
-        """Close the listener and every open connection (clients see resets, not answers)."""
+        """Close the listener and every open connection (clients see resets, not answers);
+        a pending reopen from `outage` is cancelled."""
+        self._cancel_reopen()
+        self._close_listener()
+
+    def _cancel_reopen(self) -> None:
+        with self._lock:
+            timer, self._reopen = self._reopen, None
+        if timer is not None:
+            timer.cancel()
+
+    def _close_listener(self) -> None:
         with self._lock:
             server, thread = self._server, self._thread
             self._server = self._thread = None
@@ -214,6 +230,8 @@ class LocalLogstore:
         self.stop()
         timer = threading.Timer(seconds, self.start)
         timer.daemon = True
+        with self._lock:
+            self._reopen = timer
         timer.start()
 
     def dropping_all(self) -> bool:
@@ -360,13 +378,15 @@ class LocalLogstore:
         compress_type = h.get("x-log-compresstype", "")
         raw = decompress(req.body, compress_type, raw_size)
         group = parse_group(raw)
-        count_only = self.store.count_only
-        check_group(group, self._clock(), self.max_logs_per_group, full=not count_only)
+        check_group(group, self._clock(), self.max_logs_per_group)
         request_id = new_request_id()
         stored = None
-        if not count_only:
+        if self.store.count_only:
+            check_contents(group.Logs[:1])
+        else:
             stored = to_stored(
                 group,
+                decode_logs(group),
                 project=project,
                 logstore=logstore,
                 request_id=request_id,
