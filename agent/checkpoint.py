@@ -56,8 +56,8 @@ class Checkpointer:
         """Positions by key; empty when nothing was saved yet. Raises CheckpointError."""
         with self._lock:
             # A temp file is what a crash mid-save leaves: the rename never happened, so the
-            # previous file is still the truth.
-            self._tmp.unlink(missing_ok=True)
+            # previous file is still the truth. It is not removed here (a reader such as
+            # `llmtail status` must never touch a live agent's temp); the next save replaces it.
             try:
                 raw = self._path.read_bytes()
             except FileNotFoundError:

@@ -42,13 +42,15 @@ def test_saving_unchanged_positions_does_not_touch_the_disk(tmp_path: Path) -> N
     assert Checkpointer(tmp_path).load()["a"].offset == 11
 
 
-def test_a_leftover_temp_file_from_a_crash_is_ignored_and_removed(tmp_path: Path) -> None:
-    cp = Checkpointer(tmp_path)
-    cp.save({"a": pos("a", 10)})
+def test_a_leftover_temp_file_from_a_crash_is_ignored_then_replaced(tmp_path: Path) -> None:
+    Checkpointer(tmp_path).save({"a": pos("a", 10)})
     leftover = tmp_path / ".checkpoints.json.tmp"
     leftover.write_bytes(b'{"version": 1, "checkpoi')
-    assert Checkpointer(tmp_path).load() == {"a": pos("a", 10)}
+    restarted = Checkpointer(tmp_path)
+    assert restarted.load() == {"a": pos("a", 10)}
+    restarted.save({"a": pos("a", 20)})
     assert not leftover.exists()
+    assert Checkpointer(tmp_path).load() == {"a": pos("a", 20)}
 
 
 @pytest.mark.parametrize(
