@@ -68,8 +68,10 @@ class Batcher:
             return None
         return min(slot.started for slot in self._open.values()) + self._linger
 
-    def drain(self) -> list[Batch]:
-        """Everything still open, e.g. at shutdown or at the end of a backfill."""
+    def drain(self, source: str | None = None) -> list[Batch]:
+        """Everything still open (shutdown, end of a backfill), or only one file's (truncation)."""
+        if source is not None:
+            return [self._close(source)] if source in self._open else []
         return [self._close(key) for key in list(self._open)]
 
     def _close(self, key: str) -> Batch:

@@ -60,6 +60,16 @@ def test_linger_releases_a_batch_from_its_first_event_on_an_injected_clock() -> 
     assert b.next_due() is None
 
 
+def test_draining_one_file_leaves_the_others_open() -> None:
+    b = Batcher(max_records=100, max_bytes=10_000, linger=1.0)
+    b.push(ev("a", 1), 0.0)
+    b.push(ev("b", 1), 0.0)
+    (cut,) = b.drain("a")
+    assert cut.offsets == {"a": 1}
+    assert b.drain("a") == []
+    assert [x.offsets for x in b.drain()] == [{"b": 1}]
+
+
 def test_nbytes_counts_what_is_held_until_it_leaves() -> None:
     b = Batcher(max_records=100, max_bytes=10_000, linger=1.0)
     b.push(ev("a", 1, size=7), 0.0)
