@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from parsers.timestamp import DateFormat, DateFormatError
 
 _LAZY = r"[^\n]*?"
+_GREEDY = r"[^\n]*"
 _LEVEL = r"[A-Za-z]+"
 _LINE = r"(?:-?[0-9]+|\?)?"
 _DIGITS = r"[0-9]+"
@@ -264,7 +265,10 @@ class _Compiler:
             if tok.key == "message":
                 self.message(tok, tokens[index + 1 :])
             elif tok.key is not None:
-                self.conversion(tok)
+                nxt = tokens[index + 1] if index + 1 < len(tokens) else None
+                # `%C.%M`: a dotted name before "." takes all dots but the last one.
+                greedy = tok.key in ("logger", "class") and isinstance(nxt, str) and nxt[:1] == "."
+                self.conversion(tok, greedy)
 
     def message(self, tok: _Conv, rest: list[_Conv | str]) -> None:
         if self.message_at >= 0:
@@ -277,9 +281,9 @@ class _Compiler:
             or (isinstance(nxt, str) and nxt.startswith("\n"))
         )
 
-    def conversion(self, tok: _Conv) -> None:
+    def conversion(self, tok: _Conv, greedy: bool = False) -> None:
         key = tok.key or ""
-        body = self.body(tok)
+        body = _GREEDY if greedy else self.body(tok)
         if key == "mdc":
             key = _mdc_key(tok, self.taken)
         if key in self.taken:
