@@ -49,7 +49,14 @@ public class ChatServiceImpl {
 
     public void result(Rec r) {
         StringBuilder sb = new StringBuilder("result: seq=").append(r.seq).append(' ');
-        if (r.rnd.nextInt(10) == 0) {
+        int shape = r.rnd.nextInt(30);
+        if (shape == 0) {
+            // a long answer on one line: larger than logback's 8 KB buffer, so it reaches the
+            // file in several writes and a tailer can see half of it
+            for (int i = 0; i < 1200; i++) {
+                sb.append("第").append(i).append("段: lorem ipsum; ");
+            }
+        } else if (shape < 4) {
             for (int i = 0; i < 300; i++) {
                 sb.append("token").append(i).append(", ");
             }
