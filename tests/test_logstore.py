@@ -11,6 +11,7 @@ import math
 import socket
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -20,15 +21,17 @@ import lz4.block
 import pytest
 from aliyun.log import LogException, LogItem, PutLogsRequest
 from aliyun.log.log_logs_raw_pb2 import LogGroupRaw  # type: ignore[attr-defined]
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.logstore import FaultPlan, LocalLogstore
 from tests.logstore.client import Answer, admin, raw_request, sdk_client, signed_post
+from tests.logstore.codec import RESERVED_KEYS
+from tests.logstore.fixtures import logstore_fixture  # noqa: F401 - the `logstore` fixture
 from tests.logstore.server import project_from_host
 from tests.logstore.signing import http_date, signature, string_to_sign
 
 REPO = Path(__file__).resolve().parent.parent
-# The `logstore` fixture, until tests/conftest.py imports it for every test module.
-pytest_plugins = ("tests.logstore.fixtures",)
 
 
 def now() -> int:
@@ -236,6 +239,49 @@ def test_sdk_get_logstore_answers_for_reachability_checks(logstore: LocalLogstor
     with pytest.raises(LogException) as info:
         client.get_logstore(logstore.project, "absent")
     assert info.value.get_error_code() == "LogStoreNotExist"
+
+
+def test_concurrent_writers_are_all_stored_and_counted(logstore: LocalLogstore) -> None:
+    def writer(w: int) -> None:
+        client = sdk_client(logstore)
+        for i in range(10):
+            items = [
+                LogItem(now(), [("w", str(w)), ("i", str(i)), ("j", str(j))]) for j in range(5)
+            ]
+            client.put_logs(PutLogsRequest(logstore.project, logstore.logstore, "", None, items))
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seen = sorted((r["w"], r["i"], r["j"]) for r in logstore.records())
+    expected = sorted(
+        (str(w), str(i), str(j)) for w in range(4) for i in range(10) for j in range(5)
+    )
+    assert seen == expected
+    stats = logstore.stats()
+    assert (stats.requests, stats.accepted_requests, stats.accepted_logs) == (40, 40, 200)
+
+
+_keys = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,20}", fullmatch=True).filter(
+    lambda k: k not in RESERVED_KEYS
+)
+_values = st.text(st.characters(codec="utf-8"), max_size=50)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.lists(st.tuples(_keys, _values), max_size=6), min_size=1, max_size=5))
+def test_any_valid_log_group_round_trips(
+    logstore: LocalLogstore, logs: list[list[tuple[str, str]]]
+) -> None:
+    logstore.reset()
+    t = now()
+    answer = lz4_post(logstore, group_bytes([(t, contents) for contents in logs]))
+    assert answer.status == 200, answer.body
+    assert [log.contents for log in logstore.logs()] == [tuple(c) for c in logs]
 
 
 # -- rejects what SLS rejects ------------------------------------------------------------------

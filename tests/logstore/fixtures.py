@@ -1,6 +1,8 @@
 """pytest fixture: a fresh, started local Logstore per test (start-up takes milliseconds).
 
-Enable it in tests/conftest.py with:  from tests.logstore.fixtures import logstore  # noqa: F401
+Enable it in tests/conftest.py with:
+    from tests.logstore.fixtures import logstore_fixture  # noqa: F401
+The function has its own name so that test parameters called `logstore` do not shadow it (F811).
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ import pytest
 from tests.logstore.server import LocalLogstore
 
 
-@pytest.fixture
-def logstore() -> Iterator[LocalLogstore]:
+@pytest.fixture(name="logstore")
+def logstore_fixture() -> Iterator[LocalLogstore]:
     """A running `LocalLogstore`: `.endpoint` ('127.0.0.1:PORT'), `.access_key_id`,
     `.access_key_secret`, `.project`, `.logstore`; stopped after the test, which then fails
     if the server itself crashed on a request (a bug here, not in the code under test)."""
     with LocalLogstore() as server:
         yield server
-    assert server.internal_errors == [], "\n".join(server.internal_errors)
+    if server.internal_errors:
+        pytest.fail("the local Logstore crashed:\n" + "\n".join(server.internal_errors))
