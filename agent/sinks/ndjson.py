@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from itertools import groupby
+from operator import attrgetter
 from typing import Protocol
 
 import orjson
 
 from agent.envelope import Envelope, EnvelopeMaker
-from agent.events import Batch, Event
+from agent.events import Batch
 from agent.sinks import Outcome
 
 log = logging.getLogger(__name__)
@@ -48,30 +50,31 @@ def encode_records(records: Iterable[RecordLike], envelope: Envelope | None = No
     # The envelope is the same for every line: serialize it once and splice it after each
     # record's own JSON. Measured 1.7x faster than building and dumping one dict per record.
     closing = (b"," + orjson.dumps(extra)[1:] if extra else b"}") + b"\n"
-    dumps = orjson.dumps
+    dumps, splice = orjson.dumps, b'%b,"__time__":%d,"__time_ns__":%d%b'
+    records = records if isinstance(records, list) else list(records)
+    try:
+        return b"".join(
+            [
+                splice % (dumps(r.fields)[:-1], r.time, r.time_ns, closing)
+                if r.fields
+                else _encode_line(r, extra)
+                for r in records
+            ]
+        )
+    except (orjson.JSONEncodeError, TypeError):
+        pass  # a value orjson refuses, or no time: take the careful path for this batch
     parts = []
     for record in records:
-        fields, when = record.fields, record.time
         try:
-            if fields and when is not None:
-                body = dumps(fields)
-                parts.append(
-                    b'%b,"__time__":%d,"__time_ns__":%d%b'
-                    % (body[:-1], when, record.time_ns, closing)
-                )
-            else:
-                parts.append(_encode_line(fields, when, record.time_ns, extra))
+            parts.append(_encode_line(record, extra))
         except (orjson.JSONEncodeError, TypeError):
-            line = {**fields, "__time__": when, "__time_ns__": record.time_ns, **extra}
-            parts.append(dumps(_sanitized(line), option=orjson.OPT_APPEND_NEWLINE))
+            parts.append(_encode_line(record, extra, clean=True))
     return b"".join(parts)
 
 
-def _encode_line(
-    fields: Mapping[str, object], when: int | None, time_ns: int, extra: dict[str, str]
-) -> bytes:
-    line = {**fields, "__time__": when, "__time_ns__": time_ns, **extra}
-    return orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE)
+def _encode_line(record: RecordLike, extra: dict[str, str], *, clean: bool = False) -> bytes:
+    line = {**record.fields, "__time__": record.time, "__time_ns__": record.time_ns, **extra}
+    return orjson.dumps(_sanitized(line) if clean else line, option=orjson.OPT_APPEND_NEWLINE)
 
 
 def _sanitized(line: Mapping[str, object]) -> dict[str, object]:
@@ -90,14 +93,17 @@ def _text(value: str) -> str:
 
 
 def encode_batch(batch: Batch, envelopes: EnvelopeMaker) -> bytes:
-    """The batch as NDJSON with one envelope per source file, as SLS gets one LogGroup per file."""
-    groups: dict[tuple[str, str], list[Event]] = {}
-    for event in batch.events:
-        groups.setdefault((event.source, event.path), []).append(event)
+    """The batch as NDJSON, one envelope per run of one file, as SLS gets one LogGroup per file.
+
+    The batcher puts one file in a batch, so this is normally a single run.
+    """
     return b"".join(
-        encode_records((e.record for e in events), envelopes.make(source, path))
-        for (source, path), events in groups.items()
+        encode_records([e.record for e in run], envelopes.make(source, path))
+        for (source, path), run in groupby(batch.events, key=_file_of)
     )
+
+
+_file_of = attrgetter("source", "path")
 
 
 class LineTarget(Protocol):
