@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -182,3 +184,118 @@ def test_a_real_process_notifies_from_its_own_pid(manager: FakeManager) -> None:
     ]
     # NotifyAccess=main: systemd accepts these only because they come from the main pid.
     assert {pid for _, pid in received} == {proc.pid}
+
+
+# -- the real daemon under a fake manager ----------------------------------------------------
+
+LINE = (
+    "2025-07-09 14:23:24.748 INFO  [traceId:] [c.a.c.s.i.ChatServiceImpl#chat():42] [main] - {}\n"
+)
+
+
+class _Inbox:
+    """Collects every notification of a running process on a background thread."""
+
+    def __init__(self, manager: FakeManager) -> None:
+        self.messages: list[dict[str, str]] = []
+        self._manager = manager
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._collect, daemon=True)
+        self._thread.start()
+
+    def _collect(self) -> None:
+        self._manager.sock.settimeout(None)
+        while True:
+            try:
+                fields, _pid = self._manager.receive()
+            except OSError:
+                return
+            with self._changed:
+                self.messages.append(fields)
+                self._changed.notify_all()
+
+    def wait_for(self, key: str, after: int = 0, count: int = 1, timeout: float = 20) -> int:
+        """Index just past the `count`-th message carrying `key` at or after index `after`."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                hits = [i for i, m in enumerate(self.messages) if i >= after and key in m]
+                if len(hits) >= count:
+                    return hits[count - 1] + 1
+                left = deadline - time.monotonic()
+                assert left > 0, f"no {key} after message {after}; got {self.messages}"
+                self._changed.wait(left)
+
+
+def _wait_for_text(path: Path, text: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{text!r} never reached {path}")
+
+
+def _write_config(path: Path, tmp: Path, globs: list[str], extra: str = "") -> None:
+    path.write_text(
+        f"inputs:\n  - paths: {globs!r}\n    start_at: beginning\n"
+        f"output: {{type: file, path: {str(tmp / 'out.ndjson')!r}}}\n"
+        f"state_dir: {str(tmp / 'state')!r}\n"
+        "metrics: {listen: null}\n"
+        "tail: {poll_interval: 0.05, multiline_flush: 0.1}\n"
+        "batch: {linger: 0.05}\n" + extra
+    )
+
+
+@pytest.mark.slow
+def test_the_daemon_reports_ready_pings_reloads_and_stops(
+    manager: FakeManager, tmp_path: Path
+) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.log").write_text(LINE.format("first-a"))
+    config, out = tmp_path / "config.yaml", tmp_path / "out.ndjson"
+    _write_config(config, tmp_path, [str(logs / "a*.log")])
+    env = {**os.environ, "NOTIFY_SOCKET": manager.env_value, "WATCHDOG_USEC": "400000"}
+    inbox = _Inbox(manager)
+    stderr = (tmp_path / "stderr").open("w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from agent.cli import main; main()", "run", "-c", str(config)],
+        env=env,
+        stderr=stderr,
+    )
+    try:
+        ready = inbox.wait_for("READY")
+        assert "STATUS" in inbox.messages[ready - 1], "READY comes with a status line"
+        _wait_for_text(out, "first-a")
+        inbox.wait_for("WATCHDOG", after=ready, count=3)  # every 0.2 s from the main loop
+
+        # SIGHUP with a new input: the reload is announced and the new file is followed.
+        _write_config(config, tmp_path, [str(logs / "a*.log"), str(logs / "b*.log")])
+        (logs / "b.log").write_text(LINE.format("first-b"))
+        proc.send_signal(signal.SIGHUP)
+        reloaded = inbox.wait_for("RELOADING", after=ready)
+        ready = inbox.wait_for("READY", after=reloaded)
+        _wait_for_text(out, "first-b")
+
+        # SIGHUP with a broken config: refused, and the running config keeps working.
+        config.write_text(config.read_text() + "surprise: 1\n")
+        proc.send_signal(signal.SIGHUP)
+        refused = inbox.wait_for("RELOADING", after=ready)
+        ready = inbox.wait_for("READY", after=refused)
+        with (logs / "b.log").open("a") as f:
+            f.write(LINE.format("second-b"))
+        _wait_for_text(out, "second-b")
+        assert proc.poll() is None
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        inbox.wait_for("STOPPING", after=ready)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    stderr.seek(0)
+    log = stderr.read()
+    stderr.close()
+    assert "reload refused" in log and "surprise" in log, log
