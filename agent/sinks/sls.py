@@ -1,0 +1,500 @@
+"""The `sls` output: batches become LogGroups posted with PutLogs, retried until final.
+
+Delivery trade-offs made here:
+- Nothing gives up on its own by default: the files are the buffer, offsets stay put while a
+  LogGroup is retried, and the reader stops when the in-flight bytes are full. So an outage or a
+  missing Logstore holds data instead of losing it, loudly: one log line per change of state.
+  `give_up_after` (seconds, off by default) turns a LogGroup that long undeliverable into
+  REJECTED, for users who prefer a gap to a stall.
+- Log times outside SLS's window [now - 7 d, now + 15 min] fail the whole request, so they are
+  predicted before sending (with a margin) and handled by `time_policy`: `restamp` sends them at
+  the current time with the original epoch seconds in the `original_time` field; `reject` drops
+  them, counted and logged. A 400 "time is out of range" from the server (its clock differs)
+  applies the same policy with a wider margin. A file never stalls on old records.
+- Data the service refuses for good (a 400 other than the time window, a single log too large
+  for a request) is REJECTED, counted and logged: retrying cannot change the answer.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+
+from agent.config import SlsOutput
+from agent.credentials import CredentialsError, CredentialsSource, load_credentials, mask
+from agent.envelope import EnvelopeMaker
+from agent.events import Batch, Event
+from agent.retry import AdaptiveLimit, Failure, RetryPolicy, classify
+from agent.sinks import Outcome
+from agent.sinks.loggroup import LogEncoder, LogGroupBytes, encode_trailer, pack
+from agent.sinks.sls_client import EndpointError, SlsClient, SlsError, parse_endpoint
+
+log = logging.getLogger(__name__)
+
+ORIGINAL_TIME_KEY = "original_time"
+PAST_WINDOW = 7 * 24 * 3600
+FUTURE_WINDOW = 15 * 60
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """The log times SLS accepts, narrowed by safety margins for clock differences."""
+
+    past_margin: float = 300.0
+    future_margin: float = 60.0
+
+    def bounds(self, now: float) -> tuple[float, float]:
+        return now - PAST_WINDOW + self.past_margin, now + FUTURE_WINDOW - self.future_margin
+
+
+_WIDE = TimeWindow(past_margin=3600.0, future_margin=600.0)
+
+
+@dataclass
+class SlsStats:
+    """Counters for metrics; `SlsSink.stats()` returns a copy."""
+
+    requests: int = 0
+    delivered_logs: int = 0
+    delivered_groups: int = 0
+    bytes_sent: int = 0  # raw (uncompressed) LogGroup bytes acknowledged
+    retries: dict[str, int] = field(default_factory=dict)  # by Failure value
+    rejected_logs: int = 0
+    restamped_logs: int = 0
+    last_error: str | None = None
+    last_delivery: float | None = None  # wall-clock seconds
+    concurrency_limit: int = 0  # requests allowed in flight now (shrinks on quota errors)
+
+
+@dataclass(slots=True)
+class _Item:
+    fields: Mapping[str, str | int | None]
+    time: int  # the record's own time
+    time_ns: int
+    encoded: bytes
+    restamped: bool = False
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A LogGroup on its way, with the records behind it (re-encoded on a time-range error)."""
+
+    items: list[_Item]
+    trailer: bytes
+
+    def group(self) -> LogGroupBytes:
+        return LogGroupBytes([i.encoded for i in self.items], self.trailer)
+
+    def halves(self) -> tuple[_Pending, _Pending]:
+        mid = len(self.items) // 2
+        return _Pending(self.items[:mid], self.trailer), _Pending(self.items[mid:], self.trailer)
+
+
+class _Health:
+    """Says loudly when the output's state changes, not on every retry."""
+
+    def __init__(self, monotonic: Callable[[], float], quiet: float = 60.0) -> None:
+        self._lock = threading.Lock()
+        self._state: tuple[Failure, str] | None = None
+        self._logged_failure = False
+        self._last: dict[tuple[Failure, str], float] = {}
+        self._monotonic = monotonic
+        self._quiet = quiet
+
+    def failed(self, failure: Failure, err: SlsError, what: str, level: int) -> None:
+        key = (failure, err.code)
+        now = self._monotonic()
+        with self._lock:
+            if key == self._state:
+                return
+            self._state = key
+            # Flapping transient errors (a success between two failures) are not news again
+            # within `quiet` seconds; holds and skew always are.
+            last = self._last.get(key)
+            if level < logging.ERROR and last is not None and now - last < self._quiet:
+                return
+            self._last[key] = now
+            self._logged_failure = True
+        log.log(level, "SLS output: %s: %s", what, err)
+
+    def succeeded(self) -> None:
+        with self._lock:
+            if self._state is None:
+                return
+            self._state = None
+            said, self._logged_failure = self._logged_failure, False
+        if said:
+            log.info("SLS output: delivering again")
+
+
+class SlsSink:
+    """Posts each batch as one LogGroup (more when over the limits) to an SLS Logstore.
+
+    `send` is called from `config.concurrency` sender threads; requests in flight are capped by
+    an AIMD limit shared by them, which halves on quota errors and creeps back on success.
+    """
+
+    def __init__(
+        self,
+        config: SlsOutput,
+        envelope: EnvelopeMaker,
+        *,
+        credentials: CredentialsSource | None = None,
+        policy: RetryPolicy | None = None,
+        window: TimeWindow | None = None,
+        give_up_after: float | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        """Raises CredentialsError or EndpointError (one line each) on an unusable config."""
+        self._config = config
+        self._envelopes = envelope
+        self._credentials = credentials or load_credentials(config.credentials_file)
+        self._endpoint = parse_endpoint(config.endpoint)
+        self._policy = policy or RetryPolicy()
+        self._window = window or TimeWindow()
+        self._give_up_after = give_up_after
+        self._clock = clock
+        self._monotonic = monotonic
+        self._rand = rand
+        self._encoder = LogEncoder()
+        self._limit = AdaptiveLimit(config.concurrency)
+        self._aborted = threading.Event()
+        self._health = _Health(monotonic)
+        self._stats = SlsStats()
+        self._stats_lock = threading.Lock()
+        self._idle: queue.SimpleQueue[SlsClient] = queue.SimpleQueue()
+        self._clients: list[SlsClient] = []
+        self._clients_lock = threading.Lock()
+        self._closed = False
+
+    # -- the Sink protocol -----------------------------------------------------------------
+
+    def send(self, batch: Batch) -> Outcome:
+        if self._aborted.is_set():
+            return Outcome.ABORTED
+        pending, rejected = self._prepare(batch.events)
+        outcomes = []
+        for p in pending:
+            outcome = self._deliver(p)
+            if outcome is Outcome.ABORTED:
+                return Outcome.ABORTED
+            outcomes.append(outcome)
+        if Outcome.DELIVERED in outcomes or not (outcomes or rejected):
+            return Outcome.DELIVERED
+        return Outcome.REJECTED
+
+    def abort(self) -> None:
+        self._aborted.set()
+        self._limit.abort()
+
+    def close(self) -> None:
+        with self._clients_lock:
+            clients, self._clients = self._clients, []
+            self._closed = True
+        for client in clients:
+            client.close()
+
+    def stats(self) -> SlsStats:
+        with self._stats_lock:
+            return replace(
+                self._stats, retries=dict(self._stats.retries), concurrency_limit=self._limit.limit
+            )
+
+    # -- encoding --------------------------------------------------------------------------
+
+    def _prepare(self, events: list[Event]) -> tuple[list[_Pending], int]:
+        """Encode the batch into LogGroups (one envelope each); and how many logs were rejected."""
+        now = self._clock()
+        low, high = self._window.bounds(now)
+        pending: list[_Pending] = []
+        rejected = 0
+        # A batch holds one file, but nothing breaks if it holds runs of several.
+        for (source, path), run in itertools.groupby(events, key=lambda e: (e.source, e.path)):
+            items: list[_Item] = []
+            dropped = 0
+            for event in run:
+                record = event.record
+                t = record.time if record.time is not None else int(now)
+                item = _Item(record.fields, t, record.time_ns, b"")
+                if low <= t <= high:
+                    item.encoded = self._encoder.encode_log(item.fields, t, item.time_ns)
+                elif not self._restamp(item, now):
+                    dropped += 1
+                    continue
+                items.append(item)
+            if dropped:
+                rejected += dropped
+                self._rejected_by_time(dropped, path)
+            if not items:
+                continue
+            env = self._envelopes.make(source, path)
+            trailer = encode_trailer(env.topic, env.source, env.tags)
+            for n, group in enumerate(pack([i.encoded for i in items], trailer)):
+                if n:  # each LogGroup gets its own __pack_id__ (the size differs by a byte or so)
+                    env = self._envelopes.make(source, path)
+                    trailer = encode_trailer(env.topic, env.source, env.tags)
+                taken, items = items[: len(group.logs)], items[len(group.logs) :]
+                pending.append(_Pending(taken, trailer))
+        return pending, rejected
+
+    def _restamp(self, item: _Item, now: float) -> bool:
+        """Apply time_policy to a log outside the window; False when it is rejected."""
+        if self._config.time_policy == "reject":
+            return False
+        extra = ((ORIGINAL_TIME_KEY, str(item.time)),)
+        item.encoded = self._encoder.encode_log(item.fields, int(now), 0, extra)
+        item.restamped = True
+        self._count(restamped_logs=1)
+        return True
+
+    def _rejected_by_time(self, count: int, path: str) -> None:
+        self._count(rejected_logs=count)
+        log.warning(
+            "SLS output: rejected %d record(s) of %s: log time outside SLS's window "
+            "(now - 7 days .. now + 15 min) and time_policy is reject",
+            count,
+            path,
+        )
+
+    def _apply_time_policy(self, p: _Pending) -> bool:
+        """After the server refused the times: restamp or drop what is near the edges (or all).
+
+        False when nothing is left to send."""
+        now = self._clock()
+        low, high = _WIDE.bounds(now)
+        suspects = [i for i in p.items if not i.restamped and not low <= i.time <= high]
+        if not suspects:
+            suspects = [i for i in p.items if not i.restamped]  # the server's clock is far off
+        if self._config.time_policy == "reject":
+            keep = [i for i in p.items if not any(i is s for s in suspects)]
+            self._rejected_by_time(len(p.items) - len(keep), "a batch")
+            p.items = keep
+            return bool(keep)
+        for item in suspects:
+            self._restamp(item, now)
+        return True
+
+    # -- delivery --------------------------------------------------------------------------
+
+    def _deliver(self, p: _Pending) -> Outcome:
+        """One LogGroup until delivered, rejected or aborted."""
+        attempts: dict[Failure, int] = {}
+        started = self._monotonic()
+        stuck_warned = False
+        while True:
+            if self._aborted.is_set() or not self._limit.acquire():
+                return Outcome.ABORTED
+            group = p.group()
+            try:
+                err = self._put(group)
+            finally:
+                self._limit.release()
+            if err is None:
+                self._limit.on_success()
+                self._health.succeeded()
+                self._count(delivered_logs=len(p.items), delivered_groups=1, bytes_sent=group.size)
+                with self._stats_lock:
+                    self._stats.last_delivery = self._clock()
+                return Outcome.DELIVERED
+            failure = classify(err.status, err.code, err.message)
+            with self._stats_lock:
+                self._stats.retries[failure.value] = self._stats.retries.get(failure.value, 0) + 1
+                self._stats.last_error = str(err)
+            n = attempts.get(failure, 0)
+            attempts[failure] = n + 1
+            final = self._react(failure, err, p, n)
+            if final is not None:
+                return final
+            waited = self._monotonic() - started
+            if self._give_up_after is not None and waited >= self._give_up_after:
+                log.error(
+                    "SLS output: giving up on %d record(s) after %.0f s (give_up_after): %s",
+                    len(p.items),
+                    waited,
+                    err,
+                )
+                self._count(rejected_logs=len(p.items))
+                return Outcome.REJECTED
+            if not stuck_warned and waited >= self._policy.stuck_warning:
+                stuck_warned = True
+                log.warning(
+                    "SLS output: %d record(s) undelivered for %.0f s, still retrying: %s",
+                    len(p.items),
+                    waited,
+                    err,
+                )
+            if failure in (Failure.TOO_LARGE, Failure.TIME_RANGE):
+                continue  # the request changed: send it now
+            if self._aborted.wait(self._policy.delay(failure, n, self._rand)):
+                return Outcome.ABORTED
+
+    def _react(self, failure: Failure, err: SlsError, p: _Pending, n: int) -> Outcome | None:
+        """Side effects of one failure; an Outcome when the LogGroup is final."""
+        target = f"{self._config.project}/{self._config.logstore} at {self._endpoint.netloc()}"
+        if failure is Failure.TRANSIENT:
+            self._health.failed(failure, err, "request failed, retrying", logging.WARNING)
+        elif failure is Failure.QUOTA:
+            self._limit.on_quota()
+            self._health.failed(failure, err, "write quota exceeded, slowing down", logging.WARNING)
+        elif failure is Failure.TOKEN_EXPIRED:
+            self._health.failed(
+                failure, err, "security token expired, re-reading credentials", logging.WARNING
+            )
+            try:
+                self._credentials.refresh()
+            except CredentialsError as exc:
+                log.debug("credentials refresh failed: %s", exc)
+        elif failure is Failure.HOLD:
+            self._health.failed(
+                failure,
+                err,
+                f"cannot write to {target}; holding the data and retrying every "
+                f"{self._policy.probe_interval:g} s until fixed",
+                logging.ERROR,
+            )
+        elif failure is Failure.CLOCK_SKEW:
+            self._health.failed(
+                failure,
+                err,
+                "this host's clock differs from SLS's by more than 15 minutes; fix the clock "
+                f"(NTP); retrying every {self._policy.probe_interval:g} s",
+                logging.ERROR,
+            )
+        elif failure is Failure.TOO_LARGE:
+            return self._split(p, err)
+        elif failure is Failure.TIME_RANGE:
+            if n >= 3 or not self._apply_time_policy(p):
+                return self._reject(p, err)
+        elif failure is Failure.INVALID:
+            return self._reject(p, err)
+        return None
+
+    def _split(self, p: _Pending, err: SlsError) -> Outcome:
+        if len(p.items) == 1:
+            return self._reject(p, err)
+        outcomes = []
+        for half in p.halves():
+            outcome = self._deliver(half)
+            if outcome is Outcome.ABORTED:
+                return outcome
+            outcomes.append(outcome)
+        return Outcome.DELIVERED if Outcome.DELIVERED in outcomes else Outcome.REJECTED
+
+    def _reject(self, p: _Pending, err: SlsError) -> Outcome:
+        self._count(rejected_logs=len(p.items))
+        log.error("SLS output: rejected %d record(s) for good: %s", len(p.items), err)
+        return Outcome.REJECTED
+
+    def _put(self, group: LogGroupBytes) -> SlsError | None:
+        self._count(requests=1)
+        client = self._client()
+        try:
+            client.put(self._config.project, self._config.logstore, group)
+        except SlsError as err:
+            return err
+        except CredentialsError as exc:
+            return SlsError(401, "CredentialsUnavailable", str(exc))
+        finally:
+            self._idle.put(client)
+        return None
+
+    def _client(self) -> SlsClient:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        client = SlsClient(
+            self._endpoint,
+            self._credentials,
+            source=self._config.source or "127.0.0.1",
+            timeout=self._config.request_timeout,
+            compress=self._config.compress == "lz4",
+        )
+        with self._clients_lock:
+            self._clients.append(client)
+        return client
+
+    def _count(self, **deltas: int) -> None:
+        with self._stats_lock:
+            for name, delta in deltas.items():
+                setattr(self._stats, name, getattr(self._stats, name) + delta)
+
+
+class OutputCheckError(Exception):
+    """Why the configured SLS output cannot be written to; one line for the user."""
+
+
+def check_output(
+    config: SlsOutput,
+    *,
+    credentials: CredentialsSource | None = None,
+    timeout: float = 10.0,
+) -> str:
+    """Prove endpoint, credentials, project and logstore with one PutLogs of an empty LogGroup.
+
+    Returns a one-line success message; raises OutputCheckError saying what is wrong. An empty
+    LogGroup stores nothing, and PutLogs is the one permission the agent needs anyway (a check
+    with GetLogStore would demand a read permission the agent never uses).
+    """
+    try:
+        source = credentials or load_credentials(config.credentials_file)
+        endpoint = parse_endpoint(config.endpoint)
+        key_id = mask(source.get().access_key_id)
+    except (CredentialsError, EndpointError) as exc:
+        raise OutputCheckError(str(exc)) from None
+    client = SlsClient(
+        endpoint,
+        source,
+        source=config.source or "127.0.0.1",
+        timeout=min(timeout, config.request_timeout),
+        compress=config.compress == "lz4",
+    )
+    where = f"{config.project}/{config.logstore} at {endpoint.scheme}://{endpoint.netloc()}"
+    try:
+        request_id = client.put(
+            config.project, config.logstore, LogGroupBytes([], encode_trailer(config.topic, "", ()))
+        )
+    except SlsError as err:
+        raise OutputCheckError(_explain(err, config, endpoint.netloc(), key_id)) from None
+    except CredentialsError as exc:
+        raise OutputCheckError(str(exc)) from None
+    finally:
+        client.close()
+    return f"OK: {where} accepts writes from AccessKeyId {key_id} (request id {request_id})"
+
+
+def _explain(err: SlsError, config: SlsOutput, netloc: str, key_id: str) -> str:  # noqa: PLR0911 - one line per cause
+    code = err.code
+    if err.status == 0:
+        if code == "Timeout":
+            return f"cannot reach {netloc}: no answer within the timeout"
+        return f"cannot reach {netloc}: {err.message}"
+    if code == "ProjectNotExist":
+        return f"project {config.project!r} does not exist at {netloc} (ProjectNotExist)"
+    if code == "LogStoreNotExist":
+        return (
+            f"logstore {config.logstore!r} does not exist in project {config.project!r} "
+            "(LogStoreNotExist)"
+        )
+    if code in ("InvalidAccessKeyId", "InvalidAccessKeyId.NotFound"):
+        return f"AccessKeyId {key_id} is not known to SLS ({code})"
+    if code == "SignatureNotMatch":
+        return f"the AccessKey secret does not match AccessKeyId {key_id} (SignatureNotMatch)"
+    if classify(err.status, code, err.message) is Failure.TOKEN_EXPIRED:
+        return f"the STS security token has expired ({code}); write a fresh one"
+    if code == "RequestTimeExpired":
+        return "this host's clock is more than 15 minutes off (RequestTimeExpired); fix NTP"
+    if err.status in (401, 403):
+        return (
+            f"AccessKeyId {key_id} may not write to {config.project}/{config.logstore} "
+            f"({code}: {err.message})"
+        )
+    return f"SLS refused the check: {err}"
