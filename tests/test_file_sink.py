@@ -127,6 +127,22 @@ def test_values_orjson_refuses_are_written_as_text_instead_of_crashing() -> None
     assert line["__time__"] is None
 
 
+def test_one_odd_record_does_not_change_how_its_neighbours_are_written() -> None:
+    records = [
+        Record({"message": "first", "line": 1}, time=10, time_ns=5),
+        Record({"message": "lone \udcff"}, time=11),
+        Record({}, time=12),
+        Record({"message": "last", "line": None}, time=13),
+    ]
+    decoded = [orjson.loads(x) for x in encode_records(records).splitlines()]
+    assert decoded == [
+        {"message": "first", "line": 1, "__time__": 10, "__time_ns__": 5},
+        {"message": "lone \ufffd", "__time__": 11, "__time_ns__": 0},
+        {"__time__": 12, "__time_ns__": 0},
+        {"message": "last", "line": None, "__time__": 13, "__time_ns__": 0},
+    ]
+
+
 BROKEN_PIPE_WRITER = textwrap.dedent(
     """
     import sys
