@@ -28,8 +28,8 @@ from tests.logstore import FaultPlan, LocalLogstore
 from tests.logstore.client import Answer, admin, raw_request, sdk_client, signed_post
 from tests.logstore.codec import RESERVED_KEYS
 from tests.logstore.fixtures import logstore_fixture  # noqa: F401 - the `logstore` fixture
-from tests.logstore.server import project_from_host
 from tests.logstore.signing import http_date, signature, string_to_sign
+from tests.logstore.sls import project_from_host
 
 REPO = Path(__file__).resolve().parent.parent
 

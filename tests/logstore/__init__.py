@@ -48,7 +48,8 @@ Run it as a process with `python -m tests.logstore --port 0 ...` (see `__main__`
 from tests.logstore.codec import StoredLog, StoredLogGroup
 from tests.logstore.errors import SlsError
 from tests.logstore.faults import FaultKind, FaultPlan, FaultRule
-from tests.logstore.server import Credential, LocalLogstore
+from tests.logstore.server import LocalLogstore
+from tests.logstore.sls import Credential
 from tests.logstore.store import Stats
 
 __all__ = [
