@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -177,13 +180,64 @@ print("workload ok")
 """
 
 
+# `llmtail run` itself, optionally under the kernel's MDWE, as the unit would start it.
+DAEMON = (
+    "import ctypes, sys\n"
+    "if sys.argv.pop(1) == 'mdwe':\n"
+    "    assert ctypes.CDLL(None).prctl(65, 1, 0, 0, 0) == 0, 'PR_SET_MDWE failed'\n"
+    "from agent.cli import main\n"
+    "main()\n"
+)
+LINE = "2025-07-09 14:23:24.748 INFO  [traceId:] [c.a.Chat#chat():42] [main] - hello-sandbox\n"
+
+
+def _ship_a_line_with_the_daemon(tmp_path: Path, prefix: list[str], mode: str) -> None:
+    """`llmtail run` follows a file into the file output, checkpoints, and stops on SIGTERM."""
+    logs, state, out = tmp_path / "logs", tmp_path / "state", tmp_path / "out.ndjson"
+    logs.mkdir()
+    (logs / "app.log").write_text(LINE)
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"inputs: [{{paths: [{str(logs / '*.log')!r}], start_at: beginning}}]\n"
+        f"output: {{type: file, path: {str(out)!r}}}\n"
+        f"state_dir: {str(state)!r}\n"
+        "metrics: {listen: '127.0.0.1:0'}\n"
+        "tail: {poll_interval: 0.05, multiline_flush: 0.1}\n"
+        "batch: {linger: 0.05}\n"
+    )
+    stderr = tmp_path / "stderr"
+    with stderr.open("w") as err:
+        proc = subprocess.Popen(
+            [*prefix, sys.executable, "-c", DAEMON, mode, "run", "-c", str(config)], stderr=err
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while not (out.exists() and "hello-sandbox" in out.read_text()):
+            assert proc.poll() is None, stderr.read_text()
+            assert time.monotonic() < deadline, "the line was never shipped"
+            time.sleep(0.05)
+        while not (state / "checkpoints.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # Signal the agent itself (under strace, proc is the tracer): its pid is in the lock.
+        os.kill(int((state / "lock").read_text()), signal.SIGTERM)
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert code == 0, stderr.read_text()
+
+
 def _mdwe_supported() -> bool:
     libc = ctypes.CDLL(None, use_errno=True)
     return libc.prctl(66, 0, 0, 0, 0) >= 0 or ctypes.get_errno() != errno.EINVAL
 
 
 def test_the_agents_libraries_work_under_memory_deny_write_execute(tmp_path: Path) -> None:
-    """MemoryDenyWriteExecute=yes: no JIT, no executable stack in any extension we load."""
+    """MemoryDenyWriteExecute=yes: no JIT, no executable stack in any extension we load.
+
+    The workload covers the SLS path (SDK, TLS) that a file-output daemon run does not.
+    """
     if not _mdwe_supported():
         pytest.skip("kernel lacks PR_SET_MDWE (Linux >= 6.3): cannot emulate the setting")
     proc = subprocess.run(
@@ -195,6 +249,7 @@ def test_the_agents_libraries_work_under_memory_deny_write_execute(tmp_path: Pat
     )
     assert proc.returncode != 4, "W+X mapping was allowed: MDWE was not in force"
     assert (proc.returncode, proc.stdout.strip()) == (0, "workload ok"), proc.stderr
+    _ship_a_line_with_the_daemon(tmp_path, [], "mdwe")
 
 
 def _syscall_groups() -> dict[str, list[str]]:
@@ -250,7 +305,9 @@ def test_the_agents_system_calls_and_sockets_pass_the_units_filters(tmp_path: Pa
     if proc.returncode != 0 and "ptrace" in proc.stderr:
         pytest.skip(f"strace cannot trace here: {proc.stderr.strip()}")
     assert proc.returncode == 0, proc.stderr
-    text = trace.read_text()
+    daemon_trace = tmp_path / "daemon-strace.txt"
+    _ship_a_line_with_the_daemon(tmp_path, ["strace", "-f", "-qq", "-o", str(daemon_trace)], "-")
+    text = trace.read_text() + daemon_trace.read_text()
     used = set(re.findall(r"^\d+\s+(\w+)\(", text, flags=re.M))
     assert {"openat", "inotify_add_watch", "fsync", "connect"} <= used, "trace not understood"
     refused = sorted(used - _filter_of_unit(_syscall_groups()))
