@@ -119,6 +119,53 @@ def test_disk_full_never_reports_delivery_and_abort_ends_the_wait_promptly() -> 
     sink.close()
 
 
+FILE_SIZE_LIMITED_WRITER = textwrap.dedent(
+    """
+    import resource, signal, sys, threading
+    from agent.config import FileOutput
+    from agent.envelope import EnvelopeMaker
+    from agent.events import Batch, Event
+    from agent.sinks.file import FileSink
+    from parsers.record import Record
+
+    def batch(seq, tag):
+        b = Batch(seq)
+        for i in range(200):
+            b.add(Event(Record({"message": f"{tag}-{i}-" + "x" * 80}, 1), "a", "/a", i, 1))
+        return b
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG
+    retried = threading.Event()
+    sink = FileSink(FileOutput(type="file", path=sys.argv[1]), EnvelopeMaker(source="s"),
+                    initial_backoff=0.01, max_backoff=0.05, on_retry=retried.set)
+    print(sink.send(batch(0, "first")).value)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (60_000, hard))  # the disk fills mid-batch
+    sender = threading.Thread(target=lambda: print(sink.send(batch(1, "second")).value))
+    sender.start()
+    retried.wait(10)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))  # space is freed
+    sender.join(10)
+    """
+)
+
+
+def test_a_write_cut_short_by_a_full_disk_leaves_no_torn_or_doubled_line(tmp_path: Path) -> None:
+    out = tmp_path / "out.ndjson"
+    done = subprocess.run(
+        [sys.executable, "-c", FILE_SIZE_LIMITED_WRITER, str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.stdout.split() == ["delivered", "delivered"], done.stderr
+    assert "File too large" in done.stderr  # the failure was real, and logged
+    messages = [line["message"].rsplit("-", 1)[0] for line in lines(out)]
+    expected = [f"{tag}-{i}" for tag in ("first", "second") for i in range(200)]
+    assert messages == expected
+
+
 def test_values_orjson_refuses_are_written_as_text_instead_of_crashing() -> None:
     record = Record({"message": "bad \udcff byte", "total_tokens": 10**30}, time=None)
     (line,) = [orjson.loads(x) for x in encode_records([record]).splitlines()]
