@@ -531,6 +531,9 @@ def test_count_only_mode_counts_without_keeping_records() -> None:
         assert lz4_post(server, group_bytes([(t, [("a", "1")])] * 100)).status == 200
         bad = lz4_post(server, group_bytes([(t - 8 * 86400, [("a", "1")])]))
         assert bad.error_code == "PostBodyInvalid"
+        no_time = b"\x0a\x00"  # a Log without its required Time
+        missing = signed_post(server, no_time, raw_size=len(no_time), compress_type="")
+        assert missing.error_code == "PostBodyInvalid"
         stats = server.stats()
         assert (stats.accepted_logs, stats.accepted_requests) == (100, 1)
         assert server.records() == []
@@ -597,3 +600,11 @@ def test_stopping_during_an_outage_keeps_the_server_stopped() -> None:
         server.outage(0.1)
     time.sleep(0.25)
     assert not server.running
+
+
+def test_wait_for_logs_returns_once_enough_arrived(logstore: LocalLogstore) -> None:
+    timer = threading.Timer(0.1, lambda: put(logstore, [LogItem(now(), [("a", "1")])] * 3))
+    timer.start()
+    assert logstore.wait_for_logs(3, timeout=5) == 3
+    assert logstore.wait_for_logs(4, timeout=0.05) == 3
+    timer.join()

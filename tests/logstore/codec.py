@@ -96,14 +96,15 @@ def decompress(body: bytes, compress_type: str, raw_size: int) -> bytes:
     return raw
 
 
-def parse_group(raw: bytes) -> LogGroupRaw:
-    """Decode a LogGroup; upb does not enforce proto2 `required`, so check it here."""
+def parse_group(raw: bytes, check_required: bool = True) -> LogGroupRaw:
+    """Decode a LogGroup; upb does not enforce proto2 `required`, so check it here. Count-only
+    mode skips that walk (a third of its CPU): a missing Time still fails the time check."""
     group = LogGroupRaw()
     try:
         group.ParseFromString(raw)
     except Exception as exc:  # google.protobuf.message.DecodeError and friends
         raise SlsError(400, "PostBodyInvalid", "Protobuffer content cannot be parsed.") from exc
-    if not group.IsInitialized():
+    if check_required and not group.IsInitialized():
         raise SlsError(400, "PostBodyInvalid", "Protobuffer content cannot be parsed.")
     return group
 

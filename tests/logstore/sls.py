@@ -167,7 +167,7 @@ class Sls:
         self._authenticate(req, project)
         self._check_logstore(project, logstore)
         raw, compress_type, raw_size = _decoded_body(req)
-        group = parse_group(raw)
+        group = parse_group(raw, check_required=not self.store.count_only)
         check_group(group, self._clock(), self.max_logs_per_group)
         request_id = new_request_id()
         stored = None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from tests.logstore.codec import StoredLogGroup
@@ -78,10 +78,11 @@ class Store:
 
     def stats(self) -> Stats:
         with self._lock:
-            snapshot = Stats(**{k: v for k, v in asdict(self._stats).items()})
-            snapshot.rejected = dict(self._rejected)
-            snapshot.logs_by_logstore = dict(self._by_logstore)
-            return snapshot
+            return replace(
+                self._stats,
+                rejected=dict(self._rejected),
+                logs_by_logstore=dict(self._by_logstore),
+            )
 
     def groups(
         self, project: str | None = None, logstore: str | None = None
