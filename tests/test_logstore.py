@@ -25,7 +25,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.logstore import FaultPlan, LocalLogstore
-from tests.logstore.client import Answer, admin, raw_request, sdk_client, signed_post
+from tests.logstore.client import (
+    Answer,
+    admin,
+    raw_request,
+    sdk_client,
+    sdk_client_for,
+    signed_post,
+)
 from tests.logstore.codec import RESERVED_KEYS
 from tests.logstore.fixtures import logstore_fixture  # noqa: F401 - the `logstore` fixture
 from tests.logstore.signing import http_date, signature, string_to_sign
@@ -572,11 +579,13 @@ def logstore_process() -> Iterator[tuple[subprocess.Popen[str], int]]:
 def test_runs_as_a_separate_process(logstore_process: tuple[subprocess.Popen[str], int]) -> None:
     proc, port = logstore_process
     url = f"http://127.0.0.1:{port}"
-    remote = LocalLogstore("pp", "ll", access_key_id="id1", access_key_secret="s1", port=port)
-    put(remote, [LogItem(now(), [("a", "1")]), LogItem(now(), [("a", "2")])])
+    client = sdk_client_for(url, "id1", "s1")
+    items = [LogItem(now(), [("a", "1")]), LogItem(now(), [("a", "2")])]
+    client.put_logs(PutLogsRequest("pp", "ll", "", None, items))
     admin(url, "POST", "faults", {"code": "WriteQuotaExceed"})
-    err = sdk_error(remote, [LogItem(now(), [("a", "3")])])
-    assert err.get_error_code() == "WriteQuotaExceed"
+    with pytest.raises(LogException) as info:
+        client.put_logs(PutLogsRequest("pp", "ll", "", None, items))
+    assert info.value.get_error_code() == "WriteQuotaExceed"
     stats = admin(url, "GET", "stats")
     assert (stats["accepted_logs"], stats["rejected"]) == (2, {"WriteQuotaExceed": 1})
     proc.terminate()

@@ -25,14 +25,30 @@ def sdk_client(
     security_token: str | None = None,
     source: str = "10.0.0.1",
 ) -> LogClient:
-    """A `LogClient` for `server`. `_isRowIp` is forced: the SDK does not see `IP:PORT` as an
-    IP and would put the project in the URL host (the agent's SLS adapter handles this)."""
-    client = LogClient(
+    """A `LogClient` for `server`, with its credentials unless others are given."""
+    return sdk_client_for(
         server.url,
         access_key_id or server.access_key_id,
         access_key_secret or server.access_key_secret,
-        securityToken=security_token if security_token is not None else server.security_token,
+        security_token=security_token if security_token is not None else server.security_token,
         source=source,
+    )
+
+
+def sdk_client_for(
+    url: str,
+    access_key_id: str,
+    access_key_secret: str,
+    *,
+    security_token: str | None = None,
+    source: str = "10.0.0.1",
+) -> LogClient:
+    """A `LogClient` for a local Logstore at `url` (e.g. one run with `python -m`).
+
+    `_isRowIp` is forced: the SDK does not see `IP:PORT` as an IP and would put the project in
+    the URL host (the agent's SLS adapter handles this itself)."""
+    client = LogClient(
+        url, access_key_id, access_key_secret, securityToken=security_token, source=source
     )
     client._isRowIp = True  # type: ignore[attr-defined]  # set in __init__, untyped SDK
     return client
