@@ -42,7 +42,12 @@ Admin HTTP API (same port; no signature; JSON in and out):
     POST   /_llmtail/outage {"seconds", "refuse": true}
     POST   /_llmtail/reset                     forget data, counters and faults
 
-Run it as a process with `python -m tests.logstore --port 0 ...` (see `__main__`).
+Run it as a process with `python -m tests.logstore --port 0 ...` (see `__main__`). With
+`count_only=True` (`--count-only`) it counts what it accepts and keeps nothing, for benchmarks.
+
+Not confirmed by public SLS sources, so chosen here: the code for a Content-MD5 mismatch
+(InvalidContentMD5), for a value over 1 MB (PostBodyInvalid) and for more than 4096 logs (400
+PostBodyTooLarge, from the older PutLogs reference).
 """
 
 from tests.logstore.codec import StoredLog, StoredLogGroup
