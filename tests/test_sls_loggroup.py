@@ -146,3 +146,11 @@ def test_halves_split_a_group_without_losing_a_log() -> None:
     first, second = group.halves()
     got = [dict(contents(log))["i"] for g in (first, second) for log in parse(g).Logs]
     assert got == ["0", "1", "2", "3", "4"]
+
+
+def test_text_that_is_not_valid_unicode_is_sent_with_replacements() -> None:
+    broken = "bad \udcff byte"  # what a surrogateescape decode leaves for an invalid byte
+    log = LogEncoder().encode_log({"message": broken}, 1, 0, extra=[("x", broken)])
+    raw = parse(LogGroupBytes([log], encode_trailer(broken, "s", [("k", broken)])))
+    assert contents(raw.Logs[0]) == [("message", "bad ? byte"), ("x", "bad ? byte")]
+    assert raw.Topic == "bad ? byte" and raw.LogTags[0].Value == "bad ? byte"

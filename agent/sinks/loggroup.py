@@ -12,6 +12,7 @@ Decisions a user can see:
 - A key that breaks the SLS rules is renamed, never rejected: illegal characters become `_`, a
   leading digit gets a `_` prefix, the name is cut to 128 bytes, and reserved names get a `_`
   suffix (`__time__` -> `__time___`).
+- Text that is not valid Unicode (lone surrogates) is sent with `?` in their place.
 - A value over 1 MB is cut to 1 MB (on a UTF-8 boundary) and the log gets a `truncated_keys`
   field naming the keys that were cut.
 """
@@ -83,12 +84,21 @@ def legal_key(key: str) -> str:
     return name
 
 
+def _utf8(text: str) -> bytes:
+    """UTF-8; a lone surrogate (from a surrogateescape decode) becomes '?' instead of raising."""
+    return text.encode("utf-8", "replace")
+
+
 def _truncate(value: bytes) -> bytes:
     return value[:MAX_VALUE_BYTES].decode("utf-8", "ignore").encode()
 
 
 class _KeyCodec:
-    """Precomputed encodings of one content key: Contents tag, content length, key, value tag."""
+    """Precomputed encodings of one content key: Contents tag, content length, key, value tag.
+
+    Heads are latin-1 text: a log is assembled as one str and encoded once, which is cheaper
+    than encoding each value to bytes (latin-1 maps code points 0-255 to the same bytes).
+    """
 
     __slots__ = ("prefix", "small")
 
@@ -96,17 +106,20 @@ class _KeyCodec:
         kb = legal_key(key).encode()
         self.prefix = b"\x0a" + varint(len(kb)) + kb + b"\x12"
         p = len(self.prefix)
-        # For values shorter than _SMALL the whole head is one precomputed bytes object.
+        # For values shorter than _SMALL bytes the whole head is one precomputed string.
         self.small = tuple(
-            b"\x12" + varint(p + 1 + n) + self.prefix + bytes((n,)) for n in range(_SMALL)
+            (b"\x12" + varint(p + 1 + n) + self.prefix + bytes((n,))).decode("latin-1")
+            for n in range(_SMALL)
         )
 
-    def encode(self, value: bytes) -> bytes:
-        n = len(value)
+    def head(self, n: int) -> str:
+        """The head for a value of `n` bytes."""
         if n < _SMALL:
-            return self.small[n] + value
+            return self.small[n]
         vl = varint(n)
-        return b"\x12" + varint(len(self.prefix) + len(vl) + n) + self.prefix + vl + value
+        return (b"\x12" + varint(len(self.prefix) + len(vl) + n) + self.prefix + vl).decode(
+            "latin-1"
+        )
 
 
 @dataclass(slots=True)
@@ -136,7 +149,7 @@ class LogEncoder:
     """Encodes logs to their LogGroup `Logs` entries. Safe to share between threads."""
 
     def __init__(self) -> None:
-        self._small: dict[str, tuple[bytes, ...]] = {}
+        self._small: dict[str, tuple[str, ...]] = {}
         self._codecs: dict[str, _KeyCodec] = {}
 
     def _codec(self, key: str) -> _KeyCodec:
@@ -157,31 +170,42 @@ class LogEncoder:
         extra: Iterable[tuple[str, str]] = (),
     ) -> bytes:
         """One `Logs` entry (tag, length, body); `extra` contents are appended after `fields`."""
-        # The hot path: one bytes object per content, one join per log.
+        # The hot path. Each value becomes text whose length is its UTF-8 byte length: ASCII
+        # as is (isascii() is O(1)), anything else as its UTF-8 bytes read as latin-1.
         small = self._small
-        parts: list[bytes] = []
+        parts: list[str] = []
         append = parts.append
         truncated: list[str] | None = None
         for key, value in fields.items():
             if type(value) is str:
-                raw = value.encode()
+                text = (
+                    value if value.isascii() else value.encode("utf-8", "replace").decode("latin-1")
+                )
             elif value is None:
                 continue
             else:
-                raw = str(value).encode()
+                text = str(value)
+            n = len(text)
             heads = small.get(key)
-            if heads is not None and len(raw) < _SMALL:
-                append(heads[len(raw)] + raw)
+            if heads is not None and n < _SMALL:
+                append(heads[n])
+                append(text)
                 continue
-            if len(raw) > MAX_VALUE_BYTES:
-                raw = _truncate(raw)
+            if n > MAX_VALUE_BYTES:
+                text = _truncate(text.encode("latin-1")).decode("latin-1")
+                n = len(text)
                 truncated = [*(truncated or []), legal_key(key)]
-            append(self._codec(key).encode(raw))
-        for key, text in extra:
-            append(self._codec(key).encode(text.encode()))
+            append(self._codec(key).head(n))
+            append(text)
+        for key, extra_value in extra:
+            text = extra_value.encode("utf-8", "replace").decode("latin-1")
+            append(self._codec(key).head(len(text)))
+            append(text)
         if truncated:
-            append(self._codec(TRUNCATED_KEY).encode(",".join(truncated).encode()))
-        body = b"".join(parts)
+            names = ",".join(truncated)
+            append(self._codec(TRUNCATED_KEY).head(len(names)))
+            append(names)
+        body = "".join(parts).encode("latin-1")
         tv = varint(time & 0xFFFFFFFF)
         # Log body: Time (1), Contents (2)..., Time_ns (4, fixed32): tag + varint + 5 bytes.
         return b"".join(
@@ -199,9 +223,9 @@ class LogEncoder:
 
 def encode_trailer(topic: str, source: str, tags: Iterable[tuple[str, str]]) -> bytes:
     """Topic (3), Source (4) and LogTags (6): what follows the logs in field-number order."""
-    parts = [_len_field(b"\x1a", topic.encode()), _len_field(b"\x22", source.encode())]
+    parts = [_len_field(b"\x1a", _utf8(topic)), _len_field(b"\x22", _utf8(source))]
     for key, value in tags:
-        tag = _len_field(b"\x0a", key.encode()) + _len_field(b"\x12", value.encode())
+        tag = _len_field(b"\x0a", _utf8(key)) + _len_field(b"\x12", _utf8(value))
         parts.append(_len_field(b"\x32", tag))
     return b"".join(parts)
 
