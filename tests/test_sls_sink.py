@@ -357,6 +357,17 @@ def test_check_output_proves_the_whole_path_and_stores_nothing(server: LocalLogs
     assert server.logs() == [] and server.stats().accepted_requests == 1
 
 
+def test_check_output_accepts_a_complaint_about_the_empty_probe_itself(
+    server: LocalLogstore,
+) -> None:
+    server.faults.fail("PostBodyInvalid", message="LogGroup has no logs", count=1)
+    assert check(server).startswith("OK: llmtail-test/llmtail")
+    server.faults.fail("PostBodyInvalid", status=400, count=1)
+    server.faults.fail("InvalidKey", status=400, count=1)
+    assert check(server).startswith("OK:")
+    assert check(server).startswith("SLS refused the check: HTTP 400 InvalidKey")
+
+
 def test_check_output_says_what_is_wrong_in_one_line(server: LocalLogstore) -> None:
     key = server.access_key_id
     assert "secret does not match" in check(server, Credentials(key, "not-the-secret"))
