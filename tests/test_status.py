@@ -76,7 +76,7 @@ def _config(state_dir: Path, listen: str | None) -> Config:
 
 def _run(config: Config) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
-    code = show_status(config, out, err, timeout=2.0)
+    code = show_status(config, out, err, timeout=10.0)
     return code, out.getvalue(), err.getvalue()
 
 
