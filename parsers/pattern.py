@@ -79,9 +79,12 @@ class _Conv:
 class CompiledPattern:
     """A pattern compiled once per config.
 
-    `regex` matches a whole record text (first line + continuation lines); its groups are
-    `keys` in order, then the message head and the message rest. `start_regex(encoding)`
-    says, on raw bytes, whether a line starts a record.
+    `regex` matches a whole record text (first line + continuation lines); its named groups
+    are `keys`, `message` (when the pattern has %m) and `_rest` (the text after the first line
+    when something follows %m on it, or when there is no %m). `start_regex(encoding)` says, on
+    raw bytes, whether a line starts a record: the pattern's elements up to the first free-text
+    field after the date, so a line that starts like a record but breaks later is a record of
+    its own (a raw one with the reason), not a silent continuation of the previous record.
     """
 
     source: str
@@ -89,7 +92,8 @@ class CompiledPattern:
     regex: re.Pattern[str]
     date: DateFormat | None
     has_message: bool
-    message_at: int  # index in groups() of the message head; the message rest is last
+    message_last: bool  # nothing but the line end follows %m on the first line
+    head: str  # regex source of the first line up to %m: `regex` is `head` + the message
     _start_parts: tuple[str | bytes, ...]
     _elements: tuple[tuple[str, str], ...]  # (what, regex) of the first-line elements
 
@@ -225,6 +229,7 @@ class _Compiler:
         self.taken: set[str] = set()
         self.date: DateFormat | None = None
         self.message_at = -1
+        self.start_cut = -1  # len(start) where the start regex ends
         self.message_last = True
         self.level_spaces = False  # literal spaces after a level match one or more
         self.level_pad = False  # a left-justified padded level still owes its padding
@@ -274,6 +279,8 @@ class _Compiler:
         if self.message_at >= 0:
             raise PatternError(f"second %{tok.word} at position {tok.pos}")
         self.message_at = len(self.keys)
+        if self.start_cut < 0:
+            self.start_cut = len(self.start)
         nxt = rest[0] if rest else None
         self.message_last = (
             nxt is None
@@ -284,6 +291,8 @@ class _Compiler:
     def conversion(self, tok: _Conv, greedy: bool = False) -> None:
         key = tok.key or ""
         body = _GREEDY if greedy else self.body(tok)
+        if body in (_LAZY, _GREEDY) and self.date is not None and self.start_cut < 0:
+            self.start_cut = len(self.start)
         if key == "mdc":
             key = _mdc_key(tok, self.taken)
         if key in self.taken:
@@ -291,7 +300,7 @@ class _Compiler:
         if tok.min_width and not tok.left:
             self.emit(" *", b" *", "padding")
         if key:
-            self.emit(f"({body})", f"(?:{body})".encode(), f"%{tok.word}")
+            self.emit(f"(?P<{key}>{body})", f"(?:{body})".encode(), f"%{tok.word}")
             self.keys.append(key)
             self.taken.add(key)
         else:
@@ -337,19 +346,20 @@ def compile_pattern(pattern: str, timezone: str | None = None) -> CompiledPatter
     head = "".join(c.text)
     has_message = c.message_at >= 0
     if not has_message:
-        c.message_at = len(c.keys)
-        src = head + r"(?=\n|\Z)()((?s:.*))"
+        src = head + r"(?=\n|\Z)(?P<_rest>(?s:.*))"
     elif c.message_last:
-        src = head + r"((?s:.*))()"
+        src = head + r"(?P<message>(?s:.*))"
     else:
-        src = head + r"([^\n]*?)" + "".join(c.tail) + r"(?=\n|\Z)((?s:.*))"
+        src = head + r"(?P<message>[^\n]*?)" + "".join(c.tail) + r"(?=\n|\Z)(?P<_rest>(?s:.*))"
+    starts = c.start if c.start_cut < 0 else c.start[: c.start_cut]
     return CompiledPattern(
         source=pattern,
         keys=tuple(c.keys),
         regex=re.compile(src),
         date=c.date,
         has_message=has_message,
-        message_at=c.message_at,
-        _start_parts=tuple(c.start),
+        message_last=has_message and c.message_last,
+        head=head,
+        _start_parts=tuple(starts),
         _elements=tuple(c.elements),
     )

@@ -13,6 +13,7 @@ when a call failed before HTTP) is null.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 PayloadValue = str | int | None
@@ -57,6 +58,8 @@ class PayloadParser:
             (index, name) for index, (name, kind) in enumerate(fields) if kind == "int"
         )
         self._splits = len(fields) - 1
+        self._int_names = tuple(name for _, name in self._ints)
+        self._regex = _payload_regex(separator, fields)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -64,8 +67,31 @@ class PayloadParser:
 
     def parse(self, message: str) -> dict[str, PayloadValue] | PayloadError | None:
         """The fields; None when the message is not payload-shaped; PayloadError if malformed."""
+        if self._regex is not None:
+            m = self._regex.match(message)
+            if m is not None:
+                values: dict[str, PayloadValue] = m.groupdict()
+                for name in self._int_names:
+                    text = values[name]
+                    values[name] = int(text) if isinstance(text, str) and text else None
+                return values
+        return self.split(message)
+
+    @property
+    def regex(self) -> re.Pattern[str] | None:
+        """The well-formed payload as one regex (None: only `split` applies)."""
+        return self._regex
+
+    @property
+    def int_names(self) -> tuple[str, ...]:
+        return self._int_names
+
+    def split(self, message: str) -> dict[str, PayloadValue] | PayloadError | None:
+        """The slow path, which also says why a payload-shaped message is malformed."""
         newline = message.find("\n")
         line = message if newline < 0 else message[:newline]
+        if line.count(self._sep) < self._splits:
+            return None
         parts = line.split(self._sep, self._splits)
         if len(parts) <= self._splits:
             return None
@@ -82,3 +108,27 @@ class PayloadParser:
             else:
                 return PayloadError(f"payload field {name} is not an integer: {text[:40]!r}")
         return dict(zip(self._names, values, strict=True))
+
+
+def _payload_regex(separator: str, fields: tuple[tuple[str, str], ...]) -> re.Pattern[str] | None:
+    """One regex for the well-formed case (a single-character separator only)."""
+    if len(separator) != 1 or any(not name.isidentifier() for name, _ in fields):
+        return None
+    sep = re.escape(separator)
+    cls = "\\" + separator if separator in "]\\^-" else separator
+    parts = []
+    for index, (name, kind) in enumerate(fields):
+        if kind == "int":
+            body = "-?[0-9]+" if index == 0 else "(?:-?[0-9]+)?"
+        elif index == 0:
+            body = f"[^{cls} \\t\\n]+"
+        elif index == len(fields) - 1:
+            body = "[^\\n]*"
+        else:
+            body = f"[^{cls}\\n]*"
+        parts.append(f"(?P<{name}>{body})")
+    tail = "(?![^\\n])" if fields[-1][1] == "int" else ""
+    try:
+        return re.compile(sep.join(parts) + tail)
+    except re.error:  # e.g. a name given twice: the slow path still works
+        return None

@@ -13,12 +13,16 @@ Outcomes, in the order they are decided:
 from __future__ import annotations
 
 import codecs
+import re
 from dataclasses import dataclass, field
 
 from parsers.lines import FrameFlag
 from parsers.multiline import Assembler, Frame
 from parsers.pattern import PREFIX_KEYS, CompiledPattern, compile_pattern
 from parsers.payload import DEFAULT_FIELDS, PayloadError, PayloadParser
+from parsers.rows import Groups, Layout, compile_builders
+from parsers.timestamp import NANOS
+from parsers.timestamp import nanos as nanos_of
 
 FieldValue = str | int | None
 
@@ -27,6 +31,7 @@ DEFAULT_PATTERN = (
     "[%thread] - %m%n"
 )
 _ALTERED = FrameFlag.TRUNCATED | FrameFlag.DECODE | FrameFlag.NUL
+_NO_FLAGS = FrameFlag.NONE
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,16 +71,41 @@ class RecordParser:
         self.pattern: CompiledPattern = compile_pattern(settings.pattern, settings.timezone)
         self._starts = self.pattern.start_regex(settings.encoding)
         self._payload = PayloadParser(settings.payload_separator, settings.payload_fields)
-        self._match = self.pattern.regex.match
-        keys = self.pattern.keys
-        self._keys = keys
-        self._mi = self.pattern.message_at
-        self._has_message = self.pattern.has_message
-        self._tail_keys = len(keys) > self._mi
+        pattern = self.pattern
+        date = pattern.date
+        assert date is not None  # compile_pattern refuses patterns without %d
+        self._date = date
+        self._seconds = date.seconds
+        self._frac_at = date.frac_at
+        regex = pattern.regex
+        payload_regex = self._payload.regex
+        names = set(self._payload.names)
+        combined = (
+            pattern.message_last
+            and payload_regex is not None
+            and not names & {*pattern.keys, "message", "_rest"}
+        )
+        if combined and payload_regex is not None:
+            # One match reads the header and, for llm_call records, the payload too.
+            message = f"(?P<message>(?:{payload_regex.pattern})?(?s:.*))"
+            regex = re.compile(pattern.head + message)
+        self._match = regex.match
+        index = {name: number - 1 for name, number in regex.groupindex.items()}
+        keys = pattern.keys
         order = [k for k in PREFIX_KEYS if k in keys] + [k for k in keys if k not in PREFIX_KEYS]
-        self._order: tuple[str, ...] | None = None if list(keys) == order else tuple(order)
-        self._epoch = self.pattern.date.epoch if self.pattern.date else None
-        self._has_line = "line" in keys
+        ints = set(self._payload.int_names)
+        layout = Layout(
+            prefix=tuple((k, index[k]) for k in order),
+            payload=tuple((n, index[n], n in ints) for n in self._payload.names)
+            if combined
+            else (),
+        )
+        self._lines: dict[str | None, int | None] = {"?": None, "": None, None: None}
+        self._log, self._call = compile_builders(layout, self._line_of, self._lines)
+        self._ti = index["time"]
+        self._mi = index.get("message", -1)
+        self._ri = index.get("_rest", -1)
+        self._pi = index[self._payload.names[0]] if combined else -1
 
     def assembler(self, start_offset: int = 0) -> Assembler:
         """A fresh assembler for one file read from `start_offset`."""
@@ -89,58 +119,65 @@ class RecordParser:
         except Exception as exc:
             return _raw(frame, f"internal parser error ({type(exc).__name__})", None, 0)
 
-    def _parse(self, frame: Frame) -> Record:
-        text = frame.text
-        m = self._match(text)
+    def _parse(self, frame: Frame) -> Record:  # noqa: PLR0912 - hot path, inlined on purpose
+        m = self._match(frame.text)
         if m is None:
-            if frame.flags & FrameFlag.HEADLESS:
-                reason = "no record header before these lines"
-            else:
-                reason = self.pattern.explain(text.partition("\n")[0])
-            return _raw(frame, reason, None, 0)
+            return self._unmatched(frame)
         g = m.groups()
-        mi = self._mi
-        fields: dict[str, FieldValue]
-        if self._tail_keys:
-            fields = dict(zip(self._keys, g[:mi] + g[mi + 1 : -1], strict=True))
+        stamp: str = g[self._ti]
+        frac_at = self._frac_at
+        if frac_at is not None:
+            seconds = self._seconds.get(stamp[:frac_at])
+            if seconds is None:
+                seconds = self._date.second_of(stamp)
+                if seconds is None:
+                    return _raw(frame, f"invalid timestamp {stamp!r}", None, 0)
+            nanos = NANOS.get(stamp[frac_at:])
+            if nanos is None:
+                nanos = nanos_of(stamp[frac_at:])
         else:
-            fields = dict(zip(self._keys, g[:mi], strict=True))
-        if self._order is not None:
-            fields = {k: fields[k] for k in self._order}
-        message = g[mi] + g[-1] if self._has_message else g[-1][1:]
-        stamp = fields["time"]
-        when = self._epoch(stamp) if self._epoch is not None and isinstance(stamp, str) else None
-        if when is None:
-            return _raw(frame, f"invalid timestamp {stamp!r}", None, 0)
-        seconds, nanos = when
-        if self._has_line:
-            line = fields["line"]
-            fields["line"] = None if line in ("?", "") else int(line)  # type: ignore[arg-type]
-        error = self._message(fields, message)
-        if error is not None:
-            return _raw(frame, error, seconds, nanos)
-        if frame.flags & _ALTERED:
-            fields["parse_error"] = _damage(frame)
-        return Record(fields, seconds, nanos, frame.flags)
-
-    def _message(self, fields: dict[str, FieldValue], message: str) -> str | None:
-        """Adds `event`, `message` and the payload fields; the reason if the payload is bad."""
-        if message.startswith("prompt:"):
-            fields["event"] = "prompt"
-        elif message.startswith("result:"):
-            fields["event"] = "result"
+            when = self._date.epoch(stamp)
+            if when is None:
+                return _raw(frame, f"invalid timestamp {stamp!r}", None, 0)
+            seconds, nanos = when
+        message: str = g[self._mi] if self._ri < 0 else self._message_of(g)
+        if message.startswith(("prompt:", "result:")):
+            fields = self._log(g, message[:6], message)
+        elif self._call is not None and g[self._pi] is not None:
+            fields = self._call(g, message)
         else:
-            payload = self._payload.parse(message)
+            fields = self._log(g, "log", message)
+            payload = self._payload.split(message) if self._call else self._payload.parse(message)
             if isinstance(payload, PayloadError):
-                return payload.reason
+                return _raw(frame, payload.reason, seconds, nanos)
             if payload is not None:
                 fields["event"] = "llm_call"
-                fields["message"] = message
                 fields.update(payload)
-                return None
-            fields["event"] = "log"
-        fields["message"] = message
-        return None
+        flags = frame.flags
+        if flags is not _NO_FLAGS and flags & _ALTERED:
+            fields["parse_error"] = _damage(frame)
+        return Record(fields, seconds, nanos, flags)
+
+    def _message_of(self, g: Groups) -> str:
+        """The message when something follows %m on the first line, or there is no %m."""
+        rest = g[self._ri] or ""
+        if self._mi < 0:
+            return rest[1:]
+        return (g[self._mi] or "") + rest
+
+    def _unmatched(self, frame: Frame) -> Record:
+        if frame.flags & FrameFlag.HEADLESS:
+            reason = "no record header before these lines"
+        else:
+            reason = self.pattern.explain(frame.text.partition("\n")[0])
+        return _raw(frame, reason, None, 0)
+
+    def _line_of(self, text: str | None) -> int | None:
+        """`%L` text -> int (None for `?` or empty); remembered, line numbers repeat."""
+        value = int(text) if text and text != "?" else None
+        if len(self._lines) < 100_000:
+            self._lines[text] = value
+        return value
 
 
 def _raw(frame: Frame, reason: str, seconds: int | None, nanos: int) -> Record:

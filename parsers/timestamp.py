@@ -8,7 +8,6 @@ second share everything but the fraction digits.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
@@ -131,46 +130,75 @@ class DateFormat:
         )
         self._full = re.compile("".join(parts))
         self._zone = _zone(zone)
-        self._cache: dict[str, int | None] = {}
-        self._split = self._fixed_fraction(tokens)
+        self._cache: dict[str, int | None] = {}  # generic path: per second of text
+        self._minutes: dict[str, int] = {}  # fast path: epoch of second 0 of a minute
+        #: Fast path, when every field before the fraction has a fixed width and the fraction
+        #: ends the text: `seconds[text[:frac_at]]` caches epoch seconds per second of text,
+        #: `text[sec_at:sec_at + 2]` are the seconds (None: no fast path).
+        self.frac_at: int | None = None
+        self.sec_at: int | None = None
+        self.seconds: dict[str, int] = {}
+        self._layout(tokens)
 
-    @staticmethod
-    def _fixed_fraction(tokens: list[_Field | str]) -> Callable[[str], tuple[str, str]] | None:
-        """When everything before the fraction has a fixed width and the fraction ends the
-        text, split text into (second key, fraction) by slicing: the common fast path."""
+    def _layout(self, tokens: list[_Field | str]) -> None:
         width = 0
+        sec_at = None
         for index, t in enumerate(tokens):
             if isinstance(t, str):
                 width += len(t)
                 continue
-            if t.letter == "S":
-                if index != len(tokens) - 1:
-                    return None
-                start = width
-                return lambda text: (text[:start], text[start:])
-            if t.width is None:
-                return None
+            if t.letter == "S" and index == len(tokens) - 1:
+                self.frac_at, self.sec_at = width, sec_at
+                return
+            if t.width is None or t.letter == "S":
+                return
+            if t.letter == "s" and t.count == 2:
+                sec_at = width
             width += t.width
-        return None
+
+    def second_of(self, text: str) -> int | None:
+        """Fast-path miss: epoch seconds of `text` (fixed layout), cached per second."""
+        assert self.frac_at is not None
+        key = text[: self.frac_at]
+        sec_at = self.sec_at
+        seconds: int | None
+        if sec_at is not None and text[sec_at : sec_at + 2].isdigit():
+            minute = text[:sec_at]
+            base = self._minutes.get(minute)
+            if base is None:
+                seconds = self._convert(text)
+                if seconds is None:
+                    return None
+                base = seconds - int(text[sec_at : sec_at + 2])
+                if len(self._minutes) >= _CACHE_LIMIT:
+                    self._minutes.clear()
+                self._minutes[minute] = base
+            seconds = base + int(text[sec_at : sec_at + 2])
+        else:
+            seconds = self._convert(text)
+            if seconds is None:
+                return None
+        if len(self.seconds) >= _CACHE_LIMIT:
+            self.seconds.clear()
+        self.seconds[key] = seconds
+        return seconds
 
     def epoch(self, text: str) -> tuple[int, int] | None:
         """Epoch seconds and nanoseconds of `text`, or None when it is not a valid time."""
-        split = self._split
-        if split is not None:
-            key, frac = split(text)
-            seconds = self._cache.get(key, -1)
-            if seconds == -1:
-                seconds = self._store(key, text)
-            if seconds is None:
+        frac_at = self.frac_at
+        if frac_at is not None:
+            if self._full.fullmatch(text) is None:
                 return None
-            return seconds, int(frac.ljust(9, "0")[:9]) if frac else 0
+            seconds: int | None = self.seconds.get(text[:frac_at])
+            if seconds is None:
+                seconds = self.second_of(text)
+            return None if seconds is None else (seconds, nanos(text[frac_at:]))
         m = self._full.fullmatch(text)
         if m is None:
             return None
-        values = m.groups()
         frac = ""
         key_parts = []
-        for f, v in zip(self._fields, values, strict=True):
+        for f, v in zip(self._fields, m.groups(), strict=True):
             if f.letter == "S":
                 frac = v
             else:
@@ -178,17 +206,10 @@ class DateFormat:
         key = "\0".join(key_parts)
         seconds = self._cache.get(key, -1)
         if seconds == -1:
-            seconds = self._store(key, text)
-        if seconds is None:
-            return None
-        return seconds, int(frac.ljust(9, "0")[:9]) if frac else 0
-
-    def _store(self, key: str, text: str) -> int | None:
-        if len(self._cache) >= _CACHE_LIMIT:
-            self._cache.clear()
-        seconds = self._convert(text)
-        self._cache[key] = seconds
-        return seconds
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            seconds = self._cache[key] = self._convert(text)
+        return None if seconds is None else (seconds, nanos(frac))
 
     def _convert(self, text: str) -> int | None:
         m = self._full.fullmatch(text)
@@ -225,6 +246,17 @@ class DateFormat:
             return int(moment.timestamp())
         except (ValueError, OverflowError, OSError):
             return None
+
+
+NANOS = {f"{ms:03d}": ms * 1_000_000 for ms in range(1000)}
+
+
+def nanos(frac: str) -> int:
+    """Nanoseconds of fraction digits ("748" -> 748000000)."""
+    value = NANOS.get(frac)
+    if value is None:
+        value = int(frac.ljust(9, "0")[:9]) if frac.isdigit() else 0
+    return value
 
 
 def _offset(text: str) -> tzinfo:
