@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.gen_logs import parse_size  # noqa: E402 - after the path fix above
-from parsers.record import ParserSettings, RecordParser  # noqa: E402
+from bench.gen_logs import parse_size
+from parsers.record import ParserSettings, RecordParser
 
 _NAIVE = re.compile(
     r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}) +(\w+) +\[traceId:(.*?)\] "

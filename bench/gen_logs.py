@@ -40,7 +40,7 @@ _ERRORS = (
 )
 _PROMPTS = (
     "You are a helpful assistant.",
-    "请用三句话总结下面的文章，并给出关键词。",
+    "请用三句话总结下面的文章，并给出关键词。",  # noqa: RUF001 - real Chinese text
     "Translate to English: 今天天气很好, 我们去公园散步吧。",
     "Summarize the following ticket, list actions, owners, deadlines.",
 )
@@ -97,20 +97,24 @@ class _Writer:
         head = f"{stamp} {level:<5} [traceId:{trace}] [{logger}#{method}():{line}] [{thread}] - "
         return head + message + "\n", multi
 
+    def _multiline(self) -> tuple[str, str]:
+        rng = self.rng
+        kind = rng.random()
+        if kind < 0.4:
+            lines = rng.sample(_PROMPTS, k=rng.randrange(2, 4))
+            return "DEBUG", "prompt: " + "\n".join(lines)
+        if kind < 0.7:
+            body = "\n".join(
+                f"{i + 1}. " + rng.choice(_PROMPTS) for i in range(rng.randrange(2, 6))
+            )
+            return "DEBUG", "result: " + body
+        depth = rng.randrange(3, len(_TRACE) + 1)
+        return "ERROR", "DashScope call failed, will retry\n" + "\n".join(_TRACE[:depth])
+
     def _message(self, multi: bool) -> tuple[str, str]:
         rng = self.rng
         if multi:
-            kind = rng.random()
-            if kind < 0.4:
-                lines = rng.sample(_PROMPTS, k=rng.randrange(2, 4))
-                return "DEBUG", "prompt: " + "\n".join(lines)
-            if kind < 0.7:
-                body = "\n".join(
-                    f"{i + 1}. " + rng.choice(_PROMPTS) for i in range(rng.randrange(2, 6))
-                )
-                return "DEBUG", "result: " + body
-            depth = rng.randrange(3, len(_TRACE) + 1)
-            return "ERROR", "DashScope call failed, will retry\n" + "\n".join(_TRACE[:depth])
+            return self._multiline()
         roll = rng.random()
         if roll < 0.7:
             return "INFO", self._payload()
