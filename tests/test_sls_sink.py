@@ -398,3 +398,21 @@ def test_unusable_credentials_or_endpoint_are_one_line(tmp_path: Path) -> None:
     creds = StaticCredentials(Credentials("LTAI5tExampleKeyId", "x"))
     with pytest.raises(OutputCheckError, match="scheme must be http or https"):
         check_output(bad, credentials=creds)
+
+
+def test_restamping_is_said_once_a_minute_not_per_batch(
+    server: LocalLogstore, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = [1000.0]
+    s = sink(server, monotonic=lambda: clock[0])
+    old = int(time.time()) - 8 * DAY
+    with caplog.at_level(logging.WARNING, logger="agent.sinks.sls"):
+        for i in range(3):
+            assert s.send(batch([record(i, old)])) is Outcome.DELIVERED
+        clock[0] += 61
+        s.send(batch([record(3, old)]))
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2
+    assert said[0].startswith("SLS output: sent 1 record(s) with the current time")
+    assert said[1].startswith("SLS output: sent 3 record(s) with the current time")
+    assert s.stats().restamped_logs == 4 and len(server.records()) == 4

@@ -133,6 +133,29 @@ class _Health:
             log.info("SLS output: delivering again")
 
 
+class _Tally:
+    """Counts an event and says so at most once per `every` seconds (backfills of old files
+    would otherwise log a line per batch)."""
+
+    def __init__(self, monotonic: Callable[[], float], every: float = 60.0) -> None:
+        self._lock = threading.Lock()
+        self._monotonic = monotonic
+        self._every = every
+        self._pending = 0
+        self._last: float | None = None
+
+    def add(self, count: int) -> int:
+        """Record `count` more; the total to report now, or 0 while it is too soon."""
+        now = self._monotonic()
+        with self._lock:
+            self._pending += count
+            if self._last is not None and now - self._last < self._every:
+                return 0
+            self._last = now
+            total, self._pending = self._pending, 0
+            return total
+
+
 class SlsSink:
     """Posts each batch as one LogGroup (more when over the limits) to an SLS Logstore.
 
@@ -168,6 +191,8 @@ class SlsSink:
         self._limit = AdaptiveLimit(config.concurrency)
         self._aborted = threading.Event()
         self._health = _Health(monotonic)
+        self._restamps = _Tally(monotonic)
+        self._time_rejects = _Tally(monotonic)
         self._stats = SlsStats()
         self._stats_lock = threading.Lock()
         self._idle: queue.SimpleQueue[SlsClient] = queue.SimpleQueue()
@@ -222,8 +247,8 @@ class SlsSink:
             dropped = 0
             for event in run:
                 record = event.record
-                t = record.time if record.time is not None else int(now)
-                item = _Item(record.fields, t, record.time_ns, b"")
+                t = int(now) if record.time is None else int(record.time)
+                item = _Item(record.fields, t, record.time_ns or 0, b"")
                 if low <= t <= high:
                     item.encoded = self._encoder.encode_log(item.fields, t, item.time_ns)
                 elif not self._restamp(item, now):
@@ -232,7 +257,7 @@ class SlsSink:
                 items.append(item)
             if dropped:
                 rejected += dropped
-                self._rejected_by_time(dropped, path)
+                self._rejected_by_time(dropped)
             if not items:
                 continue
             env = self._envelopes.make(source, path)
@@ -253,16 +278,26 @@ class SlsSink:
         item.encoded = self._encoder.encode_log(item.fields, int(now), 0, extra)
         item.restamped = True
         self._count(restamped_logs=1)
+        total = self._restamps.add(1)
+        if total:
+            log.warning(
+                "SLS output: sent %d record(s) with the current time: their own time is outside "
+                "SLS's window (now - 7 days .. now + 15 min); it is kept in field %s "
+                "(time_policy: restamp)",
+                total,
+                ORIGINAL_TIME_KEY,
+            )
         return True
 
-    def _rejected_by_time(self, count: int, path: str) -> None:
+    def _rejected_by_time(self, count: int) -> None:
         self._count(rejected_logs=count)
-        log.warning(
-            "SLS output: rejected %d record(s) of %s: log time outside SLS's window "
-            "(now - 7 days .. now + 15 min) and time_policy is reject",
-            count,
-            path,
-        )
+        total = self._time_rejects.add(count)
+        if total:
+            log.warning(
+                "SLS output: dropped %d record(s): their time is outside SLS's window "
+                "(now - 7 days .. now + 15 min) and time_policy is reject",
+                total,
+            )
 
     def _apply_time_policy(self, p: _Pending) -> bool:
         """After the server refused the times: restamp or drop what is near the edges (or all).
@@ -275,7 +310,7 @@ class SlsSink:
             suspects = [i for i in p.items if not i.restamped]  # the server's clock is far off
         if self._config.time_policy == "reject":
             keep = [i for i in p.items if not any(i is s for s in suspects)]
-            self._rejected_by_time(len(p.items) - len(keep), "a batch")
+            self._rejected_by_time(len(p.items) - len(keep))
             p.items = keep
             return bool(keep)
         for item in suspects:
