@@ -416,3 +416,23 @@ def test_restamping_is_said_once_a_minute_not_per_batch(
     assert said[0].startswith("SLS output: sent 1 record(s) with the current time")
     assert said[1].startswith("SLS output: sent 3 record(s) with the current time")
     assert s.stats().restamped_logs == 4 and len(server.records()) == 4
+
+
+def test_a_split_group_keeps_track_of_which_records_were_restamped(server: LocalLogstore) -> None:
+    real_now = int(time.time())
+    s = sink(server, clock=lambda: time.time() - DAY)  # as in the disagreement above
+    records = [
+        record(0, real_now - 9 * DAY),  # restamped before sending: too old even for this host
+        record(1, real_now - 7 * DAY - 600),  # restamped after the server's answer
+        record(2, real_now - 2 * DAY),  # fine for both clocks
+        record(3, real_now - 2 * DAY),
+    ]
+    server.faults.fail("PostBodyTooLarge", count=1)
+    assert s.send(batch(records)) is Outcome.DELIVERED
+    got = {r["trace_id"]: r.get(ORIGINAL_TIME_KEY) for r in server.records()}
+    assert got == {"t0": str(real_now - 9 * DAY), "t1": str(real_now - 7 * DAY - 600)} | {
+        "t2": None,
+        "t3": None,
+    }
+    assert s.stats().restamped_logs == 2
+    assert server.stats().rejected == {"PostBodyTooLarge": 1, "PostBodyInvalid": 1}

@@ -151,6 +151,7 @@ class LogEncoder:
     def __init__(self) -> None:
         self._small: dict[str, tuple[str, ...]] = {}
         self._codecs: dict[str, _KeyCodec] = {}
+        self._last_time: tuple[int, bytes] = (0, b"\x00")  # records come in runs of one second
 
     def _codec(self, key: str) -> _KeyCodec:
         codec = self._codecs.get(key)
@@ -206,7 +207,12 @@ class LogEncoder:
             append(self._codec(TRUNCATED_KEY).head(len(names)))
             append(names)
         body = "".join(parts).encode("latin-1")
-        tv = varint(time & 0xFFFFFFFF)
+        last = self._last_time
+        if last[0] == time:
+            tv = last[1]
+        else:
+            tv = varint(time & 0xFFFFFFFF)
+            self._last_time = (time, tv)
         # Log body: Time (1), Contents (2)..., Time_ns (4, fixed32): tag + varint + 5 bytes.
         return b"".join(
             (

@@ -23,7 +23,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from agent.config import SlsOutput
@@ -34,6 +34,7 @@ from agent.retry import AdaptiveLimit, Failure, RetryPolicy, classify
 from agent.sinks import Outcome
 from agent.sinks.loggroup import LogEncoder, LogGroupBytes, encode_trailer, pack
 from agent.sinks.sls_client import EndpointError, SlsClient, SlsError, parse_endpoint
+from parsers.record import Record
 
 log = logging.getLogger(__name__)
 
@@ -73,27 +74,40 @@ class SlsStats:
 
 
 @dataclass(slots=True)
-class _Item:
-    fields: Mapping[str, str | int | None]
-    time: int  # the record's own time
-    time_ns: int
-    encoded: bytes
-    restamped: bool = False
-
-
-@dataclass(slots=True)
 class _Pending:
-    """A LogGroup on its way, with the records behind it (re-encoded on a time-range error)."""
+    """A LogGroup on its way, with the records behind it (re-encoded on a time-range error).
 
-    items: list[_Item]
+    `records[i]` is the record encoded as `logs[i]`; `restamped` holds the indexes already
+    sent with the current time instead of their own.
+    """
+
+    records: list[Record]
+    logs: list[bytes]
     trailer: bytes
+    restamped: set[int] = field(default_factory=set)
+
+    def __len__(self) -> int:
+        return len(self.logs)
 
     def group(self) -> LogGroupBytes:
-        return LogGroupBytes([i.encoded for i in self.items], self.trailer)
+        return LogGroupBytes(self.logs, self.trailer)
 
     def halves(self) -> tuple[_Pending, _Pending]:
-        mid = len(self.items) // 2
-        return _Pending(self.items[:mid], self.trailer), _Pending(self.items[mid:], self.trailer)
+        mid = len(self.logs) // 2
+        return (
+            _Pending(
+                self.records[:mid],
+                self.logs[:mid],
+                self.trailer,
+                {i for i in self.restamped if i < mid},
+            ),
+            _Pending(
+                self.records[mid:],
+                self.logs[mid:],
+                self.trailer,
+                {i - mid for i in self.restamped if i >= mid},
+            ),
+        )
 
 
 class _Health:
@@ -239,46 +253,59 @@ class SlsSink:
         """Encode the batch into LogGroups (one envelope each); and how many logs were rejected."""
         now = self._clock()
         low, high = self._window.bounds(now)
+        encode = self._encoder.encode_log
         pending: list[_Pending] = []
         rejected = 0
         # A batch holds one file, but nothing breaks if it holds runs of several.
         for (source, path), run in itertools.groupby(events, key=lambda e: (e.source, e.path)):
-            items: list[_Item] = []
+            records: list[Record] = []
+            logs: list[bytes] = []
+            restamped: set[int] = set()
             dropped = 0
             for event in run:
                 record = event.record
-                t = int(now) if record.time is None else int(record.time)
-                item = _Item(record.fields, t, record.time_ns or 0, b"")
-                if low <= t <= high:
-                    item.encoded = self._encoder.encode_log(item.fields, t, item.time_ns)
-                elif not self._restamp(item, now):
+                t = record.time
+                if type(t) is int and low <= t <= high:  # the hot path
+                    logs.append(encode(record.fields, t, record.time_ns))
+                elif t is not None and low <= t <= high:
+                    logs.append(encode(record.fields, int(t), record.time_ns or 0))
+                elif t is None:  # the glue stamps these; should one slip through, send it now
+                    logs.append(encode(record.fields, int(now), 0))
+                elif self._config.time_policy == "restamp":
+                    restamped.add(len(logs))
+                    logs.append(self._restamp(record, now))
+                else:
                     dropped += 1
                     continue
-                items.append(item)
+                records.append(record)
+            if restamped:
+                self._said_restamped(len(restamped))
             if dropped:
                 rejected += dropped
                 self._rejected_by_time(dropped)
-            if not items:
+            if not logs:
                 continue
             env = self._envelopes.make(source, path)
             trailer = encode_trailer(env.topic, env.source, env.tags)
-            for n, group in enumerate(pack([i.encoded for i in items], trailer)):
+            start = 0
+            for n, group in enumerate(pack(logs, trailer)):
                 if n:  # each LogGroup gets its own __pack_id__ (the size differs by a byte or so)
                     env = self._envelopes.make(source, path)
                     trailer = encode_trailer(env.topic, env.source, env.tags)
-                taken, items = items[: len(group.logs)], items[len(group.logs) :]
-                pending.append(_Pending(taken, trailer))
+                end = start + len(group.logs)
+                mine = {i - start for i in restamped if start <= i < end}
+                pending.append(_Pending(records[start:end], group.logs, trailer, mine))
+                start = end
         return pending, rejected
 
-    def _restamp(self, item: _Item, now: float) -> bool:
-        """Apply time_policy to a log outside the window; False when it is rejected."""
-        if self._config.time_policy == "reject":
-            return False
-        extra = ((ORIGINAL_TIME_KEY, str(item.time)),)
-        item.encoded = self._encoder.encode_log(item.fields, int(now), 0, extra)
-        item.restamped = True
-        self._count(restamped_logs=1)
-        total = self._restamps.add(1)
+    def _restamp(self, record: Record, now: float) -> bytes:
+        """The log sent with the current time, its own time kept in ORIGINAL_TIME_KEY."""
+        extra = () if record.time is None else ((ORIGINAL_TIME_KEY, str(record.time)),)
+        return self._encoder.encode_log(record.fields, int(now), 0, extra)
+
+    def _said_restamped(self, count: int) -> None:
+        self._count(restamped_logs=count)
+        total = self._restamps.add(count)
         if total:
             log.warning(
                 "SLS output: sent %d record(s) with the current time: their own time is outside "
@@ -287,7 +314,6 @@ class SlsSink:
                 total,
                 ORIGINAL_TIME_KEY,
             )
-        return True
 
     def _rejected_by_time(self, count: int) -> None:
         self._count(rejected_logs=count)
@@ -305,16 +331,21 @@ class SlsSink:
         False when nothing is left to send."""
         now = self._clock()
         low, high = _WIDE.bounds(now)
-        suspects = [i for i in p.items if not i.restamped and not low <= i.time <= high]
+        fresh = [i for i in range(len(p)) if i not in p.restamped]
+        suspects = {i for i in fresh if not low <= (p.records[i].time or 0) <= high}
         if not suspects:
-            suspects = [i for i in p.items if not i.restamped]  # the server's clock is far off
+            suspects = set(fresh)  # the server's clock is far from ours: trust neither
         if self._config.time_policy == "reject":
-            keep = [i for i in p.items if not any(i is s for s in suspects)]
-            self._rejected_by_time(len(p.items) - len(keep))
-            p.items = keep
+            keep = [i for i in range(len(p)) if i not in suspects]
+            self._rejected_by_time(len(suspects))
+            p.records = [p.records[i] for i in keep]
+            p.logs = [p.logs[i] for i in keep]
+            p.restamped = {n for n, i in enumerate(keep) if i in p.restamped}
             return bool(keep)
-        for item in suspects:
-            self._restamp(item, now)
+        for i in suspects:
+            p.logs[i] = self._restamp(p.records[i], now)
+        p.restamped |= suspects
+        self._said_restamped(len(suspects))
         return True
 
     # -- delivery --------------------------------------------------------------------------
@@ -335,7 +366,7 @@ class SlsSink:
             if err is None:
                 self._limit.on_success()
                 self._health.succeeded()
-                self._count(delivered_logs=len(p.items), delivered_groups=1, bytes_sent=group.size)
+                self._count(delivered_logs=len(p), delivered_groups=1, bytes_sent=group.size)
                 with self._stats_lock:
                     self._stats.last_delivery = self._clock()
                 return Outcome.DELIVERED
@@ -352,17 +383,17 @@ class SlsSink:
             if self._give_up_after is not None and waited >= self._give_up_after:
                 log.error(
                     "SLS output: giving up on %d record(s) after %.0f s (give_up_after): %s",
-                    len(p.items),
+                    len(p),
                     waited,
                     err,
                 )
-                self._count(rejected_logs=len(p.items))
+                self._count(rejected_logs=len(p))
                 return Outcome.REJECTED
             if not stuck_warned and waited >= self._policy.stuck_warning:
                 stuck_warned = True
                 log.warning(
                     "SLS output: %d record(s) undelivered for %.0f s, still retrying: %s",
-                    len(p.items),
+                    len(p),
                     waited,
                     err,
                 )
@@ -413,7 +444,7 @@ class SlsSink:
         return None
 
     def _split(self, p: _Pending, err: SlsError) -> Outcome:
-        if len(p.items) == 1:
+        if len(p) == 1:
             return self._reject(p, err)
         outcomes = []
         for half in p.halves():
@@ -424,8 +455,8 @@ class SlsSink:
         return Outcome.DELIVERED if Outcome.DELIVERED in outcomes else Outcome.REJECTED
 
     def _reject(self, p: _Pending, err: SlsError) -> Outcome:
-        self._count(rejected_logs=len(p.items))
-        log.error("SLS output: rejected %d record(s) for good: %s", len(p.items), err)
+        self._count(rejected_logs=len(p))
+        log.error("SLS output: rejected %d record(s) for good: %s", len(p), err)
         return Outcome.REJECTED
 
     def _put(self, group: LogGroupBytes) -> SlsError | None:
