@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.config import SlsOutput
 from agent.credentials import Credentials, CredentialsError, FileCredentials, StaticCredentials
@@ -18,6 +20,7 @@ from agent.envelope import EnvelopeMaker
 from agent.events import Batch, Event
 from agent.retry import Backoff, RetryPolicy
 from agent.sinks import Outcome
+from agent.sinks.loggroup import RESERVED_KEYS
 from agent.sinks.sls import ORIGINAL_TIME_KEY, OutputCheckError, SlsSink, check_output
 from parsers.record import Record
 from tests.logstore.server import LocalLogstore
@@ -436,3 +439,30 @@ def test_a_split_group_keeps_track_of_which_records_were_restamped(server: Local
     }
     assert s.stats().restamped_logs == 2
     assert server.stats().rejected == {"PostBodyTooLarge": 1, "PostBodyInvalid": 1}
+
+
+legal_keys = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,30}", fullmatch=True).filter(
+    lambda k: k not in RESERVED_KEYS
+)
+field_values = st.one_of(st.none(), st.text(max_size=200), st.integers(-(2**63), 2**63 - 1))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(st.dictionaries(legal_keys, field_values, max_size=8), min_size=1, max_size=6),
+    st.integers(-6 * DAY, 10 * 60),
+    st.integers(0, 999_999_999),
+)
+def test_any_record_arrives_unchanged_through_the_sdk(
+    fields: list[dict[str, Any]], age: int, ns: int
+) -> None:
+    t = int(time.time()) + age
+    with LocalLogstore() as server:
+        s = sink(server)
+        sent = batch([Record(fields=f, time=t, time_ns=ns) for f in fields])
+        assert s.send(sent) is Outcome.DELIVERED
+        got = server.logs()
+        s.close()
+    assert [(log.time, log.time_ns) for log in got] == [(t, ns)] * len(fields)
+    expected = [[(k, str(v)) for k, v in f.items() if v is not None] for f in fields]
+    assert [list(log.contents) for log in got] == expected
