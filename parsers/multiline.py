@@ -14,9 +14,11 @@ Pure: no I/O; time is passed in.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from parsers.lines import BOM, Block, FrameFlag, LineBuffer, Piece, decode
+
+_TEXT_SPAN = 1 << 20
 
 
 @dataclass(slots=True)
@@ -28,6 +30,8 @@ class Frame:
     line_no: int  # 1-based number of its first line, counted from where the assembler started
     size: int  # bytes of the file the record covers (BOM, CRs, NULs and dropped bytes included)
     flags: FrameFlag = FrameFlag.NONE
+    # The record regex's groups when framing already matched it (saves parse a second match).
+    groups: tuple[str | None, ...] | None = field(default=None, compare=False, repr=False)
 
 
 class Assembler:
@@ -39,7 +43,12 @@ class Assembler:
         encoding: str = "utf-8",
         max_record_bytes: int = 512 * 1024,
         start_offset: int = 0,
+        records: re.Pattern[str] | None = None,
     ) -> None:
+        """`records`: optional MULTILINE str regex matching one whole clean record (header,
+        message, continuation lines) with the parse regex's groups; given, clean UTF-8 blocks
+        are framed by one pass of it over the decoded block instead of line by line."""
+        self._records = records
         self._starts = starts  # `\n` + a record header (see CompiledPattern.start_regex)
         self._first = re.compile(starts.pattern[1:])  # a record header at a line start
         self._encoding = encoding
@@ -114,6 +123,66 @@ class Assembler:
         self._line_no += 1 if piece.complete else 0
 
     def _block(self, data: bytes, start: int, end: int, out: list[Frame], flags: FrameFlag) -> None:
+        if self._records is None or flags:
+            self._scan(data, start, end, out, flags)
+            return
+        # Decode at most _TEXT_SPAN bytes at a time, so memory stays bounded by that, not by
+        # the chunk; a line longer than that goes to `_scan`, which keeps only the cap of it.
+        while start < end:
+            stop = data.rfind(b"\n", start, start + _TEXT_SPAN) + 1
+            if stop <= start:
+                stop = data.find(b"\n", start, end) + 1 or end
+                self._scan(data, start, stop, out, flags)
+            elif not self._text_block(data, start, stop, out):
+                self._scan(data, start, stop, out, flags)
+            start = stop
+
+    def _text_block(self, data: bytes, start: int, end: int, out: list[Frame]) -> bool:
+        """The fast path: frame a clean block (no CR, NUL, BOM; valid UTF-8) with one finditer
+        over its text. Everything else (a gap before or between records, an oversized record,
+        the last record, which may continue in the next block) goes to `_scan`, so both paths
+        frame the same bytes the same way. False: not clean, nothing done."""
+        if (
+            data.find(b"\r", start, end) >= 0
+            or data.find(b"\x00", start, end) >= 0
+            or data.find(BOM, start, end) >= 0
+        ):
+            return False
+        try:
+            text = data[start:end].decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        assert self._records is not None
+        matches = list(self._records.finditer(text, 0, len(text) - 1))
+        if not matches:
+            return False
+        ascii_only = len(text) == end - start
+        cap = self._cap
+        pos = 0  # text position handled so far
+        bpos = start  # the same position in `data`
+        for m in matches[:-1]:
+            a, b = m.span()
+            if a != pos:
+                gap = a - pos if ascii_only else len(text[pos:a].encode())
+                self._scan(data, bpos, bpos + gap, out, FrameFlag.NONE)
+                bpos += gap
+            record = m.group()
+            size = (b - a if ascii_only else len(record.encode())) + 1
+            if size > cap:
+                self._scan(data, bpos, bpos + size, out, FrameFlag.NONE)
+            else:
+                self._flush(out)
+                self._done += size
+                out.append(
+                    Frame(record, self._done, self._line_no, size, FrameFlag.NONE, m.groups())
+                )
+                self._line_no += record.count("\n") + 1
+            bpos += size
+            pos = b + 1
+        self._scan(data, bpos, end, out, FrameFlag.NONE)
+        return True
+
+    def _scan(self, data: bytes, start: int, end: int, out: list[Frame], flags: FrameFlag) -> None:
         """Frame the complete lines `data[start:end]` (a partial line when flags has PARTIAL)."""
         base = self._done - start  # absolute offset of data[0]
         positions = [m.start() + 1 for m in self._starts.finditer(data, start, end)]

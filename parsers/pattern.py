@@ -116,6 +116,13 @@ class CompiledPattern:
         out.append(b")")
         return re.compile(b"".join(out))
 
+    def start_source(self) -> str:
+        """The record-start test as a str regex source (no `\\n`, BOM or NUL prefix)."""
+        return "".join(
+            re.escape(part) if isinstance(part, str) else part.decode()
+            for part in self._start_parts
+        )
+
     def explain(self, first_line: str) -> str:
         """Why `first_line` is not a record start: the first pattern element that fails."""
         if not first_line.strip():
@@ -129,6 +136,15 @@ class CompiledPattern:
             src += regex
             column = m.end()
         return "does not match the pattern"
+
+
+def _up_to(literal: str) -> str:
+    """What `[^\\n]*?` followed by `literal` matches, written so the regex engine skips runs of
+    characters that cannot start `literal` in one step instead of trying it at each character
+    (about twice as fast on a seed line). Same matches: the text must end right before a
+    `literal[0]`, and the lazy repeat still extends past one when the rest fails there."""
+    c = re.escape(literal[0])
+    return f"[^{c}\\n]*(?:{c}[^{c}\\n]*)*?"
 
 
 _MODIFIER = re.compile(r"(-?)([0-9]*)(?:\.(-?[0-9]+))?([A-Za-z]*)")
@@ -273,7 +289,8 @@ class _Compiler:
                 nxt = tokens[index + 1] if index + 1 < len(tokens) else None
                 # `%C.%M`: a dotted name before "." takes all dots but the last one.
                 greedy = tok.key in ("logger", "class") and isinstance(nxt, str) and nxt[:1] == "."
-                self.conversion(tok, greedy)
+                follow = nxt.partition("\n")[0] if isinstance(nxt, str) else ""
+                self.conversion(tok, greedy, follow)
 
     def message(self, tok: _Conv, rest: list[_Conv | str]) -> None:
         if self.message_at >= 0:
@@ -288,9 +305,11 @@ class _Compiler:
             or (isinstance(nxt, str) and nxt.startswith("\n"))
         )
 
-    def conversion(self, tok: _Conv, greedy: bool = False) -> None:
+    def conversion(self, tok: _Conv, greedy: bool = False, follow: str = "") -> None:
         key = tok.key or ""
         body = _GREEDY if greedy else self.body(tok)
+        if body == _LAZY and follow and not (tok.min_width and tok.left):
+            body = _up_to(follow)
         if body in (_LAZY, _GREEDY) and self.date is not None and self.start_cut < 0:
             self.start_cut = len(self.start)
         if key == "mdc":

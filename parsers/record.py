@@ -15,6 +15,7 @@ from __future__ import annotations
 import codecs
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from parsers.lines import FrameFlag
 from parsers.multiline import Assembler, Frame
@@ -90,6 +91,13 @@ class RecordParser:
             message = f"(?P<message>(?:{payload_regex.pattern})?(?s:.*))"
             regex = re.compile(pattern.head + message)
         self._match = regex.match
+        self._records: re.Pattern[str] | None = None
+        if pattern.message_last and codecs.lookup(settings.encoding).name == "utf-8":
+            # The same groups as `regex`, for a whole record inside a decoded block: the message
+            # runs on over lines that do not start a record.
+            first = f"(?:{payload_regex.pattern})?" if combined and payload_regex else ""
+            more = rf"[^\n]*(?:\n(?!{pattern.start_source()})[^\n]*)*"
+            self._records = re.compile(f"^{pattern.head}(?P<message>{first}{more})", re.MULTILINE)
         index = {name: number - 1 for name, number in regex.groupindex.items()}
         keys = pattern.keys
         order = [k for k in PREFIX_KEYS if k in keys] + [k for k in keys if k not in PREFIX_KEYS]
@@ -110,7 +118,7 @@ class RecordParser:
     def assembler(self, start_offset: int = 0) -> Assembler:
         """A fresh assembler for one file read from `start_offset`."""
         s = self.settings
-        return Assembler(self._starts, s.encoding, s.max_record_bytes, start_offset)
+        return Assembler(self._starts, s.encoding, s.max_record_bytes, start_offset, self._records)
 
     def parse(self, frame: Frame) -> Record:
         """The record of one frame; a failure becomes a raw record with a reason."""
@@ -120,10 +128,12 @@ class RecordParser:
             return _raw(frame, f"internal parser error ({type(exc).__name__})", None, 0)
 
     def _parse(self, frame: Frame) -> Record:  # noqa: PLR0912 - hot path, inlined on purpose
-        m = self._match(frame.text)
-        if m is None:
-            return self._unmatched(frame)
-        g = m.groups()
+        g: tuple[Any, ...] | None = frame.groups
+        if g is None:
+            m = self._match(frame.text)
+            if m is None:
+                return self._unmatched(frame)
+            g = m.groups()
         stamp: str = g[self._ti]
         frac_at = self._frac_at
         if frac_at is not None:

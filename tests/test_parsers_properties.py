@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from parsers.multiline import Frame
+from parsers.multiline import Assembler, Frame
 from parsers.record import ParserSettings, RecordParser
 from tests.parsers_strategies import ZONE, Rendered, chunkings, records, split
 
@@ -96,3 +96,20 @@ def test_framing_does_not_depend_on_how_the_bytes_were_chunked(
     for frame in whole:
         record = parser.parse(frame)
         assert ("__raw_log__" in record.fields) == (record.fields.get("time") is None)
+
+
+@FAST
+@given(st.lists(records(crlf=False) | _mixed(), min_size=1, max_size=12), st.data())
+def test_the_text_fast_path_frames_exactly_like_the_line_by_line_path(
+    parts: list[Rendered | bytes], draw: st.DataObject
+) -> None:
+    data = b"".join(p.data if isinstance(p, Rendered) else p for p in parts)
+    parser = RecordParser(ParserSettings(timezone=ZONE, max_record_bytes=400))
+    chunks = split(data, draw.draw(chunkings(len(data))))
+    fast = _frames(parser, chunks)
+    slow_asm = Assembler(parser.pattern.start_regex("utf-8"), "utf-8", 400)
+    slow = [f for c in chunks for f in slow_asm.feed(c, 0.0)] + slow_asm.drain()
+    assert fast == slow
+    assert [parser.parse(f) for f in fast] == [
+        parser.parse(Frame(f.text, f.end, f.line_no, f.size, f.flags)) for f in fast
+    ]
