@@ -466,3 +466,27 @@ def test_any_record_arrives_unchanged_through_the_sdk(
     assert [(log.time, log.time_ns) for log in got] == [(t, ns)] * len(fields)
     expected = [[(k, str(v)) for k, v in f.items() if v is not None] for f in fields]
     assert [list(log.contents) for log in got] == expected
+
+
+class Flaky:
+    """Credentials whose first `get` fails with an unexpected error (a bug, not a user error)."""
+
+    def __init__(self, server: LocalLogstore) -> None:
+        self.calls = 0
+        self.creds = Credentials(server.access_key_id, server.access_key_secret)
+
+    def get(self) -> Credentials:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("unexpected")
+        return self.creds
+
+    def refresh(self) -> None:
+        pass
+
+
+def test_an_unexpected_client_error_is_retried_not_fatal(server: LocalLogstore) -> None:
+    s = sink(server, credentials=Flaky(server))
+    assert s.send(batch([record(0)])) is Outcome.DELIVERED
+    assert s.stats().retries == {"transient": 1}
+    assert s.stats().last_error == "no response ClientError: RuntimeError"

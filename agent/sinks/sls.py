@@ -468,6 +468,10 @@ class SlsSink:
             return err
         except CredentialsError as exc:
             return SlsError(401, "CredentialsUnavailable", str(exc))
+        except Exception as exc:  # a sender thread must survive a bug under the client
+            # Retried with backoff like a network error, and said once by _Health; only the
+            # type is shown, as the text of an unknown error might echo request headers.
+            return SlsError(0, "ClientError", type(exc).__name__)
         finally:
             self._idle.put(client)
         return None
