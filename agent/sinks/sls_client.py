@@ -108,7 +108,7 @@ class _OneShotLogClient(LogClient):
         self._logHost = ep.host
         self._endpoint = ep.netloc()
 
-    def _send(  # noqa: PLR0917 - the SDK's signature
+    def _send(
         self,
         method: str,
         project: str,
