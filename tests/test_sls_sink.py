@@ -143,10 +143,11 @@ def test_5xx_bursts_and_dropped_connections_are_retried_until_delivered(
     server.faults.fail("InternalServerError", count=3)
     server.faults.fail("ServerBusy", count=2)
     server.faults.drop(count=2)
-    s = sink(server)
+    retried: list[None] = []
+    s = sink(server, on_retry=lambda: retried.append(None))
     assert s.send(batch([record(i) for i in range(10)])) is Outcome.DELIVERED
     assert len(server.records()) == 10
-    assert s.stats().retries == {"transient": 7}
+    assert s.stats().retries == {"transient": 7} and len(retried) == 7
     assert s.stats().requests == 8
 
 

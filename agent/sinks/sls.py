@@ -189,8 +189,13 @@ class SlsSink:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
+        on_retry: Callable[[], None] | None = None,
     ) -> None:
-        """Raises CredentialsError or EndpointError (one line each) on an unusable config."""
+        """Raises CredentialsError or EndpointError (one line each) on an unusable config.
+
+        `on_retry` is called after each failed request that will be tried again (metrics, as
+        for the file and stdout sinks); `stats()` has the details by reason.
+        """
         self._config = config
         self._envelopes = envelope
         self._credentials = credentials or load_credentials(config.credentials_file)
@@ -201,6 +206,7 @@ class SlsSink:
         self._clock = clock
         self._monotonic = monotonic
         self._rand = rand
+        self._on_retry = on_retry
         self._encoder = LogEncoder()
         self._limit = AdaptiveLimit(config.concurrency)
         self._aborted = threading.Event()
@@ -397,6 +403,8 @@ class SlsSink:
                     waited,
                     err,
                 )
+            if self._on_retry is not None:
+                self._on_retry()
             if failure in (Failure.TOO_LARGE, Failure.TIME_RANGE):
                 continue  # the request changed: send it now
             if self._aborted.wait(self._policy.delay(failure, n, self._rand)):
