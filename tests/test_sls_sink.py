@@ -491,3 +491,21 @@ def test_an_unexpected_client_error_is_retried_not_fatal(server: LocalLogstore) 
     assert s.send(batch([record(0)])) is Outcome.DELIVERED
     assert s.stats().retries == {"transient": 1}
     assert s.stats().last_error == "no response ClientError: RuntimeError"
+
+
+def test_flapping_errors_are_said_once_a_minute(
+    server: LocalLogstore, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = [0.0]
+    s = sink(server, monotonic=lambda: clock[0])
+    with caplog.at_level(logging.INFO, logger="agent.sinks.sls"):
+        for i in range(3):  # each send: one 500, then success
+            server.faults.fail("InternalServerError", count=1)
+            assert s.send(batch([record(i)])) is Outcome.DELIVERED
+        clock[0] += 61
+        server.faults.fail("InternalServerError", count=1)
+        s.send(batch([record(3)]))
+    said = [r.getMessage() for r in caplog.records]
+    assert len([m for m in said if "InternalServerError" in m]) == 2  # at 0 s and at 61 s
+    assert len([m for m in said if "delivering again" in m]) == 2
+    assert s.stats().retries == {"transient": 4}
