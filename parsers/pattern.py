@@ -308,10 +308,10 @@ class _Compiler:
     def conversion(self, tok: _Conv, greedy: bool = False, follow: str = "") -> None:
         key = tok.key or ""
         body = _GREEDY if greedy else self.body(tok)
+        if body in (_LAZY, _GREEDY) and self.date is not None and self.start_cut < 0:
+            self.start_cut = len(self.start)  # free text: the record-start test ends here
         if body == _LAZY and follow and not (tok.min_width and tok.left):
             body = _up_to(follow)
-        if body in (_LAZY, _GREEDY) and self.date is not None and self.start_cut < 0:
-            self.start_cut = len(self.start)
         if key == "mdc":
             key = _mdc_key(tok, self.taken)
         if key in self.taken:

@@ -126,7 +126,10 @@ class DateFormat:
         parts = [f"({t.regex})" if isinstance(t, _Field) else re.escape(t) for t in tokens]
         # `regex` has no capture groups, so it can be embedded in a larger pattern.
         self.regex = "".join(
-            f"(?:{t.regex})" if isinstance(t, _Field) else re.escape(t) for t in tokens
+            (f"(?:{t.regex})" if "|" in t.regex else t.regex)
+            if isinstance(t, _Field)
+            else re.escape(t)
+            for t in tokens
         )
         self._full = re.compile("".join(parts))
         self._zone = _zone(zone)

@@ -205,3 +205,13 @@ def test_line_buffer_holds_at_most_the_cap_of_a_partial_line() -> None:
     [long] = buf.push(b"bb\nc")
     assert long == LongLine(b"a" * 10, 28, complete=True)
     assert buf.held == 1
+
+
+def test_a_line_that_starts_like_a_record_but_breaks_later_is_its_own_raw_record() -> None:
+    broken = b"2025-07-09 14:23:25.001 INFO  [traceId:x] [c.a.B.run:3] [main] - other layout\n"
+    data = header(1) + b"ok\n" + broken + b"\tat a.B(B.java:1)\n" + header(2) + b"next\n"
+    frames = run(data)
+    assert [PARSER.parse(f).fields.get("message") for f in frames] == ["ok", None, "next"]
+    raw = PARSER.parse(frames[1]).fields
+    assert raw["__raw_log__"] == (broken + b"\tat a.B(B.java:1)").decode()
+    assert "expected" in str(raw["parse_error"])
