@@ -9,8 +9,8 @@ head no longer matches the identity (truncated and rewritten past the offset bet
 Either way reading restarts at 0; the bytes written between logrotate's copy and its truncate
 are lost, as with every agent.
 
-Cost: one fstat per `refresh`; a head read (at most HEAD_BYTES, via pread) only when the size
-changed, so an idle file costs one syscall per poll.
+Cost: one fstat per `refresh`; a head read (at most HEAD_BYTES, via pread) only when the file
+changed or has unread bytes, so an idle, fully read file costs one syscall per poll.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class Change(enum.Enum):
     """What `refresh` saw."""
 
     UNCHANGED = "unchanged"
-    GREW = "grew"
+    MODIFIED = "modified"
     TRUNCATED = "truncated"
 
 
@@ -39,6 +39,7 @@ class OpenedFile:
     dev: int
     ino: int
     size: int
+    mtime_ns: int
     head: bytes
 
     def close(self) -> None:
@@ -56,7 +57,7 @@ def open_file(path: str) -> OpenedFile:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise IsADirectoryError(f"{path}: not a regular file")
-        return OpenedFile(fd, st.st_dev, st.st_ino, st.st_size, read_head(fd))
+        return OpenedFile(fd, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, read_head(fd))
     except BaseException:
         os.close(fd)
         raise
@@ -80,6 +81,7 @@ class Tailer:
         self.path = path
         self.offset = offset
         self.size = opened.size
+        self._mtime_ns = opened.mtime_ns
         self.input_index = input_index
         self.changed_at = now  # last time the size was seen to change
         self.deleted_since: float | None = None  # first seen with no links left
@@ -104,10 +106,15 @@ class Tailer:
         st = os.fstat(self._fd)
         if st.st_nlink == 0 and self.deleted_since is None:
             self.deleted_since = now
-        if st.st_size == self.size and st.st_size >= self.offset:
-            return Change.UNCHANGED
-        self.changed_at = now
-        self.size = st.st_size
+        modified = st.st_size != self.size or st.st_mtime_ns != self._mtime_ns
+        if modified:
+            self.changed_at = now
+            self.size = st.st_size
+            self._mtime_ns = st.st_mtime_ns
+        elif self.offset >= self.size:
+            return Change.UNCHANGED  # the idle case: one fstat, nothing else
+        # Unread bytes are only worth reading if the head is still ours: a file truncated and
+        # rewritten to the same size or larger is caught here, before a byte of it is read.
         head = read_head(self._fd, HEAD_BYTES)
         if st.st_size < self.offset or not self.identity.matches_head(head):
             self.offset = 0
@@ -115,7 +122,7 @@ class Tailer:
             return Change.TRUNCATED
         if not self.identity.complete:
             self.identity = self.identity.grown(head)
-        return Change.GREW
+        return Change.MODIFIED if modified else Change.UNCHANGED
 
     def read(self, max_bytes: int) -> bytes:
         """Up to `max_bytes` from `offset` (which advances); b"" at the end of the file."""

@@ -10,12 +10,16 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from agent.config import InputConfig, TailConfig
 from agent.fingerprint import FileIdentity
@@ -62,7 +66,11 @@ class Reader:
         for n in self.watcher.notices():
             self.notices.append(n)
             if isinstance(n, Opened):
-                self.streams[n.key] = Stream(n.path, n.offset)
+                known = self.streams.get(n.key)
+                if known is not None and n.offset == known.end:
+                    known.path, known.released = n.path, False  # resumed after a restart
+                else:
+                    self.streams[n.key] = Stream(n.path, n.offset)
             elif isinstance(n, Truncated):
                 s = self.streams[n.key]
                 s.start, s.data, s.truncations = 0, bytearray(), s.truncations + 1
@@ -104,9 +112,12 @@ def watcher(
     first_start: bool = True,
     watch: bool = False,
     tail: TailConfig = TAIL,
+    rotate_wait: float = 5.0,
 ) -> Watcher:
     spec = InputConfig(paths=paths, exclude=exclude or [], start_at=start_at)  # type: ignore[arg-type]
-    return Watcher([spec], positions or {}, tail, first_start=first_start, watch=watch)
+    return Watcher(
+        [spec], positions or {}, tail, first_start=first_start, watch=watch, rotate_wait=rotate_wait
+    )
 
 
 @pytest.fixture
@@ -533,3 +544,191 @@ def test_restart_after_copytruncate_while_down_reads_from_zero(
     closing.append(w2)
     r2.poll()
     assert bytes(r2.by_path(app).data) == lines("a", 100, 3)
+
+
+# -- the model-based property test -----------------------------------------------------------
+
+
+@dataclass
+class Gen:
+    """One file identity the model wrote: its content per truncation epoch."""
+
+    name: str | None  # current file name; None once deleted
+    fd: int
+    inode: tuple[int, int]
+    epochs: list[bytearray] = field(default_factory=lambda: [bytearray()])
+    lost: bool = False  # deleted while the agent restarted: its rest cannot be read
+
+
+class WatcherMachine(RuleBasedStateMachine):
+    """Random writes, rename rotations, copytruncates, deletes, polls and restarts.
+
+    Checked after every step: what was read of each key is a prefix-consistent copy of what was
+    written to that file identity since its last truncation, and chunks are contiguous (offsets
+    only go back on Truncated). Checked at the end: every file still present, and every file
+    released, was read to its end.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dir = Path(tempfile.mkdtemp(prefix="llmtail-model-"))
+        self.gens: list[Gen] = []
+        self.active: dict[str, Gen] = {}
+        self.token = 0
+        self.epoch_seq = 0
+        self.reader = Reader(self._watcher(first_start=True))
+        self.mapped: dict[str, tuple[Gen, int]] = {}  # key -> (gen, epoch index)
+
+    def _watcher(self, *, first_start: bool, positions: dict[str, Resume] | None = None) -> Watcher:
+        return watcher(
+            [str(self.dir / "*.log")],
+            positions,
+            first_start=first_start,
+            tail=TailConfig(rescan_interval=1.0),
+            rotate_wait=1.0,
+        )
+
+    def _bytes(self, count: int) -> bytes:
+        out = []
+        for _ in range(count):
+            self.token += 1
+            out.append(
+                b"[%d:%d]%s" % (self.epoch_seq, self.token, b"\n" if self.token % 3 else b"")
+            )
+        return b"".join(out)
+
+    def _new_epoch(self) -> None:
+        self.epoch_seq += 1
+
+    @rule(name=st.sampled_from(["a.log", "b.log"]), count=st.integers(1, 400))
+    def write(self, name: str, count: int) -> None:
+        gen = self.active.get(name)
+        if gen is None:
+            self._new_epoch()
+            path = self.dir / name
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            st_ = os.fstat(fd)
+            gen = Gen(name, fd, (st_.st_dev, st_.st_ino))
+            self.gens.append(gen)
+            self.active[name] = gen
+        data = self._bytes(count)
+        os.write(gen.fd, data)
+        gen.epochs[-1] += data
+
+    @rule(data=st.data(), count=st.integers(1, 50))
+    def write_after_rotation(self, data: st.DataObject, count: int) -> None:
+        """A buffered writer finishing into the file it has open after a rename or unlink."""
+        late = [g for g in self.gens if g not in self.active.values() and self._writable(g)]
+        if late:
+            gen = data.draw(st.sampled_from(late))
+            chunk = self._bytes(count)
+            os.write(gen.fd, chunk)
+            gen.epochs[-1] += chunk
+
+    def _writable(self, gen: Gen) -> bool:
+        """Writing to a file the watcher already let go would be loss by construction."""
+        keys = [k for k, (g, _) in self.mapped.items() if g is gen]
+        return not gen.lost and all(not self.reader.streams[k].released for k in keys)
+
+    @rule(name=st.sampled_from(["a.log", "b.log"]), matching=st.booleans())
+    def rotate(self, name: str, matching: bool) -> None:
+        gen = self.active.pop(name, None)
+        if gen is None:
+            return
+        new = f"{name[0]}.{len(self.gens)}.{'log' if matching else 'old'}"
+        os.rename(self.dir / name, self.dir / new)
+        gen.name = new
+
+    @rule(name=st.sampled_from(["a.log", "b.log"]))
+    def copytruncate(self, name: str) -> None:
+        gen = self.active.get(name)
+        if gen is None:
+            return
+        os.ftruncate(gen.fd, 0)
+        self._new_epoch()
+        gen.epochs.append(bytearray())
+
+    @rule(data=st.data())
+    def delete(self, data: st.DataObject) -> None:
+        present = [g for g in self.gens if g.name is not None]
+        if present:
+            gen = data.draw(st.sampled_from(present))
+            os.unlink(self.dir / str(gen.name))
+            if self.active.get(str(gen.name)) is gen:
+                del self.active[str(gen.name)]
+            gen.name = None
+
+    @rule(
+        budget=st.sampled_from([0, 7, 100, 4096, 1 << 20]), advance=st.sampled_from([0.1, 0.6, 2])
+    )
+    def poll(self, budget: int, advance: float) -> None:
+        before = len(self.reader.notices)
+        self.reader.poll(budget=budget, advance=advance)
+        self._map(self.reader.notices[before:])
+        for n in self.reader.notices[before:]:
+            if isinstance(n, Released) and n.key in self.mapped:
+                gen, epoch = self.mapped[n.key]
+                if not gen.lost and epoch == len(gen.epochs) - 1:
+                    assert n.offset == len(gen.epochs[epoch]), "released before its end"
+
+    @rule()
+    def restart(self) -> None:
+        w = self.reader.watcher
+        saved = checkpoint(w, self.reader)
+        for key, resume in saved.items():
+            gen, _ = self.mapped[key]
+            if gen.name is None:
+                gen.lost = True  # deleted and not yet drained: nothing can find it again
+            assert resume.path
+        w.close()
+        self.reader.watcher = self._watcher(first_start=False, positions=saved)
+        self.poll(budget=0, advance=0.1)
+
+    def _map(self, notices: list[object]) -> None:
+        inodes = {f.key: (f.identity.dev, f.identity.ino) for f in self.reader.watcher.files()}
+        by_inode = {g.inode: g for g in self.gens}  # later gens win: inode reuse
+        for n in notices:
+            if isinstance(n, (Opened, Truncated)) and n.key in inodes:
+                if (
+                    isinstance(n, Opened)
+                    and n.key in self.mapped
+                    and 0 < n.offset == self.reader.streams[n.key].end
+                ):
+                    continue  # resumed after a restart: the same stream goes on
+                gen = by_inode[inodes[n.key]]
+                self.mapped[n.key] = (gen, len(gen.epochs) - 1)
+
+    @invariant()
+    def what_was_read_is_what_was_written(self) -> None:
+        for key, (gen, epoch) in self.mapped.items():
+            s = self.reader.streams[key]
+            assert bytes(s.data) == bytes(gen.epochs[epoch][s.start : s.end]), key
+
+    def teardown(self) -> None:
+        try:
+            for _ in range(12):
+                self.poll(budget=1 << 20, advance=1)
+            self.what_was_read_is_what_was_written()
+            for gen in self.gens:
+                current = len(gen.epochs) - 1
+                keys = [k for k, (g, e) in self.mapped.items() if g is gen and e == current]
+                visible = gen.name is not None and gen.name.endswith(".log")
+                if visible:
+                    assert len(keys) == 1, f"{gen.name} is not being read"
+                for key in keys:
+                    s = self.reader.streams[key]
+                    if not gen.lost:
+                        assert s.end == len(gen.epochs[current]), f"{key} not read to its end"
+                    if gen.name is None or not gen.name.endswith(".log"):
+                        assert s.released or gen.lost, f"{key} gone but never released"
+        finally:
+            self.reader.watcher.close()
+            for gen in self.gens:
+                os.close(gen.fd)
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+WatcherMachine.TestCase.settings = settings(
+    max_examples=100, stateful_step_count=40, deadline=None, derandomize=True
+)
+test_watcher_against_a_model = WatcherMachine.TestCase
