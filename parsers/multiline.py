@@ -158,28 +158,36 @@ class Assembler:
             return False
         ascii_only = len(text) == end - start
         cap = self._cap
+        none = FrameFlag.NONE
+        append = out.append
         pos = 0  # text position handled so far
         bpos = start  # the same position in `data`
+        done, line_no = self._done, self._line_no  # written back before any other call
         for m in matches[:-1]:
             a, b = m.span()
-            if a != pos:
-                gap = a - pos if ascii_only else len(text[pos:a].encode())
-                self._scan(data, bpos, bpos + gap, out, FrameFlag.NONE)
-                bpos += gap
-            record = m.group()
+            record = text[a:b]
             size = (b - a if ascii_only else len(record.encode())) + 1
-            if size > cap:
-                self._scan(data, bpos, bpos + size, out, FrameFlag.NONE)
-            else:
+            if a != pos or size > cap or self._pend_line:
+                self._done, self._line_no = done, line_no
+                if a != pos:
+                    gap = a - pos if ascii_only else len(text[pos:a].encode())
+                    self._scan(data, bpos, bpos + gap, out, none)
+                    bpos += gap
+                if size > cap:
+                    self._scan(data, bpos, bpos + size, out, none)
+                    bpos += size
+                    pos = b + 1
+                    done, line_no = self._done, self._line_no
+                    continue
                 self._flush(out)
-                self._done += size
-                out.append(
-                    Frame(record, self._done, self._line_no, size, FrameFlag.NONE, m.groups())
-                )
-                self._line_no += record.count("\n") + 1
+                done, line_no = self._done, self._line_no
+            done += size
+            append(Frame(record, done, line_no, size, none, m.groups()))
+            line_no += record.count("\n") + 1
             bpos += size
             pos = b + 1
-        self._scan(data, bpos, end, out, FrameFlag.NONE)
+        self._done, self._line_no = done, line_no
+        self._scan(data, bpos, end, out, none)
         return True
 
     def _scan(self, data: bytes, start: int, end: int, out: list[Frame], flags: FrameFlag) -> None:
