@@ -1,4 +1,23 @@
 """Pure parsing of Logback/Log4j files: bytes -> lines -> records -> typed fields.
 
-Never imports `agent`; no I/O, no clocks (time is passed in).
+Never imports `agent`; no I/O, no clocks (time is passed in). The public API is listed here;
+the contract is in docs/architecture.md.
 """
+
+from parsers.lines import FrameFlag
+from parsers.multiline import Assembler, Frame
+from parsers.pattern import CompiledPattern, PatternError, compile_pattern
+from parsers.record import DEFAULT_PATTERN, ParserSettings, Record, RecordParser
+
+__all__ = [
+    "DEFAULT_PATTERN",
+    "Assembler",
+    "CompiledPattern",
+    "Frame",
+    "FrameFlag",
+    "ParserSettings",
+    "PatternError",
+    "Record",
+    "RecordParser",
+    "compile_pattern",
+]
