@@ -17,6 +17,7 @@ from agent import __version__
 from agent.config import Config, ConfigError, load_config
 from agent.pipeline import UserError, parser_for, record_printer, run_daemon
 from agent.reading import PathError, expand_paths
+from agent.status import show_status
 from agent.validate import validate_files
 from parsers.pattern import PatternError
 
@@ -104,6 +105,16 @@ def run(config: ConfigOption) -> None:
     except (ConfigError, UserError, PatternError) as exc:
         _fail(str(exc))
     raise typer.Exit(code)
+
+
+@app.command()
+def status(
+    config: Annotated[Path, typer.Option("--config", "-c", help="The agent's config file.")] = Path(
+        "/etc/llmtail/config.yaml"
+    ),
+) -> None:
+    """Show the running agent's files, offsets, bytes behind, last delivery and last error."""
+    raise typer.Exit(show_status(_load(config), sys.stdout, sys.stderr))
 
 
 def main() -> None:

@@ -20,12 +20,13 @@ from typing import Any
 
 from agent.acks import AckTracker
 from agent.batcher import Batcher
-from agent.checkpoint import Checkpointer, SavedPosition
+from agent.checkpoint import Checkpointer, CheckpointError, SavedPosition
 from agent.config import Config, ConfigError
 from agent.dispatch import Dispatcher
 from agent.events import Batch, Event
 from agent.fingerprint import FileIdentity
 from agent.ingest import Ingest
+from agent.logsetup import setup_logging
 from agent.metrics import AgentMetrics
 from agent.notify import Notifier
 from agent.sinks import Outcome
@@ -34,7 +35,8 @@ from agent.watcher import Opened, Released, Resume, Rotated, Truncated, Watcher
 log = logging.getLogger(__name__)
 
 READ_BUDGET = 4 << 20  # bytes read per loop turn at most, so acks and timers stay responsive
-CHECKPOINT_INTERVAL = 1.0
+# Short, so that a crash re-sends little: a save with nothing new committed costs no I/O.
+CHECKPOINT_INTERVAL = 0.2
 STATUS_INTERVAL = 10.0
 
 
@@ -86,6 +88,7 @@ class Daemon:
         self._config_loader = config_loader
         self._clock = clock
         self._stop = threading.Event()
+        self._failed = False
         self._reload = threading.Event()
         self._batcher = self._new_batcher(config)
         self._base: dict[str, int] = {}  # where reading of a key started (its floor)
@@ -125,14 +128,21 @@ class Daemon:
         if outcome is Outcome.DELIVERED:
             self._last_delivery = time.time()
             self._records_out += len(batch.events)
+        elif outcome is Outcome.ABORTED and not self._stop.is_set():
+            # The output gave up outside a shutdown (stdout closed, a sink bug): reading on
+            # would only pile up batches that can never commit. Stop; the supervisor restarts.
+            log.error("the output stopped accepting records; shutting down")
+            self._failed = True
+            self._stop.set()
 
     # -- the loop ------------------------------------------------------------------------
 
     def run(self) -> int:
         """Read and ship until asked to stop; returns the process exit status."""
-        files = [f.path for f in self._watcher.files()]
+        self._turn(self._clock())  # the first scan: READY means the inputs are watched
+        files = self._watcher.files()
         log.info(
-            "watching %s (%d files open now)",
+            "watching %s: %d files open",
             ", ".join(p for i in self._config.inputs for p in i.paths),
             len(files),
         )
@@ -214,7 +224,7 @@ class Daemon:
             self._metrics.truncations.inc()
             log.warning("%s was truncated; reading it again from the start", notice.path)
             self._emit(self._ingest.finish(notice.key), now)
-            for batch in self._batcher.drain():
+            for batch in self._batcher.drain(notice.key):
                 self._dispatcher.submit(batch)
             self._acks.forget(notice.key)
             input_index = self._ingest_input(notice.key)
@@ -256,8 +266,8 @@ class Daemon:
     def _save_checkpoint(self) -> None:
         try:
             self._checkpointer.save(self.positions())
-        except OSError as exc:
-            log.error("cannot write checkpoints in %s: %s", self._config.state_dir, exc)
+        except CheckpointError as exc:  # retried at the next interval; offsets only lag
+            log.error("%s", exc)
 
     def _drop_settled_releases(self) -> None:
         if not self._released:
@@ -285,6 +295,7 @@ class Daemon:
             log.error("reload refused, the running config stays: %s", exc)
             self._notifier.ready(self.status_line())
             return
+        setup_logging(new.log_level)
         for key in ("output", "state_dir", "metrics", "max_in_flight_bytes"):
             if getattr(new, key) != getattr(self._config, key):
                 log.warning("reload: %s changed; it takes effect after a restart", key)
@@ -332,7 +343,7 @@ class Daemon:
             stats.rejected_records,
             "" if drained else "; undelivered batches will be read again",
         )
-        return 0
+        return 1 if self._failed else 0
 
     # -- status --------------------------------------------------------------------------
 

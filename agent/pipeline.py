@@ -19,7 +19,7 @@ from agent.dispatch import Dispatcher
 from agent.envelope import Envelope, EnvelopeMaker
 from agent.events import Batch
 from agent.ingest import Ingest
-from agent.logsetup import setup_logging
+from agent.logsetup import RedactSecrets, setup_logging
 from agent.metrics import AgentMetrics, MetricsError, MetricsServer, Registry
 from agent.notify import Notifier
 from agent.sinks import Outcome, Sink
@@ -147,6 +147,7 @@ def run_daemon(config_path: str) -> int:
         config_loader=lambda: _reload_config(config_path),
     )
     holder.append(daemon)
+    daemon.last_error.addFilter(RedactSecrets())  # it is shown in /status and STATUS=
     logging.getLogger().addHandler(daemon.last_error)
     server = None
     if config.metrics.listen:

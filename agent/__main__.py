@@ -1,0 +1,5 @@
+"""`python -m agent` is `llmtail`, for hosts where the console script is not on PATH."""
+
+from agent.cli import main
+
+main()
