@@ -15,7 +15,7 @@ import typer
 
 from agent import __version__
 from agent.config import Config, ConfigError, load_config
-from agent.pipeline import UserError, parser_for, record_printer, run_daemon
+from agent.pipeline import UserError, parser_for, record_printer, run_daemon, verify_output
 from agent.reading import PathError, expand_paths
 from agent.status import show_status
 from agent.validate import validate_files
@@ -105,6 +105,16 @@ def run(config: ConfigOption) -> None:
     except (ConfigError, UserError, PatternError) as exc:
         _fail(str(exc))
     raise typer.Exit(code)
+
+
+@app.command("check-output")
+def check_output(config: ConfigOption) -> None:
+    """Prove the configured output accepts writes (one harmless request); says what is wrong."""
+    cfg = _load(config)
+    try:
+        typer.echo(verify_output(cfg))
+    except UserError as exc:
+        _fail(str(exc), code=1)
 
 
 @app.command()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import BinaryIO
 
 from agent.acks import AckTracker
@@ -89,6 +90,28 @@ def build_sink(config: Config, on_retry: Callable[[], None] | None = None) -> Si
     try:
         return SlsSink(output, envelopes)
     except (CredentialsError, EndpointError) as exc:
+        raise UserError(str(exc)) from None
+
+
+def verify_output(config: Config) -> str:
+    """`llmtail check-output`: one harmless write that proves the output works, or UserError."""
+    output = config.output
+    if isinstance(output, FileOutput):
+        path = Path(output.path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(path, "ab"):
+                pass
+        except OSError as exc:
+            raise UserError(f"output.path {path}: cannot append: {exc.strerror}") from None
+        return f"OK: {path} is writable"
+    if isinstance(output, StdoutOutput):
+        return "OK: stdout"
+    from agent.sinks.sls import OutputCheckError, check_output  # noqa: PLC0415 (the SDK is heavy)
+
+    try:
+        return check_output(output)
+    except OutputCheckError as exc:
         raise UserError(str(exc)) from None
 
 
