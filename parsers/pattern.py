@@ -339,17 +339,23 @@ class _Compiler:
         return {"level": _LEVEL, "line": _LINE, "relative": _DIGITS}.get(tok.key or "", _LAZY)
 
     def date_format(self, tok: _Conv) -> DateFormat:
-        option = tok.options[0] if tok.options else ""
-        fmt, _comma, zone_text = option.partition(",")
+        # As in logback, a comma separates the zone: `%d{"HH:mm:ss,SSS", UTC}` quotes it.
+        option = tok.options[0].strip() if tok.options else ""
+        if option.startswith('"') and option.find('"', 1) > 0:
+            close = option.find('"', 1)
+            fmt, zone_text = option[1:close], option[close + 1 :].lstrip().removeprefix(",")
+        else:
+            fmt, _comma, zone_text = option.partition(",")
         fmt = fmt.strip() or "ISO8601"
         zone = zone_text.strip() or self.timezone
         try:
             return DateFormat(fmt, zone)
         except DateFormatError as exc:
             raise PatternError(f"%{tok.word}{{{fmt}}} at position {tok.pos}: {exc}") from None
-        except (KeyError, ValueError) as exc:
+        except (KeyError, ValueError):
             raise PatternError(
-                f"%{tok.word} at position {tok.pos}: unknown zone {zone!r} ({exc})"
+                f"%{tok.word} at position {tok.pos}: unknown zone {zone!r} (a comma in "
+                f'%d{{...}} starts the zone; quote a format with a comma: %d{{"{option}"}})'
             ) from None
 
 

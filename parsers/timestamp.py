@@ -158,6 +158,8 @@ class DateFormat:
             if t.letter == "s" and t.count == 2:
                 sec_at = width
             width += t.width
+        # Fixed width without a fraction: the whole text is the key, the fraction is empty.
+        self.frac_at, self.sec_at = width, sec_at
 
     def second_of(self, text: str) -> int | None:
         """Fast-path miss: epoch seconds of `text` (fixed layout), cached per second."""

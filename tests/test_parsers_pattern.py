@@ -189,6 +189,7 @@ def test_unsupported_words_are_named_with_their_position(
         ("%p %m%n", "%d"),
         ("%d{yyyy-MM-dd QQ} %m", "'Q'"),
         ("%d{yyyy-MM-dd, Mars/Olympus} %m", "Mars/Olympus"),
+        ("%d{yyyy-MM-dd HH:mm:ss,SSS} %m", "quote a format with a comma"),
         ("%d ${PID} %m", "${PID}"),
         ("%d %X{a %m", "unclosed"),
     ],
@@ -204,3 +205,21 @@ def test_a_line_that_does_not_match_names_the_first_element_that_failed() -> Non
     assert record.time is None
     assert record.fields["__raw_log__"].startswith(SEED)  # type: ignore[union-attr]
     assert "expected" in str(record.fields["parse_error"])
+
+
+@pytest.mark.parametrize(
+    ("fmt", "stamp"),
+    [
+        ("yyyy-MM-dd HH:mm:ss", "2025-07-09 14:23:24"),
+        ('"yyyy-MM-dd HH:mm:ss,SSSSSS"', "2025-07-09 14:23:24,748000"),  # quoted: has a comma
+        ("yyyy/M/d H:m:s.SSS", "2025/7/9 14:23:24.748"),
+        ("EEE MMM dd HH:mm:ss.SSS yyyy", "Wed Jul 09 14:23:24.748 2025"),
+    ],
+)
+def test_date_formats_with_and_without_fixed_width_read_the_same_instant(
+    fmt: str, stamp: str
+) -> None:
+    record = parse(f"{stamp} x", f"%d{{{fmt}}} %m%n")
+    assert record.time == int(datetime(2025, 7, 9, 14, 23, 24, tzinfo=UTC).timestamp())
+    assert record.time_ns == (0 if "SSS" not in fmt else 748_000_000)
+    assert parse(f"{stamp} y", f"%d{{{fmt}}} %m%n").time == record.time  # cached path agrees
