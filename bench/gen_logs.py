@@ -182,6 +182,14 @@ def main(argv: list[str] | None = None) -> int:
     if not 0.0 <= args.multiline <= 1.0:
         print("gen_logs: --multiline must be between 0 and 1", file=sys.stderr)
         return 2
+    repo = Path(__file__).resolve().parent.parent
+    target = Path(args.path).resolve()
+    if target.is_relative_to(repo) and not target.is_relative_to(repo / "bench" / "data"):
+        print(
+            f"gen_logs: {args.path} is inside the repo; write to /tmp or bench/data/",
+            file=sys.stderr,
+        )
+        return 2
     try:
         stats = generate(args.path, size, args.multiline, args.seed, start)
     except OSError as exc:
