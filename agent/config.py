@@ -14,10 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-DEFAULT_PATTERN = (
-    "%d{yyyy-MM-dd HH:mm:ss.SSS} %-5p [traceId:%X{traceId}] [%c{3}#%method\\(\\):%L] "
-    "[%thread] - %m%n"
-)
+from parsers.payload import DEFAULT_FIELDS
+from parsers.record import DEFAULT_PATTERN
 
 
 class ConfigError(Exception):
@@ -34,21 +32,8 @@ class PayloadField(_Strict):
 
 
 DEFAULT_PAYLOAD_FIELDS: tuple[PayloadField, ...] = tuple(
-    PayloadField(name=name, type=kind)  # type: ignore[arg-type]
-    for name, kind in (
-        ("app", "str"),
-        ("module", "str"),
-        ("model", "str"),
-        ("workspace", "str"),
-        ("request_id", "str"),
-        ("status_code", "int"),
-        ("duration_ms", "int"),
-        ("input_tokens", "int"),
-        ("output_tokens", "int"),
-        ("total_tokens", "int"),
-        ("error_code", "str"),
-        ("error_message", "str"),
-    )
+    PayloadField(name=name, type=kind)  # type: ignore[arg-type]  # kind is "str" | "int"
+    for name, kind in DEFAULT_FIELDS
 )
 
 

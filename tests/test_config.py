@@ -1,0 +1,82 @@
+"""The config file: the shipped example loads, and every mistake names its key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from agent.config import DEFAULT_PAYLOAD_FIELDS, ConfigError, load_config, parse_config
+from agent.pipeline import parser_settings, parsers_for_inputs
+from parsers.record import DEFAULT_PATTERN as PARSER_DEFAULT
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_shipped_example_loads_and_builds_its_parsers() -> None:
+    config = load_config(ROOT / "config.example.yaml")
+    assert config.output.type == "file"
+    assert [i.encoding for i in config.inputs] == ["utf-8", "gbk"]
+    assert config.parser.payload.fields == DEFAULT_PAYLOAD_FIELDS
+    assert len(parsers_for_inputs(config)) == 2
+
+
+def test_the_example_spells_out_the_defaults_it_claims() -> None:
+    """Keys the example shows with their defaults must match the code's defaults."""
+    example = yaml.safe_load((ROOT / "config.example.yaml").read_text())
+    defaults = parse_config({})
+    for section in ("tail", "batch"):
+        for key, value in example[section].items():
+            assert getattr(getattr(defaults, section), key) == value, f"{section}.{key}"
+    assert example["max_in_flight_bytes"] == defaults.max_in_flight_bytes
+    assert example["parser"]["pattern"] == defaults.parser.pattern == PARSER_DEFAULT
+
+
+def test_parser_settings_carry_the_config() -> None:
+    config = parse_config(
+        {"parser": {"timezone": "Asia/Shanghai", "payload": {"separator": "|"}}}
+    )
+    settings = parser_settings(config, "gbk")
+    assert settings.timezone == "Asia/Shanghai"
+    assert settings.payload_separator == "|"
+    assert settings.encoding == "gbk"
+    assert settings.payload_fields[5] == ("status_code", "int")
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({"inputz": []}, "inputz: unknown key"),
+        ({"inputs": [{"paths": ["a"], "encodng": "gbk"}]}, "inputs.0.encodng: unknown key"),
+        ({"inputs": [{"paths": []}]}, "inputs.0.paths: List should have at least 1 item"),
+        ({"inputs": [{"paths": ["a"], "encoding": "klingon"}]}, "unknown encoding 'klingon'"),
+        ({"inputs": [{"paths": ["a"], "start_at": "middle"}]}, "inputs.0.start_at"),
+        ({"parser": {"timezone": "Mars/Olympus"}}, "parser.timezone: unknown timezone"),
+        ({"output": {"type": "kafka"}}, "output: unknown output type"),
+        ({"output": {"type": "sls", "endpoint": "e"}}, "output.project: required key is missing"),
+        ({"batch": {"max_records": 10000}}, "batch.max_records"),
+        ({"batch": {"linger": "soon"}}, "batch.linger"),
+        ({"parser": {"payload": {"fields": [{"name": "9lives"}]}}}, "parser.payload.fields.0.name"),
+    ],
+)
+def test_a_mistake_is_one_line_naming_the_key(document: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(document, "llmtail.yaml")
+    text = str(caught.value)
+    assert message in text
+    assert "\n" not in text
+    assert text.startswith("llmtail.yaml: ")
+
+
+def test_file_problems_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "missing.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("inputs: [\n")
+    with pytest.raises(ConfigError, match="not valid YAML at line"):
+        load_config(broken)
+    listy = tmp_path / "list.yaml"
+    listy.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config(listy)
