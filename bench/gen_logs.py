@@ -65,9 +65,12 @@ class GenStats:
 
 def parse_size(text: str) -> int:
     """`1G`, `200M`, `64K` or bytes."""
-    text = text.strip().upper().removesuffix("B")
-    unit = text[-1:] if text[-1:] in _UNITS else ""
-    return int(float(text[: len(text) - len(unit)]) * _UNITS[unit])
+    clean = text.strip().upper().removesuffix("B")
+    unit = clean[-1:] if clean[-1:] in _UNITS else ""
+    try:
+        return int(float(clean[: len(clean) - len(unit)]) * _UNITS[unit])
+    except ValueError:
+        raise ValueError(f"bad size {text!r} (use e.g. 64K, 200M or 1G)") from None
 
 
 def _request_id(rng: random.Random) -> str:
@@ -154,7 +157,7 @@ def generate(
     with open(path, "wb") as out:
         while stats.bytes < size:
             batch = []
-            for _ in range(2000):
+            for _ in range(200):
                 text, multi = writer.record()
                 batch.append(text)
                 stats.records += 1
