@@ -123,6 +123,9 @@ class SlsOutput(_OutputBase):
     request_timeout: Annotated[float, Field(gt=0)] = 30.0
     time_policy: Literal["restamp", "reject"] = "restamp"
     compress: Literal["lz4", "none"] = "lz4"
+    max_backoff: Annotated[float, Field(gt=0)] = 30.0  # seconds, for network errors and 5xx
+    hold_probe_interval: Annotated[float, Field(gt=0)] = 30.0  # bad keys, missing logstore
+    give_up_after: Annotated[float, Field(gt=0)] | None = None  # None: hold data until delivered
 
 
 OutputConfig = Annotated[FileOutput | StdoutOutput | SlsOutput, Field(discriminator="type")]

@@ -84,11 +84,21 @@ def build_sink(config: Config, on_retry: Callable[[], None] | None = None) -> Si
         return StdoutSink(output, envelopes, on_retry=on_retry)
     # The SDK pulls in half of PyPI: import it only when the output is SLS.
     from agent.credentials import CredentialsError  # noqa: PLC0415
+    from agent.retry import Backoff, RetryPolicy  # noqa: PLC0415
     from agent.sinks.sls import SlsSink  # noqa: PLC0415
     from agent.sinks.sls_client import EndpointError  # noqa: PLC0415
 
+    policy = RetryPolicy(
+        transient=Backoff(0.1, output.max_backoff), probe_interval=output.hold_probe_interval
+    )
     try:
-        return SlsSink(output, envelopes)
+        return SlsSink(
+            output,
+            envelopes,
+            on_retry=on_retry,
+            policy=policy,
+            give_up_after=output.give_up_after,
+        )
     except (CredentialsError, EndpointError) as exc:
         raise UserError(str(exc)) from None
 
