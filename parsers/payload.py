@@ -49,6 +49,8 @@ class PayloadParser:
             raise ValueError("payload separator must not be empty")
         if not fields:
             raise ValueError("payload needs at least one field")
+        if len({name for name, _ in fields}) != len(fields):
+            raise ValueError("payload field names must be unique")
         for name, kind in fields:
             if kind not in ("str", "int"):
                 raise ValueError(f"payload field {name!r}: type must be str or int, not {kind!r}")

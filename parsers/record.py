@@ -73,6 +73,10 @@ class RecordParser:
         self._starts = self.pattern.start_regex(settings.encoding)
         self._payload = PayloadParser(settings.payload_separator, settings.payload_fields)
         pattern = self.pattern
+        taken = {*pattern.keys, "event", "message", "__raw_log__", "parse_error"}
+        clash = sorted(taken & set(self._payload.names))
+        if clash:
+            raise ValueError(f"payload field {clash[0]!r} has the name of a record key; rename it")
         date = pattern.date
         assert date is not None  # compile_pattern refuses patterns without %d
         self._date = date

@@ -97,6 +97,10 @@ def test_bad_settings_are_refused_with_a_clear_reason() -> None:
         RecordParser(ParserSettings(encoding="klingon"))
     with pytest.raises(ValueError, match="type must be"):
         PayloadParser(",", (("a", "float"),))
+    with pytest.raises(ValueError, match="unique"):
+        PayloadParser(",", (("a", "str"), ("a", "int")))
+    with pytest.raises(ValueError, match="'level' has the name of a record key"):
+        RecordParser(ParserSettings(payload_fields=(("level", "str"), ("x", "str"))))
 
 
 def test_parse_never_raises_even_on_text_no_file_holds() -> None:
