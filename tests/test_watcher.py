@@ -645,8 +645,9 @@ class WatcherMachine(RuleBasedStateMachine):
         if gen is None:
             return
         os.ftruncate(gen.fd, 0)
-        self._new_epoch()
-        gen.epochs.append(bytearray())
+        if gen.epochs[-1]:  # truncating an empty file changes nothing anyone could see
+            self._new_epoch()
+            gen.epochs.append(bytearray())
 
     @rule(data=st.data())
     def delete(self, data: st.DataObject) -> None:
@@ -663,7 +664,13 @@ class WatcherMachine(RuleBasedStateMachine):
     )
     def poll(self, budget: int, advance: float) -> None:
         before = len(self.reader.notices)
+        unread = [k for k, s in self.reader.streams.items() if s.end == 0 and k in self.mapped]
         self.reader.poll(budget=budget, advance=advance)
+        # A stream that had read nothing reads the file as it is now: an earlier truncation
+        # of bytes it never read is invisible (and irrelevant) to it.
+        for key in unread:
+            gen, _ = self.mapped[key]
+            self.mapped[key] = (gen, len(gen.epochs) - 1)
         self._map(self.reader.notices[before:])
         for n in self.reader.notices[before:]:
             if isinstance(n, Released) and n.key in self.mapped:
