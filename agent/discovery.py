@@ -106,6 +106,10 @@ class Discovery:
         """True when a rescan is needed: the interval passed or a watched directory changed."""
         return self._next_scan is None or now >= self._next_scan or self._changed.is_set()
 
+    def request_rescan(self) -> None:
+        """Make the next `due()` true, e.g. when a known file turned out to be replaced."""
+        self._changed.set()
+
     def scan(self, now: float) -> list[Found]:
         """The paths matching now, each once, in a stable order."""
         self._changed.clear()
@@ -119,6 +123,13 @@ class Discovery:
                     found[path] = index
         self._update_watches()
         return [Found(path, index) for path, index in sorted(found.items())]
+
+    def input_for(self, path: str) -> int:
+        """The input a (possibly vanished) path belongs to; the first one when none matches."""
+        for index, patterns in enumerate(self._patterns):
+            if any(fnmatch.fnmatchcase(path, p.glob) for p in patterns):
+                return index
+        return 0
 
     def close(self) -> None:
         """Stop watching directories; scanning still works (by interval only)."""

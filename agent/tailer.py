@@ -29,6 +29,7 @@ class Change(enum.Enum):
     UNCHANGED = "unchanged"
     MODIFIED = "modified"
     TRUNCATED = "truncated"
+    REPLACED = "replaced"  # a suspended file's path now holds other content: not ours any more
 
 
 @dataclass(slots=True)
@@ -102,7 +103,10 @@ class Tailer:
     def refresh(self, now: float) -> Change:
         """fstat the fd; on growth check the head; on truncation restart at 0."""
         if self._fd is None:
-            return Change.UNCHANGED
+            reopened = self._reopen_if_changed()
+            if reopened is not Change.MODIFIED:
+                return reopened
+        assert self._fd is not None
         st = os.fstat(self._fd)
         if st.st_nlink == 0 and self.deleted_since is None:
             self.deleted_since = now
@@ -123,6 +127,34 @@ class Tailer:
         if not self.identity.complete:
             self.identity = self.identity.grown(head)
         return Change.MODIFIED if modified else Change.UNCHANGED
+
+    def suspend(self) -> None:
+        """Close the fd of a fully read, idle file to bound open fds; it is watched by path."""
+        self.close()
+
+    def _reopen_if_changed(self) -> Change:
+        """A suspended file: stat its path; reopen it when it changed and is still this file.
+
+        Without the fd the inode may have been freed and reused, so a head that no longer
+        matches means another file (REPLACED), not a truncation of this one.
+        """
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return Change.UNCHANGED  # gone from its path: the next rescan decides
+        if not self.identity.same_inode(st.st_dev, st.st_ino):
+            return Change.UNCHANGED
+        if st.st_size == self.size and st.st_mtime_ns == self._mtime_ns:
+            return Change.UNCHANGED
+        opened = open_file(self.path)
+        if not self.identity.same_inode(opened.dev, opened.ino):
+            opened.close()  # renamed between stat and open: the next rescan decides
+            return Change.UNCHANGED
+        if opened.size < self.offset or not self.identity.matches_head(opened.head):
+            opened.close()
+            return Change.REPLACED
+        self._fd = opened.fd
+        return Change.MODIFIED
 
     def read(self, max_bytes: int) -> bytes:
         """Up to `max_bytes` from `offset` (which advances); b"" at the end of the file."""

@@ -36,6 +36,11 @@ seconds after both its last growth and the moment it was seen gone (Fluent Bit's
 some writers finish a buffered write after the rename). A deleted file held open longer than
 `deleted_open_warning` is logged once as pinning disk space.
 
+Open fds are bounded by `max_open`: beyond it, the followed files idle the longest (fully read)
+are suspended: their fd is closed and their path is stat'ed each poll instead; they are reopened
+when they change (and if the path then holds other content, that is a new file). The cost: bytes
+written to a suspended file in the poll interval before it is renamed out of the globs or
+deleted are not read. Draining (rotated, deleted) files are never suspended.
 """
 
 from __future__ import annotations
@@ -133,6 +138,7 @@ class FileStatus:
     deleted_since: float | None
     identity: FileIdentity  # what to checkpoint (its head grows with the file)
     input_index: int
+    open: bool  # False: suspended to bound open fds, watched by path
 
 
 class Watcher:
@@ -146,12 +152,14 @@ class Watcher:
         *,
         first_start: bool,
         rotate_wait: float = 5.0,
+        max_open: int = 256,
         watch: bool = True,
     ) -> None:
         self._inputs = list(inputs)
         self._tail = tail
         self._first_start = first_start
         self._rotate_wait = rotate_wait
+        self._max_open = max_open
         self._discovery = Discovery(self._inputs, tail.rescan_interval, watch=watch)
         self._tailers: dict[str, Tailer] = {}
         self._by_inode: dict[tuple[int, int], str] = {}
@@ -173,9 +181,12 @@ class Watcher:
         """Rescan if due, check every file, release drained ones, read up to `budget_bytes`."""
         if self._discovery.due(now):
             self._rescan(now)
-        self._refresh(now)
+        backlog = self._refresh(now)
         self._release_drained(now)
-        return self._read(budget_bytes)
+        chunks = self._read(budget_bytes, backlog)
+        if len(self._tailers) > self._max_open:
+            self._bound_open_files()
+        return chunks
 
     def notices(self) -> list[Notice]:
         """Lifecycle notices since the last call, oldest first."""
@@ -201,6 +212,7 @@ class Watcher:
                 deleted_since=t.deleted_since,
                 identity=t.identity,
                 input_index=t.input_index,
+                open=not t.closed,
             )
             for t in self._tailers.values()
         ]
@@ -377,7 +389,9 @@ class Watcher:
 
     # -- per poll ------------------------------------------------------------------------
 
-    def _refresh(self, now: float) -> None:
+    def _refresh(self, now: float) -> list[Tailer]:
+        """fstat every file (the only per-file cost of an idle poll); returns those behind."""
+        backlog: list[Tailer] = []
         for key, t in list(self._tailers.items()):
             try:
                 change = t.refresh(now)
@@ -385,10 +399,19 @@ class Watcher:
                 _log.warning("%s: %s; letting it go at offset %d", t.path, exc, t.offset)
                 self._release(key)
                 continue
+            if change is Change.REPLACED:
+                _log.info("%s now holds another file; it will be read as a new one", t.path)
+                self._release(key)
+                self._discovery.request_rescan()
+                continue
             if change is Change.TRUNCATED:
                 _log.warning("%s was truncated (copytruncate?); reading it again from 0", t.path)
                 self._notices.append(Truncated(key, t.path))
-            self._warn_pinned(t, now)
+            if t.deleted_since is not None:
+                self._warn_pinned(t, now)
+            if t.size > t.offset:
+                backlog.append(t)
+        return backlog
 
     def _warn_pinned(self, t: Tailer, now: float) -> None:
         if t.deleted_since is None or t.deleted_warned:
@@ -403,6 +426,20 @@ class Watcher:
                 t.behind,
                 t.size,
             )
+
+    def _bound_open_files(self) -> None:
+        """Suspend the longest-idle, fully read, followed files beyond `max_open` open fds.
+
+        Draining files are never suspended: a deleted one could not be reopened.
+        """
+        open_now = [t for t in self._tailers.values() if not t.closed]
+        excess = len(open_now) - self._max_open
+        if excess <= 0:
+            return
+        idle = [t for t in open_now if t.behind == 0 and t.key in self._followed]
+        idle.sort(key=lambda t: t.changed_at)
+        for t in idle[:excess]:
+            t.suspend()
 
     def _release_drained(self, now: float) -> None:
         for key, gone_at in list(self._gone_at.items()):
@@ -423,17 +460,15 @@ class Watcher:
         _log.info("finished %s at offset %d", t.path, t.offset)
         self._notices.append(Released(key, t.path, t.offset))
 
-    def _read(self, budget: int) -> list[Chunk]:
+    def _read(self, budget: int, backlog: list[Tailer]) -> list[Chunk]:
         """Round-robin fair reads: each file gets an equal share, leftovers go around again."""
         chunks: list[Chunk] = []
-        if budget <= 0 or not self._tailers:
+        if budget <= 0 or not backlog:
             return chunks
-        order = list(self._tailers.values())
-        self._rr = (self._rr + 1) % len(order)
-        order = order[self._rr :] + order[: self._rr]
+        self._rr = (self._rr + 1) % len(backlog)
+        pending = backlog[self._rr :] + backlog[: self._rr]
         # Draining files first: they pin fds (and disk, when deleted) until they are done.
-        order.sort(key=lambda t: t.key in self._followed)
-        pending = [t for t in order if t.behind > 0]
+        pending.sort(key=lambda t: t.key in self._followed)
         remaining = budget
         while remaining > 0 and pending:
             share = max(remaining // len(pending), _MIN_SHARE)

@@ -113,10 +113,17 @@ def watcher(
     watch: bool = False,
     tail: TailConfig = TAIL,
     rotate_wait: float = 5.0,
+    max_open: int = 256,
 ) -> Watcher:
     spec = InputConfig(paths=paths, exclude=exclude or [], start_at=start_at)  # type: ignore[arg-type]
     return Watcher(
-        [spec], positions or {}, tail, first_start=first_start, watch=watch, rotate_wait=rotate_wait
+        [spec],
+        positions or {},
+        tail,
+        first_start=first_start,
+        watch=watch,
+        rotate_wait=rotate_wait,
+        max_open=max_open,
     )
 
 
@@ -393,6 +400,104 @@ def test_idle_since_tells_when_the_writer_stopped(logs: Path, closing: list[Watc
     r.poll()
     r.poll()
     assert w.idle_since(key) == pytest.approx(grown_at - 0.25)
+
+
+# -- bounded fds and idle cost -------------------------------------------------------------------
+
+
+def test_open_files_stay_bounded_and_suspended_files_are_still_followed(
+    logs: Path, closing: list[Watcher]
+) -> None:
+    paths = [logs / f"f{i:02d}.log" for i in range(20)]
+    for i, p in enumerate(paths):
+        p.write_bytes(lines(f"f{i}", 0, 5))
+    r = Reader(w := watcher([str(logs / "*.log")], max_open=5))
+    closing.append(w)
+    r.settle(3)
+    assert sum(f.open for f in w.files()) <= 5
+    for i, p in enumerate(paths):
+        append(p, lines(f"f{i}", 5, 5))
+    r.settle(3)
+    assert sum(f.open for f in w.files()) <= 5
+    assert {s.path: bytes(s.data) for s in r.streams.values()} == {
+        str(p): p.read_bytes() for p in paths
+    }
+
+
+def test_a_suspended_file_renamed_within_the_globs_is_read_on(
+    logs: Path, closing: list[Watcher]
+) -> None:
+    a, b = logs / "a.log", logs / "b.log"
+    a.write_bytes(lines("a", 0, 5))
+    b.write_bytes(lines("b", 0, 5))
+    r = Reader(w := watcher([str(logs / "*.log")], max_open=1))
+    closing.append(w)
+    r.settle(2)
+    append(b, lines("b", 5, 1))  # b is busy: a is the one suspended
+    r.settle(1)
+    assert [f.path for f in w.files() if not f.open] == [str(a)]
+    os.rename(a, logs / "a.1.log")
+    append(logs / "a.1.log", lines("a", 5, 5))
+    r.settle(3)
+    assert len(r.read_of(lines("a", 0, 10))) == 1
+
+
+def test_a_suspended_files_inode_reused_is_a_new_file(logs: Path, closing: list[Watcher]) -> None:
+    a, b = logs / "a.log", logs / "b.log"
+    first = lines("first", 0, 5)
+    a.write_bytes(first)
+    b.write_bytes(lines("b", 0, 5))
+    r = Reader(w := watcher([str(logs / "*.log")], max_open=1))
+    closing.append(w)
+    r.settle(2)
+    append(b, lines("b", 5, 1))
+    r.settle(1)
+    ino = a.stat().st_ino
+    os.unlink(a)
+    second = lines("second", 0, 9)
+    a.write_bytes(second)
+    if a.stat().st_ino != ino:
+        pytest.skip("the filesystem did not reuse the inode")
+    r.settle(4)
+    assert len(r.read_of(first)) == 1
+    assert len(r.read_of(second)) == 1
+    assert r.read_of(first)[0].released
+
+
+def test_a_suspended_file_copytruncated_is_read_again_from_zero(
+    logs: Path, closing: list[Watcher]
+) -> None:
+    a, b = logs / "a.log", logs / "b.log"
+    a.write_bytes(lines("before", 0, 50))
+    b.write_bytes(lines("b", 0, 5))
+    r = Reader(w := watcher([str(logs / "*.log")], max_open=1))
+    closing.append(w)
+    r.settle(2)
+    append(b, lines("b", 5, 1))
+    r.settle(1)
+    with a.open("r+b") as f:
+        f.truncate(0)
+    append(a, lines("after", 0, 3))
+    r.settle(3)
+    assert len(r.read_of(lines("after", 0, 3))) == 1
+
+
+def test_an_idle_watcher_uses_under_one_percent_of_a_core(
+    logs: Path, closing: list[Watcher]
+) -> None:
+    for i in range(200):
+        (logs / f"f{i:03d}.log").write_bytes(lines(f"f{i}", 0, 3))
+    w = watcher([str(logs / "*.log")], tail=TailConfig(rescan_interval=10.0))
+    closing.append(w)
+    now = 0.0
+    w.poll(now, 1 << 20)
+    # 60 simulated seconds at the daemon's 4 Hz, rescans included.
+    cpu = time.process_time()
+    for _ in range(240):
+        now += 0.25
+        assert w.poll(now, 1 << 20) == []
+    used = time.process_time() - cpu
+    assert used < 0.01 * 60, f"{used:.3f} s of CPU for 60 s of idling"
 
 
 # -- discovery-related ---------------------------------------------------------------------------
