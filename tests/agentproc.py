@@ -6,15 +6,19 @@ what the output received: none missing, and how many duplicated.
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 import yaml
@@ -140,3 +144,183 @@ class Agent:
     def __exit__(self, *exc: object) -> None:
         if self.running():
             self.kill()
+
+
+# -- the SLS output against a local Logstore running as its own process -----------------------
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class LogstoreProcess:
+    """`python -m tests.logstore` as a separate process, driven through its admin HTTP API.
+
+    The agent talks to it over loopback with the real SDK, as it would talk to SLS.
+    `cpu` pins the process to one CPU (taskset), for benchmarks."""
+
+    def __init__(
+        self,
+        *,
+        project: str = "llmtail-test",
+        logstore: str = "llmtail",
+        access_key_id: str = "LTAIe2eTestKey0001",
+        access_key_secret: str = "e2e-local-secret-0001",
+        count_only: bool = False,
+        cpu: int | None = None,
+    ) -> None:
+        self.project = project
+        self.logstore = logstore
+        self.access_key_id = access_key_id
+        self.access_key_secret = access_key_secret
+        args = [sys.executable, "-m", "tests.logstore", "--port", "0", "--project", project]
+        args += ["--logstore", logstore, "--ak-id", access_key_id, "--ak-secret"]
+        args += [access_key_secret] + (["--count-only"] if count_only else [])
+        if cpu is not None:
+            args = ["taskset", "-c", str(cpu), *args]
+        self.proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        assert line.strip().isdigit(), f"the local Logstore did not start: {line!r}"
+        self.port = int(line)
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.endpoint}"
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def env(self, secret: str | None = None) -> dict[str, str]:
+        """The agent's credentials, as the standard environment variables."""
+        return {
+            "ALIBABA_CLOUD_ACCESS_KEY_ID": self.access_key_id,
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET": secret or self.access_key_secret,
+        }
+
+    def output(self, **extra: Any) -> dict[str, Any]:
+        """An `output:` section for the agent that points at this server."""
+        return {
+            "type": "sls",
+            "endpoint": self.endpoint,
+            "project": self.project,
+            "logstore": self.logstore,
+            **extra,
+        }
+
+    def admin(self, method: str, name: str, data: dict[str, Any] | None = None) -> Any:
+        """One admin API call (`/_llmtail/NAME`); raises on a non-200 answer."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            body = orjson.dumps(data) if data is not None else b""
+            conn.request(method, f"/_llmtail/{name}", body=body)
+            resp = conn.getresponse()
+            answer = resp.read()
+        finally:
+            conn.close()
+        if resp.status != 200:
+            raise AssertionError(f"admin {method} {name}: {resp.status} {answer[:300]!r}")
+        return orjson.loads(answer)
+
+    def stats(self) -> dict[str, Any]:
+        stats: dict[str, Any] = self.admin("GET", "stats")
+        return stats
+
+    def accepted_logs(self) -> int:
+        return int(self.stats()["accepted_logs"])
+
+    def groups(self) -> list[dict[str, Any]]:
+        groups: list[dict[str, Any]] = self.admin("GET", "groups")["groups"]
+        return groups
+
+    def records(self) -> list[dict[str, str]]:
+        records: list[dict[str, str]] = self.admin("GET", "records")["records"]
+        return records
+
+    def fault(self, kind: str = "error", **rule: Any) -> None:
+        """Program a fault (see tests/logstore: kind, code, count, probability, seconds...)."""
+        self.admin("POST", "faults", {"kind": kind, **rule})
+
+    def clear_faults(self) -> None:
+        self.admin("DELETE", "faults")
+
+    def outage(self, seconds: float) -> None:
+        """Close the listener for `seconds` (connections refused), then reopen the same port."""
+        self.admin("POST", "outage", {"seconds": seconds, "refuse": True})
+        wait_for(lambda: not self.reachable(), 10, "the outage to start")
+
+    def reachable(self) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+        except OSError:
+            return False
+        return True
+
+    def cpu_seconds(self) -> float:
+        return _proc_cpu_seconds(self.proc.pid)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def __enter__(self) -> LogstoreProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _proc_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def ids_in_records(records: list[dict[str, str]]) -> Counter[int]:
+    """Request ids (`req-N`) among records the local Logstore accepted, with their counts."""
+    found: Counter[int] = Counter()
+    for record in records:
+        request_id = record.get("request_id", "")
+        if request_id.startswith("req-"):
+            found[int(request_id[4:])] += 1
+    return found
+
+
+class StampedLines:
+    """Seed-format records stamped with recent times in `zone`, so SLS's window accepts them.
+
+    Record `seq` is stamped `base + seq` milliseconds (base: `minutes_ago` before now, on a whole
+    second), so a test knows each record's epoch time and nanoseconds without parsing."""
+
+    def __init__(self, zone: str, minutes_ago: float = 30.0) -> None:
+        self.zone = ZoneInfo(zone)
+        self.base_ms = int(time.time() - minutes_ago * 60) * 1000
+
+    def epoch_ms(self, seq: int) -> int:
+        return self.base_ms + seq
+
+    def stamp(self, seq: int) -> str:
+        ms = self.epoch_ms(seq)
+        when = datetime.fromtimestamp(ms // 1000, self.zone)
+        return when.strftime("%Y-%m-%d %H:%M:%S") + f".{ms % 1000:03d}"
+
+    def line(self, seq: int, extra_lines: int = 0) -> bytes:
+        """An llm_call record whose request id carries `seq` (as `record_line`, but dated now)."""
+        text = (
+            f"{self.stamp(seq)} INFO  [traceId:t{seq}] [c.a.c.s.i.ChatServiceImpl#chat():88] "
+            f"[http-nio-8080-exec-{seq % 200}] - "
+            f"chatbot,qa,qwen-plus,ws-1,req-{seq:010d},200,120,10,20,30,,\n"
+        )
+        for i in range(extra_lines):
+            text += f"\tat com.example.Frame{i}.call(Frame.java:{i})\n"
+        return text.encode()
+
+    def block(self, ids: range) -> bytes:
+        return b"".join(self.line(seq) for seq in ids)
