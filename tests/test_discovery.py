@@ -1,0 +1,190 @@
+"""Which paths are tailed: globs, excludes, symlinks, late directories, watchdog wake-ups."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.config import InputConfig
+from agent.discovery import Discovery, Found
+
+
+@pytest.fixture
+def closing() -> Iterator[list[Discovery]]:
+    made: list[Discovery] = []
+    yield made
+    for d in made:
+        d.close()
+
+
+def discovery(
+    closing: list[Discovery], *inputs: InputConfig, interval: float = 10.0, watch: bool = False
+) -> Discovery:
+    d = Discovery(list(inputs), interval, watch=watch)
+    closing.append(d)
+    return d
+
+
+def touch(path: Path, data: bytes = b"x\n") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def test_double_star_matches_any_depth_and_only_regular_files(
+    tmp_path: Path, closing: list[Discovery]
+) -> None:
+    top = touch(tmp_path / "app.log")
+    deep = touch(tmp_path / "a" / "b" / "c" / "svc.log")
+    (tmp_path / "dir.log").mkdir()
+    touch(tmp_path / "notes.txt")
+    d = discovery(closing, InputConfig(paths=[str(tmp_path / "**" / "*.log")]))
+    assert [f.path for f in d.scan(0.0)] == sorted([str(top), str(deep)])
+
+
+def test_excludes_match_the_full_path_and_compressed_files_are_skipped(
+    tmp_path: Path, closing: list[Discovery]
+) -> None:
+    keep = touch(tmp_path / "app.log")
+    touch(tmp_path / "archive" / "old.log")
+    touch(tmp_path / "debug.log")
+    touch(tmp_path / "app.2025-07-09.0.log.gz")
+    spec = InputConfig(
+        paths=[str(tmp_path / "**" / "*.log*")], exclude=["*/archive/*", "*/debug.log"]
+    )
+    d = discovery(closing, spec)
+    assert [f.path for f in d.scan(0.0)] == [str(keep)]
+
+
+def test_symlinks_are_followed_and_dangling_ones_ignored(
+    tmp_path: Path, closing: list[Discovery]
+) -> None:
+    target = touch(tmp_path / "real" / "app-1.log")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "current.log").symlink_to(target)
+    (logs / "dangling.log").symlink_to(tmp_path / "nowhere.log")
+    d = discovery(closing, InputConfig(paths=[str(logs / "*.log")]))
+    assert [f.path for f in d.scan(0.0)] == [str(logs / "current.log")]
+
+
+def test_a_path_matched_by_two_inputs_belongs_to_the_first(
+    tmp_path: Path, closing: list[Discovery]
+) -> None:
+    p = touch(tmp_path / "app.log")
+    other = touch(tmp_path / "gbk.log")
+    d = discovery(
+        closing,
+        InputConfig(paths=[str(tmp_path / "app.log")]),
+        InputConfig(paths=[str(tmp_path / "*.log")], encoding="gbk"),
+    )
+    assert d.scan(0.0) == [Found(str(p), 0), Found(str(other), 1)]
+    assert d.input_for(str(tmp_path / "gone.log")) == 1
+
+
+def test_relative_and_home_globs_are_made_absolute(
+    tmp_path: Path, closing: list[Discovery], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    rel = touch(tmp_path / "logs" / "a.log")
+    home = touch(tmp_path / "home" / "h.log")
+    d = discovery(closing, InputConfig(paths=["logs/*.log", "~/*.log"]))
+    assert sorted(f.path for f in d.scan(0.0)) == sorted([str(rel), str(home)])
+
+
+def test_a_rescan_is_due_at_start_and_after_the_interval(
+    tmp_path: Path, closing: list[Discovery]
+) -> None:
+    d = discovery(closing, InputConfig(paths=[str(tmp_path / "*.log")]), interval=10.0)
+    assert d.due(0.0)
+    d.scan(0.0)
+    assert not d.due(9.9)
+    assert d.due(10.0)
+    d.request_rescan()
+    d.scan(10.0)
+    assert not d.due(10.0)
+
+
+def test_a_directory_that_does_not_exist_yet_is_logged_once_and_found_later(
+    tmp_path: Path, closing: list[Discovery], caplog: pytest.LogCaptureFixture
+) -> None:
+    later = tmp_path / "later"
+    d = discovery(closing, InputConfig(paths=[str(later / "*.log")]), watch=True)
+    with caplog.at_level(logging.INFO, logger="agent.discovery"):
+        assert d.scan(0.0) == []
+        assert d.scan(20.0) == []
+    assert len([m for m in caplog.messages if "does not exist yet" in m]) == 1
+    p = touch(later / "app.log")
+    assert [f.path for f in d.scan(40.0)] == [str(p)]
+
+
+def wait_due(d: Discovery, now: float, seconds: float = 2.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if d.due(now):
+            return True
+        time.sleep(0.01)  # watchdog's latency is the thing tested
+    return False
+
+
+def test_watchdog_makes_a_rescan_due_when_a_file_appears(
+    tmp_path: Path, closing: list[Discovery]
+) -> None:
+    d = discovery(
+        closing, InputConfig(paths=[str(tmp_path / "*.log")]), interval=3600.0, watch=True
+    )
+    d.scan(0.0)
+    assert not d.due(1.0)
+    touch(tmp_path / "new.log")
+    assert wait_due(d, 1.0)
+
+
+def test_writes_to_known_files_do_not_wake_discovery(
+    tmp_path: Path, closing: list[Discovery]
+) -> None:
+    p = touch(tmp_path / "app.log")
+    d = discovery(
+        closing, InputConfig(paths=[str(tmp_path / "*.log")]), interval=3600.0, watch=True
+    )
+    d.scan(0.0)
+    with p.open("ab") as f:
+        for _ in range(50):
+            f.write(b"line\n")
+            f.flush()
+    # A created file after the writes proves events are flowing; the flag came from it alone.
+    touch(tmp_path / "marker.txt")
+    assert wait_due(d, 1.0)
+    d.scan(1.0)
+    with p.open("ab") as f:
+        f.write(b"more\n")
+    time.sleep(0.3)  # long enough for watchdog to have delivered a modify event, if it did
+    assert not d.due(2.0)
+
+
+def test_a_recreated_directory_is_watched_again(tmp_path: Path, closing: list[Discovery]) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    d = discovery(closing, InputConfig(paths=[str(logs / "*.log")]), interval=3600.0, watch=True)
+    d.scan(0.0)
+    os.rename(logs, tmp_path / "logs.old")
+    logs.mkdir()
+    d.scan(1.0)  # sees the new directory and watches it
+    touch(logs / "app.log")
+    assert wait_due(d, 2.0)
+    assert [f.path for f in d.scan(2.0)] == [str(logs / "app.log")]
+
+
+def test_close_stops_the_observer_thread(tmp_path: Path) -> None:
+    before = threading.active_count()
+    d = Discovery([InputConfig(paths=[str(tmp_path / "*.log")])], 10.0, watch=True)
+    d.scan(0.0)
+    assert threading.active_count() > before
+    d.close()
+    assert threading.active_count() == before
