@@ -19,6 +19,8 @@ Ordering guarantees:
 - Every notice returned by `notices()` after a `poll()` applies before that poll's chunks:
   `Opened` precedes a key's first chunk; after `Truncated(key)` the next chunk of that key has
   offset 0; `Released(key)` comes only after the poll that returned the key's last chunk.
+- `Released(key)` also comes, without an `Opened`, for a checkpointed key whose file is gone
+  (deleted while the agent was down): drop its checkpoint entry.
 - Per key, chunks are contiguous: each chunk starts where the previous one ended (a
   `Truncated` notice is the only way back), so offsets never go backwards otherwise.
 
@@ -48,6 +50,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import stat
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -267,14 +270,14 @@ class Watcher:
             if (opened.dev, opened.ino) in self._by_inode:  # raced with a rename: next scan
                 opened.close()
                 continue
-            key = self._claim(opened, by_inode=True)
+            key = self._claim(opened, by_inode=True, late=not initial)
             if key is not None:
                 self._resume(key, opened, f.path, f.input_index, now, followed=True)
             else:
                 unclaimed.append((f, opened))
         # Head-only matching comes second so that a file's own inode always wins over a copy.
         for f, opened in unclaimed:
-            key = self._claim(opened, by_inode=False)
+            key = self._claim(opened, by_inode=False, late=not initial)
             if key is not None:
                 self._resume(key, opened, f.path, f.input_index, now, followed=True)
                 continue
@@ -291,13 +294,14 @@ class Watcher:
 
     def _find_rotated_while_down(self, now: float) -> None:
         """Checkpointed files not found by the globs: look next to where they were."""
+        listings: dict[str, dict[tuple[int, int], str]] = {}
         for key, r in list(self._restore.items()):
-            for candidate in _siblings(r.path):
-                try:
-                    st = os.stat(candidate)
-                except OSError:
-                    continue
-                if not r.identity.same_inode(st.st_dev, st.st_ino):
+            inode = (r.identity.dev, r.identity.ino)
+            for directory in _directories_of(r.path):
+                if directory not in listings:
+                    listings[directory] = _inodes_in(directory)
+                candidate = listings[directory].get(inode)
+                if candidate is None or inode in self._by_inode:
                     continue
                 opened = self._open(candidate)
                 if opened is None or not r.identity.matches_head(opened.head):
@@ -321,12 +325,19 @@ class Watcher:
                 )
                 self._notices.append(Released(key, r.path, r.offset))
 
-    def _claim(self, opened: OpenedFile, *, by_inode: bool) -> str | None:
-        """The checkpoint key this file resumes, if any; removes it from the candidates."""
+    def _claim(self, opened: OpenedFile, *, by_inode: bool, late: bool) -> str | None:
+        """The checkpoint key this file resumes, if any.
+
+        After the first scan, a checkpoint entry still unclaimed most likely belonged to a file
+        deleted while the agent was down; only a complete head may claim it then, because a
+        short head could match a new file that got the freed inode and skip its first bytes.
+        """
         full = len(opened.head) >= HEAD_BYTES
         digest = head_hash(opened.head[:HEAD_BYTES]) if full else ""
         for key, r in self._restore.items():
             ident = r.identity
+            if late and not ident.complete:
+                continue
             if by_inode:
                 hit = ident.same_inode(opened.dev, opened.ino) and ident.matches_head(opened.head)
             else:  # the device number changed (remount, new container): a full head must match
@@ -519,18 +530,27 @@ def _leads_to(path: str, identity: FileIdentity) -> bool:
     return identity.same_inode(st.st_dev, st.st_ino)
 
 
-def _siblings(path: str) -> list[str]:
-    """Files in the directory of `path` (and of its symlink target): where rotations go."""
-    dirs = {os.path.dirname(path), os.path.dirname(os.path.realpath(path))}
-    out: list[str] = []
-    for d in sorted(dirs):
+def _directories_of(path: str) -> list[str]:
+    """Where a rotation of `path` goes: its directory, and its symlink target's."""
+    return sorted({os.path.dirname(path), os.path.dirname(os.path.realpath(path))})
+
+
+def _inodes_in(directory: str) -> dict[tuple[int, int], str]:
+    """(dev, ino) -> path of the regular files in one directory (symlinks followed)."""
+    out: dict[tuple[int, int], str] = {}
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+            _log.warning("cannot list %s: %s", directory, exc.strerror or exc)
+        return out
+    for entry in entries:
         try:
-            names = sorted(os.listdir(d))
-        except OSError as exc:
-            if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
-                _log.warning("cannot list %s: %s", d, exc.strerror or exc)
+            st = entry.stat()
+        except OSError:
             continue
-        out.extend(os.path.join(d, n) for n in names)
+        if stat.S_ISREG(st.st_mode):
+            out.setdefault((st.st_dev, st.st_ino), entry.path)
     return out
 
 

@@ -651,6 +651,29 @@ def test_restart_after_copytruncate_while_down_reads_from_zero(
     assert bytes(r2.by_path(app).data) == lines("a", 100, 3)
 
 
+def test_a_checkpointed_file_that_shows_up_late_resumes_instead_of_restarting(
+    tmp_path: Path, logs: Path, closing: list[Watcher]
+) -> None:
+    app = logs / "app.log"
+    content = lines("a", 0, 200)
+    app.write_bytes(content)
+    r1 = Reader(w1 := watcher([str(logs / "*.log")]))
+    closing.append(w1)
+    r1.poll(budget=3000)
+    saved = checkpoint(w1, r1)
+    w1.close()
+    os.rename(logs, tmp_path / "unmounted")  # like a volume not mounted yet at startup
+    r2 = Reader(w2 := watcher([str(logs / "*.log")], saved, first_start=False))
+    closing.append(w2)
+    r2.poll()
+    (key,) = saved
+    assert Released(key, str(app), 3000) in r2.notices
+    os.rename(tmp_path / "unmounted", logs)
+    r2.settle(2)
+    assert r2.streams[key].start == 3000
+    assert bytes(r2.streams[key].data) == content[3000:]
+
+
 # -- the model-based property test -----------------------------------------------------------
 
 
