@@ -14,6 +14,7 @@ import orjson
 import typer
 
 from agent import __version__
+from agent.backfill import run_backfill
 from agent.config import Config, ConfigError, load_config
 from agent.pipeline import UserError, parser_for, record_printer, run_daemon, verify_output
 from agent.reading import PathError, expand_paths
@@ -115,6 +116,36 @@ def check_output(config: ConfigOption) -> None:
         typer.echo(verify_output(cfg))
     except UserError as exc:
         _fail(str(exc), code=1)
+
+
+@app.command()
+def backfill(
+    config: ConfigOption,
+    paths: Annotated[list[str], typer.Argument(help="Files or globs, plain or .gz.")],
+    since: Annotated[
+        str | None,
+        typer.Option(help="Skip records before this time (parser timezone), e.g. 2025-07-09."),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(help="Skip records from this time on, e.g. '2025-07-09 14:00'."),
+    ] = None,
+    max_rate: Annotated[
+        str | None,
+        typer.Option("--max-rate", help="At most N records/s (5000) or bytes/s (10MB)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Parse and report; send nothing.")
+    ] = False,
+) -> None:
+    """Load old log files once, oldest first; a rerun resumes and never sends twice."""
+    try:
+        code = run_backfill(
+            str(config), paths, since=since, until=until, max_rate=max_rate, dry_run=dry_run
+        )
+    except (ConfigError, UserError, PatternError) as exc:
+        _fail(str(exc))
+    raise typer.Exit(code)
 
 
 @app.command()
