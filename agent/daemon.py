@@ -186,7 +186,9 @@ class Daemon:
             self._metrics.bytes_read.inc(read)
             self._metrics.lines_read.inc(lines)
         tail = self._config.tail
-        self._emit(self._ingest.due(now, tail.partial_line_flush, tail.multiline_flush), now)
+        caught_up = self._caught_up
+        flushed = self._ingest.due(now, tail.partial_line_flush, tail.multiline_flush, caught_up)
+        self._emit(flushed, now)
         for batch in self._batcher.due(now):
             self._dispatcher.submit(batch)
         self._drop_settled_releases()
@@ -240,6 +242,9 @@ class Daemon:
             identity = self._identities.pop(notice.key, {})
             self._released[notice.key] = _Released(notice.path, notice.offset, identity)
             log.info("finished %s at offset %d", notice.path, notice.offset)
+
+    def _caught_up(self, key: str) -> bool:
+        return self._watcher.idle_since(key) is not None
 
     def _ingest_input(self, key: str) -> int:
         for f in self._watcher.files():

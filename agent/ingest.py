@@ -48,10 +48,23 @@ class Ingest:
         state = self._files[key]
         return self._events(key, state, state.assembler.feed(data, now))
 
-    def due(self, now: float, partial_after: float, pending_after: float) -> list[Event]:
-        """Records that waited long enough: a partial last line, a pending multi-line record."""
+    def due(
+        self,
+        now: float,
+        partial_after: float,
+        pending_after: float,
+        caught_up: Callable[[str], bool],
+    ) -> list[Event]:
+        """Records that waited long enough: a partial last line, a pending multi-line record.
+
+        Only files read to their current end qualify: a file whose reading is paused (the
+        output is slow, other files had their turn) ends its last chunk mid-record, and that
+        tail is not the writer's last line: it must wait for the bytes that follow it.
+        """
         events: list[Event] = []
         for key, state in self._files.items():
+            if not caught_up(key):
+                continue
             frames = state.assembler.due(now, partial_after, pending_after)
             if frames:
                 events += self._events(key, state, frames)

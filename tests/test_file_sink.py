@@ -226,3 +226,18 @@ def test_stdout_closed_by_its_reader_aborts_sends_without_a_traceback() -> None:
     assert writer.returncode == 0
     assert b"aborted at" in err
     assert b"Traceback" not in err
+
+
+def test_a_line_torn_by_a_crash_is_cut_before_appending(tmp_path: Path) -> None:
+    """kill -9 during a write leaves half a line; the next agent must not glue onto it."""
+    out = tmp_path / "records.ndjson"
+    out.write_bytes(b'{"a":1}\n{"b":2}\n{"c":')
+    sink = sink_at(out)
+    try:
+        assert sink.send(batch(1, "after the crash")) is Outcome.DELIVERED
+    finally:
+        sink.close()
+    lines = out.read_bytes().splitlines()
+    assert lines[:2] == [b'{"a":1}', b'{"b":2}']
+    assert all(orjson.loads(line) for line in lines)
+    assert len(lines) == 3

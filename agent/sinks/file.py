@@ -52,7 +52,8 @@ class _AppendFile:
                 pass
             self._drop()
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(self._path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        _cut_torn_tail(fd)
         st = os.fstat(fd)
         self._fd, self._ident = fd, (st.st_dev, st.st_ino)
         # Make the file's directory entry durable too, or a crash could lose a new file whole.
@@ -67,6 +68,26 @@ class _AppendFile:
         if self._fd is not None:
             fd, self._fd, self._ident = self._fd, None, None
             os.close(fd)
+
+
+def _cut_torn_tail(fd: int, block: int = 64 * 1024) -> None:
+    """Cut a half-written last line, what a kill -9 during a write leaves behind.
+
+    That batch was never acknowledged, so its records are read and sent again after the
+    restart; keeping the fragment would glue it onto the next line and break the NDJSON.
+    """
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return
+    end = size
+    while end > 0:
+        start = max(0, end - block)
+        newline = os.pread(fd, end - start, start).rfind(b"\n")
+        if newline >= 0:
+            os.ftruncate(fd, start + newline + 1)
+            return
+        end = start
+    os.ftruncate(fd, 0)
 
 
 class FileSink(LineSink):
