@@ -30,6 +30,8 @@ from agent.sinks.stdout import StdoutSink
 from parsers.pattern import PatternError
 from parsers.record import ParserSettings, Record, RecordParser
 
+log = logging.getLogger(__name__)
+
 
 class UserError(Exception):
     """Something the user must fix (config value, path, credentials); the message says what."""
@@ -190,6 +192,8 @@ def run_daemon(config_path: str) -> int:
         except MetricsError as exc:
             dispatcher.stop(time.monotonic())
             raise UserError(str(exc)) from None
+        host, port = server.address
+        log.info("metrics on http://%s:%d/metrics, status on /status", host, port)
     daemon.install_signal_handlers()
     try:
         return daemon.run()

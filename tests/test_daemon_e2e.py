@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.agentproc import Agent, ids_in_output, record_line, wait_for
 
@@ -295,3 +298,40 @@ def test_sigterm_exits_zero_and_commits_what_was_delivered(tmp_path: Path) -> No
     checkpoint = (tmp_path / "state" / "checkpoints.json").read_bytes()
     size = (logs / "app.log").stat().st_size
     assert f'"offset":{size}'.encode() in checkpoint
+
+
+def test_metrics_and_status_tell_what_was_read_and_shipped(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    app = logs / "app.log"
+    app.write_bytes(b"a banner line before the first record\n")  # its own record, flagged
+    write_records(app, range(500))
+    config = config_for(logs)
+    config["metrics"] = {"listen": "127.0.0.1:0"}
+    with Agent(tmp_path, config) as agent:
+        agent.start()
+        wait_for(lambda: all_arrived(agent, set(range(500))), 30, "records")
+        match = re.search(r"metrics on http://([\d.]+:\d+)/metrics", agent.logs())
+        assert match, agent.logs()
+        address = match.group(1)
+
+        def scrape() -> str:
+            with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as answer:
+                return str(answer.read().decode())
+
+        wait_for(lambda: "llmtail_parse_errors_total 1" in scrape(), 30, "the parse error")
+        text = scrape()
+        assert 'llmtail_records_total{event="llm_call"} 500' in text
+        assert f"llmtail_bytes_read_total {app.stat().st_size}" in text
+        assert 'llmtail_batches_total{outcome="delivered"}' in text
+        status_config = tmp_path / "status.yaml"
+        status_config.write_text(yaml.safe_dump({**agent.config, "metrics": {"listen": address}}))
+        shown = subprocess.run(
+            [sys.executable, "-m", "agent", "status", "-c", str(status_config)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert shown.returncode == 0, shown.stderr
+        assert str(app) in shown.stdout
+        assert agent.stop() == 0
