@@ -90,7 +90,7 @@ class WindowFilter:
     def __init__(self, since: float | None, until: float | None) -> None:
         self._since = since
         self._until = until
-        self._verdict: dict[str, bool] = {}  # per file: was the last timed record kept
+        self._side: dict[str, int] = {}  # per file, the last timed record: -1 before, 0 in, 1 after
         self.before = 0
         self.after = 0
 
@@ -98,21 +98,22 @@ class WindowFilter:
         if self._since is None and self._until is None:
             return events
         kept = []
+        since, until = self._since, self._until
         for event in events:
             record = event.record
             if "__raw_log__" in record.fields:
-                inside = self._verdict.get(event.source, True)
+                side = self._side.get(event.source, 0)
             else:
                 t = (record.time or 0) + record.time_ns / 1e9
-                early = self._since is not None and t < self._since
-                late = self._until is not None and t >= self._until
-                inside = self._verdict[event.source] = not (early or late)
-            if inside:
+                side = -1 if since is not None and t < since else 0
+                side = 1 if until is not None and t >= until else side
+                self._side[event.source] = side
+            if side == 0:
                 kept.append(event)
-            elif self._until is not None and (record.time or 0) >= self._until:
-                self.after += 1
-            else:
+            elif side < 0:
                 self.before += 1
+            else:
+                self.after += 1
         return kept
 
 
@@ -168,13 +169,24 @@ def probe(path: str, parser: RecordParser, input_index: int) -> PlannedFile:
             first_time = record.time + record.time_ns / 1e9
             break
     content_size = st.st_size
-    if is_gzip(path) and st.st_size >= 18:
-        with open(path, "rb") as f:
-            f.seek(-4, os.SEEK_END)
-            content_size = struct.unpack("<I", f.read(4))[0]  # size mod 2**32, good for an ETA
+    if is_gzip(path):
+        content_size = _gzip_content_size(path, st.st_size)
     return PlannedFile(
         path, input_index, bytes(data[:HEAD_BYTES]), first_time, st.st_size, content_size
     )
+
+
+def _gzip_content_size(path: str, disk_size: int) -> int:
+    """The ISIZE trailer (content size mod 2**32), for the ETA; a guess when it is implausible
+    (a truncated file ends in compressed data, not in a trailer)."""
+    guess = disk_size * 8
+    if disk_size < 18:
+        return guess
+    with open(path, "rb") as f:
+        f.seek(-4, os.SEEK_END)
+        size: int = struct.unpack("<I", f.read(4))[0]
+    # Deflate cannot expand data by more than a few bytes, nor compress it beyond ~1032:1.
+    return size if disk_size - 64 <= size <= disk_size * 1032 else guess
 
 
 def plan(
@@ -566,9 +578,17 @@ def run_backfill(
     state = BackfillState(config.state_dir)
     try:
         lock.acquire()
+    except CheckpointError as exc:
+        raise UserError(
+            str(exc)
+            .replace("another llmtail", "another llmtail backfill")
+            .replace("give each agent its own state_dir", "wait for it to finish")
+        ) from None
+    try:
         state.load()
     except CheckpointError as exc:
-        raise UserError(str(exc).replace("another llmtail", "another llmtail backfill")) from None
+        lock.release()
+        raise UserError(str(exc)) from None
     try:
         ordered = plan(files, config, parsers, state)
         sink = build_sink(config)

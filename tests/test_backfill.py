@@ -28,6 +28,7 @@ from typer.testing import CliRunner
 from agent.backfill import run_backfill
 from agent.checkpoint import Checkpointer, StateDirLock
 from agent.cli import app
+from agent.pipeline import UserError
 from tests.agentproc import ids_in_output, wait_for
 from tests.backfill_logs import DAY, Month, write_day, write_month
 from tests.logstore import LocalLogstore
@@ -72,6 +73,13 @@ def backfill(
         env={**os.environ, **(env or {})},
         check=False,
     )
+
+
+def backfill_here(config: Path, *paths: str, **options: str) -> tuple[int, str]:
+    """The same command in this process (no interpreter start-up): exit status and summary."""
+    out = io.StringIO()
+    code = run_backfill(str(config), list(paths), out=out, **options)
+    return code, out.getvalue()
 
 
 def lines_in(path: Path) -> int:
@@ -249,16 +257,16 @@ def test_a_file_renamed_and_gzipped_after_the_fact_is_recognised(tmp_path: Path)
     now = time.time()
     write_day(logs / "app.log.1", 0, now - 2 * DAY, 500, gz=False, month=m)
     config = write_config(tmp_path)
-    assert backfill(config, str(logs / "app.log*")).returncode == 0
+    assert backfill_here(config, str(logs / "app.log*"))[0] == 0
     # logrotate's next turn: .1 becomes .2.gz, a new .1 appears.
     (logs / "app.log.2.gz").write_bytes(gzip.compress((logs / "app.log.1").read_bytes()))
     (logs / "app.log.1").unlink()
     write_day(logs / "app.log.1", 500, now - DAY, 300, gz=False, month=m)
-    rerun = backfill(config, str(logs / "app.log*"))
-    assert rerun.returncode == 0, rerun.stderr
+    code, summary = backfill_here(config, str(logs / "app.log*"))
+    assert code == 0
     counts = ids_in_output(tmp_path / "out.ndjson")
     assert set(counts) == m.ids and max(counts.values()) == 1
-    assert "files: 2 (1 complete before this run)" in rerun.stdout
+    assert "files: 2 (1 complete before this run)" in summary
 
 
 def test_since_and_until_load_a_window_and_count_the_rest(tmp_path: Path) -> None:
@@ -270,16 +278,14 @@ def test_since_and_until_load_a_window_and_count_the_rest(tmp_path: Path) -> Non
         start = 1751968800 + d * DAY  # 2025-07-08 10:00:00 UTC
         write_day(logs / f"app.log.{3 - d}", d * 1000, start, 1000, gz=d == 1, month=m)
     config = write_config(tmp_path)
-    result = backfill(
-        config, "--since", "2025-07-09", "--until", "2025-07-10 10:00:30", str(logs / "*")
+    code, summary = backfill_here(
+        config, str(logs / "*"), since="2025-07-09", until="2025-07-10 10:00:30"
     )
-    assert result.returncode == 0, result.stderr
+    assert code == 0
     got = set(ids_in_output(tmp_path / "out.ndjson"))
     # --since is inclusive, --until exclusive: day 2 whole, 20 records of day 3 (1.5 s apart).
     assert got == set(range(1000, 2020))
-    assert "skipped by time window: 1,980 (1,000 before --since, 980 after --until)" in (
-        result.stdout
-    )
+    assert "skipped by time window: 1,980 (1,000 before --since, 980 after --until)" in summary
 
 
 def test_max_rate_limits_records_per_second(tmp_path: Path) -> None:
@@ -341,10 +347,10 @@ def test_truncated_and_corrupt_gz_are_named_with_what_was_recovered_and_the_rest
     assert any(x.startswith(f"damaged: {truncated}: recovered ") for x in lines)
     assert any(x.startswith(f"damaged: {broken}: recovered ") for x in lines)
     # A rerun sends nothing and still names them (the verdict of the same command is stable).
-    again = backfill(config, str(logs / "*"))
-    assert again.returncode == 1
-    assert f"damaged: {truncated}" in again.stdout
-    assert "records sent: 0" in again.stdout
+    code, summary = backfill_here(config, str(logs / "*"))
+    assert code == 1
+    assert f"damaged: {truncated}" in summary
+    assert "records sent: 0" in summary
 
 
 def test_runs_beside_the_live_agent_without_touching_its_checkpoints(tmp_path: Path) -> None:
@@ -363,6 +369,15 @@ def test_runs_beside_the_live_agent_without_touching_its_checkpoints(tmp_path: P
     assert live.path.read_bytes() == before
     assert (state / "backfill.json").exists()
     assert set(ids_in_output(tmp_path / "out.ndjson")) == m.ids
+
+
+def test_a_second_backfill_on_the_same_state_dir_is_refused_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "app.log").write_bytes(b"x\n")
+    config = write_config(tmp_path)
+    with StateDirLock(tmp_path / "state", "backfill.lock"), pytest.raises(UserError) as caught:
+        run_backfill(str(config), [str(tmp_path / "app.log")], out=io.StringIO())
+    message = str(caught.value)
+    assert "another llmtail backfill" in message and "wait for it to finish" in message
 
 
 def test_dry_run_reports_and_sends_nothing(tmp_path: Path) -> None:

@@ -1,0 +1,155 @@
+"""The backfill's small parts without processes: rate parsing and the token bucket, the progress
+line, --since/--until parsing and the window's counting, and state matched by content head."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from agent.backfill import WindowFilter, parse_when
+from agent.backfill_state import BackfillState
+from agent.checkpoint import CheckpointError
+from agent.events import Event
+from agent.pipeline import UserError
+from agent.progress import Progress, Snapshot
+from agent.ratelimit import Rate, TokenBucket, parse_rate
+from parsers.record import Record
+
+
+class FakeClock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize(
+    ("text", "rate"),
+    [
+        ("5000", Rate(5000, "records")),
+        ("2.5", Rate(2.5, "records")),
+        ("10MB", Rate(10e6, "bytes")),
+        ("10mb/s", Rate(10e6, "bytes")),
+        ("512KB", Rate(512e3, "bytes")),
+        ("1MiB", Rate(1 << 20, "bytes")),
+    ],
+)
+def test_max_rate_reads_records_or_bytes_per_second(text: str, rate: Rate) -> None:
+    assert parse_rate(text) == rate
+
+
+@pytest.mark.parametrize("text", ["", "fast", "0", "-5", "10 GB", "5000/m"])
+def test_a_max_rate_that_means_nothing_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="--max-rate"):
+        parse_rate(text)
+
+
+def test_the_bucket_holds_the_long_run_rate_after_one_burst() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(1000, clock=clock)
+    assert bucket.take(1000) == 0.0  # a second's worth saved up goes at once
+    sent, waited = 0, 0.0
+    for _ in range(100):  # then 50 chunks of 200: the caller waits what the bucket says
+        delay = bucket.take(200)
+        clock.now += delay
+        waited += delay
+        sent += 200
+    assert waited == pytest.approx(sent / 1000)
+
+
+def test_the_bucket_does_not_save_up_more_than_its_burst() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(100, burst=100, clock=clock)
+    clock.now += 3600  # idle for an hour
+    assert bucket.take(100) == 0.0
+    assert bucket.take(100) == pytest.approx(1.0)
+
+
+def test_progress_on_a_terminal_redraws_one_line_with_rate_and_eta() -> None:
+    clock = FakeClock()
+    out = io.StringIO()
+    progress = Progress(out, tty=True, clock=clock)
+    clock.now += 10
+    progress.update(Snapshot(1, 4, 50_000, 25_000_000, 100_000_000))
+    progress.update(Snapshot(1, 4, 50_001, 25_000_001, 100_000_000))  # too soon: not drawn
+    progress.close()
+    text = out.getvalue()
+    assert text.count("\r") == 1 and text.endswith("\x1b[K\n")
+    assert "files 1/4" in text and "5,000/s" in text and "25%" in text and "ETA 30s" in text
+
+
+def test_progress_without_a_terminal_is_a_plain_line_every_ten_seconds() -> None:
+    clock = FakeClock()
+    out = io.StringIO()
+    progress = Progress(out, tty=False, clock=clock)
+    for second in range(1, 31):
+        clock.now += 1
+        progress.update(Snapshot(0, 1, second * 100, second, 30))
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3 and all(x.startswith("backfill: files 0/1") for x in lines)
+    assert "\r" not in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("text", "epoch"),
+    [
+        ("2025-07-09", 1752019200 - 8 * 3600),
+        ("2025-07-09 14:00", 1752069600 - 8 * 3600),
+        ("2025-07-09T14:00:00", 1752069600 - 8 * 3600),
+        ("2025-07-09T14:00:00+00:00", 1752069600),  # an explicit offset wins
+    ],
+)
+def test_since_and_until_are_read_in_the_parser_timezone(text: str, epoch: int) -> None:
+    assert parse_when(text, "Asia/Shanghai", "--since") == epoch
+
+
+def test_a_since_that_is_not_a_time_is_a_user_error() -> None:
+    with pytest.raises(UserError, match="--since 'yesterday'"):
+        parse_when("yesterday", "UTC", "--since")
+
+
+def event(source: str, time: int | None, raw: bool = False) -> Event:
+    fields: dict[str, str | int | None] = (
+        {"__raw_log__": "x", "parse_error": "no header"} if raw else {"event": "log"}
+    )
+    return Event(Record(fields, time), source, source, 0, 1)
+
+
+def test_the_window_counts_both_sides_and_raw_records_follow_their_neighbour() -> None:
+    window = WindowFilter(since=100, until=200)
+    events = [
+        event("a", None, raw=True),  # first of its read: kept
+        event("a", 50),
+        event("a", 1000, raw=True),  # after a skipped record: skipped with it
+        event("a", 100),  # since is inclusive
+        event("a", 1, raw=True),  # after a kept record: kept, whatever its stamped time
+        event("a", 199),
+        event("a", 200),  # until is exclusive
+    ]
+    kept = window.keep(events)
+    assert [e.record.time for e in kept] == [None, 100, 1, 199]
+    assert (window.before, window.after) == (2, 1)  # the raw one counts where its neighbour does
+
+
+def test_state_recognises_content_by_its_head_whatever_the_path(tmp_path: Path) -> None:
+    state = BackfillState(tmp_path)
+    small = state.add("/logs/app.log", b"2025-07-09 first line\n")
+    small.offset, small.done = 22, True
+    state.save()
+    again = BackfillState(tmp_path)
+    again.load()
+    grown = b"2025-07-09 first line\n2025-07-09 second line\n"
+    found = again.find(grown)  # the same file, grown and renamed since
+    assert found is not None and found.key == small.key and found.offset == 22
+    assert again.find(b"2025-07-10 another file\n") is None
+
+
+def test_a_state_file_of_another_kind_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "backfill.json").write_text(
+        '{"version": 1, "checkpoints": [{"key": "k", "path": "p", "offset": 0, "identity": {}}]}'
+    )
+    with pytest.raises(CheckpointError, match="not a backfill entry"):
+        BackfillState(tmp_path).load()
