@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -244,6 +245,58 @@ def test_rename_rotation_under_continuous_writing_reads_every_byte_once(
     released = [s for s in r.streams.values() if s.released]
     assert len(released) == 6, "rotated files are let go once read"
     assert len(w.files()) == 1
+
+
+def test_rotation_by_a_concurrent_writer_loses_and_repeats_nothing(
+    logs: Path, closing: list[Watcher]
+) -> None:
+    """A real writer thread rotating by rename while the watcher polls on the real clock."""
+    app = logs / "app.log"
+    generations: list[bytes] = []
+
+    def write() -> None:
+        n = 0
+        for generation in range(8):
+            content = bytearray()
+            with app.open("ab") as f:
+                for _ in range(300):
+                    chunk = lines(f"g{generation}", n, 3)
+                    n += 3
+                    f.write(chunk)
+                    f.flush()
+                    content += chunk
+                # A file renamed away before any rescan saw it is never read (by any agent);
+                # real logs live longer than a rescan, so wait until this one was seen.
+                seen_deadline = time.monotonic() + 10.0
+                while opened_count() <= generation and time.monotonic() < seen_deadline:
+                    time.sleep(0.001)
+                os.rename(app, logs / f"app.{generation}.old")
+                late = lines(f"g{generation}-late", n, 2)  # a buffered write after the rename
+                f.write(late)
+                content += late
+            generations.append(bytes(content))
+
+    w = watcher([str(logs / "*.log")], tail=TailConfig(rescan_interval=0.05), rotate_wait=0.3)
+    closing.append(w)
+    r = Reader(w, now=time.monotonic())
+
+    def opened_count() -> int:
+        return sum(isinstance(n, Opened) for n in list(r.notices))
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    deadline = time.monotonic() + 20.0
+    while time.monotonic() < deadline:
+        r.poll(budget=64 * 1024, advance=time.monotonic() - r.now)
+        done = not writer.is_alive() and all(s.released for s in r.streams.values())
+        if done and len(r.streams) == len(generations):
+            break
+        time.sleep(0.005)  # real time is what lets the writer race the watcher here
+    writer.join()
+    assert len(generations) == 8
+    for content in generations:
+        assert len(r.read_of(content)) == 1, "every generation read once, whole, in order"
+    assert len(r.streams) == 8
 
 
 def test_rotated_file_stays_followed_when_its_new_name_still_matches(
