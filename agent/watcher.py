@@ -5,6 +5,8 @@ caller (the reading loop) turns chunks into records and decides when offsets are
 
 Contract with the reading loop:
 
+    positions = {k: r for k, p in saved.items()
+                 if (r := Resume.from_saved(k, p.path, p.offset, p.identity)) is not None}
     watcher = Watcher(cfg.inputs, positions, cfg.tail, first_start=not checkpoint_existed)
     chunks = watcher.poll(now, budget_bytes)   # budget 0 = backpressure: read nothing
     for notice in watcher.notices():           # handle these BEFORE this poll's chunks
@@ -126,6 +128,21 @@ class Resume:
     path: str
     offset: int
     identity: FileIdentity
+
+    @classmethod
+    def from_saved(
+        cls, key: str, path: str, offset: int, identity: Mapping[str, object]
+    ) -> Resume | None:
+        """Build from a checkpoint entry; a damaged identity is logged and skipped (None).
+
+        Skipping means the file is read again from 0 (duplicates), never from its end (loss).
+        """
+        try:
+            restored = FileIdentity.from_dict(dict(identity))
+        except ValueError as exc:
+            _log.warning("checkpoint entry %s for %s ignored: %s", key, path, exc)
+            return None
+        return cls(path, max(offset, 0), _rekey(restored, key))
 
 
 @dataclass(frozen=True, slots=True)

@@ -428,7 +428,7 @@ def test_two_hundred_files_share_the_budget_fairly(logs: Path, closing: list[Wat
     contents = {}
     for i in range(200):
         p = logs / f"f{i:03d}.log"
-        contents[str(p)] = lines(f"f{i}", 0, 2000)  # ~50 KB each
+        contents[str(p)] = lines(f"f{i}", 0, 1000)  # ~25 KB each: more than one share
         p.write_bytes(contents[str(p)])
     r = Reader(w := watcher([str(logs / "*.log")]))
     closing.append(w)
@@ -664,6 +664,18 @@ def test_restart_resumes_where_it_stopped_even_after_rotation_while_down(
     assert r2.streams[other_key].start == 1
     assert bytes(r2.streams[other_key].data) == b"yz\n"
     assert len(r2.read_of(lines("b", 0, 10))) == 1
+
+
+def test_a_damaged_checkpoint_entry_is_skipped_with_a_log_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    good = FileIdentity.of("k", 1, 2, b"head").to_dict()
+    assert Resume.from_saved("k", "/x.log", 10, good) == Resume(
+        "/x.log", 10, FileIdentity.from_dict(good)
+    )
+    with caplog.at_level(logging.WARNING):
+        assert Resume.from_saved("k", "/x.log", 10, {"dev": "nope"}) is None
+    assert any("/x.log" in m and "ignored" in m for m in caplog.messages)
 
 
 def test_restart_with_a_reused_inode_reads_the_new_file_from_zero(
