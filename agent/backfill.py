@@ -29,10 +29,9 @@ import struct
 import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from types import FrameType
 from typing import Protocol, TextIO, runtime_checkable
@@ -49,7 +48,7 @@ from agent.fingerprint import HEAD_BYTES
 from agent.ingest import Ingest
 from agent.logsetup import setup_logging
 from agent.pipeline import UserError, build_sink, parsers_for_inputs
-from agent.progress import Progress, Snapshot
+from agent.progress import Progress, Snapshot, Summary
 from agent.ratelimit import Rate, TokenBucket, parse_rate
 from agent.reading import DamagedFileError, PathError, expand_paths, is_gzip, read_chunks
 from agent.sinks import Outcome, Sink
@@ -226,73 +225,6 @@ def plan(
 class _SinkStats(Protocol):
     restamped_logs: int
     rejected_logs: int
-
-
-@dataclass
-class Summary:
-    files: int = 0
-    files_complete_before: int = 0  # done in an earlier run, not opened
-    records_read: int = 0
-    events: Counter[str] = field(default_factory=Counter)
-    parse_errors: int = 0
-    skipped_before: int = 0
-    skipped_after: int = 0
-    bytes_already_delivered: int = 0
-    bytes_read: int = 0
-    delivered: int = 0
-    rejected: int = 0
-    restamped: int | None = None  # by the output's time_policy, when it says
-    damaged: dict[str, int] = field(default_factory=dict)  # path -> bytes recovered
-    why_damaged: dict[str, str] = field(default_factory=dict)  # path -> the reader's reason
-    rejected_files: set[str] = field(default_factory=set)
-    same_content: list[tuple[str, str]] = field(default_factory=list)
-    interrupted: str | None = None  # the signal's name
-    unsettled: list[str] = field(default_factory=list)  # paths with records still owed
-
-    @property
-    def failed(self) -> bool:
-        return bool(self.rejected or self.damaged or self.unsettled)
-
-    def render(self) -> str:
-        lines = []
-        if self.files and self.files == self.files_complete_before + len(self.same_content):
-            lines.append(
-                f"nothing to send: all {self.files} files were delivered by an earlier backfill"
-            )
-        kinds = ", ".join(f"{kind} {n:,}" for kind, n in self.events.most_common())
-        lines += [
-            f"files: {self.files} ({self.files_complete_before} complete before this run)",
-            f"records sent: {self.records_read:,}" + (f" ({kinds})" if kinds else ""),
-            f"delivered: {self.delivered:,}   not delivered (refused or time_policy reject): "
-            f"{self.rejected:,}",
-            f"parse errors: {self.parse_errors:,}",
-            f"skipped by time window: {self.skipped_before + self.skipped_after:,} "
-            f"({self.skipped_before:,} before --since, {self.skipped_after:,} after --until)",
-            f"already delivered, skipped: {self.bytes_already_delivered:,} bytes "
-            f"(duplicates avoided); read now: {self.bytes_read:,} bytes",
-        ]
-        if self.restamped is not None:
-            lines.append(
-                f"restamped (too old for the Logstore; original time in field original_time): "
-                f"{self.restamped:,}"
-            )
-        lines += [
-            f"same content as {first}, read once: {path}" for path, first in self.same_content
-        ]
-        lines += [
-            f"damaged: {path}: recovered {n:,} bytes"
-            + (f" ({self.why_damaged[path]})" if path in self.why_damaged else "")
-            for path, n in self.damaged.items()
-        ]
-        lines += [
-            f"not delivered (refused by the output): {p}" for p in sorted(self.rejected_files)
-        ]
-        lines += [f"not finished: {p}" for p in self.unsettled]
-        if self.interrupted:
-            lines.append(
-                f"interrupted by {self.interrupted}: state saved; rerun the same command to go on"
-            )
-        return "\n".join(lines)
 
 
 @dataclass(slots=True)
@@ -589,12 +521,26 @@ def run_backfill(
     except CheckpointError as exc:
         lock.release()
         raise UserError(str(exc)) from None
+    stop = threading.Event()
+    caught: list[int] = []
     try:
-        ordered = plan(files, config, parsers, state)
-        sink = build_sink(config)
-        return _execute(config, ordered, parsers, state, sink, window, rate, out, err, tty)
+        # Signals are caught from here on: a Ctrl-C while many files are probed still ends
+        # with a saved state and exit 130, never a traceback.
+        with _signals(stop, caught):
+            ordered = plan(files, config, parsers, state)
+            sink = build_sink(config)
+            summary, failed = _execute(
+                config, ordered, parsers, state, sink, window, rate, err, tty, stop
+            )
     finally:
         lock.release()
+    if caught:
+        summary.interrupted = signal.Signals(caught[0]).name
+    out.write(summary.render() + "\n")
+    out.flush()
+    if caught:
+        return EXIT_SIGNAL.get(signal.Signals(caught[0]), 1)
+    return 1 if failed else 0
 
 
 def _execute(
@@ -605,12 +551,11 @@ def _execute(
     sink: Sink,
     window: WindowFilter,
     rate: Rate | None,
-    out: TextIO,
     err: TextIO,
     tty: bool | None,
-) -> int:
-    stop = threading.Event()
-    caught: list[int] = []
+    stop: threading.Event,
+) -> tuple[Summary, bool]:
+    """Wire the run's parts (as `run_daemon` does for `run`) and run it: (summary, failed)."""
     acks = AckTracker()
     holder: list[Backfill] = []
 
@@ -625,8 +570,7 @@ def _execute(
         config, Ingest(parsers), dispatcher, acks, state, window, bucket, progress, stop
     )
     holder.append(backfill)
-    with _signals(stop, caught):
-        summary = backfill.run(ordered)
+    summary = backfill.run(ordered)
     stats = getattr(sink, "stats", None)
     if callable(stats):
         counts = stats()
@@ -634,10 +578,4 @@ def _execute(
             # Per record, so it also counts old records dropped from a batch that was delivered.
             summary.restamped = counts.restamped_logs
             summary.rejected = max(summary.rejected, counts.rejected_logs)
-    if caught:
-        summary.interrupted = signal.Signals(caught[0]).name
-    out.write(summary.render() + "\n")
-    out.flush()
-    if caught:
-        return EXIT_SIGNAL.get(signal.Signals(caught[0]), 1)
-    return 1 if summary.failed or backfill.failed_hard else 0
+    return summary, summary.failed or backfill.failed_hard

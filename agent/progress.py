@@ -1,12 +1,15 @@
-"""What a long backfill shows while it runs: one line redrawn in place on a terminal, a plain
-line every `plain_every` seconds otherwise (journald and CI logs keep every line, so redrawing
-there would only flood them). Time is passed in; nothing here sleeps.
+"""What a backfill tells its user: progress while it runs, a summary when it ends.
+
+Progress is one line redrawn in place on a terminal, a plain line every `plain_every` seconds
+otherwise (journald and CI logs keep every line, so redrawing there would only flood them).
+Time is passed in; nothing here sleeps.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TextIO
 
 
@@ -86,3 +89,75 @@ class Progress:
             self._stream.write("\n")
             self._stream.flush()
             self._drawn = False
+
+
+@dataclass
+class Summary:
+    """Counts of one run; `render` is what the user reads (and scripts grep).
+
+    "records sent" are those handed to the output after the time window; byte counts are of
+    decompressed content."""
+
+    files: int = 0
+    files_complete_before: int = 0  # done in an earlier run, not opened
+    records_read: int = 0
+    events: Counter[str] = field(default_factory=Counter)
+    parse_errors: int = 0
+    skipped_before: int = 0
+    skipped_after: int = 0
+    bytes_already_delivered: int = 0
+    bytes_read: int = 0
+    delivered: int = 0
+    rejected: int = 0
+    restamped: int | None = None  # by the output's time_policy, when it says
+    damaged: dict[str, int] = field(default_factory=dict)  # path -> bytes recovered
+    why_damaged: dict[str, str] = field(default_factory=dict)  # path -> the reader's reason
+    rejected_files: set[str] = field(default_factory=set)
+    same_content: list[tuple[str, str]] = field(default_factory=list)
+    interrupted: str | None = None  # the signal's name
+    unsettled: list[str] = field(default_factory=list)  # paths with records still owed
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.rejected or self.damaged or self.unsettled)
+
+    def render(self) -> str:
+        lines = []
+        if self.files and self.files == self.files_complete_before + len(self.same_content):
+            lines.append(
+                f"nothing to send: all {self.files} files were delivered by an earlier backfill"
+            )
+        kinds = ", ".join(f"{kind} {n:,}" for kind, n in self.events.most_common())
+        lines += [
+            f"files: {self.files} ({self.files_complete_before} complete before this run)",
+            f"records sent: {self.records_read:,}" + (f" ({kinds})" if kinds else ""),
+            f"delivered: {self.delivered:,}   not delivered (refused or time_policy reject): "
+            f"{self.rejected:,}",
+            f"parse errors: {self.parse_errors:,}",
+            f"skipped by time window: {self.skipped_before + self.skipped_after:,} "
+            f"({self.skipped_before:,} before --since, {self.skipped_after:,} after --until)",
+            f"already delivered, skipped: {self.bytes_already_delivered:,} bytes "
+            f"(duplicates avoided); read now: {self.bytes_read:,} bytes",
+        ]
+        if self.restamped is not None:
+            lines.append(
+                f"restamped (too old for the Logstore; original time in field original_time): "
+                f"{self.restamped:,}"
+            )
+        lines += [
+            f"same content as {first}, read once: {path}" for path, first in self.same_content
+        ]
+        lines += [
+            f"damaged: {path}: recovered {n:,} bytes"
+            + (f" ({self.why_damaged[path]})" if path in self.why_damaged else "")
+            for path, n in self.damaged.items()
+        ]
+        lines += [
+            f"not delivered (refused by the output): {p}" for p in sorted(self.rejected_files)
+        ]
+        lines += [f"not finished: {p}" for p in self.unsettled]
+        if self.interrupted:
+            lines.append(
+                f"interrupted by {self.interrupted}: state saved; rerun the same command to go on"
+            )
+        return "\n".join(lines)

@@ -75,6 +75,18 @@ def backfill(
     )
 
 
+def sls_output(logstore: LocalLogstore, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "sls",
+        "endpoint": logstore.endpoint,
+        "project": logstore.project,
+        "logstore": logstore.logstore,
+        "source": "10.0.0.1",
+        "concurrency": 2,
+        **extra,
+    }
+
+
 def backfill_here(config: Path, *paths: str, **options: str) -> tuple[int, str]:
     """The same command in this process (no interpreter start-up): exit status and summary."""
     out = io.StringIO()
@@ -111,28 +123,18 @@ def test_a_month_arrives_once_oldest_first_and_a_rerun_sends_nothing(
     assert "Frame2.call" in traced[0]["message"]
 
     size = out.stat().st_size
-    again = backfill(config, glob_of(month))
-    assert again.returncode == 0, again.stderr
+    code, summary = backfill_here(config, glob_of(month))
+    assert code == 0
     assert out.stat().st_size == size
-    assert "nothing to send" in again.stdout
-    assert "records sent: 0" in again.stdout
+    assert "nothing to send" in summary
+    assert "records sent: 0" in summary
 
 
 @pytest.mark.slow
 def test_the_month_reaches_the_logstore_once_with_old_times_restamped(
     tmp_path: Path, month: Month, logstore: LocalLogstore
 ) -> None:
-    config = write_config(
-        tmp_path,
-        output={
-            "type": "sls",
-            "endpoint": logstore.endpoint,
-            "project": logstore.project,
-            "logstore": logstore.logstore,
-            "source": "10.0.0.1",
-            "concurrency": 2,
-        },
-    )
+    config = write_config(tmp_path, output=sls_output(logstore))
     env = {
         "ALIBABA_CLOUD_ACCESS_KEY_ID": logstore.access_key_id,
         "ALIBABA_CLOUD_ACCESS_KEY_SECRET": logstore.access_key_secret,
@@ -160,6 +162,26 @@ def test_the_month_reaches_the_logstore_once_with_old_times_restamped(
         f"restamped (too old for the Logstore; original time in field original_time): {restamped:,}"
         in result.stdout
     )
+
+
+def test_with_time_policy_reject_old_records_are_counted_named_and_exit_1(
+    tmp_path: Path, logstore: LocalLogstore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    m = Month()
+    now = time.time()
+    write_day(logs / "app.log.2.gz", 0, now - 10 * DAY, 300, gz=True, month=m)
+    write_day(logs / "app.log.1", 300, now - DAY, 300, gz=False, month=m)
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", logstore.access_key_id)
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", logstore.access_key_secret)
+    config = write_config(tmp_path, output=sls_output(logstore, time_policy="reject"))
+    code, summary = backfill_here(config, str(logs / "*"))
+    assert code == 1
+    ids = {int(r["request_id"][4:]) for r in logstore.records()}
+    assert ids == set(range(300, 600)), "the recent day only"
+    assert "not delivered (refused or time_policy reject): 300" in summary
+    assert f"not delivered (refused by the output): {logs / 'app.log.2.gz'}" in summary
 
 
 @pytest.mark.slow
@@ -206,9 +228,9 @@ def test_kill_9_midway_and_a_rerun_lose_nothing_and_resend_at_most_what_was_in_f
     assert "already delivered, skipped" in rerun.stdout
 
     size = out.stat().st_size
-    again = backfill(config, glob_of(month))
-    assert again.returncode == 0 and out.stat().st_size == size
-    assert "nothing to send" in again.stdout
+    code, summary = backfill_here(config, glob_of(month))
+    assert code == 0 and out.stat().st_size == size
+    assert "nothing to send" in summary
 
 
 def test_sigint_delivers_what_is_in_flight_saves_and_exits_130(
