@@ -99,7 +99,7 @@ class Discovery:
         self._watch = watch
         self._observer: BaseObserver | None = None
         self._watches: dict[str, tuple[ObservedWatch, int]] = {}  # base -> (watch, dir inode)
-        self._missing_logged: set[str] = set()
+        self._explained: set[str] = set()  # base directories already logged about
         self._closed = False
 
     def due(self, now: float) -> bool:
@@ -117,7 +117,12 @@ class Discovery:
         found: dict[str, int] = {}
         for index, patterns in enumerate(self._patterns):
             for pattern in patterns:
-                for path in _expand(pattern.glob):
+                paths = _expand(pattern.glob)
+                if paths:
+                    self._explained.discard(pattern.base)
+                else:
+                    self._explain_nothing(pattern.base)
+                for path in paths:
                     if path in found or self._excluded(index, path):
                         continue
                     found[path] = index
@@ -145,6 +150,19 @@ class Discovery:
             return True
         return any(fnmatch.fnmatchcase(path, x) for x in self._excludes[index])
 
+    def _explain_nothing(self, base: str) -> None:
+        """A glob matched nothing: say once if that is because its directory is missing or
+        unreadable (glob itself stays silent about both)."""
+        if base in self._explained:
+            return
+        if _dir_inode(base) is None:
+            _log.info("%s does not exist yet; it will be picked up when it does", base)
+        elif not os.access(base, os.R_OK | os.X_OK):
+            _log.warning("cannot list %s: permission denied; its files cannot be read", base)
+        else:
+            return  # an empty directory: nothing to say
+        self._explained.add(base)
+
     def _update_watches(self) -> None:
         """Watch each pattern's base directory once it exists; re-watch a re-created one."""
         if not self._watch or self._closed:
@@ -161,12 +179,8 @@ class Discovery:
             if current is not None:  # deleted or replaced: its inotify watch is dead
                 self._unschedule(current[0])
                 del self._watches[base]
-            if inode is None:
-                if base not in self._missing_logged:
-                    self._missing_logged.add(base)
-                    _log.info("%s does not exist yet; it will be picked up when it does", base)
-                continue
-            self._schedule(base, recursive, inode)
+            if inode is not None:
+                self._schedule(base, recursive, inode)
 
     def _schedule(self, base: str, recursive: bool, inode: int) -> None:
         if self._observer is None:
@@ -182,7 +196,6 @@ class Discovery:
             # Out of inotify watches, permission denied: the periodic rescan still works.
             _log.warning("cannot watch %s (%s); relying on the periodic rescan", base, exc)
             return
-        self._missing_logged.discard(base)
         self._watches[base] = (watch, inode)
 
     def _unschedule(self, watch: ObservedWatch) -> None:
