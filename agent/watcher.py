@@ -574,7 +574,10 @@ def _inodes_in(directory: str) -> dict[tuple[int, int], str]:
 def _after_last_newline(opened: OpenedFile) -> int:
     """Where `start_at: end` starts: after the last complete line, so no line is cut in two."""
     start = max(opened.size - _END_LOOKBACK, 0)
-    tail = os.pread(opened.fd, opened.size - start, start)
+    try:
+        tail = os.pread(opened.fd, opened.size - start, start)
+    except OSError:
+        return opened.size
     cut = tail.rfind(b"\n")
     if cut >= 0:
         return start + cut + 1
