@@ -346,8 +346,8 @@ class Backfill:
             log.warning("%s", exc)
         except OSError as exc:  # vanished or unreadable since it was probed
             log.error("%s: cannot read: %s", f.path, exc.strerror or exc)
-            self.summary.unsettled.append(f.path)
-            return
+            self._ingest.finish(key)  # dropped: its offset stays where delivery got
+            return  # listed as not finished; what was delivered is saved
         self._push(self._ingest.finish(key))  # a partial last line is shipped
         for batch in self._batcher.drain(key):
             self._submit(batch)
