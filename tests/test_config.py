@@ -34,9 +34,7 @@ def test_the_example_spells_out_the_defaults_it_claims() -> None:
 
 
 def test_parser_settings_carry_the_config() -> None:
-    config = parse_config(
-        {"parser": {"timezone": "Asia/Shanghai", "payload": {"separator": "|"}}}
-    )
+    config = parse_config({"parser": {"timezone": "Asia/Shanghai", "payload": {"separator": "|"}}})
     settings = parser_settings(config, "gbk")
     assert settings.timezone == "Asia/Shanghai"
     assert settings.payload_separator == "|"
