@@ -99,6 +99,8 @@ class Daemon:
         self.last_error = LastError()
         self._started_at = time.time()
         self._identities: dict[str, dict[str, str | int]] = {}
+        self._files_view: list[dict[str, Any]] = []
+        self._gauged_paths: set[str] = set()
         saved = checkpointer.load()
         self._watcher = self._new_watcher(config, saved, first_start=not checkpointer.path.exists())
 
@@ -156,8 +158,7 @@ class Daemon:
                 self._apply_reload()
             read = self._turn(now)
             if now >= next_checkpoint:
-                self._save_checkpoint()
-                self._refresh_gauges()
+                self._observe()
                 next_checkpoint = now + CHECKPOINT_INTERVAL
             if now >= next_status:
                 elapsed = max(now - rate_since, 1e-9)
@@ -256,23 +257,41 @@ class Daemon:
 
     def positions(self) -> dict[str, SavedPosition]:
         """Committed offsets of every file still open or still owed an acknowledgement."""
+        return self._look()[0]
+
+    def _look(self) -> tuple[dict[str, SavedPosition], list[dict[str, Any]]]:
+        """One pass over the files: checkpoint positions, and the per-file view for status."""
         committed = self._acks.committed()
-        out: dict[str, SavedPosition] = {}
+        positions: dict[str, SavedPosition] = {}
+        view: list[dict[str, Any]] = []
         for f in self._watcher.files():
             offset = committed.get(f.key, self._base.get(f.key, f.offset))
             identity = f.identity.to_dict()
             self._identities[f.key] = identity
-            out[f.key] = SavedPosition(f.key, f.path, offset, identity)
+            positions[f.key] = SavedPosition(f.key, f.path, offset, identity)
+            view.append({"path": f.path, "offset": offset, "size": f.size})
         for key, gone in self._released.items():
             offset = committed.get(key, self._base.get(key, 0))
-            out[key] = SavedPosition(key, gone.path, offset, gone.identity)
-        return out
+            positions[key] = SavedPosition(key, gone.path, offset, gone.identity)
+        return positions, view
 
-    def _save_checkpoint(self) -> None:
+    def _observe(self) -> None:
+        """Checkpoint, gauges and the status view; main thread only (the watcher is not shared)."""
+        positions, view = self._look()
         try:
-            self._checkpointer.save(self.positions())
+            self._checkpointer.save(positions)
         except CheckpointError as exc:  # retried at the next interval; offsets only lag
             log.error("%s", exc)
+        self._metrics.buffer_bytes.set(self._dispatcher.in_flight)
+        self._metrics.files_watched.set(len(view))
+        behind = self._metrics.file_bytes_behind
+        paths = {f["path"] for f in view}
+        for gone in self._gauged_paths - paths:
+            behind.remove(gone)
+        for f in view:
+            behind.labels(f["path"]).set(max(0, f["size"] - f["offset"]))
+        self._gauged_paths = paths
+        self._files_view = view  # replaced whole: the metrics thread reads it without a lock
 
     def _drop_settled_releases(self) -> None:
         if not self._released:
@@ -339,7 +358,7 @@ class Daemon:
         for batch in self._batcher.drain():
             self._dispatcher.submit(batch)
         drained = self._dispatcher.stop(deadline)
-        self._save_checkpoint()
+        self._observe()
         self._watcher.close()
         stats = self._acks.stats()
         log.info(
@@ -353,15 +372,7 @@ class Daemon:
     # -- status --------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        committed = self._acks.committed()
-        files = [
-            {
-                "path": f.path,
-                "offset": committed.get(f.key, self._base.get(f.key, f.offset)),
-                "size": f.size,
-            }
-            for f in self._watcher.files()
-        ]
+        """The `/status` document; called from the metrics thread, so it reads snapshots only."""
         error = (
             {"at": self.last_error.at, "message": self.last_error.message}
             if self.last_error.message
@@ -373,24 +384,15 @@ class Daemon:
             "records_per_second": round(self._rate, 1),
             "last_delivery_at": self._last_delivery,
             "last_error": error,
-            "files": files,
+            "files": self._files_view,
         }
 
     def status_line(self) -> str:
-        n = len(self._watcher.files())
+        n = len(self._files_view)
         line = f"{n} files, {self._rate:.0f} records/s"
         if self.last_error.message:
             line += f"; last error: {self.last_error.message[:200]}"
         return line
-
-    def _refresh_gauges(self) -> None:
-        self._metrics.buffer_bytes.set(self._dispatcher.in_flight)
-        files = self._watcher.files()
-        self._metrics.files_watched.set(len(files))
-        committed = self._acks.committed()
-        for f in files:
-            offset = committed.get(f.key, self._base.get(f.key, f.offset))
-            self._metrics.file_bytes_behind.labels(f.path).set(max(0, f.size - offset))
 
     # -- construction helpers ------------------------------------------------------------
 
