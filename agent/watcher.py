@@ -458,13 +458,18 @@ class Watcher:
     def _bound_open_files(self) -> None:
         """Suspend the longest-idle, fully read, followed files beyond `max_open` open fds.
 
-        Draining files are never suspended: a deleted one could not be reopened.
+        Draining and deleted files are never suspended: a deleted one could not be reopened
+        (a followed file can be deleted before the next rescan notices).
         """
         open_now = [t for t in self._tailers.values() if not t.closed]
         excess = len(open_now) - self._max_open
         if excess <= 0:
             return
-        idle = [t for t in open_now if t.behind == 0 and t.key in self._followed]
+        idle = [
+            t
+            for t in open_now
+            if t.behind == 0 and t.key in self._followed and t.deleted_since is None
+        ]
         idle.sort(key=lambda t: t.changed_at)
         for t in idle[:excess]:
             t.suspend()
