@@ -3,19 +3,24 @@ line, --since/--until parsing and the window's counting, and state matched by co
 
 from __future__ import annotations
 
+import gzip
 import io
+import os
+import time
 from pathlib import Path
 
 import pytest
 
-from agent.backfill import WindowFilter, parse_when
+from agent.backfill import WindowFilter, parse_when, plan
 from agent.backfill_state import BackfillState
 from agent.checkpoint import CheckpointError
+from agent.config import parse_config
 from agent.events import Event
-from agent.pipeline import UserError
+from agent.pipeline import UserError, parsers_for_inputs
 from agent.progress import Progress, Snapshot
 from agent.ratelimit import Rate, TokenBucket, parse_rate
 from parsers.record import Record
+from tests.backfill_logs import DAY, Month, write_day
 
 
 class FakeClock:
@@ -153,3 +158,27 @@ def test_a_state_file_of_another_kind_is_one_line(tmp_path: Path) -> None:
     )
     with pytest.raises(CheckpointError, match="not a backfill entry"):
         BackfillState(tmp_path).load()
+
+
+def test_files_are_read_in_the_order_of_their_content_and_timeless_ones_by_mtime(
+    tmp_path: Path,
+) -> None:
+    m = Month()
+    now = time.time()
+    write_day(tmp_path / "app.log.1", 0, now - DAY, 10, gz=False, month=m)
+    write_day(tmp_path / "app.log.10.gz", 10, now - 10 * DAY, 10, gz=True, month=m)
+    write_day(tmp_path / "app.log.2", 20, now - 2 * DAY, 10, gz=False, month=m)
+    banner = tmp_path / "banner.txt"  # no record header at all: placed by its mtime
+    banner.write_bytes(b"  .   ____          _\n :: Spring Boot ::\n")
+    os.utime(banner, (now - 5 * DAY, now - 5 * DAY))
+    config = parse_config({"parser": {"timezone": "UTC"}})
+    paths = sorted(str(p) for p in tmp_path.iterdir())
+    ordered = plan(paths, config, parsers_for_inputs(config), None)
+    assert [Path(f.path).name for f in ordered] == [
+        "app.log.10.gz",
+        "banner.txt",
+        "app.log.2",
+        "app.log.1",
+    ]
+    gz = ordered[0]
+    assert gz.content_size == len(gzip.decompress(Path(gz.path).read_bytes()))
