@@ -29,7 +29,9 @@ Ordering guarantees:
 Where reading starts:
 - A key in `positions` (the checkpoint) resumes at its offset when a file with the same device,
   inode and head is found, under any discovered path, or next to its saved path at startup (a
-  file rotated while the agent was down, read to its end, then released).
+  file rotated while the agent was down, read to its end, then released). When the device
+  number changed (remount, new container), a complete head (HEAD_BYTES) alone matches. A file
+  that shrank below its checkpoint gets `Opened(offset=0)` then `Truncated`.
 - `start_at` (`end` | `beginning`) applies only to files present at the first scan of a first
   start (no checkpoint at all); `end` starts after the last complete line. Every file seen
   later, or on a restart with a checkpoint, is new and read from 0.
@@ -38,7 +40,10 @@ Rotation: a file whose path no longer leads to it (renamed out of the globs, del
 being read through its fd; it is released once read to its end and quiet for `rotate_wait`
 seconds after both its last growth and the moment it was seen gone (Fluent Bit's rotate_wait:
 some writers finish a buffered write after the rename). A deleted file held open longer than
-`deleted_open_warning` is logged once as pinning disk space.
+`deleted_open_warning` is logged once as pinning disk space. A file created and renamed out of
+the globs (or deleted) before any rescan saw it is never read: rescans run every
+`rescan_interval` and right after watchdog reports a new name, so only files living less than
+that are affected.
 
 Open fds are bounded by `max_open`: beyond it, the followed files idle the longest (fully read)
 are suspended: their fd is closed and their path is stat'ed each poll instead; they are reopened
