@@ -714,6 +714,25 @@ def test_restart_with_a_reused_inode_reads_the_new_file_from_zero(
     assert Released("old", str(app), 40) in r.notices
 
 
+@pytest.mark.parametrize(("size", "resumed"), [(3000, True), (300, False)])
+def test_after_a_device_renumbering_only_a_complete_head_resumes(
+    logs: Path, closing: list[Watcher], size: int, resumed: bool
+) -> None:
+    app = logs / "app.log"
+    content = (lines("a", 0, 200) * 2)[:size]
+    app.write_bytes(content)
+    st_ = app.stat()
+    # The checkpoint was written when the volume had another device number.
+    saved = FileIdentity.of("k", st_.st_dev + 1, st_.st_ino, content)
+    r = Reader(
+        w := watcher([str(logs / "*.log")], {"k": Resume(str(app), 100, saved)}, first_start=False)
+    )
+    closing.append(w)
+    r.poll()
+    s = r.by_path(app)
+    assert (s.start, bytes(s.data)) == ((100, content[100:]) if resumed else (0, content))
+
+
 def test_restart_after_copytruncate_while_down_reads_from_zero(
     logs: Path, closing: list[Watcher]
 ) -> None:
