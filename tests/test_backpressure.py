@@ -6,7 +6,7 @@ The agent's RSS is sampled from /proc while it is stalled, and the read position
 metrics (`llmtail_bytes_read_total`): stalled means it stopped reading.
 
 Two backlogs: 1 GB for memory (far more than the in-flight bound; delivering it would take
-minutes, so that test stops at the stall), and a separate ~24 MB one, six times the in-flight
+minutes, so that test stops at the stall), and a separate ~15 MB one, four times the in-flight
 bound configured there, for "everything arrives once the output resumes".
 """
 
@@ -29,7 +29,7 @@ from tests.agentproc import (
 
 ZONE = "Asia/Shanghai"
 BACKLOG_BYTES = 1 << 30
-RESUME_BACKLOG_RECORDS = 130_000  # ~24 MB of seed-format lines
+RESUME_BACKLOG_RECORDS = 80_000  # ~15 MB of seed-format lines, ~4x the in-flight bound
 RSS_LIMIT = 150 << 20
 STALLED_SAMPLE_SECONDS = 5.0
 
@@ -129,7 +129,7 @@ def test_rss_stays_under_150_mb_with_a_1_gb_backlog_while_the_output_is_down(
             with Agent(tmp_path, agent_config(logs, store.output(), port)) as agent:
                 agent.start(env=store.env())
                 stall = Stall(agent, port)
-                stall.wait(timeout=60)
+                stall.wait(timeout=90)
                 print(stall.report("1 GiB backlog, defaults"))
                 agent.kill()
     finally:
@@ -139,7 +139,7 @@ def test_rss_stays_under_150_mb_with_a_1_gb_backlog_while_the_output_is_down(
 
 
 def test_everything_arrives_once_the_output_resumes(tmp_path: Path) -> None:
-    """A ~24 MB backlog with a 4 MiB in-flight bound: the agent stalls during the outage (the
+    """A ~15 MB backlog with a 4 MiB in-flight bound: the agent stalls during the outage (the
     1 GB backlog above would take minutes to deliver), then delivers every record once."""
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -152,7 +152,7 @@ def test_everything_arrives_once_the_output_resumes(tmp_path: Path) -> None:
     in_flight = 4 << 20
     port = free_port()
     with LogstoreProcess() as store:
-        outage = 25.0  # start-up, the stall and its RSS samples fit well within it
+        outage = 20.0  # start-up, the stall and its RSS samples fit within it
         store.outage(outage)
         outage_started = time.monotonic()
         config = agent_config(logs, store.output(), port, max_in_flight_bytes=in_flight)
