@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -270,6 +271,26 @@ def test_sigint_delivers_what_is_in_flight_saves_and_exits_130(
     expected = {i for p in month.files[:10] for i in month.by_file[p]}
     assert set(counts) == expected
     assert max(counts.values()) == 1, "a clean stop re-sends nothing"
+
+
+def test_sigterm_exits_143_and_the_rerun_finishes_without_duplicates(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    m = Month()
+    write_day(logs / "app.log", 0, time.time() - DAY, 8000, gz=False, month=m)
+    config = write_config(tmp_path)
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()  # the handler is this process's for the run, then restored
+    try:
+        code, summary = backfill_here(config, str(logs / "app.log"), max_rate="5000")
+    finally:
+        timer.cancel()
+    assert code == 143
+    assert "interrupted by SIGTERM" in summary and f"not finished: {logs / 'app.log'}" in summary
+    code, summary = backfill_here(config, str(logs / "app.log"))
+    assert code == 0
+    counts = ids_in_output(tmp_path / "out.ndjson")
+    assert set(counts) == m.ids and max(counts.values()) == 1
 
 
 def test_a_file_renamed_and_gzipped_after_the_fact_is_recognised(tmp_path: Path) -> None:
