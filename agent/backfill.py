@@ -61,7 +61,7 @@ log = logging.getLogger(__name__)
 # --max-rate is smooth; big enough that per-chunk overhead does not show.
 CHUNK_SIZE = 64 * 1024
 PROBE_BYTES = 256 * 1024  # how far into a file to look for its first timestamp
-SAVE_INTERVAL = 0.2  # seconds; what a kill -9 may send twice is bounded by this much delivery
+SAVE_INTERVAL = 0.1  # seconds: a kill -9 re-sends what was in flight plus this much delivery
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
