@@ -31,8 +31,8 @@ from agent.checkpoint import Checkpointer, StateDirLock
 from agent.cli import app
 from agent.pipeline import UserError
 from tests.agentproc import ids_in_output, wait_for
-from tests.backfill_logs import DAY, Month, write_day, write_month
 from tests.logstore import LocalLogstore
+from tests.test_backfill_logs import DAY, Month, write_day, write_month
 
 DAYS, PER_DAY = 30, 500
 

@@ -20,7 +20,7 @@ from agent.pipeline import UserError, parsers_for_inputs
 from agent.progress import Progress, Snapshot
 from agent.ratelimit import Rate, TokenBucket, parse_rate
 from parsers.record import Record
-from tests.backfill_logs import DAY, Month, write_day
+from tests.test_backfill_logs import DAY, Month, write_day
 
 
 class FakeClock:

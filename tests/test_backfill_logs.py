@@ -1,4 +1,6 @@
-"""Generated rotated logs for the backfill tests: a month of days, half gzipped, written under a
+"""(No tests here: named test_backfill_* to stay among the backfill's own files.)
+
+Generated rotated logs for the backfill tests: a month of days, half gzipped, written under a
 test's tmp_path (never committed). Every record carries a unique request id (`req-%010d`), so
 `tests.agentproc.ids_in_output` counts what arrived; times are UTC and end just before `now`.
 """
