@@ -1,7 +1,14 @@
-"""Sender threads between the batcher and a sink, with a bound on bytes in flight.
+"""Sender threads between the batcher and a sink, with a bound on memory in flight.
 
 The bound is the backpressure: the reader asks for `room()` before reading more, so when the
 output is slow or down the files stay unread on disk instead of growing this process's memory.
+
+It bounds memory, not file bytes: a parsed record costs the process far more than its line, so a
+batch is charged `memory_cost(batch)` and the reader turns room back into file bytes with
+`raw_budget(room)`. The constants are calibrated on RSS, not on tracemalloc: a 160-byte llm_call
+line holds about 1.4 KB as fields, and allocator slack, the sink's encoded copies of the
+requests it is retrying and the open batches add about as much again (test_backpressure:
+about 12 bytes of RSS per file byte in flight).
 """
 
 from __future__ import annotations
@@ -19,6 +26,20 @@ from agent.sinks import Outcome, Sink
 log = logging.getLogger(__name__)
 
 OnDone = Callable[[Batch, Outcome, float], None]
+
+RECORD_OVERHEAD = 1792  # bytes a parsed record costs beyond its text: dict, keys, ints, slack
+TEXT_COPIES = 3  # its text: in the fields, in `message` (or `__raw_log__`), encoded for sending
+READ_EXPANSION = 13  # memory per file byte for short records, the worst case
+
+
+def memory_cost(batch: Batch) -> int:
+    """Estimated bytes the batch's parsed records hold until they are acknowledged."""
+    return TEXT_COPIES * batch.nbytes + RECORD_OVERHEAD * len(batch.events)
+
+
+def raw_budget(room: int) -> int:
+    """File bytes that may be read when `room` bytes of memory are free."""
+    return room // READ_EXPANSION
 
 
 class Dispatcher:
@@ -51,7 +72,7 @@ class Dispatcher:
 
     @property
     def in_flight(self) -> int:
-        """Bytes of batches handed over and not yet finished."""
+        """Estimated memory of batches handed over and not yet finished."""
         return self._in_flight
 
     def room(self) -> int:
@@ -64,7 +85,7 @@ class Dispatcher:
         """Hand a batch to the senders; registration order is the commit order per file."""
         self._acks.register(batch)
         with self._cond:
-            self._in_flight += batch.nbytes
+            self._in_flight += memory_cost(batch)
             self._pending += 1
         self._queue.put(batch)
 
@@ -105,7 +126,7 @@ class Dispatcher:
                 outcome = Outcome.ABORTED
             self._acks.finish(batch, outcome)
             with self._cond:
-                self._in_flight -= batch.nbytes
+                self._in_flight -= memory_cost(batch)
                 self._pending -= 1
                 self._cond.notify_all()
             if self._on_done is not None:
