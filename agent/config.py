@@ -88,6 +88,8 @@ class TailConfig(_Strict):
     rescan_interval: Annotated[float, Field(gt=0)] = 10.0
     poll_interval: Annotated[float, Field(gt=0)] = 0.25
     deleted_open_warning: Annotated[float, Field(gt=0)] = 300.0
+    rotate_wait: Annotated[float, Field(gt=0)] = 5.0  # quiet time before a rotated file is let go
+    max_open_files: Annotated[int, Field(ge=1)] = 256  # idle followed files beyond are closed
 
 
 class BatchConfig(_Strict):

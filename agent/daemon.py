@@ -24,7 +24,6 @@ from agent.checkpoint import Checkpointer, CheckpointError, SavedPosition
 from agent.config import Config, ConfigError
 from agent.dispatch import Dispatcher, raw_budget
 from agent.events import Batch, Event
-from agent.fingerprint import FileIdentity
 from agent.ingest import Ingest
 from agent.logsetup import setup_logging
 from agent.metrics import AgentMetrics
@@ -324,6 +323,13 @@ class Daemon:
         for key in ("output", "state_dir", "metrics", "max_in_flight_bytes"):
             if getattr(new, key) != getattr(self._config, key):
                 log.warning("reload: %s changed; it takes effect after a restart", key)
+        # Files rotated away or deleted are reachable only through the fds this watcher
+        # holds: let them drain first (bounded), or their unread tails would be lost.
+        deadline = self._clock() + self._config.shutdown_timeout
+        while self._draining() and self._clock() < deadline and not self._stop.is_set():
+            self._turn(self._clock())
+            self._notifier.ping_if_due(self._clock())
+            self._stop.wait(self._config.tail.poll_interval)
         # Deliver what was parsed, then resume every file from its committed offset under
         # the new inputs: nothing is read twice and nothing is skipped.
         for batch in self._batcher.drain():
@@ -346,6 +352,9 @@ class Daemon:
         self._watcher = self._new_watcher(self._config, saved, first_start=False)
         log.info("reloaded: watching %s", ", ".join(p for i in new.inputs for p in i.paths))
         self._notifier.ready(self.status_line())
+
+    def _draining(self) -> bool:
+        return any(not f.followed for f in self._watcher.files())
 
     def _shutdown(self) -> int:
         deadline = self._clock() + self._config.shutdown_timeout
@@ -406,8 +415,16 @@ class Daemon:
     ) -> Watcher:
         self._identities.clear()
         positions = {
-            key: Resume(p.path, p.offset, FileIdentity.from_dict(p.identity))
+            key: resume
             for key, p in saved.items()
-            if p.identity
+            if (resume := Resume.from_saved(key, p.path, p.offset, p.identity)) is not None
         }
-        return Watcher(config.inputs, positions, config.tail, first_start=first_start)
+        tail = config.tail
+        return Watcher(
+            config.inputs,
+            positions,
+            tail,
+            first_start=first_start,
+            rotate_wait=tail.rotate_wait,
+            max_open=tail.max_open_files,
+        )

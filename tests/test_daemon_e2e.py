@@ -19,6 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import yaml
 
@@ -335,3 +336,22 @@ def test_metrics_and_status_tell_what_was_read_and_shipped(tmp_path: Path) -> No
         assert shown.returncode == 0, shown.stderr
         assert str(app) in shown.stdout
         assert agent.stop() == 0
+
+
+def test_a_damaged_checkpoint_entry_means_reading_again_not_a_crash(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    write_records(logs / "app.log", range(100))
+    with Agent(tmp_path, config_for(logs)) as agent:
+        agent.start()
+        wait_for(lambda: all_arrived(agent, set(range(100))), 30, "records")
+        assert agent.stop() == 0
+        checkpoint = tmp_path / "state" / "checkpoints.json"
+        doc = orjson.loads(checkpoint.read_bytes())
+        doc["checkpoints"][0]["identity"]["dev"] = "not a device"
+        checkpoint.write_bytes(orjson.dumps(doc))
+        agent.start()
+        wait_for(lambda: ids_in_output(agent.output)[0] == 2, 30, "records read again")
+        assert agent.stop() == 0
+    assert "ignored" in agent.logs()
+    assert set(ids_in_output(agent.output)) == set(range(100))
