@@ -66,6 +66,13 @@ class ParserConfig(_Strict):
     payload: PayloadConfig = PayloadConfig()
     max_record_bytes: Annotated[int, Field(ge=1024)] = 512 * 1024
 
+    @field_validator("pattern")
+    @classmethod
+    def _logback_property_spelling(cls, value: str) -> str:
+        r"""`%method\\(\\)` is how a pattern reads inside a logback `<property>` (its escapes
+        are doubled there); copied as is, it means the same as `%method\(\)`."""
+        return value.replace("\\\\(", "\\(").replace("\\\\)", "\\)")
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str | None) -> str | None:

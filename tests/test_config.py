@@ -12,6 +12,7 @@ from agent.pipeline import parser_settings, parsers_for_inputs
 from parsers.record import DEFAULT_PATTERN as PARSER_DEFAULT
 
 ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PATTERN_PROPERTY_SPELLING = PARSER_DEFAULT.replace("\\(\\)", "\\\\(\\\\)")
 
 
 def test_the_shipped_example_loads_and_builds_its_parsers() -> None:
@@ -78,3 +79,16 @@ def test_file_problems_are_one_line(tmp_path: Path) -> None:
     listy.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="expected a mapping"):
         load_config(listy)
+
+
+def test_a_pattern_copied_from_a_logback_property_parses_the_same() -> None:
+    """Inside <property value="..."> logback needs `\\(`; users paste that spelling as is."""
+    copied = DEFAULT_PATTERN_PROPERTY_SPELLING
+    config = parse_config({"parser": {"pattern": copied}})
+    parser = parsers_for_inputs(config)[0]
+    assembler = parser.assembler(0)
+    line = b"2026-11-27 10:00:00.000 INFO  [traceId:t] [c.a.Foo#bar():1] [main] - hello\n"
+    (frame,) = assembler.feed(line, 0.0) + assembler.drain()
+    record = parser.parse(frame)
+    assert "parse_error" not in record.fields
+    assert (record.fields["method"], record.fields["line"]) == ("bar", 1)
