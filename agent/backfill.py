@@ -43,11 +43,12 @@ from agent.batcher import Batcher
 from agent.checkpoint import CheckpointError, StateDirLock
 from agent.config import Config, load_config
 from agent.dispatch import Dispatcher
+from agent.envelope import EnvelopeMaker
 from agent.events import Batch, Event
 from agent.fingerprint import HEAD_BYTES
 from agent.ingest import Ingest
 from agent.logsetup import setup_logging
-from agent.pipeline import UserError, build_sink, parsers_for_inputs
+from agent.pipeline import UserError, build_sink, envelope_maker, parsers_for_inputs
 from agent.progress import Progress, Snapshot, Summary
 from agent.ratelimit import Rate, TokenBucket, parse_rate
 from agent.reading import DamagedFileError, PathError, expand_paths, is_gzip, read_chunks
@@ -528,9 +529,10 @@ def run_backfill(
         # with a saved state and exit 130, never a traceback.
         with _signals(stop, caught):
             ordered = plan(files, config, parsers, state)
-            sink = build_sink(config)
+            envelopes = envelope_maker(config.output)
+            sink = build_sink(config, envelopes)
             summary, failed = _execute(
-                config, ordered, parsers, state, sink, window, rate, err, tty, stop
+                config, ordered, parsers, state, sink, envelopes, window, rate, err, tty, stop
             )
     finally:
         lock.release()
@@ -549,6 +551,7 @@ def _execute(
     parsers: list[RecordParser],
     state: BackfillState,
     sink: Sink,
+    envelopes: EnvelopeMaker,
     window: WindowFilter,
     rate: Rate | None,
     err: TextIO,
@@ -563,7 +566,9 @@ def _execute(
         holder[0].on_batch_done(batch, outcome, seconds)
 
     concurrency = getattr(config.output, "concurrency", 1)
-    dispatcher = Dispatcher(sink, acks, concurrency, config.max_in_flight_bytes, on_done)
+    dispatcher = Dispatcher(
+        sink, acks, concurrency, config.max_in_flight_bytes, on_done, envelopes.assign
+    )
     progress = Progress(err, tty=err.isatty() if tty is None else tty, clock=time.monotonic)
     bucket = (TokenBucket(rate.per_second), rate) if rate is not None else None
     backfill = Backfill(

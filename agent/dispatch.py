@@ -50,8 +50,10 @@ class Dispatcher:
         concurrency: int,
         capacity: int,
         on_done: OnDone | None = None,
+        on_submit: Callable[[Batch], None] | None = None,
     ) -> None:
         self._sink = sink
+        self._on_submit = on_submit
         self._acks = acks
         self._capacity = capacity
         self._on_done = on_done
@@ -83,6 +85,8 @@ class Dispatcher:
 
     def submit(self, batch: Batch) -> None:
         """Hand a batch to the senders; registration order is the commit order per file."""
+        if self._on_submit is not None:
+            self._on_submit(batch)  # things that must follow file order, not sender order
         self._acks.register(batch)
         with self._cond:
             self._in_flight += memory_cost(batch)

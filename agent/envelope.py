@@ -1,16 +1,22 @@
 """What a LogGroup carries besides its logs: topic, source and tags.
 
 Shared by every output so that the file output holds exactly what SLS would receive. The
-`__pack_id__` tag lets the SLS console browse a record's context: a prefix stable per source file
-and a sequence incremented per LogGroup, both in upper hex.
+`__pack_id__` tag lets the SLS console browse a record's context: a prefix stable per source
+file and a sequence incremented per LogGroup, both in upper hex. The sequence must follow the
+file's order, so it is reserved when a batch is handed over (`assign`, on the reading thread),
+not when a sender thread gets to it; the prefix changes with every start of the agent, so a
+restart never reuses a pack id.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
 import threading
 from dataclasses import dataclass
+
+from agent.events import Batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,14 +50,22 @@ class EnvelopeMaker:
         self._user_tags = tuple((tags or {}).items())
         self._seq: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._salt = os.urandom(8).hex()  # a new prefix per start: pack ids are never reused
 
-    def make(self, source_key: str, path: str) -> Envelope:
-        """The envelope for the next LogGroup cut from the file identified by `source_key`."""
-        with self._lock:
-            seq = self._seq.get(source_key, 0)
-            self._seq[source_key] = seq + 1
+    def assign(self, batch: Batch) -> None:
+        """Reserve the batch's sequence in file order; call in the order batches are cut."""
+        if batch.events:
+            batch.pack_seq = self._next(batch.events[0].source)
+
+    def make(self, source_key: str, path: str, seq: int | None = None) -> Envelope:
+        """The envelope of one LogGroup of the file `source_key`: with the `seq` that `assign`
+        reserved, or the file's next one (a LogGroup split off a batch, validate's records)."""
+        if seq is None:
+            seq = self._next(source_key)
         prefix = (
-            hashlib.md5(f"{self._hostname}\0{source_key}".encode(), usedforsecurity=False)
+            hashlib.md5(
+                f"{self._hostname}\0{self._salt}\0{source_key}".encode(), usedforsecurity=False
+            )
             .hexdigest()[:16]
             .upper()
         )
@@ -62,3 +76,9 @@ class EnvelopeMaker:
             *self._user_tags,
         )
         return Envelope(topic=self._topic, source=self._source, tags=tags)
+
+    def _next(self, source_key: str) -> int:
+        with self._lock:
+            seq = self._seq.get(source_key, 0)
+            self._seq[source_key] = seq + 1
+        return seq

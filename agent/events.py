@@ -26,6 +26,7 @@ class Batch:
     events: list[Event] = field(default_factory=list)
     nbytes: int = 0
     offsets: dict[str, int] = field(default_factory=dict)
+    pack_seq: int | None = None  # the file's LogGroup sequence (`EnvelopeMaker.assign`)
 
     def add(self, event: Event) -> None:
         self.events.append(event)

@@ -76,10 +76,15 @@ def envelope_maker(output: OutputConfig) -> EnvelopeMaker:
     return EnvelopeMaker(topic=output.topic, source=output.source, tags=dict(output.tags))
 
 
-def build_sink(config: Config, on_retry: Callable[[], None] | None = None) -> Sink:
-    """The configured output; credential and endpoint problems become a UserError."""
+def build_sink(
+    config: Config, envelopes: EnvelopeMaker, on_retry: Callable[[], None] | None = None
+) -> Sink:
+    """The configured output; credential and endpoint problems become a UserError.
+
+    `envelopes` is shared with the dispatcher, which reserves each batch's `__pack_id__`
+    sequence in file order (`EnvelopeMaker.assign`).
+    """
     output = config.output
-    envelopes = envelope_maker(output)
     if isinstance(output, FileOutput):
         return FileSink(output, envelopes, on_retry=on_retry)
     if isinstance(output, StdoutOutput):
@@ -161,7 +166,8 @@ def run_daemon(config_path: str) -> int:
     registry = Registry()
     metrics = AgentMetrics.register(registry)
     metrics.buffer_capacity_bytes.set(config.max_in_flight_bytes)
-    sink = build_sink(config, on_retry=metrics.batch_retries.inc)
+    envelopes = envelope_maker(config.output)
+    sink = build_sink(config, envelopes, on_retry=metrics.batch_retries.inc)
     acks = AckTracker()
     concurrency = getattr(config.output, "concurrency", 1)
     holder: list[Daemon] = []
@@ -170,7 +176,9 @@ def run_daemon(config_path: str) -> int:
         if holder:
             holder[0].on_batch_done(batch, outcome, seconds)
 
-    dispatcher = Dispatcher(sink, acks, concurrency, config.max_in_flight_bytes, on_done)
+    dispatcher = Dispatcher(
+        sink, acks, concurrency, config.max_in_flight_bytes, on_done, envelopes.assign
+    )
     daemon = Daemon(
         config,
         lambda cfg: Ingest(parsers_for_inputs(cfg)),

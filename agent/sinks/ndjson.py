@@ -98,7 +98,7 @@ def encode_batch(batch: Batch, envelopes: EnvelopeMaker) -> bytes:
     The batcher puts one file in a batch, so this is normally a single run.
     """
     return b"".join(
-        encode_records([e.record for e in run], envelopes.make(source, path))
+        encode_records([e.record for e in run], envelopes.make(source, path, batch.pack_seq))
         for (source, path), run in groupby(batch.events, key=_file_of)
     )
 

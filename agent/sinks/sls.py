@@ -225,7 +225,7 @@ class SlsSink:
     def send(self, batch: Batch) -> Outcome:
         if self._aborted.is_set():
             return Outcome.ABORTED
-        pending, rejected = self._prepare(batch.events)
+        pending, rejected = self._prepare(batch.events, batch.pack_seq)
         outcomes = []
         for p in pending:
             outcome = self._deliver(p)
@@ -255,7 +255,7 @@ class SlsSink:
 
     # -- encoding --------------------------------------------------------------------------
 
-    def _prepare(self, events: list[Event]) -> tuple[list[_Pending], int]:
+    def _prepare(self, events: list[Event], pack_seq: int | None) -> tuple[list[_Pending], int]:
         """Encode the batch into LogGroups (one envelope each); and how many logs were rejected."""
         now = self._clock()
         low, high = self._window.bounds(now)
@@ -291,7 +291,8 @@ class SlsSink:
                 self._rejected_by_time(dropped)
             if not logs:
                 continue
-            env = self._envelopes.make(source, path)
+            env = self._envelopes.make(source, path, pack_seq)
+            pack_seq = None  # a second file in one batch, or a split: the file's next numbers
             trailer = encode_trailer(env.topic, env.source, env.tags)
             start = 0
             for n, group in enumerate(pack(logs, trailer)):
