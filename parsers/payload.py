@@ -118,16 +118,22 @@ def _payload_regex(separator: str, fields: tuple[tuple[str, str], ...]) -> re.Pa
         return None
     sep = re.escape(separator)
     cls = "\\" + separator if separator in "]\\^-" else separator
+    # Every run is possessive: it stops at the separator (or the line end), which it cannot
+    # consume, so giving characters back never lets the rest match. An int run may also be
+    # followed by the line end; only a separator that is a digit or `-` keeps it backtracking.
+    plus = "" if separator in "-0123456789" else "+"
     parts = []
     for index, (name, kind) in enumerate(fields):
+        last = index == len(fields) - 1
         if kind == "int":
-            body = "-?[0-9]+" if index == 0 else "(?:-?[0-9]+)?"
+            p = "+" if last else plus
+            body = f"-?[0-9]+{p}" if index == 0 else f"(?:-?[0-9]+{p})?{p}"
         elif index == 0:
-            body = f"[^{cls} \\t\\n]+"
-        elif index == len(fields) - 1:
-            body = "[^\\n]*"
+            body = f"[^{cls} \\t\\n]++"
+        elif last:
+            body = "[^\\n]*+"
         else:
-            body = f"[^{cls}\\n]*"
+            body = f"[^{cls}\\n]*+"
         parts.append(f"(?P<{name}>{body})")
     tail = "(?![^\\n])" if fields[-1][1] == "int" else ""
     try:

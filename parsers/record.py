@@ -92,15 +92,16 @@ class RecordParser:
         )
         if combined and payload_regex is not None:
             # One match reads the header and, for llm_call records, the payload too.
-            message = f"(?P<message>(?:{payload_regex.pattern})?(?s:.*))"
+            # Possessive `?+`: what follows always matches, so a payload is never given back.
+            message = f"(?P<message>(?:{payload_regex.pattern})?+(?s:.*))"
             regex = re.compile(pattern.head + message)
         self._match = regex.match
         self._records: re.Pattern[str] | None = None
         if pattern.message_last and codecs.lookup(settings.encoding).name == "utf-8":
             # The same groups as `regex`, for a whole record inside a decoded block: the message
             # runs on over lines that do not start a record.
-            first = f"(?:{payload_regex.pattern})?" if combined and payload_regex else ""
-            more = rf"[^\n]*(?:\n(?!{pattern.start_source()})[^\n]*)*"
+            first = f"(?:{payload_regex.pattern})?+" if combined and payload_regex else ""
+            more = rf"[^\n]*+(?:\n(?!{pattern.start_source()})[^\n]*+)*+"
             self._records = re.compile(f"^{pattern.head}(?P<message>{first}{more})", re.MULTILINE)
         index = {name: number - 1 for name, number in regex.groupindex.items()}
         keys = pattern.keys

@@ -44,10 +44,14 @@ class _Field:
     width: int | None
 
 
+# Fixed-width runs are possessive (`{4}+`): there is nothing to give back, and a possessive
+# run leaves no backtracking frame on the regex engine's stack (which is regrown per match).
+
+
 def _numeric(letter: str, count: int) -> _Field:
     if count == 1:
         return _Field(letter, count, f"{_DIGITS}{{1,2}}", None)
-    return _Field(letter, count, f"{_DIGITS}{{{count}}}", count)
+    return _Field(letter, count, f"{_DIGITS}{{{count}}}+", count)
 
 
 # Letters whose text does not depend on the count: (regex, width or None).
@@ -64,15 +68,15 @@ _FIXED_LETTERS: dict[str, tuple[str, int | None]] = {
 def _field(letter: str, count: int) -> _Field:
     if letter == "y":
         width = 2 if count == 2 else 4
-        return _Field(letter, count, f"{_DIGITS}{{{width}}}", width)
+        return _Field(letter, count, f"{_DIGITS}{{{width}}}+", width)
     if letter == "M" and count >= 3:
         return _Field(
-            letter, count, "[A-Za-z]{3}" if count == 3 else "[A-Za-z]+", 3 if count == 3 else None
+            letter, count, "[A-Za-z]{3}+" if count == 3 else "[A-Za-z]+", 3 if count == 3 else None
         )
     if letter in "MdHkKhmsu":
         return _numeric(letter, count)
     if letter == "S":  # fraction of a second (logback >= 1.3); SSS = milliseconds either way
-        return _Field(letter, count, f"{_DIGITS}{{{count}}}", count)
+        return _Field(letter, count, f"{_DIGITS}{{{count}}}+", count)
     if letter in _FIXED_LETTERS:
         regex, fixed = _FIXED_LETTERS[letter]
         return _Field(letter, count, regex, fixed)
