@@ -125,53 +125,52 @@ class RecordParser:
         s = self.settings
         return Assembler(self._starts, s.encoding, s.max_record_bytes, start_offset, self._records)
 
-    def parse(self, frame: Frame) -> Record:
+    def parse(self, frame: Frame) -> Record:  # noqa: PLR0912 - hot path, inlined on purpose
         """The record of one frame; a failure becomes a raw record with a reason."""
         try:
-            return self._parse(frame)
+            g: tuple[Any, ...] | None = frame.groups
+            if g is None:
+                m = self._match(frame.text)
+                if m is None:
+                    return self._unmatched(frame)
+                g = m.groups()
+            stamp: str = g[self._ti]
+            frac_at = self._frac_at
+            if frac_at is not None:
+                seconds = self._seconds.get(stamp[:frac_at])
+                if seconds is None:
+                    seconds = self._date.second_of(stamp)
+                    if seconds is None:
+                        return _raw(frame, f"invalid timestamp {stamp!r}", None, 0)
+                nanos = NANOS.get(stamp[frac_at:])
+                if nanos is None:
+                    nanos = nanos_of(stamp[frac_at:])
+            else:
+                when = self._date.epoch(stamp)
+                if when is None:
+                    return _raw(frame, f"invalid timestamp {stamp!r}", None, 0)
+                seconds, nanos = when
+            message: str = g[self._mi] if self._ri < 0 else self._message_of(g)
+            if message.startswith(("prompt:", "result:")):
+                fields = self._log(g, message[:6], message)
+            elif self._call is not None and g[self._pi] is not None:
+                fields = self._call(g, message)
+            else:
+                fields = self._log(g, "log", message)
+                payload = (
+                    self._payload.split(message) if self._call else self._payload.parse(message)
+                )
+                if isinstance(payload, PayloadError):
+                    return _raw(frame, payload.reason, seconds, nanos)
+                if payload is not None:
+                    fields["event"] = "llm_call"
+                    fields.update(payload)
+            flags = frame.flags
+            if flags is not _NO_FLAGS and flags & _ALTERED:
+                fields["parse_error"] = _damage(frame)
+            return Record(fields, seconds, nanos, flags)
         except Exception as exc:
             return _raw(frame, f"internal parser error ({type(exc).__name__})", None, 0)
-
-    def _parse(self, frame: Frame) -> Record:  # noqa: PLR0912 - hot path, inlined on purpose
-        g: tuple[Any, ...] | None = frame.groups
-        if g is None:
-            m = self._match(frame.text)
-            if m is None:
-                return self._unmatched(frame)
-            g = m.groups()
-        stamp: str = g[self._ti]
-        frac_at = self._frac_at
-        if frac_at is not None:
-            seconds = self._seconds.get(stamp[:frac_at])
-            if seconds is None:
-                seconds = self._date.second_of(stamp)
-                if seconds is None:
-                    return _raw(frame, f"invalid timestamp {stamp!r}", None, 0)
-            nanos = NANOS.get(stamp[frac_at:])
-            if nanos is None:
-                nanos = nanos_of(stamp[frac_at:])
-        else:
-            when = self._date.epoch(stamp)
-            if when is None:
-                return _raw(frame, f"invalid timestamp {stamp!r}", None, 0)
-            seconds, nanos = when
-        message: str = g[self._mi] if self._ri < 0 else self._message_of(g)
-        if message.startswith(("prompt:", "result:")):
-            fields = self._log(g, message[:6], message)
-        elif self._call is not None and g[self._pi] is not None:
-            fields = self._call(g, message)
-        else:
-            fields = self._log(g, "log", message)
-            payload = self._payload.split(message) if self._call else self._payload.parse(message)
-            if isinstance(payload, PayloadError):
-                return _raw(frame, payload.reason, seconds, nanos)
-            if payload is not None:
-                fields["event"] = "llm_call"
-                fields.update(payload)
-        flags = frame.flags
-        if flags is not _NO_FLAGS and flags & _ALTERED:
-            fields["parse_error"] = _damage(frame)
-        return Record(fields, seconds, nanos, flags)
 
     def _message_of(self, g: Groups) -> str:
         """The message when something follows %m on the first line, or there is no %m."""
