@@ -153,8 +153,11 @@ class Assembler:
         except UnicodeDecodeError:
             return False
         assert self._records is not None
-        matches = list(self._records.finditer(text, 0, len(text) - 1))
-        if not matches:
+        # One match alive at a time (each is a GC-tracked object holding its groups' spans);
+        # the last match is left to `_scan`: its record may continue in the next block.
+        matches = self._records.finditer(text, 0, len(text) - 1)
+        m = next(matches, None)
+        if m is None:
             return False
         ascii_only = len(text) == end - start
         cap = self._cap
@@ -163,8 +166,9 @@ class Assembler:
         pos = 0  # text position handled so far
         bpos = start  # the same position in `data`
         done, line_no = self._done, self._line_no  # written back before any other call
-        for m in matches[:-1]:
-            a, b = m.span()
+        for following in matches:
+            current, m = m, following
+            a, b = current.span()
             record = text[a:b]
             size = (b - a if ascii_only else len(record.encode())) + 1
             if a != pos or size > cap or self._pend_line:
@@ -182,7 +186,7 @@ class Assembler:
                 self._flush(out)
                 done, line_no = self._done, self._line_no
             done += size
-            append(Frame(record, done, line_no, size, none, m.groups()))
+            append(Frame(record, done, line_no, size, none, current.groups()))
             line_no += record.count("\n") + 1
             bpos += size
             pos = b + 1
