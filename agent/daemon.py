@@ -63,7 +63,7 @@ class LastError(logging.Handler):
 
 
 class Daemon:
-    """Owns the reading loop; built by `agent.pipeline.build_daemon`."""
+    """Owns the reading loop; built by `agent.pipeline.run_daemon`."""
 
     def __init__(
         self,
@@ -74,9 +74,14 @@ class Daemon:
         checkpointer: Checkpointer,
         metrics: AgentMetrics,
         notifier: Notifier,
+        *,
+        saved: dict[str, SavedPosition],
+        first_start: bool,
         config_loader: Callable[[], Config] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`saved` is the checkpoint as loaded; `first_start`: there was none at all, so
+        `start_at` applies to the files found by the first scan."""
         self._config = config
         self._ingest_factory = ingest_factory
         self._ingest = ingest_factory(config)
@@ -101,16 +106,9 @@ class Daemon:
         self._identities: dict[str, dict[str, str | int]] = {}
         self._files_view: list[dict[str, Any]] = []
         self._gauged_paths: set[str] = set()
-        saved = checkpointer.load()
-        self._watcher = self._new_watcher(config, saved, first_start=not checkpointer.path.exists())
+        self._watcher = self._new_watcher(config, saved, first_start=first_start)
 
     # -- control -------------------------------------------------------------------------
-
-    def request_stop(self, *_: Any) -> None:
-        self._stop.set()
-
-    def request_reload(self, *_: Any) -> None:
-        self._reload.set()
 
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self._on_signal)

@@ -160,7 +160,8 @@ def run_daemon(config_path: str) -> int:
     try:
         lock.acquire()
         checkpointer = Checkpointer(config.state_dir)
-        checkpointer.load()
+        first_start = not checkpointer.path.exists()
+        saved = checkpointer.load()
     except CheckpointError as exc:
         raise UserError(str(exc)) from None
     registry = Registry()
@@ -187,6 +188,8 @@ def run_daemon(config_path: str) -> int:
         checkpointer,
         metrics,
         Notifier.from_environment(),
+        saved=saved,
+        first_start=first_start,
         config_loader=lambda: _reload_config(config_path),
     )
     holder.append(daemon)
