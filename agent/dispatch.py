@@ -69,19 +69,12 @@ class Dispatcher:
             thread.start()
 
     @property
-    def capacity(self) -> int:
-        return self._capacity
-
-    @property
     def in_flight(self) -> int:
         """Estimated memory of batches handed over and not yet finished."""
         return self._in_flight
 
     def room(self) -> int:
         return max(0, self._capacity - self._in_flight)
-
-    def idle(self) -> bool:
-        return self._pending == 0
 
     def submit(self, batch: Batch) -> None:
         """Hand a batch to the senders; registration order is the commit order per file."""

@@ -32,9 +32,6 @@ class Ingest:
         self._wall_clock = wall_clock
         self._files: dict[str, _Open] = {}
 
-    def __contains__(self, key: str) -> bool:
-        return key in self._files
-
     def open(self, key: str, path: str, offset: int, input_index: int = 0) -> None:
         """Start (or restart, after a truncation) framing a file at `offset`."""
         parser = self._parsers[input_index]
