@@ -14,12 +14,12 @@ import orjson
 import typer
 
 from agent import __version__
-from agent.backfill import run_backfill
 from agent.config import Config, ConfigError, load_config
-from agent.pipeline import UserError, parser_for, record_printer, run_daemon, verify_output
-from agent.reading import PathError, expand_paths
-from agent.status import show_status
-from agent.validate import validate_files
+from agent.modes.backfill import run_backfill
+from agent.modes.pipeline import UserError, parser_for, record_printer, run_daemon, verify_output
+from agent.modes.validate import validate_files
+from agent.ops.status import show_status
+from agent.reading.wholefile import PathError, expand_paths
 from parsers.pattern import PatternError
 
 app = typer.Typer(

@@ -25,7 +25,7 @@ from aliyun.log.log_logs_pb2 import LogGroup  # type: ignore[attr-defined]
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.sinks.loggroup import LogEncoder, encode_trailer, pack
+from agent.engine.loggroup import LogEncoder, encode_trailer, pack
 from parsers.record import ParserSettings, Record, RecordParser
 
 Fields = Mapping[str, str | int | None]

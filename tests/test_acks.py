@@ -7,9 +7,9 @@ import threading
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.acks import AckTracker
-from agent.events import Batch, Event
-from agent.sinks import Outcome
+from agent.delivery.sink import Outcome
+from agent.engine.acks import AckTracker
+from agent.engine.events import Batch, Event
 from parsers.record import Record
 
 

@@ -26,11 +26,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from agent.backfill import run_backfill
-from agent.checkpoint import Checkpointer, StateDirLock
 from agent.cli import app
-from agent.pipeline import UserError
-from agent.reading import read_chunks
+from agent.modes.backfill import run_backfill
+from agent.modes.pipeline import UserError
+from agent.reading.wholefile import read_chunks
+from agent.state.checkpoint import Checkpointer, StateDirLock
 from tests.agentproc import ids_in_output, wait_for
 from tests.logstore import LocalLogstore
 from tests.test_backfill_logs import DAY, Month, write_day, write_month

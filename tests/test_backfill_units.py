@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from agent.backfill import WindowFilter, parse_when, plan
-from agent.backfill_state import BackfillState
-from agent.checkpoint import CheckpointError
 from agent.config import parse_config
-from agent.events import Event
-from agent.pipeline import UserError, parsers_for_inputs
-from agent.progress import Progress, Snapshot
-from agent.ratelimit import Rate, TokenBucket, parse_rate
+from agent.engine.events import Event
+from agent.modes.backfill import WindowFilter, parse_when, plan
+from agent.modes.pipeline import UserError, parsers_for_inputs
+from agent.modes.ratelimit import Rate, TokenBucket, parse_rate
+from agent.ops.progress import Progress, Snapshot
+from agent.state.backfill_state import BackfillState
+from agent.state.checkpoint import CheckpointError
 from parsers.record import Record
 from tests.test_backfill_logs import DAY, Month, write_day
 

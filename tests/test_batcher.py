@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.batcher import Batcher
-from agent.events import Batch, Event
+from agent.engine.batcher import Batcher
+from agent.engine.events import Batch, Event
 from parsers.record import Record
 
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from agent.config import DEFAULT_PAYLOAD_FIELDS, ConfigError, load_config, parse_config
-from agent.pipeline import parser_settings, parsers_for_inputs
+from agent.modes.pipeline import parser_settings, parsers_for_inputs
 from parsers.record import DEFAULT_PATTERN as PARSER_DEFAULT
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import InputConfig
-from agent.discovery import Discovery, Found
+from agent.reading.discovery import Discovery, Found
 
 
 @pytest.fixture
@@ -117,7 +117,7 @@ def test_a_directory_that_does_not_exist_yet_is_logged_once_and_found_later(
 ) -> None:
     later = tmp_path / "later"
     d = discovery(closing, InputConfig(paths=[str(later / "*.log")]), watch=True)
-    with caplog.at_level(logging.INFO, logger="agent.discovery"):
+    with caplog.at_level(logging.INFO, logger="agent.reading.discovery"):
         assert d.scan(0.0) == []
         assert d.scan(20.0) == []
     assert len([m for m in caplog.messages if "does not exist yet" in m]) == 1

@@ -15,11 +15,11 @@ import orjson
 import pytest
 
 from agent.config import FileOutput
-from agent.envelope import EnvelopeMaker
-from agent.events import Batch, Event
-from agent.sinks import Outcome
-from agent.sinks.file import FileSink
-from agent.sinks.ndjson import encode_records
+from agent.delivery.file import FileSink
+from agent.delivery.sink import Outcome
+from agent.engine.envelope import EnvelopeMaker
+from agent.engine.events import Batch, Event
+from agent.engine.ndjson import encode_records
 from parsers.record import Record
 
 
@@ -123,9 +123,9 @@ FILE_SIZE_LIMITED_WRITER = textwrap.dedent(
     """
     import resource, signal, sys, threading
     from agent.config import FileOutput
-    from agent.envelope import EnvelopeMaker
-    from agent.events import Batch, Event
-    from agent.sinks.file import FileSink
+    from agent.engine.envelope import EnvelopeMaker
+    from agent.engine.events import Batch, Event
+    from agent.delivery.file import FileSink
     from parsers.record import Record
 
     def batch(seq, tag):
@@ -194,10 +194,10 @@ BROKEN_PIPE_WRITER = textwrap.dedent(
     """
     import sys
     from agent.config import StdoutOutput
-    from agent.envelope import EnvelopeMaker
-    from agent.events import Batch, Event
-    from agent.sinks import Outcome
-    from agent.sinks.stdout import StdoutSink
+    from agent.engine.envelope import EnvelopeMaker
+    from agent.engine.events import Batch, Event
+    from agent.delivery.sink import Outcome
+    from agent.delivery.stdout import StdoutSink
     from parsers.record import Record
 
     sink = StdoutSink(StdoutOutput(type="stdout"), EnvelopeMaker(source="s"))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from agent.config import Config
-from agent.ingest import Ingest
-from agent.pipeline import parsers_for_inputs
+from agent.engine.ingest import Ingest
+from agent.modes.pipeline import parsers_for_inputs
 from tests.agentproc import record_line
 
 

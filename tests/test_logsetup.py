@@ -13,7 +13,7 @@ from typing import TextIO
 
 import pytest
 
-from agent.logsetup import redact, setup_logging, under_journald
+from agent.ops.logsetup import redact, setup_logging, under_journald
 
 # Shaped like real credentials, made up for the tests.
 AK_SECRET = "Xk8mQ2vR9tLp4sWn7bYc3dFh6jGz1a"
@@ -51,7 +51,7 @@ def _lines(stream: TextIO) -> list[str]:
 def test_under_journald_lines_carry_a_priority_and_no_timestamp(tmp_path: Path) -> None:
     with (tmp_path / "journal").open("w+", encoding="utf-8") as stream:
         setup_logging("debug", stream=stream, environ=_journal_env(stream))
-        log = logging.getLogger("agent.tailer")
+        log = logging.getLogger("agent.reading.tailer")
         log.debug("d")
         log.info("watching %d files", 3)
         log.warning("w")
@@ -59,23 +59,25 @@ def test_under_journald_lines_carry_a_priority_and_no_timestamp(tmp_path: Path) 
         log.critical("c")
 
         assert _lines(stream) == [
-            "<7>agent.tailer: d",
-            "<6>agent.tailer: watching 3 files",
-            "<4>agent.tailer: w",
-            "<3>agent.tailer: e",
-            "<2>agent.tailer: c",
+            "<7>agent.reading.tailer: d",
+            "<6>agent.reading.tailer: watching 3 files",
+            "<4>agent.reading.tailer: w",
+            "<3>agent.reading.tailer: e",
+            "<2>agent.reading.tailer: c",
         ]
 
 
 def test_outside_journald_lines_start_with_a_zoned_timestamp_and_level(tmp_path: Path) -> None:
     with (tmp_path / "plain").open("w+", encoding="utf-8") as stream:
         setup_logging("info", stream=stream, environ={})
-        logging.getLogger("agent.sinks.sls").warning("quota exceeded, backing off %ss", 2)
-        logging.getLogger("agent.sinks.sls").debug("below the level")
+        logging.getLogger("agent.delivery.sls").warning("quota exceeded, backing off %ss", 2)
+        logging.getLogger("agent.delivery.sls").debug("below the level")
 
         [line] = _lines(stream)
     stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d"
-    assert re.fullmatch(stamp + r" WARNING agent.sinks.sls: quota exceeded, backing off 2s", line)
+    assert re.fullmatch(
+        stamp + r" WARNING agent.delivery.sls: quota exceeded, backing off 2s", line
+    )
 
 
 def test_a_journal_stream_variable_for_another_file_is_not_journald(tmp_path: Path) -> None:
@@ -94,20 +96,20 @@ def test_a_traceback_stays_on_the_line_of_its_event(tmp_path: Path) -> None:
         try:
             raise RuntimeError("boom")
         except RuntimeError:
-            logging.getLogger("agent.pipeline").exception("sender crashed")
-        logging.getLogger("agent.discovery").info("new file /var/log/x\n<3>forged: line")
+            logging.getLogger("agent.modes.pipeline").exception("sender crashed")
+        logging.getLogger("agent.reading.discovery").info("new file /var/log/x\n<3>forged: line")
 
         lines = _lines(stream)
     assert len(lines) == 2
-    assert lines[0].startswith("<3>agent.pipeline: sender crashed\\nTraceback")
+    assert lines[0].startswith("<3>agent.modes.pipeline: sender crashed\\nTraceback")
     assert "RuntimeError: boom" in lines[0]
-    assert lines[1] == "<6>agent.discovery: new file /var/log/x\\n<3>forged: line"
+    assert lines[1] == "<6>agent.reading.discovery: new file /var/log/x\\n<3>forged: line"
 
 
 def test_secrets_are_redacted_in_messages_arguments_and_tracebacks(tmp_path: Path) -> None:
     with (tmp_path / "plain").open("w+", encoding="utf-8") as stream:
         setup_logging("debug", stream=stream, environ={})
-        log = logging.getLogger("agent.sinks.sls")
+        log = logging.getLogger("agent.delivery.sls")
         log.info(
             "credentials loaded: %s",
             {"access_key_id": "LTAI5tExample", "access_key_secret": "s3cr3t"},
@@ -175,7 +177,7 @@ def test_a_process_started_with_journal_stream_on_stderr_logs_for_journald(tmp_p
     """The real detection: systemd hands the child a stderr whose dev:ino is JOURNAL_STREAM."""
     script = (
         "import logging\n"
-        "from agent.logsetup import setup_logging\n"
+        "from agent.ops.logsetup import setup_logging\n"
         "setup_logging('info')\n"
         "logging.getLogger('agent.cli').warning('started')\n"
     )

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.metrics import AgentMetrics, MetricsError, MetricsServer, Registry, parse_listen
+from agent.ops.metrics import AgentMetrics, MetricsError, MetricsServer, Registry, parse_listen
 
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})? (\S+)$")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.notify import Notifier
+from agent.ops.notify import Notifier
 
 
 class FakeManager:
@@ -158,7 +158,7 @@ def test_a_vanished_manager_does_not_raise(tmp_path: Path) -> None:
 def test_a_real_process_notifies_from_its_own_pid(manager: FakeManager) -> None:
     script = (
         "import time\n"
-        "from agent.notify import Notifier\n"
+        "from agent.ops.notify import Notifier\n"
         "n = Notifier.from_environment()\n"
         "n.ready('watching 1 file')\n"
         "for t in (0.0, 0.5, 1.0):\n"

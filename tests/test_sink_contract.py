@@ -20,11 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.config import FileOutput, StdoutOutput
-from agent.envelope import EnvelopeMaker
-from agent.events import Batch, Event
-from agent.sinks import Outcome, Sink
-from agent.sinks.file import FileSink
-from agent.sinks.stdout import StdoutSink
+from agent.delivery.file import FileSink
+from agent.delivery.sink import Outcome, Sink
+from agent.delivery.stdout import StdoutSink
+from agent.engine.envelope import EnvelopeMaker
+from agent.engine.events import Batch, Event
 from parsers.record import Record
 
 

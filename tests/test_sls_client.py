@@ -14,9 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import lz4.block
 import pytest
 
-from agent.credentials import Credentials, StaticCredentials
-from agent.sinks.loggroup import LogEncoder, LogGroupBytes, encode_trailer
-from agent.sinks.sls_client import Endpoint, EndpointError, SlsClient, SlsError, parse_endpoint
+from agent.delivery.credentials import Credentials, StaticCredentials
+from agent.delivery.sls_client import Endpoint, EndpointError, SlsClient, SlsError, parse_endpoint
+from agent.engine.loggroup import LogEncoder, LogGroupBytes, encode_trailer
 
 SECRET = "recorder-secret-value"
 

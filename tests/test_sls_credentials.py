@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.credentials import (
+from agent.delivery.credentials import (
     Credentials,
     CredentialsError,
     FileCredentials,

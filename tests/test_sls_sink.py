@@ -15,13 +15,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.config import SlsOutput
-from agent.credentials import Credentials, CredentialsError, FileCredentials, StaticCredentials
-from agent.envelope import EnvelopeMaker
-from agent.events import Batch, Event
-from agent.retry import Backoff, RetryPolicy
-from agent.sinks import Outcome
-from agent.sinks.loggroup import RESERVED_KEYS
-from agent.sinks.sls import ORIGINAL_TIME_KEY, OutputCheckError, SlsSink, check_output
+from agent.delivery.credentials import (
+    Credentials,
+    CredentialsError,
+    FileCredentials,
+    StaticCredentials,
+)
+from agent.delivery.retry import Backoff, RetryPolicy
+from agent.delivery.sink import Outcome
+from agent.delivery.sls import ORIGINAL_TIME_KEY, OutputCheckError, SlsSink, check_output
+from agent.engine.envelope import EnvelopeMaker
+from agent.engine.events import Batch, Event
+from agent.engine.loggroup import RESERVED_KEYS
 from parsers.record import Record
 from tests.logstore.server import LocalLogstore
 
@@ -234,7 +239,7 @@ def test_a_missing_logstore_holds_the_data_until_it_is_created(
     server.remove_logstore(server.project, server.logstore)
     server.add_logstore(server.project, "other")  # keep the project
     s = sink(server)
-    with caplog.at_level(logging.INFO, logger="agent.sinks.sls"):
+    with caplog.at_level(logging.INFO, logger="agent.delivery.sls"):
         thread, result = in_thread(lambda: s.send(batch([record(i) for i in range(5)])))
         wait_until(lambda: server.stats().rejected.get("LogStoreNotExist", 0) >= 4)
         assert result == []
@@ -410,7 +415,7 @@ def test_restamping_is_said_once_a_minute_not_per_batch(
     clock = [1000.0]
     s = sink(server, monotonic=lambda: clock[0])
     old = int(time.time()) - 8 * DAY
-    with caplog.at_level(logging.WARNING, logger="agent.sinks.sls"):
+    with caplog.at_level(logging.WARNING, logger="agent.delivery.sls"):
         for i in range(3):
             assert s.send(batch([record(i, old)])) is Outcome.DELIVERED
         clock[0] += 61
@@ -498,7 +503,7 @@ def test_flapping_errors_are_said_once_a_minute(
 ) -> None:
     clock = [0.0]
     s = sink(server, monotonic=lambda: clock[0])
-    with caplog.at_level(logging.INFO, logger="agent.sinks.sls"):
+    with caplog.at_level(logging.INFO, logger="agent.delivery.sls"):
         for i in range(3):  # each send: one 500, then success
             server.faults.fail("InternalServerError", count=1)
             assert s.send(batch([record(i)])) is Outcome.DELIVERED

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from agent.checkpoint import Checkpointer, SavedPosition, StateDirLock
 from agent.config import Config, parse_config
-from agent.fingerprint import FileIdentity
-from agent.metrics import MetricsServer, Registry
-from agent.status import AgentStatus, FileState, show_status
+from agent.ops.metrics import MetricsServer, Registry
+from agent.ops.status import AgentStatus, FileState, show_status
+from agent.reading.fingerprint import FileIdentity
+from agent.state.checkpoint import Checkpointer, SavedPosition, StateDirLock
 
 
 class _StatusServer:

@@ -136,9 +136,9 @@ import lz4.block, orjson, regex, yaml
 from watchdog.events import FileSystemEventHandler
 from watchdog.observers import Observer
 from aliyun.log import LogClient
-from agent.checkpoint import Checkpointer, SavedPosition
+from agent.state.checkpoint import Checkpointer, SavedPosition
 from agent.config import parse_config
-from agent.logsetup import setup_logging
+from agent.ops.logsetup import setup_logging
 
 work = sys.argv[2]
 setup_logging("info")

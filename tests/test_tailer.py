@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.fingerprint import HEAD_BYTES, FileIdentity
-from agent.tailer import Change, Tailer, open_file
+from agent.reading.fingerprint import HEAD_BYTES, FileIdentity
+from agent.reading.tailer import Change, Tailer, open_file
 
 
 def tail(path: Path, offset: int = 0, now: float = 0.0) -> Tailer:

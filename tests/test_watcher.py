@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from agent.config import InputConfig, TailConfig
-from agent.fingerprint import FileIdentity
-from agent.watcher import (
+from agent.reading.fingerprint import FileIdentity
+from agent.reading.watcher import (
     Chunk,
     Opened,
     Released,
@@ -398,7 +398,7 @@ def test_a_deleted_file_held_open_long_is_warned_about_once(
     closing.append(w)
     r.poll(budget=1)  # backpressure: the file cannot be drained
     os.unlink(app)
-    with caplog.at_level(logging.WARNING, logger="agent.watcher"):
+    with caplog.at_level(logging.WARNING, logger="agent.reading.watcher"):
         for _ in range(10):
             r.poll(budget=0, advance=10.0)
     pinned = [m for m in caplog.messages if "still open" in m]

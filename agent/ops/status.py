@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agent.config import Config
-from agent.metrics import MetricsError, parse_listen
+from agent.ops.metrics import MetricsError, parse_listen
 
-CHECKPOINT_NAME = "checkpoints.json"  # agent.checkpoint.Checkpointer's default name
-LOCK_NAME = "lock"  # agent.checkpoint.StateDirLock: holds the running agent's pid
+CHECKPOINT_NAME = "checkpoints.json"  # agent.state.checkpoint.Checkpointer's default name
+LOCK_NAME = "lock"  # agent.state.checkpoint.StateDirLock: holds the running agent's pid
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -71,7 +71,7 @@ class AgentStatus:
         return sum(f.behind or 0 for f in self.files)
 
     def to_document(self) -> dict[str, Any]:
-        """The `/status` JSON the daemon serves (agent.metrics.MetricsServer's status=)."""
+        """The `/status` JSON the daemon serves (agent.ops.metrics.MetricsServer's status=)."""
         error = None
         if self.last_error is not None:
             error = {"at": self.last_error_at, "message": self.last_error}

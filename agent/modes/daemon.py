@@ -18,18 +18,18 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-from agent.acks import AckTracker
-from agent.batcher import Batcher
-from agent.checkpoint import Checkpointer, CheckpointError, SavedPosition
 from agent.config import Config, ConfigError
-from agent.dispatch import Dispatcher, raw_budget
-from agent.events import Batch, Event
-from agent.ingest import Ingest
-from agent.logsetup import setup_logging
-from agent.metrics import AgentMetrics
-from agent.notify import Notifier
-from agent.sinks import Outcome
-from agent.watcher import Opened, Released, Resume, Rotated, Truncated, Watcher
+from agent.delivery.dispatch import Dispatcher, raw_budget
+from agent.delivery.sink import Outcome
+from agent.engine.acks import AckTracker
+from agent.engine.batcher import Batcher
+from agent.engine.events import Batch, Event
+from agent.engine.ingest import Ingest
+from agent.ops.logsetup import setup_logging
+from agent.ops.metrics import AgentMetrics
+from agent.ops.notify import Notifier
+from agent.reading.watcher import Opened, Released, Resume, Rotated, Truncated, Watcher
+from agent.state.checkpoint import Checkpointer, CheckpointError, SavedPosition
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class LastError(logging.Handler):
 
 
 class Daemon:
-    """Owns the reading loop; built by `agent.pipeline.run_daemon`."""
+    """Owns the reading loop; built by `agent.modes.pipeline.run_daemon`."""
 
     def __init__(
         self,

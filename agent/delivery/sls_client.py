@@ -21,8 +21,8 @@ from aliyun.log import LogClient, LogException
 from aliyun.log.credentials import Credentials as SdkCredentials
 from aliyun.log.credentials import CredentialsProvider
 
-from agent.credentials import CredentialsError, CredentialsSource
-from agent.sinks.loggroup import LogGroupBytes
+from agent.delivery.credentials import CredentialsError, CredentialsSource
+from agent.engine.loggroup import LogGroupBytes
 
 API_VERSION = "0.6.0"
 

@@ -12,21 +12,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from agent.acks import AckTracker
-from agent.checkpoint import Checkpointer, CheckpointError, StateDirLock
 from agent.config import Config, ConfigError, FileOutput, OutputConfig, StdoutOutput, load_config
-from agent.daemon import Daemon
-from agent.dispatch import Dispatcher
-from agent.envelope import Envelope, EnvelopeMaker
-from agent.events import Batch
-from agent.ingest import Ingest
-from agent.logsetup import RedactSecrets, setup_logging
-from agent.metrics import AgentMetrics, MetricsError, MetricsServer, Registry
-from agent.notify import Notifier
-from agent.sinks import Outcome, Sink
-from agent.sinks.file import FileSink
-from agent.sinks.ndjson import encode_records
-from agent.sinks.stdout import StdoutSink
+from agent.delivery.dispatch import Dispatcher
+from agent.delivery.file import FileSink
+from agent.delivery.sink import Outcome, Sink
+from agent.delivery.stdout import StdoutSink
+from agent.engine.acks import AckTracker
+from agent.engine.envelope import Envelope, EnvelopeMaker
+from agent.engine.events import Batch
+from agent.engine.ingest import Ingest
+from agent.engine.ndjson import encode_records
+from agent.modes.daemon import Daemon
+from agent.ops.logsetup import RedactSecrets, setup_logging
+from agent.ops.metrics import AgentMetrics, MetricsError, MetricsServer, Registry
+from agent.ops.notify import Notifier
+from agent.state.checkpoint import Checkpointer, CheckpointError, StateDirLock
 from parsers.pattern import PatternError
 from parsers.record import ParserSettings, Record, RecordParser
 
@@ -90,10 +90,10 @@ def build_sink(
     if isinstance(output, StdoutOutput):
         return StdoutSink(output, envelopes, on_retry=on_retry)
     # The SDK pulls in half of PyPI: import it only when the output is SLS.
-    from agent.credentials import CredentialsError  # noqa: PLC0415
-    from agent.retry import Backoff, RetryPolicy  # noqa: PLC0415
-    from agent.sinks.sls import SlsSink  # noqa: PLC0415
-    from agent.sinks.sls_client import EndpointError  # noqa: PLC0415
+    from agent.delivery.credentials import CredentialsError  # noqa: PLC0415
+    from agent.delivery.retry import Backoff, RetryPolicy  # noqa: PLC0415
+    from agent.delivery.sls import SlsSink  # noqa: PLC0415
+    from agent.delivery.sls_client import EndpointError  # noqa: PLC0415
 
     policy = RetryPolicy(
         transient=Backoff(0.1, output.max_backoff), probe_interval=output.hold_probe_interval
@@ -124,7 +124,7 @@ def verify_output(config: Config) -> str:
         return f"OK: {path} is writable"
     if isinstance(output, StdoutOutput):
         return "OK: stdout"
-    from agent.sinks.sls import OutputCheckError, check_output  # noqa: PLC0415 (the SDK is heavy)
+    from agent.delivery.sls import OutputCheckError, check_output  # noqa: PLC0415 (the SDK is heavy)
 
     try:
         return check_output(output)

@@ -12,7 +12,7 @@ class Event:
     """A parsed record on its way to a sink, with the file position it came from."""
 
     record: Record
-    source: str  # checkpoint key of the file identity (see agent.fingerprint)
+    source: str  # checkpoint key of the file identity (see agent.reading.fingerprint)
     path: str  # the path the file was read under, for the __path__ tag
     end_offset: int  # byte offset just past the record's last line
     size: int  # raw bytes the record occupied in the file, for buffer accounting

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agent.config import FileOutput
-from agent.envelope import EnvelopeMaker
-from agent.sinks.ndjson import LineSink
+from agent.engine.envelope import EnvelopeMaker
+from agent.engine.ndjson import LineSink
 
 
 class _AppendFile:

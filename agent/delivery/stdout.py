@@ -14,8 +14,8 @@ from collections.abc import Callable
 from typing import BinaryIO
 
 from agent.config import StdoutOutput
-from agent.envelope import EnvelopeMaker
-from agent.sinks.ndjson import LineSink, TargetGoneError
+from agent.engine.envelope import EnvelopeMaker
+from agent.engine.ndjson import LineSink, TargetGoneError
 
 
 class _Stream:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent.events import Batch, Event
+from agent.engine.events import Batch, Event
 
 
 @dataclass(slots=True)

@@ -63,9 +63,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from agent.config import InputConfig, TailConfig
-from agent.discovery import Discovery, Found
-from agent.fingerprint import HEAD_BYTES, FileIdentity, head_hash, mint_key
-from agent.tailer import Change, OpenedFile, Tailer, open_file
+from agent.reading.discovery import Discovery, Found
+from agent.reading.fingerprint import HEAD_BYTES, FileIdentity, head_hash, mint_key
+from agent.reading.tailer import Change, OpenedFile, Tailer, open_file
 
 _log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import socket
 import threading
 from dataclasses import dataclass
 
-from agent.events import Batch
+from agent.engine.events import Batch
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ import os
 import stat
 from dataclasses import dataclass
 
-from agent.fingerprint import HEAD_BYTES, FileIdentity, read_head
+from agent.reading.fingerprint import HEAD_BYTES, FileIdentity, read_head
 
 
 class Change(enum.Enum):

@@ -16,9 +16,9 @@ from typing import Protocol
 
 import orjson
 
-from agent.envelope import Envelope, EnvelopeMaker
-from agent.events import Batch
-from agent.sinks import Outcome
+from agent.delivery.sink import Outcome
+from agent.engine.envelope import Envelope, EnvelopeMaker
+from agent.engine.events import Batch
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 
-from agent.events import Batch
-from agent.sinks import Outcome
+from agent.delivery.sink import Outcome
+from agent.engine.events import Batch
 
 
 @dataclass(slots=True)

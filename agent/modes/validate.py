@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.reading import DamagedFileError, read_chunks
+from agent.reading.wholefile import DamagedFileError, read_chunks
 from parsers.multiline import Frame
 from parsers.record import Record, RecordParser
 

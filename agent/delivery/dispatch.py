@@ -19,9 +19,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from agent.acks import AckTracker
-from agent.events import Batch
-from agent.sinks import Outcome, Sink
+from agent.delivery.sink import Outcome, Sink
+from agent.engine.acks import AckTracker
+from agent.engine.events import Batch
 
 log = logging.getLogger(__name__)
 

@@ -27,13 +27,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from agent.config import SlsOutput
-from agent.credentials import CredentialsError, CredentialsSource, load_credentials, mask
-from agent.envelope import EnvelopeMaker
-from agent.events import Batch, Event
-from agent.retry import AdaptiveLimit, Failure, RetryPolicy, classify
-from agent.sinks import Outcome
-from agent.sinks.loggroup import LogEncoder, LogGroupBytes, encode_trailer, pack
-from agent.sinks.sls_client import EndpointError, SlsClient, SlsError, parse_endpoint
+from agent.delivery.credentials import CredentialsError, CredentialsSource, load_credentials, mask
+from agent.delivery.retry import AdaptiveLimit, Failure, RetryPolicy, classify
+from agent.delivery.sink import Outcome
+from agent.delivery.sls_client import EndpointError, SlsClient, SlsError, parse_endpoint
+from agent.engine.envelope import EnvelopeMaker
+from agent.engine.events import Batch, Event
+from agent.engine.loggroup import LogEncoder, LogGroupBytes, encode_trailer, pack
 from parsers.record import Record
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from typing import Protocol
 
-from agent.events import Batch
+from agent.engine.events import Batch
 
 
 class Outcome(enum.Enum):

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from agent.events import Event
+from agent.engine.events import Event
 from parsers.multiline import Assembler, Frame
 from parsers.record import RecordParser
 

@@ -1,7 +1,7 @@
 """`llmtail backfill`: load old log files (plain or gzip) once, in the order they were written.
 
 The same stages as `run` (Ingest, Batcher, Dispatcher, AckTracker, the configured sink), fed by
-whole files instead of the watcher, with their own state (agent.backfill_state) instead of the
+whole files instead of the watcher, with their own state (agent.state.backfill_state) instead of the
 live checkpoints. Decisions made here:
 
 - Order: by the time of each file's first parsable record (files without one: by mtime), so
@@ -37,23 +37,23 @@ from types import FrameType
 from typing import Protocol, TextIO, runtime_checkable
 from zoneinfo import ZoneInfo
 
-from agent.acks import AckTracker
-from agent.backfill_state import LOCK_NAME, BackfillState, FileProgress
-from agent.batcher import Batcher
-from agent.checkpoint import CheckpointError, StateDirLock
 from agent.config import Config, load_config
-from agent.dispatch import Dispatcher
-from agent.envelope import EnvelopeMaker
-from agent.events import Batch, Event
-from agent.fingerprint import HEAD_BYTES
-from agent.ingest import Ingest
-from agent.logsetup import setup_logging
-from agent.pipeline import UserError, build_sink, envelope_maker, parsers_for_inputs
-from agent.progress import Progress, Snapshot, Summary
-from agent.ratelimit import Rate, TokenBucket, parse_rate
-from agent.reading import DamagedFileError, PathError, expand_paths, is_gzip, read_chunks
-from agent.sinks import Outcome, Sink
-from agent.validate import validate_files
+from agent.delivery.dispatch import Dispatcher
+from agent.delivery.sink import Outcome, Sink
+from agent.engine.acks import AckTracker
+from agent.engine.batcher import Batcher
+from agent.engine.envelope import EnvelopeMaker
+from agent.engine.events import Batch, Event
+from agent.engine.ingest import Ingest
+from agent.modes.pipeline import UserError, build_sink, envelope_maker, parsers_for_inputs
+from agent.modes.ratelimit import Rate, TokenBucket, parse_rate
+from agent.modes.validate import validate_files
+from agent.ops.logsetup import setup_logging
+from agent.ops.progress import Progress, Snapshot, Summary
+from agent.reading.fingerprint import HEAD_BYTES
+from agent.reading.wholefile import DamagedFileError, PathError, expand_paths, is_gzip, read_chunks
+from agent.state.backfill_state import LOCK_NAME, BackfillState, FileProgress
+from agent.state.checkpoint import CheckpointError, StateDirLock
 from parsers.record import RecordParser
 
 log = logging.getLogger(__name__)
