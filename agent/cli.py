@@ -14,9 +14,10 @@ import orjson
 import typer
 
 from agent import __version__
-from agent.config import Config, ConfigError, load_config
-from agent.modes.backfill import run_backfill
-from agent.modes.pipeline import UserError, parser_for, record_printer, run_daemon, verify_output
+from agent.config import Config, ConfigError, InputConfig, load_config
+from agent.engine.stream import SealedBatch
+from agent.modes.backfill import input_index_for, run_backfill
+from agent.modes.pipeline import UserError, build_engine, run_daemon, verify_output
 from agent.modes.validate import validate_files
 from agent.ops.status import show_status
 from agent.reading.wholefile import PathError, expand_paths
@@ -84,15 +85,24 @@ def validate(
 ) -> None:
     """Parse files without sending anything and report what was found (a dry run)."""
     cfg = _load(config)
+    if encoding is not None:  # one encoding for every file, whatever the inputs say
+        inputs = cfg.inputs or [InputConfig(paths=["*"])]
+        cfg = cfg.model_copy(
+            update={"inputs": [i.model_copy(update={"encoding": encoding}) for i in inputs]}
+        )
     try:
         files = expand_paths(paths)
-        parser = parser_for(cfg, encoding)
+        engine = build_engine(cfg, wire="ndjson")
     except (PathError, PatternError, UserError) as exc:
         _fail(str(exc))
-    on_record = None
-    if records:
-        on_record = record_printer(cfg, sys.stdout.buffer)
-    report = validate_files(files, parser, on_record)
+    out = sys.stdout.buffer
+
+    def print_records(batch: SealedBatch) -> None:
+        out.write(batch.data)
+
+    report = validate_files(
+        files, engine, lambda path: input_index_for(cfg, path), print_records if records else None
+    )
     summary = orjson.dumps(report.to_dict()).decode() if as_json else report.render(max_error_rate)
     typer.echo(summary, err=records)
     raise typer.Exit(0 if report.error_rate <= max_error_rate else 1)
@@ -145,6 +155,8 @@ def backfill(
         )
     except (ConfigError, UserError, PatternError) as exc:
         _fail(str(exc))
+    except KeyboardInterrupt:  # a Ctrl-C after the run's own handler was removed: it is over
+        _fail("interrupted after the summary; rerun the same command to check", code=130)
     raise typer.Exit(code)
 
 

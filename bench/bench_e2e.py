@@ -92,7 +92,8 @@ def peak_rss(pid: int) -> int:
 class AgentProcess:
     """`taskset -c CPU python -m agent run` following `workdir/logs/*.log` into the Logstore."""
 
-    def __init__(self, workdir: Path, store: LogstoreProcess, cpu: int) -> None:
+    def __init__(self, workdir: Path, store: LogstoreProcess, cpu: int, tree: Path = REPO) -> None:
+        """`tree`: the checkout whose `agent` runs (another commit, for a before/after run)."""
         if workdir.exists():
             subprocess.run(["rm", "-rf", str(workdir)], check=True)
         self.logs = workdir / "logs"
@@ -113,7 +114,7 @@ class AgentProcess:
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [*command, "-c", str(config_path)],
-                cwd=REPO,
+                cwd=tree,
                 stdout=log,
                 stderr=log,
                 env={**os.environ, **store.env()},
@@ -260,12 +261,12 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("SDK signing + Content-MD5", ("auth.py", "hmac", "hashlib", "md5")),
     ("HTTP (requests, urllib3, http.client, socket)", ("requests/", "urllib3/", "http/client")),
     ("SDK other (put_log_raw, response)", ("aliyun/",)),
-    ("LogGroup encode (agent/sinks)", ("loggroup.py", "sinks/sls.py", "sls_client.py")),
+    ("LogGroup encode", ("loggroup.py", "ndjson.py", "batch.py", "sls.py", "sls_client.py")),
     ("parse + framing (parsers/)", ("parsers/",)),
     ("checkpoint", ("checkpoint.py",)),
-    ("batch, dispatch, acks", ("batcher.py", "dispatch.py", "acks.py", "events.py")),
+    ("stream, dispatch, ledger", ("pystream.py", "dispatch.py", "ledger.py", "flow.py")),
     ("read, watch, fingerprint", ("watcher.py", "tailer.py", "discovery.py", "fingerprint.py")),
-    ("ingest + daemon loop", ("ingest.py", "daemon.py", "envelope.py")),
+    ("daemon loop", ("daemon.py", "envelope.py")),
     ("metrics", ("metrics.py",)),
     ("threading, queues, logging", ("threading.py", "queue.py", "logging/")),
 )
@@ -325,6 +326,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", action="store_true", help="py-spy the agent's bulk run")
     ap.add_argument("--no-naive", action="store_true")
     ap.add_argument("--no-steady", action="store_true")
+    ap.add_argument(
+        "--baseline-tree",
+        type=Path,
+        help="also run the bulk file through the agent of this checkout (git worktree of an "
+        "older commit), first, in the same run",
+    )
     args = ap.parse_args(argv)
     size = parse_size(args.size)
     path, records = data_file(f"bulk-{args.size}", size)
@@ -332,6 +339,13 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"python": sys.version.split()[0], "cpus": os.cpu_count()}
     with LogstoreProcess(count_only=True, cpu=args.store_cpu) as store:
+        if args.baseline_tree is not None:
+            before = AgentProcess(DATA / "run-baseline", store, args.agent_cpu, args.baseline_tree)
+            try:
+                results["baseline"] = bulk(before, store, path, records)
+                print_run("baseline", results["baseline"])
+            finally:
+                before.stop()
         agent = AgentProcess(DATA / "run-agent", store, args.agent_cpu)
         profiler = None
         raw = RESULTS / "profile-raw.txt"

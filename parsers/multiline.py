@@ -70,6 +70,11 @@ class Assembler:
         """Bytes consumed so far (the next chunk starts here)."""
         return self._offset
 
+    @property
+    def pending_bytes(self) -> int:
+        """Memory held for records not yet complete: the pending record and a partial line."""
+        return self._kept + len(self._lines.head())
+
     def feed(self, chunk: bytes, now: float) -> list[Frame]:
         """Records completed by `chunk`; the last record stays pending until its end is known."""
         out: list[Frame] = []

@@ -13,6 +13,7 @@ Outcomes, in the order they are decided:
 from __future__ import annotations
 
 import codecs
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,9 @@ DEFAULT_PATTERN = (
     "%d{yyyy-MM-dd HH:mm:ss.SSS} %-5p [traceId:%X{traceId}] [%c{3}#%method\\(\\):%L] "
     "[%thread] - %m%n"
 )
+log = logging.getLogger(__name__)
+
+INTERNAL_ERROR = "internal parser error"  # a bug of ours: logged once per kind, counted
 _ALTERED = FrameFlag.TRUNCATED | FrameFlag.DECODE | FrameFlag.NUL
 _NO_FLAGS = FrameFlag.NONE
 
@@ -169,8 +173,14 @@ class RecordParser:
             if flags is not _NO_FLAGS and flags & _ALTERED:
                 fields["parse_error"] = _damage(frame)
             return Record(fields, seconds, nanos, flags)
-        except Exception as exc:
-            return _raw(frame, f"internal parser error ({type(exc).__name__})", None, 0)
+        except Exception as exc:  # the record still ships, raw; the bug is said once
+            kind = type(exc).__name__
+            if kind not in _SAID:
+                _SAID.add(kind)
+                log.exception(
+                    "%s (%s): the record is shipped raw; please report", INTERNAL_ERROR, kind
+                )
+            return _raw(frame, f"{INTERNAL_ERROR} ({kind})", None, 0)
 
     def _message_of(self, g: Groups) -> str:
         """The message when something follows %m on the first line, or there is no %m."""
@@ -192,6 +202,9 @@ class RecordParser:
         if len(self._lines) < 100_000:
             self._lines[text] = value
         return value
+
+
+_SAID: set[str] = set()  # kinds of internal errors already logged
 
 
 def _raw(frame: Frame, reason: str, seconds: int | None, nanos: int) -> Record:

@@ -251,8 +251,10 @@ def test_sigint_delivers_what_is_in_flight_saves_and_exits_130(
             "backfill",
             "-c",
             str(config),
+            # 5,000 records at 1,000/s (after a one-second burst): SIGINT lands mid-run even
+            # on a slow machine, never after the end (which would be a clean exit 0).
             "--max-rate",
-            "5000",
+            "1000",
             *files,
         ],
         stdout=subprocess.PIPE,
@@ -260,7 +262,7 @@ def test_sigint_delivers_what_is_in_flight_saves_and_exits_130(
         text=True,
     )
     try:
-        wait_for(lambda: lines_in(out) >= 2000, 60, "some records")
+        wait_for(lambda: lines_in(out) >= 1500, 60, "some records")
         proc.send_signal(signal.SIGINT)
         stdout, _ = proc.communicate(timeout=30)
     finally:

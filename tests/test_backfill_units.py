@@ -1,5 +1,6 @@
 """The backfill's small parts without processes: rate parsing and the token bucket, the progress
-line, --since/--until parsing and the window's counting, and state matched by content head."""
+line, --since/--until parsing (the window itself: test_stream), state matched by content
+head."""
 
 from __future__ import annotations
 
@@ -12,14 +13,12 @@ from pathlib import Path
 import pytest
 
 from agent.config import parse_config
-from agent.engine.events import Event
-from agent.modes.backfill import WindowFilter, parse_when, plan
-from agent.modes.pipeline import UserError, parsers_for_inputs
+from agent.modes.backfill_plan import parse_when, plan
+from agent.modes.pipeline import UserError, build_engine
 from agent.modes.ratelimit import Rate, TokenBucket, parse_rate
 from agent.ops.progress import Progress, Snapshot
 from agent.state.backfill_state import BackfillState
 from agent.state.checkpoint import CheckpointError
-from parsers.record import Record
 from tests.test_backfill_logs import DAY, Month, write_day
 
 
@@ -116,29 +115,6 @@ def test_a_since_that_is_not_a_time_is_a_user_error() -> None:
         parse_when("yesterday", "UTC", "--since")
 
 
-def event(source: str, time: int | None, raw: bool = False) -> Event:
-    fields: dict[str, str | int | None] = (
-        {"__raw_log__": "x", "parse_error": "no header"} if raw else {"event": "log"}
-    )
-    return Event(Record(fields, time), source, source, 0, 1)
-
-
-def test_the_window_counts_both_sides_and_raw_records_follow_their_neighbour() -> None:
-    window = WindowFilter(since=100, until=200)
-    events = [
-        event("a", None, raw=True),  # first of its read: kept
-        event("a", 50),
-        event("a", 1000, raw=True),  # after a skipped record: skipped with it
-        event("a", 100),  # since is inclusive
-        event("a", 1, raw=True),  # after a kept record: kept, whatever its stamped time
-        event("a", 199),
-        event("a", 200),  # until is exclusive
-    ]
-    kept = window.keep(events)
-    assert [e.record.time for e in kept] == [None, 100, 1, 199]
-    assert (window.before, window.after) == (2, 1)  # the raw one counts where its neighbour does
-
-
 def test_state_recognises_content_by_its_head_whatever_the_path(tmp_path: Path) -> None:
     state = BackfillState(tmp_path)
     small = state.add("/logs/app.log", b"2025-07-09 first line\n")
@@ -173,7 +149,7 @@ def test_files_are_read_in_the_order_of_their_content_and_timeless_ones_by_mtime
     os.utime(banner, (now - 5 * DAY, now - 5 * DAY))
     config = parse_config({"parser": {"timezone": "UTC"}})
     paths = sorted(str(p) for p in tmp_path.iterdir())
-    ordered = plan(paths, config, parsers_for_inputs(config), None)
+    ordered = plan(paths, config, build_engine(config), None)
     assert [Path(f.path).name for f in ordered] == [
         "app.log.10.gz",
         "banner.txt",

@@ -8,8 +8,9 @@ import pytest
 import yaml
 
 from agent.config import DEFAULT_PAYLOAD_FIELDS, ConfigError, load_config, parse_config
-from agent.modes.pipeline import parser_settings, parsers_for_inputs
+from agent.modes.pipeline import build_engine, parser_settings
 from parsers.record import DEFAULT_PATTERN as PARSER_DEFAULT
+from parsers.record import RecordParser
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PATTERN_PROPERTY_SPELLING = PARSER_DEFAULT.replace("\\(\\)", "\\\\(\\\\)")
@@ -20,7 +21,7 @@ def test_the_shipped_example_loads_and_builds_its_parsers() -> None:
     assert config.output.type == "file"
     assert [i.encoding for i in config.inputs] == ["utf-8", "gbk"]
     assert config.parser.payload.fields == DEFAULT_PAYLOAD_FIELDS
-    assert len(parsers_for_inputs(config)) == 2
+    assert [s.parser.encoding for s in build_engine(config).settings] == ["utf-8", "gbk"]
 
 
 def test_the_example_spells_out_the_defaults_it_claims() -> None:
@@ -85,7 +86,7 @@ def test_a_pattern_copied_from_a_logback_property_parses_the_same() -> None:
     """Inside <property value="..."> logback needs `\\(`; users paste that spelling as is."""
     copied = DEFAULT_PATTERN_PROPERTY_SPELLING
     config = parse_config({"parser": {"pattern": copied}})
-    parser = parsers_for_inputs(config)[0]
+    parser = RecordParser(parser_settings(config))
     assembler = parser.assembler(0)
     line = b"2026-11-27 10:00:00.000 INFO  [traceId:t] [c.a.Foo#bar():1] [main] - hello\n"
     (frame,) = assembler.feed(line, 0.0) + assembler.drain()

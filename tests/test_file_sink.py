@@ -17,22 +17,23 @@ import pytest
 from agent.config import FileOutput
 from agent.delivery.file import FileSink
 from agent.delivery.sink import Outcome
-from agent.engine.envelope import EnvelopeMaker
-from agent.engine.events import Batch, Event
-from agent.engine.ndjson import encode_records
+from agent.engine.ndjson import encode_line
+from agent.engine.stream import SealedBatch
 from parsers.record import Record
+from tests.batches import sealed
 
 
-def batch(seq: int, *messages: str, source: str = "a") -> Batch:
-    b = Batch(seq=seq)
-    for i, message in enumerate(messages):
-        record = Record({"event": "log", "message": message}, time=1_700_000_000)
-        b.add(Event(record, source, f"/logs/{source}.log", (i + 1) * 10, 10))
-    return b
+def batch(seq: int, *messages: str, key: str = "a", **overrides: Any) -> SealedBatch:
+    records = [Record({"event": "log", "message": m}, time=1_700_000_000) for m in messages]
+    return sealed(records, key, size=10, seq=seq, **overrides)
 
 
 def sink_at(path: Path, **kw: Any) -> FileSink:
-    return FileSink(FileOutput(type="file", path=str(path)), EnvelopeMaker(source="s"), **kw)
+    return FileSink(FileOutput(type="file", path=str(path)), **kw)
+
+
+def encode_records(records: list[Record]) -> bytes:
+    return b"".join(encode_line(r.fields, r.time or 0, r.time_ns, b"}\n") for r in records)
 
 
 def lines(path: Path) -> list[dict[str, Any]]:
@@ -41,11 +42,10 @@ def lines(path: Path) -> list[dict[str, Any]]:
 
 def test_a_line_holds_the_fields_then_what_sls_would_receive(tmp_path: Path) -> None:
     out = tmp_path / "out.ndjson"
-    sink = FileSink(
-        FileOutput(type="file", path=str(out), topic="t", tags={"team": "ai"}),
-        EnvelopeMaker(topic="t", source="10.1.2.3", tags={"team": "ai"}, hostname="box"),
+    sink = FileSink(FileOutput(type="file", path=str(out), topic="t", tags={"team": "ai"}))
+    sink.send(
+        batch(0, "hello", topic="t", source="10.1.2.3", tags=(("team", "ai"),), hostname="box")
     )
-    sink.send(batch(0, "hello"))
     (line,) = lines(out)
     assert list(line) == [
         "event",
@@ -123,20 +123,16 @@ FILE_SIZE_LIMITED_WRITER = textwrap.dedent(
     """
     import resource, signal, sys, threading
     from agent.config import FileOutput
-    from agent.engine.envelope import EnvelopeMaker
-    from agent.engine.events import Batch, Event
     from agent.delivery.file import FileSink
     from parsers.record import Record
+    from tests.batches import sealed
 
     def batch(seq, tag):
-        b = Batch(seq)
-        for i in range(200):
-            b.add(Event(Record({"message": f"{tag}-{i}-" + "x" * 80}, 1), "a", "/a", i, 1))
-        return b
+        return sealed([Record({"message": f"{tag}-{i}-" + "x" * 80}, 1) for i in range(200)])
 
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG
     retried = threading.Event()
-    sink = FileSink(FileOutput(type="file", path=sys.argv[1]), EnvelopeMaker(source="s"),
+    sink = FileSink(FileOutput(type="file", path=sys.argv[1]),
                     initial_backoff=0.01, max_backoff=0.05, on_retry=retried.set)
     print(sink.send(batch(0, "first")).value)
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
@@ -167,11 +163,11 @@ def test_a_write_cut_short_by_a_full_disk_leaves_no_torn_or_doubled_line(tmp_pat
 
 
 def test_values_orjson_refuses_are_written_as_text_instead_of_crashing() -> None:
-    record = Record({"message": "bad \udcff byte", "total_tokens": 10**30}, time=None)
+    record = Record({"message": "bad \udcff byte", "total_tokens": 10**30}, time=7)
     (line,) = [orjson.loads(x) for x in encode_records([record]).splitlines()]
     assert line["message"] == "bad \ufffd byte"
     assert line["total_tokens"] == str(10**30)
-    assert line["__time__"] is None
+    assert line["__time__"] == 7
 
 
 def test_one_odd_record_does_not_change_how_its_neighbours_are_written() -> None:
@@ -194,17 +190,14 @@ BROKEN_PIPE_WRITER = textwrap.dedent(
     """
     import sys
     from agent.config import StdoutOutput
-    from agent.engine.envelope import EnvelopeMaker
-    from agent.engine.events import Batch, Event
     from agent.delivery.sink import Outcome
     from agent.delivery.stdout import StdoutSink
     from parsers.record import Record
+    from tests.batches import sealed
 
-    sink = StdoutSink(StdoutOutput(type="stdout"), EnvelopeMaker(source="s"))
+    sink = StdoutSink(StdoutOutput(type="stdout"))
+    b = sealed([Record({"message": "x" * 200}, 1) for i in range(50)])
     for seq in range(100_000):
-        b = Batch(seq)
-        for i in range(50):
-            b.add(Event(Record({"message": "x" * 200}, 1), "a", "/a", i, 1))
         if sink.send(b) is Outcome.ABORTED:
             print("aborted at", seq, file=sys.stderr)
             break

@@ -23,9 +23,9 @@ from agent.config import FileOutput, StdoutOutput
 from agent.delivery.file import FileSink
 from agent.delivery.sink import Outcome, Sink
 from agent.delivery.stdout import StdoutSink
-from agent.engine.envelope import EnvelopeMaker
-from agent.engine.events import Batch, Event
+from agent.engine.stream import SealedBatch
 from parsers.record import Record
+from tests.batches import sealed
 
 
 @dataclass
@@ -33,10 +33,6 @@ class Harness:
     sink: Sink
     received: Callable[[], list[dict[str, Any]]]  # what the destination holds, one dict a log
     cleanup: Callable[[], None] = lambda: None
-
-
-def _envelopes() -> EnvelopeMaker:
-    return EnvelopeMaker(topic="llm", source="10.0.0.7", tags={"env": "test"}, hostname="h1")
 
 
 def _read_ndjson(path: Path) -> list[dict[str, Any]]:
@@ -47,14 +43,14 @@ def _read_ndjson(path: Path) -> list[dict[str, Any]]:
 
 def file_sink(tmp_path: Path) -> Harness:
     out = tmp_path / "deep" / "out.ndjson"
-    sink = FileSink(FileOutput(type="file", path=str(out), topic="llm"), _envelopes())
+    sink = FileSink(FileOutput(type="file", path=str(out), topic="llm"))
     return Harness(sink, lambda: _read_ndjson(out))
 
 
 def stdout_sink(tmp_path: Path) -> Harness:
     out = tmp_path / "stdout.ndjson"
     stream = out.open("wb")
-    sink = StdoutSink(StdoutOutput(type="stdout"), _envelopes(), stream=stream)
+    sink = StdoutSink(StdoutOutput(type="stdout"), stream=stream)
     return Harness(sink, lambda: _read_ndjson(out), stream.close)
 
 
@@ -72,11 +68,24 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
 _seq = iter(range(10**9))
 
 
-def make_batch(source: str, records: list[Record], start: int = 0) -> Batch:
-    batch = Batch(seq=next(_seq))
-    for i, record in enumerate(records):
-        batch.add(Event(record, source, f"/logs/{source}.log", start + (i + 1) * 100, 100))
-    return batch
+@dataclass
+class Made:
+    """A sealed batch and what went into it."""
+
+    batch: SealedBatch
+    records: list[Record]
+
+    @property
+    def events(self) -> list[tuple[Record, str]]:
+        return [(r, self.batch.path) for r in self.records]
+
+
+def make_batch(source: str, records: list[Record], start: int = 0) -> SealedBatch:
+    return make(source, records, start).batch
+
+
+def make(source: str, records: list[Record], start: int = 0) -> Made:
+    return Made(sealed(records, source, start=start, seq=next(_seq)), records)
 
 
 def _text(value: object) -> str | None:
@@ -84,17 +93,18 @@ def _text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def assert_delivered_exactly(received: list[dict[str, Any]], sent: list[Event]) -> None:
+def assert_delivered_exactly(
+    received: list[dict[str, Any]], sent: list[tuple[Record, str]]
+) -> None:
     assert len(received) == len(sent)
-    for got, event in zip(received, sent, strict=True):
-        record = event.record
+    for got, (record, path) in zip(received, sent, strict=True):
         for key, value in record.fields.items():
             if value is not None:
                 assert _text(got[key]) == _text(value), key
         assert _text(got["__time__"]) == str(record.time)
         assert _text(got["__topic__"]) == "llm"
         assert _text(got["__source__"]) == "10.0.0.7"
-        assert _text(got["__tag__:__path__"]) == event.path
+        assert _text(got["__tag__:__path__"]) == path
         assert _text(got["__tag__:env"]) == "test"
 
 
@@ -116,9 +126,9 @@ def llm_record(i: int) -> Record:
 
 
 def test_every_record_of_a_batch_arrives_in_order(harness: Harness) -> None:
-    batch = make_batch("a", [llm_record(i) for i in range(50)])
-    assert harness.sink.send(batch) is Outcome.DELIVERED
-    assert_delivered_exactly(harness.received(), batch.events)
+    made = make("a", [llm_record(i) for i in range(50)])
+    assert harness.sink.send(made.batch) is Outcome.DELIVERED
+    assert_delivered_exactly(harness.received(), made.events)
 
 
 def test_each_batch_is_one_loggroup_with_its_own_pack_id(harness: Harness) -> None:
@@ -131,12 +141,11 @@ def test_each_batch_is_one_loggroup_with_its_own_pack_id(harness: Harness) -> No
 
 
 def test_concurrent_senders_deliver_every_record_once(harness: Harness) -> None:
-    batches = [
-        make_batch(f"f{i % 3}", [llm_record(i * 10 + j) for j in range(10)]) for i in range(24)
-    ]
+    made = [make(f"f{i % 3}", [llm_record(i * 10 + j) for j in range(10)]) for i in range(24)]
+    batches = [m.batch for m in made]
     outcomes: list[Outcome] = []
 
-    def send(part: list[Batch]) -> None:
+    def send(part: list[SealedBatch]) -> None:
         outcomes.extend(harness.sink.send(b) for b in part)
 
     threads = [threading.Thread(target=send, args=(batches[i::4],)) for i in range(4)]
@@ -146,9 +155,7 @@ def test_concurrent_senders_deliver_every_record_once(harness: Harness) -> None:
         t.join()
     assert outcomes == [Outcome.DELIVERED] * len(batches)
     got = sorted(harness.received(), key=lambda line: line["trace_id"])
-    sent = sorted(
-        (e for b in batches for e in b.events), key=lambda e: str(e.record.fields["trace_id"])
-    )
+    sent = sorted((e for m in made for e in m.events), key=lambda e: str(e[0].fields["trace_id"]))
     assert_delivered_exactly(got, sent)
 
 
@@ -189,9 +196,9 @@ def test_any_field_values_arrive_unchanged(
 ) -> None:
     h = factory(tmp_path_factory.mktemp("sink"))
     try:
-        batch = make_batch("a", [Record(f, time=1_700_000_000) for f in fields])
-        assert h.sink.send(batch) is Outcome.DELIVERED
-        assert_delivered_exactly(h.received(), batch.events)
+        made = make("a", [Record(f, time=1_700_000_000) for f in fields])
+        assert h.sink.send(made.batch) is Outcome.DELIVERED
+        assert_delivered_exactly(h.received(), made.events)
     finally:
         h.sink.close()
         h.cleanup()

@@ -24,10 +24,10 @@ from agent.delivery.credentials import (
 from agent.delivery.retry import Backoff, RetryPolicy
 from agent.delivery.sink import Outcome
 from agent.delivery.sls import ORIGINAL_TIME_KEY, OutputCheckError, SlsSink, check_output
-from agent.engine.envelope import EnvelopeMaker
-from agent.engine.events import Batch, Event
 from agent.engine.loggroup import RESERVED_KEYS
+from agent.engine.stream import SealedBatch
 from parsers.record import Record
+from tests.batches import sealed, sealed_all
 from tests.logstore.server import LocalLogstore
 
 FAST = RetryPolicy(transient=Backoff(0.005, 0.05), quota=Backoff(0.01, 0.05), probe_interval=0.05)
@@ -53,8 +53,7 @@ def sink(server: LocalLogstore, **kwargs: Any) -> SlsSink:
     kwargs.setdefault("credentials", creds)
     kwargs.setdefault("policy", FAST)
     overrides = kwargs.pop("overrides", {})
-    envelopes = EnvelopeMaker(topic="llm", source="10.0.0.7", tags={"env": "test"}, hostname="h1")
-    return SlsSink(config(server, **overrides), envelopes, **kwargs)
+    return SlsSink(config(server, **overrides), **kwargs)
 
 
 _seq = iter(range(10**9))
@@ -78,11 +77,8 @@ def record(i: int, t: int | None = None) -> Record:
     )
 
 
-def batch(records: list[Record], source: str = "f1") -> Batch:
-    b = Batch(seq=next(_seq))
-    for i, r in enumerate(records):
-        b.add(Event(r, source, f"/logs/{source}.log", (i + 1) * 100, 100))
-    return b
+def batch(records: list[Record], source: str = "f1") -> SealedBatch:
+    return sealed(records, source, wire="loggroup", seq=next(_seq))
 
 
 def in_thread(fn: Callable[[], Outcome]) -> tuple[threading.Thread, list[Outcome]]:
@@ -114,7 +110,8 @@ def quiet_sdk_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptu
 
 def test_records_arrive_with_fields_time_topic_source_and_tags(server: LocalLogstore) -> None:
     s = sink(server)
-    sent = batch([record(i) for i in range(20)])
+    records = [record(i) for i in range(20)]
+    sent = batch(records)
     assert s.send(sent) is Outcome.DELIVERED
     (group,) = server.groups()
     assert (group.topic, group.source) == ("llm", "10.0.0.7")
@@ -122,8 +119,7 @@ def test_records_arrive_with_fields_time_topic_source_and_tags(server: LocalLogs
     assert tags["__hostname__"] == "h1" and tags["__path__"] == "/logs/f1.log"
     assert tags["env"] == "test" and tags["__pack_id__"].endswith("-0")
     assert group.compress_type == "lz4"
-    for got, event in zip(group.logs, sent.events, strict=True):
-        rec = event.record
+    for got, rec in zip(group.logs, records, strict=True):
         assert (got.time, got.time_ns) == (rec.time, rec.time_ns)
         expected = {k: str(v) for k, v in rec.fields.items() if v is not None}
         assert got.as_dict() == expected
@@ -133,9 +129,10 @@ def test_records_arrive_with_fields_time_topic_source_and_tags(server: LocalLogs
     s.close()
 
 
-def test_a_batch_over_4096_records_goes_in_several_loggroups(server: LocalLogstore) -> None:
+def test_5000_records_go_in_two_loggroups_within_the_limits(server: LocalLogstore) -> None:
     s = sink(server)
-    assert s.send(batch([record(i) for i in range(5000)])) is Outcome.DELIVERED
+    batches = sealed_all([record(i) for i in range(5000)], wire="loggroup", max_records=4096)
+    assert [s.send(b) for b in batches] == [Outcome.DELIVERED] * 2
     assert [len(g.logs) for g in server.groups()] == [4096, 904]
     packs = [g.tag_dict["__pack_id__"] for g in server.groups()]
     assert packs[0] != packs[1] and packs[0].split("-")[0] == packs[1].split("-")[0]
@@ -402,7 +399,7 @@ def test_unusable_credentials_or_endpoint_are_one_line(tmp_path: Path) -> None:
     with pytest.raises(OutputCheckError, match=r"chmod 600"):
         check_output(cfg)
     with pytest.raises(CredentialsError, match=r"chmod 600"):
-        SlsSink(cfg, EnvelopeMaker(hostname="h1", source="10.0.0.7"))
+        SlsSink(cfg)
     bad = cfg.model_copy(update={"endpoint": "ftp://x", "credentials_file": None})
     creds = StaticCredentials(Credentials("LTAI5tExampleKeyId", "x"))
     with pytest.raises(OutputCheckError, match="scheme must be http or https"):

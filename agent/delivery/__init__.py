@@ -1,1 +1,1 @@
-"""delivery"""
+"""Outputs and the senders that feed them."""

@@ -1,14 +1,11 @@
-"""Sender threads between the batcher and a sink, with a bound on memory in flight.
+"""Sender threads between the engine and a sink, with a bound on memory in flight.
 
 The bound is the backpressure: the reader asks for `room()` before reading more, so when the
 output is slow or down the files stay unread on disk instead of growing this process's memory.
+A sealed batch is charged exactly what it holds (`SealedBatch.memory`): its encoded bytes.
 
-It bounds memory, not file bytes: a parsed record costs the process far more than its line, so a
-batch is charged `memory_cost(batch)` and the reader turns room back into file bytes with
-`raw_budget(room)`. The constants are calibrated on RSS, not on tracemalloc: a 160-byte llm_call
-line holds about 1.4 KB as fields, and allocator slack, the sink's encoded copies of the
-requests it is retrying and the open batches add about as much again (test_backpressure:
-about 12 bytes of RSS per file byte in flight).
+Outcomes travel back through a completion queue that the reading loop drains (`completions`):
+sender threads never touch the loop's state, so the ledger and the counters need no locks.
 """
 
 from __future__ import annotations
@@ -17,47 +14,34 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from dataclasses import dataclass
 
 from agent.delivery.sink import Outcome, Sink
-from agent.engine.acks import AckTracker
-from agent.engine.events import Batch
+from agent.engine.stream import SealedBatch
 
 log = logging.getLogger(__name__)
 
-OnDone = Callable[[Batch, Outcome, float], None]
 
-RECORD_OVERHEAD = 1792  # bytes a parsed record costs beyond its text: dict, keys, ints, slack
-TEXT_COPIES = 3  # its text: in the fields, in `message` (or `__raw_log__`), encoded for sending
-READ_EXPANSION = 13  # memory per file byte for short records, the worst case
+@dataclass(frozen=True, slots=True)
+class Done:
+    """A batch's outcome, without its data (which was freed when the send ended)."""
 
-
-def memory_cost(batch: Batch) -> int:
-    """Estimated bytes the batch's parsed records hold until they are acknowledged."""
-    return TEXT_COPIES * batch.nbytes + RECORD_OVERHEAD * len(batch.events)
-
-
-def raw_budget(room: int) -> int:
-    """File bytes that may be read when `room` bytes of memory are free."""
-    return room // READ_EXPANSION
+    id: int
+    key: str
+    path: str
+    records: int
+    raw_bytes: int
+    nbytes: int
+    outcome: Outcome
+    seconds: float
 
 
 class Dispatcher:
-    def __init__(
-        self,
-        sink: Sink,
-        acks: AckTracker,
-        concurrency: int,
-        capacity: int,
-        on_done: OnDone | None = None,
-        on_submit: Callable[[Batch], None] | None = None,
-    ) -> None:
+    def __init__(self, sink: Sink, concurrency: int, capacity: int) -> None:
         self._sink = sink
-        self._on_submit = on_submit
-        self._acks = acks
         self._capacity = capacity
-        self._on_done = on_done
-        self._queue: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[SealedBatch | None] = queue.SimpleQueue()
+        self._done: queue.SimpleQueue[Done] = queue.SimpleQueue()
         self._in_flight = 0
         self._pending = 0
         self._cond = threading.Condition()
@@ -70,24 +54,40 @@ class Dispatcher:
 
     @property
     def in_flight(self) -> int:
-        """Estimated memory of batches handed over and not yet finished."""
+        """Bytes of batches handed over and not yet finished."""
         return self._in_flight
+
+    @property
+    def pending(self) -> int:
+        """Batches handed over whose outcome is not known yet."""
+        return self._pending
 
     def room(self) -> int:
         return max(0, self._capacity - self._in_flight)
 
-    def submit(self, batch: Batch) -> None:
-        """Hand a batch to the senders; registration order is the commit order per file."""
-        if self._on_submit is not None:
-            self._on_submit(batch)  # things that must follow file order, not sender order
-        self._acks.register(batch)
+    def submit(self, batch: SealedBatch) -> None:
+        """Hand a registered batch to the senders."""
         with self._cond:
-            self._in_flight += memory_cost(batch)
+            self._in_flight += batch.memory
             self._pending += 1
         self._queue.put(batch)
 
+    def completions(self) -> list[Done]:
+        """Outcomes that arrived since the last call (non-blocking)."""
+        out: list[Done] = []
+        while True:
+            try:
+                out.append(self._done.get_nowait())
+            except queue.Empty:
+                return out
+
+    def wait(self, timeout: float) -> None:
+        """Block until a batch finishes or `timeout` passes (the one-shot modes' pacing)."""
+        with self._cond:
+            if self._done.empty():
+                self._cond.wait(timeout)
+
     def wait_for_room(self, timeout: float) -> bool:
-        """Block until there is room or `timeout` passes (the one-shot modes use this)."""
         with self._cond:
             return self._cond.wait_for(lambda: self._in_flight < self._capacity, timeout)
 
@@ -121,10 +121,20 @@ class Dispatcher:
             except Exception:  # a sink bug must not kill the sender and stall the file
                 log.exception("output failed unexpectedly; the batch will be re-read on restart")
                 outcome = Outcome.ABORTED
-            self._acks.finish(batch, outcome)
+            memory = batch.memory
+            done = Done(
+                batch.id,
+                batch.key,
+                batch.path,
+                batch.records,
+                batch.raw_bytes,
+                len(batch.data),
+                outcome,
+                time.monotonic() - started,
+            )
+            del batch  # its data is freed before the charge is returned
+            self._done.put(done)
             with self._cond:
-                self._in_flight -= memory_cost(batch)
+                self._in_flight -= memory
                 self._pending -= 1
                 self._cond.notify_all()
-            if self._on_done is not None:
-                self._on_done(batch, outcome, time.monotonic() - started)

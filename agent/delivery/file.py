@@ -7,8 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agent.config import FileOutput
-from agent.engine.envelope import EnvelopeMaker
-from agent.engine.ndjson import LineSink
+from agent.delivery.lines import LineSink
 
 
 class _AppendFile:
@@ -96,7 +95,6 @@ class FileSink(LineSink):
     def __init__(
         self,
         config: FileOutput,
-        envelopes: EnvelopeMaker,
         *,
         initial_backoff: float = 0.1,
         max_backoff: float = 30.0,
@@ -104,7 +102,6 @@ class FileSink(LineSink):
     ) -> None:
         super().__init__(
             _AppendFile(Path(config.path)),
-            envelopes,
             f"file output {config.path}",
             initial_backoff=initial_backoff,
             max_backoff=max_backoff,

@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import enum
 from typing import Protocol
 
-from agent.engine.events import Batch
+from agent.engine.outcome import Outcome
+from agent.engine.stream import SealedBatch
 
-
-class Outcome(enum.Enum):
-    """How `Sink.send` ended for one batch.
-
-    DELIVERED and REJECTED are final: the ack tracker may move offsets past the batch.
-    REJECTED means the destination refused the data for good (it is counted and logged loudly).
-    ABORTED is not final: the agent is shutting down and the batch was not confirmed, so its
-    offsets must stay where they are and the records are read again on the next start.
-    """
-
-    DELIVERED = "delivered"
-    REJECTED = "rejected"
-    ABORTED = "aborted"
+__all__ = ["Outcome", "Sink"]
 
 
 class Sink(Protocol):
     """Where batches go. `send` may be called from several threads at once."""
 
-    def send(self, batch: Batch) -> Outcome:
+    def send(self, batch: SealedBatch) -> Outcome:
         """Deliver the batch; retries are the sink's job. Returns only when the outcome is known."""
         ...
 

@@ -17,7 +17,6 @@ Delivery trade-offs made here:
 
 from __future__ import annotations
 
-import itertools
 import logging
 import queue
 import random
@@ -31,10 +30,16 @@ from agent.delivery.credentials import CredentialsError, CredentialsSource, load
 from agent.delivery.retry import AdaptiveLimit, Failure, RetryPolicy, classify
 from agent.delivery.sink import Outcome
 from agent.delivery.sls_client import EndpointError, SlsClient, SlsError, parse_endpoint
-from agent.engine.envelope import EnvelopeMaker
-from agent.engine.events import Batch, Event
-from agent.engine.loggroup import LogEncoder, LogGroupBytes, encode_trailer, pack
-from parsers.record import Record
+from agent.engine.loggroup import (
+    LogGroupBytes,
+    encode_trailer,
+    restamp_log,
+    split_logs,
+)
+from agent.engine.loggroup import (
+    read_log_length as _read_log_len,
+)
+from agent.engine.stream import SealedBatch
 
 log = logging.getLogger(__name__)
 
@@ -75,35 +80,49 @@ class SlsStats:
 
 @dataclass(slots=True)
 class _Pending:
-    """A LogGroup on its way, with the records behind it (re-encoded on a time-range error).
+    """A LogGroup on its way: its encoded logs and each one's own time.
 
-    `records[i]` is the record encoded as `logs[i]`; `restamped` holds the indexes already
-    sent with the current time instead of their own.
+    `restamped` holds the indexes already sent with the current time instead of their own.
+    Most batches travel as the one `data` block they were sealed in; they are cut into logs
+    only when a split or a time-range problem needs it.
     """
 
-    records: list[Record]
-    logs: list[bytes]
+    data: bytes
+    ends: list[int] | None  # each log's end in `data`; None: not needed yet
+    times: list[int]
     trailer: bytes
     restamped: set[int] = field(default_factory=set)
 
     def __len__(self) -> int:
-        return len(self.logs)
+        return len(self.times)
 
     def group(self) -> LogGroupBytes:
-        return LogGroupBytes(self.logs, self.trailer)
+        return LogGroupBytes([self.data], self.trailer)
+
+    def logs(self) -> list[bytes]:
+        if self.ends is None:
+            raise ValueError("log boundaries are unknown")
+        return split_logs(self.data, self.ends)
+
+    @classmethod
+    def of(
+        cls, logs: list[bytes], times: list[int], trailer: bytes, restamped: set[int]
+    ) -> _Pending:
+        ends, total = [], 0
+        for log_bytes in logs:
+            total += len(log_bytes)
+            ends.append(total)
+        return cls(b"".join(logs), ends, times, trailer, restamped)
 
     def halves(self) -> tuple[_Pending, _Pending]:
-        mid = len(self.logs) // 2
+        logs, mid = self.logs(), len(self) // 2
         return (
-            _Pending(
-                self.records[:mid],
-                self.logs[:mid],
-                self.trailer,
-                {i for i in self.restamped if i < mid},
+            _Pending.of(
+                logs[:mid], self.times[:mid], self.trailer, {i for i in self.restamped if i < mid}
             ),
-            _Pending(
-                self.records[mid:],
-                self.logs[mid:],
+            _Pending.of(
+                logs[mid:],
+                self.times[mid:],
                 self.trailer,
                 {i - mid for i in self.restamped if i >= mid},
             ),
@@ -180,7 +199,6 @@ class SlsSink:
     def __init__(
         self,
         config: SlsOutput,
-        envelope: EnvelopeMaker,
         *,
         credentials: CredentialsSource | None = None,
         policy: RetryPolicy | None = None,
@@ -197,7 +215,6 @@ class SlsSink:
         for the file and stdout sinks); `stats()` has the details by reason.
         """
         self._config = config
-        self._envelopes = envelope
         self._credentials = credentials or load_credentials(config.credentials_file)
         self._endpoint = parse_endpoint(config.endpoint)
         self._policy = policy or RetryPolicy()
@@ -207,7 +224,6 @@ class SlsSink:
         self._monotonic = monotonic
         self._rand = rand
         self._on_retry = on_retry
-        self._encoder = LogEncoder()
         self._limit = AdaptiveLimit(config.concurrency)
         self._aborted = threading.Event()
         self._health = _Health(monotonic)
@@ -222,19 +238,13 @@ class SlsSink:
 
     # -- the Sink protocol -----------------------------------------------------------------
 
-    def send(self, batch: Batch) -> Outcome:
+    def send(self, batch: SealedBatch) -> Outcome:
         if self._aborted.is_set():
             return Outcome.ABORTED
-        pending, rejected = self._prepare(batch.events, batch.pack_seq)
-        outcomes = []
-        for p in pending:
-            outcome = self._deliver(p)
-            if outcome is Outcome.ABORTED:
-                return Outcome.ABORTED
-            outcomes.append(outcome)
-        if Outcome.DELIVERED in outcomes or not (outcomes or rejected):
-            return Outcome.DELIVERED
-        return Outcome.REJECTED
+        pending, rejected = self._prepare(batch)
+        if pending is None:
+            return Outcome.REJECTED if rejected else Outcome.DELIVERED
+        return self._deliver(pending)
 
     def abort(self) -> None:
         self._aborted.set()
@@ -255,60 +265,42 @@ class SlsSink:
 
     # -- encoding --------------------------------------------------------------------------
 
-    def _prepare(self, events: list[Event], pack_seq: int | None) -> tuple[list[_Pending], int]:
-        """Encode the batch into LogGroups (one envelope each); and how many logs were rejected."""
+    def _prepare(self, batch: SealedBatch) -> tuple[_Pending | None, int]:
+        """The batch as one LogGroup, with the time policy applied; and how many logs were
+        rejected. A batch is sealed within the LogGroup limits, so it is never cut here."""
+        if not batch.records:
+            return None, 0
         now = self._clock()
         low, high = self._window.bounds(now)
-        encode = self._encoder.encode_log
-        pending: list[_Pending] = []
-        rejected = 0
-        # A batch holds one file, but nothing breaks if it holds runs of several.
-        for (source, path), run in itertools.groupby(events, key=lambda e: (e.source, e.path)):
-            records: list[Record] = []
-            logs: list[bytes] = []
-            restamped: set[int] = set()
-            dropped = 0
-            for event in run:
-                record = event.record
-                t = record.time
-                if type(t) is int and low <= t <= high:  # the hot path
-                    logs.append(encode(record.fields, t, record.time_ns))
-                elif t is not None and low <= t <= high:
-                    logs.append(encode(record.fields, int(t), record.time_ns or 0))
-                elif t is None:  # the glue stamps these; should one slip through, send it now
-                    logs.append(encode(record.fields, int(now), 0))
-                elif self._config.time_policy == "restamp":
-                    restamped.add(len(logs))
-                    logs.append(self._restamp(record, now))
-                else:
-                    dropped += 1
-                    continue
-                records.append(record)
-            if restamped:
-                self._said_restamped(len(restamped))
-            if dropped:
-                rejected += dropped
-                self._rejected_by_time(dropped)
-            if not logs:
+        times = batch.record_times()
+        if low <= batch.min_time and batch.max_time <= high:  # the hot path: all in the window
+            return _Pending(batch.data, None, times, batch.trailer), 0
+        logs = split_logs(batch.data, batch.ends())
+        kept_logs: list[bytes] = []
+        kept_times: list[int] = []
+        restamped: set[int] = set()
+        dropped = 0
+        for log_bytes, t in zip(logs, times, strict=True):
+            if low <= t <= high:
+                kept_logs.append(log_bytes)
+            elif self._config.time_policy == "restamp":
+                restamped.add(len(kept_logs))
+                kept_logs.append(self._restamp(log_bytes, t, now))
+            else:
+                dropped += 1
                 continue
-            env = self._envelopes.make(source, path, pack_seq)
-            pack_seq = None  # a second file in one batch, or a split: the file's next numbers
-            trailer = encode_trailer(env.topic, env.source, env.tags)
-            start = 0
-            for n, group in enumerate(pack(logs, trailer)):
-                if n:  # each LogGroup gets its own __pack_id__ (the size differs by a byte or so)
-                    env = self._envelopes.make(source, path)
-                    trailer = encode_trailer(env.topic, env.source, env.tags)
-                end = start + len(group.logs)
-                mine = {i - start for i in restamped if start <= i < end}
-                pending.append(_Pending(records[start:end], group.logs, trailer, mine))
-                start = end
-        return pending, rejected
+            kept_times.append(t)
+        if restamped:
+            self._said_restamped(len(restamped))
+        if dropped:
+            self._rejected_by_time(dropped)
+        if not kept_logs:
+            return None, dropped
+        return _Pending.of(kept_logs, kept_times, batch.trailer, restamped), dropped
 
-    def _restamp(self, record: Record, now: float) -> bytes:
+    def _restamp(self, log_bytes: bytes, original: int, now: float) -> bytes:
         """The log sent with the current time, its own time kept in ORIGINAL_TIME_KEY."""
-        extra = () if record.time is None else ((ORIGINAL_TIME_KEY, str(record.time)),)
-        return self._encoder.encode_log(record.fields, int(now), 0, extra)
+        return restamp_log(log_bytes, int(now), ((ORIGINAL_TIME_KEY, str(original)),))
 
     def _said_restamped(self, count: int) -> None:
         self._count(restamped_logs=count)
@@ -339,21 +331,37 @@ class SlsSink:
         now = self._clock()
         low, high = _WIDE.bounds(now)
         fresh = [i for i in range(len(p)) if i not in p.restamped]
-        suspects = {i for i in fresh if not low <= (p.records[i].time or 0) <= high}
+        suspects = {i for i in fresh if not low <= p.times[i] <= high}
         if not suspects:
             suspects = set(fresh)  # the server's clock is far from ours: trust neither
+        logs = p.logs() if p.ends is not None else split_logs(p.data, self._ends_of(p))
         if self._config.time_policy == "reject":
             keep = [i for i in range(len(p)) if i not in suspects]
             self._rejected_by_time(len(suspects))
-            p.records = [p.records[i] for i in keep]
-            p.logs = [p.logs[i] for i in keep]
-            p.restamped = {n for n, i in enumerate(keep) if i in p.restamped}
-            return bool(keep)
-        for i in suspects:
-            p.logs[i] = self._restamp(p.records[i], now)
-        p.restamped |= suspects
-        self._said_restamped(len(suspects))
-        return True
+            fixed = _Pending.of(
+                [logs[i] for i in keep],
+                [p.times[i] for i in keep],
+                p.trailer,
+                {n for n, i in enumerate(keep) if i in p.restamped},
+            )
+        else:
+            for i in suspects:
+                logs[i] = self._restamp(logs[i], p.times[i], now)
+            self._said_restamped(len(suspects))
+            fixed = _Pending.of(logs, p.times, p.trailer, p.restamped | suspects)
+        p.data, p.ends, p.times, p.restamped = fixed.data, fixed.ends, fixed.times, fixed.restamped
+        return bool(p.times)
+
+    @staticmethod
+    def _ends_of(p: _Pending) -> list[int]:
+        """Log boundaries of a block sent whole: read from the protobuf framing itself."""
+        ends, pos = [], 0
+        data = p.data
+        while pos < len(data):
+            length, body_at = _read_log_len(data, pos)
+            pos = body_at + length
+            ends.append(pos)
+        return ends
 
     # -- delivery --------------------------------------------------------------------------
 
@@ -455,6 +463,8 @@ class SlsSink:
     def _split(self, p: _Pending, err: SlsError) -> Outcome:
         if len(p) == 1:
             return self._reject(p, err)
+        if p.ends is None:
+            p.ends = self._ends_of(p)
         outcomes = []
         for half in p.halves():
             outcome = self._deliver(half)

@@ -14,8 +14,7 @@ from collections.abc import Callable
 from typing import BinaryIO
 
 from agent.config import StdoutOutput
-from agent.engine.envelope import EnvelopeMaker
-from agent.engine.ndjson import LineSink, TargetGoneError
+from agent.delivery.lines import LineSink, TargetGoneError
 
 
 class _Stream:
@@ -53,7 +52,6 @@ class StdoutSink(LineSink):
     def __init__(
         self,
         config: StdoutOutput,
-        envelopes: EnvelopeMaker,
         *,
         stream: BinaryIO | None = None,
         initial_backoff: float = 0.1,
@@ -62,7 +60,6 @@ class StdoutSink(LineSink):
     ) -> None:
         super().__init__(
             _Stream(stream if stream is not None else sys.stdout.buffer),
-            envelopes,
             "stdout output",
             initial_backoff=initial_backoff,
             max_backoff=max_backoff,

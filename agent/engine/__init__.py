@@ -1,1 +1,1 @@
-"""engine"""
+"""The engine: Streams that turn bytes into sealed batches, and the Ledger of offsets."""

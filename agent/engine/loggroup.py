@@ -255,3 +255,45 @@ def pack(
     if current:
         groups.append(LogGroupBytes(current, trailer, size))
     return groups
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+
+
+def split_logs(data: bytes, ends: list[int]) -> list[bytes]:
+    """The `Logs` entries of a sealed batch, one bytes each (for splits and restamps only)."""
+    logs, start = [], 0
+    for end in ends:
+        logs.append(data[start:end])
+        start = end
+    return logs
+
+
+def restamp_log(log: bytes, now: int, extra: tuple[tuple[str, str], ...]) -> bytes:
+    """One encoded `Logs` entry with its Time set to `now`, Time_ns to 0 and `extra` contents
+    appended (the original time): no re-parse of the record is needed."""
+    body_len, pos = _read_varint(log, 1)  # after the Logs tag (0x0a)
+    body = log[pos : pos + body_len]
+    _, contents_at = _read_varint(body, 1)  # after the Time tag (0x08)
+    contents = body[contents_at:-5]  # Time_ns (tag 0x25 + fixed32) ends every log we encode
+    parts = [contents]
+    for key, value in extra:
+        kb, vb = _utf8(legal_key(key)), _utf8(value)
+        content = _len_field(b"\x0a", kb) + _len_field(b"\x12", vb)
+        parts.append(_len_field(b"\x12", content))
+    tv = varint(now & 0xFFFFFFFF)
+    new_body = b"\x08" + tv + b"".join(parts) + b"\x25" + _U32(0)
+    return b"\x0a" + varint(len(new_body)) + new_body
+
+
+def read_log_length(data: bytes, pos: int) -> tuple[int, int]:
+    """At a `Logs` entry starting at `pos`: (its body length, where its body starts)."""
+    return _read_varint(data, pos + 1)

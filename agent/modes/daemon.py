@@ -1,9 +1,9 @@
 """`llmtail run`: the tailing daemon's main loop.
 
-One thread reads: it polls the watcher for bytes, turns them into events, cuts batches and hands
-them to the dispatcher's sender threads. Acknowledgements come back through the ack tracker and
-become checkpoints here, at an interval and at shutdown. Reading stops while the dispatcher has
-no room (backpressure: the files are the buffer).
+One thread reads: it polls the watcher for bytes and hands them to the flow (streams -> sealed
+batches -> senders). Outcomes come back through the completion queue, drained on this thread,
+and become checkpoints at an interval and at shutdown. Reading stops while the senders hold
+`max_in_flight_bytes` (backpressure: the files are the buffer).
 """
 
 from __future__ import annotations
@@ -13,18 +13,16 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
 from agent.config import Config, ConfigError
-from agent.delivery.dispatch import Dispatcher, raw_budget
+from agent.delivery.dispatch import Done
 from agent.delivery.sink import Outcome
-from agent.engine.acks import AckTracker
-from agent.engine.batcher import Batcher
-from agent.engine.events import Batch, Event
-from agent.engine.ingest import Ingest
+from agent.engine.stream import SealedBatch
+from agent.modes.flow import Flow, OnDone, OnSealed
 from agent.ops.logsetup import setup_logging
 from agent.ops.metrics import AgentMetrics
 from agent.ops.notify import Notifier
@@ -34,10 +32,12 @@ from agent.state.checkpoint import Checkpointer, CheckpointError, SavedPosition
 log = logging.getLogger(__name__)
 
 READ_BUDGET = 1 << 20  # file bytes per loop turn: timers stay responsive, and one turn's
-# parsed records (about 12x the bytes) never overshoot the in-flight bound by much
+# batches never overshoot the in-flight bound by much
 # Short, so that a crash re-sends little: a save with nothing new committed costs no I/O.
 CHECKPOINT_INTERVAL = 0.2
 STATUS_INTERVAL = 10.0
+
+FlowFactory = Callable[[Config, OnSealed, OnDone], Flow]
 
 
 @dataclass(slots=True)
@@ -45,7 +45,6 @@ class _Released:
     """A file let go whose last records may still be in flight; checkpointed until they are."""
 
     path: str
-    end: int
     identity: dict[str, str | int]
 
 
@@ -68,9 +67,7 @@ class Daemon:
     def __init__(
         self,
         config: Config,
-        ingest_factory: Callable[[Config], Ingest],
-        dispatcher: Dispatcher,
-        acks: AckTracker,
+        flow_factory: FlowFactory,
         checkpointer: Checkpointer,
         metrics: AgentMetrics,
         notifier: Notifier,
@@ -79,24 +76,24 @@ class Daemon:
         first_start: bool,
         config_loader: Callable[[], Config] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         """`saved` is the checkpoint as loaded; `first_start`: there was none at all, so
-        `start_at` applies to the files found by the first scan."""
+        `start_at` applies to the files found by the first scan. `flow_factory` builds the
+        engine side for a config (again after a reload), calling back this daemon's
+        `on_sealed` and `on_done`."""
         self._config = config
-        self._ingest_factory = ingest_factory
-        self._ingest = ingest_factory(config)
-        self._dispatcher = dispatcher
-        self._acks = acks
+        self._flow_factory = flow_factory
+        self._flow = flow_factory(config, self.on_sealed, self.on_done)
         self._checkpointer = checkpointer
         self._metrics = metrics
         self._notifier = notifier
         self._config_loader = config_loader
         self._clock = clock
+        self._wall = wall_clock
         self._stop = threading.Event()
         self._failed = False
         self._reload = threading.Event()
-        self._batcher = self._new_batcher(config)
-        self._base: dict[str, int] = {}  # where reading of a key started (its floor)
         self._released: dict[str, _Released] = {}
         self._last_delivery: float | None = None
         self._records_out = 0
@@ -121,14 +118,22 @@ class Daemon:
         else:
             self._stop.set()
 
-    def on_batch_done(self, batch: Batch, outcome: Outcome, seconds: float) -> None:
-        """Called from sender threads when a batch reached its outcome."""
-        self._metrics.batches.labels(outcome.value).inc()
-        self._metrics.output_latency.observe(seconds)
-        if outcome is Outcome.DELIVERED:
+    def on_sealed(self, batch: SealedBatch) -> None:
+        """Counted once, when the engine sealed the batch (never again on a retry)."""
+        records = self._metrics.records
+        for kind, n in batch.events.items():
+            records.labels(kind).inc(n)
+        if batch.parse_errors:
+            self._metrics.parse_errors.inc(batch.parse_errors)
+
+    def on_done(self, done: Done) -> None:
+        """A batch reached its outcome (on this thread, through the completion queue)."""
+        self._metrics.batches.labels(done.outcome.value).inc()
+        self._metrics.output_latency.observe(done.seconds)
+        if done.outcome is Outcome.DELIVERED:
             self._last_delivery = time.time()
-            self._records_out += len(batch.events)
-        elif outcome is Outcome.ABORTED and not self._stop.is_set():
+            self._records_out += done.records
+        elif done.outcome is Outcome.ABORTED and not self._stop.is_set():
             # The output gave up outside a shutdown (stdout closed, a sink bug): reading on
             # would only pile up batches that can never commit. Stop; the supervisor restarts.
             log.error("the output stopped accepting records; shutting down")
@@ -170,82 +175,54 @@ class Daemon:
         return self._shutdown()
 
     def _turn(self, now: float) -> int:
-        """One pass: notices, new bytes, idle flushes, due batches. Returns bytes read."""
-        budget = min(raw_budget(self._dispatcher.room()), READ_BUDGET)
+        """One pass: outcomes, notices, new bytes, idle flushes. Returns bytes read."""
+        flow = self._flow
+        flow.settle()
+        budget = min(flow.dispatcher.room(), READ_BUDGET)
         chunks = self._watcher.poll(now, budget)
         for notice in self._watcher.notices():
             self._on_notice(notice)
-        read = 0
-        lines = 0
+        read = lines = 0
+        wall = self._wall()
         for chunk in chunks:
             read += len(chunk.data)
             lines += chunk.data.count(b"\n")
-            self._emit(self._ingest.feed(chunk.key, chunk.data, now), now)
+            flow.feed(chunk.key, chunk.data, now, wall)
         if read:
             self._metrics.bytes_read.inc(read)
             self._metrics.lines_read.inc(lines)
-        tail = self._config.tail
-        caught_up = self._caught_up
-        flushed = self._ingest.due(now, tail.partial_line_flush, tail.multiline_flush, caught_up)
-        self._emit(flushed, now)
-        for batch in self._batcher.due(now):
-            self._dispatcher.submit(batch)
-        self._drop_settled_releases()
+        flow.due(now, wall, self._caught_up)
+        flow.bound_unfinished(wall, self._caught_up)
+        for key in flow.ledger.settled():
+            self._released.pop(key, None)
         return read
 
-    def _emit(self, events: Sequence[Event], now: float) -> None:
-        if not events:
-            return
-        kinds: dict[str, int] = {}
-        errors = 0
-        push, submit = self._batcher.push, self._dispatcher.submit
-        for event in events:
-            fields = event.record.fields
-            kind = str(fields.get("event", "raw"))
-            kinds[kind] = kinds.get(kind, 0) + 1
-            if "parse_error" in fields:
-                errors += 1
-            for batch in push(event, now):
-                submit(batch)
-        for kind, n in kinds.items():
-            self._metrics.records.labels(kind).inc(n)
-        if errors:
-            self._metrics.parse_errors.inc(errors)
-
     def _on_notice(self, notice: Opened | Truncated | Rotated | Released) -> None:
-        now = self._clock()
+        flow, wall = self._flow, self._wall()
         if isinstance(notice, Opened):
-            self._ingest.open(notice.key, notice.path, notice.offset, notice.input_index)
-            self._base[notice.key] = notice.offset
+            flow.open(notice.key, notice.path, notice.offset, notice.input_index)
             self._released.pop(notice.key, None)
             log.info("reading %s from offset %d", notice.path, notice.offset)
         elif isinstance(notice, Truncated):
-            # copytruncate: what the old content still holds is shipped, then the file is a
-            # new stream from 0. Open batches are cut first so none mixes the two contents.
             self._metrics.truncations.inc()
             log.warning("%s was truncated; reading it again from the start", notice.path)
-            self._emit(self._ingest.finish(notice.key), now)
-            for batch in self._batcher.drain(notice.key):
-                self._dispatcher.submit(batch)
-            self._acks.forget(notice.key)
-            input_index = self._ingest_input(notice.key)
-            self._ingest.open(notice.key, notice.path, 0, input_index)
-            self._base[notice.key] = 0
+            flow.restart(notice.key, notice.path, self._input_of(notice.key), wall)
         elif isinstance(notice, Rotated):
             self._metrics.rotations.inc()
             where = notice.new_path or "(no longer under a watched path)"
             log.info("rotated: %s is now %s; reading it to its end", notice.old_path, where)
-            self._ingest.rename(notice.key, notice.new_path or notice.old_path)
+            flow.rename(notice.key, notice.new_path or notice.old_path)
         elif isinstance(notice, Released):
-            self._emit(self._ingest.finish(notice.key), now)
+            flow.finish(notice.key, notice.offset, wall)
             identity = self._identities.pop(notice.key, {})
-            self._released[notice.key] = _Released(notice.path, notice.offset, identity)
+            if flow.ledger.position(notice.key) is not None:
+                self._released[notice.key] = _Released(notice.path, identity)
             log.info("finished %s at offset %d", notice.path, notice.offset)
 
     def _caught_up(self, key: str) -> bool:
         return self._watcher.idle_since(key) is not None
 
-    def _ingest_input(self, key: str) -> int:
+    def _input_of(self, key: str) -> int:
         for f in self._watcher.files():
             if f.key == key:
                 return f.input_index
@@ -259,28 +236,30 @@ class Daemon:
 
     def _look(self) -> tuple[dict[str, SavedPosition], list[dict[str, Any]]]:
         """One pass over the files: checkpoint positions, and the per-file view for status."""
-        committed = self._acks.committed()
+        ledger = self._flow.ledger
         positions: dict[str, SavedPosition] = {}
         view: list[dict[str, Any]] = []
         for f in self._watcher.files():
-            offset = committed.get(f.key, self._base.get(f.key, f.offset))
+            offset = ledger.position(f.key)
+            offset = f.offset if offset is None else offset
             identity = f.identity.to_dict()
             self._identities[f.key] = identity
             positions[f.key] = SavedPosition(f.key, f.path, offset, identity)
             view.append({"path": f.path, "offset": offset, "size": f.size})
         for key, gone in self._released.items():
-            offset = committed.get(key, self._base.get(key, 0))
-            positions[key] = SavedPosition(key, gone.path, offset, gone.identity)
+            offset = ledger.position(key)
+            positions[key] = SavedPosition(key, gone.path, offset or 0, gone.identity)
         return positions, view
 
     def _observe(self) -> None:
         """Checkpoint, gauges and the status view; main thread only (the watcher is not shared)."""
+        self._flow.settle()
         positions, view = self._look()
         try:
             self._checkpointer.save(positions)
         except CheckpointError as exc:  # retried at the next interval; offsets only lag
             log.error("%s", exc)
-        self._metrics.buffer_bytes.set(self._dispatcher.in_flight)
+        self._metrics.buffer_bytes.set(self._flow.dispatcher.in_flight)
         self._metrics.files_watched.set(len(view))
         behind = self._metrics.file_bytes_behind
         paths = {f["path"] for f in view}
@@ -290,20 +269,6 @@ class Daemon:
             behind.labels(f["path"]).set(max(0, f["size"] - f["offset"]))
         self._gauged_paths = paths
         self._files_view = view  # replaced whole: the metrics thread reads it without a lock
-
-    def _drop_settled_releases(self) -> None:
-        if not self._released:
-            return
-        committed = self._acks.committed()
-        settled = [
-            key
-            for key, gone in self._released.items()
-            if committed.get(key, self._base.get(key, 0)) >= gone.end
-        ]
-        for key in settled:
-            del self._released[key]
-            self._base.pop(key, None)
-            self._acks.forget(key)
 
     # -- reload and shutdown -------------------------------------------------------------
 
@@ -330,9 +295,9 @@ class Daemon:
             self._stop.wait(self._config.tail.poll_interval)
         # Deliver what was parsed, then resume every file from its committed offset under
         # the new inputs: nothing is read twice and nothing is skipped.
-        for batch in self._batcher.drain():
-            self._dispatcher.submit(batch)
-        self._dispatcher.wait_idle(self._config.shutdown_timeout)
+        self._flow.cut_all()
+        self._flow.dispatcher.wait_idle(self._config.shutdown_timeout)
+        self._flow.settle()
         saved = self.positions()
         self._watcher.close()
         self._config = new.model_copy(
@@ -343,9 +308,7 @@ class Daemon:
                 "max_in_flight_bytes": self._config.max_in_flight_bytes,
             }
         )
-        self._ingest = self._ingest_factory(self._config)
-        self._batcher = self._new_batcher(self._config)
-        self._base.clear()
+        self._flow = self._flow_factory(self._config, self.on_sealed, self.on_done)
         self._released.clear()
         self._watcher = self._new_watcher(self._config, saved, first_start=False)
         log.info("reloaded: watching %s", ", ".join(p for i in new.inputs for p in i.paths))
@@ -361,14 +324,13 @@ class Daemon:
             "stopping: delivering in-flight records (deadline %.0f s)",
             self._config.shutdown_timeout,
         )
-        # Parsed records are delivered; a pending multi-line record or partial line is not:
+        # Sealed records are delivered; a pending multi-line record or partial line is not:
         # its offset stays uncommitted and it is read again on the next start.
-        for batch in self._batcher.drain():
-            self._dispatcher.submit(batch)
-        drained = self._dispatcher.stop(deadline)
+        self._flow.cut_all()
+        drained = self._flow.dispatcher.stop(deadline)
         self._observe()
         self._watcher.close()
-        stats = self._acks.stats()
+        stats = self._flow.ledger.stats()
         log.info(
             "stopped: %d records delivered, %d rejected%s",
             stats.delivered_records,
@@ -403,10 +365,6 @@ class Daemon:
         return line
 
     # -- construction helpers ------------------------------------------------------------
-
-    def _new_batcher(self, config: Config) -> Batcher:
-        b = config.batch
-        return Batcher(b.max_records, b.max_bytes, b.linger)
 
     def _new_watcher(
         self, config: Config, saved: dict[str, SavedPosition], *, first_start: bool

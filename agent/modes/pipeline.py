@@ -7,28 +7,35 @@ here (which files, which sink, which checkpoint store).
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
 
-from agent.config import Config, ConfigError, FileOutput, OutputConfig, StdoutOutput, load_config
+from agent.config import (
+    Config,
+    ConfigError,
+    FileOutput,
+    OutputConfig,
+    SlsOutput,
+    StdoutOutput,
+    load_config,
+)
 from agent.delivery.dispatch import Dispatcher
 from agent.delivery.file import FileSink
-from agent.delivery.sink import Outcome, Sink
+from agent.delivery.sink import Sink
 from agent.delivery.stdout import StdoutSink
-from agent.engine.acks import AckTracker
-from agent.engine.envelope import Envelope, EnvelopeMaker
-from agent.engine.events import Batch
-from agent.engine.ingest import Ingest
-from agent.engine.ndjson import encode_records
+from agent.engine.engine import Engine
+from agent.engine.envelope import PackIds, host_ip
+from agent.engine.stream import StreamSettings, Wire
 from agent.modes.daemon import Daemon
+from agent.modes.flow import Flow, OnDone, OnSealed
 from agent.ops.logsetup import RedactSecrets, setup_logging
 from agent.ops.metrics import AgentMetrics, MetricsError, MetricsServer, Registry
 from agent.ops.notify import Notifier
 from agent.state.checkpoint import Checkpointer, CheckpointError, StateDirLock
 from parsers.pattern import PatternError
-from parsers.record import ParserSettings, Record, RecordParser
+from parsers.record import ParserSettings
 
 log = logging.getLogger(__name__)
 
@@ -51,44 +58,46 @@ def parser_settings(config: Config, encoding: str | None = None) -> ParserSettin
     )
 
 
-def parser_for(config: Config, encoding: str | None = None) -> RecordParser:
-    """A compiled parser; a pattern it cannot compile is the user's to fix."""
+def wire_of(output: OutputConfig) -> Wire:
+    return "loggroup" if isinstance(output, SlsOutput) else "ndjson"
+
+
+def build_engine(config: Config, wire: Wire | None = None, hostname: str | None = None) -> Engine:
+    """The engine for the config's inputs; a pattern it cannot compile is the user's to fix."""
+    output, b, tail = config.output, config.batch, config.tail
+    host = hostname if hostname is not None else socket.gethostname()
+    encodings = [inp.encoding for inp in config.inputs] or ["utf-8"]
+    settings = [
+        StreamSettings(
+            parser=parser_settings(config, encoding),
+            wire=wire or wire_of(output),
+            max_records=b.max_records,
+            max_bytes=b.max_bytes,
+            linger=b.linger,
+            partial_after=tail.partial_line_flush,
+            pending_after=tail.multiline_flush,
+            topic=output.topic,
+            source=output.source if output.source is not None else host_ip(),
+            hostname=host,
+            tags=tuple(output.tags.items()),
+        )
+        for encoding in encodings
+    ]
     try:
-        return RecordParser(parser_settings(config, encoding))
+        return Engine(settings, PackIds(host))
     except PatternError as exc:
         raise UserError(f"parser.pattern: {exc}") from None
     except ValueError as exc:
         raise UserError(f"parser: {exc}") from None
 
 
-def parsers_for_inputs(config: Config) -> list[RecordParser]:
-    """One parser per input (inputs differ in encoding); identical settings share one."""
-    cache: dict[str, RecordParser] = {}
-    out = []
-    for inp in config.inputs or []:
-        if inp.encoding not in cache:
-            cache[inp.encoding] = parser_for(config, inp.encoding)
-        out.append(cache[inp.encoding])
-    return out or [parser_for(config)]
-
-
-def envelope_maker(output: OutputConfig) -> EnvelopeMaker:
-    return EnvelopeMaker(topic=output.topic, source=output.source, tags=dict(output.tags))
-
-
-def build_sink(
-    config: Config, envelopes: EnvelopeMaker, on_retry: Callable[[], None] | None = None
-) -> Sink:
-    """The configured output; credential and endpoint problems become a UserError.
-
-    `envelopes` is shared with the dispatcher, which reserves each batch's `__pack_id__`
-    sequence in file order (`EnvelopeMaker.assign`).
-    """
+def build_sink(config: Config, on_retry: Callable[[], None] | None = None) -> Sink:
+    """The configured output; credential and endpoint problems become a UserError."""
     output = config.output
     if isinstance(output, FileOutput):
-        return FileSink(output, envelopes, on_retry=on_retry)
+        return FileSink(output, on_retry=on_retry)
     if isinstance(output, StdoutOutput):
-        return StdoutSink(output, envelopes, on_retry=on_retry)
+        return StdoutSink(output, on_retry=on_retry)
     # The SDK pulls in half of PyPI: import it only when the output is SLS.
     from agent.delivery.credentials import CredentialsError  # noqa: PLC0415
     from agent.delivery.retry import Backoff, RetryPolicy  # noqa: PLC0415
@@ -99,15 +108,19 @@ def build_sink(
         transient=Backoff(0.1, output.max_backoff), probe_interval=output.hold_probe_interval
     )
     try:
-        return SlsSink(
-            output,
-            envelopes,
-            on_retry=on_retry,
-            policy=policy,
-            give_up_after=output.give_up_after,
-        )
+        return SlsSink(output, on_retry=on_retry, policy=policy, give_up_after=output.give_up_after)
     except (CredentialsError, EndpointError) as exc:
         raise UserError(str(exc)) from None
+
+
+def build_dispatcher(config: Config, sink: Sink) -> Dispatcher:
+    concurrency = getattr(config.output, "concurrency", 1)
+    return Dispatcher(sink, concurrency, config.max_in_flight_bytes)
+
+
+def unfinished_bound(config: Config) -> int:
+    """Unfinished records may hold up to half of the in-flight bound on top of it."""
+    return config.max_in_flight_bytes // 2
 
 
 def verify_output(config: Config) -> str:
@@ -132,30 +145,13 @@ def verify_output(config: Config) -> str:
         raise UserError(str(exc)) from None
 
 
-def record_printer(config: Config, stream: BinaryIO) -> Callable[[Record, str], None]:
-    """For `validate --records`: each record as the configured output would receive it."""
-    envelopes = envelope_maker(config.output)
-    wall = time.time()
-    by_path: dict[str, Envelope] = {}
-
-    def emit(record: Record, path: str) -> None:
-        if record.time is None:
-            record.time, record.time_ns = int(wall), int((wall % 1) * 1e9)
-        envelope = by_path.get(path)
-        if envelope is None:
-            envelope = by_path[path] = envelopes.make(path, path)
-        stream.write(encode_records([record], envelope))
-
-    return emit
-
-
 def run_daemon(config_path: str) -> int:
     """`llmtail run`: build the daemon from the config file and run it until SIGTERM/SIGINT."""
     config = load_config(config_path)
     setup_logging(config.log_level)
     if not config.inputs:
         raise UserError(f"{config_path}: inputs: list at least one input with paths to follow")
-    parsers_for_inputs(config)  # a bad pattern fails here, before anything starts
+    build_engine(config)  # a bad pattern fails here, before anything starts
     lock = StateDirLock(config.state_dir)
     try:
         lock.acquire()
@@ -167,24 +163,23 @@ def run_daemon(config_path: str) -> int:
     registry = Registry()
     metrics = AgentMetrics.register(registry)
     metrics.buffer_capacity_bytes.set(config.max_in_flight_bytes)
-    envelopes = envelope_maker(config.output)
-    sink = build_sink(config, envelopes, on_retry=metrics.batch_retries.inc)
-    acks = AckTracker()
-    concurrency = getattr(config.output, "concurrency", 1)
-    holder: list[Daemon] = []
+    dispatcher = build_dispatcher(config, build_sink(config, on_retry=metrics.batch_retries.inc))
+    pack_ids = PackIds()
 
-    def on_done(batch: Batch, outcome: Outcome, seconds: float) -> None:
-        if holder:
-            holder[0].on_batch_done(batch, outcome, seconds)
+    def flow_for(cfg: Config, on_sealed: OnSealed, on_done: OnDone) -> Flow:
+        engine = build_engine(cfg, hostname=pack_ids.hostname)
+        engine.pack_ids = pack_ids  # numbering goes on across reloads
+        return Flow(
+            engine,
+            dispatcher,
+            max_unfinished=unfinished_bound(cfg),
+            on_sealed=on_sealed,
+            on_done=on_done,
+        )
 
-    dispatcher = Dispatcher(
-        sink, acks, concurrency, config.max_in_flight_bytes, on_done, envelopes.assign
-    )
     daemon = Daemon(
         config,
-        lambda cfg: Ingest(parsers_for_inputs(cfg)),
-        dispatcher,
-        acks,
+        flow_for,
         checkpointer,
         metrics,
         Notifier.from_environment(),
@@ -192,7 +187,6 @@ def run_daemon(config_path: str) -> int:
         first_start=first_start,
         config_loader=lambda: _reload_config(config_path),
     )
-    holder.append(daemon)
     daemon.last_error.addFilter(RedactSecrets())  # it is shown in /status and STATUS=
     logging.getLogger().addHandler(daemon.last_error)
     server = None
@@ -217,7 +211,7 @@ def run_daemon(config_path: str) -> int:
 def _reload_config(path: str) -> Config:
     config = load_config(path)
     try:
-        parsers_for_inputs(config)
+        build_engine(config)
     except UserError as exc:  # a pattern that does not compile is refused like a bad key
         raise ConfigError(str(exc)) from None
     return config

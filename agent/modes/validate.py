@@ -6,17 +6,19 @@ gate a deployment of a new logging pattern.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.engine.engine import Engine
+from agent.engine.stream import SealedBatch
 from agent.reading.wholefile import DamagedFileError, read_chunks
-from parsers.multiline import Frame
-from parsers.record import Record, RecordParser
 
 ERROR_EXAMPLES = 20
 TOP = 5
+NONE = "(none)"  # how an absent value (an empty status code, say) is shown
 
 
 @dataclass(slots=True)
@@ -41,35 +43,36 @@ class Report:
     apps: Counter[str] = field(default_factory=Counter)
     status_codes: Counter[str] = field(default_factory=Counter)
     error_codes: Counter[str] = field(default_factory=Counter)
-    first: tuple[float, str] | None = None
-    last: tuple[float, str] | None = None
+    first: tuple[int, str] | None = None  # (epoch ns, the record's `time` text)
+    last: tuple[int, str] | None = None
 
     @property
     def error_rate(self) -> float:
         return self.parse_errors / self.records if self.records else 0.0
 
-    def add(self, record: Record, path: str, line: int) -> None:
-        fields = record.fields
-        self.records += 1
-        self.events[str(fields.get("event", "raw"))] += 1
-        reason = fields.get("parse_error")
-        if reason is not None:
-            self.parse_errors += 1
+    def add(self, batch: SealedBatch, path: str) -> None:
+        """Count one sealed batch of `path`."""
+        self.records += batch.records
+        self.events.update(batch.events)
+        self.parse_errors += batch.parse_errors
+        for line, reason in batch.error_examples:
             if len(self.problems) < ERROR_EXAMPLES:
-                self.problems.append(ParseProblem(path, line, str(reason)))
-        if fields.get("event") == "llm_call":
-            self.models[str(fields.get("model"))] += 1
-            self.workspaces[str(fields.get("workspace"))] += 1
-            self.apps[str(fields.get("app"))] += 1
-            self.status_codes[str(fields.get("status_code"))] += 1
-            if fields.get("error_code"):
-                self.error_codes[str(fields["error_code"])] += 1
-        if record.time is not None:
-            stamp = (record.time + record.time_ns / 1e9, str(fields.get("time", "")))
-            if self.first is None or stamp[0] < self.first[0]:
-                self.first = stamp
-            if self.last is None or stamp[0] > self.last[0]:
-                self.last = stamp
+                self.problems.append(ParseProblem(path, line, reason))
+        for (app, _module, model, workspace, status, error), n in batch.calls.items():
+            self.models[model or NONE] += n
+            self.workspaces[workspace or NONE] += n
+            self.apps[app or NONE] += n
+            self.status_codes[status or NONE] += n
+            if error:
+                self.error_codes[error] += n
+        if batch.first is not None:
+            ns, text = batch.first
+            if self.first is None or ns < self.first[0]:
+                self.first = (ns, text)
+        if batch.last is not None:
+            ns, text = batch.last
+            if self.last is None or ns > self.last[0]:
+                self.last = (ns, text)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -131,38 +134,40 @@ class Report:
 
 def validate_files(
     paths: list[str],
-    parser: RecordParser,
-    on_record: Callable[[Record, str], None] | None = None,
+    engine: Engine,
+    input_of: Callable[[str], int] = lambda _path: 0,
+    on_batch: Callable[[SealedBatch], None] | None = None,
 ) -> Report:
-    """Parse every file to its end; `on_record` sees each record (for `--records`)."""
+    """Drive the engine over every file to its end; `on_batch` sees each sealed batch (for
+    `--records`: exactly what the outputs would receive)."""
     report = Report()
     for path in paths:
         report.files += 1
-        assembler = parser.assembler(0)
+        stream = engine.open(path, path, 0, input_of(path))
+        wall = time.time()
         tail = b"\n"
         try:
             for chunk in read_chunks(path):
                 report.bytes += len(chunk)
                 report.lines += chunk.count(b"\n")
                 tail = chunk[-1:]
-                _consume(assembler.feed(chunk, 0.0), parser, report, path, on_record)
+                _consume(stream.feed(chunk, 0.0, wall), report, path, on_batch)
         except DamagedFileError as exc:
             report.damaged.append(str(exc))
         if tail != b"\n":
             report.lines += 1  # a last line without its newline is still a line
-        _consume(assembler.drain(), parser, report, path, on_record)
+        _consume(stream.drain(wall), report, path, on_batch)
+        engine.close(path, stream)
     return report
 
 
 def _consume(
-    frames: list[Frame],
-    parser: RecordParser,
+    batches: list[SealedBatch],
     report: Report,
     path: str,
-    on_record: Callable[[Record, str], None] | None,
+    on_batch: Callable[[SealedBatch], None] | None,
 ) -> None:
-    for frame in frames:
-        record = parser.parse(frame)
-        report.add(record, path, frame.line_no)
-        if on_record is not None:
-            on_record(record, path)
+    for batch in batches:
+        report.add(batch, path)
+        if on_batch is not None:
+            on_batch(batch)

@@ -1,1 +1,1 @@
-"""ops"""
+"""What operators see: metrics, status, systemd notifications, logs, progress."""

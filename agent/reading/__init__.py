@@ -1,1 +1,1 @@
-"""reading"""
+"""Reading files: identity, discovery, one open file, the watcher, whole files."""

@@ -1,1 +1,1 @@
-"""state"""
+"""Where offsets are kept: the daemon's checkpoints and the backfill's state."""

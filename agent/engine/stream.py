@@ -1,0 +1,127 @@
+"""The engine's contract: settings in, a Stream per file read, sealed batches out (docs/engine.md).
+
+A sealed batch is plain data: the records are already encoded in the output's wire form, and
+what the rest of the agent needs per record (where each one ends in `data`, its time) is packed
+into bytes. So nothing per record crosses this boundary as a Python object, whichever engine
+(the compiled core or the Python reference) produced it.
+"""
+
+from __future__ import annotations
+
+import array
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from parsers.record import ParserSettings
+
+Wire = Literal["loggroup", "ndjson"]
+MAX_ERROR_EXAMPLES = 20  # per batch: validate shows the first ones, metrics only count
+LabelSet = tuple[str, str, str, str, str, str]  # app, module, model, workspace, status, error
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSettings:
+    """Everything a Stream depends on; one per input (inputs differ in encoding)."""
+
+    parser: ParserSettings
+    wire: Wire = "ndjson"
+    max_records: int = 4096
+    max_bytes: int = 3 * 1024 * 1024  # encoded bytes; a bigger single record travels alone
+    linger: float = 1.0
+    partial_after: float = 60.0
+    pending_after: float = 5.0
+    topic: str = ""
+    source: str = "127.0.0.1"
+    hostname: str = "localhost"
+    tags: tuple[tuple[str, str], ...] = ()
+    since: float | None = None  # backfill's window: epoch s, inclusive
+    until: float | None = None  # exclusive
+
+
+@dataclass(slots=True)
+class SealedBatch:
+    """Records of one file, encoded, with what delivery and bookkeeping need to know."""
+
+    key: str
+    path: str
+    end: int  # offset just past the last record's last line: what a checkpoint may take
+    records: int
+    raw_bytes: int  # file bytes the records cover
+    data: bytes  # loggroup: concatenated `Logs` entries; ndjson: whole lines
+    trailer: bytes  # loggroup: Topic, Source, LogTags; ndjson: b""
+    bounds: bytes  # u32 LE: end of each record in `data`
+    times: bytes  # u32 LE: each record's __time__
+    min_time: int
+    max_time: int
+    pack_seq: int
+    events: dict[str, int] = field(default_factory=dict)
+    parse_errors: int = 0
+    internal_errors: int = 0  # of those, the parser's own bugs (logged once per kind)
+    error_examples: list[tuple[int, str]] = field(default_factory=list)
+    skipped_before: int = 0
+    skipped_after: int = 0
+    first: tuple[int, str] | None = None  # (epoch ns, `time` text) of the earliest timed record
+    last: tuple[int, str] | None = None
+    calls: Counter[LabelSet] = field(default_factory=Counter)  # llm_call records per label set
+    id: int = -1  # set by the Ledger when registered
+
+    @property
+    def memory(self) -> int:
+        """Bytes this batch holds until its outcome: the exact charge against in-flight memory."""
+        return len(self.data) + len(self.trailer) + len(self.bounds) + len(self.times)
+
+    def ends(self) -> list[int]:
+        """Each record's end offset in `data` (unpacked on demand: splits and restamps only)."""
+        return _u32s(self.bounds)
+
+    def record_times(self) -> list[int]:
+        return _u32s(self.times)
+
+
+def _u32s(packed: bytes) -> list[int]:
+    values = array.array("I")
+    values.frombytes(packed)
+    return values.tolist()
+
+
+class Stream(Protocol):
+    """One file read: bytes in order, sealed batches out. Implementations never raise on input."""
+
+    @property
+    def offset(self) -> int:
+        """Bytes consumed so far (where the next chunk starts)."""
+        ...
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes held in an unfinished record or partial line."""
+        ...
+
+    @property
+    def next_pack_seq(self) -> int: ...
+
+    def feed(self, data: bytes, now: float, wall: float) -> list[SealedBatch]:
+        """Bytes at `offset`; `now` is monotonic (linger, idleness), `wall` stamps timeless
+        records."""
+        ...
+
+    def due(self, now: float, wall: float, caught_up: bool) -> list[SealedBatch]:
+        """Batches whose linger passed; idle flushes of held records only when `caught_up`."""
+        ...
+
+    def drain(self, wall: float) -> list[SealedBatch]:
+        """End of the file: everything held, a partial last line included."""
+        ...
+
+    def cut(self) -> list[SealedBatch]:
+        """Seal the open batch; held records stay held."""
+        ...
+
+    def flush_pending(self, wall: float) -> list[SealedBatch]:
+        """Emit held records as they are (flagged partial) and seal: the memory bound."""
+        ...
+
+    def rename(self, path: str) -> None:
+        """Later batches carry `path`; the open one keeps the name its records were read under."""
+        ...

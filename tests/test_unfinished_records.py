@@ -1,0 +1,47 @@
+"""Unfinished records are memory too: many files each holding a long record that never ends must
+not grow the agent beyond its bound; the records are shipped as they are, never dropped."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tests.agentproc import Agent, ids_in_output, record_line, rss_of, wait_for
+
+FILES = 1000
+RECORD_BYTES = 500_000
+IN_FLIGHT = 32 << 20
+MARGIN = 96 << 20  # the interpreter, watchdog, one read budget and allocator slack
+
+
+def test_a_thousand_files_with_unfinished_records_stay_within_the_bound(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for i in range(FILES):
+        line = record_line(i).rstrip(b"\n")  # ends with the empty error message
+        padding = b" pad" * ((RECORD_BYTES - len(line)) // 4)
+        # A record whose line never gets its newline: the writer is still writing it.
+        (logs / f"app-{i:04d}.log").write_bytes(line + padding)
+    config = {
+        "inputs": [{"paths": [str(logs / "*.log")], "start_at": "beginning"}],
+        "max_in_flight_bytes": IN_FLIGHT,
+        "tail": {"poll_interval": 0.05},
+    }
+    with Agent(tmp_path, config) as agent:
+        agent.start()
+        assert agent.proc is not None
+        pid, peak = agent.proc.pid, 0
+        out = tmp_path / "out" / "records.ndjson"
+
+        def all_shipped() -> bool:
+            nonlocal peak
+            peak = max(peak, rss_of(pid))
+            return len(ids_in_output(out)) >= FILES
+
+        started = time.monotonic()
+        wait_for(all_shipped, 300, "the unfinished records to be shipped")
+        print(f"{FILES} files: peak RSS {peak >> 20} MiB in {time.monotonic() - started:.0f} s")
+        assert agent.stop() == 0
+        log = agent.log_path.read_text()
+    assert peak < IN_FLIGHT + MARGIN, f"peak RSS {peak >> 20} MiB"
+    assert "unfinished records hold" in log
