@@ -266,7 +266,8 @@ class Daemon:
             offset = committed.get(f.key, self._base.get(f.key, f.offset))
             identity = f.identity.to_dict()
             self._identities[f.key] = identity
-            positions[f.key] = SavedPosition(f.key, f.path, offset, identity)
+            marker = self._watcher.marker(f.key, offset)
+            positions[f.key] = SavedPosition(f.key, f.path, offset, identity, marker)
             view.append({"path": f.path, "offset": offset, "size": f.size})
         for key, gone in self._released.items():
             offset = committed.get(key, self._base.get(key, 0))
@@ -415,7 +416,8 @@ class Daemon:
         positions = {
             key: resume
             for key, p in saved.items()
-            if (resume := Resume.from_saved(key, p.path, p.offset, p.identity)) is not None
+            if (resume := Resume.from_saved(key, p.path, p.offset, p.identity, p.marker))
+            is not None
         }
         tail = config.tail
         return Watcher(

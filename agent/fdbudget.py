@@ -9,8 +9,8 @@ connection never meets "Too many open files" because the watcher took the last f
     ceiling = soft limit - reserve - fds held by everything else   (never exceeded)
     target  = min(max_open_files, ceiling)                        (restored after each poll)
 
-The fds held by everything else are counted in /proc/self/fd, only when the watcher holds
-enough for it to matter (half of what it could have), so a quiet agent pays nothing.
+The fds held by everything else are counted in /proc/self/fd only when the process holds half
+of what it may (by the last count), so an agent far from its limit pays nothing for it.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class FdBudget:
 
     def ceiling(self, own: int) -> int:
         """Fds the watcher must never go past (at least 1: one file at a time still moves)."""
-        if own * 2 >= min(self.max_open, self.limit - self.reserve):
+        if (own + self._others) * 2 >= self.limit - self.reserve:
             self.recount(own)
         return max(self.limit - self.reserve - self._others, 1)
 
