@@ -624,6 +624,89 @@ def test_a_file_deleted_before_the_rescan_noticed_is_never_suspended(
     assert len(r.read_of(lines("a", 0, 10))) == 1
 
 
+def open_fds_of(w: Watcher) -> int:
+    return sum(f.open for f in w.files())
+
+
+def test_rotations_during_an_outage_keep_fds_bounded_and_every_file_is_read_after(
+    logs: Path, closing: list[Watcher], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 14 item 3: rotated files wait without an fd while nothing can be delivered."""
+    app = logs / "app.log"
+    r = Reader(w := watcher([str(logs / "*.log")], max_open=8))
+    closing.append(w)
+    written: list[bytes] = []
+    with caplog.at_level(logging.INFO, logger="agent.watcher"):
+        for generation in range(40):
+            content = lines(f"g{generation}", 0, 50)
+            app.write_bytes(content)
+            written.append(content)
+            r.poll(budget=0, advance=1.0)  # the output is down: nothing is read
+            assert open_fds_of(w) <= 8
+            os.rename(app, logs / f"app.log.{generation}")  # out of the globs
+        r.poll(budget=0, advance=1.0)
+        assert open_fds_of(w) <= 8
+        assert len(w.files()) == 40  # none forgotten
+        for _ in range(60):  # the output is back
+            r.poll(budget=64 * 1024, advance=1.0)
+            assert open_fds_of(w) <= 8
+    for content in written:
+        (s,) = r.read_of(content)
+        assert s.released
+    assert w.files() == []
+    parked = [m for m in caplog.messages if "closed and reopened in turn" in m]
+    assert len(parked) == 1
+    assert "every file is open again" in caplog.messages
+
+
+def test_at_the_fd_ceiling_new_files_still_open_and_nothing_is_lost(
+    logs: Path, closing: list[Watcher]
+) -> None:
+    """A process limit lower than max_open_files: the ceiling holds, with a reserve left."""
+    from agent.fdbudget import FdBudget, open_fds
+
+    now_open = open_fds()
+    assert now_open is not None
+    budget = FdBudget(limit=now_open + 12 + 4, max_open=256, reserve=4)
+    spec = InputConfig(paths=[str(logs / "*.log")], start_at="beginning")
+    w = Watcher([spec], {}, TAIL, first_start=True, watch=False, fds=budget)
+    closing.append(w)
+    r = Reader(w)
+    paths = [logs / f"f{i:02d}.log" for i in range(30)]
+    for i, p in enumerate(paths):
+        p.write_bytes(lines(f"f{i}", 0, 20))
+    r.poll(budget=0)
+    assert open_fds_of(w) <= 12
+    for i, p in enumerate(paths):
+        append(p, lines(f"f{i}", 20, 5))
+    for _ in range(30):
+        r.poll(budget=4096)
+        assert open_fds_of(w) <= 12
+    assert {s.path: bytes(s.data) for s in r.streams.values()} == {
+        str(p): p.read_bytes() for p in paths
+    }
+
+
+def test_a_parked_file_deleted_before_it_was_reopened_is_said_lost(
+    logs: Path, closing: list[Watcher], caplog: pytest.LogCaptureFixture
+) -> None:
+    app = logs / "app.log"
+    r = Reader(w := watcher([str(logs / "*.log")], max_open=1))
+    closing.append(w)
+    app.write_bytes(lines("old", 0, 10))
+    r.poll(budget=0)
+    os.rename(app, logs / "app.log.1")
+    app.write_bytes(lines("new", 0, 10))
+    r.poll(budget=0, advance=1.0)  # app.log.1 is parked: the new app.log takes the one fd
+    assert not next(f for f in w.files() if f.path.endswith(".1")).open
+    os.unlink(logs / "app.log.1")  # logback's maxHistory, during the outage
+    with caplog.at_level(logging.WARNING, logger="agent.watcher"):
+        r.settle(10)
+    assert any("app.log.1 was deleted while closed" in m for m in caplog.messages)
+    assert len(r.read_of(lines("new", 0, 10))) == 1
+    assert [f.path for f in w.files()] == [str(app)]
+
+
 def test_an_idle_poll_costs_one_fstat_per_file_and_nothing_else(
     logs: Path, closing: list[Watcher], monkeypatch: pytest.MonkeyPatch
 ) -> None:
