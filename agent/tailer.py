@@ -173,7 +173,9 @@ class Tailer:
         """Close the fd of a file with unread bytes, to spare fds; `reopen` continues it.
 
         Nothing is lost while the file keeps a name: it is found again by its inode. A file
-        deleted while parked cannot be reopened, so the watcher never parks a deleted one."""
+        deleted while parked cannot be reopened, so the watcher never parks a deleted one.
+        Its size is as last seen: only a reopen tells whether it grew, so a parked file is never
+        let go before it was reopened (`reopen`)."""
         self.close()
         self.parked = True
 

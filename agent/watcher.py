@@ -571,11 +571,15 @@ class Watcher:
             if t.linked():
                 t.suspend()
                 freed += 1
+        # Under the target, a draining file read to its end keeps its fd: it is let go (or
+        # it grew) by the next poll, and parking it would only reopen it to find that out.
         busy = [
-            t for t in open_now if not t.closed and (followed_too or t.key not in self._followed)
+            t
+            for t in open_now
+            if not t.closed and (followed_too or (t.key not in self._followed and t.behind > 0))
         ]
         # Followed files go last: they are being written to right now.
-        busy.sort(key=lambda t: (t.key in self._followed, t.changed_at))
+        busy.sort(key=lambda t: (t.key in self._followed, t.behind == 0, t.changed_at))
         for t in busy:
             if freed >= count:
                 break
@@ -644,6 +648,8 @@ class Watcher:
     def _release_drained(self, now: float) -> None:
         for key, gone_at in list(self._gone_at.items()):
             t = self._tailers[key]
+            if t.parked:
+                continue  # its size is as last seen: a reopen must look first
             quiet_since = max(t.changed_at, gone_at)
             if t.behind == 0 and now - quiet_since >= self._rotate_wait:
                 self._release(key)

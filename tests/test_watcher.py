@@ -668,6 +668,7 @@ def test_at_the_fd_ceiling_new_files_still_open_and_nothing_is_lost(
     now_open = open_fds()
     assert now_open is not None
     budget = FdBudget(limit=now_open + 12 + 4, max_open=256, reserve=4)
+    budget.recount(0)
     spec = InputConfig(paths=[str(logs / "*.log")], start_at="beginning")
     w = Watcher([spec], {}, TAIL, first_start=True, watch=False, fds=budget)
     closing.append(w)
@@ -685,6 +686,34 @@ def test_at_the_fd_ceiling_new_files_still_open_and_nothing_is_lost(
     assert {s.path: bytes(s.data) for s in r.streams.values()} == {
         str(p): p.read_bytes() for p in paths
     }
+
+
+def test_a_file_parked_before_its_growth_was_seen_is_still_read_to_its_end(
+    logs: Path, closing: list[Watcher]
+) -> None:
+    """At the ceiling a file is parked while the new one is opened, before any fstat saw the
+    last bytes written to it: it must be reopened to look, never let go at its stale size."""
+    from agent.fdbudget import FdBudget, open_fds
+
+    now_open = open_fds()
+    assert now_open is not None
+    budget = FdBudget(limit=now_open + 1 + 4, max_open=256, reserve=4)  # one fd for files
+    budget.recount(0)
+    spec = InputConfig(paths=[str(logs / "*.log")], start_at="beginning")
+    w = Watcher([spec], {}, TAIL, first_start=True, watch=False, fds=budget, rotate_wait=1.0)
+    closing.append(w)
+    r = Reader(w)
+    app = logs / "app.log"
+    app.write_bytes(b"")
+    r.poll(advance=1.0)  # opened while empty
+    append(app, lines("gen0", 0, 40))
+    os.rename(app, logs / "app.log.0")
+    app.write_bytes(lines("gen1", 0, 5))
+    r.poll(budget=0, advance=1.0)  # the rescan parks gen0 to open gen1
+    r.settle(20)
+    (gen0,) = r.read_of(lines("gen0", 0, 40))
+    assert gen0.released
+    assert len(r.read_of(lines("gen1", 0, 5))) == 1
 
 
 def test_a_parked_file_deleted_before_it_was_reopened_is_said_lost(
