@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import shutil
 from pathlib import Path
 from typing import Any
@@ -116,7 +117,7 @@ def test_a_credential_hold_with_many_rotations_keeps_fds_bounded_under_the_units
 ) -> None:
     """The unit's LimitNOFILE (capped at this host's hard limit), a wrong secret for a while,
     and more rotations than max_open_files: fds stay bounded, and after the fix all arrive."""
-    _soft, hard = __import__("resource").getrlimit(__import__("resource").RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     limit = min(unit_limit(), hard)
     logs = tmp_path / "logs"
     logs.mkdir()

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from agent.config import InputConfig, TailConfig
+from agent.fdbudget import FdBudget, open_fds
 from agent.fingerprint import HEAD_BYTES, FileIdentity
 from agent.watcher import (
     Chunk,
@@ -663,8 +664,6 @@ def test_at_the_fd_ceiling_new_files_still_open_and_nothing_is_lost(
     logs: Path, closing: list[Watcher]
 ) -> None:
     """A process limit lower than max_open_files: the ceiling holds, with a reserve left."""
-    from agent.fdbudget import FdBudget, open_fds
-
     now_open = open_fds()
     assert now_open is not None
     budget = FdBudget(limit=now_open + 12 + 4, max_open=256, reserve=4)
@@ -693,8 +692,6 @@ def test_a_file_parked_before_its_growth_was_seen_is_still_read_to_its_end(
 ) -> None:
     """At the ceiling a file is parked while the new one is opened, before any fstat saw the
     last bytes written to it: it must be reopened to look, never let go at its stale size."""
-    from agent.fdbudget import FdBudget, open_fds
-
     now_open = open_fds()
     assert now_open is not None
     budget = FdBudget(limit=now_open + 1 + 4, max_open=256, reserve=4)  # one fd for files
