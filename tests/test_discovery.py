@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
+import yaml
 
 from agent.config import InputConfig
 from agent.discovery import Discovery, Found, Moved
+from tests.agentproc import Agent, wait_for
 
 
 @pytest.fixture
@@ -247,3 +251,23 @@ def test_close_stops_the_observer_thread(tmp_path: Path) -> None:
     assert threading.active_count() > before
     d.close()
     assert threading.active_count() == before
+
+
+def test_the_shipped_example_reads_the_gbk_sample_as_gbk(tmp_path: Path) -> None:
+    """`llmtail run -c config.example.yaml` from a copy of the project, as the README says:
+    the GBK sample goes to the gbk input (its exclude from the first input works)."""
+    root = Path(__file__).resolve().parent.parent
+    shutil.copytree(root / "samples", tmp_path / "samples")
+    config = yaml.safe_load((root / "config.example.yaml").read_text())
+    config["metrics"] = {"listen": None}
+    with Agent(tmp_path, config) as agent:
+        agent.start()
+        out = tmp_path / "out" / "records.ndjson"
+        wait_for(lambda: out.exists() and "发票" in out.read_text(errors="replace"), 60, "gbk")
+        assert agent.stop() == 0
+        log = agent.logs()
+    records = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    gbk = [r for r in records if r["__tag__:__path__"].endswith("app-gbk.log")]
+    assert gbk and not any("parse_error" in r for r in gbk)
+    assert any("客户申请重开发票" in r.get("message", "") for r in gbk)
+    assert "matches inputs" not in log
