@@ -897,6 +897,28 @@ def test_restart_resumes_where_it_stopped_even_after_rotation_while_down(
     assert len(r2.read_of(lines("b", 0, 10))) == 1
 
 
+def test_a_file_no_longer_matched_after_a_reload_is_not_called_rotated_to_itself(
+    logs: Path, closing: list[Watcher], caplog: pytest.LogCaptureFixture
+) -> None:
+    other = logs / "other.log"
+    other.write_bytes(lines("o", 0, 10))
+    r1 = Reader(w1 := watcher([str(logs / "*.log")]))
+    closing.append(w1)
+    r1.poll()
+    saved = checkpoint(w1, r1)
+    w1.close()
+    append(other, lines("o", 10, 5))
+    # The reloaded inputs no longer match other.log: it is read to its end, then let go.
+    with caplog.at_level(logging.INFO, logger="agent.watcher"):
+        r2 = Reader(w2 := watcher([str(logs / "app*.log")], saved, first_start=False))
+        closing.append(w2)
+        r2.settle(10)
+    (line,) = [m for m in caplog.messages if str(other) in m]
+    assert "no longer matched by the inputs" in line and "rotated" not in line
+    (s,) = r2.streams.values()
+    assert bytes(s.data) == lines("o", 10, 5) and s.released
+
+
 def test_a_damaged_checkpoint_entry_is_skipped_with_a_log_line(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
