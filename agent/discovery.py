@@ -157,6 +157,8 @@ class Discovery:
         while self._moves:
             src, dest = self._moves.popleft()
             index = self._input_of(src)
+            if dest.endswith(COMPRESSED_SUFFIXES):
+                continue  # renamed to be compressed, or compressed already: never tailed
             if index is not None and self._input_of(dest) is None:
                 out.append(Moved(src, dest, index))
         return out

@@ -212,6 +212,7 @@ class Watcher:
         self._first_start = first_start
         self._rotate_wait = rotate_wait
         self._fds = fds or FdBudget.for_process(max_open)
+        self._ceiling = self._fds.ceiling(0)  # counted once per poll: opens check against it
         self._parking = False  # an episode of parked files is under way (logged once)
         self._discovery = Discovery(self._inputs, tail.rescan_interval, watch=watch)
         self._tailers: dict[str, Tailer] = {}
@@ -232,6 +233,7 @@ class Watcher:
 
     def poll(self, now: float, budget_bytes: int) -> list[Chunk]:
         """Rescan if due, check every file, release drained ones, read up to `budget_bytes`."""
+        self._ceiling = self._fds.ceiling(self._open_count())
         if self._discovery.due(now):
             self._rescan(now)
         backlog = self._refresh(now)
@@ -488,11 +490,10 @@ class Watcher:
         """fstat every file (the only per-file cost of an idle poll); returns those behind."""
         backlog: list[Tailer] = []
         own = self._open_count()
-        ceiling = self._fds.ceiling(own)
         for key, t in list(self._tailers.items()):
             was_closed = t.closed
             try:
-                change = t.refresh(now, may_open=own < ceiling)
+                change = t.refresh(now, may_open=own < self._ceiling)
             except OSError as exc:  # ESTALE on NFS, EIO: the file is lost to us
                 _log.warning("%s: %s; letting it go at offset %d", t.path, exc, t.offset)
                 self._release(key)
@@ -549,8 +550,7 @@ class Watcher:
 
     def _make_room(self) -> bool:
         """Before opening a file: free an fd at the ceiling. False: none could be freed."""
-        own = self._open_count()
-        excess = own + 1 - self._fds.ceiling(own)
+        excess = self._open_count() + 1 - self._ceiling
         return excess <= 0 or self._close_some(excess, followed_too=True) >= excess
 
     def _close_some(self, count: int, *, followed_too: bool) -> int:
@@ -561,6 +561,7 @@ class Watcher:
         the next rescan notices, so each candidate's link count is checked first. Followed
         files are parked only at the ceiling: one deleted while parked loses its unread bytes.
         """
+        locate = _Locator()
         open_now = [t for t in self._tailers.values() if not t.closed and t.deleted_since is None]
         idle = [t for t in open_now if t.behind == 0 and t.key in self._followed]
         idle.sort(key=lambda t: t.changed_at)
@@ -583,7 +584,7 @@ class Watcher:
         for t in busy:
             if freed >= count:
                 break
-            where = _where_is(t) if t.linked() else None
+            where = locate.where(t) if t.linked() else None
             if where is None:
                 continue  # deleted: only its fd still reaches it
             t.path = where
@@ -625,8 +626,9 @@ class Watcher:
                     room += 1
         parked.sort(key=lambda t: (t.key in self._followed, self._gone_at.get(t.key, now)))
         reopened: list[Tailer] = []
+        locate = _Locator()
         for t in parked[: max(room, 0)]:
-            path = _where_is(t)
+            path = locate.where(t)
             change: Change | None = None
             if path is not None:
                 try:
@@ -724,16 +726,26 @@ def _leads_to(path: str, identity: FileIdentity) -> bool:
     return identity.same_inode(st.st_dev, st.st_ino)
 
 
-def _where_is(t: Tailer) -> str | None:
-    """The file's current name: its last known path, or a name next to it with its inode."""
-    if _leads_to(t.path, t.identity):
-        return t.path
-    inode = (t.identity.dev, t.identity.ino)
-    for directory in _directories_of(t.path):
-        candidate = _inodes_in(directory).get(inode)
-        if candidate is not None:
-            return candidate
-    return None
+class _Locator:
+    """Finds files by inode next to their last known name; one pass (parking or reopening
+    many files) lists each directory once, and again only when a name is not found."""
+
+    def __init__(self) -> None:
+        self._listings: dict[str, dict[tuple[int, int], str]] = {}
+
+    def where(self, t: Tailer) -> str | None:
+        """The file's current name, or None when it has none left (deleted)."""
+        if _leads_to(t.path, t.identity):
+            return t.path
+        inode = (t.identity.dev, t.identity.ino)
+        for fresh in (False, True):
+            for directory in _directories_of(t.path):
+                if fresh or directory not in self._listings:
+                    self._listings[directory] = _inodes_in(directory)
+                candidate = self._listings[directory].get(inode)
+                if candidate is not None and _leads_to(candidate, t.identity):
+                    return candidate
+        return None
 
 
 def _marker_holds(opened: OpenedFile, offset: int, marker: str | None) -> bool:

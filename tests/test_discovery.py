@@ -221,9 +221,11 @@ def test_a_rename_out_of_the_globs_is_reported_with_both_names(
     os.rename(tmp_path / "app.log", tmp_path / "app.log.1")  # out of the globs
     touch(tmp_path / "b.log")
     os.rename(tmp_path / "b.log", tmp_path / "c.log")  # still inside: the scan finds it
+    touch(tmp_path / "d.log")
+    os.rename(tmp_path / "d.log", tmp_path / "d.log.gz")  # compressed: never tailed
     touch(tmp_path / "done.txt")
     moves: list[Moved] = []
-    while d.events_received < 5:  # three creations and two renames, in order
+    while d.events_received < 7:  # four creations and three renames, in order
         assert d.wait_changed(30.0)
         d.scan(1.0)
         moves += d.moves()
