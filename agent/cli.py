@@ -105,7 +105,7 @@ def validate(
     )
     summary = orjson.dumps(report.to_dict()).decode() if as_json else report.render(max_error_rate)
     typer.echo(summary, err=records)
-    raise typer.Exit(0 if report.error_rate <= max_error_rate else 1)
+    raise typer.Exit(0 if report.ok(max_error_rate) else 1)
 
 
 @app.command()

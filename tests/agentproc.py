@@ -87,12 +87,24 @@ class Agent:
     def write_config(self, config: dict[str, Any] | None = None) -> None:
         self.config_path.write_text(yaml.safe_dump(config or self.config))
 
-    def start(self, env: dict[str, str] | None = None, wait: bool = True) -> None:
-        """Start the agent; with `wait`, return once it has scanned its inputs."""
+    def start(
+        self, env: dict[str, str] | None = None, wait: bool = True, prefix: list[str] | None = None
+    ) -> None:
+        """Start the agent; with `wait`, return once it has scanned its inputs. `prefix` runs
+        it under another program, e.g. `["prlimit", "--nofile=128", "--"]` (which execs it,
+        so the pid is the agent's)."""
         seen = self.logs().count("watching")
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "agent", "run", "-c", str(self.config_path)],
+                [
+                    *(prefix or []),
+                    sys.executable,
+                    "-m",
+                    "agent",
+                    "run",
+                    "-c",
+                    str(self.config_path),
+                ],
                 stdout=log,
                 stderr=log,
                 cwd=self.workdir,
@@ -135,6 +147,11 @@ class Agent:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         ticks = os.sysconf("SC_CLK_TCK")
         return (int(fields[11]) + int(fields[12])) / ticks
+
+    def open_fds(self) -> int:
+        """File descriptors the running agent holds now, from /proc."""
+        assert self.proc is not None
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 
     def rss_bytes(self) -> int:
         assert self.proc is not None

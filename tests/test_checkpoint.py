@@ -73,7 +73,7 @@ def test_a_corrupt_file_is_one_clear_error_not_a_fresh_start(
 
 
 def test_a_file_from_a_newer_version_is_refused(tmp_path: Path) -> None:
-    (tmp_path / "checkpoints.json").write_bytes(b'{"version": 2, "checkpoints": {}}')
+    (tmp_path / "checkpoints.json").write_bytes(b'{"version": 3, "checkpoints": {}}')
     with pytest.raises(CheckpointError, match="newer llmtail"):
         Checkpointer(tmp_path).load()
 
@@ -82,8 +82,34 @@ def test_the_file_is_versioned_json(tmp_path: Path) -> None:
     cp = Checkpointer(tmp_path)
     cp.save({"a": pos("a", 3)})
     doc = orjson.loads(cp.path.read_bytes())
-    assert doc["version"] == 1
+    assert doc["version"] == 2
     assert doc["checkpoints"][0]["offset"] == 3
+    assert "marker" not in doc["checkpoints"][0]  # none known: not written
+
+
+def test_an_offset_marker_is_saved_and_loaded(tmp_path: Path) -> None:
+    saved = {"a": SavedPosition("a", "/var/log/a.log", 9, {"ino": 7}, marker="00ff")}
+    Checkpointer(tmp_path).save(saved)
+    assert Checkpointer(tmp_path).load() == saved
+
+
+def test_a_format_1_file_still_loads_without_markers(tmp_path: Path) -> None:
+    (tmp_path / "checkpoints.json").write_bytes(
+        b'{"version": 1, "checkpoints": [{"key": "a", "path": "/l/a.log", "offset": 5, '
+        b'"identity": {"ino": 7}}]}'
+    )
+    assert Checkpointer(tmp_path).load() == {
+        "a": SavedPosition("a", "/l/a.log", 5, {"ino": 7}, marker=None)
+    }
+
+
+def test_a_marker_of_the_wrong_type_is_a_malformed_entry(tmp_path: Path) -> None:
+    (tmp_path / "checkpoints.json").write_bytes(
+        b'{"version": 2, "checkpoints": [{"key": "a", "path": "p", "offset": 5, '
+        b'"identity": {}, "marker": 12}]}'
+    )
+    with pytest.raises(CheckpointError, match="entry 0"):
+        Checkpointer(tmp_path).load()
 
 
 def test_an_unwritable_state_dir_is_one_clear_error(tmp_path: Path) -> None:

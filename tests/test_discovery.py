@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
+import yaml
 
 from agent.config import InputConfig
-from agent.reading.discovery import Discovery, Found
+from agent.reading.discovery import Discovery, Found, Moved
+from tests.agentproc import Agent, wait_for
 
 
 @pytest.fixture
@@ -154,18 +158,79 @@ def test_writes_to_known_files_do_not_wake_discovery(
         closing, InputConfig(paths=[str(tmp_path / "*.log")]), interval=3600.0, watch=True
     )
     d.scan(0.0)
+    # A created file proves events are flowing before the writes are made.
+    touch(tmp_path / "marker.txt")
+    assert d.wait_changed(30.0)
+    d.scan(1.0)
+    before = d.events_received
     with p.open("ab") as f:
         for _ in range(50):
             f.write(b"line\n")
             f.flush()
-    # A created file after the writes proves events are flowing; the flag came from it alone.
-    touch(tmp_path / "marker.txt")
-    assert wait_due(d, 1.0)
-    d.scan(1.0)
-    with p.open("ab") as f:
-        f.write(b"more\n")
-    time.sleep(0.3)  # long enough for watchdog to have delivered a modify event, if it did
-    assert not d.due(2.0)
+    # inotify delivers a directory's events in order: once the second marker's creation has
+    # arrived, any event the writes caused would have arrived before it.
+    touch(tmp_path / "marker2.txt")
+    assert d.wait_changed(30.0)
+    while d.events_received == before:  # the flag is set just after the count moves
+        d.wait_changed(0.01)
+    assert d.events_received == before + 1
+
+
+def test_relative_excludes_are_resolved_like_relative_paths(
+    tmp_path: Path, closing: list[Discovery], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """config.example.yaml's `exclude: ["./samples/*-gbk.log"]` as users write it."""
+    monkeypatch.chdir(tmp_path)
+    utf8 = touch(tmp_path / "samples" / "app.log")
+    gbk = touch(tmp_path / "samples" / "app-gbk.log")
+    d = discovery(
+        closing,
+        InputConfig(paths=["./samples/*.log"], exclude=["./samples/*-gbk.log"]),
+        InputConfig(paths=["./samples/*-gbk.log"], encoding="gbk"),
+    )
+    assert d.scan(0.0) == [Found(str(gbk), 1), Found(str(utf8), 0)]
+    d2 = discovery(closing, InputConfig(paths=["samples/*.log"], exclude=["samples/app-*"]))
+    assert d2.scan(0.0) == [Found(str(utf8), 0)]
+
+
+def test_a_file_matched_by_two_inputs_is_logged_once_naming_the_winner(
+    tmp_path: Path, closing: list[Discovery], caplog: pytest.LogCaptureFixture
+) -> None:
+    p = touch(tmp_path / "app-gbk.log")
+    d = discovery(
+        closing,
+        InputConfig(paths=[str(tmp_path / "*.log")]),
+        InputConfig(paths=[str(tmp_path / "*-gbk.log")], encoding="gbk"),
+    )
+    with caplog.at_level(logging.WARNING, logger="agent.reading.discovery"):
+        assert d.scan(0.0) == [Found(str(p), 0)]
+        assert d.scan(20.0) == [Found(str(p), 0)]
+    (line,) = [m for m in caplog.messages if "matches inputs" in m]
+    assert f"{p} matches inputs 1" in line and "read by input 1 only" in line
+    assert "exclude" in line
+
+
+def test_a_rename_out_of_the_globs_is_reported_with_both_names(
+    tmp_path: Path, closing: list[Discovery]
+) -> None:
+    d = discovery(
+        closing, InputConfig(paths=[str(tmp_path / "*.log")]), interval=3600.0, watch=True
+    )
+    d.scan(0.0)
+    touch(tmp_path / "app.log")
+    os.rename(tmp_path / "app.log", tmp_path / "app.log.1")  # out of the globs
+    touch(tmp_path / "b.log")
+    os.rename(tmp_path / "b.log", tmp_path / "c.log")  # still inside: the scan finds it
+    touch(tmp_path / "d.log")
+    os.rename(tmp_path / "d.log", tmp_path / "d.log.gz")  # compressed: never tailed
+    touch(tmp_path / "done.txt")
+    moves: list[Moved] = []
+    while d.events_received < 7:  # four creations and three renames, in order
+        assert d.wait_changed(30.0)
+        d.scan(1.0)
+        moves += d.moves()
+    moves += d.moves()
+    assert moves == [Moved(str(tmp_path / "app.log"), str(tmp_path / "app.log.1"), 0)]
 
 
 def test_a_recreated_directory_is_watched_again(tmp_path: Path, closing: list[Discovery]) -> None:
@@ -188,3 +253,23 @@ def test_close_stops_the_observer_thread(tmp_path: Path) -> None:
     assert threading.active_count() > before
     d.close()
     assert threading.active_count() == before
+
+
+def test_the_shipped_example_reads_the_gbk_sample_as_gbk(tmp_path: Path) -> None:
+    """`llmtail run -c config.example.yaml` from a copy of the project, as the README says:
+    the GBK sample goes to the gbk input (its exclude from the first input works)."""
+    root = Path(__file__).resolve().parent.parent
+    shutil.copytree(root / "samples", tmp_path / "samples")
+    config = yaml.safe_load((root / "config.example.yaml").read_text())
+    config["metrics"] = {"listen": None}
+    with Agent(tmp_path, config) as agent:
+        agent.start()
+        out = tmp_path / "out" / "records.ndjson"
+        wait_for(lambda: out.exists() and "发票" in out.read_text(errors="replace"), 60, "gbk")
+        assert agent.stop() == 0
+        log = agent.logs()
+    records = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    gbk = [r for r in records if r["__tag__:__path__"].endswith("app-gbk.log")]
+    assert gbk and not any("parse_error" in r for r in gbk)
+    assert any("客户申请重开发票" in r.get("message", "") for r in gbk)
+    assert "matches inputs" not in log

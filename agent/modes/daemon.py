@@ -244,7 +244,8 @@ class Daemon:
             offset = f.offset if offset is None else offset
             identity = f.identity.to_dict()
             self._identities[f.key] = identity
-            positions[f.key] = SavedPosition(f.key, f.path, offset, identity)
+            marker = self._watcher.marker(f.key, offset)
+            positions[f.key] = SavedPosition(f.key, f.path, offset, identity, marker)
             view.append({"path": f.path, "offset": offset, "size": f.size})
         for key, gone in self._released.items():
             offset = ledger.position(key)
@@ -373,7 +374,8 @@ class Daemon:
         positions = {
             key: resume
             for key, p in saved.items()
-            if (resume := Resume.from_saved(key, p.path, p.offset, p.identity)) is not None
+            if (resume := Resume.from_saved(key, p.path, p.offset, p.identity, p.marker))
+            is not None
         }
         tail = config.tail
         return Watcher(

@@ -50,6 +50,10 @@ class Report:
     def error_rate(self) -> float:
         return self.parse_errors / self.records if self.records else 0.0
 
+    def ok(self, max_error_rate: float) -> bool:
+        """A file that could not be read whole is never OK, whatever was parsed of it."""
+        return self.error_rate <= max_error_rate and not self.damaged
+
     def add(self, batch: SealedBatch, path: str) -> None:
         """Count one sealed batch of `path`."""
         self.records += batch.records
@@ -124,10 +128,11 @@ class Report:
             if counter:
                 top = ", ".join(f"{k} {n:,}" for k, n in counter.most_common(TOP))
                 lines.append(f"top {title}: {top}")
-        verdict = "OK" if self.error_rate <= max_error_rate else "FAIL"
+        verdict = "OK" if self.ok(max_error_rate) else "FAIL"
+        damaged = f", {len(self.damaged)} damaged" if self.damaged else ""
         lines.append(
             f"result: {verdict} (parse-error rate {self.error_rate:.3%}, "
-            f"allowed {max_error_rate:.3%})"
+            f"allowed {max_error_rate:.3%}{damaged})"
         )
         return "\n".join(lines)
 

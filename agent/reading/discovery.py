@@ -10,11 +10,19 @@ Rules users rely on:
 - `paths` are globs (`**` included, matching any depth); `~` is expanded; relative globs are
   resolved against the working directory.
 - `exclude` patterns are matched with fnmatch against the full absolute path (`*` also
-  matches `/`, so `*.gz` or `*/archive/*` work as expected).
+  matches `/`, so `*.gz` or `*/archive/*` work as expected). A relative exclude is also
+  resolved against the working directory, as relative `paths` are, so `./samples/*-gbk.log`
+  excludes what `./samples/*.log` finds.
 - Compressed files (`.gz`, `.zip`, ...) are never tailed: they are what a rotation compresses
   away, and reading them as text would ship garbage (backfill reads `.gz`).
 - Directories that do not exist yet are fine: they are watched once a rescan finds them.
-- A path matched by several inputs belongs to the first one.
+- A path matched by several inputs belongs to the first one; that is logged once per path,
+  naming both inputs, since it is usually a missing exclude (the file is read with the first
+  input's encoding).
+- A file renamed within a watched directory is reported as a `Moved` (source and destination)
+  when its old name matched an input and its new one matches none: the watcher reads such a
+  file to its end even when no scan ever saw it under its old name (created and rotated away
+  within one loop turn).
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import logging
 import os
 import stat
 import threading
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -68,6 +77,18 @@ class Found:
 
 
 @dataclass(frozen=True, slots=True)
+class Moved:
+    """A file renamed from a path an input matches (`src`) to one no input matches (`dest`)."""
+
+    src: str
+    dest: str
+    input_index: int
+
+
+_MAX_MOVES = 10_000  # renames remembered between two scans; beyond, the oldest are dropped
+
+
+@dataclass(frozen=True, slots=True)
 class _Pattern:
     glob: str
     base: str  # the deepest directory without wildcards: what is watched
@@ -75,12 +96,20 @@ class _Pattern:
 
 
 class _Wakeup(FileSystemEventHandler):
-    """Turns any watched-directory change into a 'rescan soon' flag."""
+    """Turns any watched-directory change into a 'rescan soon' flag; keeps file renames.
 
-    def __init__(self, flag: threading.Event) -> None:
+    `received` counts the events delivered here (they arrive in order), so a test can tell
+    which events were seen without waiting for ones that should never come."""
+
+    def __init__(self, flag: threading.Event, moves: deque[tuple[str, str]]) -> None:
         self._flag = flag
+        self._moves = moves
+        self.received = 0
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        if isinstance(event, FileMovedEvent):
+            self._moves.append((_text(event.src_path), _text(event.dest_path)))
+        self.received += 1
         self._flag.set()
 
 
@@ -92,7 +121,7 @@ class Discovery:
     ) -> None:
         self._inputs = list(inputs)
         self._patterns = [[_compile(p) for p in spec.paths] for spec in self._inputs]
-        self._excludes = [[os.path.expanduser(x) for x in spec.exclude] for spec in self._inputs]
+        self._excludes = [_excludes(spec.exclude) for spec in self._inputs]
         self._interval = rescan_interval
         self._next_scan: float | None = None
         self._changed = threading.Event()
@@ -100,6 +129,9 @@ class Discovery:
         self._observer: BaseObserver | None = None
         self._watches: dict[str, tuple[ObservedWatch, int]] = {}  # base -> (watch, dir inode)
         self._explained: set[str] = set()  # base directories already logged about
+        self._claimed_twice: set[str] = set()  # paths already logged as matched by two inputs
+        self._moves: deque[tuple[str, str]] = deque(maxlen=_MAX_MOVES)
+        self._handler = _Wakeup(self._changed, self._moves)  # one for every watched directory
         self._closed = False
 
     def due(self, now: float) -> bool:
@@ -109,6 +141,27 @@ class Discovery:
     def request_rescan(self) -> None:
         """Make the next `due()` true, e.g. when a known file turned out to be replaced."""
         self._changed.set()
+
+    def wait_changed(self, timeout: float) -> bool:
+        """Block until a watched directory changed (or `timeout`); True if it did."""
+        return self._changed.wait(timeout)
+
+    @property
+    def events_received(self) -> int:
+        """Directory events delivered so far (filtered ones never are), for tests and status."""
+        return self._handler.received
+
+    def moves(self) -> list[Moved]:
+        """Renames out of the inputs since the last call (see the module docstring)."""
+        out: list[Moved] = []
+        while self._moves:
+            src, dest = self._moves.popleft()
+            index = self._input_of(src)
+            if dest.endswith(COMPRESSED_SUFFIXES):
+                continue  # renamed to be compressed, or compressed already: never tailed
+            if index is not None and self._input_of(dest) is None:
+                out.append(Moved(src, dest, index))
+        return out
 
     def scan(self, now: float) -> list[Found]:
         """The paths matching now, each once, in a stable order."""
@@ -123,7 +176,10 @@ class Discovery:
                 else:
                     self._explain_nothing(pattern.base)
                 for path in paths:
-                    if path in found or self._excluded(index, path):
+                    if self._excluded(index, path):
+                        continue
+                    if path in found:
+                        self._claimed_by_two(path, found[path], index)
                         continue
                     found[path] = index
         self._update_watches()
@@ -131,10 +187,30 @@ class Discovery:
 
     def input_for(self, path: str) -> int:
         """The input a (possibly vanished) path belongs to; the first one when none matches."""
+        index = self._input_of(path)
+        return 0 if index is None else index
+
+    def _input_of(self, path: str) -> int | None:
         for index, patterns in enumerate(self._patterns):
-            if any(fnmatch.fnmatchcase(path, p.glob) for p in patterns):
+            matched = any(fnmatch.fnmatchcase(path, p.glob) for p in patterns)
+            if matched and not self._excluded(index, path):
                 return index
-        return 0
+        return None
+
+    def _claimed_by_two(self, path: str, first: int, second: int) -> None:
+        if first == second or path in self._claimed_twice:
+            return
+        self._claimed_twice.add(path)
+        _log.warning(
+            "%s matches inputs %d (%s) and %d (%s); it is read by input %d only (add it to "
+            "the exclude of the one that should not read it)",
+            path,
+            first + 1,
+            ", ".join(self._inputs[first].paths),
+            second + 1,
+            ", ".join(self._inputs[second].paths),
+            first + 1,
+        )
 
     def close(self) -> None:
         """Stop watching directories; scanning still works (by interval only)."""
@@ -188,9 +264,8 @@ class Discovery:
             self._observer.daemon = True
             self._observer.start()
         try:
-            handler = _Wakeup(self._changed)
             watch = self._observer.schedule(
-                handler, base, recursive=recursive, event_filter=_EVENT_TYPES
+                self._handler, base, recursive=recursive, event_filter=_EVENT_TYPES
             )
         except OSError as exc:
             # Out of inotify watches, permission denied: the periodic rescan still works.
@@ -203,6 +278,22 @@ class Discovery:
             return
         with contextlib.suppress(KeyError, OSError):  # already gone with its directory
             self._observer.unschedule(watch)
+
+
+def _excludes(patterns: Sequence[str]) -> list[str]:
+    """Each exclude as written (`*.gz` matches anywhere) and, when relative, also resolved
+    against the working directory the way relative `paths` are (`./samples/*-gbk.log`)."""
+    out: list[str] = []
+    for pattern in patterns:
+        expanded = os.path.expanduser(pattern)
+        out.append(expanded)
+        if not os.path.isabs(expanded):
+            out.append(os.path.abspath(expanded))
+    return out
+
+
+def _text(path: bytes | str) -> str:
+    return os.fsdecode(path)
 
 
 def _compile(pattern: str) -> _Pattern:

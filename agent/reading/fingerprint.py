@@ -28,10 +28,35 @@ from typing import Any
 HEAD_BYTES = 1024
 """How much of a file's head identifies it once the file is that long."""
 
+MARKER_BYTES = 64
+"""How many bytes just before a read offset its marker covers (Fluent Bit's offset marker)."""
+
 
 def head_hash(data: bytes) -> str:
     """The hex digest stored for a head; blake2b is fast and needs no dependency."""
     return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def read_marker(fd: int, offset: int) -> bytes:
+    """The up to MARKER_BYTES bytes just before `offset` (fewer at the start of the file).
+
+    A file whose bytes there changed is not the one read up to `offset` any more: it was
+    truncated and rewritten (possibly past `offset`, which a size check alone cannot see)."""
+    start = max(offset - MARKER_BYTES, 0)
+    chunks: list[bytes] = []
+    got = 0
+    while start + got < offset:
+        data = os.pread(fd, offset - start - got, start + got)
+        if not data:
+            break
+        chunks.append(data)
+        got += len(data)
+    return b"".join(chunks)
+
+
+def marker_hash(data: bytes) -> str:
+    """What a checkpoint keeps of an offset marker."""
+    return head_hash(data)
 
 
 def read_head(fd: int, limit: int = HEAD_BYTES) -> bytes:

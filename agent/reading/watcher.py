@@ -41,15 +41,27 @@ being read through its fd; it is released once read to its end and quiet for `ro
 seconds after both its last growth and the moment it was seen gone (Fluent Bit's rotate_wait:
 some writers finish a buffered write after the rename). A deleted file held open longer than
 `deleted_open_warning` is logged once as pinning disk space. A file created and renamed out of
-the globs (or deleted) before any rescan saw it is never read: rescans run every
-`rescan_interval` and right after watchdog reports a new name, so only files living less than
-that are affected.
+the globs before any rescan saw it is read to its end too, from the rename watchdog reports
+(`Discovery.moves`); one created and deleted in between is never read.
 
-Open fds are bounded by `max_open`: beyond it, the followed files idle the longest (fully read)
-are suspended: their fd is closed and their path is stat'ed each poll instead; they are reopened
-when they change (and if the path then holds other content, that is a new file). The cost: bytes
-written to a suspended file in the poll interval before it is renamed out of the globs or
-deleted are not read. Draining (rotated, deleted) files are never suspended.
+Offset markers: a checkpoint may carry the hash of the bytes just before its offset
+(`marker(key, offset)` gives it); a file resumed whose bytes there differ was truncated and
+rewritten while the agent was down, and is read from 0 (`Truncated`), as is a followed file
+whose marker no longer holds (see agent/tailer.py).
+
+Open fds (agent/reading/fdbudget.py): a ceiling, the process limit less a reserve for sockets and
+checkpoint saves, is never passed; after each poll the watcher goes back to its target,
+`max_open` within the ceiling. Over the target, the followed files idle the longest (fully
+read) are suspended first: their fd is closed and their path is stat'ed each poll instead; they
+are reopened when they change (and if the path then holds other content, that is a new file).
+The cost: bytes written to a suspended file in the poll interval before it is renamed out of
+the globs or deleted are not read. Then draining (rotated) files are parked, least recently
+changed first (and, at the ceiling only, followed ones too): no fd, just the identity and the
+name they have now. They are reopened in turn, oldest rotation first, when reading can go on
+and fds are free, found again by their inode next to that name, and verified (inode, head,
+marker) before a byte is read. That is logged once per episode. A deleted file is never parked
+(it could not be reopened); a parked file deleted before it was reopened is lost past its
+offset, and that is logged.
 """
 
 from __future__ import annotations
@@ -63,8 +75,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from agent.config import InputConfig, TailConfig
-from agent.reading.discovery import Discovery, Found
-from agent.reading.fingerprint import HEAD_BYTES, FileIdentity, head_hash, mint_key
+from agent.reading.discovery import Discovery, Found, Moved
+from agent.reading.fdbudget import FdBudget
+from agent.reading.fingerprint import (
+    HEAD_BYTES,
+    FileIdentity,
+    head_hash,
+    marker_hash,
+    mint_key,
+    read_marker,
+)
 from agent.reading.tailer import Change, OpenedFile, Tailer, open_file
 
 _log = logging.getLogger(__name__)
@@ -133,10 +153,16 @@ class Resume:
     path: str
     offset: int
     identity: FileIdentity
+    marker: str | None = None  # hash of the bytes just before `offset`; None: not verified
 
     @classmethod
     def from_saved(
-        cls, key: str, path: str, offset: int, identity: Mapping[str, object]
+        cls,
+        key: str,
+        path: str,
+        offset: int,
+        identity: Mapping[str, object],
+        marker: str | None = None,
     ) -> Resume | None:
         """Build from a checkpoint entry; a damaged identity is logged and skipped (None).
 
@@ -147,7 +173,7 @@ class Resume:
         except ValueError as exc:
             _log.warning("checkpoint entry %s for %s ignored: %s", key, path, exc)
             return None
-        return cls(path, max(offset, 0), _rekey(restored, key))
+        return cls(path, max(offset, 0), _rekey(restored, key), marker)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +189,7 @@ class FileStatus:
     deleted_since: float | None
     identity: FileIdentity  # what to checkpoint (its head grows with the file)
     input_index: int
-    open: bool  # False: suspended to bound open fds, watched by path
+    open: bool  # False: suspended or parked to bound open fds
 
 
 class Watcher:
@@ -179,19 +205,22 @@ class Watcher:
         rotate_wait: float = 5.0,
         max_open: int = 256,
         watch: bool = True,
+        fds: FdBudget | None = None,
     ) -> None:
         self._inputs = list(inputs)
         self._tail = tail
         self._first_start = first_start
         self._rotate_wait = rotate_wait
-        self._max_open = max_open
+        self._fds = fds or FdBudget.for_process(max_open)
+        self._ceiling = self._fds.ceiling(0)  # counted once per poll: opens check against it
+        self._parking = False  # an episode of parked files is under way (logged once)
         self._discovery = Discovery(self._inputs, tail.rescan_interval, watch=watch)
         self._tailers: dict[str, Tailer] = {}
         self._by_inode: dict[tuple[int, int], str] = {}
         self._followed: set[str] = set()
         self._gone_at: dict[str, float] = {}  # key -> when its path stopped leading to it
         self._restore: dict[str, Resume] = {
-            key: Resume(r.path, max(r.offset, 0), _rekey(r.identity, key))
+            key: Resume(r.path, max(r.offset, 0), _rekey(r.identity, key), r.marker)
             for key, r in positions.items()
         }
         self._released: OrderedDict[str, None] = OrderedDict()
@@ -204,13 +233,15 @@ class Watcher:
 
     def poll(self, now: float, budget_bytes: int) -> list[Chunk]:
         """Rescan if due, check every file, release drained ones, read up to `budget_bytes`."""
+        self._ceiling = self._fds.ceiling(self._open_count())
         if self._discovery.due(now):
             self._rescan(now)
         backlog = self._refresh(now)
         self._release_drained(now)
+        if budget_bytes > 0:
+            backlog += self._unpark(now)
         chunks = self._read(budget_bytes, backlog)
-        if len(self._tailers) > self._max_open:
-            self._bound_open_files()
+        self._bound_open_files()
         return chunks
 
     def notices(self) -> list[Notice]:
@@ -242,6 +273,15 @@ class Watcher:
             for t in self._tailers.values()
         ]
 
+    def marker(self, key: str, offset: int) -> str | None:
+        """The offset marker to checkpoint with `offset` of `key` (None: none known)."""
+        t = self._tailers.get(key)
+        return None if t is None else t.marker_at(offset)
+
+    def wait_changed(self, timeout: float) -> bool:
+        """Block until watchdog reports a change in a watched directory, or `timeout`."""
+        return self._discovery.wait_changed(timeout)
+
     def close(self) -> None:
         self._discovery.close()
         for t in self._tailers.values():
@@ -262,6 +302,7 @@ class Watcher:
             seen.setdefault((st.st_dev, st.st_ino), f)
         self._match_known(seen, now)
         self._open_new(list(seen.values()), now, initial)
+        self._follow_moves(self._discovery.moves(), now)
         if initial:
             self._find_rotated_while_down(now)
 
@@ -271,14 +312,12 @@ class Watcher:
             f = seen.pop((t.identity.dev, t.identity.ino), None)
             if f is not None:
                 if f.path != t.path and not _leads_to(t.path, t.identity):
-                    _log.info("%s was renamed to %s; still reading it", t.path, f.path)
                     self._notices.append(Rotated(key, t.path, f.path))
                     t.path = f.path
                 self._followed.add(key)
                 self._gone_at.pop(key, None)
             elif key in self._followed and not _leads_to(t.path, t.identity):
                 # A glob hiccup (NFS, permissions) must not orphan a file its path still shows.
-                _log.info("%s was rotated or deleted; reading it to its end", t.path)
                 self._followed.discard(key)
                 self._gone_at[key] = now
                 self._notices.append(Rotated(key, t.path, None))
@@ -312,7 +351,25 @@ class Watcher:
             self._start(
                 Tailer(opened, identity, f.path, offset=offset, input_index=f.input_index, now=now)
             )
-            _log.info("following %s from offset %d", f.path, offset)
+
+    def _follow_moves(self, moves: list[Moved], now: float) -> None:
+        """Files renamed out of the globs that no scan saw under their old name: drain them."""
+        for move in moves:
+            opened = self._open(move.dest)
+            if opened is None:
+                continue  # renamed again or deleted already: nothing left to read
+            if (opened.dev, opened.ino) in self._by_inode:
+                opened.close()  # known: its rotation was followed by the scan
+                continue
+            key = mint_key(opened.dev, opened.ino, _TakenKeys(self))
+            identity = FileIdentity.of(key, opened.dev, opened.ino, opened.head)
+            _log.info(
+                "%s was renamed to %s before a scan saw it; reading it to its end",
+                move.src,
+                move.dest,
+            )
+            t = Tailer(opened, identity, move.dest, offset=0, input_index=move.input_index, now=now)
+            self._start(t, followed=False, now=now)
 
     def _find_rotated_while_down(self, now: float) -> None:
         """Checkpointed files not found by the globs: look next to where they were."""
@@ -331,9 +388,16 @@ class Watcher:
                         opened.close()
                     continue
                 del self._restore[key]
-                _log.info(
-                    "%s was rotated to %s while stopped; reading it to its end", r.path, candidate
-                )
+                if candidate == r.path:  # still there: the inputs changed (a reload)
+                    _log.info(
+                        "%s is no longer matched by the inputs; reading it to its end", r.path
+                    )
+                else:
+                    _log.info(
+                        "%s was renamed to %s since its checkpoint; reading it to its end",
+                        r.path,
+                        candidate,
+                    )
                 index = self._discovery.input_for(r.path)
                 self._resume(key, opened, candidate, index, now, followed=False, resume=r)
                 break
@@ -383,16 +447,14 @@ class Watcher:
         self._released.pop(key, None)
         identity = FileIdentity.of(key, opened.dev, opened.ino, opened.head)
         offset = r.offset
-        truncated = opened.size < offset
+        truncated = opened.size < offset or not _marker_holds(opened, offset, r.marker)
         if truncated:
             offset = 0
         t = Tailer(opened, identity, path, offset=offset, input_index=input_index, now=now)
         self._start(t, followed=followed, now=now)
         if truncated:
-            _log.warning("%s shrank below its checkpoint while stopped; reading from 0", path)
+            # Opened(0) then Truncated: the reading loop drops what it held for the old bytes.
             self._notices.append(Truncated(key, path))
-        else:
-            _log.info("resuming %s at offset %d", path, offset)
 
     def _start(self, t: Tailer, *, followed: bool = True, now: float = 0.0) -> None:
         self._tailers[t.key] = t
@@ -404,6 +466,8 @@ class Watcher:
         self._notices.append(Opened(t.key, t.path, t.offset, t.input_index))
 
     def _open(self, path: str) -> OpenedFile | None:
+        if not self._make_room():
+            return None  # every fd is held by files that cannot let go; the next scan retries
         try:
             opened = open_file(path)
         except FileNotFoundError:
@@ -425,26 +489,38 @@ class Watcher:
     def _refresh(self, now: float) -> list[Tailer]:
         """fstat every file (the only per-file cost of an idle poll); returns those behind."""
         backlog: list[Tailer] = []
+        own = self._open_count()
         for key, t in list(self._tailers.items()):
+            was_closed = t.closed
             try:
-                change = t.refresh(now)
+                change = t.refresh(now, may_open=own < self._ceiling)
             except OSError as exc:  # ESTALE on NFS, EIO: the file is lost to us
                 _log.warning("%s: %s; letting it go at offset %d", t.path, exc, t.offset)
                 self._release(key)
                 continue
-            if change is Change.REPLACED:
-                _log.info("%s now holds another file; it will be read as a new one", t.path)
-                self._release(key)
-                self._discovery.request_rescan()
+            if was_closed and not t.closed:
+                own += 1
+            if not self._after_change(key, t, change):
                 continue
-            if change is Change.TRUNCATED:
-                _log.warning("%s was truncated (copytruncate?); reading it again from 0", t.path)
-                self._notices.append(Truncated(key, t.path))
             if t.deleted_since is not None:
                 self._warn_pinned(t, now)
-            if t.size > t.offset:
+            if t.size > t.offset and not t.closed:
                 backlog.append(t)
         return backlog
+
+    def _after_change(self, key: str, t: Tailer, change: Change) -> bool:
+        """Act on what a refresh or reopen saw; False when the file was let go."""
+        if change is Change.REPLACED:
+            _log.info("%s now holds another file; it will be read as a new one", t.path)
+            self._release(key)
+            self._discovery.request_rescan()
+            return False
+        if change is Change.TRUNCATED:
+            self._notices.append(Truncated(key, t.path))
+        return True
+
+    def _open_count(self) -> int:
+        return sum(1 for t in self._tailers.values() if not t.closed)
 
     def _warn_pinned(self, t: Tailer, now: float) -> None:
         if t.deleted_since is None or t.deleted_warned:
@@ -461,27 +537,121 @@ class Watcher:
             )
 
     def _bound_open_files(self) -> None:
-        """Suspend the longest-idle, fully read, followed files beyond `max_open` open fds.
+        """Back within the budget after a poll: past the ceiling any file not deleted may be
+        closed; past the target, idle files and then draining (rotated) ones."""
+        own = self._open_count()
+        over = own - self._fds.ceiling(own)
+        if over > 0:
+            self._close_some(over, followed_too=True)
+        own = self._open_count()
+        excess = own - self._fds.target(own)
+        if excess > 0:
+            self._close_some(excess, followed_too=False)
 
-        Draining and deleted files are never suspended: a deleted one could not be reopened
-        (a followed file can be deleted before the next rescan notices).
+    def _make_room(self) -> bool:
+        """Before opening a file: free an fd at the ceiling. False: none could be freed."""
+        excess = self._open_count() + 1 - self._ceiling
+        return excess <= 0 or self._close_some(excess, followed_too=True) >= excess
+
+    def _close_some(self, count: int, *, followed_too: bool) -> int:
+        """Suspend the longest-idle fully read followed files, then park draining files (and,
+        with `followed_too`, followed ones) changed least recently. Returns the fds freed.
+
+        Never a deleted file: it could not be reopened. A followed file can be deleted before
+        the next rescan notices, so each candidate's link count is checked first. Followed
+        files are parked only at the ceiling: one deleted while parked loses its unread bytes.
         """
-        open_now = [t for t in self._tailers.values() if not t.closed]
-        excess = len(open_now) - self._max_open
-        if excess <= 0:
-            return
-        idle = [
+        locate = _Locator()
+        open_now = [t for t in self._tailers.values() if not t.closed and t.deleted_since is None]
+        idle = [t for t in open_now if t.behind == 0 and t.key in self._followed]
+        idle.sort(key=lambda t: t.changed_at)
+        freed = 0
+        for t in idle:
+            if freed >= count:
+                return freed
+            if t.linked():
+                t.suspend()
+                freed += 1
+        # Under the target, a draining file read to its end keeps its fd: it is let go (or
+        # it grew) by the next poll, and parking it would only reopen it to find that out.
+        busy = [
             t
             for t in open_now
-            if t.behind == 0 and t.key in self._followed and t.deleted_since is None
+            if not t.closed and (followed_too or (t.key not in self._followed and t.behind > 0))
         ]
-        idle.sort(key=lambda t: t.changed_at)
-        for t in idle[:excess]:
-            t.suspend()
+        # Followed files go last: they are being written to right now.
+        busy.sort(key=lambda t: (t.key in self._followed, t.behind == 0, t.changed_at))
+        for t in busy:
+            if freed >= count:
+                break
+            where = locate.where(t) if t.linked() else None
+            if where is None:
+                continue  # deleted: only its fd still reaches it
+            t.path = where
+            t.park()
+            freed += 1
+            if not self._parking:
+                self._parking = True
+                _log.warning(
+                    "more files than fds to hold them (max_open_files %d, RLIMIT_NOFILE %d of "
+                    "which %d are kept for sockets and checkpoints): files not yet read to "
+                    "their end are closed and reopened in turn",
+                    self._fds.max_open,
+                    self._fds.limit,
+                    self._fds.reserve,
+                )
+        return freed
+
+    def _unpark(self, now: float) -> list[Tailer]:
+        """Reopen parked files while fds are free, oldest rotation first; returns them."""
+        parked = [t for t in self._tailers.values() if t.parked]
+        if not parked:
+            if self._parking:
+                self._parking = False
+                _log.info("every file is open again")
+            return []
+        own = self._open_count()
+        room = self._fds.target(own) - own
+        if room < len(parked):
+            # Fully read followed files give their fds in turn, so parked ones are not starved.
+            idle = [
+                t
+                for t in self._tailers.values()
+                if not t.closed and t.behind == 0 and t.key in self._followed
+            ]
+            idle.sort(key=lambda t: t.changed_at)
+            for t in idle[: len(parked) - room]:
+                if t.linked():
+                    t.suspend()
+                    room += 1
+        parked.sort(key=lambda t: (t.key in self._followed, self._gone_at.get(t.key, now)))
+        reopened: list[Tailer] = []
+        locate = _Locator()
+        for t in parked[: max(room, 0)]:
+            path = locate.where(t)
+            change: Change | None = None
+            if path is not None:
+                try:
+                    change = t.reopen(path, now)
+                except OSError as exc:
+                    _log.warning("%s: cannot reopen: %s", path, exc.strerror or exc)
+            if change is None or change is Change.REPLACED:
+                _log.warning(
+                    "%s was deleted while closed to spare fds; bytes after offset %d were not read",
+                    t.path,
+                    t.offset,
+                )
+                self._release(t.key)
+                continue
+            if self._after_change(t.key, t, change) and t.behind > 0:
+                reopened.append(t)
+        return reopened
 
     def _release_drained(self, now: float) -> None:
         for key, gone_at in list(self._gone_at.items()):
             t = self._tailers[key]
+            if t.parked:
+                continue  # its size is as last seen: a reopen must look first
             quiet_since = max(t.changed_at, gone_at)
             if t.behind == 0 and now - quiet_since >= self._rotate_wait:
                 self._release(key)
@@ -495,7 +665,6 @@ class Watcher:
         self._released[key] = None
         while len(self._released) > _RECENT_KEYS:
             self._released.popitem(last=False)
-        _log.info("finished %s at offset %d", t.path, t.offset)
         self._notices.append(Released(key, t.path, t.offset))
 
     def _read(self, budget: int, backlog: list[Tailer]) -> list[Chunk]:
@@ -555,6 +724,38 @@ def _leads_to(path: str, identity: FileIdentity) -> bool:
     except OSError:
         return False
     return identity.same_inode(st.st_dev, st.st_ino)
+
+
+class _Locator:
+    """Finds files by inode next to their last known name; one pass (parking or reopening
+    many files) lists each directory once, and again only when a name is not found."""
+
+    def __init__(self) -> None:
+        self._listings: dict[str, dict[tuple[int, int], str]] = {}
+
+    def where(self, t: Tailer) -> str | None:
+        """The file's current name, or None when it has none left (deleted)."""
+        if _leads_to(t.path, t.identity):
+            return t.path
+        inode = (t.identity.dev, t.identity.ino)
+        for fresh in (False, True):
+            for directory in _directories_of(t.path):
+                if fresh or directory not in self._listings:
+                    self._listings[directory] = _inodes_in(directory)
+                candidate = self._listings[directory].get(inode)
+                if candidate is not None and _leads_to(candidate, t.identity):
+                    return candidate
+        return None
+
+
+def _marker_holds(opened: OpenedFile, offset: int, marker: str | None) -> bool:
+    """Does the file still hold, just before `offset`, the bytes a checkpoint's marker hashed?"""
+    if marker is None or offset <= 0:
+        return True  # an older checkpoint, or nothing to verify
+    try:
+        return marker_hash(read_marker(opened.fd, offset)) == marker
+    except OSError:
+        return False
 
 
 def _directories_of(path: str) -> list[str]:

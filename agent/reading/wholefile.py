@@ -1,22 +1,35 @@
 """Reading whole files to their end, plain or gzip: what `validate` and `backfill` consume.
 
 Offsets of a `.gz` file are positions in its decompressed content, so a resumed backfill skips
-what was delivered by decompressing and discarding it. A truncated or corrupt gzip stream ends
-the read with `DamagedFileError`, carrying how many bytes were recovered; the bytes before the
-damage were already yielded.
+what was delivered by decompressing and discarding it.
+
+Damaged gzip (decided here, with bounded memory): a gzip file is one or more members, each a
+deflate stream followed by the CRC-32 and size of its content, so a corruption that still
+decodes is only caught at the member's end, after its garbage would have been handed on.
+So a `.gz` is read twice: a verify pass decompresses it to the end and discards the output,
+checking each member's trailer; the second pass hands on only what the first found sound:
+
+- every member whose CRC and size match;
+- of a member cut short (a truncated file, a copy still being written), the bytes that decode
+  before the cut: truncation does not alter what precedes it, and it is the readable part;
+- nothing of a member whose trailer does not match or whose deflate data is invalid: there is
+  no telling its good bytes from garbage. Nothing after it either.
+
+The read then ends with `DamagedFileError`, carrying how many bytes (of decompressed content,
+counted from 0) were recovered and why. The cost is decompressing twice (about half the time of
+parsing what comes out); memory stays one chunk.
 """
 
 from __future__ import annotations
 
 import glob
-import gzip
 import os
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 CHUNK_SIZE = 1 << 20
+_IN_CHUNK = 64 * 1024  # compressed bytes read at a time
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -24,7 +37,7 @@ class DamagedFileError(Exception):
     """The file could be read only up to `recovered` bytes (of decompressed content)."""
 
     def __init__(self, path: str, recovered: int, reason: str) -> None:
-        super().__init__(f"{path}: damaged after {recovered} bytes: {reason}")
+        super().__init__(f"{path}: damaged ({reason}); recovered {recovered:,} bytes before it")
         self.path = path
         self.recovered = recovered
         self.reason = reason
@@ -82,17 +95,105 @@ def read_chunks(path: str, start: int = 0, chunk_size: int = CHUNK_SIZE) -> Iter
 
 
 def _read_gzip(path: str, start: int, chunk_size: int) -> Iterator[bytes]:
+    sound, damage = _verify_gzip(path, chunk_size)
     position = 0
-    with gzip.open(path, "rb") as raw:
-        stream: BinaryIO = raw  # type: ignore[assignment]
-        while True:
-            try:
-                chunk = stream.read(chunk_size)
-            except (EOFError, OSError, zlib.error) as exc:
-                raise DamagedFileError(path, position, str(exc) or type(exc).__name__) from None
-            if not chunk:
-                return
-            end = position + len(chunk)
+    try:
+        for chunk in _gunzip(path, chunk_size):
+            if position >= sound:
+                break
+            end = min(position + len(chunk), sound)
             if end > start:
-                yield chunk[max(0, start - position) :]
+                yield chunk[max(0, start - position) : end - position]
             position = end
+    except _GzipDamageError:
+        pass  # the verify pass found it first: it is reported below
+    if damage is not None:
+        raise DamagedFileError(path, sound, damage)
+
+
+class _GzipDamageError(Exception):
+    """Where the gzip stream went wrong: `sound` bytes before it can be trusted."""
+
+    def __init__(self, sound: int, reason: str) -> None:
+        super().__init__(reason)
+        self.sound = sound
+        self.reason = reason
+
+
+def _verify_gzip(path: str, chunk_size: int) -> tuple[int, str | None]:
+    """(bytes that may be handed on, why not more or None), by decompressing to the end."""
+    total = 0
+    try:
+        for chunk in _gunzip(path, chunk_size):
+            total += len(chunk)
+    except _GzipDamageError as damage:
+        return damage.sound, damage.reason
+    return total, None
+
+
+def _gunzip(path: str, chunk_size: int) -> Iterator[bytes]:
+    """Decompressed content, member after member; `_GzipDamageError` where it goes wrong."""
+    members = _Members()
+    with open(path, "rb") as f:
+        while data := f.read(_IN_CHUNK):
+            yield from members.feed(data, chunk_size)
+    yield from members.end()
+
+
+class _Members:
+    """Decompresses gzip members one after the other. At most `chunk_size` bytes come out of
+    one call to zlib, however well the input compresses, so memory stays bounded."""
+
+    def __init__(self) -> None:
+        self.total = 0  # content bytes so far
+        self.member = 1
+        self.member_start = 0  # content offset where the current member began
+        self._d: zlib._Decompress | None = None  # None between members
+
+    def feed(self, data: bytes, chunk_size: int) -> Iterator[bytes]:
+        while data:
+            if self._d is None:
+                data = data.lstrip(b"\0")  # NUL padding between members, as gzip allows
+                if not data:
+                    return
+                if not _GZIP_MAGIC.startswith(data[:2]):
+                    raise _GzipDamageError(
+                        self.total, f"what follows member {self.member - 1} is not gzip"
+                    )
+                self._d = zlib.decompressobj(zlib.MAX_WBITS | 16)
+            try:
+                out = self._d.decompress(data, chunk_size)
+            except zlib.error as exc:
+                reason = f"member {self.member}: {_zlib_reason(exc)}"
+                raise _GzipDamageError(self.member_start, reason) from None
+            if out:
+                self.total += len(out)
+                yield out
+            if self._d.eof:
+                data = self._d.unused_data
+                self._d = None
+                self.member += 1
+                self.member_start = self.total
+            else:
+                data = self._d.unconsumed_tail
+
+    def end(self) -> Iterator[bytes]:
+        """The file ended: inside a member, what decoded before the cut is the readable part."""
+        if self._d is None:
+            return
+        try:
+            out = self._d.flush()
+        except zlib.error:
+            out = b""
+        if out:
+            self.total += len(out)
+            yield out
+        reason = f"member {self.member}: the file ends before the member does (truncated)"
+        raise _GzipDamageError(self.total, reason)
+
+
+def _zlib_reason(exc: zlib.error) -> str:
+    text = str(exc)
+    if "incorrect data check" in text or "incorrect length check" in text:
+        return "its content does not match its checksum (corrupt)"
+    return f"invalid compressed data ({text.rpartition(': ')[2]})"

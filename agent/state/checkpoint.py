@@ -4,6 +4,10 @@ A crash at any instant leaves either the previous complete file or the new one, 
 one: write a temp file in the same directory, fsync it, rename it over, fsync the directory.
 A corrupt or newer-format file stops the agent with one line instead of silently re-reading
 everything from scratch (duplicates) or from the end (loss).
+
+Format 2 adds to an entry its offset `marker` (a hash of the bytes just before the offset, when
+known), so a restart can tell a file truncated and rewritten while the agent was down. Format 1
+files still load (no marker: not verified).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any
 
 import orjson
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class CheckpointError(Exception):
@@ -29,13 +33,15 @@ class CheckpointError(Exception):
 class SavedPosition:
     """Where reading of one file identity resumes.
 
-    `identity` is opaque here: the file watcher's fields (device, inode, fingerprint...).
+    `identity` is opaque here: the file watcher's fields (device, inode, fingerprint...), and
+    so is `marker` (what the file must hold just before `offset`; None: unknown).
     """
 
     key: str
     path: str
     offset: int
     identity: dict[str, str | int] = field(default_factory=dict)
+    marker: str | None = None
 
 
 class Checkpointer:
@@ -189,7 +195,15 @@ class StateDirLock:
 
 
 def _encode(pos: SavedPosition) -> dict[str, Any]:
-    return {"key": pos.key, "path": pos.path, "offset": pos.offset, "identity": pos.identity}
+    entry: dict[str, Any] = {
+        "key": pos.key,
+        "path": pos.path,
+        "offset": pos.offset,
+        "identity": pos.identity,
+    }
+    if pos.marker is not None:
+        entry["marker"] = pos.marker
+    return entry
 
 
 def _decode_position(item: Any) -> SavedPosition | None:
@@ -204,11 +218,14 @@ def _decode_position(item: Any) -> SavedPosition | None:
         isinstance(v, str | int) and not isinstance(v, bool) for v in identity.values()
     ):
         return None
-    return SavedPosition(key, path, offset, dict(identity))
+    marker = item.get("marker")
+    if marker is not None and not isinstance(marker, str):
+        return None
+    return SavedPosition(key, path, offset, dict(identity), marker)
 
 
 def _copy(pos: SavedPosition) -> SavedPosition:
-    return SavedPosition(pos.key, pos.path, pos.offset, dict(pos.identity))
+    return SavedPosition(pos.key, pos.path, pos.offset, dict(pos.identity), pos.marker)
 
 
 def _read_pid(fd: int) -> str:
