@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from parsers.payload import DEFAULT_FIELDS
+from parsers.payload import DEFAULT_FEEDBACK_FIELDS, DEFAULT_FIELDS
 from parsers.record import DEFAULT_PATTERN
 
 
@@ -44,6 +44,15 @@ class PayloadConfig(_Strict):
     fields: tuple[PayloadField, ...] = DEFAULT_PAYLOAD_FIELDS
 
 
+class FeedbackConfig(_Strict):
+    """`feedback:<payload>` messages (a user's rating of an answer), split like the payload."""
+
+    fields: Annotated[tuple[PayloadField, ...], Field(min_length=1)] = tuple(
+        PayloadField(name=name, type=kind)  # type: ignore[arg-type]  # kind is "str" | "int"
+        for name, kind in DEFAULT_FEEDBACK_FIELDS
+    )
+
+
 class InputConfig(_Strict):
     paths: Annotated[list[str], Field(min_length=1)]
     exclude: list[str] = []
@@ -64,6 +73,7 @@ class ParserConfig(_Strict):
     pattern: str = DEFAULT_PATTERN
     timezone: str | None = None  # the JVM's zone; None: the host's
     payload: PayloadConfig = PayloadConfig()
+    feedback: FeedbackConfig = FeedbackConfig()
     max_record_bytes: Annotated[int, Field(ge=1024)] = 512 * 1024
 
     @field_validator("pattern")
