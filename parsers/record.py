@@ -137,7 +137,7 @@ class RecordParser:
         s = self.settings
         return Assembler(self._starts, s.encoding, s.max_record_bytes, start_offset, self._records)
 
-    def parse(self, frame: Frame) -> Record:  # noqa: PLR0912 - hot path, inlined on purpose
+    def parse(self, frame: Frame) -> Record:  # noqa: PLR0911, PLR0912 - hot path, inlined on purpose
         """The record of one frame; a failure becomes a raw record with a reason."""
         try:
             g: tuple[Any, ...] | None = frame.groups
