@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from agent.config import SlsOutput
-from agent.credentials import CredentialsError, CredentialsSource, load_credentials, mask
+from agent.credentials import CredentialsError, CredentialsSource, credentials_for, mask
 from agent.envelope import EnvelopeMaker
 from agent.events import Batch, Event
 from agent.retry import AdaptiveLimit, Failure, RetryPolicy, classify
@@ -198,7 +198,7 @@ class SlsSink:
         """
         self._config = config
         self._envelopes = envelope
-        self._credentials = credentials or load_credentials(config.credentials_file)
+        self._credentials = credentials or credentials_for(config)
         self._endpoint = parse_endpoint(config.endpoint)
         self._policy = policy or RetryPolicy()
         self._window = window or TimeWindow()
@@ -524,7 +524,7 @@ def check_output(
     with GetLogStore would demand a read permission the agent never uses).
     """
     try:
-        source = credentials or load_credentials(config.credentials_file)
+        source = credentials or credentials_for(config)
         endpoint = parse_endpoint(config.endpoint)
         key_id = mask(source.get().access_key_id)
     except (CredentialsError, EndpointError) as exc:

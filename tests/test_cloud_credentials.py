@@ -1,0 +1,127 @@
+"""Credentials with no AccessKey on disk: the ECS instance RAM role through
+alibabacloud-credentials, against a local metadata service and the local Logstore."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.config import parse_config
+from agent.credentials import ENV_ID, ENV_SECRET, ENV_TOKEN, CredentialsError, credentials_for
+from agent.sinks.loggroup import LogEncoder, LogGroupBytes, encode_trailer
+from agent.sinks.sls_client import SlsClient, SlsError
+from tests.ecs_metadata import METADATA_HOST, EcsMetadata, RoleCredential
+from tests.logstore import LocalLogstore
+
+
+@pytest.fixture
+def metadata(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[EcsMetadata]:
+    """The metadata service, reached as the library's HTTP proxy; an empty home, no keys in
+    the environment: nothing on disk or in the environment holds an AccessKey."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for name in (ENV_ID, ENV_SECRET, ENV_TOKEN, "http_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with EcsMetadata() as service:
+        monkeypatch.setenv("HTTP_PROXY", service.proxy)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # SLS requests go to the local Logstore
+        yield service
+    assert list(home.iterdir()) == []
+
+
+def _output(logstore: LocalLogstore, role: str | None = None) -> object:
+    cfg = parse_config(
+        {
+            "output": {
+                "type": "sls",
+                "endpoint": logstore.endpoint,
+                "project": logstore.project,
+                "logstore": logstore.logstore,
+                "credentials_provider": "ecs_ram_role",
+                **({"ecs_role_name": role} if role else {}),
+            }
+        }
+    )
+    return cfg.output
+
+
+def _group(n: int) -> LogGroupBytes:
+    log = LogEncoder().encode_log({"message": f"record {n}"}, int(time.time()), 0)
+    return LogGroupBytes([log], encode_trailer("", "10.0.0.7", []))
+
+
+def _trust(logstore: LocalLogstore, cred: RoleCredential) -> None:
+    """SLS accepts what the RAM role was issued (STS key + its token)."""
+    logstore.add_credential(cred.access_key_id, cred.access_key_secret, cred.security_token)
+
+
+def test_a_role_credential_is_refreshed_before_expiry_used_and_reread_after_expiry(
+    logstore: LocalLogstore, metadata: EcsMetadata
+) -> None:
+    # The first credential has ten minutes left: inside the refresh window (15 minutes).
+    metadata.next_lifetime(10 * 60)
+    source = credentials_for(_output(logstore))  # type: ignore[arg-type]
+    client = SlsClient(logstore.endpoint, source, "10.0.0.7", timeout=10)
+    assert metadata.requests["credentials"] == 1  # fetched at start: a bad role fails early
+    metadata.next_lifetime(6 * 3600)
+
+    # The next request gets a fresh one before the old one runs out, without any 401 first;
+    # SLS knows only the fresh one here, so the writes prove which was used.
+    fresh = source.get()
+    assert metadata.requests["credentials"] == 2
+    second = metadata.issued[1]
+    assert (fresh.access_key_id, fresh.security_token) == (
+        second.access_key_id,
+        second.security_token,
+    )
+    _trust(logstore, second)
+    client.put(logstore.project, logstore.logstore, _group(1))
+    client.put(logstore.project, logstore.logstore, _group(2))
+    assert metadata.requests["credentials"] == 2  # cached while far from expiry
+    assert metadata.seen_hosts == {METADATA_HOST}
+
+    # SLS says the token expired (revoked early): the sink calls refresh(), the role gives a
+    # new credential and the write goes through with it.
+    logstore.expire_token(second.security_token)
+    with pytest.raises(SlsError) as err:
+        client.put(logstore.project, logstore.logstore, _group(3))
+    assert (err.value.status, err.value.code) == (401, "Unauthorized")
+    source.refresh()
+    third = metadata.issued[2]
+    assert source.get().security_token == third.security_token
+    _trust(logstore, third)
+    client.put(logstore.project, logstore.logstore, _group(3))
+    assert metadata.requests["credentials"] == 3
+    assert [r["message"] for r in logstore.records()] == [f"record {n}" for n in (1, 2, 3)]
+    assert logstore.stats().rejected == {"Unauthorized": 1}
+
+
+def test_an_unknown_role_is_one_line_naming_the_role(
+    logstore: LocalLogstore, metadata: EcsMetadata
+) -> None:
+    with pytest.raises(CredentialsError) as err:
+        credentials_for(_output(logstore, role="no-such-role"))  # type: ignore[arg-type]
+    message = str(err.value)
+    assert "ECS RAM role no-such-role" in message and "\n" not in message
+
+
+def test_credentials_file_and_a_provider_are_refused_together(logstore: LocalLogstore) -> None:
+    from agent.config import ConfigError  # noqa: PLC0415
+
+    with pytest.raises(ConfigError, match="two sources: keep one"):
+        parse_config(
+            {
+                "output": {
+                    "type": "sls",
+                    "endpoint": logstore.endpoint,
+                    "project": "p",
+                    "logstore": "l",
+                    "credentials_file": "/etc/llmtail/credentials.yaml",
+                    "credentials_provider": "ecs_ram_role",
+                }
+            }
+        )
