@@ -18,8 +18,12 @@ the status and errorCode SLS answers:
   now + 15 min]: 400 PostBodyInvalid "The post data time is out of range" (whole request).
 
 It answers 200 with an empty body and `x-log-requestid`; errors are JSON
-`{"errorCode", "errorMessage"}` with `x-log-requestid`. `GET /logstores[/{name}]` is also served
-(signed) for reachability checks.
+`{"errorCode", "errorMessage"}` with `x-log-requestid`.
+
+The admin API `llmtail provision` uses is served too (signed, see `catalog`): logstores
+(`POST/GET/PUT /logstores[/{name}]`), the index (`/logstores/{name}/index`), dashboards, alerts
+(`/jobs`), saved searches and alert resource records, with SLS's checks and error codes;
+`server.catalog.writes` lists every write it accepted.
 
 Faults (`server.faults`, a `FaultPlan`): `fail(code, count=, probability=, seconds=)` with
 InternalServerError, ServerBusy, WriteQuotaExceed, ShardWriteQuotaExceed, Unauthorized,
