@@ -118,9 +118,7 @@ def test_what_was_created_is_what_the_guide_asks_for(
     assert "duration_ms > 10000" in search["searchQuery"]
 
 
-def test_dry_run_shows_the_plan_and_writes_nothing(
-    logstore: LocalLogstore, tmp_path: Path
-) -> None:
+def test_dry_run_shows_the_plan_and_writes_nothing(logstore: LocalLogstore, tmp_path: Path) -> None:
     result = provision(logstore, _config(tmp_path, logstore), "--dry-run")
     assert result.exit_code == 0, result.output
     assert "+ logstore llm-calls" in result.output
