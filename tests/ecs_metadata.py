@@ -14,6 +14,7 @@ import secrets
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -34,8 +35,11 @@ class RoleCredential:
 class EcsMetadata:
     """Serves one role; `issue(lifetime)` decides what the next credential request gets."""
 
-    def __init__(self, role: str = "llmtail-role") -> None:
+    def __init__(
+        self, role: str = "llmtail-role", on_issue: Callable[[RoleCredential], None] | None = None
+    ) -> None:
         self.role = role
+        self._on_issue = on_issue  # e.g. tell the Logstore to accept it, before it is answered
         self.requests: Counter[str] = Counter()  # "token", "role", "credentials", "other"
         self.issued: list[RoleCredential] = []
         self.seen_hosts: set[str] = set()
@@ -86,6 +90,8 @@ class EcsMetadata:
                     int(time.time()) + self._lifetime,
                 )
                 self.issued.append(cred)
+                if self._on_issue is not None:
+                    self._on_issue(cred)
                 body = {
                     "AccessKeyId": cred.access_key_id,
                     "AccessKeySecret": cred.access_key_secret,

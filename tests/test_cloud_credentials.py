@@ -13,6 +13,7 @@ from agent.config import parse_config
 from agent.credentials import ENV_ID, ENV_SECRET, ENV_TOKEN, CredentialsError, credentials_for
 from agent.sinks.loggroup import LogEncoder, LogGroupBytes, encode_trailer
 from agent.sinks.sls_client import SlsClient, SlsError
+from tests.agentproc import Agent, LogstoreProcess, ids_in_records, record_line, wait_for
 from tests.ecs_metadata import METADATA_HOST, EcsMetadata, RoleCredential
 from tests.logstore import LocalLogstore
 
@@ -125,3 +126,58 @@ def test_credentials_file_and_a_provider_are_refused_together(logstore: LocalLog
                 }
             }
         )
+
+
+@pytest.mark.slow
+def test_the_agent_ships_with_the_instance_role_and_rereads_it_when_the_token_expires(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real `llmtail run` with no AccessKey anywhere: the role's STS credentials come from the
+    metadata service; when SLS says the token expired, the agent fetches a new one and every
+    record arrives. No file the agent wrote holds a secret."""
+    home, logs = tmp_path / "home", tmp_path / "logs"
+    home.mkdir()
+    logs.mkdir()
+    for name in (ENV_ID, ENV_SECRET, ENV_TOKEN, "http_proxy", "no_proxy", "HTTP_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    (logs / "app.log").write_bytes(b"".join(record_line(i) for i in range(100)))
+    with LogstoreProcess() as store:
+
+        def trust(cred: RoleCredential) -> None:
+            store.admin(
+                "POST",
+                "credentials",
+                {
+                    "access_key_id": cred.access_key_id,
+                    "access_key_secret": cred.access_key_secret,
+                    "security_token": cred.security_token,
+                },
+            )
+
+        with EcsMetadata(on_issue=trust) as metadata:
+            config = {
+                "inputs": [{"paths": [str(logs / "*.log")], "start_at": "beginning"}],
+                "output": store.output(credentials_provider="ecs_ram_role"),
+                "tail": {"poll_interval": 0.05, "rescan_interval": 0.5},
+                "batch": {"linger": 0.1},
+            }
+            env = {"HTTP_PROXY": metadata.proxy, "NO_PROXY": "127.0.0.1", "HOME": str(home)}
+            with Agent(tmp_path, config) as agent:
+                agent.start(env=env)
+                wait_for(lambda: store.accepted_logs() >= 100, 60, "the first records")
+                first = metadata.issued[-1]
+                store.admin("POST", "expire-token", {"token": first.security_token})
+                with open(logs / "app.log", "ab") as f:
+                    f.write(b"".join(record_line(i) for i in range(100, 200)))
+                wait_for(lambda: store.accepted_logs() >= 200, 60, "records after the expiry")
+                assert agent.stop() == 0
+            issued = list(metadata.issued)
+        assert store.stats()["rejected"].get("Unauthorized", 0) >= 1
+        assert set(ids_in_records(store.records())) == set(range(200))
+    assert len(issued) >= 2 and issued[-1].security_token != first.security_token
+    secrets = [s.encode() for c in issued for s in (c.access_key_secret, c.security_token)]
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert not any(s in data for s in secrets), f"a secret in {path}"
+    assert list(home.iterdir()) == []

@@ -43,6 +43,8 @@ Admin HTTP API (same port; no signature; JSON in and out):
     DELETE /_llmtail/faults                    clear all rules
     POST   /_llmtail/logstores {"project", "logstore"}   create; DELETE with the same: remove
     POST   /_llmtail/expire-token {"token"}
+    POST   /_llmtail/credentials {"access_key_id", "access_key_secret", "security_token"}
+                              accept this key too (e.g. STS credentials a RAM role was issued)
     POST   /_llmtail/outage {"seconds", "refuse": true}
     POST   /_llmtail/reset                     forget data, counters and faults
 
