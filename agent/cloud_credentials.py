@@ -8,8 +8,10 @@ AssumeRole, the ECS role, `ALIBABA_CLOUD_CREDENTIALS_URI`).
 The library caches a credential and fetches a new one before it expires (the ECS provider 15
 minutes before; the caller waits for it, no background thread). `get()` asks it every time, so
 the refresh happens inside the library; `refresh()` (SLS said the token expired) drops the
-library's cache by building a new provider. A credential past its expiration is never used: if
-the library could not fetch a new one, `get()` raises.
+library's cache by building a new ECS provider. The default chain is built once: each build starts
+a scheduler thread in the library, so rebuilding on every expired token would leak threads; its
+providers refresh 15 minutes before expiry on their own. A credential past its expiration is never
+used: if the library could not fetch a new one, `get()` raises.
 """
 
 from __future__ import annotations
@@ -39,10 +41,15 @@ class ProviderCredentials:
     """A `CredentialsSource` over an alibabacloud-credentials provider."""
 
     def __init__(
-        self, name: str, make: Callable[[], Any], clock: Callable[[], float] = time.time
+        self,
+        name: str,
+        make: Callable[[], Any],
+        rebuild_on_refresh: bool = True,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._name = name
         self._make = make
+        self._rebuild = rebuild_on_refresh
         self._clock = clock
         self._lock = threading.Lock()
         self._provider: Any = self._build()
@@ -61,7 +68,7 @@ class ProviderCredentials:
 
     @classmethod
     def default_chain(cls) -> ProviderCredentials:
-        return cls("the default credentials chain", DefaultCredentialsProvider)
+        return cls("the default credentials chain", DefaultCredentialsProvider, False)
 
     def get(self) -> Credentials:
         with self._lock:
@@ -90,8 +97,9 @@ class ProviderCredentials:
 
     def refresh(self) -> None:
         """Forget the cached credential (SLS said its token expired) and fetch a new one."""
-        with self._lock:
-            self._provider = self._build()
+        if self._rebuild:
+            with self._lock:
+                self._provider = self._build()
         self.get()
 
     def _build(self) -> Any:

@@ -169,6 +169,20 @@ def test_a_manual_change_is_shown_by_a_dry_run_then_put_back(
     assert f"0 to change, {ALL_OBJECTS} unchanged" in again.output
 
 
+def test_an_existing_logstore_keeps_its_shards_and_gets_the_retention_and_standard_mode(
+    logstore: LocalLogstore, tmp_path: Path
+) -> None:
+    sdk, p = _sdk(logstore), logstore.project
+    sdk.create_logstore(p, "llm-calls", ttl=7, shard_count=8, mode="query")
+    config = _config(tmp_path, logstore, ttl=30, shards=2)
+    shown = provision(logstore, config, "--dry-run", "--only", "index")
+    assert "~ logstore llm-calls" in shown.output
+    assert "ttl: 7 -> 30" in shown.output and "mode: 'query' -> 'standard'" in shown.output
+    assert provision(logstore, config, "--only", "index").exit_code == 0
+    meta = sdk.get_logstore(p, "llm-calls").get_body()
+    assert (meta["ttl"], meta["mode"], meta["shardCount"]) == (30, "standard", 8)
+
+
 def test_only_provisions_the_parts_asked_for(logstore: LocalLogstore, tmp_path: Path) -> None:
     result = provision(logstore, _config(tmp_path, logstore), "--only", "index,searches")
     assert result.exit_code == 0, result.output

@@ -50,7 +50,7 @@ def plan(store: Store, wanted: list[Wanted]) -> list[Step]:
             steps.append(Step(w, Action.CREATE, w.body))
             continue
         body = _merged_index(w.body, have) if w.kind is Kind.INDEX else w.body
-        compared = _compared(w, body)
+        compared = _compared(w, body, have)
         lines = differences(compared, have)
         steps.append(Step(w, Action.UPDATE if lines else Action.KEEP, body, lines))
     return steps
@@ -86,11 +86,12 @@ def render(steps: list[Step]) -> list[str]:
     return out
 
 
-def _compared(w: Wanted, body: dict[str, Any]) -> dict[str, Any]:
-    """The part of `body` that must match. A Logstore's shards are SLS's to split and its mode
-    is set at creation; its retention is provision's."""
+def _compared(w: Wanted, body: dict[str, Any], have: dict[str, Any]) -> dict[str, Any]:
+    """The part of `body` that must match. A Logstore's shards are SLS's to split; its retention
+    and its mode (alerts need Standard; SLS omits the key for older Standard logstores) are
+    provision's."""
     if w.kind is Kind.LOGSTORE:
-        return {"ttl": body["ttl"]}
+        return {"ttl": body["ttl"], **({"mode": body["mode"]} if "mode" in have else {})}
     return body
 
 

@@ -99,7 +99,7 @@ class Remote:
                         mode=body["mode"],
                     )
                 else:
-                    c.update_logstore(p, w.name, ttl=body["ttl"])
+                    c.update_logstore(p, w.name, ttl=body["ttl"], mode=body["mode"])
             elif w.kind is Kind.INDEX:
                 (c.create_index if create else c.update_index)(p, w.name, _Body(body))
             elif w.kind is Kind.DASHBOARD:
