@@ -10,11 +10,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 CALLS = "event = 'llm_call'"
 FEEDBACK = "event = 'feedback'"
 FAILED = "status_code <> 200"
 MINUTE = "__time__ - __time__ % 60"
+
+
+class HasQuota(Protocol):
+    @property
+    def model(self) -> str: ...
+    @property
+    def workspace(self) -> str: ...
+    @property
+    def qpm(self) -> int | None: ...
+    @property
+    def tpm(self) -> int | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +35,11 @@ class QuotaLimit:
     workspace: str
     qpm: int | None
     tpm: int | None
+
+
+def quota_limits(quotas: Iterable[HasQuota]) -> list[QuotaLimit]:
+    """The configured quotas (`provision.quotas`) as the queries take them."""
+    return [QuotaLimit(x.model, x.workspace, x.qpm, x.tpm) for x in quotas]
 
 
 def literal(text: str) -> str:
