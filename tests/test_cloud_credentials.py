@@ -3,11 +3,15 @@ alibabacloud-credentials, against a local metadata service and the local Logstor
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from agent.config import parse_config
 from agent.credentials import ENV_ID, ENV_SECRET, ENV_TOKEN, CredentialsError, credentials_for
@@ -180,4 +184,55 @@ def test_the_agent_ships_with_the_instance_role_and_rereads_it_when_the_token_ex
         if path.is_file():
             data = path.read_bytes()
             assert not any(s in data for s in secrets), f"a secret in {path}"
+    assert list(home.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_the_default_chain_finds_the_instance_role_when_nothing_else_is_configured(
+    logstore: LocalLogstore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`credentials_provider: chain` in a real process (the library reads its environment at
+    import): no keys in the environment, no profile files, so the chain ends at the ECS role."""
+    home = tmp_path / "home"
+    home.mkdir()
+    for name in (ENV_ID, ENV_SECRET, ENV_TOKEN, "http_proxy", "no_proxy", "HTTP_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+
+    def trust(cred: RoleCredential) -> None:
+        _trust(logstore, cred)
+
+    with EcsMetadata(on_issue=trust) as metadata:
+        config = tmp_path / "config.yaml"
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "output": {
+                        "type": "sls",
+                        "endpoint": logstore.endpoint,
+                        "project": logstore.project,
+                        "logstore": logstore.logstore,
+                        "credentials_provider": "chain",
+                    }
+                }
+            )
+        )
+        env = {
+            **os.environ,
+            "HTTP_PROXY": metadata.proxy,
+            "NO_PROXY": "127.0.0.1",
+            "HOME": str(home),
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "agent", "check-output", "-c", str(config)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stdout.startswith("OK"), done.stdout
+        assert metadata.requests["credentials"] >= 1
+        issued = list(metadata.issued)
+    assert not any(c.access_key_secret in done.stdout + done.stderr for c in issued)
     assert list(home.iterdir()) == []
