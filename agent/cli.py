@@ -161,6 +161,29 @@ def backfill(
 
 
 @app.command()
+def provision(
+    config: ConfigOption,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would change; write nothing.")
+    ] = False,
+    only: Annotated[
+        str | None,
+        typer.Option(help="Only these parts, comma-separated: index,dashboards,alerts,searches."),
+    ] = None,
+) -> None:
+    """Create or update the Logstore, its index, dashboards, alerts and saved searches."""
+    from agent.provision.command import parse_only, run_provision  # noqa: PLC0415
+    from agent.provision.desired import ProvisionError  # noqa: PLC0415
+
+    cfg = _load(config)
+    try:
+        code = run_provision(cfg, dry_run, parse_only(only), typer.echo)
+    except ProvisionError as exc:
+        _fail(str(exc), code=1)
+    raise typer.Exit(code)
+
+
+@app.command()
 def status(
     config: Annotated[Path, typer.Option("--config", "-c", help="The agent's config file.")] = Path(
         "/etc/llmtail/config.yaml"

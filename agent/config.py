@@ -12,9 +12,16 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from parsers.payload import DEFAULT_FIELDS
+from parsers.payload import DEFAULT_FEEDBACK_FIELDS, DEFAULT_FIELDS
 from parsers.record import DEFAULT_PATTERN
 
 
@@ -44,6 +51,15 @@ class PayloadConfig(_Strict):
     fields: tuple[PayloadField, ...] = DEFAULT_PAYLOAD_FIELDS
 
 
+class FeedbackConfig(_Strict):
+    """`feedback:<payload>` messages (a user's rating of an answer), split like the payload."""
+
+    fields: Annotated[tuple[PayloadField, ...], Field(min_length=1)] = tuple(
+        PayloadField(name=name, type=kind)  # type: ignore[arg-type]  # kind is "str" | "int"
+        for name, kind in DEFAULT_FEEDBACK_FIELDS
+    )
+
+
 class InputConfig(_Strict):
     paths: Annotated[list[str], Field(min_length=1)]
     exclude: list[str] = []
@@ -64,6 +80,7 @@ class ParserConfig(_Strict):
     pattern: str = DEFAULT_PATTERN
     timezone: str | None = None  # the JVM's zone; None: the host's
     payload: PayloadConfig = PayloadConfig()
+    feedback: FeedbackConfig = FeedbackConfig()
     max_record_bytes: Annotated[int, Field(ge=1024)] = 512 * 1024
 
     @field_validator("pattern")
@@ -128,6 +145,10 @@ class SlsOutput(_OutputBase):
     project: str
     logstore: str
     credentials_file: str | None = None  # default: ALIBABA_CLOUD_* environment variables
+    # env (or file, with credentials_file) | ecs_ram_role | chain (alibabacloud-credentials'
+    # default chain: environment, OIDC/RRSA, profiles, ECS RAM role, credentials URI)
+    credentials_provider: Literal["env", "file", "ecs_ram_role", "chain"] | None = None
+    ecs_role_name: str | None = None  # for ecs_ram_role; default: asked from the metadata service
     concurrency: Annotated[int, Field(ge=1, le=64)] = 4
     request_timeout: Annotated[float, Field(gt=0)] = 30.0
     time_policy: Literal["restamp", "reject"] = "restamp"
@@ -136,12 +157,73 @@ class SlsOutput(_OutputBase):
     hold_probe_interval: Annotated[float, Field(gt=0)] = 30.0  # bad keys, missing logstore
     give_up_after: Annotated[float, Field(gt=0)] | None = None  # None: hold data until delivered
 
+    @model_validator(mode="after")
+    def _one_credentials_source(self) -> SlsOutput:
+        if self.credentials_provider == "file" and not self.credentials_file:
+            raise ValueError("credentials_provider file needs credentials_file")
+        if self.credentials_file and self.credentials_provider not in (None, "file"):
+            raise ValueError(
+                f"credentials_file and credentials_provider {self.credentials_provider} "
+                "are two sources: keep one"
+            )
+        return self
+
 
 OutputConfig = Annotated[FileOutput | StdoutOutput | SlsOutput, Field(discriminator="type")]
 
 
 class MetricsConfig(_Strict):
     listen: str | None = "127.0.0.1:9631"  # host:port; null disables the endpoint
+
+
+class Quota(_Strict):
+    """The QPM/TPM a model may use in one workspace (the provider's rate limit)."""
+
+    model: Annotated[str, Field(min_length=1)]
+    workspace: Annotated[str, Field(min_length=1)]
+    qpm: Annotated[int, Field(ge=1)] | None = None
+    tpm: Annotated[int, Field(ge=1)] | None = None
+
+
+class Thresholds(_Strict):
+    """When an alert fires, per model+workspace over `window` (except quota: the last minute)."""
+
+    window: Annotated[str, Field(pattern=r"^[1-9][0-9]*[mh]$")] = "5m"
+    failures: Annotated[int, Field(ge=1)] = 10  # failed calls in the window
+    success_rate: Annotated[float, Field(gt=0, le=100)] = 95.0  # percent, fires below
+    p95_ms: Annotated[int, Field(ge=1)] = 10_000  # p95 latency, fires above
+    quota_percent: Annotated[float, Field(gt=0, le=100)] = 80.0  # of the configured quota
+    slow_ms: Annotated[int, Field(ge=1)] = 10_000  # the "slow calls" saved search
+
+
+class ActionPolicy(_Strict):
+    """Who is notified: an SLS action policy (created only with `create: true`)."""
+
+    id: Annotated[str, Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")]
+    create: bool = False
+    name: str = "llmtail alerts"
+    script: str | None = None  # primary_policy_script, required with create: true
+
+    @model_validator(mode="after")
+    def _script_to_create(self) -> ActionPolicy:
+        if self.create and not self.script:
+            raise ValueError("script is required with create: true (the policy's fire(...) line)")
+        return self
+
+
+class ProvisionConfig(_Strict):
+    """What `llmtail provision` creates in the `sls` output's project (docs/observability.md)."""
+
+    ttl: Annotated[int, Field(ge=1, le=3650)] = 30  # days, for a Logstore it creates
+    shards: Annotated[int, Field(ge=1, le=256)] = 2
+    max_text_len: Annotated[int, Field(ge=64, le=16384)] = 16384  # bytes of prompt indexed
+    prefix: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")] = "llmtail"
+    region: str | None = None  # for alert queries; default: from the endpoint's host name
+    core_models: list[str] = []  # the QPM/TPM "per core model" chart; empty: every model
+    quotas: list[Quota] = []
+    negative_ratings: Annotated[list[str], Field(min_length=1)] = ["down"]
+    thresholds: Thresholds = Thresholds()
+    action_policy: ActionPolicy | None = None  # None: alerts use SLS's default policy
 
 
 class Config(_Strict):
@@ -154,6 +236,7 @@ class Config(_Strict):
     max_in_flight_bytes: Annotated[int, Field(ge=1024 * 1024)] = 64 * 1024 * 1024
     shutdown_timeout: Annotated[float, Field(gt=0)] = 10.0
     metrics: MetricsConfig = MetricsConfig()
+    provision: ProvisionConfig = ProvisionConfig()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 

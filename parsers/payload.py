@@ -33,6 +33,13 @@ DEFAULT_FIELDS: tuple[tuple[str, str], ...] = (
     ("error_message", "str"),
 )
 
+FEEDBACK_PREFIX = "feedback:"
+DEFAULT_FEEDBACK_FIELDS: tuple[tuple[str, str], ...] = (
+    ("request_id", "str"),
+    ("rating", "str"),
+    ("comment", "str"),
+)
+
 
 @dataclass(frozen=True, slots=True)
 class PayloadError:
@@ -140,3 +147,50 @@ def _payload_regex(separator: str, fields: tuple[tuple[str, str], ...]) -> re.Pa
         return re.compile(sep.join(parts) + tail)
     except re.error:  # e.g. a name given twice: the slow path still works
         return None
+
+
+class FeedbackParser:
+    """`feedback:<payload>` messages: a user's rating of an LLM answer, keyed by request id.
+
+    Same splitting as the llm_call payload (first line only, the last field keeps the rest of the
+    line, separators included), but the last field may be left out (a rating without comment):
+    it is then null. Fewer fields than that is malformed. `request_id` is the same key as in the
+    llm_call payload, so a rating joins its call.
+    """
+
+    def __init__(
+        self, separator: str = ",", fields: tuple[tuple[str, str], ...] = DEFAULT_FEEDBACK_FIELDS
+    ):
+        self._payload = PayloadParser(separator, fields)
+        self._sep = separator
+        self._names = self._payload.names
+        self._ints = tuple(
+            (index, name) for index, (name, kind) in enumerate(fields) if kind == "int"
+        )
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self._names
+
+    def parse(self, message: str) -> dict[str, PayloadValue] | PayloadError:
+        """The fields of a message that starts with `feedback:`; PayloadError if malformed."""
+        newline = message.find("\n")
+        line = message[len(FEEDBACK_PREFIX) : None if newline < 0 else newline]
+        names = self._names
+        parts: list[str] = line.split(self._sep, len(names) - 1)
+        if len(parts) < max(len(names) - 1, 1) or not parts[0]:
+            return PayloadError(f"feedback needs {self._sep.join(names[:-1]) or names[0]} at least")
+        values: list[PayloadValue] = [*parts, *[None] * (len(names) - len(parts))]
+        for index, name in self._ints:
+            text = values[index]
+            if not text:
+                values[index] = None
+            elif (
+                isinstance(text, str)
+                and text.isascii()
+                and (text.isdigit() or (text[0] == "-" and text[1:].isdigit()))
+            ):
+                values[index] = int(text)
+            else:
+                return PayloadError(f"feedback field {name} is not an integer: {str(text)[:40]!r}")
+        return dict(zip(names, values, strict=True))

@@ -5,7 +5,8 @@ Outcomes, in the order they are decided:
   whole text) + `parse_error`; `time` is None;
 - the message is payload-shaped but malformed: `__raw_log__` + `parse_error`; `time` is the
   record's time, so the raw record still lands where it happened;
-- otherwise the typed fields, `event` one of llm_call / prompt / result / log;
+- a `feedback:` message that lacks its required fields: `__raw_log__` + `parse_error`, likewise;
+- otherwise the typed fields, `event` one of llm_call / feedback / prompt / result / log;
 - a frame whose bytes were altered (TRUNCATED, DECODE, NUL) keeps its typed fields and also
   gets `parse_error` saying what was altered, so no damage goes unnoticed.
 """
@@ -21,7 +22,13 @@ from typing import Any
 from parsers.lines import FrameFlag
 from parsers.multiline import Assembler, Frame
 from parsers.pattern import PREFIX_KEYS, CompiledPattern, compile_pattern
-from parsers.payload import DEFAULT_FIELDS, PayloadError, PayloadParser
+from parsers.payload import (
+    DEFAULT_FEEDBACK_FIELDS,
+    DEFAULT_FIELDS,
+    FeedbackParser,
+    PayloadError,
+    PayloadParser,
+)
 from parsers.rows import Groups, Layout, compile_builders
 from parsers.timestamp import NANOS
 from parsers.timestamp import nanos as nanos_of
@@ -47,6 +54,7 @@ class ParserSettings:
     timezone: str | None = None  # IANA name of the JVM's zone; None: the host's zone
     payload_separator: str = ","
     payload_fields: tuple[tuple[str, str], ...] = DEFAULT_FIELDS
+    feedback_fields: tuple[tuple[str, str], ...] = DEFAULT_FEEDBACK_FIELDS
     max_record_bytes: int = 512 * 1024
     encoding: str = "utf-8"
 
@@ -81,6 +89,10 @@ class RecordParser:
         clash = sorted(taken & set(self._payload.names))
         if clash:
             raise ValueError(f"payload field {clash[0]!r} has the name of a record key; rename it")
+        self._feedback = FeedbackParser(settings.payload_separator, settings.feedback_fields)
+        clash = sorted(taken & set(self._feedback.names))
+        if clash:
+            raise ValueError(f"feedback field {clash[0]!r} has the name of a record key; rename it")
         date = pattern.date
         assert date is not None  # compile_pattern refuses patterns without %d
         self._date = date
@@ -129,7 +141,7 @@ class RecordParser:
         s = self.settings
         return Assembler(self._starts, s.encoding, s.max_record_bytes, start_offset, self._records)
 
-    def parse(self, frame: Frame) -> Record:  # noqa: PLR0912 - hot path, inlined on purpose
+    def parse(self, frame: Frame) -> Record:  # noqa: PLR0911, PLR0912 - hot path, inlined on purpose
         """The record of one frame; a failure becomes a raw record with a reason."""
         try:
             g: tuple[Any, ...] | None = frame.groups
@@ -155,8 +167,15 @@ class RecordParser:
                     return _raw(frame, f"invalid timestamp {stamp!r}", None, 0)
                 seconds, nanos = when
             message: str = g[self._mi] if self._ri < 0 else self._message_of(g)
-            if message.startswith(("prompt:", "result:")):
-                fields = self._log(g, message[:6], message)
+            if message.startswith(("prompt:", "result:", "feedback:")):
+                if message[0] != "f":
+                    fields = self._log(g, message[:6], message)
+                else:
+                    rating = self._feedback.parse(message)
+                    if isinstance(rating, PayloadError):
+                        return _raw(frame, rating.reason, seconds, nanos)
+                    fields = self._log(g, "feedback", message)
+                    fields.update(rating)
             elif self._call is not None and g[self._pi] is not None:
                 fields = self._call(g, message)
             else:

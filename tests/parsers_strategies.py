@@ -125,6 +125,27 @@ def payloads(draw: st.DrawFn) -> dict[str, str | int | None]:
     return values
 
 
+@st.composite
+def feedbacks(draw: st.DrawFn) -> dict[str, str | int | None]:
+    """A rating as an application logs it: `up`/`down` or a number, with or without comment."""
+    request_id = draw(st.from_regex(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{12}", fullmatch=True))
+    rating = draw(st.sampled_from(("up", "down")) | st.integers(-5, 10).map(str))
+    comment = draw(
+        st.none()
+        | st.sampled_from(("", "wrong answer, and slow", "好,但是太长"))
+        | _text(max_size=40)
+    )
+    return {"request_id": request_id, "rating": rating, "comment": comment}
+
+
+def render_feedback(values: dict[str, str | int | None]) -> str:
+    """`feedback:id,rating[,comment]`: a missing comment is left out, not written empty."""
+    parts = [values["request_id"], values["rating"]]
+    if values["comment"] is not None:
+        parts.append(values["comment"])
+    return "feedback:" + ",".join(str(p) for p in parts)
+
+
 def render_payload(values: dict[str, str | int | None]) -> str:
     return ",".join("" if values[n] is None else str(values[n]) for n in PAYLOAD_NAMES)
 
@@ -147,15 +168,20 @@ def records(draw: st.DrawFn, crlf: bool = True) -> Rendered:
         "line": line,
         "thread": draw(threads),
     }
-    kind = draw(st.sampled_from(("log", "prompt", "result", "llm_call")))
+    kind = draw(st.sampled_from(("log", "prompt", "result", "llm_call", "feedback")))
     payload: dict[str, str | int | None] = {}
     if kind == "llm_call":
         payload = draw(payloads())
         head = render_payload(payload)
+    elif kind == "feedback":
+        payload = draw(feedbacks())
+        head = render_feedback(payload)
     elif kind == "log":
         head = draw(
             _text(max_size=60).filter(
-                lambda s: not s.startswith(("prompt:", "result:")) and s.count(",") < 11
+                lambda s: (
+                    not s.startswith(("prompt:", "result:", "feedback:")) and s.count(",") < 11
+                )
             )
         )
     else:

@@ -1,4 +1,6 @@
-"""Access keys for SLS: from the environment or a private file re-read when it changes.
+"""Access keys for SLS: from the environment, a private file re-read when it changes, or a
+provider of `alibabacloud-credentials` that needs no AccessKey on disk (the ECS instance RAM
+role, or the SDK's default chain: OIDC/RRSA, profiles, STS AssumeRole, credentials URI).
 
 The file is YAML with these keys (the names of the environment variables, lower-cased and without
 the `ALIBABA_CLOUD_` prefix, so one vocabulary serves both):
@@ -21,9 +23,12 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import yaml
+
+if TYPE_CHECKING:
+    from agent.config import SlsOutput
 
 log = logging.getLogger(__name__)
 
@@ -194,3 +199,16 @@ def load_credentials(
     if credentials_file:
         return FileCredentials(credentials_file)
     return from_environment(os.environ if environ is None else environ)
+
+
+def credentials_for(output: SlsOutput) -> CredentialsSource:
+    """The source an `sls` output is configured with; CredentialsError says what is wrong."""
+    provider = output.credentials_provider
+    if provider in (None, "env", "file"):
+        return load_credentials(output.credentials_file)
+    # Imported here: only hosts that use a provider pay for the library.
+    from agent.delivery.cloud_credentials import ProviderCredentials  # noqa: PLC0415
+
+    if provider == "ecs_ram_role":
+        return ProviderCredentials.ecs_ram_role(output.ecs_role_name)
+    return ProviderCredentials.default_chain()

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from agent.config import SlsOutput
-from agent.delivery.credentials import CredentialsError, CredentialsSource, load_credentials, mask
+from agent.delivery.credentials import CredentialsError, CredentialsSource, credentials_for, mask
 from agent.delivery.retry import AdaptiveLimit, Failure, RetryPolicy, classify
 from agent.delivery.sink import Outcome
 from agent.delivery.sls_client import EndpointError, SlsClient, SlsError, parse_endpoint
@@ -215,7 +215,7 @@ class SlsSink:
         for the file and stdout sinks); `stats()` has the details by reason.
         """
         self._config = config
-        self._credentials = credentials or load_credentials(config.credentials_file)
+        self._credentials = credentials or credentials_for(config)
         self._endpoint = parse_endpoint(config.endpoint)
         self._policy = policy or RetryPolicy()
         self._window = window or TimeWindow()
@@ -534,7 +534,7 @@ def check_output(
     with GetLogStore would demand a read permission the agent never uses).
     """
     try:
-        source = credentials or load_credentials(config.credentials_file)
+        source = credentials or credentials_for(config)
         endpoint = parse_endpoint(config.endpoint)
         key_id = mask(source.get().access_key_id)
     except (CredentialsError, EndpointError) as exc:

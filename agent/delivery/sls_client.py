@@ -149,6 +149,18 @@ class _OneShotLogClient(LogClient):
         return r.status_code, r.content, r.headers
 
 
+def log_client(
+    endpoint: str | Endpoint, credentials: CredentialsSource, timeout: float, source: str = ""
+) -> LogClient:
+    """An SDK LogClient with this module's endpoint parsing, single attempts and credentials
+    seam, for the admin API (`llmtail provision`). Raises EndpointError."""
+    ep = endpoint if isinstance(endpoint, Endpoint) else parse_endpoint(endpoint)
+    client = _OneShotLogClient(ep, _Provider(credentials), source)
+    sdk: Any = client
+    sdk.timeout = timeout
+    return client
+
+
 class SlsClient:
     """PutLogs of encoded LogGroups to one endpoint; one attempt per call, bounded in time."""
 

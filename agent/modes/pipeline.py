@@ -53,6 +53,7 @@ def parser_settings(config: Config, encoding: str | None = None) -> ParserSettin
         timezone=p.timezone,
         payload_separator=p.payload.separator,
         payload_fields=tuple((f.name, f.type) for f in p.payload.fields),
+        feedback_fields=tuple((f.name, f.type) for f in p.feedback.fields),
         max_record_bytes=p.max_record_bytes,
         encoding=encoding,
     )

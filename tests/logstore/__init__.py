@@ -18,8 +18,12 @@ the status and errorCode SLS answers:
   now + 15 min]: 400 PostBodyInvalid "The post data time is out of range" (whole request).
 
 It answers 200 with an empty body and `x-log-requestid`; errors are JSON
-`{"errorCode", "errorMessage"}` with `x-log-requestid`. `GET /logstores[/{name}]` is also served
-(signed) for reachability checks.
+`{"errorCode", "errorMessage"}` with `x-log-requestid`.
+
+The admin API `llmtail provision` uses is served too (signed, see `catalog`): logstores
+(`POST/GET/PUT /logstores[/{name}]`), the index (`/logstores/{name}/index`), dashboards, alerts
+(`/jobs`), saved searches and alert resource records, with SLS's checks and error codes;
+`server.catalog.writes` lists every write it accepted.
 
 Faults (`server.faults`, a `FaultPlan`): `fail(code, count=, probability=, seconds=)` with
 InternalServerError, ServerBusy, WriteQuotaExceed, ShardWriteQuotaExceed, Unauthorized,
@@ -39,6 +43,8 @@ Admin HTTP API (same port; no signature; JSON in and out):
     DELETE /_llmtail/faults                    clear all rules
     POST   /_llmtail/logstores {"project", "logstore"}   create; DELETE with the same: remove
     POST   /_llmtail/expire-token {"token"}
+    POST   /_llmtail/credentials {"access_key_id", "access_key_secret", "security_token"}
+                              accept this key too (e.g. STS credentials a RAM role was issued)
     POST   /_llmtail/outage {"seconds", "refuse": true}
     POST   /_llmtail/reset                     forget data, counters and faults
 

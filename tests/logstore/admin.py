@@ -58,6 +58,9 @@ class Admin:
             ("POST", "logstores"): lambda p, d: s.add_logstore(d["project"], d["logstore"]),
             ("DELETE", "logstores"): lambda p, d: s.remove_logstore(d["project"], d["logstore"]),
             ("POST", "expire-token"): lambda p, d: s.expire_token(d["token"]),
+            ("POST", "credentials"): lambda p, d: s.add_credential(
+                d["access_key_id"], d["access_key_secret"], d.get("security_token")
+            ),
             ("POST", "outage"): self._outage,
             ("POST", "reset"): lambda p, d: s.reset(),
         }

@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from tests.logstore.admin import PREFIX as ADMIN_PREFIX
 from tests.logstore.admin import Admin
+from tests.logstore.catalog import Catalog
 from tests.logstore.codec import MAX_LOGS_PER_GROUP, StoredLog, StoredLogGroup
 from tests.logstore.errors import SlsError
 from tests.logstore.faults import FaultPlan
@@ -27,7 +28,6 @@ from tests.logstore.sls import Credential, Request, Sls, new_request_id
 from tests.logstore.store import Stats, Store
 
 _PUT_PATH = re.compile(r"/logstores/([^/]+)/shards/(lb|route)")
-_LOGSTORE_PATH = re.compile(r"/logstores/([^/]+)")
 
 
 class _Server(ThreadingHTTPServer):
@@ -93,6 +93,7 @@ class LocalLogstore:
             max_logs_per_group,
         )
         self.sls.add_logstore(project, logstore)
+        self.catalog = Catalog(self.sls.logstore_names, self.sls.add_logstore)
         self.admin = Admin(self)
         self._drop_all_until = 0.0
         self.internal_errors: list[str] = []  # tracebacks of server bugs; tests may assert []
@@ -274,6 +275,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._dispatch()
 
+    def do_PUT(self) -> None:
+        self._dispatch()
+
     def _dispatch(self) -> None:
         parts = urlsplit(self.path)
         path = unquote(parts.path)
@@ -293,13 +297,12 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.server.owner
         try:
             put = _PUT_PATH.fullmatch(req.path)
-            described = _LOGSTORE_PATH.fullmatch(req.path)
             if req.method == "POST" and put:
                 self._put_logs(owner, req, put.group(1))
-            elif req.method == "GET" and (described or req.path == "/logstores"):
-                logstore = described.group(1) if described else None
-                answer = owner.sls.describe_logstore(req, logstore)
-                self._answer(200, json.dumps(answer).encode(), new_request_id())
+            elif owner.catalog.handles(req.path):
+                answer = owner.catalog.answer(req, owner.sls.authenticate(req))
+                body = b"" if answer is None else json.dumps(answer).encode()
+                self._answer(200, body, new_request_id())
             else:
                 raise SlsError(404, "NotImplemented", f"{req.method} {req.path} is not served here")
         except SlsError as err:

@@ -12,7 +12,6 @@ import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from tests.logstore.codec import (
     MAX_RAW_BODY,
@@ -106,6 +105,16 @@ class Sls:
         with self._lock:
             self._expired_tokens.add(token)
 
+    def logstore_names(self, project: str) -> set[str]:
+        with self._lock:
+            return {ls for p, ls in self._logstores if p == project}
+
+    def authenticate(self, req: Request) -> str:
+        """The request's project, once its signature, token and date pass; raises SlsError."""
+        project = project_from_host(req.headers.get("host"), self.default_project)
+        self._authenticate(req, project)
+        return project
+
     def _authenticate(self, req: Request, project: str) -> None:
         """Project, AccessKey, signature, STS token and request time, in that order."""
         with self._lock:
@@ -185,27 +194,6 @@ class Sls:
             )
         self.store.accepted(project, logstore, len(group.Logs), raw_size, stored)
         return request_id
-
-    def describe_logstore(self, req: Request, logstore: str | None) -> dict[str, Any]:
-        """GET /logstores[/{name}]: enough for a reachability check (`check-output`)."""
-        project = project_from_host(req.headers.get("host"), self.default_project)
-        self._authenticate(req, project)
-        if logstore is None:
-            with self._lock:
-                names = sorted(ls for p, ls in self._logstores if p == project)
-            return {"count": len(names), "total": len(names), "logstores": names}
-        self._check_logstore(project, logstore)
-        return {
-            "logstoreName": logstore,
-            "ttl": 30,
-            "shardCount": 2,
-            "enable_tracking": False,
-            "appendMeta": False,
-            "autoSplit": True,
-            "maxSplitShard": 64,
-            "createTime": 1700000000,
-            "lastModifyTime": 1700000000,
-        }
 
 
 def _decoded_body(req: Request) -> tuple[bytes, str, int]:
