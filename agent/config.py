@@ -233,7 +233,9 @@ class Config(_Strict):
     state_dir: str = "./state"
     tail: TailConfig = TailConfig()
     batch: BatchConfig = BatchConfig()
-    max_in_flight_bytes: Annotated[int, Field(ge=1024 * 1024)] = 64 * 1024 * 1024
+    # Encoded bytes of batches handed to the output and not yet acknowledged (exact, not an
+    # estimate): 4 senders x 3 MB batches fit twice over, so throughput does not need more.
+    max_in_flight_bytes: Annotated[int, Field(ge=1024 * 1024)] = 32 * 1024 * 1024
     shutdown_timeout: Annotated[float, Field(gt=0)] = 10.0
     metrics: MetricsConfig = MetricsConfig()
     provision: ProvisionConfig = ProvisionConfig()

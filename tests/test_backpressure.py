@@ -107,7 +107,7 @@ class Stall:
     def report(self, what: str) -> str:
         return (
             f"{what}: stalled after reading {self.read / 2**20:.1f} MiB "
-            f"({self.in_flight / 2**20:.1f} MiB in flight, estimated); "
+            f"({self.in_flight / 2**20:.1f} MiB in flight); "
             f"peak RSS {self.peak / 2**20:.0f} MiB, "
             f"{self.stalled_peak / 2**20:.0f} MiB over {STALLED_SAMPLE_SECONDS:.0f} s stalled"
         )
@@ -116,7 +116,7 @@ class Stall:
 def test_rss_stays_under_150_mb_with_a_1_gb_backlog_while_the_output_is_down(
     tmp_path: Path,
 ) -> None:
-    """With the defaults a user runs (max_in_flight_bytes 64 MiB), a backlog of 1 GB."""
+    """With the defaults a user runs (max_in_flight_bytes 32 MiB), a backlog of 1 GB."""
     logs = tmp_path / "logs"
     logs.mkdir()
     backlog = logs / "app.log"
