@@ -12,8 +12,9 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from agent.sinks.endpoint import project_in_front
 from parsers.payload import DEFAULT_FIELDS
 from parsers.record import DEFAULT_PATTERN
 
@@ -135,6 +136,13 @@ class SlsOutput(_OutputBase):
     max_backoff: Annotated[float, Field(gt=0)] = 30.0  # seconds, for network errors and 5xx
     hold_probe_interval: Annotated[float, Field(gt=0)] = 30.0  # bad keys, missing logstore
     give_up_after: Annotated[float, Field(gt=0)] | None = None  # None: hold data until delivered
+
+    @model_validator(mode="after")
+    def _no_project_in_endpoint(self) -> SlsOutput:
+        problem = project_in_front(self.endpoint, self.project)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
 
 
 OutputConfig = Annotated[FileOutput | StdoutOutput | SlsOutput, Field(discriminator="type")]
