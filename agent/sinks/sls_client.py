@@ -276,6 +276,8 @@ class SlsClient:
                 "(not from SLS? check the endpoint and any proxy)",
                 request_id,
             )
+        if response.length:  # the connection ended before the announced length
+            raise http.client.IncompleteRead(body, response.length)
         if response.will_close:
             self._drop()
         return response.status, request_id, body
