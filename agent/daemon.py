@@ -29,6 +29,7 @@ from agent.logsetup import setup_logging
 from agent.metrics import AgentMetrics
 from agent.notify import Notifier
 from agent.sinks import Outcome
+from agent.status import Throughput
 from agent.watcher import Opened, Released, Resume, Rotated, Truncated, Watcher
 
 log = logging.getLogger(__name__)
@@ -99,8 +100,7 @@ class Daemon:
         self._base: dict[str, int] = {}  # where reading of a key started (its floor)
         self._released: dict[str, _Released] = {}
         self._last_delivery: float | None = None
-        self._records_out = 0
-        self._rate = 0.0
+        self._throughput = Throughput()
         self.last_error = LastError()
         self._started_at = time.time()
         self._identities: dict[str, dict[str, str | int]] = {}
@@ -127,7 +127,7 @@ class Daemon:
         self._metrics.output_latency.observe(seconds)
         if outcome is Outcome.DELIVERED:
             self._last_delivery = time.time()
-            self._records_out += len(batch.events)
+            self._throughput.add(len(batch.events))
         elif outcome is Outcome.ABORTED and not self._stop.is_set():
             # The output gave up outside a shutdown (stdout closed, a sink bug): reading on
             # would only pile up batches that can never commit. Stop; the supervisor restarts.
@@ -148,7 +148,6 @@ class Daemon:
         )
         self._notifier.ready(f"watching {len(files)} files")
         next_checkpoint = next_status = self._clock()
-        out_before, rate_since = self._records_out, self._clock()
         while not self._stop.is_set():
             now = self._clock()
             if self._reload.is_set():
@@ -159,9 +158,6 @@ class Daemon:
                 self._observe()
                 next_checkpoint = now + CHECKPOINT_INTERVAL
             if now >= next_status:
-                elapsed = max(now - rate_since, 1e-9)
-                self._rate = (self._records_out - out_before) / elapsed
-                out_before, rate_since = self._records_out, now
                 self._notifier.status(self.status_line())
                 next_status = now + STATUS_INTERVAL
             self._notifier.ping_if_due(now)
@@ -389,7 +385,8 @@ class Daemon:
         return {
             "pid": os.getpid(),
             "started_at": self._started_at,
-            "records_per_second": round(self._rate, 1),
+            "records_per_second": round(self._throughput.rate(), 1),
+            "records_delivered": self._throughput.total,
             "last_delivery_at": self._last_delivery,
             "last_error": error,
             "files": self._files_view,
@@ -397,7 +394,7 @@ class Daemon:
 
     def status_line(self) -> str:
         n = len(self._files_view)
-        line = f"{n} files, {self._rate:.0f} records/s"
+        line = f"{n} files, {self._throughput.rate():.0f} records/s"
         if self.last_error.message:
             line += f"; last error: {self.last_error.message[:200]}"
         return line
