@@ -28,6 +28,7 @@ from agent.ingest import Ingest
 from agent.logsetup import setup_logging
 from agent.metrics import AgentMetrics
 from agent.notify import Notifier
+from agent.signals import take_early
 from agent.sinks import Outcome
 from agent.status import Throughput
 from agent.watcher import Opened, Released, Resume, Rotated, Truncated, Watcher
@@ -111,6 +112,10 @@ class Daemon:
     # -- control -------------------------------------------------------------------------
 
     def install_signal_handlers(self) -> None:
+        early = take_early()  # `llmtail run` recorded signals from its first instruction
+        if early is not None:
+            early.adopt(self._on_signal)
+            return
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGHUP, self._on_signal)
