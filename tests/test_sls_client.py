@@ -17,7 +17,9 @@ import pytest
 from aliyun.log.auth import AuthV1
 from aliyun.log.credentials import StaticCredentialsProvider
 
+from agent.config import ConfigError, parse_config
 from agent.credentials import Credentials, StaticCredentials
+from agent.sinks.endpoint import project_in_front
 from agent.sinks.loggroup import LogEncoder, LogGroupBytes, encode_trailer
 from agent.sinks.sls_client import Endpoint, EndpointError, SlsClient, SlsError, parse_endpoint
 from agent.sinks.sls_signing import signature, string_to_sign
@@ -332,3 +334,43 @@ def test_an_answer_cut_short_is_a_failure_not_a_success() -> None:
         with pytest.raises(SlsError) as info:
             client(server.port).put("proj", "store", group())
         assert (info.value.status, info.value.code) == (0, "ConnectionError")
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "project", "fixed"),
+    [
+        ("myproj.cn-hangzhou.log.aliyuncs.com", "myproj", "cn-hangzhou.log.aliyuncs.com"),
+        (
+            "https://MyProj.cn-hangzhou.log.aliyuncs.com",
+            "myproj",
+            "https://cn-hangzhou.log.aliyuncs.com",
+        ),
+        ("cn-hangzhou.log.aliyuncs.com", "myproj", None),
+        ("cn-hangzhou.log.aliyuncs.com", "cn", None),  # a prefix of the first label is fine
+        ("10.0.0.5:80", "10", None),  # an IP literal is sent to as is
+        ("myprojx.example.com", "myproj", None),
+    ],
+)
+def test_an_endpoint_with_the_project_in_front_is_named(
+    endpoint: str, project: str, fixed: str | None
+) -> None:
+    problem = project_in_front(endpoint, project)
+    if fixed is None:
+        assert problem is None
+    else:
+        assert problem is not None and f"write {fixed!r}" in problem and "\n" not in problem
+
+
+def test_the_config_refuses_an_endpoint_with_the_project_in_front() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(
+            {
+                "output": {
+                    "type": "sls",
+                    "endpoint": "myproj.cn-hangzhou.log.aliyuncs.com",
+                    "project": "myproj",
+                    "logstore": "l",
+                }
+            }
+        )
+    assert "starts with the project name 'myproj'" in str(info.value)
