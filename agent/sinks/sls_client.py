@@ -147,6 +147,8 @@ class SlsClient:
         body = lz4.block.compress(raw, store_size=False) if self._compress else raw
         path = f"/logstores/{logstore}/shards/lb"
         headers = self._headers(project, path, raw, body)
+        if any(c in text for text in (path, *headers.values()) for c in "\r\n"):
+            raise SlsError(0, "InvalidRequest", "a line break in the logstore, project or token")
         deadline = self._clock() + self._timeout
         try:
             sock = self._connection(project, deadline)
@@ -252,10 +254,12 @@ class SlsClient:
         deadline: float,
     ) -> None:
         head = f"POST {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        data = memoryview(head.encode("latin-1") + b"\r\n" + body)
-        for start in range(0, len(data), _SEND_CHUNK):
+        _settimeout(sock, deadline, self._clock)
+        sock.sendall(head.encode("latin-1") + b"\r\n")
+        view = memoryview(body)  # slices without copies
+        for start in range(0, len(view), _SEND_CHUNK):
             _settimeout(sock, deadline, self._clock)
-            sock.sendall(data[start : start + _SEND_CHUNK])
+            sock.sendall(view[start : start + _SEND_CHUNK])
 
     def _answer(self, sock: socket.socket, deadline: float) -> tuple[int, str, bytes]:
         """Status, request id and at most MAX_ANSWER bytes of the body; a longer body is
