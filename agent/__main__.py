@@ -1,5 +1,5 @@
 """`python -m agent` is `llmtail`, for hosts where the console script is not on PATH."""
 
-from agent.cli import main
+from agent.launch import main
 
 main()

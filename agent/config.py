@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from agent.delivery.endpoint import project_in_front
 from parsers.payload import DEFAULT_FEEDBACK_FIELDS, DEFAULT_FIELDS
 from parsers.record import DEFAULT_PATTERN
 
@@ -166,6 +167,13 @@ class SlsOutput(_OutputBase):
                 f"credentials_file and credentials_provider {self.credentials_provider} "
                 "are two sources: keep one"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _no_project_in_endpoint(self) -> SlsOutput:
+        problem = project_in_front(self.endpoint, self.project)
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
 

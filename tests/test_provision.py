@@ -15,8 +15,8 @@ import yaml
 from typer.testing import CliRunner, Result
 
 from agent.cli import app
+from agent.delivery.admin_client import log_client
 from agent.delivery.credentials import Credentials, StaticCredentials
-from agent.delivery.sls_client import log_client
 from tests.logstore import LocalLogstore
 
 POLICY_SCRIPT = 'fire(type="dingtalk", webhook_id="ops", template_id="sls.builtin.cn")'

@@ -7,16 +7,24 @@ import hashlib
 import socket
 import threading
 import time
+import tracemalloc
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import lz4.block
 import pytest
+from aliyun.log.auth import AuthV1
+from aliyun.log.credentials import StaticCredentialsProvider
 
+from agent.config import ConfigError, parse_config
 from agent.delivery.credentials import Credentials, StaticCredentials
+from agent.delivery.endpoint import project_in_front
 from agent.delivery.sls_client import Endpoint, EndpointError, SlsClient, SlsError, parse_endpoint
+from agent.delivery.sls_signing import signature, string_to_sign
 from agent.engine.loggroup import LogEncoder, LogGroupBytes, encode_trailer
+from tests.agentproc import wait_for
+from tests.hostile_http import HostileServer
 
 SECRET = "recorder-secret-value"
 
@@ -37,6 +45,7 @@ class Recorder:
     body: bytes = b""
     delay: float = 0.0
     seen: list[Seen] = field(default_factory=list)
+    peers: list[tuple[str, int]] = field(default_factory=list)  # client address per request
     port: int = 0
 
 
@@ -45,12 +54,15 @@ def recorder() -> Iterator[Recorder]:
     rec = Recorder()
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as SLS
+
         def do_POST(self) -> None:
             n = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(n)
             rec.seen.append(
                 Seen("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body)
             )
+            rec.peers.append(self.client_address)
             time.sleep(rec.delay)
             try:
                 self.send_response(rec.status)
@@ -133,11 +145,9 @@ def test_uncompressed_when_configured(recorder: Recorder) -> None:
 def test_a_5xx_is_one_attempt_not_the_sdks_ten(recorder: Recorder) -> None:
     recorder.status = 500
     recorder.body = b'{"errorCode": "InternalServerError", "errorMessage": "boom"}'
-    started = time.monotonic()
     with pytest.raises(SlsError) as info:
         client(recorder.port).put("proj", "store", group())
-    assert time.monotonic() - started < 0.9  # the SDK would have slept 1 s between attempts
-    assert len(recorder.seen) == 1
+    assert len(recorder.seen) == 1  # the SDK would have tried 10 times, 1 s apart
     assert (info.value.status, info.value.code, info.value.message) == (
         500,
         "InternalServerError",
@@ -155,11 +165,9 @@ def test_a_non_json_error_body_is_still_an_error_with_its_status(recorder: Recor
 
 
 def test_a_silent_server_is_bounded_by_the_request_timeout(recorder: Recorder) -> None:
-    recorder.delay = 2.0
-    started = time.monotonic()
+    recorder.delay = 60.0  # far beyond the timeout: only the deadline can end the request
     with pytest.raises(SlsError) as info:
         client(recorder.port, timeout=0.3).put("proj", "store", group())
-    assert time.monotonic() - started < 1.5
     assert (info.value.status, info.value.code) == (0, "Timeout")
 
 
@@ -206,3 +214,163 @@ def test_bad_endpoints_are_one_line(text: str) -> None:
     with pytest.raises(EndpointError) as info:
         parse_endpoint(text)
     assert "\n" not in str(info.value)
+
+
+# -- llmtail's own client against the SDK and against hostile servers ---------------------------
+
+
+def test_the_signature_is_the_sdks_on_the_same_request(
+    recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client(recorder.port, creds=Rotating()).put("proj", "store", group())
+    (req,) = recorder.seen
+    sent = {k: v for k, v in req.headers.items() if k not in ("authorization", "x-log-date")}
+    sdk_headers = {
+        "Content-Type": sent["content-type"],
+        "x-log-bodyrawsize": sent["x-log-bodyrawsize"],
+        "x-log-compresstype": sent["x-log-compresstype"],
+        "x-log-apiversion": sent["x-log-apiversion"],
+    }
+    # The SDK stamps Date itself: give it the one our request carried.
+    monkeypatch.setattr(AuthV1, "_getGMT", staticmethod(lambda: sent["date"]))
+    provider = StaticCredentialsProvider("STS.KeyId1234", SECRET, "token-1")
+    AuthV1(provider).sign_request("POST", req.path, {}, sdk_headers, req.body)
+    assert sdk_headers["Content-MD5"] == sent["content-md5"]
+    assert sdk_headers["x-acs-security-token"] == sent["x-acs-security-token"]
+    assert sdk_headers["Authorization"] == req.headers["authorization"]
+
+
+def test_the_signature_matches_the_published_vector() -> None:
+    headers = {
+        "Date": "Mon, 3 Jan 2010 08:33:47 GMT",
+        "x-log-apiversion": "0.6.0",
+        "x-log-bodyrawsize": "0",
+        "x-log-signaturemethod": "hmac-sha1",
+    }
+    text = string_to_sign("GET", "/logstores", {}, headers)
+    assert signature("mockAccessKeySecret", text) == "Rwm6cTKzoti4HWoe+GKcb6Kv07E="
+
+
+def test_a_kept_alive_connection_is_reused(recorder: Recorder) -> None:
+    c = client(recorder.port)
+    for _ in range(3):
+        c.put("proj", "store", group())
+    assert len(recorder.seen) == 3
+    assert len(set(recorder.peers)) == 1  # one TCP connection for all three
+
+
+@pytest.mark.parametrize(
+    ("status", "chunked", "expected_status"),
+    [(200, False, 0), (500, False, 500), (500, True, 500), (200, True, 0)],
+)
+def test_a_huge_answer_is_abandoned_after_64_kib(
+    status: int, chunked: bool, expected_status: int
+) -> None:
+    with HostileServer(mode="huge", status=status, chunked=chunked) as server:
+        c = client(server.port, timeout=600.0)
+        tracemalloc.start()
+        try:
+            with pytest.raises(SlsError) as info:
+                c.put("proj", "store", group())
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert (info.value.status, info.value.code) == (expected_status, "ResponseTooLarge")
+        assert peak < 2 * 1024 * 1024  # the answer was not read into memory
+        wait_for(lambda: len(server.answered()) == 1, 60, "the server to see the hang-up")
+        assert server.answered()[0] < 64 * 1024 * 1024  # of 1 GiB: the rest was abandoned
+        # The next request opens a fresh connection and is bounded the same way.
+        with pytest.raises(SlsError):
+            c.put("proj", "store", group())
+        assert server.requests == 2
+
+
+def test_a_server_that_drips_its_answer_hits_the_request_deadline() -> None:
+    # One byte every 50 ms is well inside any per-read timeout: only a total deadline ends it.
+    with HostileServer(mode="drip", drip_interval=0.05) as server:
+        c = client(server.port, timeout=1.0)
+        outcome: list[BaseException] = []
+
+        def put() -> None:
+            try:
+                c.put("proj", "store", group())
+            except SlsError as exc:
+                outcome.append(exc)
+
+        thread = threading.Thread(target=put)
+        thread.start()
+        thread.join(timeout=120)
+        assert not thread.is_alive()
+        (err,) = outcome
+        assert isinstance(err, SlsError)
+        assert (err.status, err.code) == (0, "Timeout")
+        assert "request timeout (1 s)" in err.message
+
+
+def test_abort_ends_a_request_in_flight_and_later_ones() -> None:
+    with HostileServer(mode="drip", drip_interval=0.05) as server:
+        c = client(server.port, timeout=600.0)
+        outcome: list[SlsError] = []
+
+        def put() -> None:
+            try:
+                c.put("proj", "store", group())
+            except SlsError as exc:
+                outcome.append(exc)
+
+        thread = threading.Thread(target=put)
+        thread.start()
+        wait_for(lambda: server.requests == 1, 60, "the request to arrive")
+        c.abort()
+        thread.join(timeout=60)  # the deadline is 600 s away: only the abort ends it
+        assert [e.code for e in outcome] == ["Aborted"]
+        with pytest.raises(SlsError) as info:
+            c.put("proj", "store", group())
+        assert info.value.code == "Aborted" and server.requests == 1
+
+
+def test_an_answer_cut_short_is_a_failure_not_a_success() -> None:
+    with HostileServer(mode="cut") as server:
+        with pytest.raises(SlsError) as info:
+            client(server.port).put("proj", "store", group())
+        assert (info.value.status, info.value.code) == (0, "ConnectionError")
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "project", "fixed"),
+    [
+        ("myproj.cn-hangzhou.log.aliyuncs.com", "myproj", "cn-hangzhou.log.aliyuncs.com"),
+        (
+            "https://MyProj.cn-hangzhou.log.aliyuncs.com",
+            "myproj",
+            "https://cn-hangzhou.log.aliyuncs.com",
+        ),
+        ("cn-hangzhou.log.aliyuncs.com", "myproj", None),
+        ("cn-hangzhou.log.aliyuncs.com", "cn", None),  # a prefix of the first label is fine
+        ("10.0.0.5:80", "10", None),  # an IP literal is sent to as is
+        ("myprojx.example.com", "myproj", None),
+    ],
+)
+def test_an_endpoint_with_the_project_in_front_is_named(
+    endpoint: str, project: str, fixed: str | None
+) -> None:
+    problem = project_in_front(endpoint, project)
+    if fixed is None:
+        assert problem is None
+    else:
+        assert problem is not None and f"write {fixed!r}" in problem and "\n" not in problem
+
+
+def test_the_config_refuses_an_endpoint_with_the_project_in_front() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(
+            {
+                "output": {
+                    "type": "sls",
+                    "endpoint": "myproj.cn-hangzhou.log.aliyuncs.com",
+                    "project": "myproj",
+                    "logstore": "l",
+                }
+            }
+        )
+    assert "starts with the project name 'myproj'" in str(info.value)

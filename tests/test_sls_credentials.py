@@ -13,6 +13,7 @@ from agent.delivery.credentials import (
     CredentialsError,
     FileCredentials,
     from_environment,
+    from_systemd,
     load_credentials,
 )
 
@@ -137,3 +138,36 @@ def test_refresh_rereads_even_when_the_stat_did_not_change(tmp_path: Path) -> No
     assert source.get().access_key_secret == "one"
     source.refresh()
     assert source.get().access_key_secret == "two"
+
+
+def test_systemd_credentials_may_be_group_readable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # systemd gives the service its LoadCredential= files in $CREDENTIALS_DIRECTORY
+    # (/run/credentials/UNIT): read-only, the group bits showing the ACL for the service user.
+    creds_dir = tmp_path / "credentials" / "llmtail.service"
+    creds_dir.mkdir(parents=True)
+    path = creds_dir / "sls"
+    write(path, f"access_key_id: LTAI5tExampleKeyId\naccess_key_secret: {SECRET}\n", 0o440)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds_dir))
+    assert FileCredentials(path).get().access_key_secret == SECRET
+    path.chmod(0o444)  # readable by everyone is still refused
+    with pytest.raises(CredentialsError, match="accessible by group/others"):
+        FileCredentials(path)
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY")
+    path.chmod(0o440)  # the same mode anywhere else is refused
+    with pytest.raises(CredentialsError, match="chmod 600"):
+        FileCredentials(path)
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/run/credentials/llmtail.service/sls", True),
+        ("/run/credentials/llmtail.service/../other.service/sls", True),
+        ("/run/credentials-not/sls", False),
+        ("/etc/llmtail/credentials.yaml", False),
+    ],
+)
+def test_the_systemd_credentials_directory_is_recognised(path: str, expected: bool) -> None:
+    assert from_systemd(Path(path), {}) is expected

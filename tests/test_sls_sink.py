@@ -4,6 +4,7 @@ network, the quota, the credentials or the Logstore misbehave."""
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -297,33 +298,44 @@ def test_when_the_server_disagrees_on_time_the_policy_still_applies(
 
 
 def test_abort_during_backoff_returns_promptly(server: LocalLogstore) -> None:
-    slow = RetryPolicy(transient=Backoff(20.0, 20.0))
-    s = sink(server, policy=slow, rand=lambda: 1.0)
+    slow = RetryPolicy(transient=Backoff(600.0, 600.0))
+    retrying = threading.Event()  # set just before the sender starts its 600 s backoff
+    s = sink(server, policy=slow, rand=lambda: 1.0, on_retry=retrying.set)
     server.faults.fail("InternalServerError", count=10**6)
     thread, result = in_thread(lambda: s.send(batch([record(0)])))
-    wait_until(lambda: server.stats().requests >= 1)
-    time.sleep(0.05)  # let the sender reach its 20 s backoff (no clock to inject into a wait)
-    started = time.monotonic()
+    assert retrying.wait(30)
     s.abort()
-    thread.join(timeout=2)
+    thread.join(timeout=60)  # only the abort can end a 600 s backoff this soon
     assert result == [Outcome.ABORTED]
-    assert time.monotonic() - started < 0.5
     assert s.send(batch([record(1)])) is Outcome.ABORTED  # later sends do not start
+    assert server.stats().requests == 1
 
 
-def test_abort_ends_a_sender_waiting_for_a_concurrency_slot(server: LocalLogstore) -> None:
-    s = sink(server, overrides={"concurrency": 1, "request_timeout": 1.0})
-    server.faults.delay(0.8, count=1)
+def blocked_in(thread: threading.Thread, function: str, filename: str) -> bool:
+    """Whether `thread` is inside `function` of a file ending in `filename` right now."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    while frame is not None:
+        if frame.f_code.co_name == function and frame.f_code.co_filename.endswith(filename):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def test_abort_ends_a_request_in_flight_and_a_sender_waiting_for_a_slot(
+    server: LocalLogstore,
+) -> None:
+    s = sink(server, overrides={"concurrency": 1, "request_timeout": 600.0})
+    server.faults.delay(600.0, count=1)  # the server holds the first request for 10 minutes
     first, first_result = in_thread(lambda: s.send(batch([record(0)])))
     wait_until(lambda: server.stats().requests >= 1)
     second, second_result = in_thread(lambda: s.send(batch([record(1)])))
-    time.sleep(0.05)
-    started = time.monotonic()
+    wait_until(lambda: blocked_in(second, "acquire", "delivery/retry.py"))  # waits for the slot
     s.abort()
-    second.join(timeout=1)
-    assert second_result == [Outcome.ABORTED] and time.monotonic() - started < 0.5
-    first.join(timeout=2)  # the request in flight is bounded by request_timeout
-    assert first_result == [Outcome.DELIVERED]
+    second.join(timeout=60)
+    first.join(timeout=60)  # not 600 s: the abort closed the connection under the request
+    assert second_result == [Outcome.ABORTED]
+    assert first_result == [Outcome.ABORTED]
+    assert server.stats().requests == 1
 
 
 def test_give_up_after_turns_a_long_outage_into_rejected(server: LocalLogstore) -> None:

@@ -18,9 +18,10 @@ import pytest
 
 from agent.config import Config, parse_config
 from agent.ops.metrics import MetricsServer, Registry
-from agent.ops.status import AgentStatus, FileState, show_status
+from agent.ops.status import AgentStatus, FileState, Throughput, show_status
 from agent.reading.fingerprint import FileIdentity
 from agent.state.checkpoint import Checkpointer, SavedPosition, StateDirLock
+from tests.agentproc import Agent, free_port, ids_in_output, record_line, wait_for
 
 
 class _StatusServer:
@@ -179,11 +180,12 @@ def test_a_stopped_agent_is_reported_as_not_running(tmp_path: Path) -> None:
     # A lock file outlives its agent (flock is released, the pid stays written).
     (tmp_path / "state" / "lock").write_text(finished.stdout)
 
-    code, out, _ = _run(_config(tmp_path / "state", None))
+    code, out, err = _run(_config(tmp_path / "state", None))
 
-    assert code == 0
-    assert f"not running (last pid {int(finished.stdout)})" in out
-    assert "metrics endpoint disabled" in out
+    assert (code, out) == (3, "")  # LSB's "program is not running", as systemctl status
+    assert err.count("\n") == 1
+    assert err.startswith(f"llmtail: no agent is running (last pid {int(finished.stdout)});")
+    assert err.endswith(": 1 file, 0 B behind\n")
 
 
 def test_a_broken_endpoint_answer_falls_back_to_the_checkpoint(
@@ -194,7 +196,8 @@ def test_a_broken_endpoint_answer_falls_back_to_the_checkpoint(
     log.write_bytes(b"12345")
     _save_checkpoints(tmp_path / "state", [_position(log, 2)])
 
-    code, out, _ = _run(_config(tmp_path / "state", endpoint.listen))
+    with StateDirLock(tmp_path / "state"):  # held by a running agent: this process
+        code, out, _ = _run(_config(tmp_path / "state", endpoint.listen))
 
     assert code == 0
     assert "did not answer the expected JSON" in out
@@ -232,3 +235,57 @@ def test_a_corrupt_checkpoint_is_named_not_a_traceback(tmp_path: Path) -> None:
 
     assert code == 1
     assert "is not a checkpoint file llmtail can read" in err
+
+
+# -- the delivery rate, and a stopped agent, through a real `llmtail run` ----------------------
+
+
+def test_the_rate_counts_what_was_delivered_in_the_last_minute() -> None:
+    now = [100.0]
+    rate = Throughput(window=60.0, clock=lambda: now[0])
+    assert rate.rate() == 0.0
+    now[0] = 102.5
+    rate.add(3000)  # a burst 2.5 s after start: shown at once, over the time since start
+    assert rate.rate() == pytest.approx(3000 / 2.5)
+    now[0] = 130.0
+    rate.add(600)
+    assert rate.rate() == pytest.approx(3600 / 30.0)
+    now[0] = 160.0  # the burst is 57.5 s old: still in the last minute
+    assert rate.rate() == pytest.approx(3600 / 60.0)
+    now[0] = 163.0  # the burst has left the window
+    assert rate.rate() == pytest.approx(600 / 60.0)
+    now[0] = 1000.0
+    assert (rate.rate(), rate.total) == (0.0, 3600)
+
+
+def test_status_of_a_real_agent_shows_its_rate_then_that_it_stopped(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "app.log").write_bytes(b"".join(record_line(i) for i in range(2000)))
+    config = {
+        "inputs": [{"paths": [str(logs / "*.log")], "start_at": "beginning"}],
+        "metrics": {"listen": f"127.0.0.1:{free_port()}"},
+        "tail": {"poll_interval": 0.05},
+        "batch": {"linger": 0.1},
+    }
+    status_command = [sys.executable, "-m", "agent", "status", "-c"]
+    with Agent(tmp_path, config) as agent:
+        agent.start()
+        wait_for(lambda: len(ids_in_output(agent.output)) == 2000, 60, "every record")
+        shown = subprocess.run(
+            [*status_command, str(agent.config_path)], capture_output=True, text=True, check=False
+        )
+        assert shown.returncode == 0, shown.stderr
+        (line,) = [x for x in shown.stdout.splitlines() if x.startswith("throughput:")]
+        assert "2,000 delivered since start" in line
+        assert float(line.split()[1]) > 0.0  # it used to say 0.0 for the first 10 s
+        pid = agent.proc.pid if agent.proc is not None else 0
+        assert agent.stop() == 0
+    stopped = subprocess.run(
+        [*status_command, str(agent.config_path)], capture_output=True, text=True, check=False
+    )
+    assert stopped.returncode == 3
+    assert stopped.stdout == ""
+    assert stopped.stderr.count("\n") == 1
+    assert stopped.stderr.startswith(f"llmtail: no agent is running (last pid {pid});")
+    assert "1 file, 0 B behind" in stopped.stderr

@@ -9,7 +9,10 @@ the `ALIBABA_CLOUD_` prefix, so one vocabulary serves both):
     access_key_secret: ...
     security_token: ...        # optional: STS credentials
 
-A file readable by group or others is refused: it holds a secret. The file is stat-ed before
+A file readable by group or others is refused: it holds a secret. systemd's credentials
+(`LoadCredential=`, in /run/credentials/UNIT/ or `$CREDENTIALS_DIRECTORY`) are the exception for
+the group bits: they show the ACL that grants the service user access, and the directory is
+readable by the service alone. The file is stat-ed before
 each request and re-read when it changed, so a rotated STS token is used without a restart; a
 half-written file during rotation keeps the previous credentials in use.
 """
@@ -106,8 +109,9 @@ def from_environment(environ: Mapping[str, str]) -> StaticCredentials:
 class FileCredentials:
     """Credentials from a private YAML file, re-read when its mtime, size or inode changes."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, environ: Mapping[str, str] | None = None) -> None:
         self._path = Path(path)
+        self._from_systemd = from_systemd(self._path, os.environ if environ is None else environ)
         self._lock = threading.Lock()
         self._stamp: tuple[int, int, int] | None = None
         self._current: Credentials | None = None
@@ -149,7 +153,8 @@ class FileCredentials:
 
     def _read(self, st: os.stat_result) -> Credentials:
         where = str(self._path)
-        if os.name == "posix" and st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        shared = stat.S_IRWXO if self._from_systemd else stat.S_IRWXG | stat.S_IRWXO
+        if os.name == "posix" and st.st_mode & shared:
             raise CredentialsError(
                 f"{where}: credentials file is accessible by group/others "
                 f"(mode {stat.S_IMODE(st.st_mode):04o}); run: chmod 600 {where}"
@@ -186,6 +191,16 @@ class FileCredentials:
 
 
 _FILE_KEYS = ("access_key_id", "access_key_secret", "security_token")
+SYSTEMD_CREDENTIALS = Path("/run/credentials")
+
+
+def from_systemd(path: Path, environ: Mapping[str, str]) -> bool:
+    """Whether `path` is one of the service's systemd credentials (`LoadCredential=`)."""
+    roots = [SYSTEMD_CREDENTIALS]
+    if environ.get("CREDENTIALS_DIRECTORY"):
+        roots.append(Path(environ["CREDENTIALS_DIRECTORY"]))
+    where = path.resolve()
+    return any(where.is_relative_to(root.resolve()) for root in roots)
 
 
 def _why(exc: OSError) -> str:

@@ -249,6 +249,10 @@ class SlsSink:
     def abort(self) -> None:
         self._aborted.set()
         self._limit.abort()
+        with self._clients_lock:
+            clients = list(self._clients)
+        for client in clients:  # a request in progress fails now, not at its deadline
+            client.abort()
 
     def close(self) -> None:
         with self._clients_lock:

@@ -1,76 +1,62 @@
-"""The one module that imports the aliyun SDK: a LogClient that makes exactly one attempt.
+"""llmtail's own PutLogs client: one signed attempt, a total deadline, a bounded answer.
 
-The SDK's `LogClient._send` retries 5xx ten times with 1 s sleeps and waits up to 120 s per
-request; the agent owns retries and timeouts (shutdown must not hang), so `_send` is replaced by
-a single signed attempt. The SDK also prefixes the project to an `IP:PORT` endpoint (its
-`is_row_ip` check fails on the port), which breaks private gateways and the local test server;
-the endpoint is parsed here instead. Credentials go through the SDK's credentials-provider seam,
-asked before every request, so a rotated STS token is picked up without rebuilding the client.
+Why not the SDK: its `_send` retries 5xx ten times with 1 s sleeps, its timeout applies to each
+read rather than to the request (a server dripping a byte a second holds it for ever), and it
+reads any answer whole into memory (a proxy answering with 1 GiB costs GiBs). Overriding its
+private methods to avoid that is fragile, so PutLogs is signed and sent here (signature v1,
+`sls_signing`); the SDK stays for the tests' admin calls.
+
+Per client (the sink keeps one per sender thread): one persistent connection; every socket
+operation gets the time left until the request's deadline as its timeout, so connect, TLS
+handshake, sending and reading together never take longer than `timeout` (a DNS lookup is the
+one step the standard library cannot bound). At most `MAX_ANSWER` bytes of an answer are read:
+SLS answers are tiny, so more means something else is talking; the rest is abandoned with the
+connection and the request counts as failed. `abort` shuts the socket down from another thread,
+which wakes a request blocked mid-way (shutdown must not wait for a request deadline).
 """
 
 from __future__ import annotations
 
-import ipaddress
-from copy import copy
+import contextlib
+import hashlib
+import http.client
+import io
+import json
+import select
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Protocol
 
-import requests
-from aliyun.log import LogClient, LogException
-from aliyun.log.credentials import Credentials as SdkCredentials
-from aliyun.log.credentials import CredentialsProvider
+import lz4.block
 
-from agent.delivery.credentials import CredentialsError, CredentialsSource
-from agent.engine.loggroup import LogGroupBytes
+from agent import __version__
+from agent.delivery.credentials import CredentialsSource
+from agent.delivery.endpoint import Endpoint, EndpointError, parse_endpoint
+from agent.delivery.sls_signing import http_date, signature, string_to_sign
+
+__all__ = ["Endpoint", "EndpointError", "SlsClient", "SlsError", "parse_endpoint"]
 
 API_VERSION = "0.6.0"
+MAX_ANSWER = 64 * 1024  # body bytes read of any answer
+_MAX_READ = 2 * MAX_ANSWER  # all bytes read of one answer: status line, headers, body, framing
+_SEND_CHUNK = 256 * 1024
+_USER_AGENT = f"llmtail/{__version__}"
 
 
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    scheme: str  # "http" or "https"
-    host: str  # a DNS name or an IP literal (IPv6 without brackets)
-    port: int
+class Group(Protocol):
+    """What PutLogs sends: an encoded LogGroup (`agent.engine.loggroup.LogGroupBytes`)."""
 
-    @property
-    def is_ip(self) -> bool:
-        try:
-            ipaddress.ip_address(self.host)
-        except ValueError:
-            return False
-        return True
-
-    def netloc(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
-
-
-class EndpointError(ValueError):
-    """An endpoint that cannot be parsed; the message is one line for the user."""
-
-
-def parse_endpoint(endpoint: str) -> Endpoint:
-    """`cn-hangzhou.log.aliyuncs.com`, `https://...`, `127.0.0.1:8080`, `http://[::1]:80`."""
-    text = endpoint.strip()
-    if "://" not in text:
-        text = "http://" + text
-    try:
-        parts = urlsplit(text)
-        port = parts.port
-    except ValueError as exc:
-        raise EndpointError(f"endpoint {endpoint!r}: {exc}") from None
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        raise EndpointError(f"endpoint {endpoint!r}: scheme must be http or https")
-    if not parts.hostname:
-        raise EndpointError(f"endpoint {endpoint!r}: no host name")
-    return Endpoint(scheme, parts.hostname, port or (443 if scheme == "https" else 80))
+    def SerializeToString(self) -> bytes: ...  # noqa: N802 - the protobuf name the SDK uses
 
 
 @dataclass(frozen=True, slots=True)
 class SlsError(Exception):
-    """A failed PutLogs. `status` 0 means no HTTP response (DNS, refused, reset, timeout)."""
+    """A failed PutLogs. `status` 0 means no usable HTTP response (DNS, refused, reset, timeout,
+    an answer too large to be from SLS)."""
 
     status: int
     code: str
@@ -83,86 +69,53 @@ class SlsError(Exception):
         return f"{where} {self.code}: {self.message}{rid}"
 
 
-class _Provider(CredentialsProvider):
-    """Adapts an agent CredentialsSource to the SDK's provider interface."""
-
-    def __init__(self, source: CredentialsSource) -> None:
-        self._source = source
-
-    def get_credentials(self) -> SdkCredentials:
-        c = self._source.get()
-        return SdkCredentials(c.access_key_id, c.access_key_secret, c.security_token)
+class _AnswerTooLargeError(Exception):
+    """More than _MAX_READ bytes arrived for one answer."""
 
 
-class _OneShotLogClient(LogClient):
-    def __init__(self, endpoint: Endpoint, provider: _Provider, source: str) -> None:
-        self._parsed = endpoint
-        super().__init__(endpoint.netloc(), source=source, credentials_provider=provider)
-        self._isRowIp = endpoint.is_ip
+class _DeadlineReader(io.RawIOBase):
+    """The socket's incoming bytes, each read bounded by the time left and by a byte budget."""
 
-    def _setendpoint(self, endpoint: str) -> None:
-        """Use the endpoint parsed by `parse_endpoint` (the SDK's parser breaks on IPv6)."""
-        ep = self._parsed
-        self.http_type = ep.scheme + "://"
-        self._port = ep.port
-        self._logHost = ep.host
-        self._endpoint = ep.netloc()
+    def __init__(self, sock: socket.socket, deadline: float, clock: Callable[[], float]) -> None:
+        super().__init__()
+        self._sock = sock
+        self._deadline = deadline
+        self._clock = clock
+        self._left = _MAX_READ
 
-    def _send(
-        self,
-        method: str,
-        project: str,
-        body: bytes,
-        resource: str,
-        params: dict[str, str],
-        headers: dict[str, str],
-        respons_body_type: str = "json",
-        compute_content_hash: bool = True,
-    ) -> Any:
-        """The SDK's `_send` without its retry loop: one signed attempt."""
-        headers = copy(headers)
-        headers["Content-Length"] = str(len(body)) if body else "0"
-        if not body:
-            headers["x-log-bodyrawsize"] = "0"
-        headers["x-log-apiversion"] = API_VERSION
-        if self._isRowIp or not project:
-            url = self.http_type + self._endpoint + resource
-        else:
-            url = self.http_type + project + "." + self._endpoint + resource
-        # SLS reads the project from Host, also behind an IP-literal endpoint.
-        headers["Host"] = f"{project}.{self._logHost}" if project else self._logHost
-        params = copy(params)
-        sdk: Any = self  # the SDK's stubs omit its private attributes
-        sdk._auth.sign_request(
-            method, resource, params, headers, body, compute_content_hash=compute_content_hash
-        )
-        return sdk._sendRequest(method, url, params, body, headers, respons_body_type)
+    def readable(self) -> bool:
+        return True
 
-    def _getHttpResponse(  # noqa: N802 - the SDK's name
-        self, method: str, url: str, params: Any, body: bytes, headers: dict[str, str]
-    ) -> tuple[int, bytes, Any]:
-        sdk: Any = self
-        headers["User-Agent"] = sdk._user_agent
-        r = sdk._session.request(
-            method, url, params=params, data=body, headers=headers, timeout=sdk._timeout
-        )
-        return r.status_code, r.content, r.headers
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        if self._left <= 0:
+            raise _AnswerTooLargeError
+        _settimeout(self._sock, self._deadline, self._clock)
+        view = memoryview(buffer)
+        n = self._sock.recv_into(view[: min(len(view), self._left)])
+        self._left -= n
+        return n
 
 
-def log_client(
-    endpoint: str | Endpoint, credentials: CredentialsSource, timeout: float, source: str = ""
-) -> LogClient:
-    """An SDK LogClient with this module's endpoint parsing, single attempts and credentials
-    seam, for the admin API (`llmtail provision`). Raises EndpointError."""
-    ep = endpoint if isinstance(endpoint, Endpoint) else parse_endpoint(endpoint)
-    client = _OneShotLogClient(ep, _Provider(credentials), source)
-    sdk: Any = client
-    sdk.timeout = timeout
-    return client
+class _Stream:
+    """What `http.client.HTTPResponse` reads from (it only calls `makefile`)."""
+
+    def __init__(self, reader: _DeadlineReader) -> None:
+        self._reader = reader
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return io.BufferedReader(self._reader)
+
+
+def _settimeout(sock: socket.socket, deadline: float, clock: Callable[[], float]) -> None:
+    left = deadline - clock()
+    if left <= 0:
+        raise TimeoutError
+    sock.settimeout(left)
 
 
 class SlsClient:
-    """PutLogs of encoded LogGroups to one endpoint; one attempt per call, bounded in time."""
+    """PutLogs of encoded LogGroups to one endpoint; one attempt per call, bounded in time and
+    in the bytes it reads. One caller at a time; `abort` and `close` from any thread."""
 
     def __init__(
         self,
@@ -171,50 +124,214 @@ class SlsClient:
         source: str,
         timeout: float,
         compress: bool = True,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
-        ep = endpoint if isinstance(endpoint, Endpoint) else parse_endpoint(endpoint)
-        self._client = _OneShotLogClient(ep, _Provider(credentials), source)
-        sdk: Any = self._client
-        sdk.timeout = timeout
+        """`source` is kept for the seam's sake: SLS takes `__source__` from the LogGroup."""
+        self.endpoint = endpoint if isinstance(endpoint, Endpoint) else parse_endpoint(endpoint)
+        self._credentials = credentials
+        self._timeout = timeout
         self._compress = compress
-        self.endpoint = ep
+        self._clock = clock
+        self._wall = wall
+        self._tls = ssl.create_default_context() if self.endpoint.scheme == "https" else None
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._sock_host = ""  # the host the connection was made for (the project is in it)
+        self._aborted = False
 
-    def put(self, project: str, logstore: str, group: LogGroupBytes) -> str:
+    def put(self, project: str, logstore: str, group: Group) -> str:
         """Send one LogGroup; returns the request id; raises SlsError or CredentialsError."""
+        raw = group.SerializeToString()
+        body = lz4.block.compress(raw, store_size=False) if self._compress else raw
+        path = f"/logstores/{logstore}/shards/lb"
+        headers = self._headers(project, path, raw, body)
+        if any(c in text for text in (path, *headers.values()) for c in "\r\n"):
+            raise SlsError(0, "InvalidRequest", "a line break in the logstore, project or token")
+        deadline = self._clock() + self._timeout
         try:
-            resp = self._client.put_log_raw(project, logstore, group, compress=self._compress)
-        except LogException as exc:
-            raise SlsError(
-                int(getattr(exc, "resp_status", 0) or 0),
-                str(exc.get_error_code()),
-                str(exc.get_error_message())[:500],
-                str(exc.get_request_id() or ""),
-            ) from None
-        except CredentialsError:
+            sock = self._connection(project, deadline)
+            self._send(sock, path, headers, body, deadline)
+            status, request_id, answer = self._answer(sock, deadline)
+        except SlsError:
+            self._drop()
             raise
-        except requests.Timeout:
-            raise SlsError(0, "Timeout", "no answer within the request timeout") from None
-        except requests.ConnectionError as exc:
+        except TimeoutError:
+            self._drop()
+            raise SlsError(
+                0, "Timeout", f"no complete answer within the request timeout ({self._timeout:g} s)"
+            ) from None
+        except _AnswerTooLargeError:
+            self._drop()
+            raise SlsError(
+                0, "ResponseTooLarge", f"the answer's head is over {_MAX_READ // 1024} KiB"
+            ) from None
+        except (OSError, http.client.HTTPException) as exc:
+            self._drop()
+            if self._aborted:
+                raise SlsError(0, "Aborted", "the agent is shutting down") from None
             raise SlsError(0, "ConnectionError", _connection_problem(exc)) from None
-        except requests.RequestException as exc:
-            raise SlsError(0, "RequestError", type(exc).__name__) from None
-        return str(resp.get_request_id() or "")
+        if 200 <= status < 300:
+            return request_id
+        raise _error(status, answer, request_id)
+
+    def abort(self) -> None:
+        """Fail the request in progress now and every later one (shutdown)."""
+        with self._lock:
+            self._aborted = True
+            sock = self._sock
+        if sock is not None:
+            _shutdown(sock)
 
     def close(self) -> None:
-        sdk: Any = self._client
-        sdk._session.close()
+        self.abort()
+        self._drop()
+
+    # -- one request -----------------------------------------------------------------------
+
+    def _headers(self, project: str, path: str, raw: bytes, body: bytes) -> dict[str, str]:
+        creds = self._credentials.get()
+        headers = {
+            "Host": self.endpoint.request_host(project),
+            "User-Agent": _USER_AGENT,
+            "Content-Type": "application/x-protobuf",
+            "Content-Length": str(len(body)),
+            "x-log-apiversion": API_VERSION,
+            "x-log-bodyrawsize": str(len(raw)),
+            "x-log-signaturemethod": "hmac-sha1",
+        }
+        if body:
+            headers["Content-MD5"] = hashlib.md5(body).hexdigest().upper()
+        if self._compress:
+            headers["x-log-compresstype"] = "lz4"
+        if creds.security_token:
+            headers["x-acs-security-token"] = creds.security_token
+        headers["Date"] = http_date(self._wall())
+        text = string_to_sign("POST", path, {}, headers)
+        headers["Authorization"] = (
+            f"LOG {creds.access_key_id}:{signature(creds.access_key_secret, text)}"
+        )
+        headers["x-log-date"] = headers["Date"]  # as the SDK: some proxies drop Date
+        return headers
+
+    def _connection(self, project: str, deadline: float) -> socket.socket:
+        host = self.endpoint.connect_host(project)
+        with self._lock:
+            if self._aborted:
+                raise SlsError(0, "Aborted", "the agent is shutting down")
+            sock = self._sock
+        if sock is not None and host == self._sock_host and _reusable(sock):
+            return sock
+        self._drop()
+        left = deadline - self._clock()
+        if left <= 0:
+            raise TimeoutError
+        sock = socket.create_connection((host, self.endpoint.port), timeout=left)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self._lock:
+            self._sock, self._sock_host = sock, host
+            aborted = self._aborted
+        if aborted:  # abort() ran while connecting and could not see this socket
+            _shutdown(sock)
+        if self._tls is not None:
+            _settimeout(sock, deadline, self._clock)
+            tls = self._tls.wrap_socket(sock, server_hostname=host)  # handshake: one deadline
+            with self._lock:
+                self._sock = tls
+                aborted = self._aborted
+            if aborted:
+                _shutdown(tls)
+            return tls
+        return sock
+
+    def _send(
+        self,
+        sock: socket.socket,
+        path: str,
+        headers: dict[str, str],
+        body: bytes,
+        deadline: float,
+    ) -> None:
+        head = f"POST {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        _settimeout(sock, deadline, self._clock)
+        sock.sendall(head.encode("latin-1") + b"\r\n")
+        view = memoryview(body)  # slices without copies
+        for start in range(0, len(view), _SEND_CHUNK):
+            _settimeout(sock, deadline, self._clock)
+            sock.sendall(view[start : start + _SEND_CHUNK])
+
+    def _answer(self, sock: socket.socket, deadline: float) -> tuple[int, str, bytes]:
+        """Status, request id and at most MAX_ANSWER bytes of the body; a longer body is
+        abandoned with the connection (SlsError)."""
+        response = http.client.HTTPResponse(
+            _Stream(_DeadlineReader(sock, deadline, self._clock)),  # type: ignore[arg-type]
+            method="POST",
+        )
+        response.begin()
+        request_id = response.getheader("x-log-requestid") or ""
+        body = response.read(MAX_ANSWER)
+        if not response.isclosed() and response.read(1):
+            status = response.status
+            raise SlsError(
+                0 if 200 <= status < 300 else status,
+                "ResponseTooLarge",
+                f"HTTP {status} answer over {MAX_ANSWER // 1024} KiB abandoned "
+                "(not from SLS? check the endpoint and any proxy)",
+                request_id,
+            )
+        if response.length:  # the connection ended before the announced length
+            raise http.client.IncompleteRead(body, response.length)
+        if response.will_close:
+            self._drop()
+        return response.status, request_id, body
+
+    def _drop(self) -> None:
+        with self._lock:
+            sock, self._sock = self._sock, None
+        if sock is not None:
+            _shutdown(sock)
+            sock.close()
 
 
-def _connection_problem(exc: requests.ConnectionError) -> str:
-    """A short reason: DNS failure, refused, reset, or the exception's own text."""
-    text = str(exc)
-    lowered = text.lower()
-    if "name or service not known" in lowered or "nodename nor servname" in lowered:
-        return "DNS lookup failed (name or service not known)"
-    if "temporary failure in name resolution" in lowered or "nameresolution" in lowered:
-        return "DNS lookup failed (temporary failure in name resolution)"
-    if "connection refused" in lowered:
+def _reusable(sock: socket.socket) -> bool:
+    """False when the server closed the idle connection (or sent something unasked)."""
+    poller = select.poll()  # not select(): fds above 1023 are common in a busy agent
+    poller.register(sock, select.POLLIN)
+    try:
+        return not poller.poll(0)
+    except OSError:
+        return False
+
+
+def _shutdown(sock: socket.socket) -> None:
+    """Wake any thread blocked on the socket; the base method, so TLS state is left alone."""
+    with contextlib.suppress(OSError):  # not connected, or already closed
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+def _error(status: int, body: bytes, request_id: str) -> SlsError:
+    """An SLS error answer (`{"errorCode", "errorMessage"}`), or what a proxy said instead."""
+    try:
+        doc = json.loads(body)
+        code, message = str(doc["errorCode"]), str(doc.get("errorMessage", ""))
+    except (ValueError, TypeError, KeyError):
+        text = " ".join(body[:200].decode("utf-8", "replace").split())
+        code, message = f"HTTP{status}", text or "no error body"
+    return SlsError(status, code, message[:500], request_id)
+
+
+def _connection_problem(exc: BaseException) -> str:
+    """A short reason: DNS failure, refused, reset, or the exception's type and text."""
+    if isinstance(exc, socket.gaierror):
+        return f"DNS lookup failed ({exc.strerror or 'name or service not known'})"
+    if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
-    if "reset by peer" in lowered or "remotedisconnected" in lowered or "aborted" in lowered:
+    if isinstance(
+        exc, ConnectionError | http.client.RemoteDisconnected | http.client.BadStatusLine
+    ):
         return "connection dropped by the server"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS error: {exc.reason or exc}"
+    text = str(exc) if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
     return text[:300]

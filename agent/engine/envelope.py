@@ -11,6 +11,7 @@ the agent, so a restart never reuses a pack id.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import socket
 import threading
@@ -24,12 +25,30 @@ class Envelope:
     tags: tuple[tuple[str, str], ...]
 
 
-def host_ip() -> str:
-    """The host's address as its own name resolves, like Logtail's default `__source__`."""
+def host_ip(probes: tuple[str, ...] = ("223.5.5.5", "2400:3200::1")) -> str:
+    """The address of the interface that routes outward: Logtail's default `__source__`.
+
+    Many hosts map their own name to 127.0.0.1 or 127.0.1.1 in /etc/hosts, so the name's
+    address would tag every host's logs alike. Connecting a UDP socket to a public address
+    (AliDNS here) sends nothing: the kernel only picks the route and its source address. On a
+    host without such a route, the name's address when it is not loopback; else 127.0.0.1.
+    """
+    for probe in probes:
+        family = socket.AF_INET6 if ":" in probe else socket.AF_INET
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as s:
+                s.connect((probe, 53))
+                address = str(s.getsockname()[0])
+        except OSError:
+            continue  # no route in this family
+        ip = ipaddress.ip_address(address)
+        if not (ip.is_loopback or ip.is_unspecified or ip.is_link_local):
+            return address
     try:
-        return socket.gethostbyname(socket.gethostname())
+        address = socket.gethostbyname(socket.gethostname())
     except OSError:
         return "127.0.0.1"
+    return "127.0.0.1" if ipaddress.ip_address(address).is_loopback else address
 
 
 class PackIds:

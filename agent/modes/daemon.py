@@ -26,6 +26,8 @@ from agent.modes.flow import Flow, OnDone, OnSealed
 from agent.ops.logsetup import setup_logging
 from agent.ops.metrics import AgentMetrics
 from agent.ops.notify import Notifier
+from agent.ops.signals import take_early
+from agent.ops.status import Throughput
 from agent.reading.watcher import Opened, Released, Resume, Rotated, Truncated, Watcher
 from agent.state.checkpoint import Checkpointer, CheckpointError, SavedPosition
 
@@ -96,8 +98,7 @@ class Daemon:
         self._reload = threading.Event()
         self._released: dict[str, _Released] = {}
         self._last_delivery: float | None = None
-        self._records_out = 0
-        self._rate = 0.0
+        self._throughput = Throughput()
         self.last_error = LastError()
         self._started_at = time.time()
         self._identities: dict[str, dict[str, str | int]] = {}
@@ -108,6 +109,10 @@ class Daemon:
     # -- control -------------------------------------------------------------------------
 
     def install_signal_handlers(self) -> None:
+        early = take_early()  # `llmtail run` recorded signals from its first instruction
+        if early is not None:
+            early.adopt(self._on_signal)
+            return
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGHUP, self._on_signal)
@@ -132,7 +137,7 @@ class Daemon:
         self._metrics.output_latency.observe(done.seconds)
         if done.outcome is Outcome.DELIVERED:
             self._last_delivery = time.time()
-            self._records_out += done.records
+            self._throughput.add(done.records)
         elif done.outcome is Outcome.ABORTED and not self._stop.is_set():
             # The output gave up outside a shutdown (stdout closed, a sink bug): reading on
             # would only pile up batches that can never commit. Stop; the supervisor restarts.
@@ -153,7 +158,6 @@ class Daemon:
         )
         self._notifier.ready(f"watching {len(files)} files")
         next_checkpoint = next_status = self._clock()
-        out_before, rate_since = self._records_out, self._clock()
         while not self._stop.is_set():
             now = self._clock()
             if self._reload.is_set():
@@ -164,9 +168,6 @@ class Daemon:
                 self._observe()
                 next_checkpoint = now + CHECKPOINT_INTERVAL
             if now >= next_status:
-                elapsed = max(now - rate_since, 1e-9)
-                self._rate = (self._records_out - out_before) / elapsed
-                out_before, rate_since = self._records_out, now
                 self._notifier.status(self.status_line())
                 next_status = now + STATUS_INTERVAL
             self._notifier.ping_if_due(now)
@@ -352,7 +353,8 @@ class Daemon:
         return {
             "pid": os.getpid(),
             "started_at": self._started_at,
-            "records_per_second": round(self._rate, 1),
+            "records_per_second": round(self._throughput.rate(), 1),
+            "records_delivered": self._throughput.total,
             "last_delivery_at": self._last_delivery,
             "last_error": error,
             "files": self._files_view,
@@ -360,7 +362,7 @@ class Daemon:
 
     def status_line(self) -> str:
         n = len(self._files_view)
-        line = f"{n} files, {self._rate:.0f} records/s"
+        line = f"{n} files, {self._throughput.rate():.0f} records/s"
         if self.last_error.message:
             line += f"; last error: {self.last_error.message[:200]}"
         return line

@@ -8,11 +8,17 @@ says how far each file was delivered, and a stat of each file says how far behin
 own state; keys may be missing and unknown keys are ignored:
 
     {"pid": 1234, "started_at": 1764270000.0, "records_per_second": 120.5,
+     "records_delivered": 250000,                        # since the agent started
      "last_delivery_at": 1764270300.0,                   # epoch seconds, or null
      "last_error": {"at": 1764270200.0, "message": "..."},  # or a string, or null
      "files": [{"path": "/var/log/app/app.log", "offset": 1048576, "size": 1050000}]}
 
-where `offset` is the committed (delivered) offset and `size` the file's current size.
+where `offset` is the committed (delivered) offset and `size` the file's current size, and
+`records_per_second` the deliveries of the last minute (`Throughput`).
+
+Exit status of `llmtail status`: 0 an agent runs (its endpoint answered, or the checkpoint's
+lock holder is alive); 3 no agent runs (LSB's "program is not running", as `systemctl status`),
+said in one line with what the last checkpoint holds; 1 nothing to report at all.
 """
 
 from __future__ import annotations
@@ -21,7 +27,10 @@ import dataclasses
 import http.client
 import json
 import os
+import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -59,6 +68,7 @@ class AgentStatus:
     pid: int | None = None
     started_at: float | None = None
     records_per_second: float | None = None
+    records_delivered: int | None = None  # since the agent started
     last_delivery_at: float | None = None
     last_error: str | None = None
     last_error_at: float | None = None
@@ -79,6 +89,7 @@ class AgentStatus:
             "pid": self.pid,
             "started_at": self.started_at,
             "records_per_second": self.records_per_second,
+            "records_delivered": self.records_delivered,
             "last_delivery_at": self.last_delivery_at,
             "last_error": error,
             "files": [{"path": f.path, "offset": f.offset, "size": f.size} for f in self.files],
@@ -106,6 +117,7 @@ class AgentStatus:
             pid=_opt_int(doc.get("pid")),
             started_at=_opt_float(doc.get("started_at")),
             records_per_second=_opt_float(doc.get("records_per_second")),
+            records_delivered=_opt_int(doc.get("records_delivered")),
             last_delivery_at=_opt_float(doc.get("last_delivery_at")),
             last_error=None if error is None else " ".join(str(error).split()),
             last_error_at=error_at,
@@ -121,6 +133,47 @@ class AgentStatus:
         if self.last_error is not None:
             parts.append(f"last error: {' '.join(self.last_error.split())}")
         return ", ".join(parts)
+
+
+class Throughput:
+    """Records delivered per second over the last `window` seconds, computed when asked.
+
+    The rate the daemon used to show was sampled every 10 s, starting at 0 at startup: a status
+    asked during the first 10 s, or 10 s after a burst, said 0.0 records/s however much had just
+    been delivered. Counting per second and dividing at query time over the last minute (or the
+    time since start, when shorter) always reflects what was delivered recently.
+    """
+
+    def __init__(self, window: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._window = window
+        self._clock = clock
+        self._started = clock()
+        self._buckets: deque[list[int]] = deque()  # [second, records], oldest first
+        self._lock = threading.Lock()
+        self.total = 0
+
+    def add(self, records: int) -> None:
+        """Count delivered records (from sender threads)."""
+        second = int(self._clock())
+        with self._lock:
+            self.total += records
+            if self._buckets and self._buckets[-1][0] == second:
+                self._buckets[-1][1] += records
+            else:
+                self._buckets.append([second, records])
+                self._trim(second)
+
+    def rate(self) -> float:
+        """Records per second over the window (over the time since start while shorter)."""
+        now = self._clock()
+        with self._lock:
+            self._trim(int(now))
+            recent = sum(count for _, count in self._buckets)
+        return recent / max(min(self._window, now - self._started), 1.0)
+
+    def _trim(self, second: int) -> None:
+        while self._buckets and self._buckets[0][0] <= second - self._window:
+            self._buckets.popleft()
 
 
 class StatusUnavailableError(Exception):
@@ -145,9 +198,23 @@ def show_status(config: Config, out: TextIO, err: TextIO, timeout: float = 1.0) 
         reasons.append(str(exc))
         err.write(f"llmtail: no agent status found: {'; '.join(reasons)}\n")
         return 1
+    if not status.running:
+        err.write(f"llmtail: {not_running(status, time.time())}\n")
+        return 3
     status = dataclasses.replace(status, remarks=(*reasons, *status.remarks))
     out.write(render(status, time.time()))
     return 0
+
+
+def not_running(status: AgentStatus, now: float) -> str:
+    """One line: no agent runs, and how far its last checkpoint got."""
+    who = "no pid recorded" if status.pid is None else f"last pid {status.pid}"
+    saved = "" if status.saved_at is None else f", saved {_when(status.saved_at, now)}"
+    count = len(status.files)
+    return (
+        f"no agent is running ({who}); its last checkpoint{saved}: "
+        f"{count} file{'' if count == 1 else 's'}, {_bytes(status.behind)} behind"
+    )
 
 
 def from_endpoint(listen: str, timeout: float = 1.0) -> AgentStatus:
@@ -218,7 +285,10 @@ def render(status: AgentStatus, now: float) -> str:
     if status.saved_at is not None:
         lines.append(f"saved:          {_when(status.saved_at, now)}")
     if status.records_per_second is not None:
-        lines.append(f"throughput:     {status.records_per_second:.1f} records/s")
+        total = ""
+        if status.records_delivered is not None:
+            total = f"; {status.records_delivered:,} delivered since start"
+        lines.append(f"throughput:     {status.records_per_second:.1f} records/s{total}")
     if status.live:
         lines.append(f"last delivery:  {_when(status.last_delivery_at, now)}")
         error = status.last_error or "none"

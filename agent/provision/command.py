@@ -33,7 +33,8 @@ def run_provision(
     config: Config, dry_run: bool, only: Iterable[str] | None, echo: Callable[[str], None]
 ) -> int:
     """Print the plan and apply it; raises ProvisionError for anything the user must fix."""
-    from agent.delivery.sls_client import EndpointError, log_client  # noqa: PLC0415 (the SDK)
+    from agent.delivery.admin_client import log_client  # noqa: PLC0415 (the SDK is heavy)
+    from agent.delivery.endpoint import EndpointError  # noqa: PLC0415
 
     output = config.output
     if not isinstance(output, SlsOutput):

@@ -1,6 +1,6 @@
 """What exists in SLS, read and written through the SDK's public admin methods.
 
-With `agent.delivery.sls_client` (which builds the client), the only module that touches the SDK.
+With `agent.delivery.admin_client` (which builds the client), the only module that touches the SDK.
 Every call is one attempt; a failure becomes a `RemoteError` that names the object, the status,
 SLS's error code and the request id, never a credential.
 """

@@ -73,8 +73,10 @@ class LocalLogstore:
         count_only: bool = False,
         max_logs_per_group: int = MAX_LOGS_PER_GROUP,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         fault_seed: int = 0,
     ) -> None:
+        """`monotonic` times the drop-all outage window (tests pass a fake one)."""
         self.project = project
         self.logstore = logstore
         self.access_key_id = access_key_id
@@ -96,6 +98,7 @@ class LocalLogstore:
         self.catalog = Catalog(self.sls.logstore_names, self.sls.add_logstore)
         self.admin = Admin(self)
         self._drop_all_until = 0.0
+        self._monotonic = monotonic
         self.internal_errors: list[str] = []  # tracebacks of server bugs; tests may assert []
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -178,7 +181,7 @@ class LocalLogstore:
         on the same port; `refuse=False` keeps listening but drops every PutLogs connection."""
         if not refuse:
             with self._lock:
-                self._drop_all_until = time.monotonic() + seconds
+                self._drop_all_until = self._monotonic() + seconds
             return
         self.stop()
         timer = threading.Timer(seconds, self.start)
@@ -189,7 +192,7 @@ class LocalLogstore:
 
     def dropping_all(self) -> bool:
         with self._lock:
-            return time.monotonic() < self._drop_all_until
+            return self._monotonic() < self._drop_all_until
 
     # -- configuration ---------------------------------------------------------------------
 

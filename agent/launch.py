@@ -1,0 +1,19 @@
+"""The `llmtail` entry point: signal handlers before anything slow, then the command line.
+
+Kept free of imports beyond the standard library and `agent.ops.signals`, because everything
+imported before `install_early` runs widens the window in which a SIGHUP kills `llmtail run`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from agent.ops.signals import install_early
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["run"]:
+        install_early()
+    from agent.cli import main as cli  # noqa: PLC0415 - after the handlers, on purpose
+
+    cli()
