@@ -25,6 +25,7 @@ from agent.config import Config, ConfigError
 from agent.dispatch import Dispatcher, raw_budget
 from agent.events import Batch, Event
 from agent.ingest import Ingest
+from agent.llm_aggregate import LlmAggregate
 from agent.logsetup import setup_logging
 from agent.metrics import AgentMetrics
 from agent.notify import Notifier
@@ -105,7 +106,6 @@ class Daemon:
         self._started_at = time.time()
         self._identities: dict[str, dict[str, str | int]] = {}
         self._files_view: list[dict[str, Any]] = []
-        self._gauged_paths: set[str] = set()
         self._watcher = self._new_watcher(config, saved, first_start=first_start)
 
     # -- control -------------------------------------------------------------------------
@@ -123,8 +123,7 @@ class Daemon:
 
     def on_batch_done(self, batch: Batch, outcome: Outcome, seconds: float) -> None:
         """Called from sender threads when a batch reached its outcome."""
-        self._metrics.batches.labels(outcome.value).inc()
-        self._metrics.output_latency.observe(seconds)
+        self._metrics.batch_finished(outcome.value, len(batch.events), batch.nbytes, seconds)
         if outcome is Outcome.DELIVERED:
             self._last_delivery = time.time()
             self._records_out += len(batch.events)
@@ -198,6 +197,7 @@ class Daemon:
             return
         kinds: dict[str, int] = {}
         errors = 0
+        llm = LlmAggregate(self._config.metrics.max_label_sets)
         push, submit = self._batcher.push, self._dispatcher.submit
         for event in events:
             fields = event.record.fields
@@ -205,12 +205,16 @@ class Daemon:
             kinds[kind] = kinds.get(kind, 0) + 1
             if "parse_error" in fields:
                 errors += 1
+            elif kind in {"llm_call", "feedback"}:
+                llm.add(fields, event.record.time)
             for batch in push(event, now):
                 submit(batch)
         for kind, n in kinds.items():
             self._metrics.records.labels(kind).inc(n)
         if errors:
             self._metrics.parse_errors.inc(errors)
+        if llm.keys or llm.feedback:
+            self._metrics.count_sealed(llm)  # each event is emitted once: a retry never recounts
 
     def _on_notice(self, notice: Opened | Truncated | Rotated | Released) -> None:
         now = self._clock()
@@ -267,7 +271,7 @@ class Daemon:
             identity = f.identity.to_dict()
             self._identities[f.key] = identity
             positions[f.key] = SavedPosition(f.key, f.path, offset, identity)
-            view.append({"path": f.path, "offset": offset, "size": f.size})
+            view.append({"path": f.path, "offset": offset, "size": f.size, "input": f.input_index})
         for key, gone in self._released.items():
             offset = committed.get(key, self._base.get(key, 0))
             positions[key] = SavedPosition(key, gone.path, offset, gone.identity)
@@ -282,13 +286,10 @@ class Daemon:
             log.error("%s", exc)
         self._metrics.buffer_bytes.set(self._dispatcher.in_flight)
         self._metrics.files_watched.set(len(view))
-        behind = self._metrics.file_bytes_behind
-        paths = {f["path"] for f in view}
-        for gone in self._gauged_paths - paths:
-            behind.remove(gone)
+        behind: dict[int, int] = {}  # per input: a label per rotated path would explode
         for f in view:
-            behind.labels(f["path"]).set(max(0, f["size"] - f["offset"]))
-        self._gauged_paths = paths
+            behind[f["input"]] = behind.get(f["input"], 0) + max(0, f["size"] - f["offset"])
+        self._metrics.set_bytes_behind(behind)
         self._files_view = view  # replaced whole: the metrics thread reads it without a lock
 
     def _drop_settled_releases(self) -> None:

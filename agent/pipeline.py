@@ -165,7 +165,12 @@ def run_daemon(config_path: str) -> int:
     except CheckpointError as exc:
         raise UserError(str(exc)) from None
     registry = Registry()
-    metrics = AgentMetrics.register(registry)
+    metrics = AgentMetrics.register(
+        registry,
+        output=config.output.type,
+        inputs=[i.paths[0] for i in config.inputs],
+        max_label_sets=config.metrics.max_label_sets,
+    )
     metrics.buffer_capacity_bytes.set(config.max_in_flight_bytes)
     envelopes = envelope_maker(config.output)
     sink = build_sink(config, envelopes, on_retry=metrics.batch_retries.inc)
