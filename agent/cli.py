@@ -7,6 +7,7 @@ tracebacks are for bugs only.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -18,7 +19,9 @@ from agent.backfill import run_backfill
 from agent.config import Config, ConfigError, load_config
 from agent.pipeline import UserError, parser_for, record_printer, run_daemon, verify_output
 from agent.reading import PathError, expand_paths
+from agent.report import LlmReport, ReportError, parse_by, parse_since
 from agent.status import show_status
+from agent.trace import trace as trace_records
 from agent.validate import validate_files
 from parsers.pattern import PatternError
 
@@ -96,6 +99,77 @@ def validate(
     summary = orjson.dumps(report.to_dict()).decode() if as_json else report.render(max_error_rate)
     typer.echo(summary, err=records)
     raise typer.Exit(0 if report.error_rate <= max_error_rate else 1)
+
+
+@app.command()
+def report(
+    paths: Annotated[list[str], typer.Argument(help="Files or globs, plain, rotated or .gz.")],
+    since: Annotated[
+        str | None, typer.Option(help="Only records from then on: 30m, 1h, 2d or 2025-07-09 14:00.")
+    ] = None,
+    by: Annotated[
+        str | None, typer.Option(help="Break down by these, e.g. model,workspace.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object for scripts.")] = False,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Take the parser settings from here.")
+    ] = None,
+    encoding: Annotated[str | None, typer.Option(help="File encoding.")] = None,
+) -> None:
+    """LLM calls, errors, latency, QPM/TPM and feedback from local files; sends nothing."""
+    cfg = _load(config)
+    try:
+        files = expand_paths(paths)
+        parser = parser_for(cfg, encoding)
+        tz = parser.settings.timezone
+        result = LlmReport(
+            by=parse_by(by),
+            since=parse_since(since, tz, time.time()) if since else None,
+            timezone=tz,
+        )
+    except (PathError, PatternError, UserError, ReportError) as exc:
+        _fail(str(exc))
+    result.read(files, parser)
+    typer.echo(orjson.dumps(result.to_dict()).decode() if as_json else result.render())
+    for damage in result.damaged:
+        typer.echo(f"llmtail: damaged: {damage}", err=True)
+    raise typer.Exit(1 if result.damaged else 0)
+
+
+@app.command()
+def trace(
+    ident: Annotated[str, typer.Argument(metavar="ID", help="A trace id or a request id.")],
+    paths: Annotated[list[str], typer.Argument(help="Files or globs, plain, rotated or .gz.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON record per line instead of the log text.")
+    ] = False,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Take the parser settings from here.")
+    ] = None,
+    encoding: Annotated[str | None, typer.Option(help="File encoding.")] = None,
+) -> None:
+    """Every record of a trace or request across the files, in time order; exit 1 if none."""
+    cfg = _load(config)
+    try:
+        files = expand_paths(paths)
+        parser = parser_for(cfg, encoding)
+    except (PathError, PatternError, UserError) as exc:
+        _fail(str(exc))
+    result = trace_records(ident, files, parser)
+    out = sys.stdout.buffer
+    for item in result.records:
+        if as_json:
+            out.write(orjson.dumps(result.as_json(item)) + b"\n")
+        else:
+            out.write(item.frame.text.encode("utf-8", "surrogateescape") + b"\n")
+    out.flush()
+    for damage in result.damaged:
+        typer.echo(f"llmtail: damaged: {damage}", err=True)
+    if result.truncated:
+        typer.echo(f"llmtail: only the first {len(result.records):,} records shown", err=True)
+    if not result.records:
+        typer.echo(f"llmtail: no record of {ident} in the files", err=True)
+    raise typer.Exit(0 if result.records and not result.damaged else 1)
 
 
 @app.command()
