@@ -18,8 +18,8 @@ minutes are counted in `dropped_minutes` and left out of QPM/TPM only).
 
 from __future__ import annotations
 
-import bisect
 import math
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -105,6 +105,7 @@ class LlmAggregate:
     dropped_calls: int = 0  # calls counted under OTHER because their label set was over the cap
     dropped_minutes: int = 0  # calls left out of the per-minute cells (cap reached)
     _index: dict[LabelKey, int] = field(default_factory=dict, repr=False)
+    _raw: dict[tuple[object, ...], int] = field(default_factory=dict, repr=False)  # add's cache
 
     def __post_init__(self) -> None:
         if self.max_label_sets < 1:
@@ -116,30 +117,48 @@ class LlmAggregate:
         return sum(self.calls)
 
     def add(self, fields: Mapping[str, object], time_s: float | None) -> None:
-        """Count one record if it is an llm_call (or a feedback); other events are ignored."""
-        event = fields.get("event")
-        if event == "feedback":
-            rating = normalise_rating(fields.get("rating"))
-            self.feedback[rating] = self.feedback.get(rating, 0) + 1
-            return
+        """Count one record if it is an llm_call (or a feedback); other events are ignored.
+
+        Per-record cost matters (the Python engine calls this for every llm_call): the label
+        set is looked up by the raw field values first, and ints are taken as they are."""
+        get = fields.get
+        event = get("event")
         if event != "llm_call":
+            if event == "feedback":
+                rating = normalise_rating(get("rating"))
+                self.feedback[rating] = self.feedback.get(rating, 0) + 1
             return
-        i = self._slot(label_key(fields), 1)
-        inp = _int(fields.get("input_tokens"))
-        out = _int(fields.get("output_tokens"))
-        given_total = fields.get("total_tokens")
-        total = _int(given_total) if given_total is not None else inp + out
-        seconds = _int(fields.get("duration_ms")) / 1000
+        raw = (get("app"), get("module"), get("model"), get("workspace"), get("status_code"),
+               get("error_code"))  # fmt: skip
+        i = self._raw.get(raw)
+        if i is None:
+            i = self._slot(label_key(fields), 1)
+            if self.keys[i] != OTHER:  # calls folded into OTHER must each be counted as such
+                self._raw[raw] = i
+        v = get("input_tokens")
+        inp = v if type(v) is int and v >= 0 else _int(v)
+        v = get("output_tokens")
+        out = v if type(v) is int and v >= 0 else _int(v)
+        v = get("total_tokens")
+        total = inp + out if v is None else v if type(v) is int and v >= 0 else _int(v)
+        v = get("duration_ms")
+        seconds = (v if type(v) is int and v >= 0 else _int(v)) / 1000
         self.calls[i] += 1
         self.input_tokens[i] += inp
         self.output_tokens[i] += out
         self.total_tokens[i] += total
         self.duration_sum[i] += seconds
-        self.duration_buckets[i * DURATION_SLOTS + _slot_of(DURATION_BOUNDS, seconds)] += 1
-        self.input_buckets[i * TOKEN_SLOTS + _slot_of(TOKEN_BOUNDS, inp)] += 1
-        self.output_buckets[i * TOKEN_SLOTS + _slot_of(TOKEN_BOUNDS, out)] += 1
+        self.duration_buckets[i * DURATION_SLOTS + bisect_left(DURATION_BOUNDS, seconds)] += 1
+        self.input_buckets[i * TOKEN_SLOTS + bisect_left(TOKEN_BOUNDS, inp)] += 1
+        self.output_buckets[i * TOKEN_SLOTS + bisect_left(TOKEN_BOUNDS, out)] += 1
         if time_s is not None:
-            self._add_minute(i, int(time_s // 60), 1, total)
+            minute = int(time_s // 60)
+            cell = self.minutes.get((i, minute))
+            if cell is None:
+                self._add_minute(i, minute, 1, total)
+            else:
+                cell[0] += 1
+                cell[1] += total
 
     def index_of(self, key: LabelKey) -> int | None:
         """Where `key`'s numbers are, or None when it has none (over the cap: see OTHER)."""
@@ -259,7 +278,7 @@ def _add_into(dst: list[int], i: int, src: list[int], j: int, slots: int) -> Non
 
 def _slot_of(bounds: tuple[float, ...], value: float) -> int:
     """The bucket a value falls in: the first bound >= value (le), or +Inf."""
-    return bisect.bisect_left(bounds, value)
+    return bisect_left(bounds, value)
 
 
 def _int(value: object) -> int:

@@ -6,8 +6,9 @@ user could hold its threads forever. This server is small and bounded:
   taken, the connection that has waited longest *without finishing its request* is closed to
   make room (an idle or dripping client never locks a scraper out); when every one is busy
   answering, the newcomer is closed;
-- every connection has a deadline for the whole exchange (`deadline` s) besides the socket
-  timeout, so a client that sends one byte every few seconds is cut off too;
+- sending the request and taking the answer each have a deadline (`deadline` s) besides the
+  socket timeout, so a client that sends or reads one byte every few seconds is cut off too
+  (the time spent rendering the page is not the client's and does not count);
 - faults (timeouts, half requests, resets, evictions) never print tracebacks: each kind is
   logged once, as one line, and counted in `llmtail_metrics_http_faults_total{kind}`.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import math
 import socket
 import threading
 import time
@@ -216,6 +218,12 @@ class _Server(ThreadingHTTPServer):
             _cut(victim.sock)
         super().process_request(request, client_address)
 
+    def rearm(self, sock: socket.socket) -> None:
+        with self._lock:
+            conn = self._conns.get(sock)
+            if conn is not None:
+                conn.deadline = time.monotonic() + self._deadline
+
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
@@ -268,6 +276,7 @@ def _handler(
             conn = self.server.conn(self.request)
             if ok and conn is not None:
                 conn.busy = True  # no longer a candidate for eviction
+                conn.deadline = math.inf  # rendering is ours: only the client's part is timed
             return ok
 
         def do_GET(self) -> None:
@@ -302,6 +311,7 @@ def _handler(
                 self._reply(500, text, b"internal error, see agent log\n", head)
 
         def _reply(self, code: int, content_type: str, body: bytes, head: bool) -> None:
+            self.server.rearm(self.request)  # the client now has `deadline` to take the answer
             self.send_response(code)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
