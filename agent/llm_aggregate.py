@@ -96,7 +96,7 @@ class LlmAggregate:
     input_tokens: list[int] = field(default_factory=list)
     output_tokens: list[int] = field(default_factory=list)
     total_tokens: list[int] = field(default_factory=list)
-    duration_sum: list[float] = field(default_factory=list)  # seconds
+    duration_ms: list[int] = field(default_factory=list)  # summed; integers keep sums exact
     duration_buckets: list[int] = field(default_factory=list)  # DURATION_SLOTS per label set
     input_buckets: list[int] = field(default_factory=list)  # TOKEN_SLOTS per label set
     output_buckets: list[int] = field(default_factory=list)  # TOKEN_SLOTS per label set
@@ -142,12 +142,13 @@ class LlmAggregate:
         v = get("total_tokens")
         total = inp + out if v is None else v if type(v) is int and v >= 0 else _int(v)
         v = get("duration_ms")
-        seconds = (v if type(v) is int and v >= 0 else _int(v)) / 1000
+        ms = v if type(v) is int and v >= 0 else _int(v)
+        seconds = ms / 1000
         self.calls[i] += 1
         self.input_tokens[i] += inp
         self.output_tokens[i] += out
         self.total_tokens[i] += total
-        self.duration_sum[i] += seconds
+        self.duration_ms[i] += ms
         self.duration_buckets[i * DURATION_SLOTS + bisect_left(DURATION_BOUNDS, seconds)] += 1
         self.input_buckets[i * TOKEN_SLOTS + bisect_left(TOKEN_BOUNDS, inp)] += 1
         self.output_buckets[i * TOKEN_SLOTS + bisect_left(TOKEN_BOUNDS, out)] += 1
@@ -173,7 +174,7 @@ class LlmAggregate:
             self.input_tokens[i] += other.input_tokens[j]
             self.output_tokens[i] += other.output_tokens[j]
             self.total_tokens[i] += other.total_tokens[j]
-            self.duration_sum[i] += other.duration_sum[j]
+            self.duration_ms[i] += other.duration_ms[j]
             _add_into(self.duration_buckets, i, other.duration_buckets, j, DURATION_SLOTS)
             _add_into(self.input_buckets, i, other.input_buckets, j, TOKEN_SLOTS)
             _add_into(self.output_buckets, i, other.output_buckets, j, TOKEN_SLOTS)
@@ -202,9 +203,15 @@ class LlmAggregate:
         i = len(self.keys)
         self._index[key] = i
         self.keys.append(key)
-        for column in (self.calls, self.input_tokens, self.output_tokens, self.total_tokens):
+        for column in (
+            self.calls,
+            self.input_tokens,
+            self.output_tokens,
+            self.total_tokens,
+            self.duration_ms,
+        ):
             column.append(0)
-        self.duration_sum.append(0.0)
+        self.duration_ms.append(0)
         self.duration_buckets.extend([0] * DURATION_SLOTS)
         self.input_buckets.extend([0] * TOKEN_SLOTS)
         self.output_buckets.extend([0] * TOKEN_SLOTS)

@@ -115,7 +115,7 @@ def _copy(a: LlmAggregate) -> LlmAggregate:
         input_tokens=list(a.input_tokens),
         output_tokens=list(a.output_tokens),
         total_tokens=list(a.total_tokens),
-        duration_sum=list(a.duration_sum),
+        duration_ms=list(a.duration_ms),
         duration_buckets=list(a.duration_buckets),
         input_buckets=list(a.input_buckets),
         output_buckets=list(a.output_buckets),
@@ -144,7 +144,7 @@ def _families(a: LlmAggregate) -> Iterator[Metric]:
         app, module, model, workspace = key[:4]
         base = (OPERATION, model, app, module, workspace)
         _accumulate(durations, (*base, error_type(key)), a.duration_buckets, i, DURATION_SLOTS,
-                    a.duration_sum[i])  # fmt: skip
+                    a.duration_ms[i])  # fmt: skip
         _accumulate(usage, (*base, "input"), a.input_buckets, i, TOKEN_SLOTS, a.input_tokens[i])
         _accumulate(usage, (*base, "output"), a.output_buckets, i, TOKEN_SLOTS, a.output_tokens[i])
     duration = HistogramMetricFamily(
@@ -152,8 +152,8 @@ def _families(a: LlmAggregate) -> Iterator[Metric]:
         "GenAI operation duration (duration_ms of llm_call records), seconds.",
         labels=(*_GEN_AI_LABELS, "error_type"),
     )
-    for labels, (counts, total) in durations.items():
-        duration.add_metric(labels, _cumulative(DURATION_BOUNDS, counts), total)
+    for labels, (counts, total_ms) in durations.items():
+        duration.add_metric(labels, _cumulative(DURATION_BOUNDS, counts), total_ms / 1000)
     token_usage = HistogramMetricFamily(
         "gen_ai_client_token_usage",
         "GenAI tokens used per operation, by gen_ai_token_type (input, output).",

@@ -56,7 +56,7 @@ def as_dict(a: LlmAggregate) -> dict[object, object]:
             a.input_tokens[i],
             a.output_tokens[i],
             a.total_tokens[i],
-            round(a.duration_sum[i], 6),
+            a.duration_ms[i],
             tuple(a.duration_buckets[i * DURATION_SLOTS : (i + 1) * DURATION_SLOTS]),
             tuple(a.input_buckets[i * TOKEN_SLOTS : (i + 1) * TOKEN_SLOTS]),
             tuple(a.output_buckets[i * TOKEN_SLOTS : (i + 1) * TOKEN_SLOTS]),
