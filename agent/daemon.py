@@ -90,6 +90,9 @@ class Daemon:
         self._acks = acks
         self._checkpointer = checkpointer
         self._metrics = metrics
+        # Kept across turns (numbers reset after each hand-over) so label sets are looked up,
+        # not rebuilt, for each record; bounded by metrics.max_label_sets like the metrics.
+        self._llm = LlmAggregate(config.metrics.max_label_sets)
         self._notifier = notifier
         self._config_loader = config_loader
         self._clock = clock
@@ -197,7 +200,7 @@ class Daemon:
             return
         kinds: dict[str, int] = {}
         errors = 0
-        llm = LlmAggregate(self._config.metrics.max_label_sets)
+        llm = self._llm
         push, submit = self._batcher.push, self._dispatcher.submit
         for event in events:
             fields = event.record.fields
@@ -215,6 +218,7 @@ class Daemon:
             self._metrics.parse_errors.inc(errors)
         if llm.keys or llm.feedback:
             self._metrics.count_sealed(llm)  # each event is emitted once: a retry never recounts
+            llm.reset()
 
     def _on_notice(self, notice: Opened | Truncated | Rotated | Released) -> None:
         now = self._clock()

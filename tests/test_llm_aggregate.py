@@ -76,6 +76,20 @@ def test_batches_merged_equal_one_aggregate_of_all_records(
     assert as_dict(merged) == as_dict(whole)
 
 
+@given(records, st.integers(1, 20))
+def test_one_aggregate_reset_after_each_hand_over_counts_like_fresh_ones(
+    items: list[tuple[dict[str, object], int]], step: int
+) -> None:
+    reused, total = LlmAggregate(), LlmAggregate()
+    for start in range(0, len(items), step):
+        for fields, t in items[start : start + step]:
+            reused.add(fields, t)
+        total.merge(reused)
+        reused.reset()
+    assert as_dict(total) == as_dict(build(items))
+    assert reused.total_calls == 0 and reused.minutes == {}
+
+
 @given(records)
 def test_every_call_lands_in_exactly_one_bucket_and_minute(
     items: list[tuple[dict[str, object], int]],
