@@ -7,6 +7,7 @@ tracebacks are for bugs only.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -17,11 +18,14 @@ from agent import __version__
 from agent.config import Config, ConfigError, InputConfig, load_config
 from agent.engine.stream import SealedBatch
 from agent.modes.backfill import input_index_for, run_backfill
-from agent.modes.pipeline import UserError, build_engine, run_daemon, verify_output
+from agent.modes.pipeline import UserError, build_engine, parser_settings, run_daemon, verify_output
+from agent.modes.report import REPORT_LABEL_SETS, LlmReport, ReportError, parse_by, parse_since
+from agent.modes.trace import trace as trace_records
 from agent.modes.validate import validate_files
 from agent.ops.status import show_status
 from agent.reading.wholefile import PathError, expand_paths
 from parsers.pattern import PatternError
+from parsers.record import RecordParser
 
 app = typer.Typer(
     add_completion=False,
@@ -47,6 +51,16 @@ def _load(path: Path | None) -> Config:
         return load_config(path)
     except ConfigError as exc:
         _fail(str(exc))
+
+
+def _with_encoding(config: Config, encoding: str | None) -> Config:
+    """`--encoding`: one encoding for every file, whatever the inputs say."""
+    if encoding is None:
+        return config
+    inputs = config.inputs or [InputConfig(paths=["*"])]
+    return config.model_copy(
+        update={"inputs": [i.model_copy(update={"encoding": encoding}) for i in inputs]}
+    )
 
 
 def _version(value: bool) -> None:
@@ -84,12 +98,7 @@ def validate(
     ] = 0.0,
 ) -> None:
     """Parse files without sending anything and report what was found (a dry run)."""
-    cfg = _load(config)
-    if encoding is not None:  # one encoding for every file, whatever the inputs say
-        inputs = cfg.inputs or [InputConfig(paths=["*"])]
-        cfg = cfg.model_copy(
-            update={"inputs": [i.model_copy(update={"encoding": encoding}) for i in inputs]}
-        )
+    cfg = _with_encoding(_load(config), encoding)
     try:
         files = expand_paths(paths)
         engine = build_engine(cfg, wire="ndjson")
@@ -106,6 +115,79 @@ def validate(
     summary = orjson.dumps(report.to_dict()).decode() if as_json else report.render(max_error_rate)
     typer.echo(summary, err=records)
     raise typer.Exit(0 if report.ok(max_error_rate) else 1)
+
+
+@app.command()
+def report(
+    paths: Annotated[list[str], typer.Argument(help="Files or globs, plain, rotated or .gz.")],
+    since: Annotated[
+        str | None, typer.Option(help="Only records from then on: 30m, 1h, 2d or 2025-07-09 14:00.")
+    ] = None,
+    by: Annotated[
+        str | None, typer.Option(help="Break down by these, e.g. model,workspace.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object for scripts.")] = False,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Take the parser settings from here.")
+    ] = None,
+    encoding: Annotated[str | None, typer.Option(help="File encoding.")] = None,
+) -> None:
+    """LLM calls, errors, latency, QPM/TPM and feedback from local files; sends nothing."""
+    cfg = _with_encoding(_load(config), encoding)
+    try:
+        files = expand_paths(paths)
+        engine = build_engine(cfg, wire="ndjson", max_label_sets=REPORT_LABEL_SETS)
+        tz = cfg.parser.timezone
+        result = LlmReport(
+            by=parse_by(by),
+            since=parse_since(since, tz, time.time()) if since else None,
+            timezone=tz,
+        )
+    except (PathError, PatternError, UserError, ReportError) as exc:
+        _fail(str(exc))
+    result.read(files, engine, lambda path: input_index_for(cfg, path))
+    typer.echo(orjson.dumps(result.to_dict()).decode() if as_json else result.render())
+    for damage in result.damaged:
+        typer.echo(f"llmtail: damaged: {damage}", err=True)
+    raise typer.Exit(1 if result.damaged else 0)
+
+
+@app.command()
+def trace(
+    ident: Annotated[str, typer.Argument(metavar="ID", help="A trace id or a request id.")],
+    paths: Annotated[list[str], typer.Argument(help="Files or globs, plain, rotated or .gz.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON record per line instead of the log text.")
+    ] = False,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Take the parser settings from here.")
+    ] = None,
+    encoding: Annotated[str | None, typer.Option(help="File encoding.")] = None,
+) -> None:
+    """Every record of a trace or request across the files, in time order; exit 1 if none."""
+    cfg = _with_encoding(_load(config), encoding)
+    try:
+        files = expand_paths(paths)
+        parser = RecordParser(parser_settings(cfg))
+    except PatternError as exc:
+        _fail(f"parser.pattern: {exc}")
+    except (PathError, ValueError) as exc:
+        _fail(str(exc))
+    result = trace_records(ident, files, parser)
+    out = sys.stdout.buffer
+    for item in result.records:
+        if as_json:
+            out.write(orjson.dumps(result.as_json(item)) + b"\n")
+        else:
+            out.write(item.frame.text.encode("utf-8", "surrogateescape") + b"\n")
+    out.flush()
+    for damage in result.damaged:
+        typer.echo(f"llmtail: damaged: {damage}", err=True)
+    if result.truncated:
+        typer.echo(f"llmtail: only the first {len(result.records):,} records shown", err=True)
+    if not result.records:
+        typer.echo(f"llmtail: no record of {ident} in the files", err=True)
+    raise typer.Exit(0 if result.records and not result.damaged else 1)
 
 
 @app.command()

@@ -182,6 +182,7 @@ OutputConfig = Annotated[FileOutput | StdoutOutput | SlsOutput, Field(discrimina
 
 class MetricsConfig(_Strict):
     listen: str | None = "127.0.0.1:9631"  # host:port; null disables the endpoint
+    max_label_sets: Annotated[int, Field(ge=10, le=1_000_000)] = 2000  # beyond: label "other"
 
 
 class Quota(_Strict):

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.agentproc import Agent, ids_in_output, record_line, wait_for
 
@@ -296,15 +297,27 @@ def test_metrics_and_status_tell_what_was_read_and_shipped(tmp_path: Path) -> No
         assert match, agent.logs()
         address = match.group(1)
 
-        def scrape() -> str:
+        def scrape() -> dict[tuple[str, str], float]:
             with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as answer:
-                return str(answer.read().decode())
+                text = answer.read().decode()
+            return {
+                (s.name, ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(text)
+                for s in family.samples
+            }
 
-        wait_for(lambda: "llmtail_parse_errors_total 1" in scrape(), 30, "the parse error")
-        text = scrape()
-        assert 'llmtail_records_total{event="llm_call"} 500' in text
-        assert f"llmtail_bytes_read_total {app.stat().st_size}" in text
-        assert 'llmtail_batches_total{outcome="delivered"}' in text
+        wait_for(
+            lambda: scrape().get(("llmtail_parse_errors_total", "")) == 1, 30, "the parse error"
+        )
+        got = scrape()
+        assert got[("llmtail_records_total", "event=llm_call")] == 500
+        assert got[("llmtail_bytes_read_total", "")] == app.stat().st_size
+        assert got[("llmtail_batches_total", "outcome=delivered")] >= 1
+        llm_calls = [v for (name, _), v in got.items() if name == "llmtail_llm_calls_total"]
+        assert sum(llm_calls) == 500  # each read once, whatever the batches' fate
+        for path in ("/health", "/ready"):
+            with urllib.request.urlopen(f"http://{address}{path}", timeout=5) as answer:
+                assert answer.status == 200
         status_config = tmp_path / "status.yaml"
         status_config.write_text(yaml.safe_dump({**agent.config, "metrics": {"listen": address}}))
         shown = subprocess.run(

@@ -110,7 +110,12 @@ def test_counters_say_what_the_batch_holds() -> None:
     (batch,) = stream.feed(data, 0.0, WALL) + stream.drain(WALL)
     assert batch.events == {"llm_call": 4}  # the stray line is a continuation of record 3
     assert batch.raw_bytes == len(data) and batch.end == len(data)
-    assert batch.calls == {("chatbot", "qa", "qwen-plus", "ws-1", "200", ""): 4}
+    assert batch.llm is not None
+    assert (batch.llm.keys, batch.llm.calls) == (
+        [("chatbot", "qa", "qwen-plus", "ws-1", "200", "")],
+        [4],
+    )
+    assert batch.llm.total_tokens == [4 * 30]
     assert batch.first is not None and batch.first[1] == "2026-11-27 10:00:00.000"
 
 

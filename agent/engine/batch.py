@@ -19,14 +19,15 @@ from collections import Counter
 from collections.abc import Mapping
 
 from agent.engine.envelope import Envelope
+from agent.engine.llm_aggregate import LlmAggregate
 from agent.engine.loggroup import LogEncoder, encode_trailer
 from agent.engine.ndjson import encode_line, envelope_closing
-from agent.engine.stream import MAX_ERROR_EXAMPLES, LabelSet, SealedBatch, StreamSettings
+from agent.engine.stream import MAX_ERROR_EXAMPLES, SealedBatch, StreamSettings
 from parsers.record import INTERNAL_ERROR
 
 _U32 = struct.Struct("<I").pack
 FieldValue = str | int | None
-_LABELS = ("app", "module", "model", "workspace", "status_code", "error_code")
+_AGGREGATED = ("llm_call", "feedback")
 
 
 def envelope_of(settings: StreamSettings, path: str, pack_prefix: str, seq: int) -> Envelope:
@@ -77,7 +78,7 @@ class BatchBuilder:
         self._before = self._after = 0
         self._first: tuple[int, str] | None = None
         self._last: tuple[int, str] | None = None
-        self._calls: Counter[LabelSet] = Counter()
+        self._llm: LlmAggregate | None = None
         self._closing = b""
         self._path = self.path
         self.started = None
@@ -163,9 +164,10 @@ class BatchBuilder:
                 self._first = stamp
             if self._last is None or stamp[0] > self._last[0]:
                 self._last = stamp
-        if kind == "llm_call":
-            label = tuple("" if (v := fields.get(k)) is None else str(v) for k in _LABELS)
-            self._calls[label] += 1  # type: ignore[index]  # six labels, see _LABELS
+        if kind in _AGGREGATED and reason is None:
+            if self._llm is None:
+                self._llm = LlmAggregate(self._s.max_label_sets)
+            self._llm.add(fields, t if own_time else None)
 
     def seal(self) -> SealedBatch:
         """The open batch as it is (call only when not `empty`)."""
@@ -196,7 +198,7 @@ class BatchBuilder:
             skipped_after=self._after,
             first=self._first,
             last=self._last,
-            calls=self._calls,
+            llm=self._llm,
         )
         self._reset()
         return batch

@@ -9,15 +9,14 @@ into bytes. So nothing per record crosses this boundary as a Python object, whic
 from __future__ import annotations
 
 import array
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from agent.engine.llm_aggregate import DEFAULT_MAX_LABEL_SETS, LlmAggregate
 from parsers.record import ParserSettings
 
 Wire = Literal["loggroup", "ndjson"]
 MAX_ERROR_EXAMPLES = 20  # per batch: validate shows the first ones, metrics only count
-LabelSet = tuple[str, str, str, str, str, str]  # app, module, model, workspace, status, error
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +36,7 @@ class StreamSettings:
     tags: tuple[tuple[str, str], ...] = ()
     since: float | None = None  # backfill's window: epoch s, inclusive
     until: float | None = None  # exclusive
+    max_label_sets: int = DEFAULT_MAX_LABEL_SETS  # of a batch's LLM aggregate
 
 
 @dataclass(slots=True)
@@ -63,7 +63,7 @@ class SealedBatch:
     skipped_after: int = 0
     first: tuple[int, str] | None = None  # (epoch ns, `time` text) of the earliest timed record
     last: tuple[int, str] | None = None
-    calls: Counter[LabelSet] = field(default_factory=Counter)  # llm_call records per label set
+    llm: LlmAggregate | None = None  # its llm_call and feedback records, aggregated
     id: int = -1  # set by the Ledger when registered
 
     @property

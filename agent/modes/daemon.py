@@ -103,7 +103,6 @@ class Daemon:
         self._started_at = time.time()
         self._identities: dict[str, dict[str, str | int]] = {}
         self._files_view: list[dict[str, Any]] = []
-        self._gauged_paths: set[str] = set()
         self._watcher = self._new_watcher(config, saved, first_start=first_start)
 
     # -- control -------------------------------------------------------------------------
@@ -130,11 +129,12 @@ class Daemon:
             records.labels(kind).inc(n)
         if batch.parse_errors:
             self._metrics.parse_errors.inc(batch.parse_errors)
+        if batch.llm is not None:
+            self._metrics.count_sealed(batch.llm)
 
     def on_done(self, done: Done) -> None:
         """A batch reached its outcome (on this thread, through the completion queue)."""
-        self._metrics.batches.labels(done.outcome.value).inc()
-        self._metrics.output_latency.observe(done.seconds)
+        self._metrics.batch_finished(done.outcome.value, done.records, done.nbytes, done.seconds)
         if done.outcome is Outcome.DELIVERED:
             self._last_delivery = time.time()
             self._throughput.add(done.records)
@@ -247,7 +247,7 @@ class Daemon:
             self._identities[f.key] = identity
             marker = self._watcher.marker(f.key, offset)
             positions[f.key] = SavedPosition(f.key, f.path, offset, identity, marker)
-            view.append({"path": f.path, "offset": offset, "size": f.size})
+            view.append({"path": f.path, "offset": offset, "size": f.size, "input": f.input_index})
         for key, gone in self._released.items():
             offset = ledger.position(key)
             positions[key] = SavedPosition(key, gone.path, offset or 0, gone.identity)
@@ -263,13 +263,10 @@ class Daemon:
             log.error("%s", exc)
         self._metrics.buffer_bytes.set(self._flow.dispatcher.in_flight)
         self._metrics.files_watched.set(len(view))
-        behind = self._metrics.file_bytes_behind
-        paths = {f["path"] for f in view}
-        for gone in self._gauged_paths - paths:
-            behind.remove(gone)
+        behind: dict[int, int] = {}  # per input: a label per rotated path would explode
         for f in view:
-            behind.labels(f["path"]).set(max(0, f["size"] - f["offset"]))
-        self._gauged_paths = paths
+            behind[f["input"]] = behind.get(f["input"], 0) + max(0, f["size"] - f["offset"])
+        self._metrics.set_bytes_behind(behind)
         self._files_view = view  # replaced whole: the metrics thread reads it without a lock
 
     # -- reload and shutdown -------------------------------------------------------------

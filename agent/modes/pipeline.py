@@ -63,7 +63,12 @@ def wire_of(output: OutputConfig) -> Wire:
     return "loggroup" if isinstance(output, SlsOutput) else "ndjson"
 
 
-def build_engine(config: Config, wire: Wire | None = None, hostname: str | None = None) -> Engine:
+def build_engine(
+    config: Config,
+    wire: Wire | None = None,
+    hostname: str | None = None,
+    max_label_sets: int | None = None,
+) -> Engine:
     """The engine for the config's inputs; a pattern it cannot compile is the user's to fix."""
     output, b, tail = config.output, config.batch, config.tail
     host = hostname if hostname is not None else socket.gethostname()
@@ -81,6 +86,7 @@ def build_engine(config: Config, wire: Wire | None = None, hostname: str | None 
             source=output.source if output.source is not None else host_ip(),
             hostname=host,
             tags=tuple(output.tags.items()),
+            max_label_sets=max_label_sets or config.metrics.max_label_sets,
         )
         for encoding in encodings
     ]
@@ -162,7 +168,12 @@ def run_daemon(config_path: str) -> int:
     except CheckpointError as exc:
         raise UserError(str(exc)) from None
     registry = Registry()
-    metrics = AgentMetrics.register(registry)
+    metrics = AgentMetrics.register(
+        registry,
+        output=config.output.type,
+        inputs=[i.paths[0] for i in config.inputs],
+        max_label_sets=config.metrics.max_label_sets,
+    )
     metrics.buffer_capacity_bytes.set(config.max_in_flight_bytes)
     dispatcher = build_dispatcher(config, build_sink(config, on_retry=metrics.batch_retries.inc))
     pack_ids = PackIds()

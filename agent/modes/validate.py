@@ -62,7 +62,11 @@ class Report:
         for line, reason in batch.error_examples:
             if len(self.problems) < ERROR_EXAMPLES:
                 self.problems.append(ParseProblem(path, line, reason))
-        for (app, _module, model, workspace, status, error), n in batch.calls.items():
+        llm = batch.llm
+        calls = zip(llm.keys, llm.calls, strict=True) if llm is not None else ()
+        for (app, _module, model, workspace, status, error), n in calls:
+            if not n:
+                continue
             self.models[model or NONE] += n
             self.workspaces[workspace or NONE] += n
             self.apps[app or NONE] += n
