@@ -9,6 +9,7 @@ id so that the checks can say: none missing, and how many arrived twice.
 
 from __future__ import annotations
 
+import http.client
 import os
 import socket
 import subprocess
@@ -30,6 +31,7 @@ from tests.agentproc import (
     Agent,
     LogstoreProcess,
     StampedLines,
+    free_port,
     ids_in_records,
     wait_for,
 )
@@ -349,23 +351,40 @@ def test_a_wrong_secret_is_said_loudly_and_everything_arrives_after_the_fix(
     lines = StampedLines(ZONE)
     app.write_bytes(lines.block(range(400)))
     wrong = "not-the-secret-1234"
+    port = free_port()
+    metrics = {"listen": f"127.0.0.1:{port}"}
     with LogstoreProcess() as store:
-        with Agent(tmp_path, config_for(logs, store.output())) as agent:
+        with Agent(tmp_path, config_for(logs, store.output(), metrics=metrics)) as agent:
             agent.start(env=store.env(secret=wrong))
             wait_for(lambda: "SignatureNotMatch" in agent.logs(), 30, "the loud error")
             (line,) = [x for x in agent.logs().splitlines() if "SignatureNotMatch" in x]
             assert " ERROR " in line, line
+            # Held until someone fixes the key: not ready, for a load balancer or an orchestrator.
+            wait_for(lambda: http_status(port, "/ready") == 503, 10, "/ready to say held")
+            assert http_status(port, "/health") == 200
             assert store.accepted_logs() == 0
             assert agent.stop() == 0
             assert checkpoint_offsets(tmp_path / "state") == {str(app): 0}
             agent.start(env=store.env())
             wait_for(lambda: store.accepted_logs() >= 400, 30, "delivery with the right secret")
+            wait_for(lambda: http_status(port, "/ready") == 200, 10, "/ready again")
             assert agent.stop() == 0
             for secret in (wrong, store.access_key_secret):
                 assert secret not in agent.logs()
         counts = ids_in_records(store.records())
         assert store.stats()["rejected"].get("SignatureNotMatch", 0) >= 1
     assert set(counts) == set(range(400)) and max(counts.values()) == 1
+
+
+def http_status(port: int, path: str) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status
+    except OSError:
+        return 0
+    finally:
+        conn.close()
 
 
 def check_output(agent: Agent, env: dict[str, str]) -> tuple[int, list[str]]:

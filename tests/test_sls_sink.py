@@ -140,6 +140,18 @@ def test_5000_records_go_in_two_loggroups_within_the_limits(server: LocalLogstor
     assert [r["trace_id"] for r in server.records()] == [f"t{i}" for i in range(5000)]
 
 
+def test_the_output_state_says_retrying_during_5xx_and_delivering_after(
+    server: LocalLogstore,
+) -> None:
+    server.faults.fail("InternalServerError", count=10**6)
+    s = sink(server)
+    thread, result = in_thread(lambda: s.send(batch([record(0)])))
+    wait_until(lambda: s.state() == "retrying")
+    server.faults.clear()
+    thread.join(timeout=30)
+    assert result == [Outcome.DELIVERED] and s.state() == "delivering"
+
+
 def test_5xx_bursts_and_dropped_connections_are_retried_until_delivered(
     server: LocalLogstore,
 ) -> None:
@@ -220,9 +232,11 @@ def test_a_401_storm_never_logs_the_secret_and_holds_the_data(
     secret, token = "wrong-secret-1234567890", "CAIStoken-zyxwvu"
     creds = StaticCredentials(Credentials(server.access_key_id, secret, token))
     s = sink(server, credentials=creds)
+    assert s.state() == "delivering"
     thread, result = in_thread(lambda: s.send(batch([record(0)])))
     wait_until(lambda: server.stats().rejected.get("SignatureNotMatch", 0) >= 5)
     assert result == []  # held: neither delivered nor rejected
+    assert s.state() == "held"  # what /ready and llmtail_output_state say
     s.abort()
     thread.join(timeout=1)
     assert result == [Outcome.ABORTED]

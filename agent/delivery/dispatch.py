@@ -62,6 +62,9 @@ class Dispatcher:
         """Batches handed over whose outcome is not known yet."""
         return self._pending
 
+    def output_state(self) -> str:
+        return self._sink.state()
+
     def room(self) -> int:
         return max(0, self._capacity - self._in_flight)
 

@@ -87,6 +87,9 @@ class LineSink:
                 return Outcome.ABORTED
             delay = min(delay * 2, self._max_backoff)
 
+    def state(self) -> str:
+        return "retrying" if self._failing is not None else "delivering"
+
     def abort(self) -> None:
         self._stop.set()
 

@@ -17,6 +17,11 @@ class Sink(Protocol):
         """Deliver the batch; retries are the sink's job. Returns only when the outcome is known."""
         ...
 
+    def state(self) -> str:
+        """`delivering`, `retrying` (transient failures) or `held` (needs a fix: keys, a
+        missing Logstore, the clock): for `llmtail_output_state` and `/ready`."""
+        ...
+
     def abort(self) -> None:
         """Make sends in progress and future sends give up promptly with ABORTED (shutdown)."""
         ...

@@ -156,6 +156,13 @@ class _Health:
             self._logged_failure = True
         log.log(level, "SLS output: %s: %s", what, err)
 
+    def state(self) -> str:
+        with self._lock:
+            failure = None if self._state is None else self._state[0]
+        if failure is None:
+            return "delivering"
+        return "held" if failure in (Failure.HOLD, Failure.CLOCK_SKEW) else "retrying"
+
     def succeeded(self) -> None:
         with self._lock:
             if self._state is None:
@@ -245,6 +252,9 @@ class SlsSink:
         if pending is None:
             return Outcome.REJECTED if rejected else Outcome.DELIVERED
         return self._deliver(pending)
+
+    def state(self) -> str:
+        return self._health.state()
 
     def abort(self) -> None:
         self._aborted.set()

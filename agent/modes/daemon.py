@@ -98,6 +98,7 @@ class Daemon:
         self._reload = threading.Event()
         self._released: dict[str, _Released] = {}
         self._last_delivery: float | None = None
+        self._output_state = "delivering"
         self._throughput = Throughput()
         self.last_error = LastError()
         self._started_at = time.time()
@@ -262,6 +263,8 @@ class Daemon:
         except CheckpointError as exc:  # retried at the next interval; offsets only lag
             log.error("%s", exc)
         self._metrics.buffer_bytes.set(self._flow.dispatcher.in_flight)
+        self._output_state = self._flow.dispatcher.output_state()
+        self._metrics.set_output_state(self._output_state)
         self._metrics.files_watched.set(len(view))
         behind: dict[int, int] = {}  # per input: a label per rotated path would explode
         for f in view:
@@ -356,6 +359,10 @@ class Daemon:
             "last_error": error,
             "files": self._files_view,
         }
+
+    def ready(self) -> bool:
+        """`/ready`: the output is delivering or retrying, not held until someone fixes it."""
+        return self._output_state != "held"
 
     def status_line(self) -> str:
         n = len(self._files_view)

@@ -203,7 +203,7 @@ def run_daemon(config_path: str) -> int:
     logging.getLogger().addHandler(daemon.last_error)
     server = None
     if config.metrics.listen:
-        server = MetricsServer(registry, config.metrics.listen, daemon.status)
+        server = MetricsServer(registry, config.metrics.listen, daemon.status, daemon.ready)
         try:
             server.start()
         except MetricsError as exc:
