@@ -25,11 +25,11 @@ only. Python compiles with `re.ASCII`; Rust writes `(?-u:\b)` and `(?i-u:..)` fo
 - bearer_token: `Bearer` (any case) + blanks + at least 8 token characters; the value must hold a
   digit (prose such as "Bearer authentication" is not a token).
 - password_pair: a key word (password, passwd, pwd, passphrase, secret, secret_key, api_key,
-  access/refresh/auth/id/session/security token, and the Chinese words for password and pass
-  phrase) with no boundary before it (`db_password`, `userPassword`), an optional (escaped)
-  quote, `:` `=` or a full-width colon, then the value: up to the closing quote (or a
-  backslash) when quoted, else up to a blank, quote, backslash, `<>,;&)]}`. Also a URL's user
-  info `://user:<value>@`.
+  token and access/refresh/auth/id/session/security token, and the Chinese words for password
+  and pass phrase) with no boundary before it (`db_password`, `userPassword`), an optional
+  (escaped) quote, `:` `=` or a full-width colon, then the value: up to the closing quote (or a
+  backslash) when quoted, else printable ASCII up to a blank, quote, backslash or `<>,;&)]}`
+  (so Chinese text right after a value is kept). Also a URL's user info `://user:<value>@`.
 - email: the local part is the value (the domain is kept): `\b` + `[0-9A-Za-z_]` + up to 63 of
   `[0-9A-Za-z._%+-]`, `@`, dot-separated DNS labels, a final label of 2-24 letters, `\b`.
 - mobile, resident_id, bank_card: one alternative, a whole run of 11-19 ASCII digits with an
@@ -54,12 +54,12 @@ that none accepts is rejected.
 The scan
 --------
 All enabled alternatives form one regex, in rule order, each `(?:...)` followed by an empty
-group naming it (which closes last: `lastindex`); values are named groups inside. Starting at 0, the text is searched from position `p` with leftmost-first
-semantics (the earliest start wins; at the same start the earlier alternative; within an
-alternative the usual greedy/lazy order: Python `re` and Rust `regex` agree on these patterns,
-which use no look-arounds, back-references or possessive repeats). The search sees the text
-before `p` (for `\b`). For a match `m` with value span `[vs, ve)` (the first value group that
-took part; none: the whole match):
+group naming it (which closes last: `lastindex`); values are named groups inside. Starting at 0,
+the text is searched from position `p` with leftmost-first semantics (the earliest start wins;
+at the same start the earlier alternative; within an alternative the usual greedy/lazy order:
+Python `re` and Rust `regex` agree on these patterns, which use no look-arounds, back-references
+or possessive repeats). The search sees the text before `p` (for `\b`). For a match `m` with
+value span `[vs, ve)` (the first value group that took part; none: the whole match):
 - rejected (its validator says no, or the value is empty): the search goes on from one
   character after `m.start`, so a match may still begin inside the rejected one (a later
   alternative at the same start is not tried);
@@ -136,7 +136,7 @@ _PEM = r"-----BEGIN[A-Z ]{0,40}PRIVATE KEY(?: BLOCK)?-----"
 _PEM_END = r"-----END[A-Z ]{0,40}PRIVATE KEY(?: BLOCK)?-----"
 _SECRET_KEYS = (
     r"(?i:passw(?:or)?d|passphrase|pwd|secret(?:[_-]?key)?|api[_-]?key"
-    r"|(?:access|refresh|auth|id|session|security)[_-]?token)|密码|口令"
+    r"|(?:(?:access|refresh|auth|id|session|security)[_-]?)?token)|密码|口令"
 )
 
 # Built-in alternatives; `(?P<v>...)` marks values (renamed per alternative when combined).
@@ -147,7 +147,7 @@ _PATTERNS: Final[dict[str, str]] = {
     "bearer_token": r"\b(?i:bearer)[ \t]+(?P<v>[0-9A-Za-z._~+/=-]{8,})",
     "password_pair": (
         rf"(?:{_SECRET_KEYS})(?:\\?[\"'])?[ \t]*[:=\uff1a][ \t]*"
-        r"(?:\\?\"(?P<v>[^\"\\\r\n]+)|\\?'(?P<v>[^'\\\r\n]+)|(?P<v>[^\s\"'\\<>,;&)\]}]+))"
+        r"(?:\\?\"(?P<v>[^\"\\\r\n]+)|\\?'(?P<v>[^'\\\r\n]+)|(?P<v>[^\s\"'\\<>,;&)\]}\x7f-\U0010ffff]+))"
         r"|://[0-9A-Za-z._~%!$&'()*+,;=-]+:(?P<v>[^\s/@]+)@"
     ),
     "email": (
