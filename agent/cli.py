@@ -16,6 +16,8 @@ import typer
 from agent import __version__
 from agent.backfill import run_backfill
 from agent.config import Config, ConfigError, load_config
+from agent.mask_report import mask_report
+from agent.masking import MaskKeyError, masker_for
 from agent.pipeline import UserError, parser_for, record_printer, run_daemon, verify_output
 from agent.reading import PathError, expand_paths
 from agent.status import show_status
@@ -81,14 +83,27 @@ def validate(
     max_error_rate: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Highest parse-error rate that exits 0.")
     ] = 0.0,
+    mask: Annotated[
+        bool,
+        typer.Option(
+            "--mask-report", help="How many values each masking rule would mask, with examples."
+        ),
+    ] = False,
 ) -> None:
     """Parse files without sending anything and report what was found (a dry run)."""
     cfg = _load(config)
+    if mask and records:
+        _fail("--mask-report and --records cannot be combined; run them one after the other")
     try:
         files = expand_paths(paths)
         parser = parser_for(cfg, encoding)
-    except (PathError, PatternError, UserError) as exc:
+        masker = masker_for(cfg) if mask else None
+    except (PathError, PatternError, UserError, MaskKeyError) as exc:
         _fail(str(exc))
+    if masker is not None:
+        found = mask_report(files, parser, masker)
+        typer.echo(orjson.dumps(found.to_dict()).decode() if as_json else found.render())
+        raise typer.Exit(0)
     on_record = None
     if records:
         on_record = record_printer(cfg, sys.stdout.buffer)

@@ -404,10 +404,8 @@ class Masker:
         """Mask the text fields of one record in place; replacements per rule (empty: none)."""
         if not self.active:
             return {}
-        event = fields.get("event")
-        names = TEXT_FIELDS.get(event if isinstance(event, str) else None, _ALL_TEXT)
         total: dict[str, int] = {}
-        for name in names:
+        for name in text_fields(fields.get("event")):
             value = fields.get(name)
             if not isinstance(value, str) or not value:
                 continue
@@ -417,6 +415,11 @@ class Masker:
                 for rule, n in counts.items():
                     total[rule] = total.get(rule, 0) + n
         return total
+
+
+def text_fields(event: object) -> tuple[str, ...]:
+    """The fields masked in a record of this `event` kind (None: a raw record)."""
+    return TEXT_FIELDS.get(event if isinstance(event, str) else None, _ALL_TEXT)
 
 
 def compile_custom(rule: CustomRule) -> str:
