@@ -8,9 +8,11 @@ from pathlib import Path
 
 import orjson
 import pytest
+import yaml
 
 from agent.config import ConfigError, parse_config
 from agent.masking import MaskKeyError, masker_for, read_key
+from parsers.mask import BUILTIN_RULES
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAD = (
@@ -181,3 +183,11 @@ def test_a_key_readable_by_others_stops_the_report(app_log: Path, tmp_path: Path
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "chmod 600" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_example_config_lists_every_built_in_rule_with_its_default() -> None:
+    example = yaml.safe_load((ROOT / "config.example.yaml").read_text(encoding="utf-8"))
+    assert example["mask"]["rules"] == BUILTIN_RULES
+    assert parse_config(example).mask == parse_config({}).mask.model_copy(
+        update={"rules": BUILTIN_RULES}
+    )
