@@ -20,8 +20,10 @@ only. Python compiles with `re.ASCII`; Rust writes `(?-u:\b)` and `(?i-u:..)` fo
   `-----END ... PRIVATE KEY-----` after it, or else to the end of the text; the whole block is
   the value.
 - alibaba_access_key: `LTAI` + 12 to 30 letters or digits as a whole word; `LTAI` is kept.
-- api_key: `sk-` at a word start + at least 20 of `[0-9A-Za-z_-]`; `sk-` kept. Validator: the
-  value holds an ASCII digit and an ASCII letter (kebab-case words are not keys).
+- api_key: `sk-` at a word start + 20 to 200 of `[0-9A-Za-z_-]` (the first not `_-`); `sk-`
+  kept. Validator: the value holds an ASCII digit and an ASCII letter (kebab-case words are
+  not keys), and no `[0-9A-Za-z_-]` follows it (longer runs are not keys; the bound keeps a
+  run of many `sk-` linear to scan).
 - bearer_token: `Bearer` (any case) + blanks + at least 8 token characters; the value must hold a
   digit (prose such as "Bearer authentication" is not a token).
 - password_pair: a key word (password, passwd, pwd, passphrase, secret, secret_key, api_key,
@@ -32,6 +34,7 @@ only. Python compiles with `re.ASCII`; Rust writes `(?-u:\b)` and `(?i-u:..)` fo
   (so Chinese text right after a value is kept). Also a URL's user info `://user:<value>@`.
 - email: the local part is the value (the domain is kept): `\b` + `[0-9A-Za-z_]` + up to 63 of
   `[0-9A-Za-z._%+-]`, `@`, dot-separated DNS labels, a final label of 2-24 letters, `\b`.
+  Validator: not followed by `@` (the kept domain would be the local part of a second match).
 - mobile, resident_id, bank_card: one alternative, a whole run of 11-19 ASCII digits with an
   optional final `X`/`x`, between word boundaries (so never a part of a longer run, such as a
   20-digit order number), classified below.
@@ -129,6 +132,8 @@ TEXT_FIELDS: Final[dict[str | None, tuple[str, ...]]] = {
     None: ("__raw_log__", "parse_error"),
 }
 _ALL_TEXT: Final = ("message", "__raw_log__", "error_message", "parse_error")
+_FIELDS_OF: Final[dict[object, tuple[str, ...]]] = {k: v for k, v in TEXT_FIELDS.items() if k}
+_RAW_TEXT: Final = TEXT_FIELDS[None]
 
 _LABEL = r"[0-9A-Za-z](?:[0-9A-Za-z-]{0,61}[0-9A-Za-z])?"
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
@@ -143,7 +148,7 @@ _SECRET_KEYS = (
 _PATTERNS: Final[dict[str, str]] = {
     "private_key": rf"(?P<v>{_PEM}(?s:.*?{_PEM_END}|.*))",
     "alibaba_access_key": r"\bLTAI(?P<v>[0-9A-Za-z]{12,30})\b",
-    "api_key": r"\bsk-(?P<v>[0-9A-Za-z][0-9A-Za-z_-]{19,})",
+    "api_key": r"\bsk-(?P<v>[0-9A-Za-z][0-9A-Za-z_-]{19,199})",
     "bearer_token": r"\b(?i:bearer)[ \t]+(?P<v>[0-9A-Za-z._~+/=-]{8,})",
     "password_pair": (
         rf"(?:{_SECRET_KEYS})(?:\\?[\"'])?[ \t]*[:=\uff1a][ \t]*"
@@ -202,7 +207,8 @@ class _Rule:
     masked: Callable[[str], bool]  # True: the value already is this rule's replacement
 
 
-_Decide = Callable[[str, int, int], tuple[_Rule, int, int] | None]
+# (text, value start, value end, match end) -> (rule, span to replace) or None: rejected
+_Decide = Callable[[str, int, int, int], tuple[_Rule, int, int] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,7 +369,7 @@ class Masker:
                 if s >= 0:
                     vs, ve = s, m.end(group)
                     break
-            decided = alt.decide(text, vs, ve)
+            decided = alt.decide(text, vs, ve, end)
             if decided is None or decided[1] == decided[2]:
                 m = search(text, start + 1)
                 continue
@@ -405,10 +411,12 @@ class Masker:
         if not self.active:
             return {}
         total: dict[str, int] = {}
-        for name in text_fields(fields.get("event")):
-            value = fields.get(name)
-            if not isinstance(value, str) or not value:
-                continue
+        event = fields.get("event")
+        get = fields.get
+        for name in _FIELDS_OF.get(event, _ALL_TEXT) if type(event) is str else _RAW_TEXT:
+            value = get(name)
+            if type(value) is not str or not value or self._for(value) is None:
+                continue  # the common case: no alternative can match anywhere in the value
             masked, counts, _ = self.mask_text(value)
             if counts:
                 fields[name] = masked
@@ -497,16 +505,18 @@ def _rule(name: str, replace: str, key: bytes | None) -> _Rule:
 def _checker(name: str, rule: _Rule) -> _Decide:
     """The decider of a non-digit alternative: its validator, if it has one."""
     if name == "api_key":
-        return lambda t, s, e: (rule, s, e) if _digit_and_letter(t, s, e) else None
+        return lambda t, s, e, _: (rule, s, e) if _key_shaped(t, s, e) else None
     if name == "bearer_token":
-        return lambda t, s, e: (rule, s, e) if _has_digit(t, s, e) else None
+        return lambda t, s, e, _: (rule, s, e) if _has_digit(t, s, e) else None
+    if name == "email":
+        return lambda t, s, e, end: None if t.startswith("@", end) else (rule, s, e)
     if name == "ipv4":
-        return lambda t, s, e: (rule, s, e) if _lone_address(t, s, e) else None
-    return lambda _t, s, e: (rule, s, e)
+        return lambda t, s, e, _: (rule, s, e) if _lone_address(t, s, e) else None
+    return lambda _t, s, e, _end: (rule, s, e)
 
 
 def _digit_decider(rules: list[_Rule]) -> _Decide:
-    def decide(text: str, s: int, e: int) -> tuple[_Rule, int, int] | None:
+    def decide(text: str, s: int, e: int, _end: int) -> tuple[_Rule, int, int] | None:
         run = text[s:e]
         for rule in rules:
             name = rule.name
@@ -558,9 +568,15 @@ def _has_digit(text: str, s: int, e: int) -> bool:
     return any("0" <= c <= "9" for c in text[s:e])
 
 
-def _digit_and_letter(text: str, s: int, e: int) -> bool:
+def _key_shaped(text: str, s: int, e: int) -> bool:
+    """A whole token holding a digit and a letter."""
+    if e < len(text) and text[e] in _KEY_CHARS:
+        return False
     value = text[s:e]
     return any("0" <= c <= "9" for c in value) and any(c.isascii() and c.isalpha() for c in value)
+
+
+_KEY_CHARS: Final = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-")
 
 
 def _lone_address(text: str, s: int, e: int) -> bool:
