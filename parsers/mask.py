@@ -68,9 +68,11 @@ value span `[vs, ve)` (the first value group that took part; none: the whole mat
   alternative at the same start is not tried);
 - already masked (the value equals the rule's fixed replacement, or for a hash replacement
   looks like one, `hmac:` + 16 lowercase hex): left as it is, not counted; the search goes on
-  from `m.end`;
+  from `ve`;
 - otherwise text `[vs, ve)` becomes the replacement, the rule's count goes up by one, and the
-  search goes on from `m.end`. What the match holds outside the value is kept unchanged.
+  search goes on from `ve`. What the match holds outside the value is kept unchanged; text it
+  kept after the value (an email's domain, which may run into a `password:` word) is searched
+  again.
 
 Replacements: `***` (the default), a fixed text, or `hmac:sha256`: `hmac:` followed by the
 first 16 lowercase hex digits of HMAC-SHA256(key, value as UTF-8), so equal values can be
@@ -139,6 +141,7 @@ _LABEL = r"[0-9A-Za-z](?:[0-9A-Za-z-]{0,61}[0-9A-Za-z])?"
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
 _PEM = r"-----BEGIN[A-Z ]{0,40}PRIVATE KEY(?: BLOCK)?-----"
 _PEM_END = r"-----END[A-Z ]{0,40}PRIVATE KEY(?: BLOCK)?-----"
+_FULL_WIDTH_COLON = "\uff1a"  # the character itself goes into the pattern
 _SECRET_KEYS = (
     r"(?i:passw(?:or)?d|passphrase|pwd|secret(?:[_-]?key)?|api[_-]?key"
     r"|(?:(?:access|refresh|auth|id|session|security)[_-]?)?token)|密码|口令"
@@ -151,9 +154,9 @@ _PATTERNS: Final[dict[str, str]] = {
     "api_key": r"\bsk-(?P<v>[0-9A-Za-z][0-9A-Za-z_-]{19,199})",
     "bearer_token": r"\b(?i:bearer)[ \t]+(?P<v>[0-9A-Za-z._~+/=-]{8,})",
     "password_pair": (
-        rf"(?:{_SECRET_KEYS})(?:\\?[\"'])?[ \t]*[:=\uff1a][ \t]*"
-        r"(?:\\?\"(?P<v>[^\"\\\r\n]+)|\\?'(?P<v>[^'\\\r\n]+)|(?P<v>[^\s\"'\\<>,;&)\]}\x7f-\U0010ffff]+))"
-        r"|://[0-9A-Za-z._~%!$&'()*+,;=-]+:(?P<v>[^\s/@]+)@"
+        rf"(?:{_SECRET_KEYS})(?:\\?[\"'])?[ \t]*[:={_FULL_WIDTH_COLON}][ \t]*"
+        r"(?:\\?\"(?P<v>[^\"\\\r\n]+)|\\?'(?P<v>[^'\\\r\n]+)|(?P<v>[!#-%(*+\--:=?-\[^-|~]+))"
+        r"|://[0-9A-Za-z._~%!$&'()*+,;=-]+:(?P<v>[^\t\n\x0b\x0c\r /@]+)@"
     ),
     "email": (
         r"\b(?P<v>[0-9A-Za-z_][0-9A-Za-z._%+-]{0,63})"
@@ -374,7 +377,9 @@ class Masker:
                 m = search(text, start + 1)
                 continue
             yield decided
-            m = search(text, end)
+            # On from the value's end: text the match kept after it (an email's domain) is
+            # searched again, as it may start a match of its own.
+            m = search(text, decided[2])
 
     def mask_text(self, text: str) -> tuple[str, dict[str, int], list[Hit]]:
         """The masked text, the replacements per rule, and where they landed."""
