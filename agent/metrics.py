@@ -279,6 +279,7 @@ class AgentMetrics:
     bytes_read: Counter
     records: Counter  # labels: event
     parse_errors: Counter
+    masked: Counter  # labels: rule (parsers/mask.py); series made at 0 by count_rules
     file_bytes_behind: Gauge  # labels: path
     files_watched: Gauge
     buffer_bytes: Gauge
@@ -301,6 +302,11 @@ class AgentMetrics:
             ),
             parse_errors=r.counter(
                 "llmtail_parse_errors_total", "Records that did not parse (sent raw)."
+            ),
+            masked=r.counter(
+                "llmtail_masked_total",
+                "Values masked before records left the host, by rule.",
+                ("rule",),
             ),
             file_bytes_behind=r.gauge(
                 "llmtail_file_bytes_behind",
@@ -334,6 +340,11 @@ class AgentMetrics:
         for outcome in ("delivered", "rejected", "aborted"):
             metrics.batches.labels(outcome)  # present at 0, so rate() works from the start
         return metrics
+
+    def count_rules(self, rules: tuple[str, ...]) -> None:
+        """Make `llmtail_masked_total` present at 0 for each rule, so rate() works at once."""
+        for rule in rules:
+            self.masked.labels(rule)
 
 
 StatusFn = Callable[[], Mapping[str, Any]]

@@ -12,6 +12,7 @@ import yaml
 
 from agent.config import ConfigError, parse_config
 from agent.masking import MaskKeyError, masker_for, read_key
+from agent.metrics import AgentMetrics, Registry
 from parsers.mask import BUILTIN_RULES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -191,3 +192,18 @@ def test_the_example_config_lists_every_built_in_rule_with_its_default() -> None
     assert parse_config(example).mask == parse_config({}).mask.model_copy(
         update={"rules": BUILTIN_RULES}
     )
+
+
+def test_masked_values_are_counted_per_rule_in_the_metrics() -> None:
+    registry = Registry()
+    metrics = AgentMetrics.register(registry)
+    masker = masker_for(parse_config({}))
+    metrics.count_rules(masker.rule_names)
+    fields: dict[str, object] = {"event": "prompt", "message": "prompt: 13812345678 a@b.cn"}
+    for rule, n in masker.mask_fields(fields).items():
+        metrics.masked.labels(rule).inc(n)
+    text = registry.render()
+    assert 'llmtail_masked_total{rule="mobile"} 1' in text
+    assert 'llmtail_masked_total{rule="email"} 1' in text
+    assert 'llmtail_masked_total{rule="bank_card"} 0' in text
+    assert "13812345678" not in text
