@@ -33,7 +33,12 @@ and groups in Rust's `regex` 1.13 as in `re`, over 85,000 searches of mixed text
   and pass phrase) with no boundary before it (`db_password`, `userPassword`), an optional
   (escaped) quote, `:` `=` or a full-width colon, then the value: up to the closing quote (or a
   backslash) when quoted, else printable ASCII up to a blank, quote, backslash or `<>,;&)]}`
-  (so Chinese text right after a value is kept). Also a URL's user info `://user:<value>@`.
+  (so Chinese text right after a value is kept), not starting with `*` (a masked value).
+- password_pair, in URLs (alternative `url_userinfo`, after password_pair): `:` + a value of
+  1 to 256 characters without blanks or `/@*<>` + `@` (bounded: a run of colons stays linear); the value counts as a password_pair when, right before the
+  colon, 1 to 256 user-info characters `[0-9A-Za-z._~%!$&'()*+,;=-]` follow `://` (checked on
+  the text as it was: the user name itself may be masked by another match, which starts
+  earlier).
 - email: the local part is the value (the domain is kept): `\b` + `[0-9A-Za-z_]` + up to 63 of
   `[0-9A-Za-z._%+-]`, `@`, dot-separated DNS labels, a final label of 2-24 letters, `\b`.
   Validator: not followed by `@` (the kept domain would be the local part of a second match).
@@ -41,7 +46,9 @@ and groups in Rust's `regex` 1.13 as in `re`, over 85,000 searches of mixed text
   optional final `X`/`x`, between word boundaries (so never a part of a longer run, such as a
   20-digit order number), classified below.
 - ipv4 (off by default): four dotted octets 0-255 between word boundaries. Validator: not
-  preceded by `.`, not followed by `.` and a digit (a version such as 1.2.3.4.5).
+  preceded by `.`; not followed by `.` unless a blank or the end follows that dot (a version
+  such as 1.2.3.4.5 is not an address; the test does not look past the dot, where a value may
+  have been masked).
 - a user rule `(regex, prefix)` is `(?:prefix)(?P<v>regex)`: text matching `prefix` is kept.
   User regexes are compiled with the same ASCII meaning and may not use what the Rust `regex`
   crate lacks (look-arounds, back-references, atomic groups, possessive repeats, conditionals),
@@ -65,22 +72,27 @@ at the same start the earlier alternative; within an alternative the usual greed
 Python `re` and Rust `regex` agree on these patterns, which use no look-arounds, back-references
 or possessive repeats). The search sees the text before `p` (for `\b`). For a match `m` with
 value span `[vs, ve)` (the first value group that took part; none: the whole match):
-- rejected (its validator says no, or the value is empty): the search goes on from one
-  character after `m.start`, so a match may still begin inside the rejected one (a later
-  alternative at the same start is not tried);
+- rejected (its validator says no, or the value is empty): the alternatives after the rejected
+  one are tried at `m.start` (the first, in order, that matches there, as if the regex held
+  only them, anchored); that match is judged the same way. When none is accepted at
+  `m.start`, the search goes on from one character after it, so a match may still begin
+  inside the rejected one;
 - already masked (the value equals the rule's fixed replacement, or for a hash replacement
-  looks like one, `hmac:` + 16 lowercase hex): left as it is, not counted; the search goes on
-  from `ve`;
+  looks like one, `<hmac:` + 20 lowercase hex + `>`): left as it is, not counted; the search
+  goes on from `ve`;
 - otherwise text `[vs, ve)` becomes the replacement, the rule's count goes up by one, and the
   search goes on from `ve`. What the match holds outside the value is kept unchanged; text it
   kept after the value (an email's domain, which may run into a `password:` word) is searched
   again.
 
-Replacements: `***` (the default), a fixed text, or `hmac:sha256`: `hmac:` followed by the
-first 16 lowercase hex digits of HMAC-SHA256(key, value as UTF-8), so equal values can be
-correlated without being revealed. A replacement may be longer than the value; a field that
-changed is then cut to its longest prefix of whole characters within `max_field_bytes` UTF-8
-bytes. A text with no accepted match is returned unchanged (the same object).
+Replacements: `***` (the default), a fixed text, or `hmac:sha256`: `<hmac:` + the first 20
+lowercase hex digits of HMAC-SHA256(key, value as UTF-8) + `>`, so equal values can be
+correlated without being revealed. (The brackets end it with a character no email local part or
+key value holds, and 20 hex digits can never be a digit run the digit rules take: a hash is
+never masked again.) A fixed replacement that masking would change on its own is refused. A
+replacement may be longer than the value; a field that changed is then cut to its longest prefix
+of whole characters within `max_field_bytes` UTF-8 bytes. A text with no accepted match is
+returned unchanged (the same object).
 
 Masking is idempotent for the built-in rules: their replacements never match again, or match as
 "already masked". A user rule whose regex matches a part (not all) of its own replacement is
@@ -98,8 +110,9 @@ from typing import Final
 
 STARS: Final = "***"
 HMAC_SHA256: Final = "hmac:sha256"
-_HMAC_HEX = 16
-_HMAC_SHAPE = re.compile(r"hmac:[0-9a-f]{16}", re.ASCII)
+_HMAC_HEX = 20
+_HMAC_SHAPE = re.compile(r"<hmac:[0-9a-f]{20}>", re.ASCII)
+_HMAC_SAMPLES = ("<hmac:0123456789abcdef0123>", "<hmac:01234567890123456789>")
 
 #: Built-in rules in match order, and whether each is on by default.
 BUILTIN_RULES: Final[dict[str, bool]] = {
@@ -121,6 +134,7 @@ _ORDER: Final = (
     "api_key",
     "bearer_token",
     "password_pair",
+    "url_userinfo",  # the password_pair rule, in a URL
     "email",
     "digits",  # mobile, resident_id and bank_card share one alternative
     "ipv4",
@@ -157,9 +171,9 @@ _PATTERNS: Final[dict[str, str]] = {
     "bearer_token": r"\b(?i:bearer)[ \t]+(?P<v>[0-9A-Za-z._~+/=-]{8,})",
     "password_pair": (
         rf"(?:{_SECRET_KEYS})(?:\\?[\"'])?[ \t]*[:={_FULL_WIDTH_COLON}][ \t]*"
-        r"(?:\\?\"(?P<v>[^\"\\\r\n]+)|\\?'(?P<v>[^'\\\r\n]+)|(?P<v>[!#-%(*+\--:=?-\[^-|~]+))"
-        r"|://[0-9A-Za-z._~%!$&'()*+,;=-]+:(?P<v>[^\t\n\x0b\x0c\r /@]+)@"
+        r"(?:\\?\"(?P<v>[^\"\\\r\n]+)|\\?'(?P<v>[^'\\\r\n]+)|(?P<v>[!#-%(+\--:=?-\[^-|~][!#-%(*+\--:=?-\[^-|~]*))"
     ),
+    "url_userinfo": r":(?P<v>[^\t\n\x0b\x0c\r /@*<>]{1,256})@",
     "email": (
         r"\b(?P<v>[0-9A-Za-z_][0-9A-Za-z._%+-]{0,63})"
         rf"@{_LABEL}(?:\.{_LABEL})*\.[A-Za-z]{{2,24}}\b"
@@ -222,6 +236,7 @@ class _Alternative:
 
     values: tuple[int, ...]  # group numbers of its value groups
     decide: _Decide
+    later: int  # bits of the alternatives after this one (tried at its start when it is rejected)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +251,7 @@ class _Source:
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     search: Callable[[str, int], re.Match[str] | None]
+    match: Callable[[str, int], re.Match[str] | None]
     alts: dict[int, _Alternative]  # by the group number of the alternative's marker
 
 
@@ -287,15 +303,16 @@ class Masker:
         alts = {}
         for i, alt in chosen:
             values = sorted(n for name, n in index.items() if name.startswith(f"_a{i}v"))
-            alts[index[f"_a{i}"]] = _Alternative(tuple(values), alt.decide)
-        compiled = _Compiled(regex.search, alts)
+            later = bits & ~((2 << i) - 1)
+            alts[index[f"_a{i}"]] = _Alternative(tuple(values), alt.decide, later)
+        compiled = _Compiled(regex.search, regex.match, alts)
         self._compiled[bits] = compiled
         return compiled
 
     def _for(self, text: str) -> _Compiled | None:
         """The regex of the alternatives that may match in `text`: each test below is a
         necessary condition for one built-in alternative to match anywhere in it."""
-        pem, ak, sk, bearer, pair, email, digits, ipv4 = self._gate_bits
+        pem, ak, sk, bearer, pair, url, email, digits, ipv4 = self._gate_bits
         bits = self._always
         if pem and "-----BEGIN" in text:
             bits |= pem
@@ -313,11 +330,12 @@ class Masker:
                 or "secret" in low
                 or "api" in low
                 or "token" in low
-                or "://" in text
                 or "密码" in text
                 or "口令" in text
             ):
                 bits |= pair
+        if url and "://" in text:
+            bits |= url
         if email and "@" in text:
             bits |= email
         if digits and _ELEVEN_DIGITS(text) is not None:
@@ -341,14 +359,7 @@ class Masker:
             for name, default in BUILTIN_RULES.items()
             if settings.rules.get(name, default)
         }
-        alts: list[_Source] = []
-        for name in _ORDER:
-            if name == "digits":
-                digit_rules = [rules[n] for n in _DIGIT_RULES if n in rules]
-                if digit_rules:
-                    alts.append(_Source(name, _PATTERNS[name], _digit_decider(digit_rules)))
-            elif name in rules:
-                alts.append(_Source(name, _PATTERNS[name], _checker(name, rules[name])))
+        alts = _builtin_alternatives(rules)
         names = [n for n in BUILTIN_RULES if n in rules]
         for custom in settings.custom:
             if custom.name in names:
@@ -356,11 +367,20 @@ class Masker:
             rule = _rule(custom.name, custom.replace, hmac_key)
             alts.append(_Source("", compile_custom(custom), _checker(custom.name, rule)))
             names.append(custom.name)
-        return cls(alts, tuple(names), settings.max_field_bytes)
+        masker = cls(alts, tuple(names), settings.max_field_bytes)
+        replacements = {**settings.replace, **{c.name: c.replace for c in settings.custom}}
+        for name, replace in replacements.items():
+            for sample in _HMAC_SAMPLES if replace == HMAC_SHA256 else (replace,):
+                again = masker.mask_text(sample)[1]
+                if again:
+                    raise MaskConfigError(
+                        f"rule {name!r}: its replacement {replace!r} would be masked again "
+                        f"(by {', '.join(again)}); choose a text no rule matches"
+                    )
+        return masker
 
-    @staticmethod
     def _hits(
-        compiled: _Compiled, text: str, m: re.Match[str] | None
+        self, compiled: _Compiled, text: str, m: re.Match[str] | None
     ) -> Iterator[tuple[_Rule, int, int]]:
         """Accepted matches from `m` on, in order: (rule, value start, value end)."""
         search = compiled.search
@@ -376,8 +396,17 @@ class Masker:
                     break
             decided = alt.decide(text, vs, ve, end)
             if decided is None or decided[1] == decided[2]:
+                # Rejected: the later alternatives may still match at this start.
+                if alt.later:
+                    rest = self._regex(alt.later)
+                    m = rest.match(text, start)
+                    if m is not None:
+                        alts = rest.alts
+                        continue
+                alts = compiled.alts
                 m = search(text, start + 1)
                 continue
+            alts = compiled.alts
             yield decided
             # On from the value's end: text the match kept after it (an email's domain) is
             # searched again, as it may start a match of its own.
@@ -432,6 +461,23 @@ class Masker:
         return total
 
 
+def _builtin_alternatives(rules: dict[str, _Rule]) -> list[_Source]:
+    """The alternatives of the enabled built-in rules, in `_ORDER`."""
+    alts: list[_Source] = []
+    for name in _ORDER:
+        if name == "digits":
+            digit_rules = [rules[n] for n in _DIGIT_RULES if n in rules]
+            if digit_rules:
+                alts.append(_Source(name, _PATTERNS[name], _digit_decider(digit_rules)))
+        elif name == "url_userinfo":
+            if "password_pair" in rules:
+                decide = _url_decider(rules["password_pair"])
+                alts.append(_Source(name, _PATTERNS[name], decide))
+        elif name in rules:
+            alts.append(_Source(name, _PATTERNS[name], _checker(name, rules[name])))
+    return alts
+
+
 def text_fields(event: object) -> tuple[str, ...]:
     """The fields masked in a record of this `event` kind (None: a raw record)."""
     return TEXT_FIELDS.get(event if isinstance(event, str) else None, _ALL_TEXT)
@@ -465,12 +511,15 @@ def compile_custom(rule: CustomRule) -> str:
         raise MaskConfigError(f"{where}: regex matches the empty text; it must match a value")
     # A replacement the rule fully matches is left alone when masked again; one it matches a
     # part of would be masked again and again.
-    sample = "hmac:0123456789abcdef" if rule.replace == HMAC_SHA256 else rule.replace
-    if re.search(rule.regex, sample, re.ASCII) and not re.fullmatch(rule.regex, sample, re.ASCII):
-        raise MaskConfigError(
-            f"{where}: regex matches a part of its replacement {rule.replace!r}; "
-            "masking the text again would change it again"
-        )
+    samples = _HMAC_SAMPLES if rule.replace == HMAC_SHA256 else (rule.replace,)
+    for sample in samples:
+        if re.search(rule.regex, sample, re.ASCII) and not re.fullmatch(
+            rule.regex, sample, re.ASCII
+        ):
+            raise MaskConfigError(
+                f"{where}: regex matches a part of its replacement {rule.replace!r}; "
+                "masking the text again would change it again"
+            )
     return source
 
 
@@ -501,7 +550,7 @@ def _rule(name: str, replace: str, key: bytes | None) -> _Rule:
 
         def digest(value: str) -> str:
             mac = hmac.new(secret, value.encode("utf-8", "surrogatepass"), hashlib.sha256)
-            return "hmac:" + mac.hexdigest()[:_HMAC_HEX]
+            return f"<hmac:{mac.hexdigest()[:_HMAC_HEX]}>"
 
         return _Rule(name, digest, lambda v: _HMAC_SHAPE.fullmatch(v) is not None)
     if replace.startswith("hmac:"):
@@ -520,6 +569,27 @@ def _checker(name: str, rule: _Rule) -> _Decide:
     if name == "ipv4":
         return lambda t, s, e, _: (rule, s, e) if _lone_address(t, s, e) else None
     return lambda _t, s, e, _end: (rule, s, e)
+
+
+def _url_decider(rule: _Rule) -> _Decide:
+    """`:password@` counts when user info and `://` come right before the colon."""
+
+    def decide(text: str, s: int, e: int, _end: int) -> tuple[_Rule, int, int] | None:
+        at = s - 1  # the colon
+        user = at
+        while user > 0 and at - user < _USERINFO_MAX and text[user - 1] in _USERINFO:
+            user -= 1
+        if user == at or not text.startswith("://", user - 3) or user < 3:
+            return None
+        return rule, s, e
+
+    return decide
+
+
+_USERINFO: Final = frozenset(
+    "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz._~%!$&'()*+,;=-"
+)
+_USERINFO_MAX: Final = 256
 
 
 def _digit_decider(rules: list[_Rule]) -> _Decide:
@@ -590,7 +660,8 @@ def _lone_address(text: str, s: int, e: int) -> bool:
     """Not a part of a longer dotted run such as a version `1.2.3.4.5`."""
     if s > 0 and text[s - 1] == ".":
         return False
-    return not (e + 1 < len(text) and text[e] == "." and "0" <= text[e + 1] <= "9")
+    # A dot right after may end a sentence only: what follows the dot may have been masked.
+    return not (e + 1 < len(text) and text[e] == "." and text[e + 1] not in " \t\r\n")
 
 
 def _number_values(source: str, prefix: str) -> str:

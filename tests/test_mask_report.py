@@ -112,7 +112,7 @@ def test_the_config_switches_rules_and_adds_hashed_ones(app_log: Path, tmp_path:
     assert "order <order>" in report["examples"]["order_no"][0]["text"]
     assert "zhang.san@example.com" in result.stdout  # email switched off: visible, as shipped
     mobile = report["examples"]["mobile"][0]["text"]
-    assert "号码hmac:" in mobile and "13812345678" not in mobile
+    assert "号码<hmac:" in mobile and "13812345678" not in mobile
     assert "0123456789abcdef" not in result.stdout
 
 
