@@ -34,11 +34,11 @@ and groups in Rust's `regex` 1.13 as in `re`, over 85,000 searches of mixed text
   (escaped) quote, `:` `=` or a full-width colon, then the value: up to the closing quote (or a
   backslash) when quoted, else printable ASCII up to a blank, quote, backslash or `<>,;&)]}`
   (so Chinese text right after a value is kept), not starting with `*` (a masked value).
-- password_pair, in URLs (alternative `url_userinfo`, after password_pair): `:` + a value of
-  1 to 256 characters without blanks or `/@*<>` + `@` (bounded: a run of colons stays linear); the value counts as a password_pair when, right before the
-  colon, 1 to 256 user-info characters `[0-9A-Za-z._~%!$&'()*+,;=-]` follow `://` (checked on
-  the text as it was: the user name itself may be masked by another match, which starts
-  earlier).
+- password_pair, in URLs (alternative `url_userinfo`, after password_pair): `:` + a value of 1
+  to 256 characters without blanks or `/@*<>` + `@` (bounded: a run of colons stays linear); the
+  value counts as a password_pair when, right before the colon, 1 to 256 user-info characters
+  `[0-9A-Za-z._~%!$&'()*+,;=-]` follow `://` (checked on the text as it was: the user name
+  itself may be masked by another match, which starts earlier).
 - email: the local part is the value (the domain is kept): `\b` + `[0-9A-Za-z_]` + up to 63 of
   `[0-9A-Za-z._%+-]`, `@`, dot-separated DNS labels, a final label of 2-24 letters, `\b`.
   Validator: not followed by `@` (the kept domain would be the local part of a second match).
