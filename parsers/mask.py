@@ -8,15 +8,16 @@ what follows is the exact contract.
 
 Rules
 -----
-Built-in rules, in this order (`BUILTIN_RULES`; all on except `ipv4`), then the user's rules in
-config order. Each rule is a regex (an *alternative*, `_PATTERNS`: their exact text is part of
-this contract) in which a *value* part (the groups `(?P<v>..)`; none: the whole match) is
-replaced; what the alternative matches around the value is kept. `\b` is the ASCII word boundary
-(word characters `[0-9A-Za-z_]`: Chinese text and full-width punctuation are not, so a number
-written between Chinese characters has boundaries around it); `(?i:..)` folds ASCII letters
-only. Python compiles with `re.ASCII`; Rust writes `(?-u:\b)` and `(?i-u:..)` for the same
-(with that translation the combined regex of every built-in and a user rule gave the same spans
-and groups in Rust's `regex` 1.13 as in `re`, over 85,000 searches of mixed text).
+Built-in rules (`BUILTIN_RULES`; all on except `ipv4`) come first, as the alternatives listed
+below in `_ORDER`, then the user's rules in config order. Each alternative is a regex
+(`_PATTERNS`: their exact text is part of this contract) in which a *value* part (the groups
+`(?P<v>..)`; none: the whole match) is replaced; what the alternative matches around the value
+is kept. `\b` is the ASCII word boundary (word characters `[0-9A-Za-z_]`: Chinese text and full-
+width punctuation are not, so a number written between Chinese characters has boundaries around
+it); `(?i:..)` folds ASCII letters only. Python compiles with `re.ASCII`; Rust writes `(?-u:\b)`
+and `(?i-u:..)` for the same (with that translation the combined regex of every built-in and a
+user rule gave the same spans and groups in Rust's `regex` 1.13 as in `re`, over 85,000 searches
+of mixed text).
 
 - private_key: a PEM `-----BEGIN ... PRIVATE KEY-----` up to and including the first
   `-----END ... PRIVATE KEY-----` after it, or else to the end of the text; the whole block is
@@ -94,9 +95,11 @@ replacement may be longer than the value; a field that changed is then cut to it
 of whole characters within `max_field_bytes` UTF-8 bytes. A text with no accepted match is
 returned unchanged (the same object).
 
-Masking is idempotent for the built-in rules: their replacements never match again, or match as
-"already masked". A user rule whose regex matches a part (not all) of its own replacement is
-refused.
+Masking is idempotent for the built-in rules, with `***` or hash replacements (a property test
+glues pieces of secrets and look-alikes in any order to look for exceptions): their
+replacements never match again, or match as "already masked". A user rule whose regex matches
+a part (not all) of its own replacement is refused; user replacements that only context makes
+match again (a fixed text next to a key word, say) are the user's to avoid.
 """
 
 from __future__ import annotations
