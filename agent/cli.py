@@ -16,8 +16,10 @@ import typer
 
 from agent import __version__
 from agent.config import Config, ConfigError, InputConfig, load_config
+from agent.engine.masking import MaskKeyError, masker_for
 from agent.engine.stream import SealedBatch
 from agent.modes.backfill import input_index_for, run_backfill
+from agent.modes.mask_report import mask_report
 from agent.modes.pipeline import UserError, build_engine, parser_settings, run_daemon, verify_output
 from agent.modes.report import REPORT_LABEL_SETS, LlmReport, ReportError, parse_by, parse_since
 from agent.modes.trace import trace as trace_records
@@ -96,14 +98,34 @@ def validate(
     max_error_rate: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Highest parse-error rate that exits 0.")
     ] = 0.0,
+    mask: Annotated[
+        bool,
+        typer.Option(
+            "--mask-report", help="How many values each masking rule would mask, with examples."
+        ),
+    ] = False,
+    unmasked: Annotated[
+        bool,
+        typer.Option(
+            "--unmasked",
+            help="Show values as written, unmasked (for someone who may read the files anyway).",
+        ),
+    ] = False,
 ) -> None:
     """Parse files without sending anything and report what was found (a dry run)."""
     cfg = _with_encoding(_load(config), encoding)
+    if mask and records:
+        _fail("--mask-report and --records cannot be combined; run them one after the other")
     try:
         files = expand_paths(paths)
-        engine = build_engine(cfg, wire="ndjson")
-    except (PathError, PatternError, UserError) as exc:
+        engine = build_engine(cfg, wire="ndjson", unmasked=unmasked)
+        masker = masker_for(cfg) if mask else None
+    except (PathError, PatternError, UserError, MaskKeyError) as exc:
         _fail(str(exc))
+    if masker is not None:
+        found = mask_report(files, RecordParser(parser_settings(cfg)), masker)
+        typer.echo(orjson.dumps(found.to_dict()).decode() if as_json else found.render())
+        raise typer.Exit(0)
     out = sys.stdout.buffer
 
     def print_records(batch: SealedBatch) -> None:
@@ -131,12 +153,21 @@ def report(
         Path | None, typer.Option("--config", "-c", help="Take the parser settings from here.")
     ] = None,
     encoding: Annotated[str | None, typer.Option(help="File encoding.")] = None,
+    unmasked: Annotated[
+        bool,
+        typer.Option(
+            "--unmasked",
+            help="Show values as written, unmasked (for someone who may read the files anyway).",
+        ),
+    ] = False,
 ) -> None:
     """LLM calls, errors, latency, QPM/TPM and feedback from local files; sends nothing."""
     cfg = _with_encoding(_load(config), encoding)
     try:
         files = expand_paths(paths)
-        engine = build_engine(cfg, wire="ndjson", max_label_sets=REPORT_LABEL_SETS)
+        engine = build_engine(
+            cfg, wire="ndjson", max_label_sets=REPORT_LABEL_SETS, unmasked=unmasked
+        )
         tz = cfg.parser.timezone
         result = LlmReport(
             by=parse_by(by),
@@ -163,23 +194,35 @@ def trace(
         Path | None, typer.Option("--config", "-c", help="Take the parser settings from here.")
     ] = None,
     encoding: Annotated[str | None, typer.Option(help="File encoding.")] = None,
+    unmasked: Annotated[
+        bool,
+        typer.Option(
+            "--unmasked",
+            help="Show values as written, unmasked (for someone who may read the files anyway).",
+        ),
+    ] = False,
 ) -> None:
     """Every record of a trace or request across the files, in time order; exit 1 if none."""
     cfg = _with_encoding(_load(config), encoding)
     try:
         files = expand_paths(paths)
         parser = RecordParser(parser_settings(cfg))
+        masker = masker_for(cfg) if cfg.mask.enabled and not unmasked else None
     except PatternError as exc:
         _fail(f"parser.pattern: {exc}")
-    except (PathError, ValueError) as exc:
+    except (PathError, ValueError, MaskKeyError) as exc:
         _fail(str(exc))
     result = trace_records(ident, files, parser)
     out = sys.stdout.buffer
     for item in result.records:
         if as_json:
-            out.write(orjson.dumps(result.as_json(item)) + b"\n")
+            doc = result.as_json(item)
+            if masker is not None:
+                masker.mask_fields(doc)
+            out.write(orjson.dumps(doc) + b"\n")
         else:
-            out.write(item.frame.text.encode("utf-8", "surrogateescape") + b"\n")
+            text = item.frame.text if masker is None else masker.mask_text(item.frame.text)[0]
+            out.write(text.encode("utf-8", "surrogateescape") + b"\n")
     out.flush()
     for damage in result.damaged:
         typer.echo(f"llmtail: damaged: {damage}", err=True)

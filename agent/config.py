@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from agent.delivery.endpoint import project_in_front
+from parsers.mask import STARS, CustomRule, MaskConfigError, Masker, MaskSettings
 from parsers.payload import DEFAULT_FEEDBACK_FIELDS, DEFAULT_FIELDS
 from parsers.record import DEFAULT_PATTERN
 
@@ -180,6 +181,43 @@ class SlsOutput(_OutputBase):
 OutputConfig = Annotated[FileOutput | StdoutOutput | SlsOutput, Field(discriminator="type")]
 
 
+class MaskRuleConfig(_Strict):
+    """A user's masking rule: `regex` is replaced, text matching `prefix` before it is kept."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+    regex: Annotated[str, Field(min_length=1)]
+    prefix: str = ""
+    replace: str = STARS  # "***", a fixed text, or "hmac:sha256"
+
+
+class MaskConfig(_Strict):
+    """Masking of secrets and personal data before records leave the host (parsers/mask.py)."""
+
+    enabled: bool = True
+    rules: dict[str, bool] = {}  # built-in rule -> on/off; unnamed rules keep their default
+    replace: dict[str, str] = {}  # built-in rule -> replacement other than "***"
+    hmac_key_file: str | None = None  # key of "hmac:sha256" replacements; mode 0600
+    custom: list[MaskRuleConfig] = []
+
+    def settings(self, max_field_bytes: int) -> MaskSettings:
+        return MaskSettings(
+            enabled=self.enabled,
+            rules=dict(self.rules),
+            replace=dict(self.replace),
+            custom=tuple(CustomRule(r.name, r.regex, r.prefix, r.replace) for r in self.custom),
+            max_field_bytes=max_field_bytes,
+        )
+
+    @model_validator(mode="after")
+    def _rules_compile(self) -> MaskConfig:
+        # Build the masker once with a stand-in key: every rule problem is found at load time.
+        try:
+            Masker.from_config(self.settings(1024), b"check" if self.hmac_key_file else None)
+        except MaskConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
 class MetricsConfig(_Strict):
     listen: str | None = "127.0.0.1:9631"  # host:port; null disables the endpoint
     max_label_sets: Annotated[int, Field(ge=10, le=1_000_000)] = 2000  # beyond: label "other"
@@ -248,6 +286,7 @@ class Config(_Strict):
     shutdown_timeout: Annotated[float, Field(gt=0)] = 10.0
     metrics: MetricsConfig = MetricsConfig()
     provision: ProvisionConfig = ProvisionConfig()
+    mask: MaskConfig = MaskConfig()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 

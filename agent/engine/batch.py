@@ -79,6 +79,7 @@ class BatchBuilder:
         self._first: tuple[int, str] | None = None
         self._last: tuple[int, str] | None = None
         self._llm: LlmAggregate | None = None
+        self._masked: Counter[str] = Counter()
         self._closing = b""
         self._path = self.path
         self.started = None
@@ -120,7 +121,9 @@ class BatchBuilder:
         size: int,
         line_no: int,
         now: float,
+        masked: dict[str, int] | None = None,
     ) -> list[SealedBatch]:
+        """`masked`: what masking replaced in this record, by rule (counted with it)."""
         out: list[SealedBatch] = []
         if self.started is None:
             self._open(now)
@@ -141,6 +144,8 @@ class BatchBuilder:
             self._max = t
         self._end, self._raw = end, self._raw + size
         self._count(fields, t, ns, own_time, line_no)
+        if masked:
+            self._masked.update(masked)
         if len(self._bounds) >= self._s.max_records or self._nbytes >= self._s.max_bytes:
             out.append(self.seal())
         return out
@@ -199,6 +204,7 @@ class BatchBuilder:
             first=self._first,
             last=self._last,
             llm=self._llm,
+            masked=dict(self._masked),
         )
         self._reset()
         return batch

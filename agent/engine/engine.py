@@ -13,6 +13,7 @@ from agent.engine.envelope import PackIds
 from agent.engine.loggroup import LogEncoder
 from agent.engine.pystream import PyStream
 from agent.engine.stream import Stream, StreamSettings
+from parsers.mask import Masker
 from parsers.record import RecordParser
 
 
@@ -27,10 +28,19 @@ class Engine:
         self._encoder = LogEncoder()
         parsers: dict[object, RecordParser] = {}
         self._parsers = []
+        self._maskers: list[Masker | None] = []
         for s in self.settings:
             if s.parser not in parsers:
                 parsers[s.parser] = RecordParser(s.parser)  # raises PatternError, ValueError
             self._parsers.append(parsers[s.parser])
+            # Raises MaskConfigError; inputs share one masker when their rules are the same.
+            same = [
+                m for t, m in zip(self.settings, self._maskers, strict=False) if t.mask == s.mask
+            ]
+            masker = (
+                same[0] if same else (Masker.from_config(s.mask, s.mask_key) if s.mask else None)
+            )
+            self._maskers.append(masker)
 
     def open(self, key: str, path: str, offset: int, input_index: int = 0) -> Stream:
         """A Stream for `key` read from `offset`; its pack ids continue the file's sequence."""
@@ -43,7 +53,14 @@ class Engine:
             offset,
             self.pack_ids.prefix(key),
             self.pack_ids.next_seq(key),
+            self._maskers[input_index],
         )
+
+    @property
+    def mask_rules(self) -> tuple[str, ...]:
+        """The rules masking applies (for counters present at 0)."""
+        names = {n for m in self._maskers if m is not None and m.active for n in m.rule_names}
+        return tuple(sorted(names))
 
     def close(self, key: str, stream: Stream) -> None:
         """The stream is done; a later Stream of the same file numbers its batches on."""

@@ -2,7 +2,8 @@
 
 It is the readable definition of what the compiled core does, used by `engine: python`, by the
 differential tests and for diagnosis. Per record it frames, parses, stamps, filters by the time
-window and hands the fields to the batch builder; nothing per record leaves it.
+window, masks secrets and personal data (parsers/mask.py) and hands the fields to the batch
+builder; nothing per record leaves it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from agent.engine.batch import BatchBuilder
 from agent.engine.loggroup import LogEncoder
 from agent.engine.stream import SealedBatch, StreamSettings
+from parsers.mask import Masker
 from parsers.multiline import Frame
 from parsers.record import RecordParser
 
@@ -27,8 +29,10 @@ class PyStream:
         offset: int,
         pack_prefix: str,
         pack_seq: int,
+        masker: Masker | None = None,
     ) -> None:
         self._s = settings
+        self._mask = masker.mask_fields if masker is not None and masker.active else None
         self._parse = parser.parse
         self._asm = parser.assembler(offset)
         self._batch = BatchBuilder(settings, encoder, key, path, pack_prefix, pack_seq)
@@ -94,7 +98,8 @@ class PyStream:
                 if side:
                     out += self._batch.skip(side > 0, frame.end, frame.size, now)
                     continue
-            out += add(fields, t, ns, own, frame.end, frame.size, frame.line_no, now)
+            masked = self._mask(fields) if self._mask is not None else None
+            out += add(fields, t, ns, own, frame.end, frame.size, frame.line_no, now, masked)
         return out
 
     def _window_side(self, fields: dict[str, str | int | None], t: int, ns: int) -> int:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from agent.engine.llm_aggregate import DEFAULT_MAX_LABEL_SETS, LlmAggregate
+from parsers.mask import MaskSettings
 from parsers.record import ParserSettings
 
 Wire = Literal["loggroup", "ndjson"]
@@ -37,6 +38,8 @@ class StreamSettings:
     since: float | None = None  # backfill's window: epoch s, inclusive
     until: float | None = None  # exclusive
     max_label_sets: int = DEFAULT_MAX_LABEL_SETS  # of a batch's LLM aggregate
+    mask: MaskSettings | None = None  # secrets and personal data masked before encoding
+    mask_key: bytes | None = field(default=None, repr=False)  # for hmac:sha256 replacements
 
 
 @dataclass(slots=True)
@@ -64,6 +67,7 @@ class SealedBatch:
     first: tuple[int, str] | None = None  # (epoch ns, `time` text) of the earliest timed record
     last: tuple[int, str] | None = None
     llm: LlmAggregate | None = None  # its llm_call and feedback records, aggregated
+    masked: dict[str, int] = field(default_factory=dict)  # values masked, by rule
     id: int = -1  # set by the Ledger when registered
 
     @property

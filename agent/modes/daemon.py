@@ -132,6 +132,8 @@ class Daemon:
             self._metrics.parse_errors.inc(batch.parse_errors)
         if batch.llm is not None:
             self._metrics.count_sealed(batch.llm)
+        for rule, n in batch.masked.items():
+            self._metrics.masked.labels(rule).inc(n)
 
     def on_done(self, done: Done) -> None:
         """A batch reached its outcome (on this thread, through the completion queue)."""

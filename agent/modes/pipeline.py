@@ -27,6 +27,7 @@ from agent.delivery.sink import Sink
 from agent.delivery.stdout import StdoutSink
 from agent.engine.engine import Engine
 from agent.engine.envelope import PackIds, host_ip
+from agent.engine.masking import MaskKeyError, mask_settings
 from agent.engine.stream import StreamSettings, Wire
 from agent.modes.daemon import Daemon
 from agent.modes.flow import Flow, OnDone, OnSealed
@@ -34,6 +35,7 @@ from agent.ops.logsetup import RedactSecrets, setup_logging
 from agent.ops.metrics import AgentMetrics, MetricsError, MetricsServer, Registry
 from agent.ops.notify import Notifier
 from agent.state.checkpoint import Checkpointer, CheckpointError, StateDirLock
+from parsers.mask import MaskConfigError
 from parsers.pattern import PatternError
 from parsers.record import ParserSettings
 
@@ -68,9 +70,15 @@ def build_engine(
     wire: Wire | None = None,
     hostname: str | None = None,
     max_label_sets: int | None = None,
+    unmasked: bool = False,
 ) -> Engine:
-    """The engine for the config's inputs; a pattern it cannot compile is the user's to fix."""
+    """The engine for the config's inputs; a pattern it cannot compile, or a masking key it
+    cannot use, is the user's to fix. `unmasked`: the local commands' `--unmasked`."""
     output, b, tail = config.output, config.batch, config.tail
+    try:
+        mask, mask_key = (None, None) if unmasked else mask_settings(config)
+    except MaskKeyError as exc:
+        raise UserError(str(exc)) from None
     host = hostname if hostname is not None else socket.gethostname()
     encodings = [inp.encoding for inp in config.inputs] or ["utf-8"]
     settings = [
@@ -87,6 +95,8 @@ def build_engine(
             hostname=host,
             tags=tuple(output.tags.items()),
             max_label_sets=max_label_sets or config.metrics.max_label_sets,
+            mask=mask,
+            mask_key=mask_key,
         )
         for encoding in encodings
     ]
@@ -94,6 +104,8 @@ def build_engine(
         return Engine(settings, PackIds(host))
     except PatternError as exc:
         raise UserError(f"parser.pattern: {exc}") from None
+    except MaskConfigError as exc:
+        raise UserError(f"mask: {exc}") from None
     except ValueError as exc:
         raise UserError(f"parser: {exc}") from None
 
@@ -181,6 +193,7 @@ def run_daemon(config_path: str) -> int:
     def flow_for(cfg: Config, on_sealed: OnSealed, on_done: OnDone) -> Flow:
         engine = build_engine(cfg, hostname=pack_ids.hostname)
         engine.pack_ids = pack_ids  # numbering goes on across reloads
+        metrics.count_rules(engine.mask_rules)
         return Flow(
             engine,
             dispatcher,

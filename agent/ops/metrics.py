@@ -67,6 +67,7 @@ class AgentMetrics:
     bytes_read: Counter
     records: Counter  # labels: event
     parse_errors: Counter
+    masked: Counter  # labels: rule (parsers/mask.py); present at 0 per rule (count_rules)
     input_bytes_behind: Gauge  # labels: input
     files_watched: Gauge
     buffer_bytes: Gauge
@@ -112,6 +113,12 @@ class AgentMetrics:
             ),
             parse_errors=Counter(
                 "llmtail_parse_errors", "Records that did not parse (sent raw).", registry=r
+            ),
+            masked=Counter(
+                "llmtail_masked",
+                "Values masked before records left the host, by rule.",
+                ("rule",),
+                registry=r,
             ),
             input_bytes_behind=Gauge(
                 "llmtail_input_bytes_behind",
@@ -186,6 +193,11 @@ class AgentMetrics:
         for name in m.inputs:
             m.input_bytes_behind.labels(name).set(0)
         return m
+
+    def count_rules(self, rules: tuple[str, ...]) -> None:
+        """Make `llmtail_masked_total` present at 0 for each rule, so rate() works at once."""
+        for rule in rules:
+            self.masked.labels(rule)
 
     def count_sealed(self, aggregate: LlmAggregate) -> None:
         """A batch was sealed: count its LLM calls. Once per batch, never again on a retry."""
