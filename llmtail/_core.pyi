@@ -1,0 +1,3 @@
+"""Types of the compiled core's bindings (core/src/lib.rs)."""
+
+def version() -> str: ...
