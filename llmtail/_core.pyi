@@ -1,3 +1,26 @@
 """Types of the compiled core's bindings (core/src/lib.rs)."""
 
 def version() -> str: ...
+
+class PatternError(ValueError):
+    """The pattern cannot be compiled (the text of parsers.pattern.PatternError)."""
+
+# (fields, time, time_ns, flags, end, size, line_no) of one record.
+RecordRow = tuple[dict[str, str | int | None], int | None, int, int, int, int, int]
+
+class Records:
+    """Framing and parsing of one file, record by record (debug binding for tests)."""
+
+    def __init__(
+        self,
+        pattern: str,
+        timezone: str | None,
+        payload_separator: str,
+        payload_fields: list[tuple[str, str]],
+        max_record_bytes: int,
+        encoding: str,
+        offset: int = 0,
+    ) -> None: ...
+    def feed(self, data: bytes, now: float) -> list[RecordRow]: ...
+    def due(self, now: float, partial_after: float, pending_after: float) -> list[RecordRow]: ...
+    def drain(self) -> list[RecordRow]: ...
