@@ -174,6 +174,77 @@ def test_near_miss_lines_are_explained_as_the_reference_does(
     assert_same(_settings(pattern), [b"".join(lines)])
 
 
+# Lines in each pattern's own shape, so the other patterns give typed records too.
+_TEMPLATES = {
+    PATTERNS[1]: "{stamp} [{a}] {level:<5} {b} - {msg}",
+    PATTERNS[2]: "{stamp} {level:>5} {b}.{c}:{line} {msg}",
+    PATTERNS[3]: "{stamp} {line} {level} {b} - {msg} [{a}]",
+    PATTERNS[4]: "[{a}] {stamp} {level} {b}:{line} {msg} ",
+    PATTERNS[5]: "{stamp} {level:<5} {msg}",
+    PATTERNS[6]: "{stamp}|{a}|{b}|{level}|{msg}",
+    PATTERNS[7]: "{stamp} {level} [{a}] {b} {msg}",
+    PATTERNS[8]: "{stamp} {level:<5} {a} {b}:{line} - {msg}",
+}
+_STAMPS = {
+    PATTERNS[1]: ("2026-11-26 10:02:11,305", "2026-02-29 10:02:11,305", "2026-03-29 02:30:00,000"),
+    PATTERNS[2]: (
+        "2026-11-26T10:02:11.305+08:00",
+        "2026-11-26T10:02:11.305Z",
+        "2026-11-26T10:02:11.305-0530",
+        "2026-11-26T10:02:11.305+99:00",
+    ),
+    PATTERNS[3]: ("26 10:02:11.305", "31 23:59:59.999", "00 10:02:11.305"),
+    PATTERNS[4]: ("26/11/2026 3:02:11 PM", "1/1/2026 12:00:00 am", "26/11/2026 13:02:11 PM"),
+    PATTERNS[5]: ("2026-11-26 10:02:11", "2026-11-26 10:02:61", "0000-01-01 00:00:00"),
+    PATTERNS[6]: ("20261126100211305", "20261326100211305"),
+    PATTERNS[7]: (
+        "Nov 26 2026 10:02:11,305",
+        "nov 26 2026 10:02:11,305",
+        "Xyz 26 2026 10:02:11,305",
+    ),
+    PATTERNS[8]: ("2026-11-26 10:02:11,305", "2026-11-26 24:02:11,305"),
+}
+_word = st.text(alphabet="abcAZ09 .:-#[]|()?,\u00e9\u4e2d", max_size=10)
+_messages = st.one_of(
+    _word,
+    st.just("prompt: hello"),
+    st.just("result:x"),
+    st.builds(lambda a, n: f"app,mod,qwen,ws,req,{n},12,{a},3,4,,", _word, st.integers(-5, 10**20)),
+)
+
+
+@st.composite
+def _pattern_lines(draw: st.DrawFn, pattern: str) -> bytes:
+    lines = []
+    for _ in range(draw(st.integers(min_value=1, max_value=5))):
+        template = _TEMPLATES[pattern]
+        stamp = draw(st.sampled_from(_STAMPS[pattern]))
+        text = template.format(
+            stamp=stamp,
+            level=draw(st.sampled_from(("INFO", "WARN", "x", ""))),
+            a=draw(_word),
+            b=draw(_word),
+            c=draw(_word),
+            line=draw(st.sampled_from(("12", "?", "-3", "", "x"))),
+            msg=draw(_messages),
+        )
+        more = draw(
+            st.lists(st.sampled_from(("\tat x.Y(Y.java:1)", "", "Caused by: z")), max_size=2)
+        )
+        lines.append("\n".join([text, *more]) + "\n")
+    return "".join(lines).encode()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), pattern=st.sampled_from(PATTERNS[1:]))
+def test_each_pattern_reads_its_own_lines_as_the_reference_does(
+    data: st.DataObject, pattern: str
+) -> None:
+    raw = data.draw(_pattern_lines(pattern))
+    chunks = split(raw, data.draw(chunkings(len(raw))))
+    assert_same(_settings(pattern), chunks)
+
+
 @pytest.mark.parametrize(
     ("zone", "stamp"),
     [
