@@ -3,6 +3,7 @@
 //! anyway becomes a Python exception naming the file and offset, never a crash.
 
 pub mod decode;
+pub mod encode;
 pub mod lines;
 pub mod matcher;
 pub mod multiline;
@@ -11,6 +12,7 @@ pub mod payload;
 mod printable;
 pub mod pyrepr;
 pub mod record;
+pub mod stream;
 pub mod timestamp;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -22,6 +24,7 @@ use pyo3::types::{PyDict, PyTuple};
 use crate::multiline::{Assembler, Frame};
 use crate::payload::Value;
 use crate::record::{ParserSettings, Record, RecordParser, SettingsError};
+use crate::stream::{Sealed, StreamSettings};
 
 pyo3::create_exception!(
     _core,
@@ -182,10 +185,252 @@ impl Records {
     }
 }
 
+fn parser_settings(p: &Bound<'_, PyAny>) -> PyResult<ParserSettings> {
+    Ok(ParserSettings {
+        pattern: p.getattr("pattern")?.extract()?,
+        timezone: p.getattr("timezone")?.extract()?,
+        payload_separator: p.getattr("payload_separator")?.extract()?,
+        payload_fields: p.getattr("payload_fields")?.extract()?,
+        max_record_bytes: p.getattr("max_record_bytes")?.extract()?,
+        encoding: p.getattr("encoding")?.extract()?,
+    })
+}
+
+fn stream_settings(s: &Bound<'_, PyAny>) -> PyResult<StreamSettings> {
+    let wire: String = s.getattr("wire")?.extract()?;
+    if wire != "ndjson" && wire != "loggroup" {
+        return Err(PyValueError::new_err(format!(
+            "wire must be 'loggroup' or 'ndjson', not {}",
+            pyrepr::repr(&wire)
+        )));
+    }
+    let positive = |name: &str| -> PyResult<usize> {
+        let v: i64 = s.getattr(name)?.extract()?;
+        usize::try_from(v)
+            .ok()
+            .filter(|v| *v >= 1)
+            .ok_or_else(|| PyValueError::new_err(format!("{name} must be positive")))
+    };
+    Ok(StreamSettings {
+        parser: parser_settings(&s.getattr("parser")?)?,
+        ndjson: wire == "ndjson",
+        max_records: positive("max_records")?,
+        max_bytes: positive("max_bytes")?,
+        linger: s.getattr("linger")?.extract()?,
+        partial_after: s.getattr("partial_after")?.extract()?,
+        pending_after: s.getattr("pending_after")?.extract()?,
+        topic: s.getattr("topic")?.extract()?,
+        source: s.getattr("source")?.extract()?,
+        hostname: s.getattr("hostname")?.extract()?,
+        tags: s.getattr("tags")?.extract()?,
+        since: s.getattr("since")?.extract()?,
+        until: s.getattr("until")?.extract()?,
+    })
+}
+
+/// The compiled Stream (docs/engine.md): one file read from `offset`. Sealed batches come
+/// back as dicts with the fields of agent.engine.stream.SealedBatch.
+#[pyclass(module = "llmtail._core")]
+struct Stream {
+    inner: stream::Stream,
+    key: String,
+}
+
+impl Stream {
+    fn batches(&self, py: Python<'_>, sealed: Vec<Sealed>) -> PyResult<Vec<PyObject>> {
+        sealed.iter().map(|b| self.batch(py, b)).collect()
+    }
+
+    fn batch(&self, py: Python<'_>, b: &Sealed) -> PyResult<PyObject> {
+        use pyo3::types::PyBytes;
+        let d = PyDict::new(py);
+        d.set_item("key", &self.key)?;
+        d.set_item("path", &b.path)?;
+        d.set_item("end", b.end)?;
+        d.set_item("records", b.records)?;
+        d.set_item("raw_bytes", b.raw_bytes)?;
+        d.set_item("data", PyBytes::new(py, &b.data))?;
+        d.set_item("trailer", PyBytes::new(py, &b.trailer))?;
+        d.set_item("bounds", PyBytes::new(py, &b.bounds))?;
+        d.set_item("times", PyBytes::new(py, &b.times))?;
+        d.set_item("min_time", b.min_time)?;
+        d.set_item("max_time", b.max_time)?;
+        d.set_item("pack_seq", b.pack_seq)?;
+        let events = PyDict::new(py);
+        for (k, n) in &b.events {
+            events.set_item(k, n)?;
+        }
+        d.set_item("events", events)?;
+        d.set_item("parse_errors", b.parse_errors)?;
+        d.set_item("internal_errors", b.internal_errors)?;
+        d.set_item("error_examples", b.error_examples.clone())?;
+        d.set_item("skipped_before", b.skipped_before)?;
+        d.set_item("skipped_after", b.skipped_after)?;
+        d.set_item("first", b.first.clone())?;
+        d.set_item("last", b.last.clone())?;
+        let calls = PyDict::new(py);
+        for (label, n) in &b.calls {
+            calls.set_item(PyTuple::new(py, label.iter())?, n)?;
+        }
+        d.set_item("calls", calls)?;
+        Ok(d.into_any().unbind())
+    }
+
+    fn run(
+        &mut self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut stream::Stream) -> Vec<Sealed> + Send,
+    ) -> PyResult<Vec<PyObject>> {
+        let offset = self.inner.offset();
+        let path = self.key.clone();
+        let inner = &mut self.inner;
+        let sealed = guarded(py, &path, offset, || f(inner))?;
+        self.batches(py, sealed)
+    }
+}
+
+#[pymethods]
+impl Stream {
+    #[new]
+    fn new(
+        settings: &Bound<'_, PyAny>,
+        key: String,
+        path: String,
+        offset: u64,
+        pack_prefix: String,
+        pack_seq: u64,
+    ) -> PyResult<Stream> {
+        let s = stream_settings(settings)?;
+        let inner = catch_unwind(|| stream::Stream::new(s, path, offset, pack_prefix, pack_seq))
+            .map_err(|_| PyRuntimeError::new_err("internal error in the compiled core"))?
+            .map_err(settings_error)?;
+        Ok(Stream { inner, key })
+    }
+
+    #[getter]
+    fn offset(&self) -> u64 {
+        self.inner.offset()
+    }
+
+    #[getter]
+    fn pending_bytes(&self) -> u64 {
+        self.inner.pending_bytes()
+    }
+
+    #[getter]
+    fn next_pack_seq(&self) -> u64 {
+        self.inner.next_pack_seq()
+    }
+
+    fn next_due(&self) -> Option<f64> {
+        self.inner.next_due()
+    }
+
+    fn feed(
+        &mut self,
+        py: Python<'_>,
+        data: &[u8],
+        now: f64,
+        wall: f64,
+    ) -> PyResult<Vec<PyObject>> {
+        self.run(py, |s| s.feed(data, now, wall))
+    }
+
+    fn due(
+        &mut self,
+        py: Python<'_>,
+        now: f64,
+        wall: f64,
+        caught_up: bool,
+    ) -> PyResult<Vec<PyObject>> {
+        self.run(py, |s| s.due(now, wall, caught_up))
+    }
+
+    fn drain(&mut self, py: Python<'_>, wall: f64) -> PyResult<Vec<PyObject>> {
+        self.run(py, |s| s.drain(wall))
+    }
+
+    fn cut(&mut self, py: Python<'_>) -> PyResult<Vec<PyObject>> {
+        self.run(py, stream::Stream::cut)
+    }
+
+    fn flush_pending(&mut self, py: Python<'_>, wall: f64) -> PyResult<Vec<PyObject>> {
+        self.run(py, |s| s.flush_pending(wall))
+    }
+
+    fn rename(&mut self, path: String) {
+        self.inner.rename(path);
+    }
+}
+
+fn fields_from_py(
+    items: Vec<(String, Option<Bound<'_, PyAny>>)>,
+) -> PyResult<Vec<(String, Value)>> {
+    items
+        .into_iter()
+        .map(|(k, v)| {
+            let value = match v {
+                None => Value::None,
+                Some(v) if v.is_instance_of::<pyo3::types::PyString>() => Value::Str(v.extract()?),
+                Some(v) => Value::Int(v.str()?.extract()?),
+            };
+            Ok((k, value))
+        })
+        .collect()
+}
+
+/// One LogGroup `Logs` entry (tests compare it with LogEncoder.encode_log).
+#[pyfunction]
+fn encode_log<'py>(
+    py: Python<'py>,
+    fields: Vec<(String, Option<Bound<'py, PyAny>>)>,
+    time: i64,
+    time_ns: u32,
+) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+    let fields = fields_from_py(fields)?;
+    let mut out = Vec::new();
+    encode::loggroup::encode_log(&mut out, &fields, time, time_ns);
+    Ok(pyo3::types::PyBytes::new(py, &out))
+}
+
+/// Topic, Source and LogTags of a LogGroup (tests compare it with encode_trailer).
+#[pyfunction]
+fn encode_trailer<'py>(
+    py: Python<'py>,
+    topic: &str,
+    source: &str,
+    tags: Vec<(String, String)>,
+) -> Bound<'py, pyo3::types::PyBytes> {
+    pyo3::types::PyBytes::new(py, &encode::loggroup::encode_trailer(topic, source, &tags))
+}
+
+/// One NDJSON line with the envelope of (topic, source, tags) (tests compare it with the
+/// Python encoder).
+#[pyfunction]
+fn encode_line<'py>(
+    py: Python<'py>,
+    fields: Vec<(String, Option<Bound<'py, PyAny>>)>,
+    time: i64,
+    time_ns: u32,
+    topic: &str,
+    source: &str,
+    tags: Vec<(String, String)>,
+) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+    let fields = fields_from_py(fields)?;
+    let closing = encode::ndjson::envelope_closing(&encode::ndjson::envelope(topic, source, &tags));
+    let mut out = Vec::new();
+    encode::ndjson::encode_line(&mut out, &fields, time, time_ns, &closing);
+    Ok(pyo3::types::PyBytes::new(py, &out))
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(version, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_log, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_trailer, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_line, m)?)?;
     m.add_class::<Records>()?;
+    m.add_class::<Stream>()?;
     m.add("PatternError", m.py().get_type::<PatternError>())?;
     Ok(())
 }

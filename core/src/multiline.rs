@@ -60,9 +60,10 @@ impl Assembler {
         self.offset
     }
 
-    /// Bytes held in the pending record and the partial line.
+    /// Memory held for records not yet complete: the pending record's kept bytes and the
+    /// partial line's.
     pub fn pending_bytes(&self) -> u64 {
-        self.size + self.lines.held()
+        (self.parts.len() + self.lines.head().len()) as u64
     }
 
     /// Records completed by `chunk`.

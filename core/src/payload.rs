@@ -12,21 +12,27 @@ pub enum Value {
     None,
 }
 
-/// `int(text)` for `-?[0-9]+` text: the decimal Python prints for it.
-pub fn int_text(text: &str) -> String {
+/// CPython's limit on the digits `int(text)` converts (sys.get_int_max_str_digits()).
+const MAX_STR_DIGITS: usize = 4300;
+
+/// `int(text)` for `-?[0-9]+` text: the decimal Python prints for it; None where Python
+/// raises ValueError (more than 4300 digits).
+pub fn int_text(text: &str) -> Option<String> {
     let (neg, digits) = match text.strip_prefix('-') {
         Some(d) => (true, d),
         None => (false, text.strip_prefix('+').unwrap_or(text)),
     };
-    let trimmed = digits.trim_start_matches('0');
-    if trimmed.is_empty() {
-        return "0".to_string();
+    if digits.len() > MAX_STR_DIGITS {
+        return None;
     }
-    if neg {
+    let trimmed = digits.trim_start_matches('0');
+    Some(if trimmed.is_empty() {
+        "0".to_string()
+    } else if neg {
         format!("-{trimmed}")
     } else {
         trimmed.to_string()
-    }
+    })
 }
 
 /// Outcome of a payload parse.
@@ -35,6 +41,8 @@ pub enum Payload {
     Fields(Vec<(String, Value)>),
     Error(String),
     NotPayload,
+    /// The reference raises here (an integer too long for `int()`).
+    Internal,
 }
 
 #[derive(Debug, Clone)]
@@ -94,23 +102,21 @@ impl PayloadParser {
     pub fn parse(&self, message: &str) -> Payload {
         if let Some(re) = &self.regex {
             if let Some((_, caps)) = re.matches(message.as_bytes()) {
-                let values = self
-                    .names
-                    .iter()
-                    .zip(&self.ints)
-                    .zip(&caps)
-                    .map(|((name, &is_int), cap)| {
-                        let text = cap.and_then(|(a, b)| message.get(a..b)).unwrap_or("");
-                        let v = if !is_int {
-                            Value::Str(text.to_string())
-                        } else if text.is_empty() {
-                            Value::None
-                        } else {
-                            Value::Int(int_text(text))
-                        };
-                        (name.clone(), v)
-                    })
-                    .collect();
+                let mut values = Vec::with_capacity(self.names.len());
+                for ((name, &is_int), cap) in self.names.iter().zip(&self.ints).zip(&caps) {
+                    let text = cap.and_then(|(a, b)| message.get(a..b)).unwrap_or("");
+                    let v = if !is_int {
+                        Value::Str(text.to_string())
+                    } else if text.is_empty() {
+                        Value::None
+                    } else {
+                        match int_text(text) {
+                            Some(t) => Value::Int(t),
+                            None => return Payload::Internal,
+                        }
+                    };
+                    values.push((name.clone(), v));
+                }
                 return Payload::Fields(values);
             }
         }
@@ -144,7 +150,10 @@ impl PayloadParser {
                     && !digits.is_empty()
                     && digits.bytes().all(|b| b.is_ascii_digit());
                 if plain || signed {
-                    Value::Int(int_text(text))
+                    match int_text(text) {
+                        Some(t) => Value::Int(t),
+                        None => return Payload::Internal,
+                    }
                 } else {
                     let head: String = text.chars().take(40).collect();
                     return Payload::Error(format!(

@@ -181,7 +181,12 @@ impl RecordParser {
                 if v.is_empty() || v == "?" {
                     Value::None
                 } else {
-                    Value::Int(int_text(v))
+                    match int_text(v) {
+                        Some(t) => Value::Int(t),
+                        None => {
+                            return raw(frame, "internal parser error (ValueError)".into(), None, 0)
+                        }
+                    }
                 }
             } else {
                 Value::Str(v.to_string())
@@ -203,6 +208,9 @@ impl RecordParser {
         fields.push(("message".to_string(), Value::Str(message)));
         match payload {
             Payload::Error(reason) => return raw(frame, reason, Some(seconds), nanos),
+            Payload::Internal => {
+                return raw(frame, "internal parser error (ValueError)".into(), None, 0)
+            }
             Payload::Fields(values) => {
                 if let Some(e) = fields.iter_mut().find(|(k, _)| k == "event") {
                     e.1 = Value::Str("llm_call".to_string());
