@@ -44,6 +44,7 @@ fn settings_error(e: SettingsError) -> PyErr {
         SettingsError::Value(t) => PyValueError::new_err(t),
         SettingsError::Pattern(t) => PatternError::new_err(t),
         SettingsError::Index => PyIndexError::new_err("string index out of range"),
+        SettingsError::Key(k) => pyo3::exceptions::PyKeyError::new_err(k),
     }
 }
 

@@ -329,6 +329,9 @@ fn run_chars(body: Body) -> &'static str {
 #[derive(Clone, Debug)]
 pub struct CompiledPattern {
     pub keys: Vec<String>,
+    /// Keys of first-line fields after a final %m: in `keys` but not in `regex` (the reference
+    /// then fails with a KeyError when it builds its parser).
+    pub unplaced: Vec<String>,
     /// Group names of `regex`, by group number.
     pub names: Vec<String>,
     /// Matches a whole record text.
@@ -344,6 +347,7 @@ struct Compiler {
     timezone: Option<String>,
     text: Vec<El>,
     tail: Vec<El>,
+    tail_keys: Vec<String>,
     start: Vec<StartPart>,
     elements: Vec<(String, Vec<El>)>,
     keys: Vec<String>,
@@ -521,6 +525,9 @@ impl Compiler {
         }
         let what = format!("%{}", tok.word);
         if !key.is_empty() {
+            if self.message_at.is_some() {
+                self.tail_keys.push(key.clone());
+            }
             let group = self.keys.len();
             els_text = vec![El::Group(group, els_text)];
             self.keys.push(key.clone());
@@ -615,6 +622,7 @@ pub fn compile_pattern(
         timezone: timezone.map(str::to_string),
         text: Vec::new(),
         tail: Vec::new(),
+        tail_keys: Vec::new(),
         start: Vec::new(),
         elements: Vec::new(),
         keys: Vec::new(),
@@ -655,8 +663,14 @@ pub fn compile_pattern(
         start.truncate(cut);
     }
     let groups = names.len();
+    let unplaced = if has_message && c.message_last {
+        std::mem::take(&mut c.tail_keys)
+    } else {
+        Vec::new()
+    };
     Ok(CompiledPattern {
         keys: c.keys,
+        unplaced,
         names,
         regex: Matcher::new(els, groups, true),
         date,

@@ -38,6 +38,8 @@ pub enum SettingsError {
     Value(String),
     Pattern(String),
     Index,
+    /// The reference's KeyError (a key it cannot place), with the key.
+    Key(String),
 }
 
 /// A pattern compiled once; makes assemblers and parses their frames.
@@ -117,6 +119,13 @@ impl RecordParser {
             )
             .filter_map(|k| pattern.group(&k).map(|g| (k, g)))
             .collect();
+        if let Some((k, _)) = order_keys(&pattern.keys)
+            .into_iter()
+            .map(|k| (k.clone(), pattern.unplaced.contains(&k)))
+            .find(|(_, missing)| *missing)
+        {
+            return Err(SettingsError::Key(k));
+        }
         let time_group = pattern.group("time").unwrap_or(0);
         let (message_group, rest_group) = if !pattern.has_message {
             (None, pattern.group("_rest"))
@@ -229,6 +238,20 @@ impl RecordParser {
             flags: frame.flags,
         }
     }
+}
+
+/// Record keys in design.md order: the prefix keys first, then the pattern's others.
+fn order_keys(keys: &[String]) -> Vec<String> {
+    PREFIX_KEYS
+        .iter()
+        .filter(|k| keys.iter().any(|x| x == *k))
+        .map(|k| (*k).to_string())
+        .chain(
+            keys.iter()
+                .filter(|k| !PREFIX_KEYS.contains(&k.as_str()))
+                .cloned(),
+        )
+        .collect()
 }
 
 fn raw(frame: &Frame, reason: String, seconds: Option<i64>, nanos: u32) -> Record {
