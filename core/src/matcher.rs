@@ -16,7 +16,11 @@ pub enum Mode {
 
 /// A set of bytes; non-ASCII bytes are in it only for negated classes (`[^\n]`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Set([bool; 256]);
+pub struct Set {
+    bytes: [bool; 256],
+    /// No byte >= 0x80 is in the set.
+    ascii: bool,
+}
 
 impl Set {
     /// The ASCII characters of `chars` (ranges written out by the caller).
@@ -25,7 +29,7 @@ impl Set {
         for &c in chars {
             s[usize::from(c)] = true;
         }
-        Set(s)
+        Set::new(s)
     }
     /// Every byte except those of `chars` (a negated class: non-ASCII included).
     pub fn not(chars: &[u8]) -> Set {
@@ -33,7 +37,7 @@ impl Set {
         for &c in chars {
             s[usize::from(c)] = false;
         }
-        Set(s)
+        Set::new(s)
     }
     pub fn digits() -> Set {
         Set::of(b"0123456789")
@@ -41,11 +45,12 @@ impl Set {
     pub fn letters() -> Set {
         Set::of(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
     }
-    fn has(&self, b: u8) -> bool {
-        self.0[usize::from(b)]
+    fn new(bytes: [bool; 256]) -> Set {
+        let ascii = bytes[128..].iter().all(|x| !x);
+        Set { bytes, ascii }
     }
-    fn ascii_only(&self) -> bool {
-        self.0[128..].iter().all(|x| !x)
+    fn has(&self, b: u8) -> bool {
+        self.bytes[usize::from(b)]
     }
 }
 
@@ -176,35 +181,74 @@ impl Run<'_> {
                 max,
                 mode,
             } => {
-                // Count matching characters (bytes, or whole characters for non-ASCII sets).
+                // Count matching characters (bytes, or whole characters for non-ASCII sets),
+                // then try the ends in the mode's order without collecting them.
+                let s = self.s;
                 let limit = max.unwrap_or(usize::MAX);
-                let chars = self.chars && !set.ascii_only();
-                let mut ends: Vec<usize> = Vec::new();
+                let chars = self.chars && !set.ascii;
+                let cont = |p: usize| s.get(p).is_some_and(|b| b & 0xC0 == 0x80);
                 let mut p = pos;
                 let mut n = 0usize;
-                if n >= *min {
-                    ends.push(p);
-                }
                 while n < limit {
-                    let Some(&b) = self.s.get(p) else { break };
-                    if !set.has(b) {
-                        break;
+                    match s.get(p) {
+                        Some(&b) if set.has(b) => {}
+                        _ => break,
                     }
                     p += 1;
                     if chars {
-                        while !self.boundary(p) {
-                            match self.s.get(p) {
-                                Some(&c) if set.has(c) => p += 1,
-                                _ => break,
-                            }
+                        while cont(p) && s.get(p).is_some_and(|&c| set.has(c)) {
+                            p += 1;
                         }
                     }
                     n += 1;
-                    if n >= *min {
-                        ends.push(p);
+                }
+                if n < *min {
+                    return false;
+                }
+                match mode {
+                    Mode::Possessive => self.seq(rest, p, caps, k),
+                    Mode::Greedy => {
+                        let mut e = p;
+                        let mut count = n;
+                        loop {
+                            if self.seq(rest, e, caps, k) {
+                                return true;
+                            }
+                            if count == *min {
+                                return false;
+                            }
+                            e -= 1;
+                            while chars && e > pos && cont(e) {
+                                e -= 1;
+                            }
+                            count -= 1;
+                        }
+                    }
+                    Mode::Lazy => {
+                        let mut e = pos;
+                        let mut count = 0;
+                        let step = |e: usize| {
+                            let mut e = e + 1;
+                            while chars && e < p && cont(e) {
+                                e += 1;
+                            }
+                            e
+                        };
+                        while count < *min {
+                            e = step(e);
+                            count += 1;
+                        }
+                        loop {
+                            if self.seq(rest, e, caps, k) {
+                                return true;
+                            }
+                            if e >= p {
+                                return false;
+                            }
+                            e = step(e);
+                        }
                     }
                 }
-                self.try_ends(&ends, *mode, rest, caps, k)
             }
             El::Alt(branches) => {
                 for b in branches {
@@ -265,25 +309,50 @@ impl Run<'_> {
             El::Rest => self.seq(rest, self.s.len(), caps, k),
             El::UpTo { lit, bytes } => {
                 let s = self.s;
-                let stop = |p: usize| match bytes {
-                    Some(set) => s.get(p).is_none_or(|&b| set.has(b) || b == b'\n'),
-                    None => {
-                        s.get(p).is_none_or(|&b| b == b'\n')
-                            || s.get(p..).is_some_and(|t| t.starts_with(lit))
+                let Some(&c0) = lit.first() else {
+                    return false;
+                };
+                // The next stop at or after `p`: the line end, or (text) the character c, or
+                // (bytes) any byte of c; memchr skips the run in one step.
+                let stop = |p: usize| -> usize {
+                    let Some(t) = s.get(p..) else {
+                        return s.len();
+                    };
+                    match bytes {
+                        Some(set) if lit.len() > 1 => t
+                            .iter()
+                            .position(|&b| set.has(b))
+                            .map_or(s.len(), |i| p + i),
+                        Some(_) => memchr::memchr2(c0, b'\n', t).map_or(s.len(), |i| p + i),
+                        None => {
+                            let mut q = p;
+                            loop {
+                                let Some(t) = s.get(q..) else {
+                                    return s.len();
+                                };
+                                let Some(i) = memchr::memchr2(c0, b'\n', t) else {
+                                    return s.len();
+                                };
+                                let at = q + i;
+                                if s.get(at) == Some(&b'\n')
+                                    || s.get(at..).is_some_and(|t| t.starts_with(lit))
+                                {
+                                    return at;
+                                }
+                                q = at + 1;
+                            }
+                        }
                     }
                 };
-                let mut p = pos;
+                let mut p = stop(pos);
                 loop {
-                    while !stop(p) {
-                        p += 1;
-                    }
                     if self.boundary(p) && self.seq(rest, p, caps, k) {
                         return true;
                     }
-                    if lit.is_empty() || !s.get(p..).is_some_and(|t| t.starts_with(lit)) {
+                    if !s.get(p..).is_some_and(|t| t.starts_with(lit)) {
                         return false;
                     }
-                    p += lit.len();
+                    p = stop(p + lit.len());
                 }
             }
             El::NotIn { chars, min, mode } => {

@@ -48,7 +48,8 @@ pub struct RecordParser {
     pub settings: ParserSettings,
     pattern: CompiledPattern,
     payload: PayloadParser,
-    order: Vec<(String, usize)>,
+    /// Record keys in order, their group, and whether the key is `line` (an int).
+    order: Vec<(String, usize, bool)>,
     time_group: usize,
     message_group: Option<usize>,
     rest_group: Option<usize>,
@@ -107,17 +108,9 @@ impl RecordParser {
                 repr(c)
             )));
         }
-        let keys = &pattern.keys;
-        let order: Vec<(String, usize)> = PREFIX_KEYS
-            .iter()
-            .filter(|k| keys.iter().any(|x| x == *k))
-            .map(|k| (*k).to_string())
-            .chain(
-                keys.iter()
-                    .filter(|k| !PREFIX_KEYS.contains(&k.as_str()))
-                    .cloned(),
-            )
-            .filter_map(|k| pattern.group(&k).map(|g| (k, g)))
+        let order: Vec<(String, usize, bool)> = order_keys(&pattern.keys)
+            .into_iter()
+            .filter_map(|k| pattern.group(&k).map(|g| (k.clone(), g, k == "line")))
             .collect();
         if let Some((k, _)) = order_keys(&pattern.keys)
             .into_iter()
@@ -184,9 +177,9 @@ impl RecordParser {
             (None, None) => String::new(),
         };
         let mut fields: Vec<(String, Value)> = Vec::with_capacity(self.order.len() + 16);
-        for (key, g) in &self.order {
+        for (key, g, is_line) in &self.order {
             let v = group(*g).unwrap_or("");
-            let value = if key == "line" {
+            let value = if *is_line {
                 if v.is_empty() || v == "?" {
                     Value::None
                 } else {

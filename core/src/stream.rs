@@ -313,12 +313,25 @@ impl Stream {
         o.end = frame.end;
         o.raw_bytes += frame.size;
         let get = |k: &str| fields.iter().find(|(key, _)| key == k).map(|(_, v)| v);
-        let kind = match get("event") {
-            Some(Value::Str(s)) => s.clone(),
-            _ => "raw".to_string(),
+        // One pass for the keys every record is counted by.
+        let (mut event, mut error, mut time) = (None, None, None);
+        for (k, v) in fields {
+            match k.as_str() {
+                "event" => event = Some(v),
+                "parse_error" => error = Some(v),
+                "time" => time = Some(v),
+                _ => {}
+            }
+        }
+        let kind = match event {
+            Some(Value::Str(s)) => s.as_str(),
+            _ => "raw",
         };
-        bump(&mut o.events, kind.clone());
-        if let Some(reason) = get("parse_error").filter(|v| **v != Value::None) {
+        match o.events.iter_mut().find(|(k, _)| k == kind) {
+            Some(slot) => slot.1 += 1,
+            None => o.events.push((kind.to_string(), 1)),
+        }
+        if let Some(reason) = error.filter(|v| **v != Value::None) {
             let reason = text_of(Some(reason));
             o.parse_errors += 1;
             if reason.starts_with(INTERNAL_ERROR) {
@@ -329,7 +342,7 @@ impl Stream {
             }
         }
         if own {
-            let text = match get("time") {
+            let text = match time {
                 Some(Value::Str(s)) => s.clone(),
                 _ => String::new(),
             };

@@ -1,6 +1,8 @@
 //! LogGroup protobuf encoding (agent/sinks/loggroup.py `LogEncoder.encode_log`,
 //! `encode_trailer`): the same bytes, key renames and value cuts.
 
+use std::borrow::Cow;
+
 use crate::payload::Value;
 
 pub const MAX_VALUE_BYTES: usize = 1024 * 1024;
@@ -33,14 +35,15 @@ fn varint_len(n: u64) -> usize {
 }
 
 /// The key SLS will accept for `key`: itself when legal, otherwise a predictable rename.
-pub fn legal_key(key: &str) -> String {
+pub fn legal_key(key: &str) -> Cow<'_, str> {
     let b = key.as_bytes();
     let legal = !b.is_empty()
         && b.len() <= MAX_KEY_BYTES
         && (b[0].is_ascii_alphabetic() || b[0] == b'_')
         && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_');
-    if legal && !RESERVED_KEYS.contains(&key) {
-        return key.to_string();
+    // Every reserved name starts with `_`: most keys skip the list.
+    if legal && !(key.starts_with('_') && RESERVED_KEYS.contains(&key)) {
+        return Cow::Borrowed(key);
     }
     let mut name: String = key
         .chars()
@@ -64,7 +67,7 @@ pub fn legal_key(key: &str) -> String {
         let cut = name.len().saturating_sub(MAX_KEY_BYTES);
         name = name.split_off(cut);
     }
-    name
+    Cow::Owned(name)
 }
 
 fn content(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
@@ -105,7 +108,7 @@ pub fn encode_log(out: &mut Vec<u8>, fields: &[(String, Value)], time: i64, time
             Value::Int(t) => t.as_bytes(),
         };
         let text = if text.len() > MAX_VALUE_BYTES {
-            truncated.push(legal_key(key));
+            truncated.push(legal_key(key).into_owned());
             truncate(text)
         } else {
             text
