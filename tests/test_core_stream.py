@@ -204,6 +204,19 @@ class RefStream:
         self.batch = RefBatch(s, key, path, prefix, seq)
         self.side = 0
 
+    @property
+    def offset(self) -> int:
+        return self.asm.offset
+
+    @property
+    def pending_bytes(self) -> int:
+        """The pending record's kept bytes and the partial line's (what memory holds)."""
+        return self.asm._kept + len(self.asm._lines.head())
+
+    @property
+    def next_pack_seq(self) -> int:
+        return self.batch.next_seq
+
     def feed(self, data: bytes, now: float, wall: float) -> list[dict[str, Any]]:
         return self._add(self.asm.feed(data, now), now, wall)
 
@@ -303,6 +316,8 @@ def run(stream: Any, ops: list[Op], wall: float) -> list[dict[str, Any]]:
             stream.rename(arg)
         else:
             now += arg
+        out.append({"offset": stream.offset, "pending": stream.pending_bytes})
+        out.append({"next_pack_seq": stream.next_pack_seq})
     out += stream.drain(wall + now)
     return out
 
@@ -365,7 +380,8 @@ def test_any_chunking_gives_the_same_batches(data: st.DataObject) -> None:
     whole = run(_core.Stream(s, "k", "p", 0, "AB", 0), [("feed", raw)], 5.0)
     cut = split(raw, data.draw(chunkings(len(raw))))
     pieces = run(_core.Stream(s, "k", "p", 0, "AB", 0), [("feed", c) for c in cut], 5.0)
-    assert pieces == whole
+    assert [b for b in pieces if "data" in b] == [b for b in whole if "data" in b]
+    whole = [b for b in whole if "data" in b]
     group = LogGroupRaw()
     group.ParseFromString(b"".join(b["data"] for b in whole) + whole[0]["trailer"])
     assert sum(b["records"] for b in whole) == len(group.Logs)
