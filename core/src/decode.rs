@@ -10,12 +10,23 @@ const BOM: &[u8] = b"\xef\xbb\xbf";
 pub fn decode(raw: &[u8], cut: bool) -> (String, u8) {
     let mut fl = 0u8;
     let raw = raw.strip_prefix(BOM).unwrap_or(raw);
+    // CPython's incremental decoder holds back `\xed` + `[\xa0-\xbf]` at the end as an
+    // incomplete character (it rejects that surrogate range only once the third byte comes).
+    let held = if cut && matches!(raw, [.., 0xED, 0xA0..=0xBF]) {
+        raw.len() - 2
+    } else {
+        raw.len()
+    };
+    let mut at = 0usize;
     let mut text = String::with_capacity(raw.len());
     let mut chunks = raw.utf8_chunks().peekable();
     while let Some(chunk) = chunks.next() {
         text.push_str(chunk.valid());
+        at += chunk.valid().len();
         let bad = chunk.invalid();
-        if bad.is_empty() {
+        let start = at;
+        at += bad.len();
+        if bad.is_empty() || start >= held {
             continue;
         }
         let last = chunks.peek().is_none();
@@ -57,6 +68,15 @@ mod tests {
             ("a\\xe2\\x82".to_string(), flags::DECODE)
         );
         assert_eq!(decode(b"a\xe2\x82", true), ("a".to_string(), 0));
+        assert_eq!(decode(b"a\xed\xa0", true), ("a".to_string(), 0));
+        assert_eq!(
+            decode(b"\xc2\xed\xa0", true),
+            ("\\xc2".to_string(), flags::DECODE)
+        );
+        assert_eq!(
+            decode(b"a\xe0\x80", true),
+            ("a\\xe0\\x80".to_string(), flags::DECODE)
+        );
         assert_eq!(
             decode(b"\xef\xbb\xbfx\r\ny\r", false),
             ("x\ny".to_string(), 0)
