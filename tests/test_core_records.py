@@ -9,6 +9,7 @@ offset, size and line number.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -304,3 +305,69 @@ def test_a_character_cut_by_the_size_cap_is_decoded_as_cpython_does(head: bytes)
     line = b"\x00\x00" + head + b"2001-01-01 00:00:00.000 INFO  [traceId:] [a#b():1] [m] - x\n"
     for cap in range(1, 10):
         assert_same(_settings(max_record_bytes=cap), [line])
+
+
+# -- GBK -------------------------------------------------------------------------------------
+
+_gbk_noise = st.sampled_from(
+    (
+        b"\xc4\xe3\xba\xc3",  # 你好
+        b"\x80",
+        b"\xff",
+        b"\x81",  # a lead byte alone
+        b"\x81\x30",  # a lead byte before ASCII
+        b"\xa1\x7f",
+        b"\xfe\xfe",
+        "\u4e2d\u6587 \u00b7 \u2014".encode("gbk"),
+        b"\n",
+        b"\r\n",
+        b"\x00",
+    )
+)
+
+
+@st.composite
+def gbk_streams(draw: st.DrawFn) -> bytes:
+    """Records written in GBK (what GBK cannot hold becomes `?`), mixed with GBK noise."""
+    parts: list[bytes] = []
+    for _ in range(draw(st.integers(min_value=0, max_value=6))):
+        parts.append(
+            draw(
+                st.one_of(
+                    records().map(lambda r: r.data.decode().encode("gbk", "replace")),
+                    _gbk_noise,
+                    st.binary(max_size=12),
+                )
+            )
+        )
+    return b"".join(parts)
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    chunks=chunked(gbk_streams()),
+    cap=st.sampled_from((512 * 1024, 100, 7, 2)),
+    pattern=st.sampled_from(
+        (DEFAULT_PATTERN, "%d{yyyy-MM-dd HH:mm:ss.SSS} %-5p [\u7ebf\u7a0b:%t] %m")
+    ),
+)
+def test_gbk_streams_give_the_reference_records(
+    chunks: list[bytes], cap: int, pattern: str
+) -> None:
+    assert_same(_settings(pattern, encoding="gbk", max_record_bytes=cap), chunks)
+
+
+def test_the_gbk_sample_gives_the_reference_records() -> None:
+    data = (Path(__file__).parent.parent / "samples" / "app-gbk.log").read_bytes()
+    s = _settings(encoding="gbk", timezone="Asia/Shanghai")
+    assert_same(s, [data])
+    assert_same(s, [data[i : i + 7] for i in range(0, len(data), 7)])
+
+
+def test_a_literal_gbk_cannot_write_fails_with_the_reference_text() -> None:
+    pattern = "%d \U0001f600 %m"
+    with pytest.raises(PatternError) as expected:
+        RecordParser(_settings(pattern, encoding="GBK"))
+    with pytest.raises(_core.PatternError) as got:
+        _core.Records(pattern, ZONE, ",", list(DEFAULT_FIELDS), 1024, "GBK", 0)
+    assert str(got.value) == str(expected.value)

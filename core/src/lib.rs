@@ -4,6 +4,7 @@
 
 pub mod decode;
 pub mod encode;
+mod gbk_table;
 pub mod lines;
 pub mod matcher;
 pub mod multiline;

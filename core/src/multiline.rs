@@ -3,7 +3,7 @@
 
 use memchr::memchr_iter;
 
-use crate::decode::decode;
+use crate::decode::{decode, Codec};
 use crate::lines::{flags, LineBuffer, Piece};
 use crate::matcher::Matcher;
 
@@ -21,6 +21,7 @@ pub struct Frame {
 #[derive(Debug)]
 pub struct Assembler {
     first: Matcher,
+    codec: Codec,
     cap: usize,
     lines: LineBuffer,
     offset: u64,
@@ -39,9 +40,15 @@ fn count_newlines(s: &[u8]) -> u64 {
 
 impl Assembler {
     /// `first`: the record-start test at the start of a line (BOM? NUL* header).
-    pub fn new(first: Matcher, max_record_bytes: usize, start_offset: u64) -> Assembler {
+    pub fn new(
+        first: Matcher,
+        codec: Codec,
+        max_record_bytes: usize,
+        start_offset: u64,
+    ) -> Assembler {
         Assembler {
             first,
+            codec,
             cap: max_record_bytes,
             lines: LineBuffer::new(max_record_bytes),
             offset: start_offset,
@@ -209,7 +216,7 @@ impl Assembler {
         let raw = std::mem::take(&mut self.parts);
         let fl = self.pend_flags;
         let body = raw.strip_suffix(b"\n").unwrap_or(&raw);
-        let (text, text_flags) = decode(body, fl & flags::TRUNCATED != 0);
+        let (text, text_flags) = decode(body, self.codec, fl & flags::TRUNCATED != 0);
         out.push(Frame {
             text,
             end: self.done,

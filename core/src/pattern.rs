@@ -3,6 +3,7 @@
 //! The same tokenizer, the same element list and the same error texts as the reference; each
 //! regex source it writes becomes the matcher element with the same semantics.
 
+use crate::decode::Codec;
 use crate::matcher::{El, Matcher, Mode, Set};
 use crate::pyrepr::repr;
 use crate::timestamp::DateFormat;
@@ -682,8 +683,9 @@ pub fn compile_pattern(
 }
 
 impl CompiledPattern {
-    /// The record-start test on raw bytes (UTF-8): BOM? NUL* then the first-line elements.
-    pub fn start_matcher(&self) -> Matcher {
+    /// The record-start test on raw bytes: BOM? NUL* then the first-line elements, literals
+    /// written in the file's encoding (`encoding`: its name as configured, for the error).
+    pub fn start_matcher(&self, codec: Codec, encoding: &str) -> Result<Matcher, PatternError> {
         let mut els = vec![
             El::Alt(vec![vec![El::Lit(b"\xef\xbb\xbf".to_vec())], vec![]]),
             El::class(Set::of(b"\0"), 0, None, Mode::Greedy),
@@ -691,10 +693,18 @@ impl CompiledPattern {
         for part in &self.start {
             match part {
                 StartPart::Els(e) => els.extend(e.iter().cloned()),
-                StartPart::Lit(s) => els.push(El::Lit(s.as_bytes().to_vec())),
+                StartPart::Lit(s) => match codec.encode(s) {
+                    Some(b) => els.push(El::Lit(b)),
+                    None => {
+                        return Err(PatternError::Pattern(format!(
+                            "literal {} of the pattern cannot be written in {encoding}",
+                            repr(s)
+                        )))
+                    }
+                },
             }
         }
-        Matcher::new(els, 0, false)
+        Ok(Matcher::new(els, 0, false))
     }
 
     /// Why `first_line` is not a record start: the first pattern element that fails.

@@ -1,5 +1,5 @@
-//! Code points `str.isprintable()` is false for in CPython 3.11 (Unicode 14.0), generated from
-//! its unicodedata so `repr()` texts match the Python reference exactly.
+//! Code points `str.isprintable()` is false for in CPython 3.11, generated from
+//! its unicodedata (core/tools/gen_tables.py) so `repr()` texts match the reference.
 
 pub(crate) const NOT_PRINTABLE: &[(u32, u32)] = &[
     (0x0, 0x1F),

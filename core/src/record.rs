@@ -1,7 +1,9 @@
 //! Frames -> typed records (parsers/record.py): the same outcomes, in the same order, with the
 //! same `parse_error` texts; `parse` never fails.
 
+use crate::decode::Codec;
 use crate::lines::flags;
+use crate::matcher::Matcher;
 use crate::multiline::{Assembler, Frame};
 use crate::pattern::{compile_pattern, CompiledPattern, PatternError};
 use crate::payload::{int_text, Payload, PayloadParser, Value};
@@ -47,6 +49,8 @@ pub enum SettingsError {
 pub struct RecordParser {
     pub settings: ParserSettings,
     pattern: CompiledPattern,
+    codec: Codec,
+    starts: Matcher,
     payload: PayloadParser,
     /// Record keys in order, their group, and whether the key is `line` (an int).
     order: Vec<(String, usize, bool)>,
@@ -55,28 +59,14 @@ pub struct RecordParser {
     rest_group: Option<usize>,
 }
 
-/// Encoding names Python resolves to its UTF-8 codec (codecs.lookup(name).name == "utf-8").
-pub fn is_utf8(name: &str) -> bool {
-    let n: String = name
-        .trim()
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c == '-' || c == ' ' { '_' } else { c })
-        .collect();
-    matches!(
-        n.as_str(),
-        "utf_8" | "utf8" | "u8" | "utf" | "cp65001" | "utf8_ucs2" | "utf8_ucs4"
-    )
-}
-
 impl RecordParser {
     pub fn new(settings: ParserSettings) -> Result<RecordParser, SettingsError> {
-        if !is_utf8(&settings.encoding) {
+        let Some(codec) = Codec::of(&settings.encoding) else {
             return Err(SettingsError::Value(format!(
-                "encoding {} is not supported by the compiled core (UTF-8 only): use engine: python",
+                "encoding {} is not supported by the compiled core (UTF-8 and GBK): use engine: python",
                 repr(&settings.encoding)
             )));
-        }
+        };
         if settings.max_record_bytes < 1 {
             return Err(SettingsError::Value(
                 "max_record_bytes must be positive".to_string(),
@@ -88,6 +78,12 @@ impl RecordParser {
                 PatternError::Index => SettingsError::Index,
             },
         )?;
+        let starts = pattern
+            .start_matcher(codec, &settings.encoding)
+            .map_err(|e| match e {
+                PatternError::Pattern(t) => SettingsError::Pattern(t),
+                PatternError::Index => SettingsError::Index,
+            })?;
         let payload = PayloadParser::new(&settings.payload_separator, &settings.payload_fields)
             .map_err(SettingsError::Value)?;
         let taken: Vec<&str> = pattern
@@ -130,6 +126,8 @@ impl RecordParser {
         Ok(RecordParser {
             settings,
             pattern,
+            codec,
+            starts,
             payload,
             order,
             time_group,
@@ -141,7 +139,7 @@ impl RecordParser {
     /// A fresh assembler for one file read from `start_offset`.
     pub fn assembler(&self, start_offset: u64) -> Assembler {
         let cap = usize::try_from(self.settings.max_record_bytes).unwrap_or(usize::MAX);
-        Assembler::new(self.pattern.start_matcher(), cap, start_offset)
+        Assembler::new(self.starts.clone(), self.codec, cap, start_offset)
     }
 
     /// The record of one frame; a failure becomes a raw record with a reason.
