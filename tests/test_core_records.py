@@ -8,6 +8,9 @@ offset, size and line number.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -371,3 +374,28 @@ def test_a_literal_gbk_cannot_write_fails_with_the_reference_text() -> None:
     with pytest.raises(_core.PatternError) as got:
         _core.Records(pattern, ZONE, ",", list(DEFAULT_FIELDS), 1024, "GBK", 0)
     assert str(got.value) == str(expected.value)
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Europe/Berlin"])
+def test_the_host_zone_is_read_as_python_reads_it(zone: str) -> None:
+    """No timezone configured: both engines read the host's zone (TZ here), its skipped and
+    repeated hours included. Run in a child process so TZ is the one it starts with."""
+    script = (
+        "from tests.test_core_records import assert_same, _settings\n"
+        "stamps = ('2024-03-10 02:30:00.000', '2024-11-03 01:30:00.000',\n"
+        "          '2024-03-31 02:15:00.000', '2024-10-27 02:15:00.000',\n"
+        "          '2024-06-01 12:00:00.000')\n"
+        "lines = [f'{s} INFO  [traceId:] [a#b():1] [main] - x\\n'.encode() for s in stamps]\n"
+        "assert_same(_settings(timezone=None), [b''.join(lines)])\n"
+    )
+    root = Path(__file__).parent.parent
+    env = {**os.environ, "TZ": zone, "PYTHONPATH": str(root)}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
