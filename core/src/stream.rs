@@ -2,6 +2,8 @@
 //! parsing, wall-clock stamping, the time window, encoding and the batch limits follow the
 //! Python engine (agent/engine/pystream.py, batch.py) rule for rule.
 
+use std::collections::HashMap;
+
 use crate::encode::{loggroup, ndjson};
 use crate::multiline::{Assembler, Frame};
 use crate::payload::Value;
@@ -59,13 +61,8 @@ pub struct Sealed {
     pub first: Option<(i128, String)>,
     pub last: Option<(i128, String)>,
     pub calls: Vec<([String; 6], u64)>,
-}
-
-fn bump<K: PartialEq>(items: &mut Vec<(K, u64)>, key: K) {
-    match items.iter_mut().find(|(k, _)| *k == key) {
-        Some(slot) => slot.1 += 1,
-        None => items.push((key, 1)),
-    }
+    /// Where each label set of `calls` is (a batch holds thousands of calls, few label sets).
+    calls_at: HashMap<[String; 6], usize>,
 }
 
 fn text_of(v: Option<&Value>) -> String {
@@ -356,7 +353,17 @@ impl Stream {
         }
         if kind == "llm_call" {
             let label: [String; 6] = LABELS.map(|k| text_of(get(k)));
-            bump(&mut o.calls, label);
+            match o.calls_at.get(&label) {
+                Some(&i) => {
+                    if let Some(slot) = o.calls.get_mut(i) {
+                        slot.1 += 1;
+                    }
+                }
+                None => {
+                    o.calls_at.insert(label.clone(), o.calls.len());
+                    o.calls.push((label, 1));
+                }
+            }
         }
         if o.records >= self.s.max_records as u64 || o.data.len() >= self.s.max_bytes {
             out.push(self.seal());
