@@ -367,6 +367,14 @@ def test_the_gbk_sample_gives_the_reference_records() -> None:
     assert_same(s, [data[i : i + 7] for i in range(0, len(data), 7)])
 
 
+@pytest.mark.parametrize("raw", [b"\x80\x00", b"a\xff", b"\x81", b"\xff\x80", b"\x80\x80\x80"])
+def test_gbk_bytes_cut_by_the_cap_are_held_as_cpython_holds_them(raw: bytes) -> None:
+    """CPython's GBK decoder asks for two bytes before it looks at a byte >= 0x80, so a cut
+    record ending in 0x80 or 0xFF drops it as incomplete (found by the fuzz target)."""
+    for cap in range(1, 5):
+        assert_same(_settings("%d ", encoding="gbk", max_record_bytes=cap), [raw])
+
+
 def test_a_literal_gbk_cannot_write_fails_with_the_reference_text() -> None:
     pattern = "%d \U0001f600 %m"
     with pytest.raises(PatternError) as expected:

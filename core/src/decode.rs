@@ -69,12 +69,8 @@ fn decode_gbk(raw: &[u8], cut: bool, text: &mut String) -> bool {
             i += 1;
             continue;
         }
-        if b == 0x80 || b == 0xFF {
-            escape(text, b);
-            bad = true;
-            i += 1;
-            continue;
-        }
+        // CPython asks for two bytes before it looks at the first: any byte >= 0x80 at the
+        // end is incomplete, 0x80 and 0xFF included.
         let Some(&t) = raw.get(i + 1) else {
             if !cut {
                 escape(text, b);
@@ -82,6 +78,12 @@ fn decode_gbk(raw: &[u8], cut: bool, text: &mut String) -> bool {
             }
             break;
         };
+        if b == 0x80 || b == 0xFF {
+            escape(text, b);
+            bad = true;
+            i += 1;
+            continue;
+        }
         let mapped = (0x40..=0xFE)
             .contains(&t)
             .then(|| GBK.get(usize::from(b - 0x81) * 191 + usize::from(t - 0x40)))
@@ -217,6 +219,7 @@ mod tests {
             ("\\x810\\x80".to_string(), flags::DECODE)
         );
         assert_eq!(decode(b"a\x81", Codec::Gbk, true), ("a".to_string(), 0));
+        assert_eq!(decode(b"a\x80", Codec::Gbk, true), ("a".to_string(), 0));
         assert_eq!(Codec::Gbk.encode("\u{4f60}["), Some(b"\xc4\xe3[".to_vec()));
     }
 }
