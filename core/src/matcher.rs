@@ -124,6 +124,16 @@ fn first_char(s: &[u8]) -> Option<char> {
     (1..=n).find_map(|l| std::str::from_utf8(s.get(..l)?).ok()?.chars().next())
 }
 
+/// Whether a capture group is anywhere in `els`.
+fn has_group(els: &[El]) -> bool {
+    els.iter().any(|e| match e {
+        El::Group(..) => true,
+        El::Alt(bs) => bs.iter().any(|b| has_group(b)),
+        El::Atomic(inner) => has_group(inner),
+        _ => false,
+    })
+}
+
 struct Run<'a> {
     s: &'a [u8],
     chars: bool,
@@ -261,7 +271,8 @@ impl Run<'_> {
                 false
             }
             El::Atomic(inner) => {
-                let saved = caps.clone();
+                // Only groups inside change the captures: save them only then.
+                let saved = has_group(inner).then(|| caps.clone());
                 let mut end = None;
                 if !self.seq(
                     inner,
@@ -279,7 +290,9 @@ impl Run<'_> {
                         if self.seq(rest, e, caps, k) {
                             true
                         } else {
-                            *caps = saved;
+                            if let Some(saved) = saved {
+                                *caps = saved;
+                            }
                             false
                         }
                     }

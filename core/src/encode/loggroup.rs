@@ -29,9 +29,8 @@ pub fn varint(out: &mut Vec<u8>, mut n: u64) {
 }
 
 fn varint_len(n: u64) -> usize {
-    let mut v = Vec::with_capacity(10);
-    varint(&mut v, n);
-    v.len()
+    // 7 bits a byte; 0 takes one byte.
+    (64 - (n | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// The key SLS will accept for `key`: itself when legal, otherwise a predictable rename.
@@ -155,6 +154,24 @@ pub fn encode_trailer(topic: &str, source: &str, tags: &[(String, String)]) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn varint_lengths_match_the_encoding() {
+        for n in [
+            0u64,
+            1,
+            127,
+            128,
+            16383,
+            16384,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
+            let mut v = Vec::new();
+            varint(&mut v, n);
+            assert_eq!(varint_len(n), v.len(), "{n}");
+        }
+    }
 
     #[test]
     fn keys_are_renamed_as_sls_needs() {
