@@ -229,3 +229,50 @@ impl Assembler {
         self.pend_flags = 0;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pattern::compile_pattern;
+
+    fn assembler(cap: usize) -> Assembler {
+        let p = compile_pattern("%d{HH:mm:ss dd} %m", None).unwrap();
+        Assembler::new(
+            p.start_matcher(Codec::Utf8, "utf-8").unwrap(),
+            Codec::Utf8,
+            cap,
+            0,
+        )
+    }
+
+    #[test]
+    fn continuation_lines_join_and_a_banner_is_headless() {
+        let mut a = assembler(1024);
+        let mut out = Vec::new();
+        a.feed(
+            b"banner\n10:00:00 01 a\n\tat x\n10:00:01 01 b\n",
+            0.0,
+            &mut out,
+        );
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].flags, flags::HEADLESS);
+        assert_eq!(
+            (out[1].text.as_str(), out[1].end, out[1].line_no),
+            ("10:00:00 01 a\n\tat x", 27, 2)
+        );
+        a.drain(&mut out);
+        assert_eq!(out[2].text, "10:00:01 01 b");
+    }
+
+    #[test]
+    fn an_oversized_record_is_cut_and_its_bytes_still_count() {
+        let mut a = assembler(8);
+        let mut out = Vec::new();
+        a.feed(b"10:00:00 01 abcdefgh\nmore\n", 0.0, &mut out);
+        a.drain(&mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].text.as_str(), out[0].size), ("10:00:00", 26));
+        // The kept bytes no longer show the whole header: the reference flags it HEADLESS too.
+        assert_eq!(out[0].flags, flags::TRUNCATED | flags::HEADLESS);
+    }
+}

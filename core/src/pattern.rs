@@ -738,3 +738,49 @@ impl CompiledPattern {
         self.names.iter().position(|n| n == name)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEFAULT: &str = "%d{yyyy-MM-dd HH:mm:ss.SSS} %-5p [traceId:%X{traceId}] \
+                           [%c{3}#%method\\(\\):%L] [%thread] - %m%n";
+
+    #[test]
+    fn the_default_pattern_reads_a_seed_line() {
+        let p = compile_pattern(DEFAULT, Some("UTC")).unwrap();
+        assert_eq!(
+            p.keys,
+            ["time", "level", "trace_id", "logger", "method", "line", "thread"]
+        );
+        let line = b"2026-11-26 10:02:11.305 INFO  [traceId:ab] [a.B#chat():42] [x ] y] - hi";
+        let (_, caps) = p.regex.matches(line).unwrap();
+        let thread = caps[p.group("thread").unwrap()].unwrap();
+        assert_eq!(&line[thread.0..thread.1], b"x ] y");
+        assert!(p.start_matcher(Codec::Utf8, "utf-8").unwrap().test(line));
+    }
+
+    #[test]
+    fn explain_names_the_first_element_that_fails() {
+        let p = compile_pattern(DEFAULT, Some("UTC")).unwrap();
+        assert_eq!(
+            p.explain("2026-11-26 10:02:11.305 INFO  traceId"),
+            "does not match the pattern: expected '[traceId:' at column 31"
+        );
+        assert_eq!(p.explain("   "), "blank line outside a record");
+    }
+
+    #[test]
+    fn unsupported_words_are_named_with_their_position() {
+        assert_eq!(
+            compile_pattern("%d %zz", None).unwrap_err(),
+            PatternError::Pattern("conversion word %zz at position 3 is not supported".into())
+        );
+        assert_eq!(
+            compile_pattern("%p %m", None).unwrap_err(),
+            PatternError::Pattern(
+                "the pattern has no %d/%date: records cannot be placed in time".into()
+            )
+        );
+    }
+}

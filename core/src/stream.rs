@@ -389,3 +389,55 @@ pub fn wall_stamp(wall: f64) -> (i64, u32) {
     let frac = wall.rem_euclid(1.0) * 1e9;
     (wall.trunc() as i64, frac as u32)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(max_records: usize) -> StreamSettings {
+        StreamSettings {
+            parser: ParserSettings {
+                pattern: "%d{yyyy-MM-dd HH:mm:ss} %m".into(),
+                timezone: Some("UTC".into()),
+                payload_separator: ",".into(),
+                payload_fields: vec![("app".into(), "str".into()), ("n".into(), "int".into())],
+                max_record_bytes: 1024,
+                encoding: "utf-8".into(),
+            },
+            ndjson: false,
+            max_records,
+            max_bytes: 1 << 20,
+            linger: 1.0,
+            partial_after: 60.0,
+            pending_after: 5.0,
+            topic: String::new(),
+            source: "s".into(),
+            hostname: "h".into(),
+            tags: Vec::new(),
+            since: None,
+            until: None,
+        }
+    }
+
+    #[test]
+    fn batches_seal_by_count_and_take_pack_sequences_in_order() {
+        let mut s = Stream::new(settings(1), "p".into(), 10, "AB".into(), 7).unwrap();
+        let data = b"banner\n2026-01-01 00:00:00 a,1\n2026-01-01 00:00:01 x\n";
+        let sealed = s.feed(data, 0.0, 5.5);
+        assert_eq!(sealed.len(), 2);
+        // The banner has no time of its own: it takes the wall clock's.
+        assert_eq!((sealed[0].pack_seq, sealed[0].end), (7, 17));
+        assert_eq!(sealed[0].times, 5u32.to_le_bytes());
+        assert_eq!(sealed[0].events, vec![("raw".to_string(), 1)]);
+        assert_eq!((sealed[1].pack_seq, sealed[1].end), (8, 41));
+        assert_eq!(sealed[1].events, vec![("llm_call".to_string(), 1)]);
+        let rest = s.drain(5.5);
+        assert_eq!((rest[0].pack_seq, rest[0].end, rest[0].records), (9, 63, 1));
+        assert_eq!(s.next_pack_seq(), 10);
+    }
+
+    #[test]
+    fn the_wall_stamp_is_seconds_and_nanoseconds() {
+        assert_eq!(wall_stamp(5.25), (5, 250_000_000));
+    }
+}
