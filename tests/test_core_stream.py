@@ -393,3 +393,45 @@ def test_a_bad_setting_is_refused_with_the_reference_error() -> None:
         _core.Stream(bad, "k", "p", 0, "AB", 0)
     with pytest.raises(ValueError, match="max_records must be positive"):
         _core.Stream(StreamSettings(parser=ParserSettings(), max_records=0), "k", "p", 0, "A", 0)
+
+
+@dataclass(slots=True)
+class SealedBatch:
+    """The fields of agent.engine.stream.SealedBatch (docs/engine.md), all required."""
+
+    key: str
+    path: str
+    end: int
+    records: int
+    raw_bytes: int
+    data: bytes
+    trailer: bytes
+    bounds: bytes
+    times: bytes
+    min_time: int
+    max_time: int
+    pack_seq: int
+    events: dict[str, int]
+    parse_errors: int
+    internal_errors: int
+    error_examples: list[tuple[int, str]]
+    skipped_before: int
+    skipped_after: int
+    first: tuple[int, str] | None
+    last: tuple[int, str] | None
+    calls: dict[tuple[str, ...], int]
+
+
+def test_batches_can_be_made_as_the_engine_s_own_type() -> None:
+    s = StreamSettings(parser=ParserSettings(timezone=ZONE), wire="loggroup")
+    line = b"2026-11-26 10:02:11.305 INFO  [traceId:] [a#b():1] [main] - a,m,q,w,r,200,1,2,3,4,,\n"
+    core = _core.Stream(s, "k", "/p", 0, "AB", 3, make=SealedBatch)
+    (batch,) = core.feed(line, 0.0, 1.0) + core.drain(1.0)
+    assert isinstance(batch, SealedBatch)
+    assert (batch.records, batch.pack_seq, batch.end, batch.events) == (
+        1,
+        3,
+        len(line),
+        {"llm_call": 1},
+    )
+    assert batch.calls == {("a", "m", "q", "w", "200", ""): 1}

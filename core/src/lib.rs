@@ -231,11 +231,14 @@ fn stream_settings(s: &Bound<'_, PyAny>) -> PyResult<StreamSettings> {
 }
 
 /// The compiled Stream (docs/engine.md): one file read from `offset`. Sealed batches come
-/// back as dicts with the fields of agent.engine.stream.SealedBatch.
+/// back as dicts with the fields of agent.engine.stream.SealedBatch, or as what `make`
+/// returns when called with those fields as keywords (`make=SealedBatch`).
 #[pyclass(module = "llmtail._core")]
 struct Stream {
     inner: stream::Stream,
     key: String,
+    /// Called with each batch's fields as keywords (e.g. SealedBatch); None: plain dicts.
+    make: Option<PyObject>,
 }
 
 impl Stream {
@@ -275,7 +278,10 @@ impl Stream {
             calls.set_item(PyTuple::new(py, label.iter())?, n)?;
         }
         d.set_item("calls", calls)?;
-        Ok(d.into_any().unbind())
+        match &self.make {
+            Some(make) => Ok(make.call(py, (), Some(&d))?),
+            None => Ok(d.into_any().unbind()),
+        }
     }
 
     fn run(
@@ -294,6 +300,7 @@ impl Stream {
 #[pymethods]
 impl Stream {
     #[new]
+    #[pyo3(signature = (settings, key, path, offset, pack_prefix, pack_seq, make=None))]
     fn new(
         settings: &Bound<'_, PyAny>,
         key: String,
@@ -301,12 +308,13 @@ impl Stream {
         offset: u64,
         pack_prefix: String,
         pack_seq: u64,
+        make: Option<PyObject>,
     ) -> PyResult<Stream> {
         let s = stream_settings(settings)?;
         let inner = catch_unwind(|| stream::Stream::new(s, path, offset, pack_prefix, pack_seq))
             .map_err(|_| PyRuntimeError::new_err("internal error in the compiled core"))?
             .map_err(settings_error)?;
-        Ok(Stream { inner, key })
+        Ok(Stream { inner, key, make })
     }
 
     #[getter]
