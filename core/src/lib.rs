@@ -82,7 +82,7 @@ fn value_to_py(py: Python<'_>, v: &Value) -> PyResult<PyObject> {
 fn record_to_py(py: Python<'_>, r: &Record, f: &Frame) -> PyResult<PyObject> {
     let d = PyDict::new(py);
     for (k, v) in &r.fields {
-        d.set_item(k, value_to_py(py, v)?)?;
+        d.set_item(&**k, value_to_py(py, v)?)?;
     }
     let t = PyTuple::new(
         py,
@@ -375,7 +375,7 @@ impl Stream {
 
 fn fields_from_py(
     items: Vec<(String, Option<Bound<'_, PyAny>>)>,
-) -> PyResult<Vec<(String, Value)>> {
+) -> PyResult<Vec<(payload::Key, Value)>> {
     items
         .into_iter()
         .map(|(k, v)| {
@@ -384,7 +384,7 @@ fn fields_from_py(
                 Some(v) if v.is_instance_of::<pyo3::types::PyString>() => Value::Str(v.extract()?),
                 Some(v) => Value::Int(v.str()?.extract()?),
             };
-            Ok((k, value))
+            Ok((payload::Key::from(k), value))
         })
         .collect()
 }

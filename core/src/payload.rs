@@ -4,6 +4,9 @@
 use crate::matcher::{El, Matcher, Mode, Set};
 use crate::pyrepr::repr;
 
+/// A record key: shared, so a record's fields cost no allocation per key.
+pub type Key = std::sync::Arc<str>;
+
 /// A field value: text, an integer (normalized decimal, any size, as Python's int), or None.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
@@ -38,7 +41,7 @@ pub fn int_text(text: &str) -> Option<String> {
 /// Outcome of a payload parse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Payload {
-    Fields(Vec<(String, Value)>),
+    Fields(Vec<(Key, Value)>),
     Error(String),
     NotPayload,
     /// The reference raises here (an integer too long for `int()`).
@@ -48,7 +51,7 @@ pub enum Payload {
 #[derive(Debug, Clone)]
 pub struct PayloadParser {
     sep: String,
-    names: Vec<String>,
+    names: Vec<Key>,
     ints: Vec<bool>,
     regex: Option<Matcher>,
 }
@@ -88,13 +91,13 @@ impl PayloadParser {
         }
         Ok(PayloadParser {
             sep: separator.to_string(),
-            names: fields.iter().map(|(n, _)| n.clone()).collect(),
+            names: fields.iter().map(|(n, _)| Key::from(n.as_str())).collect(),
             ints: fields.iter().map(|(_, k)| k == "int").collect(),
             regex: payload_regex(separator, fields),
         })
     }
 
-    pub fn names(&self) -> &[String] {
+    pub fn names(&self) -> &[Key] {
         &self.names
     }
 

@@ -6,7 +6,14 @@ use crate::lines::flags;
 use crate::matcher::Matcher;
 use crate::multiline::{Assembler, Frame};
 use crate::pattern::{compile_pattern, CompiledPattern, PatternError};
-use crate::payload::{int_text, Payload, PayloadParser, Value};
+use std::sync::LazyLock;
+
+use crate::payload::{int_text, Key, Payload, PayloadParser, Value};
+
+static EVENT: LazyLock<Key> = LazyLock::new(|| Key::from("event"));
+static MESSAGE: LazyLock<Key> = LazyLock::new(|| Key::from("message"));
+static PARSE_ERROR: LazyLock<Key> = LazyLock::new(|| Key::from("parse_error"));
+static RAW_LOG: LazyLock<Key> = LazyLock::new(|| Key::from("__raw_log__"));
 use crate::pyrepr::repr;
 
 const ALTERED: u8 = flags::TRUNCATED | flags::DECODE | flags::NUL;
@@ -28,7 +35,7 @@ pub struct ParserSettings {
 /// A parsed record: fields in design.md order, and its time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
-    pub fields: Vec<(String, Value)>,
+    pub fields: Vec<(Key, Value)>,
     pub time: Option<i64>,
     pub time_ns: u32,
     pub flags: u8,
@@ -53,7 +60,7 @@ pub struct RecordParser {
     starts: Matcher,
     payload: PayloadParser,
     /// Record keys in order, their group, and whether the key is `line` (an int).
-    order: Vec<(String, usize, bool)>,
+    order: Vec<(Key, usize, bool)>,
     time_group: usize,
     message_group: Option<usize>,
     rest_group: Option<usize>,
@@ -92,10 +99,10 @@ impl RecordParser {
             .map(String::as_str)
             .chain(["event", "message", "__raw_log__", "parse_error"])
             .collect();
-        let mut clash: Vec<&String> = payload
+        let mut clash: Vec<&Key> = payload
             .names()
             .iter()
-            .filter(|n| taken.contains(&n.as_str()))
+            .filter(|n| taken.contains(&&***n))
             .collect();
         clash.sort();
         if let Some(c) = clash.first() {
@@ -104,9 +111,13 @@ impl RecordParser {
                 repr(c)
             )));
         }
-        let order: Vec<(String, usize, bool)> = order_keys(&pattern.keys)
+        let order: Vec<(Key, usize, bool)> = order_keys(&pattern.keys)
             .into_iter()
-            .filter_map(|k| pattern.group(&k).map(|g| (k.clone(), g, k == "line")))
+            .filter_map(|k| {
+                pattern
+                    .group(&k)
+                    .map(|g| (Key::from(k.as_str()), g, k == "line"))
+            })
             .collect();
         if let Some((k, _)) = order_keys(&pattern.keys)
             .into_iter()
@@ -174,7 +185,7 @@ impl RecordParser {
             (Some(m), Some(r)) => format!("{}{}", group(m).unwrap_or(""), group(r).unwrap_or("")),
             (None, None) => String::new(),
         };
-        let mut fields: Vec<(String, Value)> = Vec::with_capacity(self.order.len() + 16);
+        let mut fields: Vec<(Key, Value)> = Vec::with_capacity(self.order.len() + 16);
         for (key, g, is_line) in &self.order {
             let v = group(*g).unwrap_or("");
             let value = if *is_line {
@@ -199,20 +210,20 @@ impl RecordParser {
             "log".to_string()
         };
         let plain = event == "log";
-        fields.push(("event".to_string(), Value::Str(event)));
+        fields.push((EVENT.clone(), Value::Str(event)));
         let payload = if plain {
             self.payload.parse(&message)
         } else {
             Payload::NotPayload
         };
-        fields.push(("message".to_string(), Value::Str(message)));
+        fields.push((MESSAGE.clone(), Value::Str(message)));
         match payload {
             Payload::Error(reason) => return raw(frame, reason, Some(seconds), nanos),
             Payload::Internal => {
                 return raw(frame, "internal parser error (ValueError)".into(), None, 0)
             }
             Payload::Fields(values) => {
-                if let Some(e) = fields.iter_mut().find(|(k, _)| k == "event") {
+                if let Some(e) = fields.iter_mut().find(|(k, _)| &**k == "event") {
                     e.1 = Value::Str("llm_call".to_string());
                 }
                 fields.extend(values);
@@ -220,7 +231,7 @@ impl RecordParser {
             Payload::NotPayload => {}
         }
         if frame.flags & ALTERED != 0 {
-            fields.push(("parse_error".to_string(), Value::Str(damage(frame))));
+            fields.push((PARSE_ERROR.clone(), Value::Str(damage(frame))));
         }
         Record {
             fields,
@@ -253,8 +264,8 @@ fn raw(frame: &Frame, reason: String, seconds: Option<i64>, nanos: u32) -> Recor
     };
     Record {
         fields: vec![
-            ("__raw_log__".to_string(), Value::Str(frame.text.clone())),
-            ("parse_error".to_string(), Value::Str(reason)),
+            (RAW_LOG.clone(), Value::Str(frame.text.clone())),
+            (PARSE_ERROR.clone(), Value::Str(reason)),
         ],
         time: seconds,
         time_ns: nanos,

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use crate::encode::{loggroup, ndjson};
 use crate::multiline::{Assembler, Frame};
-use crate::payload::Value;
+use crate::payload::{Key, Value};
 use crate::record::{ParserSettings, RecordParser, SettingsError};
 
 pub const MAX_ERROR_EXAMPLES: usize = 20;
@@ -210,8 +210,8 @@ impl Stream {
         out
     }
 
-    fn window_side(&mut self, fields: &[(String, Value)], t: i64, ns: u32) -> i8 {
-        if fields.iter().any(|(k, _)| k == "__raw_log__") {
+    fn window_side(&mut self, fields: &[(Key, Value)], t: i64, ns: u32) -> i8 {
+        if fields.iter().any(|(k, _)| &**k == "__raw_log__") {
             return self.side;
         }
         let when = t as f64 + f64::from(ns) / 1e9;
@@ -249,7 +249,7 @@ impl Stream {
         tags
     }
 
-    fn encode(&self, fields: &[(String, Value)], t: i64, ns: u32) -> Vec<u8> {
+    fn encode(&self, fields: &[(Key, Value)], t: i64, ns: u32) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
         if self.s.ndjson {
             ndjson::encode_line(&mut out, fields, t, ns, &self.b.closing);
@@ -275,7 +275,7 @@ impl Stream {
     #[allow(clippy::too_many_arguments)]
     fn add(
         &mut self,
-        fields: &[(String, Value)],
+        fields: &[(Key, Value)],
         t: i64,
         ns: u32,
         own: bool,
@@ -309,11 +309,11 @@ impl Stream {
         }
         o.end = frame.end;
         o.raw_bytes += frame.size;
-        let get = |k: &str| fields.iter().find(|(key, _)| key == k).map(|(_, v)| v);
+        let get = |k: &str| fields.iter().find(|(key, _)| &**key == k).map(|(_, v)| v);
         // One pass for the keys every record is counted by.
         let (mut event, mut error, mut time) = (None, None, None);
         for (k, v) in fields {
-            match k.as_str() {
+            match &**k {
                 "event" => event = Some(v),
                 "parse_error" => error = Some(v),
                 "time" => time = Some(v),

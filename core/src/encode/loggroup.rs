@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use crate::payload::Value;
+use crate::payload::{Key, Value};
 
 pub const MAX_VALUE_BYTES: usize = 1024 * 1024;
 pub const MAX_KEY_BYTES: usize = 128;
@@ -97,7 +97,7 @@ fn truncate(value: &[u8]) -> &[u8] {
 }
 
 /// One `Logs` entry (tag, length, body) appended to `out`.
-pub fn encode_log(out: &mut Vec<u8>, fields: &[(String, Value)], time: i64, time_ns: u32) {
+pub fn encode_log(out: &mut Vec<u8>, fields: &[(Key, Value)], time: i64, time_ns: u32) {
     let mut body = Vec::with_capacity(256);
     let mut truncated: Vec<String> = Vec::new();
     for (key, value) in fields {
@@ -185,12 +185,7 @@ mod tests {
     #[test]
     fn a_log_has_time_contents_and_nanoseconds() {
         let mut out = Vec::new();
-        encode_log(
-            &mut out,
-            &[("a".to_string(), Value::Str("b".to_string()))],
-            1,
-            2,
-        );
+        encode_log(&mut out, &[("a".into(), Value::Str("b".to_string()))], 1, 2);
         assert_eq!(
             out,
             vec![0x0a, 15, 0x08, 1, 0x12, 6, 0x0a, 1, b'a', 0x12, 1, b'b', 0x25, 2, 0, 0, 0]

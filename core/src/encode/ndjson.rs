@@ -1,7 +1,7 @@
 //! NDJSON lines (agent/sinks/ndjson.py `encode_records`) with orjson's exact formatting:
 //! compact, only `"`, `\` and control characters escaped, non-ASCII written as is.
 
-use crate::payload::Value;
+use crate::payload::{Key, Value};
 
 /// A JSON string literal as orjson writes it.
 pub fn json_str(out: &mut Vec<u8>, s: &str) {
@@ -62,7 +62,7 @@ pub fn envelope(topic: &str, source: &str, tags: &[(String, String)]) -> Vec<(St
     extra
 }
 
-fn put<V>(items: &mut Vec<(String, V)>, key: String, value: V) {
+fn put<K: PartialEq, V>(items: &mut Vec<(K, V)>, key: K, value: V) {
     match items.iter_mut().find(|(k, _)| *k == key) {
         Some(slot) => slot.1 = value,
         None => items.push((key, value)),
@@ -92,7 +92,7 @@ pub fn envelope_closing(extra: &[(String, String)]) -> Vec<u8> {
 /// written as text.
 pub fn encode_line(
     out: &mut Vec<u8>,
-    fields: &[(String, Value)],
+    fields: &[(Key, Value)],
     time: i64,
     time_ns: u32,
     closing: &[u8],
@@ -101,8 +101,8 @@ pub fn encode_line(
         && fields
             .iter()
             .all(|(_, v)| !matches!(v, Value::Int(t) if !native(t)));
-    let mut merged: Vec<(String, Value)>;
-    let (items, sanitize): (&[(String, Value)], bool) = if fast {
+    let mut merged: Vec<(Key, Value)>;
+    let (items, sanitize): (&[(Key, Value)], bool) = if fast {
         (fields, false)
     } else {
         merged = Vec::with_capacity(fields.len() + 2);
@@ -148,10 +148,7 @@ mod tests {
 
     #[test]
     fn ints_past_64_bits_become_text() {
-        let fields = vec![(
-            "n".to_string(),
-            Value::Int("18446744073709551616".to_string()),
-        )];
+        let fields = vec![("n".into(), Value::Int("18446744073709551616".to_string()))];
         let mut out = Vec::new();
         encode_line(
             &mut out,
