@@ -1,0 +1,225 @@
+//! Raw record bytes -> clean text (parsers/lines.py `decode`): BOM, `\r`, NUL and invalid
+//! bytes handled as the reference does, for UTF-8 and GBK (CPython's codecs, exactly).
+
+use crate::gbk_table::GBK;
+use crate::lines::flags;
+
+/// The encodings the core reads exactly as CPython does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    Utf8,
+    Gbk,
+}
+
+impl Codec {
+    /// The codec Python's `codecs.lookup(name)` resolves to, when the core has it.
+    pub fn of(name: &str) -> Option<Codec> {
+        let n: String = name
+            .trim()
+            .to_ascii_lowercase()
+            .chars()
+            .map(|c| if c == '-' || c == ' ' { '_' } else { c })
+            .collect();
+        match n.as_str() {
+            "utf_8" | "utf8" | "u8" | "utf" | "cp65001" | "utf8_ucs2" | "utf8_ucs4" => {
+                Some(Codec::Utf8)
+            }
+            "gbk" | "cp936" | "ms936" | "936" => Some(Codec::Gbk),
+            _ => None,
+        }
+    }
+
+    /// `text.encode(codec)`; None where the codec cannot write a character.
+    pub fn encode(self, text: &str) -> Option<Vec<u8>> {
+        match self {
+            Codec::Utf8 => Some(text.as_bytes().to_vec()),
+            Codec::Gbk => {
+                let mut out = Vec::with_capacity(text.len());
+                for c in text.chars() {
+                    if c.is_ascii() {
+                        out.push(c as u8);
+                        continue;
+                    }
+                    let cp = u16::try_from(u32::from(c)).ok()?;
+                    let i = GBK.iter().position(|&v| v == cp)?;
+                    out.push((0x81 + i / 191) as u8);
+                    out.push((0x40 + i % 191) as u8);
+                }
+                Some(out)
+            }
+        }
+    }
+}
+
+fn escape(text: &mut String, b: u8) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    text.push_str("\\x");
+    text.push(char::from(HEX[usize::from(b >> 4)]));
+    text.push(char::from(HEX[usize::from(b & 0xf)]));
+}
+
+/// CPython's `gbk` decode with backslashreplace: an unmapped pair or a stray byte is one
+/// error byte; a lead byte at the end is incomplete (dropped when `cut`).
+fn decode_gbk(raw: &[u8], cut: bool, text: &mut String) -> bool {
+    let mut bad = false;
+    let mut i = 0;
+    while let Some(&b) = raw.get(i) {
+        if b < 0x80 {
+            text.push(char::from(b));
+            i += 1;
+            continue;
+        }
+        // CPython asks for two bytes before it looks at the first: any byte >= 0x80 at the
+        // end is incomplete, 0x80 and 0xFF included.
+        let Some(&t) = raw.get(i + 1) else {
+            if !cut {
+                escape(text, b);
+                bad = true;
+            }
+            break;
+        };
+        if b == 0x80 || b == 0xFF {
+            escape(text, b);
+            bad = true;
+            i += 1;
+            continue;
+        }
+        let mapped = (0x40..=0xFE)
+            .contains(&t)
+            .then(|| GBK.get(usize::from(b - 0x81) * 191 + usize::from(t - 0x40)))
+            .flatten()
+            .copied()
+            .filter(|&v| v != 0)
+            .and_then(|v| char::from_u32(u32::from(v)));
+        match mapped {
+            Some(c) => {
+                text.push(c);
+                i += 2;
+            }
+            None => {
+                escape(text, b);
+                bad = true;
+                i += 1;
+            }
+        }
+    }
+    bad
+}
+
+const BOM: &[u8] = b"\xef\xbb\xbf";
+
+/// Text and flags of record bytes (final newline excluded). `cut`: the bytes were cut at the
+/// size cap, so an incomplete last character is dropped instead of reported.
+pub fn decode(raw: &[u8], codec: Codec, cut: bool) -> (String, u8) {
+    let mut fl = 0u8;
+    let raw = raw.strip_prefix(BOM).unwrap_or(raw);
+    if codec == Codec::Gbk {
+        let mut text = String::with_capacity(raw.len() + raw.len() / 2);
+        if decode_gbk(raw, cut, &mut text) {
+            fl |= flags::DECODE;
+        }
+        return clean(text, fl);
+    }
+    // CPython's incremental decoder holds back `\xed` + `[\xa0-\xbf]` at the end as an
+    // incomplete character (it rejects that surrogate range only once the third byte comes).
+    let held = if cut && matches!(raw, [.., 0xED, 0xA0..=0xBF]) {
+        raw.len() - 2
+    } else {
+        raw.len()
+    };
+    let mut at = 0usize;
+    let mut text = String::with_capacity(raw.len());
+    let mut chunks = raw.utf8_chunks().peekable();
+    while let Some(chunk) = chunks.next() {
+        text.push_str(chunk.valid());
+        at += chunk.valid().len();
+        let bad = chunk.invalid();
+        let start = at;
+        at += bad.len();
+        if bad.is_empty() || start >= held {
+            continue;
+        }
+        let last = chunks.peek().is_none();
+        // An incomplete character at the very end: held back by an incremental decoder.
+        let incomplete = last && std::str::from_utf8(bad).is_err_and(|e| e.error_len().is_none());
+        if cut && incomplete {
+            continue;
+        }
+        fl |= flags::DECODE;
+        for &b in bad {
+            escape(&mut text, b);
+        }
+    }
+    clean(text, fl)
+}
+
+/// CRLF and a final CR, then NUL bytes, as the reference cleans decoded text.
+fn clean(mut text: String, mut fl: u8) -> (String, u8) {
+    if text.contains('\r') {
+        text = text.replace("\r\n", "\n");
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    if text.contains('\0') {
+        fl |= flags::NUL;
+        text.retain(|c| c != '\0');
+    }
+    (text, fl)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_bytes_become_escapes_and_a_cut_character_is_dropped() {
+        assert_eq!(
+            decode(b"a\xffb", Codec::Utf8, false),
+            ("a\\xffb".to_string(), flags::DECODE)
+        );
+        assert_eq!(
+            decode(b"a\xe2\x82", Codec::Utf8, false),
+            ("a\\xe2\\x82".to_string(), flags::DECODE)
+        );
+        assert_eq!(
+            decode(b"a\xe2\x82", Codec::Utf8, true),
+            ("a".to_string(), 0)
+        );
+        assert_eq!(
+            decode(b"a\xed\xa0", Codec::Utf8, true),
+            ("a".to_string(), 0)
+        );
+        assert_eq!(
+            decode(b"\xc2\xed\xa0", Codec::Utf8, true),
+            ("\\xc2".to_string(), flags::DECODE)
+        );
+        assert_eq!(
+            decode(b"a\xe0\x80", Codec::Utf8, true),
+            ("a\\xe0\\x80".to_string(), flags::DECODE)
+        );
+        assert_eq!(
+            decode(b"\xef\xbb\xbfx\r\ny\r", Codec::Utf8, false),
+            ("x\ny".to_string(), 0)
+        );
+        assert_eq!(
+            decode(b"a\0b", Codec::Utf8, false),
+            ("ab".to_string(), flags::NUL)
+        );
+    }
+
+    #[test]
+    fn gbk_errors_cover_one_byte_as_cpython_does() {
+        assert_eq!(
+            decode(b"\xc4\xe3a", Codec::Gbk, false),
+            ("\u{4f60}a".to_string(), 0)
+        );
+        assert_eq!(
+            decode(b"\x810\x80", Codec::Gbk, false),
+            ("\\x810\\x80".to_string(), flags::DECODE)
+        );
+        assert_eq!(decode(b"a\x81", Codec::Gbk, true), ("a".to_string(), 0));
+        assert_eq!(decode(b"a\x80", Codec::Gbk, true), ("a".to_string(), 0));
+        assert_eq!(Codec::Gbk.encode("\u{4f60}["), Some(b"\xc4\xe3[".to_vec()));
+    }
+}

@@ -1,0 +1,165 @@
+//! NDJSON lines (agent/sinks/ndjson.py `encode_records`) with orjson's exact formatting:
+//! compact, only `"`, `\` and control characters escaped, non-ASCII written as is.
+
+use crate::payload::{Key, Value};
+
+/// A JSON string literal as orjson writes it.
+pub fn json_str(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\t' => b"\\t",
+            b'\r' => b"\\r",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(bytes.get(start..i).unwrap_or_default());
+        if esc.is_empty() {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(b >> 4)]);
+            out.push(HEX[usize::from(b & 0xf)]);
+        } else {
+            out.extend_from_slice(esc);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(bytes.get(start..).unwrap_or_default());
+    out.push(b'"');
+}
+
+/// Whether orjson writes this integer natively: [-(2**63), 2**64 - 1].
+fn native(t: &str) -> bool {
+    t.parse::<i128>()
+        .is_ok_and(|v| (-(1i128 << 63)..=((1i128 << 64) - 1)).contains(&v))
+}
+
+fn json_value(out: &mut Vec<u8>, v: &Value, sanitize: bool) {
+    match v {
+        Value::None => out.extend_from_slice(b"null"),
+        Value::Str(s) => json_str(out, s),
+        Value::Int(t) if sanitize && !native(t) => json_str(out, t),
+        Value::Int(t) => out.extend_from_slice(t.as_bytes()),
+    }
+}
+
+/// The envelope keys every line ends with (`envelope_fields`), duplicates collapsed as a dict.
+pub fn envelope(topic: &str, source: &str, tags: &[(String, String)]) -> Vec<(String, String)> {
+    let mut extra: Vec<(String, String)> = vec![
+        ("__topic__".to_string(), topic.to_string()),
+        ("__source__".to_string(), source.to_string()),
+    ];
+    for (name, value) in tags {
+        put(&mut extra, format!("__tag__:{name}"), value.clone());
+    }
+    extra
+}
+
+fn put<K: PartialEq, V>(items: &mut Vec<(K, V)>, key: K, value: V) {
+    match items.iter_mut().find(|(k, _)| *k == key) {
+        Some(slot) => slot.1 = value,
+        None => items.push((key, value)),
+    }
+}
+
+/// What ends each line of a batch: `,"__topic__":...}` and the newline (`envelope_closing`).
+pub fn envelope_closing(extra: &[(String, String)]) -> Vec<u8> {
+    let mut closing = Vec::new();
+    for (k, v) in extra {
+        closing.push(b',');
+        json_str(&mut closing, k);
+        closing.push(b':');
+        json_str(&mut closing, v);
+    }
+    if extra.is_empty() {
+        closing.push(b'}');
+    } else {
+        closing.extend_from_slice(b"}");
+    }
+    closing.push(b'\n');
+    closing
+}
+
+/// One NDJSON line (`encode_line`): the record's fields, `__time__`, `__time_ns__`, then
+/// `closing`. Integers beyond 64 bits take the reference's careful path: one merged object,
+/// written as text.
+pub fn encode_line(
+    out: &mut Vec<u8>,
+    fields: &[(Key, Value)],
+    time: i64,
+    time_ns: u32,
+    closing: &[u8],
+) {
+    let fast = !fields.is_empty()
+        && fields
+            .iter()
+            .all(|(_, v)| !matches!(v, Value::Int(t) if !native(t)));
+    let mut merged: Vec<(Key, Value)>;
+    let (items, sanitize): (&[(Key, Value)], bool) = if fast {
+        (fields, false)
+    } else {
+        merged = Vec::with_capacity(fields.len() + 2);
+        for (k, v) in fields {
+            put(&mut merged, k.clone(), v.clone());
+        }
+        put(&mut merged, "__time__".into(), Value::Int(time.to_string()));
+        put(
+            &mut merged,
+            "__time_ns__".into(),
+            Value::Int(time_ns.to_string()),
+        );
+        let sanitize = merged
+            .iter()
+            .any(|(_, v)| matches!(v, Value::Int(t) if !native(t)));
+        (&merged, sanitize)
+    };
+    out.push(b'{');
+    for (i, (k, v)) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        json_str(out, k);
+        out.push(b':');
+        json_value(out, v, sanitize);
+    }
+    if fast {
+        out.extend_from_slice(format!(",\"__time__\":{time},\"__time_ns__\":{time_ns}").as_bytes());
+    }
+    out.extend_from_slice(closing);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_escaped_as_orjson_does() {
+        let mut out = Vec::new();
+        json_str(&mut out, "a\"\\\n\u{1}\u{7f}é");
+        assert_eq!(out, "\"a\\\"\\\\\\n\\u0001\u{7f}é\"".as_bytes());
+    }
+
+    #[test]
+    fn ints_past_64_bits_become_text() {
+        let fields = vec![("n".into(), Value::Int("18446744073709551616".to_string()))];
+        let mut out = Vec::new();
+        encode_line(
+            &mut out,
+            &fields,
+            1,
+            2,
+            &envelope_closing(&envelope("t", "s", &[])),
+        );
+        assert_eq!(
+            out,
+            b"{\"n\":\"18446744073709551616\",\"__time__\":1,\"__time_ns__\":2,\"__topic__\":\"t\",\"__source__\":\"s\"}\n"
+        );
+    }
+}

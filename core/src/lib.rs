@@ -1,0 +1,446 @@
+//! Thin PyO3 binding of the compiled Stream (`llmtail._core`); the work is in the modules.
+//! Every call runs with the GIL released and inside `catch_unwind`: a panic that escapes
+//! anyway becomes a Python exception naming the file and offset, never a crash.
+
+pub mod decode;
+pub mod encode;
+mod gbk_table;
+pub mod lines;
+pub mod matcher;
+pub mod multiline;
+pub mod pattern;
+pub mod payload;
+mod printable;
+pub mod pyrepr;
+pub mod record;
+pub mod stream;
+pub mod timestamp;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use pyo3::exceptions::{PyIndexError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+
+use crate::multiline::{Assembler, Frame};
+use crate::payload::Value;
+use crate::record::{ParserSettings, Record, RecordParser, SettingsError};
+use crate::stream::{Sealed, StreamSettings};
+
+pyo3::create_exception!(
+    _core,
+    PatternError,
+    PyValueError,
+    "The pattern cannot be compiled (the text of parsers.pattern.PatternError)."
+);
+
+/// The crate version, so Python can tell which core it loaded.
+#[pyfunction]
+fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+fn settings_error(e: SettingsError) -> PyErr {
+    match e {
+        SettingsError::Value(t) => PyValueError::new_err(t),
+        SettingsError::Pattern(t) => PatternError::new_err(t),
+        SettingsError::Index => PyIndexError::new_err("string index out of range"),
+        SettingsError::Key(k) => pyo3::exceptions::PyKeyError::new_err(k),
+    }
+}
+
+/// Runs `f` without the GIL; a panic becomes a RuntimeError naming `what` and `offset`.
+fn guarded<T: Send>(
+    py: Python<'_>,
+    what: &str,
+    offset: u64,
+    f: impl FnOnce() -> T + Send,
+) -> PyResult<T> {
+    py.allow_threads(|| catch_unwind(AssertUnwindSafe(f)))
+        .map_err(|_| {
+            PyRuntimeError::new_err(format!(
+                "internal error in the compiled core reading {what} at offset {offset}"
+            ))
+        })
+}
+
+fn value_to_py(py: Python<'_>, v: &Value) -> PyResult<PyObject> {
+    Ok(match v {
+        Value::None => py.None(),
+        Value::Str(s) => s.into_pyobject(py)?.into_any().unbind(),
+        Value::Int(t) => match t.parse::<i64>() {
+            Ok(i) => i.into_pyobject(py)?.into_any().unbind(),
+            Err(_) => py
+                .import("builtins")?
+                .getattr("int")?
+                .call1((t.as_str(),))?
+                .unbind(),
+        },
+    })
+}
+
+fn record_to_py(py: Python<'_>, r: &Record, f: &Frame) -> PyResult<PyObject> {
+    let d = PyDict::new(py);
+    for (k, v) in &r.fields {
+        d.set_item(&**k, value_to_py(py, v)?)?;
+    }
+    let t = PyTuple::new(
+        py,
+        [
+            d.into_any().unbind(),
+            r.time.into_pyobject(py)?.into_any().unbind(),
+            r.time_ns.into_pyobject(py)?.into_any().unbind(),
+            r.flags.into_pyobject(py)?.into_any().unbind(),
+            f.end.into_pyobject(py)?.into_any().unbind(),
+            f.size.into_pyobject(py)?.into_any().unbind(),
+            f.line_no.into_pyobject(py)?.into_any().unbind(),
+        ],
+    )?;
+    Ok(t.into_any().unbind())
+}
+
+/// Framing and parsing of one file, record by record: the debug binding the differential
+/// tests compare with `parsers/` (each record as (fields, time, time_ns, flags, end, size,
+/// line_no)). Not used on the data path.
+#[pyclass(module = "llmtail._core")]
+struct Records {
+    parser: RecordParser,
+    assembler: Assembler,
+}
+
+impl Records {
+    fn parsed(&mut self, frames: Vec<Frame>) -> Vec<(Record, Frame)> {
+        frames
+            .into_iter()
+            .map(|f| (self.parser.parse(&f), f))
+            .collect()
+    }
+
+    fn out(py: Python<'_>, recs: Vec<(Record, Frame)>) -> PyResult<Vec<PyObject>> {
+        recs.iter().map(|(r, f)| record_to_py(py, r, f)).collect()
+    }
+}
+
+#[pymethods]
+impl Records {
+    #[new]
+    #[pyo3(signature = (pattern, timezone, payload_separator, payload_fields, max_record_bytes, encoding, offset=0))]
+    fn new(
+        pattern: String,
+        timezone: Option<String>,
+        payload_separator: String,
+        payload_fields: Vec<(String, String)>,
+        max_record_bytes: i64,
+        encoding: String,
+        offset: u64,
+    ) -> PyResult<Records> {
+        let settings = ParserSettings {
+            pattern,
+            timezone,
+            payload_separator,
+            payload_fields,
+            max_record_bytes,
+            encoding,
+        };
+        let parser = catch_unwind(|| RecordParser::new(settings))
+            .map_err(|_| PyRuntimeError::new_err("internal error in the compiled core"))?
+            .map_err(settings_error)?;
+        let assembler = parser.assembler(offset);
+        Ok(Records { parser, assembler })
+    }
+
+    fn feed(&mut self, py: Python<'_>, data: &[u8], now: f64) -> PyResult<Vec<PyObject>> {
+        let offset = self.assembler.offset();
+        let recs = guarded(py, "<records>", offset, || {
+            let mut frames = Vec::new();
+            self.assembler.feed(data, now, &mut frames);
+            self.parsed(frames)
+        })?;
+        Self::out(py, recs)
+    }
+
+    fn due(
+        &mut self,
+        py: Python<'_>,
+        now: f64,
+        partial_after: f64,
+        pending_after: f64,
+    ) -> PyResult<Vec<PyObject>> {
+        let offset = self.assembler.offset();
+        let recs = guarded(py, "<records>", offset, || {
+            let mut frames = Vec::new();
+            self.assembler
+                .due(now, partial_after, pending_after, &mut frames);
+            self.parsed(frames)
+        })?;
+        Self::out(py, recs)
+    }
+
+    fn drain(&mut self, py: Python<'_>) -> PyResult<Vec<PyObject>> {
+        let offset = self.assembler.offset();
+        let recs = guarded(py, "<records>", offset, || {
+            let mut frames = Vec::new();
+            self.assembler.drain(&mut frames);
+            self.parsed(frames)
+        })?;
+        Self::out(py, recs)
+    }
+}
+
+fn parser_settings(p: &Bound<'_, PyAny>) -> PyResult<ParserSettings> {
+    Ok(ParserSettings {
+        pattern: p.getattr("pattern")?.extract()?,
+        timezone: p.getattr("timezone")?.extract()?,
+        payload_separator: p.getattr("payload_separator")?.extract()?,
+        payload_fields: p.getattr("payload_fields")?.extract()?,
+        max_record_bytes: p.getattr("max_record_bytes")?.extract()?,
+        encoding: p.getattr("encoding")?.extract()?,
+    })
+}
+
+fn stream_settings(s: &Bound<'_, PyAny>) -> PyResult<StreamSettings> {
+    let wire: String = s.getattr("wire")?.extract()?;
+    if wire != "ndjson" && wire != "loggroup" {
+        return Err(PyValueError::new_err(format!(
+            "wire must be 'loggroup' or 'ndjson', not {}",
+            pyrepr::repr(&wire)
+        )));
+    }
+    let positive = |name: &str| -> PyResult<usize> {
+        let v: i64 = s.getattr(name)?.extract()?;
+        usize::try_from(v)
+            .ok()
+            .filter(|v| *v >= 1)
+            .ok_or_else(|| PyValueError::new_err(format!("{name} must be positive")))
+    };
+    Ok(StreamSettings {
+        parser: parser_settings(&s.getattr("parser")?)?,
+        ndjson: wire == "ndjson",
+        max_records: positive("max_records")?,
+        max_bytes: positive("max_bytes")?,
+        linger: s.getattr("linger")?.extract()?,
+        partial_after: s.getattr("partial_after")?.extract()?,
+        pending_after: s.getattr("pending_after")?.extract()?,
+        topic: s.getattr("topic")?.extract()?,
+        source: s.getattr("source")?.extract()?,
+        hostname: s.getattr("hostname")?.extract()?,
+        tags: s.getattr("tags")?.extract()?,
+        since: s.getattr("since")?.extract()?,
+        until: s.getattr("until")?.extract()?,
+    })
+}
+
+/// The compiled Stream (docs/engine.md): one file read from `offset`. Sealed batches come
+/// back as dicts with the fields of agent.engine.stream.SealedBatch, or as what `make`
+/// returns when called with those fields as keywords (`make=SealedBatch`).
+#[pyclass(module = "llmtail._core")]
+struct Stream {
+    inner: stream::Stream,
+    key: String,
+    /// Called with each batch's fields as keywords (e.g. SealedBatch); None: plain dicts.
+    make: Option<PyObject>,
+}
+
+impl Stream {
+    fn batches(&self, py: Python<'_>, sealed: Vec<Sealed>) -> PyResult<Vec<PyObject>> {
+        sealed.iter().map(|b| self.batch(py, b)).collect()
+    }
+
+    fn batch(&self, py: Python<'_>, b: &Sealed) -> PyResult<PyObject> {
+        use pyo3::types::PyBytes;
+        let d = PyDict::new(py);
+        d.set_item("key", &self.key)?;
+        d.set_item("path", &b.path)?;
+        d.set_item("end", b.end)?;
+        d.set_item("records", b.records)?;
+        d.set_item("raw_bytes", b.raw_bytes)?;
+        d.set_item("data", PyBytes::new(py, &b.data))?;
+        d.set_item("trailer", PyBytes::new(py, &b.trailer))?;
+        d.set_item("bounds", PyBytes::new(py, &b.bounds))?;
+        d.set_item("times", PyBytes::new(py, &b.times))?;
+        d.set_item("min_time", b.min_time)?;
+        d.set_item("max_time", b.max_time)?;
+        d.set_item("pack_seq", b.pack_seq)?;
+        let events = PyDict::new(py);
+        for (k, n) in &b.events {
+            events.set_item(k, n)?;
+        }
+        d.set_item("events", events)?;
+        d.set_item("parse_errors", b.parse_errors)?;
+        d.set_item("internal_errors", b.internal_errors)?;
+        d.set_item("error_examples", b.error_examples.clone())?;
+        d.set_item("skipped_before", b.skipped_before)?;
+        d.set_item("skipped_after", b.skipped_after)?;
+        d.set_item("first", b.first.clone())?;
+        d.set_item("last", b.last.clone())?;
+        let calls = PyDict::new(py);
+        for (label, n) in &b.calls {
+            calls.set_item(PyTuple::new(py, label.iter())?, n)?;
+        }
+        d.set_item("calls", calls)?;
+        match &self.make {
+            Some(make) => Ok(make.call(py, (), Some(&d))?),
+            None => Ok(d.into_any().unbind()),
+        }
+    }
+
+    fn run(
+        &mut self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut stream::Stream) -> Vec<Sealed> + Send,
+    ) -> PyResult<Vec<PyObject>> {
+        let offset = self.inner.offset();
+        let path = self.key.clone();
+        let inner = &mut self.inner;
+        let sealed = guarded(py, &path, offset, || f(inner))?;
+        self.batches(py, sealed)
+    }
+}
+
+#[pymethods]
+impl Stream {
+    #[new]
+    #[pyo3(signature = (settings, key, path, offset, pack_prefix, pack_seq, make=None))]
+    fn new(
+        settings: &Bound<'_, PyAny>,
+        key: String,
+        path: String,
+        offset: u64,
+        pack_prefix: String,
+        pack_seq: u64,
+        make: Option<PyObject>,
+    ) -> PyResult<Stream> {
+        let s = stream_settings(settings)?;
+        let inner = catch_unwind(|| stream::Stream::new(s, path, offset, pack_prefix, pack_seq))
+            .map_err(|_| PyRuntimeError::new_err("internal error in the compiled core"))?
+            .map_err(settings_error)?;
+        Ok(Stream { inner, key, make })
+    }
+
+    #[getter]
+    fn offset(&self) -> u64 {
+        self.inner.offset()
+    }
+
+    #[getter]
+    fn pending_bytes(&self) -> u64 {
+        self.inner.pending_bytes()
+    }
+
+    #[getter]
+    fn next_pack_seq(&self) -> u64 {
+        self.inner.next_pack_seq()
+    }
+
+    fn next_due(&self) -> Option<f64> {
+        self.inner.next_due()
+    }
+
+    fn feed(
+        &mut self,
+        py: Python<'_>,
+        data: &[u8],
+        now: f64,
+        wall: f64,
+    ) -> PyResult<Vec<PyObject>> {
+        self.run(py, |s| s.feed(data, now, wall))
+    }
+
+    fn due(
+        &mut self,
+        py: Python<'_>,
+        now: f64,
+        wall: f64,
+        caught_up: bool,
+    ) -> PyResult<Vec<PyObject>> {
+        self.run(py, |s| s.due(now, wall, caught_up))
+    }
+
+    fn drain(&mut self, py: Python<'_>, wall: f64) -> PyResult<Vec<PyObject>> {
+        self.run(py, |s| s.drain(wall))
+    }
+
+    fn cut(&mut self, py: Python<'_>) -> PyResult<Vec<PyObject>> {
+        self.run(py, stream::Stream::cut)
+    }
+
+    fn flush_pending(&mut self, py: Python<'_>, wall: f64) -> PyResult<Vec<PyObject>> {
+        self.run(py, |s| s.flush_pending(wall))
+    }
+
+    fn rename(&mut self, path: String) {
+        self.inner.rename(path);
+    }
+}
+
+fn fields_from_py(
+    items: Vec<(String, Option<Bound<'_, PyAny>>)>,
+) -> PyResult<Vec<(payload::Key, Value)>> {
+    items
+        .into_iter()
+        .map(|(k, v)| {
+            let value = match v {
+                None => Value::None,
+                Some(v) if v.is_instance_of::<pyo3::types::PyString>() => Value::Str(v.extract()?),
+                Some(v) => Value::Int(v.str()?.extract()?),
+            };
+            Ok((payload::Key::from(k), value))
+        })
+        .collect()
+}
+
+/// One LogGroup `Logs` entry (tests compare it with LogEncoder.encode_log).
+#[pyfunction]
+fn encode_log<'py>(
+    py: Python<'py>,
+    fields: Vec<(String, Option<Bound<'py, PyAny>>)>,
+    time: i64,
+    time_ns: u32,
+) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+    let fields = fields_from_py(fields)?;
+    let mut out = Vec::new();
+    encode::loggroup::encode_log(&mut out, &fields, time, time_ns);
+    Ok(pyo3::types::PyBytes::new(py, &out))
+}
+
+/// Topic, Source and LogTags of a LogGroup (tests compare it with encode_trailer).
+#[pyfunction]
+fn encode_trailer<'py>(
+    py: Python<'py>,
+    topic: &str,
+    source: &str,
+    tags: Vec<(String, String)>,
+) -> Bound<'py, pyo3::types::PyBytes> {
+    pyo3::types::PyBytes::new(py, &encode::loggroup::encode_trailer(topic, source, &tags))
+}
+
+/// One NDJSON line with the envelope of (topic, source, tags) (tests compare it with the
+/// Python encoder).
+#[pyfunction]
+fn encode_line<'py>(
+    py: Python<'py>,
+    fields: Vec<(String, Option<Bound<'py, PyAny>>)>,
+    time: i64,
+    time_ns: u32,
+    topic: &str,
+    source: &str,
+    tags: Vec<(String, String)>,
+) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+    let fields = fields_from_py(fields)?;
+    let closing = encode::ndjson::envelope_closing(&encode::ndjson::envelope(topic, source, &tags));
+    let mut out = Vec::new();
+    encode::ndjson::encode_line(&mut out, &fields, time, time_ns, &closing);
+    Ok(pyo3::types::PyBytes::new(py, &out))
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(version, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_log, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_trailer, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_line, m)?)?;
+    m.add_class::<Records>()?;
+    m.add_class::<Stream>()?;
+    m.add("PatternError", m.py().get_type::<PatternError>())?;
+    Ok(())
+}

@@ -1,0 +1,278 @@
+//! Records out of a byte stream (parsers/multiline.py): continuation lines join the record whose
+//! header started them; HEADLESS, TRUNCATED and PARTIAL as the reference decides them.
+
+use memchr::memchr_iter;
+
+use crate::decode::{decode, Codec};
+use crate::lines::{flags, LineBuffer, Piece};
+use crate::matcher::Matcher;
+
+/// One record's text and where it ends in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub text: String,
+    pub end: u64,
+    pub line_no: u64,
+    pub size: u64,
+    pub flags: u8,
+}
+
+/// Joins lines into records for one file.
+#[derive(Debug)]
+pub struct Assembler {
+    first: Matcher,
+    codec: Codec,
+    cap: usize,
+    lines: LineBuffer,
+    offset: u64,
+    done: u64,
+    line_no: u64,
+    last_data: Option<f64>,
+    parts: Vec<u8>,
+    size: u64,
+    pend_line: u64,
+    pend_flags: u8,
+}
+
+fn count_newlines(s: &[u8]) -> u64 {
+    memchr_iter(b'\n', s).count() as u64
+}
+
+impl Assembler {
+    /// `first`: the record-start test at the start of a line (BOM? NUL* header).
+    pub fn new(
+        first: Matcher,
+        codec: Codec,
+        max_record_bytes: usize,
+        start_offset: u64,
+    ) -> Assembler {
+        Assembler {
+            first,
+            codec,
+            cap: max_record_bytes,
+            lines: LineBuffer::new(max_record_bytes),
+            offset: start_offset,
+            done: start_offset,
+            line_no: 1,
+            last_data: None,
+            parts: Vec::new(),
+            size: 0,
+            pend_line: 0,
+            pend_flags: 0,
+        }
+    }
+
+    /// Bytes consumed so far.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Memory held for records not yet complete: the pending record's kept bytes and the
+    /// partial line's.
+    pub fn pending_bytes(&self) -> u64 {
+        (self.parts.len() + self.lines.head().len()) as u64
+    }
+
+    /// Records completed by `chunk`.
+    pub fn feed(&mut self, chunk: &[u8], now: f64, out: &mut Vec<Frame>) {
+        if chunk.is_empty() {
+            return;
+        }
+        self.offset += chunk.len() as u64;
+        self.last_data = Some(now);
+        let pieces = self.lines.push(chunk);
+        for piece in pieces {
+            self.piece(piece, out, 0);
+        }
+    }
+
+    /// Records to flush because the writer went idle (see the reference's docstring).
+    pub fn due(&mut self, now: f64, partial_after: f64, pending_after: f64, out: &mut Vec<Frame>) {
+        let Some(last) = self.last_data else { return };
+        let idle = now - last;
+        if self.lines.held() > 0 && idle >= partial_after {
+            self.drain(out);
+            return;
+        }
+        if self.pend_line > 0 && idle >= pending_after {
+            let held = self.lines.head();
+            if held.is_empty() || self.first.test(held) {
+                self.flush(out);
+            }
+        }
+    }
+
+    /// Everything held, the partial last line included.
+    pub fn drain(&mut self, out: &mut Vec<Frame>) {
+        if let Some(piece) = self.lines.take_partial() {
+            self.piece(piece, out, flags::PARTIAL);
+        }
+        self.flush(out);
+    }
+
+    /// Pending records emitted as they are.
+    pub fn flush_pending(&mut self, out: &mut Vec<Frame>) {
+        self.flush(out);
+    }
+
+    fn piece(&mut self, piece: Piece<'_>, out: &mut Vec<Frame>, fl: u8) {
+        match piece {
+            Piece::Block(data) => self.scan(data, out, fl),
+            Piece::Held(data) => self.scan(&data, out, fl),
+            Piece::Long {
+                kept,
+                size,
+                complete,
+            } => {
+                if self.first.test(&kept) {
+                    self.flush(out);
+                }
+                self.append(&kept, size, fl | flags::TRUNCATED);
+                self.done += size;
+                if complete {
+                    self.line_no += 1;
+                }
+            }
+        }
+    }
+
+    /// Frame the complete lines of `data` (a partial line when `fl` has PARTIAL).
+    fn scan(&mut self, data: &[u8], out: &mut Vec<Frame>, fl: u8) {
+        let base = self.done;
+        let end = data.len();
+        let mut positions: Vec<usize> = Vec::new();
+        if self.first.test(data) {
+            positions.push(0);
+        }
+        for nl in memchr_iter(b'\n', data) {
+            if self.first.test(data.get(nl + 1..).unwrap_or_default()) {
+                positions.push(nl + 1);
+            }
+        }
+        let Some(&first) = positions.first() else {
+            self.append_range(data, 0, end, fl);
+            self.done = base + end as u64;
+            return;
+        };
+        if first > 0 {
+            self.append_range(data, 0, first, fl);
+        }
+        self.flush(out);
+        let last = positions.len() - 1;
+        for w in positions.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            self.done = base + a as u64;
+            self.append_range(data, a, b, fl);
+            self.flush(out);
+        }
+        self.done = base + positions[last] as u64;
+        self.append_range(data, positions[last], end, fl);
+    }
+
+    fn append_range(&mut self, data: &[u8], a: usize, b: usize, fl: u8) {
+        if a >= b {
+            return;
+        }
+        let part = data.get(a..b).unwrap_or_default();
+        let room = self.cap.saturating_sub(self.parts.len());
+        if b - a <= room {
+            self.append(part, (b - a) as u64, fl);
+        } else {
+            self.append(
+                part.get(..room).unwrap_or_default(),
+                (b - a) as u64,
+                fl | flags::TRUNCATED,
+            );
+        }
+        self.done += (b - a) as u64;
+        self.line_no += count_newlines(part);
+    }
+
+    fn append(&mut self, kept: &[u8], size: u64, fl: u8) {
+        if self.pend_line == 0 {
+            self.pend_line = self.line_no;
+            self.pend_flags = fl;
+            if !self.first.test(kept) {
+                self.pend_flags |= flags::HEADLESS;
+            }
+        } else {
+            self.pend_flags |= fl;
+        }
+        let room = self.cap.saturating_sub(self.parts.len());
+        let kept = if kept.len() > room {
+            self.pend_flags |= flags::TRUNCATED;
+            kept.get(..room).unwrap_or_default()
+        } else {
+            kept
+        };
+        self.parts.extend_from_slice(kept);
+        self.size += size;
+    }
+
+    fn flush(&mut self, out: &mut Vec<Frame>) {
+        if self.pend_line == 0 {
+            return;
+        }
+        let raw = std::mem::take(&mut self.parts);
+        let fl = self.pend_flags;
+        let body = raw.strip_suffix(b"\n").unwrap_or(&raw);
+        let (text, text_flags) = decode(body, self.codec, fl & flags::TRUNCATED != 0);
+        out.push(Frame {
+            text,
+            end: self.done,
+            line_no: self.pend_line,
+            size: self.size,
+            flags: fl | text_flags,
+        });
+        self.size = 0;
+        self.pend_line = 0;
+        self.pend_flags = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pattern::compile_pattern;
+
+    fn assembler(cap: usize) -> Assembler {
+        let p = compile_pattern("%d{HH:mm:ss dd} %m", None).unwrap();
+        Assembler::new(
+            p.start_matcher(Codec::Utf8, "utf-8").unwrap(),
+            Codec::Utf8,
+            cap,
+            0,
+        )
+    }
+
+    #[test]
+    fn continuation_lines_join_and_a_banner_is_headless() {
+        let mut a = assembler(1024);
+        let mut out = Vec::new();
+        a.feed(
+            b"banner\n10:00:00 01 a\n\tat x\n10:00:01 01 b\n",
+            0.0,
+            &mut out,
+        );
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].flags, flags::HEADLESS);
+        assert_eq!(
+            (out[1].text.as_str(), out[1].end, out[1].line_no),
+            ("10:00:00 01 a\n\tat x", 27, 2)
+        );
+        a.drain(&mut out);
+        assert_eq!(out[2].text, "10:00:01 01 b");
+    }
+
+    #[test]
+    fn an_oversized_record_is_cut_and_its_bytes_still_count() {
+        let mut a = assembler(8);
+        let mut out = Vec::new();
+        a.feed(b"10:00:00 01 abcdefgh\nmore\n", 0.0, &mut out);
+        a.drain(&mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].text.as_str(), out[0].size), ("10:00:00", 26));
+        // The kept bytes no longer show the whole header: the reference flags it HEADLESS too.
+        assert_eq!(out[0].flags, flags::TRUNCATED | flags::HEADLESS);
+    }
+}

@@ -1,0 +1,443 @@
+//! The engine's Stream (docs/engine.md): bytes of one file in, sealed batches out. Framing,
+//! parsing, wall-clock stamping, the time window, encoding and the batch limits follow the
+//! Python engine (agent/engine/pystream.py, batch.py) rule for rule.
+
+use std::collections::HashMap;
+
+use crate::encode::{loggroup, ndjson};
+use crate::multiline::{Assembler, Frame};
+use crate::payload::{Key, Value};
+use crate::record::{ParserSettings, RecordParser, SettingsError};
+
+pub const MAX_ERROR_EXAMPLES: usize = 20;
+const INTERNAL_ERROR: &str = "internal parser error";
+const LABELS: [&str; 6] = [
+    "app",
+    "module",
+    "model",
+    "workspace",
+    "status_code",
+    "error_code",
+];
+
+/// Everything a Stream depends on (agent.engine.stream.StreamSettings).
+#[derive(Debug, Clone)]
+pub struct StreamSettings {
+    pub parser: ParserSettings,
+    pub ndjson: bool,
+    pub max_records: usize,
+    pub max_bytes: usize,
+    pub linger: f64,
+    pub partial_after: f64,
+    pub pending_after: f64,
+    pub topic: String,
+    pub source: String,
+    pub hostname: String,
+    pub tags: Vec<(String, String)>,
+    pub since: Option<f64>,
+    pub until: Option<f64>,
+}
+
+/// A sealed batch: records of one file, encoded, with their counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sealed {
+    pub path: String,
+    pub end: u64,
+    pub records: u64,
+    pub raw_bytes: u64,
+    pub data: Vec<u8>,
+    pub trailer: Vec<u8>,
+    pub bounds: Vec<u8>,
+    pub times: Vec<u8>,
+    pub min_time: i64,
+    pub max_time: i64,
+    pub pack_seq: u64,
+    pub events: Vec<(String, u64)>,
+    pub parse_errors: u64,
+    pub internal_errors: u64,
+    pub error_examples: Vec<(u64, String)>,
+    pub skipped_before: u64,
+    pub skipped_after: u64,
+    pub first: Option<(i128, String)>,
+    pub last: Option<(i128, String)>,
+    pub calls: Vec<([String; 6], u64)>,
+    /// Where each label set of `calls` is (a batch holds thousands of calls, few label sets).
+    calls_at: HashMap<[String; 6], usize>,
+}
+
+fn text_of(v: Option<&Value>) -> String {
+    match v {
+        None | Some(Value::None) => String::new(),
+        Some(Value::Str(s)) => s.clone(),
+        Some(Value::Int(t)) => t.clone(),
+    }
+}
+
+/// The open batch of one Stream (agent/engine/batch.py `BatchBuilder`).
+#[derive(Debug)]
+struct Builder {
+    open: Sealed,
+    started: Option<f64>,
+    path: String,
+    prefix: String,
+    next_seq: u64,
+    closing: Vec<u8>,
+}
+
+/// One file read from `offset`.
+#[derive(Debug)]
+pub struct Stream {
+    s: StreamSettings,
+    parser: RecordParser,
+    asm: Assembler,
+    b: Builder,
+    side: i8,
+}
+
+impl Stream {
+    pub fn new(
+        settings: StreamSettings,
+        path: String,
+        offset: u64,
+        pack_prefix: String,
+        pack_seq: u64,
+    ) -> Result<Stream, SettingsError> {
+        let parser = RecordParser::new(settings.parser.clone())?;
+        if settings.max_records < 1 || settings.max_bytes < 1 {
+            return Err(SettingsError::Value(
+                "max_records and max_bytes must be positive".to_string(),
+            ));
+        }
+        let asm = parser.assembler(offset);
+        Ok(Stream {
+            s: settings,
+            parser,
+            asm,
+            b: Builder {
+                open: Sealed::default(),
+                started: None,
+                path,
+                prefix: pack_prefix,
+                next_seq: pack_seq,
+                closing: Vec::new(),
+            },
+            side: 0,
+        })
+    }
+
+    pub fn offset(&self) -> u64 {
+        self.asm.offset()
+    }
+
+    pub fn pending_bytes(&self) -> u64 {
+        self.asm.pending_bytes()
+    }
+
+    pub fn next_pack_seq(&self) -> u64 {
+        self.b.next_seq
+    }
+
+    pub fn rename(&mut self, path: String) {
+        self.b.path = path;
+    }
+
+    /// When `due` will next seal by linger (None: no open batch).
+    pub fn next_due(&self) -> Option<f64> {
+        self.b.started.map(|t| t + self.s.linger)
+    }
+
+    pub fn feed(&mut self, data: &[u8], now: f64, wall: f64) -> Vec<Sealed> {
+        let mut frames = Vec::new();
+        self.asm.feed(data, now, &mut frames);
+        self.add_frames(frames, now, wall)
+    }
+
+    pub fn due(&mut self, now: f64, wall: f64, caught_up: bool) -> Vec<Sealed> {
+        let mut out = Vec::new();
+        if caught_up {
+            let mut frames = Vec::new();
+            self.asm
+                .due(now, self.s.partial_after, self.s.pending_after, &mut frames);
+            out = self.add_frames(frames, now, wall);
+        }
+        if let Some(started) = self.b.started {
+            if now - started >= self.s.linger {
+                out.push(self.seal());
+            }
+        }
+        out
+    }
+
+    pub fn drain(&mut self, wall: f64) -> Vec<Sealed> {
+        let mut frames = Vec::new();
+        self.asm.drain(&mut frames);
+        let mut out = self.add_frames(frames, 0.0, wall);
+        out.extend(self.cut());
+        out
+    }
+
+    pub fn cut(&mut self) -> Vec<Sealed> {
+        if self.b.started.is_none() {
+            return Vec::new();
+        }
+        vec![self.seal()]
+    }
+
+    pub fn flush_pending(&mut self, wall: f64) -> Vec<Sealed> {
+        self.drain(wall)
+    }
+
+    fn add_frames(&mut self, frames: Vec<Frame>, now: f64, wall: f64) -> Vec<Sealed> {
+        let mut out = Vec::new();
+        let mut stamp: Option<(i64, u32)> = None;
+        let windowed = self.s.since.is_some() || self.s.until.is_some();
+        for frame in frames {
+            let record = self.parser.parse(&frame);
+            let own = record.time.is_some();
+            let (t, ns) = match record.time {
+                Some(t) => (t, record.time_ns),
+                None => *stamp.get_or_insert_with(|| wall_stamp(wall)),
+            };
+            if windowed {
+                let side = self.window_side(&record.fields, t, ns);
+                if side != 0 {
+                    self.skip(side > 0, frame.end, frame.size, now);
+                    continue;
+                }
+            }
+            self.add(&record.fields, t, ns, own, &frame, now, &mut out);
+        }
+        out
+    }
+
+    fn window_side(&mut self, fields: &[(Key, Value)], t: i64, ns: u32) -> i8 {
+        if fields.iter().any(|(k, _)| &**k == "__raw_log__") {
+            return self.side;
+        }
+        let when = t as f64 + f64::from(ns) / 1e9;
+        let mut side = 0;
+        if self.s.since.is_some_and(|s| when < s) {
+            side = -1;
+        }
+        if self.s.until.is_some_and(|u| when >= u) {
+            side = 1;
+        }
+        self.side = side;
+        side
+    }
+
+    fn open(&mut self, now: f64) {
+        self.b.started = Some(now);
+        self.b.open.path = self.b.path.clone();
+        if self.s.ndjson {
+            let tags = self.envelope_tags(&self.b.open.path, self.b.next_seq);
+            let extra = ndjson::envelope(&self.s.topic, &self.s.source, &tags);
+            self.b.closing = ndjson::envelope_closing(&extra);
+        }
+    }
+
+    fn envelope_tags(&self, path: &str, seq: u64) -> Vec<(String, String)> {
+        let mut tags = vec![
+            ("__hostname__".to_string(), self.s.hostname.clone()),
+            ("__path__".to_string(), path.to_string()),
+            (
+                "__pack_id__".to_string(),
+                format!("{}-{seq:X}", self.b.prefix),
+            ),
+        ];
+        tags.extend(self.s.tags.iter().cloned());
+        tags
+    }
+
+    fn encode(&self, fields: &[(Key, Value)], t: i64, ns: u32) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        if self.s.ndjson {
+            ndjson::encode_line(&mut out, fields, t, ns, &self.b.closing);
+        } else {
+            loggroup::encode_log(&mut out, fields, t, ns);
+        }
+        out
+    }
+
+    fn skip(&mut self, after: bool, end: u64, size: u64, now: f64) {
+        if self.b.started.is_none() {
+            self.open(now);
+        }
+        if after {
+            self.b.open.skipped_after += 1;
+        } else {
+            self.b.open.skipped_before += 1;
+        }
+        self.b.open.end = end;
+        self.b.open.raw_bytes += size;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &mut self,
+        fields: &[(Key, Value)],
+        t: i64,
+        ns: u32,
+        own: bool,
+        frame: &Frame,
+        now: f64,
+        out: &mut Vec<Sealed>,
+    ) {
+        if self.b.started.is_none() {
+            self.open(now);
+        }
+        let mut encoded = self.encode(fields, t, ns);
+        if self.b.open.records > 0 && self.b.open.data.len() + encoded.len() > self.s.max_bytes {
+            out.push(self.seal());
+            self.open(now);
+            encoded = self.encode(fields, t, ns);
+        }
+        let o = &mut self.b.open;
+        o.data.extend_from_slice(&encoded);
+        o.records += 1;
+        let n = u32::try_from(o.data.len()).unwrap_or(u32::MAX);
+        o.bounds.extend_from_slice(&n.to_le_bytes());
+        o.times
+            .extend_from_slice(&((t as u64 & 0xFFFF_FFFF) as u32).to_le_bytes());
+        if o.records == 1 {
+            o.min_time = t;
+            o.max_time = t;
+        } else if t < o.min_time {
+            o.min_time = t;
+        } else if t > o.max_time {
+            o.max_time = t;
+        }
+        o.end = frame.end;
+        o.raw_bytes += frame.size;
+        let get = |k: &str| fields.iter().find(|(key, _)| &**key == k).map(|(_, v)| v);
+        // One pass for the keys every record is counted by.
+        let (mut event, mut error, mut time) = (None, None, None);
+        for (k, v) in fields {
+            match &**k {
+                "event" => event = Some(v),
+                "parse_error" => error = Some(v),
+                "time" => time = Some(v),
+                _ => {}
+            }
+        }
+        let kind = match event {
+            Some(Value::Str(s)) => s.as_str(),
+            _ => "raw",
+        };
+        match o.events.iter_mut().find(|(k, _)| k == kind) {
+            Some(slot) => slot.1 += 1,
+            None => o.events.push((kind.to_string(), 1)),
+        }
+        if let Some(reason) = error.filter(|v| **v != Value::None) {
+            let reason = text_of(Some(reason));
+            o.parse_errors += 1;
+            if reason.starts_with(INTERNAL_ERROR) {
+                o.internal_errors += 1;
+            }
+            if o.error_examples.len() < MAX_ERROR_EXAMPLES {
+                o.error_examples.push((frame.line_no, reason));
+            }
+        }
+        if own {
+            let text = match time {
+                Some(Value::Str(s)) => s.clone(),
+                _ => String::new(),
+            };
+            let at = i128::from(t) * 1_000_000_000 + i128::from(ns);
+            if o.first.as_ref().is_none_or(|f| at < f.0) {
+                o.first = Some((at, text.clone()));
+            }
+            if o.last.as_ref().is_none_or(|l| at > l.0) {
+                o.last = Some((at, text));
+            }
+        }
+        if kind == "llm_call" {
+            let label: [String; 6] = LABELS.map(|k| text_of(get(k)));
+            match o.calls_at.get(&label) {
+                Some(&i) => {
+                    if let Some(slot) = o.calls.get_mut(i) {
+                        slot.1 += 1;
+                    }
+                }
+                None => {
+                    o.calls_at.insert(label.clone(), o.calls.len());
+                    o.calls.push((label, 1));
+                }
+            }
+        }
+        if o.records >= self.s.max_records as u64 || o.data.len() >= self.s.max_bytes {
+            out.push(self.seal());
+        }
+    }
+
+    fn seal(&mut self) -> Sealed {
+        let seq = self.b.next_seq;
+        self.b.next_seq += 1;
+        let mut batch = std::mem::take(&mut self.b.open);
+        batch.pack_seq = seq;
+        if !self.s.ndjson {
+            let tags = self.envelope_tags(&batch.path, seq);
+            batch.trailer = loggroup::encode_trailer(&self.s.topic, &self.s.source, &tags);
+        }
+        self.b.started = None;
+        batch
+    }
+}
+
+/// `(int(wall), int((wall % 1) * 1e9))`: the stamp of records without a time of their own.
+pub fn wall_stamp(wall: f64) -> (i64, u32) {
+    let frac = wall.rem_euclid(1.0) * 1e9;
+    (wall.trunc() as i64, frac as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(max_records: usize) -> StreamSettings {
+        StreamSettings {
+            parser: ParserSettings {
+                pattern: "%d{yyyy-MM-dd HH:mm:ss} %m".into(),
+                timezone: Some("UTC".into()),
+                payload_separator: ",".into(),
+                payload_fields: vec![("app".into(), "str".into()), ("n".into(), "int".into())],
+                max_record_bytes: 1024,
+                encoding: "utf-8".into(),
+            },
+            ndjson: false,
+            max_records,
+            max_bytes: 1 << 20,
+            linger: 1.0,
+            partial_after: 60.0,
+            pending_after: 5.0,
+            topic: String::new(),
+            source: "s".into(),
+            hostname: "h".into(),
+            tags: Vec::new(),
+            since: None,
+            until: None,
+        }
+    }
+
+    #[test]
+    fn batches_seal_by_count_and_take_pack_sequences_in_order() {
+        let mut s = Stream::new(settings(1), "p".into(), 10, "AB".into(), 7).unwrap();
+        let data = b"banner\n2026-01-01 00:00:00 a,1\n2026-01-01 00:00:01 x\n";
+        let sealed = s.feed(data, 0.0, 5.5);
+        assert_eq!(sealed.len(), 2);
+        // The banner has no time of its own: it takes the wall clock's.
+        assert_eq!((sealed[0].pack_seq, sealed[0].end), (7, 17));
+        assert_eq!(sealed[0].times, 5u32.to_le_bytes());
+        assert_eq!(sealed[0].events, vec![("raw".to_string(), 1)]);
+        assert_eq!((sealed[1].pack_seq, sealed[1].end), (8, 41));
+        assert_eq!(sealed[1].events, vec![("llm_call".to_string(), 1)]);
+        let rest = s.drain(5.5);
+        assert_eq!((rest[0].pack_seq, rest[0].end, rest[0].records), (9, 63, 1));
+        assert_eq!(s.next_pack_seq(), 10);
+    }
+
+    #[test]
+    fn the_wall_stamp_is_seconds_and_nanoseconds() {
+        assert_eq!(wall_stamp(5.25), (5, 250_000_000));
+    }
+}

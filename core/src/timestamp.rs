@@ -1,0 +1,520 @@
+//! `%d{...}` date formats (parsers/timestamp.py): the matcher elements of the written text and
+//! text -> epoch seconds/nanoseconds in the configured zone, with the reference's caches where
+//! they decide results (a minute's base second is remembered, as Python does).
+
+use std::collections::HashMap;
+
+use jiff::civil::DateTime;
+use jiff::tz::{Offset, TimeZone};
+
+use crate::matcher::{El, Matcher, Mode, Set};
+use crate::pyrepr::repr;
+
+const CACHE_LIMIT: usize = 200_000;
+
+/// A format letter this parser does not read, or a malformed format (the reference's text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DateFormatError(pub String);
+
+/// An exception the reference lets escape from the conversion (parse reports it as internal).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Internal(pub &'static str);
+
+#[derive(Clone, Debug)]
+struct Field {
+    letter: char,
+    count: usize,
+    els: Vec<El>,
+    width: Option<usize>,
+}
+
+#[derive(Clone, Debug)]
+enum Tok {
+    Field(Field),
+    Lit(String),
+}
+
+fn digits(min: usize, max: Option<usize>, mode: Mode) -> El {
+    El::class(Set::digits(), min, max, mode)
+}
+
+fn numeric(letter: char, count: usize) -> Field {
+    if count == 1 {
+        return Field {
+            letter,
+            count,
+            els: vec![digits(1, Some(2), Mode::Greedy)],
+            width: None,
+        };
+    }
+    Field {
+        letter,
+        count,
+        els: vec![digits(count, Some(count), Mode::Possessive)],
+        width: Some(count),
+    }
+}
+
+fn field(letter: char, count: usize) -> Result<Field, DateFormatError> {
+    let f = |els: Vec<El>, width: Option<usize>| {
+        Ok(Field {
+            letter,
+            count,
+            els,
+            width,
+        })
+    };
+    let letters = |min, max, mode| El::class(Set::letters(), min, max, mode);
+    match letter {
+        'y' => {
+            let w = if count == 2 { 2 } else { 4 };
+            f(vec![digits(w, Some(w), Mode::Possessive)], Some(w))
+        }
+        'M' if count >= 3 => {
+            if count == 3 {
+                f(vec![letters(3, Some(3), Mode::Possessive)], Some(3))
+            } else {
+                f(vec![letters(1, None, Mode::Greedy)], None)
+            }
+        }
+        'M' | 'd' | 'H' | 'k' | 'K' | 'h' | 'm' | 's' | 'u' => Ok(numeric(letter, count)),
+        'S' => f(
+            vec![digits(count, Some(count), Mode::Possessive)],
+            Some(count),
+        ),
+        'E' => f(vec![letters(1, None, Mode::Greedy)], None),
+        'a' => f(
+            vec![
+                El::class(Set::of(b"AaPp"), 1, Some(1), Mode::Greedy),
+                El::class(Set::of(b"Mm"), 1, Some(1), Mode::Greedy),
+            ],
+            Some(2),
+        ),
+        'Z' => f(
+            vec![El::Alt(vec![
+                vec![
+                    El::class(Set::of(b"+-"), 1, Some(1), Mode::Greedy),
+                    digits(4, Some(4), Mode::Greedy),
+                ],
+                vec![El::Lit(b"Z".to_vec())],
+            ])],
+            None,
+        ),
+        'X' => f(
+            vec![El::Alt(vec![
+                vec![El::Lit(b"Z".to_vec())],
+                vec![
+                    El::class(Set::of(b"+-"), 1, Some(1), Mode::Greedy),
+                    digits(2, Some(2), Mode::Greedy),
+                    El::Alt(vec![
+                        vec![
+                            El::class(Set::of(b":"), 0, Some(1), Mode::Greedy),
+                            digits(2, Some(2), Mode::Greedy),
+                        ],
+                        vec![],
+                    ]),
+                ],
+            ])],
+            None,
+        ),
+        'z' => f(
+            vec![
+                letters(1, Some(1), Mode::Greedy),
+                El::class(
+                    Set::of(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/+_-"),
+                    0,
+                    None,
+                    Mode::Greedy,
+                ),
+            ],
+            None,
+        ),
+        'D' => f(vec![digits(1, Some(3), Mode::Greedy)], None),
+        _ => Err(DateFormatError(format!(
+            "date letter {} is not supported",
+            repr(&letter.to_string())
+        ))),
+    }
+}
+
+fn tokens(fmt: &str) -> Result<Vec<Tok>, DateFormatError> {
+    let chars: Vec<char> = fmt.chars().collect();
+    let n = chars.len();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < n {
+        let c = chars[i];
+        if c == '\'' {
+            let end = chars[i + 1..]
+                .iter()
+                .position(|&x| x == '\'')
+                .map(|p| p + i + 1);
+            match end {
+                Some(e) if e == i + 1 => {
+                    out.push(Tok::Lit("'".to_string()));
+                    i += 2;
+                }
+                Some(e) => {
+                    out.push(Tok::Lit(chars[i + 1..e].iter().collect()));
+                    i = e + 1;
+                }
+                None => {
+                    return Err(DateFormatError(format!(
+                        "unterminated quote in date format {}",
+                        repr(fmt)
+                    )))
+                }
+            }
+        } else if c.is_ascii_alphabetic() {
+            let mut j = i;
+            while j < n && chars[j] == c {
+                j += 1;
+            }
+            out.push(Tok::Field(field(c, j - i)?));
+            i = j;
+        } else {
+            out.push(Tok::Lit(c.to_string()));
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// The zone name is not in the zone database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownZone;
+
+/// The zone of a date format: a named zone, or the host's.
+#[derive(Clone, Debug)]
+pub struct Zone(TimeZone);
+
+impl Zone {
+    /// `ZoneInfo(name)`, or the host zone for None. Err: the name is not a zone.
+    pub fn new(name: Option<&str>) -> Result<Zone, UnknownZone> {
+        match name {
+            None => Ok(Zone(TimeZone::system())),
+            Some(n) => {
+                // Python reads zone files by exact (case-sensitive) name.
+                let known = jiff::tz::db().available().any(|z| z.as_str() == n);
+                if !known {
+                    return Err(UnknownZone);
+                }
+                TimeZone::get(n).map(Zone).map_err(|_| UnknownZone)
+            }
+        }
+    }
+}
+
+/// A compiled `%d` format.
+#[derive(Clone, Debug)]
+pub struct DateFormat {
+    pub format: String,
+    fields: Vec<Field>,
+    /// The written text, without captures, for embedding in the record matcher.
+    pub els: Vec<El>,
+    full: Matcher,
+    zone: Zone,
+    pub frac_at: Option<usize>,
+    sec_at: Option<usize>,
+    seconds: HashMap<String, i64>,
+    minutes: HashMap<String, i64>,
+    cache: HashMap<String, Option<i64>>,
+}
+
+pub const NAMED: [(&str, &str); 3] = [
+    ("ISO8601", "yyyy-MM-dd HH:mm:ss,SSS"),
+    ("STRICT", "yyyy-MM-dd'T'HH:mm:ss,SSS"),
+    ("DEFAULT", "yyyy-MM-dd HH:mm:ss,SSS"),
+];
+
+impl DateFormat {
+    /// Err(Ok): a format error; Err(Err): unknown zone.
+    pub fn new(
+        fmt: &str,
+        zone: Option<&str>,
+    ) -> Result<DateFormat, Result<DateFormatError, UnknownZone>> {
+        let fmt = NAMED
+            .iter()
+            .find(|(n, _)| *n == fmt)
+            .map_or(fmt, |(_, f)| *f)
+            .to_string();
+        let toks = tokens(&fmt).map_err(Ok)?;
+        if !toks
+            .iter()
+            .any(|t| matches!(t, Tok::Field(f) if f.letter == 'd'))
+        {
+            return Err(Ok(DateFormatError(format!(
+                "date format {} has no day (d): cannot place records in time",
+                repr(&fmt)
+            ))));
+        }
+        let zone = Zone::new(zone).map_err(Err)?;
+        let mut els = Vec::new();
+        let mut full = Vec::new();
+        let mut fields = Vec::new();
+        for t in &toks {
+            match t {
+                Tok::Field(f) => {
+                    els.extend(f.els.iter().cloned());
+                    full.push(El::Group(fields.len(), f.els.clone()));
+                    fields.push(f.clone());
+                }
+                Tok::Lit(s) => {
+                    els.push(El::Lit(s.as_bytes().to_vec()));
+                    full.push(El::Lit(s.as_bytes().to_vec()));
+                }
+            }
+        }
+        let mut d = DateFormat {
+            format: fmt,
+            full: Matcher::new(full, fields.len(), true),
+            fields,
+            els,
+            zone,
+            frac_at: None,
+            sec_at: None,
+            seconds: HashMap::new(),
+            minutes: HashMap::new(),
+            cache: HashMap::new(),
+        };
+        d.layout(&toks);
+        Ok(d)
+    }
+
+    fn layout(&mut self, toks: &[Tok]) {
+        let mut width = 0;
+        let mut sec_at = None;
+        for (index, t) in toks.iter().enumerate() {
+            match t {
+                Tok::Lit(s) => width += s.chars().count(),
+                Tok::Field(f) => {
+                    if f.letter == 'S' && index == toks.len() - 1 {
+                        self.frac_at = Some(width);
+                        self.sec_at = sec_at;
+                        return;
+                    }
+                    let Some(w) = f.width else { return };
+                    if f.letter == 'S' {
+                        return;
+                    }
+                    if f.letter == 's' && f.count == 2 {
+                        sec_at = Some(width);
+                    }
+                    width += w;
+                }
+            }
+        }
+        self.frac_at = Some(width);
+        self.sec_at = sec_at;
+    }
+
+    /// Epoch seconds and nanoseconds of `text` (a match of `els`), or None when it is no valid
+    /// time. Internal: the reference raises here (an offset of 24 hours or more).
+    pub fn epoch(&mut self, text: &str) -> Result<Option<(i64, u32)>, Internal> {
+        if let Some(frac_at) = self.frac_at {
+            // `text` was matched by the same elements: every field before the fraction has a
+            // fixed width, so character positions are the reference's.
+            let (key, frac) = split_chars(text, frac_at);
+            if let Some(&s) = self.seconds.get(key) {
+                return Ok(Some((s, nanos(frac))));
+            }
+            return Ok(self.second_of(text)?.map(|s| (s, nanos(frac))));
+        }
+        let Some((_, caps)) = self.full.full(text.as_bytes()) else {
+            return Ok(None);
+        };
+        let mut frac = "";
+        let mut key = String::new();
+        for (f, cap) in self.fields.iter().zip(&caps) {
+            let v = cap.and_then(|(a, b)| text.get(a..b)).unwrap_or("");
+            if f.letter == 'S' {
+                frac = v;
+            } else {
+                key.push_str(v);
+                key.push('\0');
+            }
+        }
+        let seconds = match self.cache.get(&key) {
+            Some(&s) => s,
+            None => {
+                let s = self.convert(text)?;
+                if self.cache.len() >= CACHE_LIMIT {
+                    self.cache.clear();
+                }
+                self.cache.insert(key, s);
+                s
+            }
+        };
+        Ok(seconds.map(|s| (s, nanos(frac))))
+    }
+
+    /// The record parser's fast path: `text[:frac_at]` is known to be fixed width.
+    fn second_of(&mut self, text: &str) -> Result<Option<i64>, Internal> {
+        let frac_at = self.frac_at.unwrap_or(0);
+        let key = split_chars(text, frac_at).0.to_string();
+        let sec = self.sec_at.and_then(|at| {
+            let two: String = text.chars().skip(at).take(2).collect();
+            (two.len() == 2 && two.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| (split_chars(text, at).0.to_string(), two))
+        });
+        let seconds = if let Some((minute, two)) = sec {
+            let s2: i64 = two.parse().unwrap_or(0);
+            let base = match self.minutes.get(&minute) {
+                Some(&b) => b,
+                None => {
+                    let Some(seconds) = self.convert(text)? else {
+                        return Ok(None);
+                    };
+                    let b = seconds - s2;
+                    if self.minutes.len() >= CACHE_LIMIT {
+                        self.minutes.clear();
+                    }
+                    self.minutes.insert(minute, b);
+                    b
+                }
+            };
+            base + s2
+        } else {
+            let Some(s) = self.convert(text)? else {
+                return Ok(None);
+            };
+            s
+        };
+        if self.seconds.len() >= CACHE_LIMIT {
+            self.seconds.clear();
+        }
+        self.seconds.insert(key, seconds);
+        Ok(Some(seconds))
+    }
+
+    fn convert(&self, text: &str) -> Result<Option<i64>, Internal> {
+        let Some((_, caps)) = self.full.full(text.as_bytes()) else {
+            return Ok(None);
+        };
+        let (mut y, mut mo, mut d, mut h, mut mi, mut s) = (1970i64, 1i64, 1i64, 0i64, 0i64, 0i64);
+        let mut pm = false;
+        let mut offset: Option<Offset> = None;
+        for (f, cap) in self.fields.iter().zip(&caps) {
+            let v = cap.and_then(|(a, b)| text.get(a..b)).unwrap_or("");
+            let num = || v.parse::<i64>().unwrap_or(0);
+            match f.letter {
+                'y' => y = num() + if f.count == 2 { 2000 } else { 0 },
+                'M' => mo = if f.count <= 2 { num() } else { month(v) },
+                'd' => d = num(),
+                'm' => mi = num(),
+                's' => s = num(),
+                'H' | 'k' => h = num(),
+                'h' | 'K' => h = num() % 12,
+                'a' => pm = v.eq_ignore_ascii_case("pm"),
+                'Z' | 'X' => offset = Some(parse_offset(v)?),
+                _ => {}
+            }
+        }
+        let hour = h % 24 + if pm { 12 } else { 0 };
+        if !(1..=9999).contains(&y) || hour > 23 || mi > 59 || s > 59 {
+            return Ok(None);
+        }
+        let (Ok(y), Ok(mo), Ok(d), Ok(hour), Ok(mi), Ok(s)) = (
+            i16::try_from(y),
+            i8::try_from(mo),
+            i8::try_from(d),
+            i8::try_from(hour),
+            i8::try_from(mi),
+            i8::try_from(s),
+        ) else {
+            return Ok(None);
+        };
+        let Ok(dt) = DateTime::new(y, mo, d, hour, mi, s, 0) else {
+            return Ok(None);
+        };
+        let zoned = match offset {
+            Some(o) => dt.to_zoned(TimeZone::fixed(o)),
+            None => dt.to_zoned(self.zone.0.clone()),
+        };
+        Ok(zoned.ok().map(|z| z.timestamp().as_second()))
+    }
+}
+
+/// `text[:at]` and `text[at:]` by character position.
+fn split_chars(text: &str, at: usize) -> (&str, &str) {
+    match text.char_indices().nth(at) {
+        Some((i, _)) => text.split_at(i),
+        None => (text, ""),
+    }
+}
+
+fn month(v: &str) -> i64 {
+    const NAMES: [&str; 12] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    let head: String = v.chars().take(3).collect::<String>().to_ascii_lowercase();
+    NAMES
+        .iter()
+        .position(|&n| n == head)
+        .map_or(0, |i| i as i64 + 1)
+}
+
+fn parse_offset(text: &str) -> Result<Offset, Internal> {
+    if text == "Z" {
+        return Ok(Offset::UTC);
+    }
+    let digits: String = text.chars().skip(1).filter(|&c| c != ':').collect();
+    let hours: i32 = digits.get(..2).and_then(|d| d.parse().ok()).unwrap_or(0);
+    let minutes: i32 = if digits.len() >= 4 {
+        digits.get(2..4).and_then(|d| d.parse().ok()).unwrap_or(0)
+    } else {
+        0
+    };
+    let total = hours * 3600 + minutes * 60;
+    if total >= 24 * 3600 {
+        return Err(Internal("ValueError"));
+    }
+    let total = if text.starts_with('-') { -total } else { total };
+    Offset::from_seconds(total).map_err(|_| Internal("ValueError"))
+}
+
+/// Nanoseconds of fraction digits ("748" -> 748000000); not digits: 0.
+pub fn nanos(frac: &str) -> u32 {
+    if frac.is_empty() || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return 0;
+    }
+    let mut v: u32 = 0;
+    for (i, b) in frac
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(9)
+        .enumerate()
+    {
+        let _ = i;
+        v = v * 10 + u32::from(b - b'0');
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dst_gap_and_fold_follow_zoneinfo_fold_zero() {
+        let mut d = DateFormat::new("yyyy-MM-dd HH:mm:ss", Some("America/New_York")).unwrap();
+        // Skipped hour: 02:30 read with the offset before the change (EST): 07:30 UTC.
+        assert_eq!(
+            d.epoch("2024-03-10 02:30:00").unwrap(),
+            Some((1710055800, 0))
+        );
+        // Repeated hour: the first one (EDT): 05:30 UTC.
+        assert_eq!(
+            d.epoch("2024-11-03 01:30:00").unwrap(),
+            Some((1730611800, 0))
+        );
+    }
+
+    #[test]
+    fn fraction_digits_become_nanoseconds() {
+        assert_eq!(nanos("748"), 748_000_000);
+        assert_eq!(nanos("1"), 100_000_000);
+        assert_eq!(nanos("1234567891"), 123_456_789);
+        assert_eq!(nanos(""), 0);
+    }
+}

@@ -1,0 +1,70 @@
+"""Types of the compiled core's bindings (core/src/lib.rs)."""
+
+from collections.abc import Callable
+from typing import Any
+
+def version() -> str: ...
+
+class PatternError(ValueError):
+    """The pattern cannot be compiled (the text of parsers.pattern.PatternError)."""
+
+# (fields, time, time_ns, flags, end, size, line_no) of one record.
+RecordRow = tuple[dict[str, str | int | None], int | None, int, int, int, int, int]
+
+class Records:
+    """Framing and parsing of one file, record by record (debug binding for tests)."""
+
+    def __init__(
+        self,
+        pattern: str,
+        timezone: str | None,
+        payload_separator: str,
+        payload_fields: list[tuple[str, str]],
+        max_record_bytes: int,
+        encoding: str,
+        offset: int = 0,
+    ) -> None: ...
+    def feed(self, data: bytes, now: float) -> list[RecordRow]: ...
+    def due(self, now: float, partial_after: float, pending_after: float) -> list[RecordRow]: ...
+    def drain(self) -> list[RecordRow]: ...
+
+FieldItems = list[tuple[str, str | int | None]]
+
+def encode_log(fields: FieldItems, time: int, time_ns: int) -> bytes: ...
+def encode_trailer(topic: str, source: str, tags: list[tuple[str, str]]) -> bytes: ...
+def encode_line(
+    fields: FieldItems,
+    time: int,
+    time_ns: int,
+    topic: str,
+    source: str,
+    tags: list[tuple[str, str]],
+) -> bytes: ...
+
+class Stream:
+    """The compiled Stream of docs/engine.md; sealed batches are dicts with the fields of
+    agent.engine.stream.SealedBatch (`calls` as a plain dict), or `make(**fields)` if given."""
+
+    def __init__(
+        self,
+        settings: object,
+        key: str,
+        path: str,
+        offset: int,
+        pack_prefix: str,
+        pack_seq: int,
+        make: Callable[..., Any] | None = None,
+    ) -> None: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def pending_bytes(self) -> int: ...
+    @property
+    def next_pack_seq(self) -> int: ...
+    def next_due(self) -> float | None: ...
+    def feed(self, data: bytes, now: float, wall: float) -> list[Any]: ...
+    def due(self, now: float, wall: float, caught_up: bool) -> list[Any]: ...
+    def drain(self, wall: float) -> list[Any]: ...
+    def cut(self) -> list[Any]: ...
+    def flush_pending(self, wall: float) -> list[Any]: ...
+    def rename(self, path: str) -> None: ...

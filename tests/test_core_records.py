@@ -1,0 +1,409 @@
+"""The compiled core frames and parses exactly as parsers/ does: records, offsets and flags.
+
+Differential: the same bytes, cut into arbitrary chunks, go through `parsers/` (the reference)
+and through `llmtail._core.Records` (the core's framing and parsing, exposed for tests only);
+every record must be identical: fields (values and order), time, nanoseconds, flags, end
+offset, size and line number.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from llmtail import _core
+from parsers.pattern import PatternError
+from parsers.payload import DEFAULT_FIELDS
+from parsers.record import DEFAULT_PATTERN, ParserSettings, RecordParser
+from tests.parsers_strategies import ZONE, chunkings, records, split
+
+# Patterns a user may configure besides the default; each exercises other matcher elements
+# (padding, possessive runs, greedy dotted names, fields after %m, no %m, zones in %d).
+PATTERNS = (
+    DEFAULT_PATTERN,
+    "%d{ISO8601} [%thread] %-5level %logger{36} - %msg%n",
+    "%date{yyyy-MM-dd'T'HH:mm:ss.SSSXXX} %5p %C.%M:%L %m%n",
+    "%d{dd HH:mm:ss.SSS, UTC} %relative %level %c - %m [%X{requestId}]%n",
+    "[%t] %d{dd/MM/yyyy h:mm:ss a} %p %c{1}:%L %message %n",
+    "%d{yyyy-MM-dd HH:mm:ss} %-5p %m%n%ex",
+    "%d{yyyyMMddHHmmssSSS}|%X{traceId}|%X{tid}|%level|%msg",
+    '%d{"MMM dd yyyy HH:mm:ss,SSS"} %level [%X] %logger %m',
+    "%d %-5level %cn %F:%L - %m%n",
+)
+
+
+def _settings(pattern: str = DEFAULT_PATTERN, **kw: object) -> ParserSettings:
+    base: dict[str, object] = {"pattern": pattern, "timezone": ZONE}
+    base.update(kw)
+    return ParserSettings(**base)  # type: ignore[arg-type]
+
+
+def _row(fields: Mapping[str, object], time: int | None, ns: int, flags: int) -> tuple[object, ...]:
+    return (list(fields.items()), time, ns, int(flags))
+
+
+def reference(s: ParserSettings, chunks: list[bytes], offset: int = 0) -> list[tuple[object, ...]]:
+    parser = RecordParser(s)
+    asm = parser.assembler(offset)
+    frames = []
+    for i, chunk in enumerate(chunks):
+        frames += asm.feed(chunk, float(i))
+    frames += asm.drain()
+    out = []
+    for f in frames:
+        r = parser.parse(f)
+        out.append((*_row(r.fields, r.time, r.time_ns, r.flags), f.end, f.size, f.line_no))
+    return out
+
+
+def core(s: ParserSettings, chunks: list[bytes], offset: int = 0) -> list[tuple[object, ...]]:
+    r = _core.Records(
+        s.pattern,
+        s.timezone,
+        s.payload_separator,
+        list(s.payload_fields),
+        s.max_record_bytes,
+        s.encoding,
+        offset,
+    )
+    rows = []
+    for i, chunk in enumerate(chunks):
+        rows += r.feed(chunk, float(i))
+    rows += r.drain()
+    return [(*_row(f, t, ns, fl), end, size, line) for f, t, ns, fl, end, size, line in rows]
+
+
+def assert_same(s: ParserSettings, chunks: list[bytes], offset: int = 0) -> None:
+    assert core(s, chunks, offset) == reference(s, chunks, offset)
+
+
+# -- inputs ------------------------------------------------------------------------------
+
+_noise = st.sampled_from(
+    (
+        b"",
+        b"\n",
+        b"\r\n",
+        b"\x00",
+        b"\xef\xbb\xbf",
+        b"\xff\xfe",
+        b"\xe4\xb8",  # a cut UTF-8 character
+        b"\xc4\xe3\xba\xc3",  # GBK bytes: invalid UTF-8
+        "\u00e9\u4e2d\U0001f600".encode(),
+        b"   \t",
+        b"garbage line without a header\n",
+        b"2026-11-26 10:02:11.305 ",  # a header that breaks off
+        b"2026-13-45 99:99:99.999 INFO  [traceId:] [a#b():1] [main] - bad time\n",
+        b"\tat com.example.X.y(X.java:1)\n",
+        b"Caused by: java.lang.Exception: x\n",
+    )
+)
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> bytes:
+    """Valid records mixed with noise: what a real file and a damaged one can hold."""
+    parts: list[bytes] = []
+    for _ in range(draw(st.integers(min_value=0, max_value=8))):
+        parts.append(
+            draw(st.one_of(records().map(lambda r: r.data), _noise, st.binary(max_size=30)))
+        )
+    return b"".join(parts)
+
+
+@st.composite
+def chunked(draw: st.DrawFn, data: st.SearchStrategy[bytes]) -> list[bytes]:
+    raw = draw(data)
+    return split(raw, draw(chunkings(len(raw))))
+
+
+# -- properties ---------------------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(chunks=chunked(streams()), cap=st.sampled_from((512 * 1024, 200, 64, 7)))
+def test_any_stream_any_chunking_gives_the_reference_records(chunks: list[bytes], cap: int) -> None:
+    assert_same(_settings(max_record_bytes=cap), chunks)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    pattern=st.sampled_from(PATTERNS),
+    chunks=chunked(st.binary(max_size=300) | streams()),
+    offset=st.integers(min_value=0, max_value=10**12),
+)
+def test_other_patterns_and_arbitrary_bytes_give_the_reference_records(
+    pattern: str, chunks: list[bytes], offset: int
+) -> None:
+    assert_same(_settings(pattern), chunks, offset)
+
+
+def _line_for(pattern: str) -> st.SearchStrategy[bytes]:
+    """Text shaped like a pattern's output: its literals with fields of plausible characters."""
+    field = st.text(alphabet="0123456789:-./ ,T+Zab[]#()|?AMP", max_size=12)
+    return st.lists(field | st.just(pattern[:10]), max_size=6).map(
+        lambda xs: ("".join(xs) + "\n").encode()
+    )
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), pattern=st.sampled_from(PATTERNS[1:]))
+def test_near_miss_lines_are_explained_as_the_reference_does(
+    data: st.DataObject, pattern: str
+) -> None:
+    """Lines that almost match a pattern exercise explain() and the invalid-time path."""
+    stamps = st.sampled_from(
+        (
+            "2026-11-26 10:02:11,305 ",
+            "2026-11-26T10:02:11.305+08:00 ",
+            "10:02:11.305 ",
+            "26/11/2026 3:02:11 PM ",
+            "20261126100211305|",
+            "Nov 26 2026 10:02:11,305 ",
+            "2026-02-30 10:02:11 ",
+        )
+    )
+    lines = data.draw(
+        st.lists(
+            st.tuples(stamps, _line_for(pattern)).map(lambda t: t[0].encode() + t[1]), max_size=5
+        )
+    )
+    assert_same(_settings(pattern), [b"".join(lines)])
+
+
+# Lines in each pattern's own shape, so the other patterns give typed records too.
+_TEMPLATES = {
+    PATTERNS[1]: "{stamp} [{a}] {level:<5} {b} - {msg}",
+    PATTERNS[2]: "{stamp} {level:>5} {b}.{c}:{line} {msg}",
+    PATTERNS[3]: "{stamp} {line} {level} {b} - {msg} [{a}]",
+    PATTERNS[4]: "[{a}] {stamp} {level} {b}:{line} {msg} ",
+    PATTERNS[5]: "{stamp} {level:<5} {msg}",
+    PATTERNS[6]: "{stamp}|{a}|{b}|{level}|{msg}",
+    PATTERNS[7]: "{stamp} {level} [{a}] {b} {msg}",
+    PATTERNS[8]: "{stamp} {level:<5} {a} {b}:{line} - {msg}",
+}
+_STAMPS = {
+    PATTERNS[1]: ("2026-11-26 10:02:11,305", "2026-02-29 10:02:11,305", "2026-03-29 02:30:00,000"),
+    PATTERNS[2]: (
+        "2026-11-26T10:02:11.305+08:00",
+        "2026-11-26T10:02:11.305Z",
+        "2026-11-26T10:02:11.305-0530",
+        "2026-11-26T10:02:11.305+99:00",
+    ),
+    PATTERNS[3]: ("26 10:02:11.305", "31 23:59:59.999", "00 10:02:11.305"),
+    PATTERNS[4]: ("26/11/2026 3:02:11 PM", "1/1/2026 12:00:00 am", "26/11/2026 13:02:11 PM"),
+    PATTERNS[5]: ("2026-11-26 10:02:11", "2026-11-26 10:02:61", "0000-01-01 00:00:00"),
+    PATTERNS[6]: ("20261126100211305", "20261326100211305"),
+    PATTERNS[7]: (
+        "Nov 26 2026 10:02:11,305",
+        "nov 26 2026 10:02:11,305",
+        "Xyz 26 2026 10:02:11,305",
+    ),
+    PATTERNS[8]: ("2026-11-26 10:02:11,305", "2026-11-26 24:02:11,305"),
+}
+_word = st.text(alphabet="abcAZ09 .:-#[]|()?,\u00e9\u4e2d", max_size=10)
+_messages = st.one_of(
+    _word,
+    st.just("prompt: hello"),
+    st.just("result:x"),
+    st.builds(lambda a, n: f"app,mod,qwen,ws,req,{n},12,{a},3,4,,", _word, st.integers(-5, 10**20)),
+)
+
+
+@st.composite
+def _pattern_lines(draw: st.DrawFn, pattern: str) -> bytes:
+    lines = []
+    for _ in range(draw(st.integers(min_value=1, max_value=5))):
+        template = _TEMPLATES[pattern]
+        stamp = draw(st.sampled_from(_STAMPS[pattern]))
+        text = template.format(
+            stamp=stamp,
+            level=draw(st.sampled_from(("INFO", "WARN", "x", ""))),
+            a=draw(_word),
+            b=draw(_word),
+            c=draw(_word),
+            line=draw(st.sampled_from(("12", "?", "-3", "", "x"))),
+            msg=draw(_messages),
+        )
+        more = draw(
+            st.lists(st.sampled_from(("\tat x.Y(Y.java:1)", "", "Caused by: z")), max_size=2)
+        )
+        lines.append("\n".join([text, *more]) + "\n")
+    return "".join(lines).encode()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), pattern=st.sampled_from(PATTERNS[1:]))
+def test_each_pattern_reads_its_own_lines_as_the_reference_does(
+    data: st.DataObject, pattern: str
+) -> None:
+    raw = data.draw(_pattern_lines(pattern))
+    chunks = split(raw, data.draw(chunkings(len(raw))))
+    assert_same(_settings(pattern), chunks)
+
+
+@pytest.mark.parametrize(
+    ("zone", "stamp"),
+    [
+        ("America/New_York", "2024-03-10 02:30:00.000"),  # the skipped hour
+        ("America/New_York", "2024-11-03 01:30:00.000"),  # the repeated hour
+        ("Europe/Berlin", "2024-03-31 02:15:00.000"),
+        ("Europe/Berlin", "2024-10-27 02:15:00.000"),
+        ("Australia/Lord_Howe", "2024-04-07 01:45:00.000"),  # a 30-minute change
+    ],
+)
+def test_dst_changes_are_read_as_zoneinfo_reads_them(zone: str, stamp: str) -> None:
+    line = f"{stamp} INFO  [traceId:] [a#b():1] [main] - x\n".encode()
+    assert_same(_settings(timezone=zone), [line])
+
+
+def test_seconds_past_59_follow_the_reference_cache() -> None:
+    """The reference remembers a minute's base second: :60-:99 are valid once the minute was
+    seen with a valid second, invalid before. The core keeps the same memory."""
+    lines = [
+        f"2026-11-26 10:02:{s} INFO  [traceId:] [a#b():1] [main] - x\n".encode()
+        for s in ("75.000", "11.305", "75.000")
+    ]
+    assert_same(_settings(), [b"".join(lines)])
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "%d %nope",
+        "%d %X{",
+        "%d %m %m",
+        "%d ${APP}",
+        "%d %-5",
+        "%d %c(x)",
+        "%p %m",
+        "%d{yyyy-MM-dd Q}",
+        "%d{HH:mm}",
+        "%d{'x}",
+        "%d{yyyy-MM-dd, Mars/Base}",
+    ],
+)
+def test_unsupported_patterns_fail_with_the_reference_text(pattern: str) -> None:
+    with pytest.raises(PatternError) as expected:
+        RecordParser(_settings(pattern))
+    with pytest.raises(_core.PatternError) as got:
+        _core.Records(pattern, ZONE, ",", list(DEFAULT_FIELDS), 1024, "utf-8", 0)
+    assert str(got.value) == str(expected.value)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [b"\xed\xa0", b"\xc2\xed\xa0", b"\xe0\x80", b"\xf0\x9f\x98", b"\xed\x9f", b"\xf4\x90", b"\xc2"],
+)
+def test_a_character_cut_by_the_size_cap_is_decoded_as_cpython_does(head: bytes) -> None:
+    """CPython's incremental decoder holds `\\xed\\xa0` back as incomplete but rejects
+    `\\xe0\\x80`: found by the differential run, kept as examples."""
+    line = b"\x00\x00" + head + b"2001-01-01 00:00:00.000 INFO  [traceId:] [a#b():1] [m] - x\n"
+    for cap in range(1, 10):
+        assert_same(_settings(max_record_bytes=cap), [line])
+
+
+# -- GBK -------------------------------------------------------------------------------------
+
+_gbk_noise = st.sampled_from(
+    (
+        b"\xc4\xe3\xba\xc3",  # 你好
+        b"\x80",
+        b"\xff",
+        b"\x81",  # a lead byte alone
+        b"\x81\x30",  # a lead byte before ASCII
+        b"\xa1\x7f",
+        b"\xfe\xfe",
+        "\u4e2d\u6587 \u00b7 \u2014".encode("gbk"),
+        b"\n",
+        b"\r\n",
+        b"\x00",
+    )
+)
+
+
+@st.composite
+def gbk_streams(draw: st.DrawFn) -> bytes:
+    """Records written in GBK (what GBK cannot hold becomes `?`), mixed with GBK noise."""
+    parts: list[bytes] = []
+    for _ in range(draw(st.integers(min_value=0, max_value=6))):
+        parts.append(
+            draw(
+                st.one_of(
+                    records().map(lambda r: r.data.decode().encode("gbk", "replace")),
+                    _gbk_noise,
+                    st.binary(max_size=12),
+                )
+            )
+        )
+    return b"".join(parts)
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    chunks=chunked(gbk_streams()),
+    cap=st.sampled_from((512 * 1024, 100, 7, 2)),
+    pattern=st.sampled_from(
+        (DEFAULT_PATTERN, "%d{yyyy-MM-dd HH:mm:ss.SSS} %-5p [\u7ebf\u7a0b:%t] %m")
+    ),
+)
+def test_gbk_streams_give_the_reference_records(
+    chunks: list[bytes], cap: int, pattern: str
+) -> None:
+    assert_same(_settings(pattern, encoding="gbk", max_record_bytes=cap), chunks)
+
+
+def test_the_gbk_sample_gives_the_reference_records() -> None:
+    data = (Path(__file__).parent.parent / "samples" / "app-gbk.log").read_bytes()
+    s = _settings(encoding="gbk", timezone="Asia/Shanghai")
+    assert_same(s, [data])
+    assert_same(s, [data[i : i + 7] for i in range(0, len(data), 7)])
+
+
+@pytest.mark.parametrize("raw", [b"\x80\x00", b"a\xff", b"\x81", b"\xff\x80", b"\x80\x80\x80"])
+def test_gbk_bytes_cut_by_the_cap_are_held_as_cpython_holds_them(raw: bytes) -> None:
+    """CPython's GBK decoder asks for two bytes before it looks at a byte >= 0x80, so a cut
+    record ending in 0x80 or 0xFF drops it as incomplete (found by the fuzz target)."""
+    for cap in range(1, 5):
+        assert_same(_settings("%d ", encoding="gbk", max_record_bytes=cap), [raw])
+
+
+def test_a_literal_gbk_cannot_write_fails_with_the_reference_text() -> None:
+    pattern = "%d \U0001f600 %m"
+    with pytest.raises(PatternError) as expected:
+        RecordParser(_settings(pattern, encoding="GBK"))
+    with pytest.raises(_core.PatternError) as got:
+        _core.Records(pattern, ZONE, ",", list(DEFAULT_FIELDS), 1024, "GBK", 0)
+    assert str(got.value) == str(expected.value)
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Europe/Berlin"])
+def test_the_host_zone_is_read_as_python_reads_it(zone: str) -> None:
+    """No timezone configured: both engines read the host's zone (TZ here), its skipped and
+    repeated hours included. Run in a child process so TZ is the one it starts with."""
+    script = (
+        "from tests.test_core_records import assert_same, _settings\n"
+        "stamps = ('2024-03-10 02:30:00.000', '2024-11-03 01:30:00.000',\n"
+        "          '2024-03-31 02:15:00.000', '2024-10-27 02:15:00.000',\n"
+        "          '2024-06-01 12:00:00.000')\n"
+        "lines = [f'{s} INFO  [traceId:] [a#b():1] [main] - x\\n'.encode() for s in stamps]\n"
+        "assert_same(_settings(timezone=None), [b''.join(lines)])\n"
+    )
+    root = Path(__file__).parent.parent
+    env = {**os.environ, "TZ": zone, "PYTHONPATH": str(root)}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
