@@ -13,13 +13,14 @@ from aliyun.log.log_logs_raw_pb2 import LogGroupRaw  # type: ignore[attr-defined
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.sinks.loggroup import MAX_VALUE_BYTES, LogEncoder, encode_trailer
+from agent.engine.envelope import Envelope
+from agent.engine.loggroup import MAX_VALUE_BYTES, LogEncoder, encode_trailer
+from agent.engine.ndjson import encode_line, envelope_closing
 from llmtail import _core
 
 DESIGN_VECTOR = (
     "0a130880e2cfaa0612060a016112016225050000001a017422017332120a0b5f5f7061636b5f69645f5f1203582d31"
 )
-_INT64 = (-(2**63), 2**64 - 1)
 
 # Text without lone surrogates: the core never holds any (it decodes bytes into valid UTF-8).
 _text = st.text(alphabet=st.characters(codec="utf-8"), max_size=300)
@@ -87,30 +88,12 @@ def test_trailers_are_the_python_encoders_bytes(
 
 
 def _closing(topic: str, source: str, t: list[tuple[str, str]]) -> bytes:
-    extra = {"__topic__": topic, "__source__": source}
-    for name, value in t:
-        extra[f"__tag__:{name}"] = value
-    return b"," + orjson.dumps(extra)[1:] + b"\n"
-
-
-def _plain(value: object) -> object:
-    if value is None or (isinstance(value, int) and _INT64[0] <= value <= _INT64[1]):
-        return value
-    return str(value)
+    return envelope_closing(Envelope(topic, source, tuple(t)))
 
 
 def reference_line(f: dict[str, str | int | None], t: int, ns: int, closing: bytes) -> bytes:
-    """The Python engine's NDJSON line (agent/engine/ndjson.py `encode_line`)."""
-    if f:
-        try:
-            return b'%b,"__time__":%d,"__time_ns__":%d%b' % (orjson.dumps(f)[:-1], t, ns, closing)
-        except (orjson.JSONEncodeError, TypeError):
-            pass
-    line: dict[str, object] = {**f, "__time__": t, "__time_ns__": ns}
-    try:
-        return orjson.dumps(line)[:-1] + closing
-    except (orjson.JSONEncodeError, TypeError):
-        return orjson.dumps({k: _plain(v) for k, v in line.items()})[:-1] + closing
+    """The Python engine's NDJSON line."""
+    return encode_line(f, t, ns, closing)
 
 
 @settings(max_examples=400, deadline=None)
