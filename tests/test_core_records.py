@@ -72,6 +72,7 @@ def core(s: ParserSettings, chunks: list[bytes], offset: int = 0) -> list[tuple[
         s.max_record_bytes,
         s.encoding,
         offset,
+        list(s.feedback_fields),
     )
     rows = []
     for i, chunk in enumerate(chunks):
@@ -407,3 +408,58 @@ def test_the_host_zone_is_read_as_python_reads_it(zone: str) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+
+
+# -- the feedback event ----------------------------------------------------------------------
+
+_FEEDBACK_SCHEMAS = (
+    (("request_id", "str"), ("rating", "str"), ("comment", "str")),
+    (("request_id", "str"), ("score", "int"), ("user", "str"), ("comment", "str")),
+    (("rating", "int"),),
+    (("id", "str"), ("n", "int")),
+)
+_HEAD = "2026-11-26 10:02:11.305 INFO  [traceId:t] [a.B#f():42] [main] - "
+
+
+@st.composite
+def _feedback_lines(draw: st.DrawFn, sep: str) -> bytes:
+    """`feedback:` messages of any shape: empty parts, ints, signs, extra lines, Chinese."""
+    part = st.sampled_from(("", "r-1", "up", "DOWN", "-3", "42", "-", "x1", "\u4e2d", " 7"))
+    parts = draw(st.lists(part, max_size=5))
+    tail = draw(st.sampled_from(("", "\nsecond line, more", "\r")))
+    return f"{_HEAD}feedback:{sep.join(parts)}{tail}\n".encode()
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    schema=st.sampled_from(_FEEDBACK_SCHEMAS),
+    sep=st.sampled_from((",", ";", "::")),
+    data=st.data(),
+)
+def test_feedback_records_are_the_reference_records(
+    schema: tuple[tuple[str, str], ...], sep: str, data: st.DataObject
+) -> None:
+    lines = data.draw(st.lists(_feedback_lines(sep) | records().map(lambda r: r.data), max_size=6))
+    raw = b"".join(lines)
+    chunks = split(raw, data.draw(chunkings(len(raw))))
+    assert_same(_settings(payload_separator=sep, feedback_fields=schema), chunks)
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ((("request_id", "str"), ("level", "str")), "feedback field 'level' has the name"),
+        ((("a", "str"), ("a", "int")), "payload field names must be unique"),
+        ((), "payload needs at least one field"),
+        ((("a", "float"),), "payload field 'a': type must be str or int, not 'float'"),
+    ],
+)
+def test_bad_feedback_fields_are_refused_with_the_reference_error(
+    fields: tuple[tuple[str, str], ...], error: str
+) -> None:
+    s = _settings(feedback_fields=fields)
+    with pytest.raises(ValueError, match=error) as ref:
+        RecordParser(s)
+    with pytest.raises(ValueError) as got:
+        core(s, [])
+    assert str(got.value) == str(ref.value)

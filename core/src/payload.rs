@@ -46,6 +46,8 @@ pub enum Payload {
     NotPayload,
     /// The reference raises here (an integer too long for `int()`).
     Internal,
+    /// A well-formed `feedback:` message's fields.
+    Feedback(Vec<(Key, Value)>),
 }
 
 #[derive(Debug, Clone)]
@@ -163,6 +165,83 @@ impl PayloadParser {
                         "payload field {name} is not an integer: {}",
                         repr(&head)
                     ));
+                }
+            };
+            values.push((name.clone(), v));
+        }
+        Payload::Fields(values)
+    }
+}
+
+/// `feedback:<payload>` messages (parsers/payload.py `FeedbackParser`): the first line split
+/// like the llm_call payload, the last field optional (None), fewer fields than that an error.
+#[derive(Debug, Clone)]
+pub struct FeedbackParser {
+    sep: String,
+    names: Vec<Key>,
+    ints: Vec<bool>,
+}
+
+impl FeedbackParser {
+    /// Err: the reference's ValueError text (it validates through PayloadParser).
+    pub fn new(separator: &str, fields: &[(String, String)]) -> Result<FeedbackParser, String> {
+        let checked = PayloadParser::new(separator, fields)?;
+        Ok(FeedbackParser {
+            sep: checked.sep,
+            names: checked.names,
+            ints: checked.ints,
+        })
+    }
+
+    pub fn names(&self) -> &[Key] {
+        &self.names
+    }
+
+    /// The fields of a message starting with `feedback:`; Error if malformed.
+    pub fn parse(&self, message: &str) -> Payload {
+        let body = message.get("feedback:".len()..).unwrap_or("");
+        let line = body.split('\n').next().unwrap_or("");
+        let n = self.names.len();
+        let parts: Vec<&str> = line.splitn(n.max(1), self.sep.as_str()).collect();
+        if parts.len() < n.saturating_sub(1).max(1) || parts.first().is_none_or(|p| p.is_empty()) {
+            let head = self.names.get(..n.saturating_sub(1)).unwrap_or(&[]);
+            let mut need = head
+                .iter()
+                .map(|k| &**k)
+                .collect::<Vec<_>>()
+                .join(&self.sep);
+            if need.is_empty() {
+                need = self
+                    .names
+                    .first()
+                    .map(|k| k.to_string())
+                    .unwrap_or_default();
+            }
+            return Payload::Error(format!("feedback needs {need} at least"));
+        }
+        let mut values = Vec::with_capacity(n);
+        for (i, (name, &is_int)) in self.names.iter().zip(&self.ints).enumerate() {
+            let v = match parts.get(i) {
+                None => Value::None,
+                Some(text) if !is_int => Value::Str((*text).to_string()),
+                Some(&"") => Value::None,
+                Some(text) => {
+                    let digits = text.strip_prefix('-').unwrap_or(text);
+                    let plain = text.bytes().all(|b| b.is_ascii_digit());
+                    let signed = text.starts_with('-')
+                        && !digits.is_empty()
+                        && digits.bytes().all(|b| b.is_ascii_digit());
+                    if !(plain || signed) {
+                        let head: String = text.chars().take(40).collect();
+                        return Payload::Error(format!(
+                            "feedback field {name} is not an integer: {}",
+                            repr(&head)
+                        ));
+                    }
+                    match int_text(text) {
+                        Some(t) => Value::Int(t),
+                        None => return Payload::Internal,
+                    }
                 }
             };
             values.push((name.clone(), v));

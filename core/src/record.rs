@@ -8,7 +8,7 @@ use crate::multiline::{Assembler, Frame};
 use crate::pattern::{compile_pattern, CompiledPattern, PatternError};
 use std::sync::LazyLock;
 
-use crate::payload::{int_text, Key, Payload, PayloadParser, Value};
+use crate::payload::{int_text, FeedbackParser, Key, Payload, PayloadParser, Value};
 
 static EVENT: LazyLock<Key> = LazyLock::new(|| Key::from("event"));
 static MESSAGE: LazyLock<Key> = LazyLock::new(|| Key::from("message"));
@@ -28,8 +28,16 @@ pub struct ParserSettings {
     pub timezone: Option<String>,
     pub payload_separator: String,
     pub payload_fields: Vec<(String, String)>,
+    pub feedback_fields: Vec<(String, String)>,
     pub max_record_bytes: i64,
     pub encoding: String,
+}
+
+/// parsers.payload.DEFAULT_FEEDBACK_FIELDS.
+pub fn default_feedback_fields() -> Vec<(String, String)> {
+    ["request_id", "rating", "comment"]
+        .map(|n| (n.to_string(), "str".to_string()))
+        .to_vec()
 }
 
 /// A parsed record: fields in design.md order, and its time.
@@ -59,6 +67,7 @@ pub struct RecordParser {
     codec: Codec,
     starts: Matcher,
     payload: PayloadParser,
+    feedback: FeedbackParser,
     /// Record keys in order, their group, and whether the key is `line` (an int).
     order: Vec<(Key, usize, bool)>,
     time_group: usize,
@@ -111,6 +120,20 @@ impl RecordParser {
                 repr(c)
             )));
         }
+        let feedback = FeedbackParser::new(&settings.payload_separator, &settings.feedback_fields)
+            .map_err(SettingsError::Value)?;
+        let mut clash: Vec<&Key> = feedback
+            .names()
+            .iter()
+            .filter(|n| taken.contains(&&***n))
+            .collect();
+        clash.sort();
+        if let Some(c) = clash.first() {
+            return Err(SettingsError::Value(format!(
+                "feedback field {} has the name of a record key; rename it",
+                repr(c)
+            )));
+        }
         let order: Vec<(Key, usize, bool)> = order_keys(&pattern.keys)
             .into_iter()
             .filter_map(|k| {
@@ -140,6 +163,7 @@ impl RecordParser {
             codec,
             starts,
             payload,
+            feedback,
             order,
             time_group,
             message_group,
@@ -185,6 +209,17 @@ impl RecordParser {
             (Some(m), Some(r)) => format!("{}{}", group(m).unwrap_or(""), group(r).unwrap_or("")),
             (None, None) => String::new(),
         };
+        // The reference reads a feedback payload before the record keys.
+        let feedback = message.starts_with("feedback:");
+        let rating = if feedback {
+            match self.feedback.parse(&message) {
+                Payload::Fields(values) => Some(Payload::Feedback(values)),
+                Payload::Error(reason) => return raw(frame, reason, Some(seconds), nanos),
+                _ => return raw(frame, "internal parser error (ValueError)".into(), None, 0),
+            }
+        } else {
+            None
+        };
         let mut fields: Vec<(Key, Value)> = Vec::with_capacity(self.order.len() + 16);
         for (key, g, is_line) in &self.order {
             let v = group(*g).unwrap_or("");
@@ -206,16 +241,20 @@ impl RecordParser {
         }
         let event = if message.starts_with("prompt:") || message.starts_with("result:") {
             message.get(..6).unwrap_or("").to_string()
+        } else if feedback {
+            "feedback".to_string()
         } else {
             "log".to_string()
         };
         let plain = event == "log";
-        fields.push((EVENT.clone(), Value::Str(event)));
         let payload = if plain {
             self.payload.parse(&message)
+        } else if feedback {
+            rating.unwrap_or(Payload::NotPayload)
         } else {
             Payload::NotPayload
         };
+        fields.push((EVENT.clone(), Value::Str(event)));
         fields.push((MESSAGE.clone(), Value::Str(message)));
         match payload {
             Payload::Error(reason) => return raw(frame, reason, Some(seconds), nanos),
@@ -228,6 +267,7 @@ impl RecordParser {
                 }
                 fields.extend(values);
             }
+            Payload::Feedback(values) => fields.extend(values),
             Payload::NotPayload => {}
         }
         if frame.flags & ALTERED != 0 {
