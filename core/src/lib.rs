@@ -6,6 +6,7 @@ pub mod decode;
 pub mod encode;
 mod gbk_table;
 pub mod lines;
+pub mod llm;
 pub mod matcher;
 pub mod multiline;
 pub mod pattern;
@@ -124,7 +125,8 @@ impl Records {
 #[pymethods]
 impl Records {
     #[new]
-    #[pyo3(signature = (pattern, timezone, payload_separator, payload_fields, max_record_bytes, encoding, offset=0))]
+    #[pyo3(signature = (pattern, timezone, payload_separator, payload_fields, max_record_bytes, encoding, offset=0, feedback_fields=None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         pattern: String,
         timezone: Option<String>,
@@ -133,12 +135,14 @@ impl Records {
         max_record_bytes: i64,
         encoding: String,
         offset: u64,
+        feedback_fields: Option<Vec<(String, String)>>,
     ) -> PyResult<Records> {
         let settings = ParserSettings {
             pattern,
             timezone,
             payload_separator,
             payload_fields,
+            feedback_fields: feedback_fields.unwrap_or_else(record::default_feedback_fields),
             max_record_bytes,
             encoding,
         };
@@ -193,6 +197,7 @@ fn parser_settings(p: &Bound<'_, PyAny>) -> PyResult<ParserSettings> {
         timezone: p.getattr("timezone")?.extract()?,
         payload_separator: p.getattr("payload_separator")?.extract()?,
         payload_fields: p.getattr("payload_fields")?.extract()?,
+        feedback_fields: p.getattr("feedback_fields")?.extract()?,
         max_record_bytes: p.getattr("max_record_bytes")?.extract()?,
         encoding: p.getattr("encoding")?.extract()?,
     })
@@ -227,6 +232,7 @@ fn stream_settings(s: &Bound<'_, PyAny>) -> PyResult<StreamSettings> {
         tags: s.getattr("tags")?.extract()?,
         since: s.getattr("since")?.extract()?,
         until: s.getattr("until")?.extract()?,
+        max_label_sets: positive("max_label_sets")?,
     })
 }
 
@@ -273,11 +279,36 @@ impl Stream {
         d.set_item("skipped_after", b.skipped_after)?;
         d.set_item("first", b.first.clone())?;
         d.set_item("last", b.last.clone())?;
-        let calls = PyDict::new(py);
-        for (label, n) in &b.calls {
-            calls.set_item(PyTuple::new(py, label.iter())?, n)?;
-        }
-        d.set_item("calls", calls)?;
+        // Flat columns; agent/engine/corestream.py makes the LlmAggregate of them.
+        let llm = match &b.llm {
+            None => py.None(),
+            Some(a) => {
+                let keys: Vec<Bound<'_, PyTuple>> = a
+                    .keys
+                    .iter()
+                    .map(|k| PyTuple::new(py, k.iter()))
+                    .collect::<PyResult<_>>()?;
+                let columns = (
+                    keys,
+                    a.calls.clone(),
+                    a.input_tokens.clone(),
+                    a.output_tokens.clone(),
+                    a.total_tokens.clone(),
+                    a.duration_ms.clone(),
+                    a.duration_buckets.clone(),
+                    a.input_buckets.clone(),
+                    a.output_buckets.clone(),
+                );
+                let rest = (
+                    a.minutes.clone(),
+                    a.feedback.clone(),
+                    a.dropped_calls,
+                    a.dropped_minutes,
+                );
+                (columns, rest).into_pyobject(py)?.into_any().unbind()
+            }
+        };
+        d.set_item("llm", llm)?;
         match &self.make {
             Some(make) => Ok(make.call(py, (), Some(&d))?),
             None => Ok(d.into_any().unbind()),

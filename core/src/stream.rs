@@ -2,23 +2,14 @@
 //! parsing, wall-clock stamping, the time window, encoding and the batch limits follow the
 //! Python engine (agent/engine/pystream.py, batch.py) rule for rule.
 
-use std::collections::HashMap;
-
 use crate::encode::{loggroup, ndjson};
+use crate::llm::Llm;
 use crate::multiline::{Assembler, Frame};
 use crate::payload::{Key, Value};
 use crate::record::{ParserSettings, RecordParser, SettingsError};
 
 pub const MAX_ERROR_EXAMPLES: usize = 20;
 const INTERNAL_ERROR: &str = "internal parser error";
-const LABELS: [&str; 6] = [
-    "app",
-    "module",
-    "model",
-    "workspace",
-    "status_code",
-    "error_code",
-];
 
 /// Everything a Stream depends on (agent.engine.stream.StreamSettings).
 #[derive(Debug, Clone)]
@@ -36,6 +27,8 @@ pub struct StreamSettings {
     pub tags: Vec<(String, String)>,
     pub since: Option<f64>,
     pub until: Option<f64>,
+    /// Label sets an LLM aggregate holds at most (OTHER included).
+    pub max_label_sets: usize,
 }
 
 /// A sealed batch: records of one file, encoded, with their counters.
@@ -60,9 +53,8 @@ pub struct Sealed {
     pub skipped_after: u64,
     pub first: Option<(i128, String)>,
     pub last: Option<(i128, String)>,
-    pub calls: Vec<([String; 6], u64)>,
-    /// Where each label set of `calls` is (a batch holds thousands of calls, few label sets).
-    calls_at: HashMap<[String; 6], usize>,
+    /// Its llm_call and feedback records, aggregated (crate::llm).
+    pub llm: Option<Llm>,
 }
 
 fn text_of(v: Option<&Value>) -> String {
@@ -309,7 +301,6 @@ impl Stream {
         }
         o.end = frame.end;
         o.raw_bytes += frame.size;
-        let get = |k: &str| fields.iter().find(|(key, _)| &**key == k).map(|(_, v)| v);
         // One pass for the keys every record is counted by.
         let (mut event, mut error, mut time) = (None, None, None);
         for (k, v) in fields {
@@ -351,19 +342,12 @@ impl Stream {
                 o.last = Some((at, text));
             }
         }
-        if kind == "llm_call" {
-            let label: [String; 6] = LABELS.map(|k| text_of(get(k)));
-            match o.calls_at.get(&label) {
-                Some(&i) => {
-                    if let Some(slot) = o.calls.get_mut(i) {
-                        slot.1 += 1;
-                    }
-                }
-                None => {
-                    o.calls_at.insert(label.clone(), o.calls.len());
-                    o.calls.push((label, 1));
-                }
-            }
+        let failed = error.is_some_and(|v| *v != Value::None);
+        if (kind == "llm_call" || kind == "feedback") && !failed {
+            let time_s = if own { Some(t) } else { None };
+            o.llm
+                .get_or_insert_with(|| Llm::new(self.s.max_label_sets))
+                .add(fields, kind, time_s);
         }
         if o.records >= self.s.max_records as u64 || o.data.len() >= self.s.max_bytes {
             out.push(self.seal());
@@ -401,6 +385,7 @@ mod tests {
                 timezone: Some("UTC".into()),
                 payload_separator: ",".into(),
                 payload_fields: vec![("app".into(), "str".into()), ("n".into(), "int".into())],
+                feedback_fields: crate::record::default_feedback_fields(),
                 max_record_bytes: 1024,
                 encoding: "utf-8".into(),
             },
@@ -416,6 +401,7 @@ mod tests {
             tags: Vec::new(),
             since: None,
             until: None,
+            max_label_sets: 2000,
         }
     }
 
