@@ -65,6 +65,18 @@ def _with_encoding(config: Config, encoding: str | None) -> Config:
     )
 
 
+_ENGINES = ("python", "core")
+
+
+def _with_engine(config: Config, engine: str | None) -> Config:
+    """`--engine`: the Python reference or the compiled core, over the config's `engine:`."""
+    if engine is None:
+        return config
+    if engine not in _ENGINES:
+        _fail(f"--engine must be python or core, not {engine!r}")
+    return config.model_copy(update={"engine": engine})
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"llmtail {__version__}")
@@ -111,9 +123,13 @@ def validate(
             help="Show values as written, unmasked (for someone who may read the files anyway).",
         ),
     ] = False,
+    engine_kind: Annotated[
+        str | None,
+        typer.Option("--engine", help="python or core (the compiled core); default: the config's."),
+    ] = None,
 ) -> None:
     """Parse files without sending anything and report what was found (a dry run)."""
-    cfg = _with_encoding(_load(config), encoding)
+    cfg = _with_engine(_with_encoding(_load(config), encoding), engine_kind)
     if mask and records:
         _fail("--mask-report and --records cannot be combined; run them one after the other")
     try:
@@ -160,9 +176,13 @@ def report(
             help="Show values as written, unmasked (for someone who may read the files anyway).",
         ),
     ] = False,
+    engine_kind: Annotated[
+        str | None,
+        typer.Option("--engine", help="python or core (the compiled core); default: the config's."),
+    ] = None,
 ) -> None:
     """LLM calls, errors, latency, QPM/TPM and feedback from local files; sends nothing."""
-    cfg = _with_encoding(_load(config), encoding)
+    cfg = _with_engine(_with_encoding(_load(config), encoding), engine_kind)
     try:
         files = expand_paths(paths)
         engine = build_engine(

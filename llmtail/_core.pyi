@@ -23,6 +23,7 @@ class Records:
         max_record_bytes: int,
         encoding: str,
         offset: int = 0,
+        feedback_fields: list[tuple[str, str]] | None = None,
     ) -> None: ...
     def feed(self, data: bytes, now: float) -> list[RecordRow]: ...
     def due(self, now: float, partial_after: float, pending_after: float) -> list[RecordRow]: ...
@@ -43,7 +44,8 @@ def encode_line(
 
 class Stream:
     """The compiled Stream of docs/engine.md; sealed batches are dicts with the fields of
-    agent.engine.stream.SealedBatch (`calls` as a plain dict), or `make(**fields)` if given."""
+    agent.engine.stream.SealedBatch (`llm` as the flat columns of an LlmAggregate, see
+    agent/engine/corestream.py), or `make(**fields)` if given."""
 
     def __init__(
         self,

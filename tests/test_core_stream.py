@@ -1,274 +1,54 @@
 """The compiled Stream seals the same batches as the Python engine, byte for byte.
 
-The reference here is a Python composition of the same parts the Python engine uses (parsers/
-for framing and parsing, the LogGroup and NDJSON encoders, the batch rules of docs/engine.md),
-written out in this module until the engine's own Python Stream lands. Any chunking of the same
-bytes, interleaved with idle flushes, cuts and renames, must give identical sealed batches.
+The reference is main's Python engine, agent.engine.pystream.PyStream (parsers/ for framing and
+parsing, agent/engine/batch.py for encoding, counting and the LLM aggregate). Any chunking of
+the same bytes, interleaved with idle flushes, cuts and renames, must give identical sealed
+batches, their LlmAggregate included.
 """
 
 from __future__ import annotations
 
-import struct
-from collections import Counter
-from collections.abc import Mapping
-from dataclasses import dataclass
+import dataclasses
 from typing import Any
 
-import orjson
 import pytest
 from aliyun.log.log_logs_raw_pb2 import LogGroupRaw  # type: ignore[attr-defined]
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.sinks.loggroup import LogEncoder, encode_trailer
+from agent.engine.corestream import open_stream
+from agent.engine.llm_aggregate import LlmAggregate
+from agent.engine.loggroup import LogEncoder
+from agent.engine.pystream import PyStream
+from agent.engine.stream import SealedBatch, StreamSettings
 from llmtail import _core
-from parsers.multiline import Frame
+from parsers.payload import DEFAULT_FIELDS
 from parsers.record import ParserSettings, RecordParser
 from tests.parsers_strategies import ZONE, chunkings, records, split
-from tests.test_core_encode import reference_line
 from tests.test_core_records import streams
 
-_U32 = struct.Struct("<I").pack
-_LABELS = ("app", "module", "model", "workspace", "status_code", "error_code")
-FieldValue = str | int | None
+_PREFIX = "0123456789ABCDEF"
 
 
-@dataclass(frozen=True, slots=True)
-class StreamSettings:
-    """The fields of agent.engine.stream.StreamSettings (docs/engine.md)."""
-
-    parser: ParserSettings
-    wire: str = "ndjson"
-    max_records: int = 4096
-    max_bytes: int = 3 * 1024 * 1024
-    linger: float = 1.0
-    partial_after: float = 60.0
-    pending_after: float = 5.0
-    topic: str = ""
-    source: str = "127.0.0.1"
-    hostname: str = "localhost"
-    tags: tuple[tuple[str, str], ...] = ()
-    since: float | None = None
-    until: float | None = None
-
-
-def _closing(s: StreamSettings, path: str, prefix: str, seq: int) -> bytes:
-    extra = {"__topic__": s.topic, "__source__": s.source}
-    for name, value in _tags(s, path, prefix, seq):
-        extra[f"__tag__:{name}"] = value
-    return b"," + orjson.dumps(extra)[1:] + b"\n"
-
-
-def _tags(s: StreamSettings, path: str, prefix: str, seq: int) -> list[tuple[str, str]]:
-    return [
-        ("__hostname__", s.hostname),
-        ("__path__", path),
-        ("__pack_id__", f"{prefix}-{seq:X}"),
-        *s.tags,
-    ]
-
-
-class RefBatch:
-    """The open batch: docs/engine.md's batch rules, spelled out."""
-
-    def __init__(self, s: StreamSettings, key: str, path: str, prefix: str, seq: int) -> None:
-        self.s, self.key, self.path, self.prefix, self.next_seq = s, key, path, prefix, seq
-        self.encoder = LogEncoder()
-        self.started: float | None = None
-        self._reset()
-
-    def _reset(self) -> None:
-        self.parts: list[bytes] = []
-        self.nbytes = 0
-        self.bounds: list[bytes] = []
-        self.times: list[bytes] = []
-        self.min = self.max = 0
-        self.end = self.raw = 0
-        self.events: Counter[str] = Counter()
-        self.errors = self.internal = 0
-        self.examples: list[tuple[int, str]] = []
-        self.before = self.after = 0
-        self.first: tuple[int, str] | None = None
-        self.last: tuple[int, str] | None = None
-        self.calls: Counter[tuple[str, ...]] = Counter()
-        self.open_path = self.path
-        self.closing = b""
-        self.started = None
-
-    def _open(self, now: float) -> None:
-        self.started = now
-        self.open_path = self.path
-        if self.s.wire == "ndjson":
-            self.closing = _closing(self.s, self.open_path, self.prefix, self.next_seq)
-
-    def _encode(self, fields: Mapping[str, FieldValue], t: int, ns: int) -> bytes:
-        if self.s.wire == "ndjson":
-            return reference_line(dict(fields), t, ns, self.closing)
-        return self.encoder.encode_log(fields, t, ns)
-
-    def skip(self, after: bool, end: int, size: int, now: float) -> None:
-        if self.started is None:
-            self._open(now)
-        if after:
-            self.after += 1
-        else:
-            self.before += 1
-        self.end, self.raw = end, self.raw + size
-
-    def add(
-        self, fields: dict[str, FieldValue], t: int, ns: int, own: bool, f: Frame, now: float
-    ) -> list[dict[str, Any]]:
-        out = []
-        if self.started is None:
-            self._open(now)
-        encoded = self._encode(fields, t, ns)
-        if self.bounds and self.nbytes + len(encoded) > self.s.max_bytes:
-            out.append(self.seal())
-            self._open(now)
-            encoded = self._encode(fields, t, ns)
-        self.parts.append(encoded)
-        self.nbytes += len(encoded)
-        self.bounds.append(_U32(self.nbytes))
-        self.times.append(_U32(t & 0xFFFFFFFF))
-        if len(self.bounds) == 1:
-            self.min = self.max = t
-        elif t < self.min:
-            self.min = t
-        elif t > self.max:
-            self.max = t
-        self.end, self.raw = f.end, self.raw + f.size
-        kind = fields.get("event")
-        self.events[kind if isinstance(kind, str) else "raw"] += 1
-        reason = fields.get("parse_error")
-        if reason is not None:
-            self.errors += 1
-            self.internal += str(reason).startswith("internal parser error")
-            if len(self.examples) < 20:
-                self.examples.append((f.line_no, str(reason)))
-        if own:
-            text = fields.get("time")
-            stamp = (t * 1_000_000_000 + ns, text if isinstance(text, str) else "")
-            if self.first is None or stamp[0] < self.first[0]:
-                self.first = stamp
-            if self.last is None or stamp[0] > self.last[0]:
-                self.last = stamp
-        if kind == "llm_call":
-            self.calls[tuple("" if (v := fields.get(k)) is None else str(v) for k in _LABELS)] += 1
-        if len(self.bounds) >= self.s.max_records or self.nbytes >= self.s.max_bytes:
-            out.append(self.seal())
-        return out
-
-    def seal(self) -> dict[str, Any]:
-        seq = self.next_seq
-        self.next_seq += 1
-        trailer = b""
-        if self.s.wire != "ndjson":
-            tags = _tags(self.s, self.open_path, self.prefix, seq)
-            trailer = encode_trailer(self.s.topic, self.s.source, tags)
-        batch = {
-            "key": self.key,
-            "path": self.open_path,
-            "end": self.end,
-            "records": len(self.bounds),
-            "raw_bytes": self.raw,
-            "data": b"".join(self.parts),
-            "trailer": trailer,
-            "bounds": b"".join(self.bounds),
-            "times": b"".join(self.times),
-            "min_time": self.min,
-            "max_time": self.max,
-            "pack_seq": seq,
-            "events": dict(self.events),
-            "parse_errors": self.errors,
-            "internal_errors": self.internal,
-            "error_examples": self.examples,
-            "skipped_before": self.before,
-            "skipped_after": self.after,
-            "first": self.first,
-            "last": self.last,
-            "calls": dict(self.calls),
+def plain(batch: SealedBatch) -> dict[str, Any]:
+    """Every field of a batch; the aggregate's public numbers (not its lookup caches)."""
+    out = {f.name: getattr(batch, f.name) for f in dataclasses.fields(batch)}
+    llm = batch.llm
+    if llm is not None:
+        out["llm"] = {
+            f.name: getattr(llm, f.name)
+            for f in dataclasses.fields(llm)
+            if not f.name.startswith("_")
         }
-        self._reset()
-        return batch
+    return out
 
 
-class RefStream:
-    """Frames, parses, stamps, filters by the window and batches (docs/engine.md's Stream)."""
+def core_stream(s: StreamSettings, key: str, path: str, offset: int, seq: int) -> Any:
+    return open_stream(s, key, path, offset, _PREFIX, seq)
 
-    def __init__(
-        self, s: StreamSettings, key: str, path: str, offset: int, prefix: str, seq: int
-    ) -> None:
-        self.s = s
-        self.parser = RecordParser(s.parser)
-        self.asm = self.parser.assembler(offset)
-        self.batch = RefBatch(s, key, path, prefix, seq)
-        self.side = 0
 
-    @property
-    def offset(self) -> int:
-        return self.asm.offset
-
-    @property
-    def pending_bytes(self) -> int:
-        """The pending record's kept bytes and the partial line's (what memory holds)."""
-        return self.asm._kept + len(self.asm._lines.head())
-
-    @property
-    def next_pack_seq(self) -> int:
-        return self.batch.next_seq
-
-    def feed(self, data: bytes, now: float, wall: float) -> list[dict[str, Any]]:
-        return self._add(self.asm.feed(data, now), now, wall)
-
-    def due(self, now: float, wall: float, caught_up: bool) -> list[dict[str, Any]]:
-        out = []
-        if caught_up:
-            out += self._add(
-                self.asm.due(now, self.s.partial_after, self.s.pending_after), now, wall
-            )
-        if self.batch.started is not None and now - self.batch.started >= self.s.linger:
-            out.append(self.batch.seal())
-        return out
-
-    def drain(self, wall: float) -> list[dict[str, Any]]:
-        return self._add(self.asm.drain(), 0.0, wall) + self.cut()
-
-    def cut(self) -> list[dict[str, Any]]:
-        return [] if self.batch.started is None else [self.batch.seal()]
-
-    def rename(self, path: str) -> None:
-        self.batch.path = path
-
-    def _add(self, frames: list[Frame], now: float, wall: float) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        stamp: tuple[int, int] | None = None
-        windowed = self.s.since is not None or self.s.until is not None
-        for frame in frames:
-            record = self.parser.parse(frame)
-            t = record.time
-            own = t is not None
-            if t is None:
-                if stamp is None:
-                    stamp = (int(wall), int((wall % 1) * 1e9))
-                t, ns = stamp
-            else:
-                ns = record.time_ns
-            if windowed:
-                side = self._side(record.fields, t, ns)
-                if side:
-                    self.batch.skip(side > 0, frame.end, frame.size, now)
-                    continue
-            out += self.batch.add(record.fields, t, ns, own, frame, now)
-        return out
-
-    def _side(self, fields: dict[str, FieldValue], t: int, ns: int) -> int:
-        if "__raw_log__" in fields:
-            return self.side
-        when = t + ns / 1e9
-        side = -1 if self.s.since is not None and when < self.s.since else 0
-        side = 1 if self.s.until is not None and when >= self.s.until else side
-        self.side = side
-        return side
+def py_stream(s: StreamSettings, key: str, path: str, offset: int, seq: int) -> Any:
+    return PyStream(s, RecordParser(s.parser), LogEncoder(), key, path, offset, _PREFIX, seq)
 
 
 # -- driving both the same way ----------------------------------------------------------------
@@ -307,18 +87,18 @@ def run(stream: Any, ops: list[Op], wall: float) -> list[dict[str, Any]]:
     now = 100.0
     for op, arg in ops:
         if op == "feed":
-            out += stream.feed(arg, now, wall)
+            out += map(plain, stream.feed(arg, now, wall))
         elif op == "due":
-            out += stream.due(now, wall + now, arg)
+            out += map(plain, stream.due(now, wall + now, arg))
         elif op == "cut":
-            out += stream.cut()
+            out += map(plain, stream.cut())
         elif op == "rename":
             stream.rename(arg)
         else:
             now += arg
         out.append({"offset": stream.offset, "pending": stream.pending_bytes})
         out.append({"next_pack_seq": stream.next_pack_seq})
-    out += stream.drain(wall + now)
+    out += map(plain, stream.drain(wall + now))
     return out
 
 
@@ -350,15 +130,15 @@ def stream_settings(draw: st.DrawFn) -> StreamSettings:
         tags=draw(st.sampled_from(((), (("env", "prod"),), (("a", "1"), ("a", "2"))))),
         since=since,
         until=until,
+        max_label_sets=draw(st.sampled_from((2000, 3, 2, 1))),
     )
 
 
 def both(
     s: StreamSettings, ops: list[Op], offset: int = 0, seq: int = 0, wall: float = 1.8e9 + 0.25
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    prefix = "0123456789ABCDEF"
-    core = _core.Stream(s, "k1", "/var/log/app.log", offset, prefix, seq)
-    ref = RefStream(s, "k1", "/var/log/app.log", offset, prefix, seq)
+    core = core_stream(s, "k1", "/var/log/app.log", offset, seq)
+    ref = py_stream(s, "k1", "/var/log/app.log", offset, seq)
     return run(core, ops, wall), run(ref, ops, wall)
 
 
@@ -377,9 +157,9 @@ def test_any_chunking_gives_the_same_batches(data: st.DataObject) -> None:
     """Without linger or idle flushes in play, the batches do not depend on the chunking."""
     raw = b"".join(r.data for r in data.draw(st.lists(records(), min_size=1, max_size=8)))
     s = StreamSettings(parser=ParserSettings(timezone=ZONE), wire="loggroup", max_records=3)
-    whole = run(_core.Stream(s, "k", "p", 0, "AB", 0), [("feed", raw)], 5.0)
+    whole = run(core_stream(s, "k", "p", 0, 0), [("feed", raw)], 5.0)
     cut = split(raw, data.draw(chunkings(len(raw))))
-    pieces = run(_core.Stream(s, "k", "p", 0, "AB", 0), [("feed", c) for c in cut], 5.0)
+    pieces = run(core_stream(s, "k", "p", 0, 0), [("feed", c) for c in cut], 5.0)
     assert [b for b in pieces if "data" in b] == [b for b in whole if "data" in b]
     whole = [b for b in whole if "data" in b]
     group = LogGroupRaw()
@@ -395,37 +175,10 @@ def test_a_bad_setting_is_refused_with_the_reference_error() -> None:
         _core.Stream(StreamSettings(parser=ParserSettings(), max_records=0), "k", "p", 0, "A", 0)
 
 
-@dataclass(slots=True)
-class SealedBatch:
-    """The fields of agent.engine.stream.SealedBatch (docs/engine.md), all required."""
-
-    key: str
-    path: str
-    end: int
-    records: int
-    raw_bytes: int
-    data: bytes
-    trailer: bytes
-    bounds: bytes
-    times: bytes
-    min_time: int
-    max_time: int
-    pack_seq: int
-    events: dict[str, int]
-    parse_errors: int
-    internal_errors: int
-    error_examples: list[tuple[int, str]]
-    skipped_before: int
-    skipped_after: int
-    first: tuple[int, str] | None
-    last: tuple[int, str] | None
-    calls: dict[tuple[str, ...], int]
-
-
-def test_batches_can_be_made_as_the_engine_s_own_type() -> None:
+def test_batches_are_the_engine_s_own_type_with_the_aggregate() -> None:
     s = StreamSettings(parser=ParserSettings(timezone=ZONE), wire="loggroup")
     line = b"2026-11-26 10:02:11.305 INFO  [traceId:] [a#b():1] [main] - a,m,q,w,r,200,1,2,3,4,,\n"
-    core = _core.Stream(s, "k", "/p", 0, "AB", 3, make=SealedBatch)
+    core = core_stream(s, "k", "/p", 0, 3)
     (batch,) = core.feed(line, 0.0, 1.0) + core.drain(1.0)
     assert isinstance(batch, SealedBatch)
     assert (batch.records, batch.pack_seq, batch.end, batch.events) == (
@@ -434,4 +187,43 @@ def test_batches_can_be_made_as_the_engine_s_own_type() -> None:
         len(line),
         {"llm_call": 1},
     )
-    assert batch.calls == {("a", "m", "q", "w", "200", ""): 1}
+    assert isinstance(batch.llm, LlmAggregate)
+    assert batch.llm.keys == [("a", "m", "q", "w", "200", "")]
+    assert (batch.llm.calls, batch.llm.duration_ms, batch.llm.total_tokens) == ([1], [1], [4])
+    assert batch.llm.index_of(("a", "m", "q", "w", "200", "")) == 0
+    assert batch.masked == {} and batch.internal_errors == 0
+
+
+# -- odd token values: the aggregate reads them as LlmAggregate._int does -------------------
+
+_ODD = ("", " 12", "1_000", "-5", "\u0663", "abc", "12.5", "+7", "0", "007", "1__0", "\u3000 9")
+_STR_TOKENS = tuple(
+    (name, "str" if name.endswith("_tokens") or name == "duration_ms" else kind)
+    for name, kind in DEFAULT_FIELDS
+)
+
+
+@st.composite
+def _odd_calls(draw: st.DrawFn) -> bytes:
+    lines = []
+    for minute in range(draw(st.integers(1, 6))):
+        app = draw(st.sampled_from(("a", "b", "other", "c")))
+        status = draw(st.sampled_from(("200", "500", "", "0200")))
+        nums = [draw(st.sampled_from(_ODD) | st.integers(0, 2**70).map(str)) for _ in range(4)]
+        rating = draw(st.sampled_from(("up", " DOWN ", "-10", "11", "x", "\u0663", "+3")))
+        head = f"2026-11-26 10:{minute:02d}:11.305 INFO  [traceId:] [a#b():1] [main] - "
+        lines.append(f"{head}{app},m,q,w,r,{status},{nums[0]},{nums[1]},{nums[2]},{nums[3]},e,x")
+        lines.append(f"{head}feedback:r1,{rating}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=_odd_calls(), cap=st.sampled_from((1, 2, 3, 2000)), typed=st.booleans())
+def test_odd_values_aggregate_as_the_python_engine(raw: bytes, cap: int, typed: bool) -> None:
+    fields = DEFAULT_FIELDS if typed else _STR_TOKENS
+    s = StreamSettings(
+        parser=ParserSettings(timezone=ZONE, payload_fields=fields), max_label_sets=cap
+    )
+    core, ref = both(s, [("feed", raw)])
+    assert core == ref
+    assert any(b.get("llm") for b in ref)

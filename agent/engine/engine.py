@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Literal
 
+from agent.engine import corestream
 from agent.engine.envelope import PackIds
 from agent.engine.loggroup import LogEncoder
 from agent.engine.pystream import PyStream
@@ -16,13 +18,24 @@ from agent.engine.stream import Stream, StreamSettings
 from parsers.mask import Masker
 from parsers.record import RecordParser
 
+EngineKind = Literal["python", "core"]
+
 
 class Engine:
-    """Makes the Stream of a file read; `settings[i]` serves the config's input i."""
+    """Makes the Stream of a file read; `settings[i]` serves the config's input i.
 
-    def __init__(self, settings: Sequence[StreamSettings], pack_ids: PackIds | None = None) -> None:
+    `kind` is the config's `engine:`: the Python reference (PyStream) or the compiled core
+    (agent/engine/corestream.py), which gives the same batches byte for byte."""
+
+    def __init__(
+        self,
+        settings: Sequence[StreamSettings],
+        pack_ids: PackIds | None = None,
+        kind: EngineKind = "python",
+    ) -> None:
         if not settings:
             raise ValueError("an engine needs the settings of one input at least")
+        self.kind = kind
         self.settings = list(settings)
         self.pack_ids = pack_ids or PackIds(self.settings[0].hostname)
         self._encoder = LogEncoder()
@@ -41,9 +54,25 @@ class Engine:
                 same[0] if same else (Masker.from_config(s.mask, s.mask_key) if s.mask else None)
             )
             self._maskers.append(masker)
+            if kind == "core":
+                if masker is not None and masker.active:
+                    raise corestream.CoreUnavailableError(
+                        "engine: core does not mask yet; set engine: python (or mask.enabled: "
+                        "false)"
+                    )
+                corestream.check(s)  # raises CoreUnavailableError, PatternError, ValueError
 
     def open(self, key: str, path: str, offset: int, input_index: int = 0) -> Stream:
         """A Stream for `key` read from `offset`; its pack ids continue the file's sequence."""
+        if self.kind == "core":
+            return corestream.open_stream(
+                self.settings[input_index],
+                key,
+                path,
+                offset,
+                self.pack_ids.prefix(key),
+                self.pack_ids.next_seq(key),
+            )
         return PyStream(
             self.settings[input_index],
             self._parsers[input_index],
@@ -69,4 +98,4 @@ class Engine:
     def windowed(self, since: float | None, until: float | None) -> Engine:
         """The same engine keeping only records with since <= time < until (backfill)."""
         settings = [replace(s, since=since, until=until) for s in self.settings]
-        return Engine(settings, self.pack_ids)
+        return Engine(settings, self.pack_ids, self.kind)

@@ -25,7 +25,8 @@ from agent.delivery.dispatch import Dispatcher
 from agent.delivery.file import FileSink
 from agent.delivery.sink import Sink
 from agent.delivery.stdout import StdoutSink
-from agent.engine.engine import Engine
+from agent.engine.corestream import CoreUnavailableError
+from agent.engine.engine import Engine, EngineKind
 from agent.engine.envelope import PackIds, host_ip
 from agent.engine.masking import MaskKeyError, mask_settings
 from agent.engine.stream import StreamSettings, Wire
@@ -71,9 +72,11 @@ def build_engine(
     hostname: str | None = None,
     max_label_sets: int | None = None,
     unmasked: bool = False,
+    engine: EngineKind | None = None,
 ) -> Engine:
     """The engine for the config's inputs; a pattern it cannot compile, or a masking key it
-    cannot use, is the user's to fix. `unmasked`: the local commands' `--unmasked`."""
+    cannot use, is the user's to fix. `unmasked`: the local commands' `--unmasked`; `engine`:
+    `--engine`, over the config's `engine:`."""
     output, b, tail = config.output, config.batch, config.tail
     try:
         mask, mask_key = (None, None) if unmasked else mask_settings(config)
@@ -101,7 +104,9 @@ def build_engine(
         for encoding in encodings
     ]
     try:
-        return Engine(settings, PackIds(host))
+        return Engine(settings, PackIds(host), engine or config.engine)
+    except CoreUnavailableError as exc:
+        raise UserError(str(exc)) from None
     except PatternError as exc:
         raise UserError(f"parser.pattern: {exc}") from None
     except MaskConfigError as exc:
