@@ -22,6 +22,7 @@ from agent.engine.loggroup import LogEncoder
 from agent.engine.pystream import PyStream
 from agent.engine.stream import SealedBatch, StreamSettings
 from llmtail import _core
+from parsers.mask import Masker
 from parsers.payload import DEFAULT_FIELDS
 from parsers.record import ParserSettings, RecordParser
 from tests.parsers_strategies import ZONE, chunkings, records, split
@@ -48,7 +49,10 @@ def core_stream(s: StreamSettings, key: str, path: str, offset: int, seq: int) -
 
 
 def py_stream(s: StreamSettings, key: str, path: str, offset: int, seq: int) -> Any:
-    return PyStream(s, RecordParser(s.parser), LogEncoder(), key, path, offset, _PREFIX, seq)
+    masker = Masker.from_config(s.mask, s.mask_key) if s.mask is not None else None
+    return PyStream(
+        s, RecordParser(s.parser), LogEncoder(), key, path, offset, _PREFIX, seq, masker
+    )
 
 
 # -- driving both the same way ----------------------------------------------------------------

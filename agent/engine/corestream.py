@@ -1,6 +1,6 @@
 """The compiled core's Stream (`llmtail._core`, core/) as an agent.engine.stream.Stream.
 
-The core frames, parses, encodes and aggregates in Rust and hands back each sealed batch's
+The core frames, parses, masks, encodes and aggregates in Rust and hands back each sealed batch's
 fields; this module only turns them into the engine's own types: a `SealedBatch`, whose `llm`
 is an `LlmAggregate` built from the flat columns the core returns (nothing per record).
 """
@@ -30,6 +30,10 @@ def check(settings: StreamSettings) -> None:
         raise CoreUnavailableError(
             "engine: core needs the compiled core (pip install -e . with a Rust toolchain); "
             "or set engine: python"
+        )
+    if settings.mask is not None and settings.mask.custom:
+        raise CoreUnavailableError(
+            "engine: core does not run user mask rules (mask.custom) yet; set engine: python"
         )
     _core.Stream(settings, "", "", 0, "", 0)
 

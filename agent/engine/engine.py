@@ -55,11 +55,6 @@ class Engine:
             )
             self._maskers.append(masker)
             if kind == "core":
-                if masker is not None and masker.active:
-                    raise corestream.CoreUnavailableError(
-                        "engine: core does not mask yet; set engine: python (or mask.enabled: "
-                        "false)"
-                    )
                 corestream.check(s)  # raises CoreUnavailableError, PatternError, ValueError
 
     def open(self, key: str, path: str, offset: int, input_index: int = 0) -> Stream:

@@ -7,6 +7,7 @@ pub mod encode;
 mod gbk_table;
 pub mod lines;
 pub mod llm;
+pub mod mask;
 pub mod matcher;
 pub mod multiline;
 pub mod pattern;
@@ -233,6 +234,76 @@ fn stream_settings(s: &Bound<'_, PyAny>) -> PyResult<StreamSettings> {
         since: s.getattr("since")?.extract()?,
         until: s.getattr("until")?.extract()?,
         max_label_sets: positive("max_label_sets")?,
+        mask: mask_settings(&s.getattr("mask")?, &s.getattr("mask_key")?)?,
+    })
+}
+
+/// parsers.mask.MaskSettings and the hmac key; None when masking is off. User rules are not
+/// in the core yet: refused with what to do instead.
+fn mask_settings(
+    m: &Bound<'_, PyAny>,
+    key: &Bound<'_, PyAny>,
+) -> PyResult<Option<mask::MaskSettings>> {
+    if m.is_none() {
+        return Ok(None);
+    }
+    let custom: Vec<Bound<'_, PyAny>> = m.getattr("custom")?.extract()?;
+    if !custom.is_empty() {
+        return Err(PyValueError::new_err(
+            "engine: core does not run user mask rules (mask.custom) yet; set engine: python",
+        ));
+    }
+    let items = |name: &str| -> PyResult<Vec<(String, Bound<'_, PyAny>)>> {
+        m.getattr(name)?
+            .call_method0("items")?
+            .try_iter()?
+            .map(|i| i?.extract())
+            .collect()
+    };
+    let rules = items("rules")?
+        .into_iter()
+        .map(|(k, v)| Ok((k, v.is_truthy()?)))
+        .collect::<PyResult<_>>()?;
+    let replace = items("replace")?
+        .into_iter()
+        .map(|(k, v)| Ok((k, v.extract()?)))
+        .collect::<PyResult<_>>()?;
+    let max_field_bytes: i64 = m.getattr("max_field_bytes")?.extract()?;
+    Ok(Some(mask::MaskSettings {
+        enabled: m.getattr("enabled")?.is_truthy()?,
+        rules,
+        replace,
+        max_field_bytes: usize::try_from(max_field_bytes).unwrap_or(0),
+        key: if key.is_none() {
+            None
+        } else {
+            Some(key.extract()?)
+        },
+    }))
+}
+
+/// A masked text (None: nothing replaced) and the replacements per rule.
+type Masked = (Option<String>, Vec<(String, u64)>);
+
+/// Masking of one text by the core's masker (tests compare it with parsers.mask.Masker):
+/// the masked text (None: nothing replaced) and the replacements per rule.
+#[pyfunction]
+fn mask_text(
+    py: Python<'_>,
+    settings: &Bound<'_, PyAny>,
+    key: &Bound<'_, PyAny>,
+    text: &str,
+) -> PyResult<Masked> {
+    let Some(s) = mask_settings(settings, key)? else {
+        return Ok((None, Vec::new()));
+    };
+    let masker = mask::Masker::new(&s).map_err(PyValueError::new_err)?;
+    let text = text.to_string();
+    guarded(py, "<mask>", 0, move || {
+        match masker.and_then(|m| m.mask_text(&text)) {
+            Some((out, counts)) => (Some(out), counts),
+            None => (None, Vec::new()),
+        }
     })
 }
 
@@ -309,6 +380,11 @@ impl Stream {
             }
         };
         d.set_item("llm", llm)?;
+        let masked = PyDict::new(py);
+        for (rule, n) in &b.masked {
+            masked.set_item(rule, n)?;
+        }
+        d.set_item("masked", masked)?;
         match &self.make {
             Some(make) => Ok(make.call(py, (), Some(&d))?),
             None => Ok(d.into_any().unbind()),
@@ -470,6 +546,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encode_log, m)?)?;
     m.add_function(wrap_pyfunction!(encode_trailer, m)?)?;
     m.add_function(wrap_pyfunction!(encode_line, m)?)?;
+    m.add_function(wrap_pyfunction!(mask_text, m)?)?;
     m.add_class::<Records>()?;
     m.add_class::<Stream>()?;
     m.add("PatternError", m.py().get_type::<PatternError>())?;

@@ -4,6 +4,7 @@
 
 use crate::encode::{loggroup, ndjson};
 use crate::llm::Llm;
+use crate::mask::{MaskSettings, Masker};
 use crate::multiline::{Assembler, Frame};
 use crate::payload::{Key, Value};
 use crate::record::{ParserSettings, RecordParser, SettingsError};
@@ -29,6 +30,8 @@ pub struct StreamSettings {
     pub until: Option<f64>,
     /// Label sets an LLM aggregate holds at most (OTHER included).
     pub max_label_sets: usize,
+    /// Secrets and personal data masked before encoding (crate::mask); None: off.
+    pub mask: Option<MaskSettings>,
 }
 
 /// A sealed batch: records of one file, encoded, with their counters.
@@ -55,6 +58,8 @@ pub struct Sealed {
     pub last: Option<(i128, String)>,
     /// Its llm_call and feedback records, aggregated (crate::llm).
     pub llm: Option<Llm>,
+    /// Values masked, by rule, in first-seen order.
+    pub masked: Vec<(String, u64)>,
 }
 
 fn text_of(v: Option<&Value>) -> String {
@@ -84,6 +89,7 @@ pub struct Stream {
     asm: Assembler,
     b: Builder,
     side: i8,
+    masker: Option<Masker>,
 }
 
 impl Stream {
@@ -101,6 +107,10 @@ impl Stream {
             ));
         }
         let asm = parser.assembler(offset);
+        let masker = match &settings.mask {
+            Some(m) => Masker::new(m).map_err(SettingsError::Value)?,
+            None => None,
+        };
         Ok(Stream {
             s: settings,
             parser,
@@ -114,6 +124,7 @@ impl Stream {
                 closing: Vec::new(),
             },
             side: 0,
+            masker,
         })
     }
 
@@ -184,7 +195,7 @@ impl Stream {
         let mut stamp: Option<(i64, u32)> = None;
         let windowed = self.s.since.is_some() || self.s.until.is_some();
         for frame in frames {
-            let record = self.parser.parse(&frame);
+            let mut record = self.parser.parse(&frame);
             let own = record.time.is_some();
             let (t, ns) = match record.time {
                 Some(t) => (t, record.time_ns),
@@ -197,7 +208,11 @@ impl Stream {
                     continue;
                 }
             }
-            self.add(&record.fields, t, ns, own, &frame, now, &mut out);
+            let masked = match &self.masker {
+                Some(m) => m.mask_fields(&mut record.fields),
+                None => Vec::new(),
+            };
+            self.add(&record.fields, t, ns, own, &frame, now, masked, &mut out);
         }
         out
     }
@@ -273,6 +288,7 @@ impl Stream {
         own: bool,
         frame: &Frame,
         now: f64,
+        masked: Vec<(String, u64)>,
         out: &mut Vec<Sealed>,
     ) {
         if self.b.started.is_none() {
@@ -349,6 +365,12 @@ impl Stream {
                 .get_or_insert_with(|| Llm::new(self.s.max_label_sets))
                 .add(fields, kind, time_s);
         }
+        for (rule, n) in masked {
+            match o.masked.iter_mut().find(|(r, _)| *r == rule) {
+                Some(slot) => slot.1 += n,
+                None => o.masked.push((rule, n)),
+            }
+        }
         if o.records >= self.s.max_records as u64 || o.data.len() >= self.s.max_bytes {
             out.push(self.seal());
         }
@@ -402,6 +424,7 @@ mod tests {
             since: None,
             until: None,
             max_label_sets: 2000,
+            mask: None,
         }
     }
 
