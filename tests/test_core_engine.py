@@ -46,15 +46,16 @@ def test_the_core_answers_as_the_python_engine(tmp_path: Path, sample: str, comm
     assert '"calls"' in got["core"].stdout or '"records"' in got["core"].stdout
 
 
-def test_engine_core_with_user_mask_rules_says_what_to_do(tmp_path: Path) -> None:
+def test_a_user_mask_rule_the_core_cannot_run_says_what_to_do(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text(
-        "engine: core\nmask:\n  custom:\n    - name: order\n      regex: 'ORD[0-9]+'\n"
+        "engine: core\nmask:\n  custom:\n    - name: order\n      regex: 'ORD[0-9]+$'\n"
     )
     done = _agent("validate", "-c", str(config), str(ROOT / "samples" / "app.log"), cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip() == (
-        "llmtail: engine: core does not run user mask rules (mask.custom) yet; set engine: python"
+        "llmtail: engine: core cannot run mask rule 'order': its regex uses $ "
+        "(write \\Z for the end of the text); set engine: python"
     )
 
 
@@ -66,18 +67,20 @@ def test_masked_reports_are_the_same_from_both_engines(tmp_path: Path) -> None:
         f"{head}prompt: 我的手机号码13812345678\uff0cpassword=hunter2"
         " key sk-3f9a0c2b7d1e4f6a8b9c0d1e\n"
         f"{head}a,m,q,w,r,500,1,2,3,4,E,mail bob@corp.io card 4111111111111111\n"
-        "garbage LTAI5tQ8mZ3xYk9Wv2Rb7Nc1 before any header\n",
+        "garbage LTAI5tQ8mZ3xYk9Wv2Rb7Nc1 before any header, ORD123456\n",
         encoding="utf-8",
     )
+    config = tmp_path / "c.yaml"
+    config.write_text("mask:\n  custom:\n    - name: order\n      regex: 'ORD[0-9]{6}'\n")
     got = {
-        e: _agent("validate", "--engine", e, "--records", str(log), cwd=tmp_path)
+        e: _agent("validate", "-c", str(config), "--engine", e, "--records", str(log), cwd=tmp_path)
         for e in ("core", "python")
     }
     # Pack ids are random per process: compared without them.
     same = [re.sub(r'"__tag__:__pack_id__":"[^"]*"', "", got[e].stdout) for e in got]
     assert same[0] == same[1]
     assert "13812345678" not in got["core"].stdout and "hunter2" not in got["core"].stdout
-    assert "***" in got["core"].stdout
+    assert "***" in got["core"].stdout and "ORD123456" not in got["core"].stdout
 
 
 def test_an_unknown_engine_is_refused_in_one_line(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from agent.engine.loggroup import LogEncoder
 from agent.engine.pystream import PyStream
 from agent.engine.stream import StreamSettings
 from llmtail import _core
-from parsers.mask import BUILTIN_RULES, HMAC_SHA256, Masker, MaskSettings
+from parsers.mask import BUILTIN_RULES, HMAC_SHA256, CustomRule, Masker, MaskSettings
 from parsers.record import ParserSettings, RecordParser
 from tests.parsers_strategies import ZONE, chunkings, split
 from tests.test_core_stream import both, plain
@@ -140,3 +140,61 @@ def test_py_stream_helper_masks() -> None:
         1.0
     )
     assert plain(batch)["masked"] == {"mobile": 1}
+
+
+# -- user rules: Python `re` syntax translated to the core's -----------------------------------
+
+USER_RULES = (
+    CustomRule("order", r"ORD[0-9]{6}"),
+    CustomRule("uid", r"\d{4,8}", prefix=r"(?i:uid)[:=]\s*", replace="<uid>"),
+    CustomRule("ticket", r"[A-Z]{2}-\w+", replace=HMAC_SHA256),
+    CustomRule("codename", r"\bcodename [a-z]+\b"),
+    CustomRule("block", r"(?s:BEGIN.*?END)"),
+    CustomRule("tagged", r"[^\s,;]{3}#[\d]+"),
+    CustomRule("head", r"^HEAD\S*"),
+    CustomRule("zq", r"Z{,3}q\.?"),
+    CustomRule("punct", r"\[\d+\]\-\{x\}"),
+)
+_USER_TOKENS = st.sampled_from(
+    (
+        *("ORD123456", "ORD12345", "uid: 1234", "UID=99999", "Uid=1", "AB-x_1", "Ab-1"),
+        *("codename falcon", "codename Falcon", "BEGIN", "END", "abc#12", "a,c#1", "HEADx"),
+        *("ZZq", "q.", "[12]-{x}", " ", "\n", "\u3000", "\u0663", "号", "k", "K", "\u212a"),
+    )
+)
+user_texts = st.lists(st.one_of(_USER_TOKENS, _SECRETS, _CJK, _ANY), max_size=12).map("".join)
+USER_SETTINGS = [
+    (MaskSettings(custom=USER_RULES), KEY),
+    (MaskSettings(rules=dict.fromkeys(BUILTIN_RULES, False), custom=USER_RULES[3:]), KEY),
+    (MaskSettings(rules={"ipv4": True}, custom=(CustomRule("uid", r"(?i:u)[0-9]+"),)), None),
+]
+
+
+@PROPS
+@given(text=user_texts, which=st.integers(0, len(USER_SETTINGS) - 1))
+def test_user_rules_mask_as_the_reference_masks(text: str, which: int) -> None:
+    s, key = USER_SETTINGS[which]
+    assert_same_masking(s, key, text)
+
+
+@pytest.mark.filterwarnings("ignore:Possible set:FutureWarning")
+@pytest.mark.parametrize(
+    ("regex", "why"),
+    [
+        (r"id$", "uses $"),
+        (r"[\D]x", "uses \\D inside a class"),
+        (r"[a&&b]x", "uses a nested class or a set operation"),
+        (r"(?x:a b)", "uses a verbose, unicode or locale flag"),
+    ],
+)
+def test_user_rules_without_an_exact_equivalent_are_refused_naming_the_rule(
+    regex: str, why: str
+) -> None:
+    s = MaskSettings(custom=(CustomRule("mine", regex),))
+    Masker.from_config(s)  # the reference accepts it
+    with pytest.raises(ValueError) as refused:
+        _core.mask_text(s, None, "x")
+    assert str(refused.value).startswith(
+        f"engine: core cannot run mask rule 'mine': its regex {why}"
+    )
+    assert str(refused.value).endswith("; set engine: python")

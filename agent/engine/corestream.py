@@ -31,11 +31,12 @@ def check(settings: StreamSettings) -> None:
             "engine: core needs the compiled core (pip install -e . with a Rust toolchain); "
             "or set engine: python"
         )
-    if settings.mask is not None and settings.mask.custom:
-        raise CoreUnavailableError(
-            "engine: core does not run user mask rules (mask.custom) yet; set engine: python"
-        )
-    _core.Stream(settings, "", "", 0, "", 0)
+    try:
+        _core.Stream(settings, "", "", 0, "", 0)
+    except ValueError as exc:
+        if str(exc).startswith("engine: core"):  # a mask rule the core has no equivalent for
+            raise CoreUnavailableError(str(exc)) from None
+        raise
 
 
 def open_stream(

@@ -238,8 +238,7 @@ fn stream_settings(s: &Bound<'_, PyAny>) -> PyResult<StreamSettings> {
     })
 }
 
-/// parsers.mask.MaskSettings and the hmac key; None when masking is off. User rules are not
-/// in the core yet: refused with what to do instead.
+/// parsers.mask.MaskSettings and the hmac key; None when masking is off.
 fn mask_settings(
     m: &Bound<'_, PyAny>,
     key: &Bound<'_, PyAny>,
@@ -247,12 +246,20 @@ fn mask_settings(
     if m.is_none() {
         return Ok(None);
     }
-    let custom: Vec<Bound<'_, PyAny>> = m.getattr("custom")?.extract()?;
-    if !custom.is_empty() {
-        return Err(PyValueError::new_err(
-            "engine: core does not run user mask rules (mask.custom) yet; set engine: python",
-        ));
-    }
+    let custom = m
+        .getattr("custom")?
+        .try_iter()?
+        .map(|rule| {
+            let rule = rule?;
+            let text = |name: &str| -> PyResult<String> { rule.getattr(name)?.extract() };
+            Ok((
+                text("name")?,
+                text("regex")?,
+                text("prefix")?,
+                text("replace")?,
+            ))
+        })
+        .collect::<PyResult<Vec<_>>>()?;
     let items = |name: &str| -> PyResult<Vec<(String, Bound<'_, PyAny>)>> {
         m.getattr(name)?
             .call_method0("items")?
@@ -279,6 +286,7 @@ fn mask_settings(
         } else {
             Some(key.extract()?)
         },
+        custom,
     }))
 }
 

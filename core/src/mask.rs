@@ -4,7 +4,9 @@
 //! `hmac:sha256`) and per-rule counts. Python's `re.ASCII` meaning is kept by writing `\b` as
 //! `(?-u:\b)` and `(?i:` as `(?i-u:`. Positions here are byte offsets of UTF-8 text; every
 //! test Python makes on a character next to a value is on an ASCII character, so they agree.
-//! User rules (`mask.custom`) are not in the core yet: the binding refuses them.
+//! User rules (`mask.custom`) are translated from Python's syntax (`translate`); what has no
+//! exact equivalent (`$`, `\\Z`, `\\D` inside a class, nested or set-operation classes,
+//! verbose mode) is refused, naming the rule, so `engine: python` serves such configs.
 
 use hmac::{Hmac, Mac};
 use regex_automata::meta::Regex;
@@ -13,6 +15,7 @@ use regex_automata::{Anchored, Input};
 use sha2::Sha256;
 
 use crate::payload::{Key, Value};
+use crate::pyrepr::repr;
 
 pub const STARS: &str = "***";
 pub const HMAC_SHA256: &str = "hmac:sha256";
@@ -70,6 +73,8 @@ pub struct MaskSettings {
     pub replace: Vec<(String, String)>,
     pub max_field_bytes: usize,
     pub key: Option<Vec<u8>>,
+    /// The user's rules in config order: (name, regex, prefix, replace).
+    pub custom: Vec<(String, String, String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -213,17 +218,9 @@ impl Masker {
                 .iter()
                 .find(|(n, _)| n == name)
                 .map_or(STARS, |(_, r)| r.as_str());
-            let replace = if text == HMAC_SHA256 {
-                match &s.key {
-                    Some(k) if !k.is_empty() => Replace::Hmac(k.clone()),
-                    _ => return Err(format!("rule {name:?}: replace {HMAC_SHA256} needs a key")),
-                }
-            } else {
-                Replace::Fixed(text.to_string())
-            };
             rules.push(Rule {
                 name: name.to_string(),
-                replace,
+                replace: replacement_of(name, text, s.key.as_deref())?,
             });
             Ok(rules.len() - 1)
         };
@@ -266,6 +263,27 @@ impl Masker {
                 },
             };
             sources.push((pattern.to_string(), decide));
+        }
+        for (name, regex, prefix, replace) in &s.custom {
+            let rule = Rule {
+                name: name.clone(),
+                replace: replacement_of(name, replace, s.key.as_deref())?,
+            };
+            rules.push(rule);
+            let refuse = |part: &str, e: String| {
+                format!(
+                    "engine: core cannot run mask rule {}: its {part} {e}; set engine: python",
+                    repr(name)
+                )
+            };
+            let value = translate(regex).map_err(|e| refuse("regex", e))?;
+            let source = if prefix.is_empty() {
+                format!("(?P<v>{value})")
+            } else {
+                let kept = translate(prefix).map_err(|e| refuse("prefix", e))?;
+                format!("(?:{kept})(?P<v>{value})")
+            };
+            sources.push((source, Decide::Plain(rules.len() - 1)));
         }
         if sources.is_empty() {
             return Ok(None);
@@ -439,6 +457,148 @@ impl Masker {
     }
 }
 
+fn replacement_of(name: &str, text: &str, key: Option<&[u8]>) -> Result<Replace, String> {
+    if text == HMAC_SHA256 {
+        match key {
+            Some(k) if !k.is_empty() => Ok(Replace::Hmac(k.to_vec())),
+            _ => Err(format!("rule {name:?}: replace {HMAC_SHA256} needs a key")),
+        }
+    } else {
+        Ok(Replace::Fixed(text.to_string()))
+    }
+}
+
+/// A user's regex (Python `re` syntax, compiled there with `re.ASCII`) in Rust's syntax with
+/// the same meaning; Err says what has no exact equivalent.
+pub fn translate(source: &str) -> Result<String, String> {
+    const CLASS_OUT: [(char, &str); 6] = [
+        ('d', "[0-9]"),
+        ('D', "[^0-9]"),
+        ('w', "[0-9A-Za-z_]"),
+        ('W', "[^0-9A-Za-z_]"),
+        ('s', "[\\t\\n\\x0B\\x0C\\r ]"),
+        ('S', "[^\\t\\n\\x0B\\x0C\\r ]"),
+    ];
+    const CLASS_IN: [(char, &str); 3] = [
+        ('d', "0-9"),
+        ('w', "0-9A-Za-z_"),
+        ('s', "\\t\\n\\x0B\\x0C\\r "),
+    ];
+    let chars: Vec<char> = source.chars().collect();
+    let mut out = String::with_capacity(source.len() + 16);
+    let mut i = 0;
+    // In a class: the index of its first member (a `]` there is a literal).
+    let mut class: Option<usize> = None;
+    while let Some(&c) = chars.get(i) {
+        let next = chars.get(i + 1).copied();
+        if c == '\\' {
+            let Some(n) = next else {
+                return Err("ends with a backslash".into());
+            };
+            i += 2;
+            if n.is_ascii_digit() {
+                return Err("uses an octal or numbered escape".into());
+            }
+            match class {
+                None => match n {
+                    'b' => out.push_str("(?-u:\\b)"),
+                    'B' => out.push_str("(?-u:\\B)"),
+                    'Z' => out.push_str("\\z"),
+                    _ => match CLASS_OUT.iter().find(|(k, _)| *k == n) {
+                        Some((_, t)) => out.push_str(t),
+                        None => escape(&mut out, n)?,
+                    },
+                },
+                Some(_) => match CLASS_IN.iter().find(|(k, _)| *k == n) {
+                    Some((_, t)) => out.push_str(t),
+                    None if "DWSbB".contains(n) => {
+                        return Err(format!("uses \\{n} inside a class"));
+                    }
+                    None => escape(&mut out, n)?,
+                },
+            }
+            continue;
+        }
+        match class {
+            Some(first) => {
+                if c == ']' && i > first {
+                    class = None;
+                    out.push(']');
+                } else if c == '[' || (matches!(c, '&' | '-' | '~') && next == Some(c)) {
+                    return Err("uses a nested class or a set operation".into());
+                } else {
+                    out.push(c);
+                }
+            }
+            None => match c {
+                '[' => {
+                    out.push('[');
+                    let mut first = i + 1;
+                    if chars.get(first) == Some(&'^') {
+                        out.push('^');
+                        first += 1;
+                    }
+                    class = Some(first);
+                    i = first;
+                    continue;
+                }
+                '$' => return Err("uses $ (write \\Z for the end of the text)".into()),
+                '(' if next == Some('?') => {
+                    let flags: String = chars
+                        .iter()
+                        .skip(i + 2)
+                        .take_while(|c| c.is_ascii_alphabetic() || **c == '-')
+                        .collect();
+                    let after = chars.get(i + 2 + flags.chars().count()).copied();
+                    if !flags.is_empty() && after == Some(':') {
+                        let (on, off) = flags.split_once('-').unwrap_or((flags.as_str(), ""));
+                        let on = on.replace('a', "");
+                        if !on.chars().chain(off.chars()).all(|f| "ims".contains(f)) {
+                            return Err("uses a verbose, unicode or locale flag".into());
+                        }
+                        // Case folding of ASCII letters only, as `re.ASCII` does.
+                        let off = if on.contains('i') {
+                            format!("{off}u")
+                        } else {
+                            off.to_string()
+                        };
+                        let dash = if off.is_empty() { "" } else { "-" };
+                        out.push_str(&format!("(?{on}{dash}{off}:"));
+                        i += 3 + flags.chars().count();
+                        continue;
+                    }
+                    out.push(c);
+                }
+                '{' if next == Some(',') => {
+                    out.push_str("{0");
+                }
+                _ => out.push(c),
+            },
+        }
+        i += 1;
+    }
+    if class.is_some() {
+        return Err("leaves a class open".into());
+    }
+    Ok(out)
+}
+
+/// An escaped character other than a class shorthand: the same character or escape in Rust
+/// (a literal written `\x{..}`, which reads the same inside and outside a class).
+fn escape(out: &mut String, n: char) -> Result<(), String> {
+    match n {
+        'a' => out.push_str("\\x07"),
+        'v' => out.push_str("\\x0B"),
+        't' | 'n' | 'r' | 'f' | 'x' | 'u' | 'U' | 'A' => {
+            out.push('\\');
+            out.push(n);
+        }
+        _ if n.is_ascii_alphanumeric() => return Err(format!("uses the escape \\{n}")),
+        _ => out.push_str(&format!("\\x{{{:X}}}", u32::from(n))),
+    }
+    Ok(())
+}
+
 fn userinfo(c: u8) -> bool {
     c.is_ascii_alphanumeric() || b"._~%!$&'()*+,;=-".contains(&c)
 }
@@ -460,7 +620,9 @@ fn compile(sources: &[(String, Decide)], from: usize) -> Result<Compiled, String
     let re = Regex::builder()
         .configure(Regex::config().nfa_size_limit(Some(64 << 20)))
         .build(&parts.join("|"))
-        .map_err(|e| format!("masking regex: {e}"))?;
+        .map_err(|e| {
+            format!("engine: core cannot compile these mask rules ({e}); set engine: python")
+        })?;
     let info = re.group_info().clone();
     let pid = regex_automata::PatternID::ZERO;
     let mut alts = Vec::new();
@@ -596,6 +758,7 @@ mod tests {
             replace: vec![],
             max_field_bytes: 1 << 20,
             key: None,
+            custom: vec![],
         };
         Masker::new(&s).unwrap().unwrap()
     }
