@@ -72,6 +72,8 @@ def core(s: ParserSettings, chunks: list[bytes], offset: int = 0) -> list[tuple[
         s.max_record_bytes,
         s.encoding,
         offset,
+        # parsers/ with the feedback event (main) has these; without it, there is no such event.
+        getattr(s, "feedback_fields", None),
     )
     rows = []
     for i, chunk in enumerate(chunks):

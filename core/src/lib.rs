@@ -124,7 +124,8 @@ impl Records {
 #[pymethods]
 impl Records {
     #[new]
-    #[pyo3(signature = (pattern, timezone, payload_separator, payload_fields, max_record_bytes, encoding, offset=0))]
+    #[allow(clippy::too_many_arguments)] // the fields of ParserSettings, spelled out
+    #[pyo3(signature = (pattern, timezone, payload_separator, payload_fields, max_record_bytes, encoding, offset=0, feedback_fields=None))]
     fn new(
         pattern: String,
         timezone: Option<String>,
@@ -133,12 +134,14 @@ impl Records {
         max_record_bytes: i64,
         encoding: String,
         offset: u64,
+        feedback_fields: Option<Vec<(String, String)>>,
     ) -> PyResult<Records> {
         let settings = ParserSettings {
             pattern,
             timezone,
             payload_separator,
             payload_fields,
+            feedback_fields,
             max_record_bytes,
             encoding,
         };
@@ -193,6 +196,11 @@ fn parser_settings(p: &Bound<'_, PyAny>) -> PyResult<ParserSettings> {
         timezone: p.getattr("timezone")?.extract()?,
         payload_separator: p.getattr("payload_separator")?.extract()?,
         payload_fields: p.getattr("payload_fields")?.extract()?,
+        // Settings from before the feedback event have no such field: no `feedback:` prefix.
+        feedback_fields: match p.getattr("feedback_fields") {
+            Ok(v) => v.extract()?,
+            Err(_) => None,
+        },
         max_record_bytes: p.getattr("max_record_bytes")?.extract()?,
         encoding: p.getattr("encoding")?.extract()?,
     })

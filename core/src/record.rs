@@ -8,7 +8,9 @@ use crate::multiline::{Assembler, Frame};
 use crate::pattern::{compile_pattern, CompiledPattern, PatternError};
 use std::sync::LazyLock;
 
-use crate::payload::{int_text, Key, Payload, PayloadParser, Value};
+use crate::payload::{
+    int_text, FeedbackParser, Key, Payload, PayloadParser, Value, FEEDBACK_PREFIX,
+};
 
 static EVENT: LazyLock<Key> = LazyLock::new(|| Key::from("event"));
 static MESSAGE: LazyLock<Key> = LazyLock::new(|| Key::from("message"));
@@ -28,6 +30,8 @@ pub struct ParserSettings {
     pub timezone: Option<String>,
     pub payload_separator: String,
     pub payload_fields: Vec<(String, String)>,
+    /// None: settings without the feedback event (parsers/ before it), `feedback:` is no prefix.
+    pub feedback_fields: Option<Vec<(String, String)>>,
     pub max_record_bytes: i64,
     pub encoding: String,
 }
@@ -59,6 +63,7 @@ pub struct RecordParser {
     codec: Codec,
     starts: Matcher,
     payload: PayloadParser,
+    feedback: Option<FeedbackParser>,
     /// Record keys in order, their group, and whether the key is `line` (an int).
     order: Vec<(Key, usize, bool)>,
     time_group: usize,
@@ -111,6 +116,26 @@ impl RecordParser {
                 repr(c)
             )));
         }
+        let feedback = match &settings.feedback_fields {
+            None => None,
+            Some(ff) => {
+                let f = FeedbackParser::new(&settings.payload_separator, ff)
+                    .map_err(SettingsError::Value)?;
+                let mut clash: Vec<&Key> = f
+                    .names()
+                    .iter()
+                    .filter(|n| taken.contains(&&***n))
+                    .collect();
+                clash.sort();
+                if let Some(c) = clash.first() {
+                    return Err(SettingsError::Value(format!(
+                        "feedback field {} has the name of a record key; rename it",
+                        repr(c)
+                    )));
+                }
+                Some(f)
+            }
+        };
         let order: Vec<(Key, usize, bool)> = order_keys(&pattern.keys)
             .into_iter()
             .filter_map(|k| {
@@ -140,6 +165,7 @@ impl RecordParser {
             codec,
             starts,
             payload,
+            feedback,
             order,
             time_group,
             message_group,
@@ -204,7 +230,13 @@ impl RecordParser {
             };
             fields.push((key.clone(), value));
         }
-        let event = if message.starts_with("prompt:") || message.starts_with("result:") {
+        let rating = match &self.feedback {
+            Some(f) if message.starts_with(FEEDBACK_PREFIX) => Some(f.parse(&message)),
+            _ => None,
+        };
+        let event = if rating.is_some() {
+            "feedback".to_string()
+        } else if message.starts_with("prompt:") || message.starts_with("result:") {
             message.get(..6).unwrap_or("").to_string()
         } else {
             "log".to_string()
@@ -216,6 +248,18 @@ impl RecordParser {
         } else {
             Payload::NotPayload
         };
+        match rating {
+            Some(Payload::Error(reason)) => return raw(frame, reason, Some(seconds), nanos),
+            Some(Payload::Internal) => {
+                return raw(frame, "internal parser error (ValueError)".into(), None, 0)
+            }
+            Some(Payload::Fields(values)) => {
+                fields.push((MESSAGE.clone(), Value::Str(message)));
+                fields.extend(values);
+                return self.finish(fields, frame, seconds, nanos);
+            }
+            Some(Payload::NotPayload) | None => {}
+        }
         fields.push((MESSAGE.clone(), Value::Str(message)));
         match payload {
             Payload::Error(reason) => return raw(frame, reason, Some(seconds), nanos),
@@ -230,6 +274,17 @@ impl RecordParser {
             }
             Payload::NotPayload => {}
         }
+        self.finish(fields, frame, seconds, nanos)
+    }
+
+    /// A typed record: damage noted in `parse_error`.
+    fn finish(
+        &self,
+        mut fields: Vec<(Key, Value)>,
+        frame: &Frame,
+        seconds: i64,
+        nanos: u32,
+    ) -> Record {
         if frame.flags & ALTERED != 0 {
             fields.push((PARSE_ERROR.clone(), Value::Str(damage(frame))));
         }

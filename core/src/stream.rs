@@ -405,6 +405,7 @@ mod tests {
                 timezone: Some("UTC".into()),
                 payload_separator: ",".into(),
                 payload_fields: vec![("app".into(), "str".into()), ("n".into(), "int".into())],
+                feedback_fields: None,
                 max_record_bytes: 1024,
                 encoding: "utf-8".into(),
             },
