@@ -143,7 +143,7 @@ impl Records {
             timezone,
             payload_separator,
             payload_fields,
-            feedback_fields: feedback_fields.unwrap_or_else(record::default_feedback_fields),
+            feedback_fields,
             max_record_bytes,
             encoding,
         };
@@ -198,7 +198,11 @@ fn parser_settings(p: &Bound<'_, PyAny>) -> PyResult<ParserSettings> {
         timezone: p.getattr("timezone")?.extract()?,
         payload_separator: p.getattr("payload_separator")?.extract()?,
         payload_fields: p.getattr("payload_fields")?.extract()?,
-        feedback_fields: p.getattr("feedback_fields")?.extract()?,
+        // Settings from before the feedback event have no such field: no `feedback:` prefix.
+        feedback_fields: match p.getattr("feedback_fields") {
+            Ok(v) => v.extract()?,
+            Err(_) => None,
+        },
         max_record_bytes: p.getattr("max_record_bytes")?.extract()?,
         encoding: p.getattr("encoding")?.extract()?,
     })

@@ -173,83 +173,6 @@ impl PayloadParser {
     }
 }
 
-/// `feedback:<payload>` messages (parsers/payload.py `FeedbackParser`): the first line split
-/// like the llm_call payload, the last field optional (None), fewer fields than that an error.
-#[derive(Debug, Clone)]
-pub struct FeedbackParser {
-    sep: String,
-    names: Vec<Key>,
-    ints: Vec<bool>,
-}
-
-impl FeedbackParser {
-    /// Err: the reference's ValueError text (it validates through PayloadParser).
-    pub fn new(separator: &str, fields: &[(String, String)]) -> Result<FeedbackParser, String> {
-        let checked = PayloadParser::new(separator, fields)?;
-        Ok(FeedbackParser {
-            sep: checked.sep,
-            names: checked.names,
-            ints: checked.ints,
-        })
-    }
-
-    pub fn names(&self) -> &[Key] {
-        &self.names
-    }
-
-    /// The fields of a message starting with `feedback:`; Error if malformed.
-    pub fn parse(&self, message: &str) -> Payload {
-        let body = message.get("feedback:".len()..).unwrap_or("");
-        let line = body.split('\n').next().unwrap_or("");
-        let n = self.names.len();
-        let parts: Vec<&str> = line.splitn(n.max(1), self.sep.as_str()).collect();
-        if parts.len() < n.saturating_sub(1).max(1) || parts.first().is_none_or(|p| p.is_empty()) {
-            let head = self.names.get(..n.saturating_sub(1)).unwrap_or(&[]);
-            let mut need = head
-                .iter()
-                .map(|k| &**k)
-                .collect::<Vec<_>>()
-                .join(&self.sep);
-            if need.is_empty() {
-                need = self
-                    .names
-                    .first()
-                    .map(|k| k.to_string())
-                    .unwrap_or_default();
-            }
-            return Payload::Error(format!("feedback needs {need} at least"));
-        }
-        let mut values = Vec::with_capacity(n);
-        for (i, (name, &is_int)) in self.names.iter().zip(&self.ints).enumerate() {
-            let v = match parts.get(i) {
-                None => Value::None,
-                Some(text) if !is_int => Value::Str((*text).to_string()),
-                Some(&"") => Value::None,
-                Some(text) => {
-                    let digits = text.strip_prefix('-').unwrap_or(text);
-                    let plain = text.bytes().all(|b| b.is_ascii_digit());
-                    let signed = text.starts_with('-')
-                        && !digits.is_empty()
-                        && digits.bytes().all(|b| b.is_ascii_digit());
-                    if !(plain || signed) {
-                        let head: String = text.chars().take(40).collect();
-                        return Payload::Error(format!(
-                            "feedback field {name} is not an integer: {}",
-                            repr(&head)
-                        ));
-                    }
-                    match int_text(text) {
-                        Some(t) => Value::Int(t),
-                        None => return Payload::Internal,
-                    }
-                }
-            };
-            values.push((name.clone(), v));
-        }
-        Payload::Fields(values)
-    }
-}
-
 fn not_class(exclude: &str, min: usize) -> El {
     if exclude.is_ascii() {
         El::class(Set::not(exclude.as_bytes()), min, None, Mode::Possessive)
@@ -338,5 +261,116 @@ mod tests {
             Payload::Error("payload field f1 is not an integer: \"x'1\"".to_string())
         );
         assert_eq!(p.parse("a b,1"), Payload::NotPayload);
+    }
+}
+
+/// `feedback:<payload>` messages (parsers/payload.py `FeedbackParser` on main): the payload's
+/// splitting, but the last field may be left out (then null); fewer fields is malformed.
+#[derive(Debug, Clone)]
+pub struct FeedbackParser {
+    sep: String,
+    names: Vec<Key>,
+    ints: Vec<bool>,
+}
+
+pub const FEEDBACK_PREFIX: &str = "feedback:";
+
+impl FeedbackParser {
+    /// Err: the reference's ValueError text (its PayloadParser checks the same settings).
+    pub fn new(separator: &str, fields: &[(String, String)]) -> Result<FeedbackParser, String> {
+        let payload = PayloadParser::new(separator, fields)?;
+        Ok(FeedbackParser {
+            sep: separator.to_string(),
+            names: payload.names,
+            ints: payload.ints,
+        })
+    }
+
+    pub fn names(&self) -> &[Key] {
+        &self.names
+    }
+
+    /// The fields of a message that starts with `feedback:`.
+    pub fn parse(&self, message: &str) -> Payload {
+        let rest = message.get(FEEDBACK_PREFIX.len()..).unwrap_or("");
+        let line = rest.split('\n').next().unwrap_or("");
+        let n = self.names.len();
+        let parts: Vec<&str> = line.splitn(n, self.sep.as_str()).collect();
+        if parts.len() < (n - 1).max(1) || parts.first().is_none_or(|p| p.is_empty()) {
+            let head: Vec<&str> = self.names[..n - 1].iter().map(|k| &**k).collect();
+            let need = match head.join(&self.sep) {
+                j if j.is_empty() => self.names[0].to_string(),
+                j => j,
+            };
+            return Payload::Error(format!("feedback needs {need} at least"));
+        }
+        let mut values = Vec::with_capacity(n);
+        for (i, (name, &is_int)) in self.names.iter().zip(&self.ints).enumerate() {
+            let text = parts.get(i).copied();
+            let v = match text {
+                None => Value::None,
+                Some("") if is_int => Value::None,
+                Some(t) if !is_int => Value::Str(t.to_string()),
+                Some(t) => {
+                    let digits = t.strip_prefix('-').unwrap_or(t);
+                    let plain = t.bytes().all(|b| b.is_ascii_digit());
+                    let signed = t.starts_with('-')
+                        && !digits.is_empty()
+                        && digits.bytes().all(|b| b.is_ascii_digit());
+                    if !(plain || signed) {
+                        let head: String = t.chars().take(40).collect();
+                        return Payload::Error(format!(
+                            "feedback field {name} is not an integer: {}",
+                            repr(&head)
+                        ));
+                    }
+                    match int_text(t) {
+                        Some(x) => Value::Int(x),
+                        None => return Payload::Internal,
+                    }
+                }
+            };
+            values.push((name.clone(), v));
+        }
+        Payload::Fields(values)
+    }
+}
+
+#[cfg(test)]
+mod feedback_tests {
+    use super::*;
+
+    fn fields() -> Vec<(String, String)> {
+        [("request_id", "str"), ("rating", "str"), ("comment", "str")]
+            .iter()
+            .map(|(a, b)| ((*a).to_string(), (*b).to_string()))
+            .collect()
+    }
+
+    // Expected values read off main's parsers.payload.FeedbackParser.
+    #[test]
+    fn a_rating_without_comment_has_a_null_comment() {
+        let f = FeedbackParser::new(",", &fields()).unwrap();
+        let Payload::Fields(v) = f.parse("feedback:r1,down") else {
+            panic!()
+        };
+        assert_eq!(v[2].1, Value::None);
+        let Payload::Fields(v) = f.parse("feedback:r1,up,a, b\nmore") else {
+            panic!()
+        };
+        assert_eq!(v[2].1, Value::Str("a, b".into()));
+    }
+
+    #[test]
+    fn too_few_fields_name_what_is_needed() {
+        let f = FeedbackParser::new(",", &fields()).unwrap();
+        assert_eq!(
+            f.parse("feedback:r1"),
+            Payload::Error("feedback needs request_id,rating at least".into())
+        );
+        assert_eq!(
+            f.parse("feedback:,up"),
+            Payload::Error("feedback needs request_id,rating at least".into())
+        );
     }
 }

@@ -8,7 +8,9 @@ use crate::multiline::{Assembler, Frame};
 use crate::pattern::{compile_pattern, CompiledPattern, PatternError};
 use std::sync::LazyLock;
 
-use crate::payload::{int_text, FeedbackParser, Key, Payload, PayloadParser, Value};
+use crate::payload::{
+    int_text, FeedbackParser, Key, Payload, PayloadParser, Value, FEEDBACK_PREFIX,
+};
 
 static EVENT: LazyLock<Key> = LazyLock::new(|| Key::from("event"));
 static MESSAGE: LazyLock<Key> = LazyLock::new(|| Key::from("message"));
@@ -28,16 +30,10 @@ pub struct ParserSettings {
     pub timezone: Option<String>,
     pub payload_separator: String,
     pub payload_fields: Vec<(String, String)>,
-    pub feedback_fields: Vec<(String, String)>,
+    /// None: settings without the feedback event (parsers/ before it), `feedback:` is no prefix.
+    pub feedback_fields: Option<Vec<(String, String)>>,
     pub max_record_bytes: i64,
     pub encoding: String,
-}
-
-/// parsers.payload.DEFAULT_FEEDBACK_FIELDS.
-pub fn default_feedback_fields() -> Vec<(String, String)> {
-    ["request_id", "rating", "comment"]
-        .map(|n| (n.to_string(), "str".to_string()))
-        .to_vec()
 }
 
 /// A parsed record: fields in design.md order, and its time.
@@ -67,7 +63,7 @@ pub struct RecordParser {
     codec: Codec,
     starts: Matcher,
     payload: PayloadParser,
-    feedback: FeedbackParser,
+    feedback: Option<FeedbackParser>,
     /// Record keys in order, their group, and whether the key is `line` (an int).
     order: Vec<(Key, usize, bool)>,
     time_group: usize,
@@ -120,20 +116,26 @@ impl RecordParser {
                 repr(c)
             )));
         }
-        let feedback = FeedbackParser::new(&settings.payload_separator, &settings.feedback_fields)
-            .map_err(SettingsError::Value)?;
-        let mut clash: Vec<&Key> = feedback
-            .names()
-            .iter()
-            .filter(|n| taken.contains(&&***n))
-            .collect();
-        clash.sort();
-        if let Some(c) = clash.first() {
-            return Err(SettingsError::Value(format!(
-                "feedback field {} has the name of a record key; rename it",
-                repr(c)
-            )));
-        }
+        let feedback = match &settings.feedback_fields {
+            None => None,
+            Some(ff) => {
+                let f = FeedbackParser::new(&settings.payload_separator, ff)
+                    .map_err(SettingsError::Value)?;
+                let mut clash: Vec<&Key> = f
+                    .names()
+                    .iter()
+                    .filter(|n| taken.contains(&&***n))
+                    .collect();
+                clash.sort();
+                if let Some(c) = clash.first() {
+                    return Err(SettingsError::Value(format!(
+                        "feedback field {} has the name of a record key; rename it",
+                        repr(c)
+                    )));
+                }
+                Some(f)
+            }
+        };
         let order: Vec<(Key, usize, bool)> = order_keys(&pattern.keys)
             .into_iter()
             .filter_map(|k| {
@@ -210,9 +212,13 @@ impl RecordParser {
             (None, None) => String::new(),
         };
         // The reference reads a feedback payload before the record keys.
-        let feedback = message.starts_with("feedback:");
-        let rating = if feedback {
-            match self.feedback.parse(&message) {
+        let parser = self
+            .feedback
+            .as_ref()
+            .filter(|_| message.starts_with(FEEDBACK_PREFIX));
+        let feedback = parser.is_some();
+        let rating = if let Some(f) = parser {
+            match f.parse(&message) {
                 Payload::Fields(values) => Some(Payload::Feedback(values)),
                 Payload::Error(reason) => return raw(frame, reason, Some(seconds), nanos),
                 _ => return raw(frame, "internal parser error (ValueError)".into(), None, 0),

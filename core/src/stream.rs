@@ -256,14 +256,16 @@ impl Stream {
         tags
     }
 
-    fn encode(&self, fields: &[(Key, Value)], t: i64, ns: u32) -> Vec<u8> {
-        let mut out = Vec::with_capacity(256);
+    /// Appends the record's encoding to the open batch's data; returns its length.
+    fn encode(&mut self, fields: &[(Key, Value)], t: i64, ns: u32) -> usize {
+        let out = &mut self.b.open.data;
+        let start = out.len();
         if self.s.ndjson {
-            ndjson::encode_line(&mut out, fields, t, ns, &self.b.closing);
+            ndjson::encode_line(out, fields, t, ns, &self.b.closing);
         } else {
-            loggroup::encode_log(&mut out, fields, t, ns);
+            loggroup::encode_log(out, fields, t, ns);
         }
-        out
+        out.len() - start
     }
 
     fn skip(&mut self, after: bool, end: u64, size: u64, now: f64) {
@@ -294,14 +296,16 @@ impl Stream {
         if self.b.started.is_none() {
             self.open(now);
         }
-        let mut encoded = self.encode(fields, t, ns);
-        if self.b.open.records > 0 && self.b.open.data.len() + encoded.len() > self.s.max_bytes {
+        // Encoded straight into the batch; taken back out if it must open the next batch.
+        let start = self.b.open.data.len();
+        let size = self.encode(fields, t, ns);
+        if self.b.open.records > 0 && start + size > self.s.max_bytes {
+            self.b.open.data.truncate(start);
             out.push(self.seal());
             self.open(now);
-            encoded = self.encode(fields, t, ns);
+            self.encode(fields, t, ns);
         }
         let o = &mut self.b.open;
-        o.data.extend_from_slice(&encoded);
         o.records += 1;
         let n = u32::try_from(o.data.len()).unwrap_or(u32::MAX);
         o.bounds.extend_from_slice(&n.to_le_bytes());
@@ -407,7 +411,7 @@ mod tests {
                 timezone: Some("UTC".into()),
                 payload_separator: ",".into(),
                 payload_fields: vec![("app".into(), "str".into()), ("n".into(), "int".into())],
-                feedback_fields: crate::record::default_feedback_fields(),
+                feedback_fields: None,
                 max_record_bytes: 1024,
                 encoding: "utf-8".into(),
             },
