@@ -13,6 +13,7 @@ use regex_automata::meta::Regex;
 use regex_automata::util::captures::Captures;
 use regex_automata::{Anchored, Input};
 use sha2::Sha256;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::payload::{Key, Value};
 use crate::pyrepr::repr;
@@ -147,9 +148,37 @@ struct Compiled {
 pub struct Masker {
     rules: Vec<Rule>,
     decide: Vec<Decide>,
-    /// `compiled[i]`: the alternatives from i on (0: all of them).
-    compiled: Vec<Compiled>,
+    /// All the alternatives, compiled.
+    all: Compiled,
+    /// `later[i]`: the alternatives after i, compiled when a rejected match first needs them.
+    later: Vec<OnceLock<Option<Compiled>>>,
+    sources: Vec<String>,
     cap: usize,
+}
+
+/// Maskers already built, by settings: every Stream of a run shares one (building costs
+/// milliseconds; a daemon opens a Stream per file). Bounded: cleared when full.
+static SHARED: Mutex<Vec<(MaskSettings, Arc<Masker>)>> = Mutex::new(Vec::new());
+const SHARED_MAX: usize = 16;
+
+/// The masker of `s`, shared with the Streams that have the same settings.
+pub fn shared(s: &MaskSettings) -> Result<Option<Arc<Masker>>, String> {
+    if let Ok(cache) = SHARED.lock() {
+        if let Some((_, m)) = cache.iter().find(|(k, _)| k == s) {
+            return Ok(Some(Arc::clone(m)));
+        }
+    }
+    let Some(masker) = Masker::new(s)? else {
+        return Ok(None);
+    };
+    let masker = Arc::new(masker);
+    if let Ok(mut cache) = SHARED.lock() {
+        if cache.len() >= SHARED_MAX {
+            cache.clear();
+        }
+        cache.push((s.clone(), Arc::clone(&masker)));
+    }
+    Ok(Some(masker))
 }
 
 /// Python's `re.ASCII` meaning in Rust's syntax.
@@ -288,14 +317,13 @@ impl Masker {
         if sources.is_empty() {
             return Ok(None);
         }
-        let mut compiled = Vec::new();
-        for from in 0..sources.len() {
-            compiled.push(compile(&sources, from)?);
-        }
+        let patterns: Vec<String> = sources.iter().map(|(p, _)| p.clone()).collect();
         Ok(Some(Masker {
             rules,
+            all: compile(&patterns, 0)?,
+            later: patterns.iter().map(|_| OnceLock::new()).collect(),
+            sources: patterns,
             decide: sources.into_iter().map(|(_, d)| d).collect(),
-            compiled,
             cap: s.max_field_bytes,
         }))
     }
@@ -334,14 +362,14 @@ impl Masker {
         let mut out = String::new();
         let mut counts: Vec<(String, u64)> = Vec::new();
         let mut last = 0;
-        let all = self.compiled.first()?;
+        let all = &self.all;
         let mut caps = all.re.create_captures();
         let mut m = search(all, text, 0, false, &mut caps);
         while let Some((alt, start, end, vs, ve)) = m {
             match self.judge(alt, text, vs, ve, end) {
                 None => {
                     // Rejected: the later alternatives may still match at this start.
-                    if let Some(rest) = self.compiled.get(alt + 1) {
+                    if let Some(rest) = self.later_than(alt) {
                         let mut rc = rest.re.create_captures();
                         if let Some(found) = search(rest, text, start, true, &mut rc) {
                             m = Some(found);
@@ -373,6 +401,18 @@ impl Masker {
         }
         out.push_str(text.get(last..).unwrap_or(""));
         Some((cap(out, self.cap), counts))
+    }
+
+    /// The alternatives after `alt` (None: it is the last one).
+    fn later_than(&self, alt: usize) -> Option<&Compiled> {
+        let cell = self.later.get(alt)?;
+        cell.get_or_init(|| {
+            if alt + 1 >= self.sources.len() {
+                return None;
+            }
+            compile(&self.sources, alt + 1).ok()
+        })
+        .as_ref()
     }
 
     /// (rule, value start, value end) of an accepted match; None: rejected.
@@ -610,12 +650,12 @@ fn add_count(counts: &mut Vec<(String, u64)>, rule: &str, n: u64) {
     }
 }
 
-fn compile(sources: &[(String, Decide)], from: usize) -> Result<Compiled, String> {
+fn compile(sources: &[String], from: usize) -> Result<Compiled, String> {
     let parts: Vec<String> = sources
         .iter()
         .enumerate()
         .skip(from)
-        .map(|(i, (p, _))| format!("(?:{})(?P<a{i}>)", ascii(&number_values(p, i))))
+        .map(|(i, p)| format!("(?:{})(?P<a{i}>)", ascii(&number_values(p, i))))
         .collect();
     let re = Regex::builder()
         .configure(Regex::config().nfa_size_limit(Some(64 << 20)))

@@ -8,6 +8,7 @@ use crate::mask::{MaskSettings, Masker};
 use crate::multiline::{Assembler, Frame};
 use crate::payload::{Key, Value};
 use crate::record::{ParserSettings, RecordParser, SettingsError};
+use std::sync::Arc;
 
 pub const MAX_ERROR_EXAMPLES: usize = 20;
 const INTERNAL_ERROR: &str = "internal parser error";
@@ -89,7 +90,7 @@ pub struct Stream {
     asm: Assembler,
     b: Builder,
     side: i8,
-    masker: Option<Masker>,
+    masker: Option<Arc<Masker>>,
 }
 
 impl Stream {
@@ -108,7 +109,7 @@ impl Stream {
         }
         let asm = parser.assembler(offset);
         let masker = match &settings.mask {
-            Some(m) => Masker::new(m).map_err(SettingsError::Value)?,
+            Some(m) => crate::mask::shared(m).map_err(SettingsError::Value)?,
             None => None,
         };
         Ok(Stream {
