@@ -8,6 +8,8 @@ masking on, the core's against the Python engine's.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,7 +24,9 @@ from tests.parsers_strategies import ZONE, chunkings, split
 from tests.test_core_stream import both, plain
 from tests.test_mask import _CJK, _GLUED, CORPUS, KEY
 
-PROPS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# LLMTAIL_FUZZ_EXAMPLES runs the properties longer by hand (core/fuzz/README.md).
+EXAMPLES = int(os.environ.get("LLMTAIL_FUZZ_EXAMPLES", "400"))
+PROPS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 SETTINGS: list[tuple[MaskSettings, bytes | None]] = [
     (MaskSettings(), None),
