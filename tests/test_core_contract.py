@@ -1,8 +1,11 @@
-"""Main's Stream contract tests (tests/test_stream.py) run again on the compiled core.
+"""Main's engine tests run again on the compiled core: the same assertions hold for both.
 
-Each plain test function of that module is copied with `open_stream` and `Engine` bound to the
-core (`Engine(..., kind="core")`), so the same assertions hold for both engines. (Its hypothesis
-property over chunkings is covered for the core by tests/test_core_stream.py.)
+- tests/test_stream.py (the Stream contract): each plain test function is copied with
+  `open_stream` and `Engine` bound to the core (`Engine(..., kind="core")`); its hypothesis
+  property over chunkings is covered for the core by tests/test_core_stream.py;
+- tests/test_mask_e2e.py and tests/test_llm_metrics_e2e.py (a real `llmtail run` into the local
+  Logstore: no planted secret stored, masked counters; LLM counters exact under retries): copied
+  with `Agent` writing `engine: core` into the config.
 """
 
 from __future__ import annotations
@@ -13,9 +16,12 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+import tests.test_llm_metrics_e2e as llm_e2e
+import tests.test_mask_e2e as mask_e2e
 import tests.test_stream as contract
 from agent.engine.engine import Engine
 from agent.engine.stream import Stream
+from tests.agentproc import Agent
 from tests.batches import settings as stream_settings
 
 
@@ -24,14 +30,22 @@ def open_core_stream(wire: str = "ndjson", **overrides: Any) -> Stream:
     return engine.open("k", "/var/log/app.log", 0)
 
 
+class CoreAgent(Agent):
+    """`llmtail run` with `engine: core`."""
+
+    def __init__(self, workdir: Any, config: dict[str, Any]) -> None:
+        super().__init__(workdir, {**config, "engine": "core"})
+
+
 def _on_core(test: Callable[..., None]) -> Callable[..., None]:
     scope = dict(test.__globals__)
-    scope.update(open_stream=open_core_stream, Engine=partial(Engine, kind="core"))
+    scope.update(open_stream=open_core_stream, Engine=partial(Engine, kind="core"), Agent=CoreAgent)
     copy = types.FunctionType(test.__code__, scope, test.__name__, test.__defaults__)
     copy.__doc__ = test.__doc__
     return copy
 
 
-for _name, _test in inspect.getmembers(contract, inspect.isfunction):
-    if _name.startswith("test_") and not hasattr(_test, "hypothesis"):
-        globals()[f"{_name}_on_the_core"] = _on_core(_test)
+for _module in (contract, mask_e2e, llm_e2e):
+    for _name, _test in inspect.getmembers(_module, inspect.isfunction):
+        if _name.startswith("test_") and not hasattr(_test, "hypothesis"):
+            globals()[f"{_name}_on_the_core"] = _on_core(_test)

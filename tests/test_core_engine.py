@@ -11,11 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import orjson
 import pytest
-
-from tests.agentproc import Agent, LogstoreProcess, StampedLines, free_port, wait_for
-from tests.test_mask_e2e import PLANTED, ROUNDS, ZONE, masked_counts, prompt_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,34 +90,3 @@ def test_an_unknown_engine_is_refused_in_one_line(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "engine" in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
-
-
-def test_engine_core_end_to_end_stores_no_planted_secret_and_counts_them(tmp_path: Path) -> None:
-    """tests/test_mask_e2e.py's run with `engine: core`: a real `llmtail run`, the SDK's
-    PutLogs into the local Logstore, LogGroups encoded and masked by the compiled core."""
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    lines = StampedLines(ZONE)
-    (logs / "app.log").write_bytes(
-        b"".join(prompt_lines(lines, i) + lines.line(i) for i in range(ROUNDS))
-    )
-    port = free_port()
-    with LogstoreProcess() as store:
-        config = {
-            "engine": "core",
-            "inputs": [{"paths": [str(logs / "*.log")], "start_at": "beginning"}],
-            "parser": {"timezone": ZONE},
-            "output": store.output(),
-            "metrics": {"listen": f"127.0.0.1:{port}"},
-            "tail": {"poll_interval": 0.05, "multiline_flush": 0.2},
-        }
-        with Agent(tmp_path, config) as agent:
-            agent.start(env=store.env())
-            wait_for(lambda: store.accepted_logs() >= 3 * ROUNDS, 60, "every record")
-            counts = masked_counts(port)
-            assert agent.stop() == 0
-        stored = orjson.dumps(store.records())
-    for rule, value in PLANTED.items():
-        assert value.encode() not in stored, f"{rule}: {value} reached the Logstore"
-        assert counts.get(rule) == ROUNDS, (rule, counts)
-    assert b"***" in stored
