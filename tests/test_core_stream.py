@@ -22,7 +22,7 @@ from agent.engine.loggroup import LogEncoder
 from agent.engine.pystream import PyStream
 from agent.engine.stream import SealedBatch, StreamSettings
 from llmtail import _core
-from parsers.mask import Masker
+from parsers.mask import Masker, MaskSettings
 from parsers.payload import DEFAULT_FIELDS
 from parsers.record import ParserSettings, RecordParser
 from tests.parsers_strategies import ZONE, chunkings, records, split
@@ -135,6 +135,7 @@ def stream_settings(draw: st.DrawFn) -> StreamSettings:
         since=since,
         until=until,
         max_label_sets=draw(st.sampled_from((2000, 3, 2, 1))),
+        mask=draw(st.sampled_from((None, MaskSettings(), MaskSettings(rules={"ipv4": True})))),
     )
 
 
