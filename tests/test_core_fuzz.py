@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from llmtail import _core
-from parsers.payload import DEFAULT_FIELDS
+from parsers.payload import DEFAULT_FEEDBACK_FIELDS, DEFAULT_FIELDS
 from parsers.record import ParserSettings, RecordParser
 from tests.parsers_strategies import chunkings, split
 from tests.test_core_records import assert_same
@@ -118,6 +118,8 @@ _line_bits = st.sampled_from(
         b"app,m,q,w,r,200,1,2,3,4,,\n",
         b"x,1,2\n",
         b"prompt: hi\n",
+        b"feedback:r1,up,ok, fine\n",
+        b"feedback:r1\n",
         b"\n",
         b"\r\n",
         b"\tat x(Y.java:1)\n",
@@ -155,6 +157,9 @@ def _reference_error(s: ParserSettings) -> Exception | None:
     cap=st.sampled_from((1, 5, 64, 512 * 1024)),
     raw=data,
     encoding=st.sampled_from(("utf-8", "utf-8", "gbk", "GBK", "cp936", "latin-1")),
+    feedback=st.sampled_from(
+        (DEFAULT_FEEDBACK_FIELDS,) * 4 + ((("rating", "int"),), (("a", "x"),), ())
+    ),
     st_data=st.data(),
 )
 def test_the_core_never_crashes_and_matches_the_reference(
@@ -167,6 +172,7 @@ def test_the_core_never_crashes_and_matches_the_reference(
     encoding: str,
     st_data: st.DataObject,
     sane: int,
+    feedback: tuple[tuple[str, str], ...],
 ) -> None:
     if sane:  # three runs in four: settings the reference accepts, so the bytes are compared
         pattern = st_data.draw(_dated)
@@ -182,10 +188,11 @@ def test_the_core_never_crashes_and_matches_the_reference(
         payload_fields=tuple(fields),
         max_record_bytes=cap,
         encoding=encoding,
+        feedback_fields=feedback,
     )
     expected = _reference_error(s)
     try:
-        _core.Records(pattern, timezone, separator, fields, cap, encoding, 0)
+        _core.Records(pattern, timezone, separator, fields, cap, encoding, 0, list(feedback))
     except Exception as got:
         if encoding == "latin-1":  # not in the core: it says so, and names the way out
             assert "engine: python" in str(got)
