@@ -54,9 +54,9 @@ checkpoint saves, is never passed; after each poll the watcher goes back to its 
 `max_open` within the ceiling. Over the target, the followed files idle the longest (fully
 read) are suspended first: their fd is closed and their path is stat'ed each poll instead; they
 are reopened when they change (and if the path then holds other content, that is a new file).
-The cost: bytes written to a suspended file in the poll interval before it is renamed out of
-the globs or deleted are not read. Then draining (rotated) files are parked, least recently
-changed first (and, at the ceiling only, followed ones too): no fd, just the identity and the
+One renamed out of the globs is parked (below), so it is looked at before it is let go; the
+cost: bytes written to a suspended file in the poll interval before it is deleted are not
+read. Then draining (rotated) files are parked, least recently changed first (and, at the ceiling only, followed ones too): no fd, just the identity and the
 name they have now. They are reopened in turn, oldest rotation first, when reading can go on
 and fds are free, found again by their inode next to that name, and verified (inode, head,
 marker) before a byte is read. That is logged once per episode. A deleted file is never parked
@@ -321,6 +321,10 @@ class Watcher:
                 self._followed.discard(key)
                 self._gone_at[key] = now
                 self._notices.append(Rotated(key, t.path, None))
+                if t.closed:
+                    # Suspended: its size is as last seen, and it may have grown before it was
+                    # renamed. Parked, it is found by its inode and looked at before release.
+                    t.park()
 
     def _open_new(self, found: list[Found], now: float, initial: bool) -> None:
         unclaimed: list[tuple[Found, OpenedFile]] = []

@@ -713,6 +713,27 @@ def test_a_file_parked_before_its_growth_was_seen_is_still_read_to_its_end(
     assert len(r.read_of(lines("gen1", 0, 5))) == 1
 
 
+def test_a_suspended_file_written_then_rotated_out_of_the_globs_is_read_whole(
+    logs: Path, closing: list[Watcher]
+) -> None:
+    """A file suspended while empty (fully read, idle) grows and is renamed away before any
+    poll reopens it: its stale size must not let it go unread."""
+    app, busy = logs / "app.log", logs / "busy.log"
+    busy.write_bytes(lines("busy", 0, 100))
+    app.write_bytes(b"")
+    r = Reader(w := watcher([str(logs / "*.log")], max_open=1))
+    closing.append(w)
+    r.poll(budget=0, advance=1.0)  # busy.log has unread bytes: app.log is the one suspended
+    assert not next(f for f in w.files() if f.path == str(app)).open
+    app.write_bytes(lines("gen0", 0, 30))
+    os.rename(app, logs / "app.log.0")  # out of the globs
+    r.poll(budget=0, advance=1.0)
+    r.settle(20)
+    (gen0,) = r.read_of(lines("gen0", 0, 30))
+    assert gen0.released
+    assert len(r.read_of(lines("busy", 0, 100))) == 1
+
+
 def test_a_parked_file_deleted_before_it_was_reopened_is_said_lost(
     logs: Path, closing: list[Watcher], caplog: pytest.LogCaptureFixture
 ) -> None:
