@@ -56,10 +56,11 @@ read) are suspended first: their fd is closed and their path is stat'ed each pol
 are reopened when they change (and if the path then holds other content, that is a new file).
 One renamed out of the globs is parked (below), so it is looked at before it is let go; the
 cost: bytes written to a suspended file in the poll interval before it is deleted are not
-read. Then draining (rotated) files are parked, least recently changed first (and, at the ceiling only, followed ones too): no fd, just the identity and the
-name they have now. They are reopened in turn, oldest rotation first, when reading can go on
-and fds are free, found again by their inode next to that name, and verified (inode, head,
-marker) before a byte is read. That is logged once per episode. A deleted file is never parked
+read. Then draining (rotated) files are parked, least recently changed first (and, at the
+ceiling only, followed ones too): no fd, just the identity and the name they have now. They
+are reopened in turn, oldest rotation first, when reading can go on and fds are free, found
+again by their inode next to that name, and verified (inode, head, marker) before a byte is
+read. That is logged once per episode. A deleted file is never parked
 (it could not be reopened); a parked file deleted before it was reopened is lost past its
 offset, and that is logged.
 """
