@@ -640,7 +640,7 @@ class Watcher:
                     change = t.reopen(path, now)
                 except OSError as exc:
                     _log.warning("%s: cannot reopen: %s", path, exc.strerror or exc)
-            if change is None or change is Change.REPLACED:
+            if change is None:  # no name leads to it any more
                 _log.warning(
                     "%s was deleted while closed to spare fds; bytes after offset %d were not read",
                     t.path,

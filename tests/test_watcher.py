@@ -1047,7 +1047,8 @@ class Gen:
 
 
 class WatcherMachine(RuleBasedStateMachine):
-    """Random writes, rename rotations, copytruncates, deletes, polls and restarts.
+    """Random writes, rename rotations, copytruncates (to 0 or to a smaller size), deletes,
+    polls and restarts.
 
     Checked after every step: what was read of each key is a prefix-consistent copy of what was
     written to that file identity since its last truncation, and chunks are contiguous (offsets
@@ -1065,6 +1066,9 @@ class WatcherMachine(RuleBasedStateMachine):
         self.reader = Reader(self._watcher(first_start=True))
         self.mapped: dict[str, tuple[Gen, int]] = {}  # key -> (gen, epoch index)
 
+    max_open = 256
+    settle_polls = 12
+
     def _watcher(self, *, first_start: bool, positions: dict[str, Resume] | None = None) -> Watcher:
         return watcher(
             [str(self.dir / "*.log")],
@@ -1072,6 +1076,7 @@ class WatcherMachine(RuleBasedStateMachine):
             first_start=first_start,
             tail=TailConfig(rescan_interval=1.0),
             rotate_wait=1.0,
+            max_open=self.max_open,
         )
 
     def _bytes(self, count: int) -> bytes:
@@ -1134,6 +1139,37 @@ class WatcherMachine(RuleBasedStateMachine):
         if gen.epochs[-1]:  # truncating an empty file changes nothing anyone could see
             self._new_epoch()
             gen.epochs.append(bytearray())
+
+    @rule(
+        name=st.sampled_from(["a.log", "b.log"]),
+        keep=st.floats(0.05, 0.95),
+        count=st.integers(0, 400),
+    )
+    def truncate_partly(self, name: str, keep: float, count: int) -> None:
+        """Truncated to a smaller size (not 0), then appended to, maybe past the old size."""
+        gen = self.active.get(name)
+        if gen is None or not gen.epochs[-1]:
+            return
+        content = gen.epochs[-1]
+        kept = max(1, int(len(content) * keep))
+        os.ftruncate(gen.fd, kept)
+        current = len(gen.epochs) - 1
+        heads = {f.key: f.identity.head_len for f in self.reader.watcher.files()}
+        # What was read, or the head that identifies the file, is no longer there: the watcher
+        # must start over (Truncated) or take it for another file (a new key from 0).
+        changed = any(
+            g is gen and e == current and (self.reader.streams[k].end > kept or heads[k] > kept)
+            for k, (g, e) in self.mapped.items()
+            if k in heads
+        )
+        if changed:
+            self._new_epoch()
+            gen.epochs.append(bytearray(content[:kept]))
+        else:  # nothing read was changed: the same content, cut
+            del content[kept:]
+        data = self._bytes(count)
+        os.write(gen.fd, data)
+        gen.epochs[-1] += data
 
     @rule(data=st.data())
     def delete(self, data: st.DataObject) -> None:
@@ -1200,7 +1236,7 @@ class WatcherMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         try:
-            for _ in range(12):
+            for _ in range(self.settle_polls):
                 self.poll(budget=1 << 20, advance=1)
             self.what_was_read_is_what_was_written()
             for gen in self.gens:
@@ -1228,3 +1264,16 @@ WatcherMachine.TestCase.settings = settings(
     max_examples=100, stateful_step_count=40, deadline=None, derandomize=True
 )
 test_watcher_against_a_model = WatcherMachine.TestCase
+
+
+class FewFdsWatcherMachine(WatcherMachine):
+    """The same with one fd for files: suspended and parked files, reopened in turn."""
+
+    max_open = 1
+    settle_polls = 60
+
+
+FewFdsWatcherMachine.TestCase.settings = settings(
+    max_examples=60, stateful_step_count=40, deadline=None, derandomize=True
+)
+test_watcher_with_one_fd_against_a_model = FewFdsWatcherMachine.TestCase
