@@ -544,6 +544,8 @@ class Watcher:
     def _bound_open_files(self) -> None:
         """Back within the budget after a poll: past the ceiling any file not deleted may be
         closed; past the target, idle files and then draining (rotated) ones."""
+        if len(self._tailers) <= min(self._ceiling, self._fds.max_open):
+            return  # even with every file open, within both
         own = self._open_count()
         over = own - self._fds.ceiling(own)
         if over > 0:
@@ -555,6 +557,8 @@ class Watcher:
 
     def _make_room(self) -> bool:
         """Before opening a file: free an fd at the ceiling. False: none could be freed."""
+        if len(self._tailers) < self._ceiling:
+            return True  # even with every file open there is room: no need to count
         excess = self._open_count() + 1 - self._ceiling
         return excess <= 0 or self._close_some(excess, followed_too=True) >= excess
 
