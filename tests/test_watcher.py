@@ -1043,7 +1043,8 @@ class Gen:
     fd: int
     inode: tuple[int, int]
     epochs: list[bytearray] = field(default_factory=lambda: [bytearray()])
-    lost: bool = False  # deleted while the agent restarted: its rest cannot be read
+    lost: bool = False  # deleted while the agent restarted, or while it had no fd: its rest
+    # cannot be read
 
 
 class WatcherMachine(RuleBasedStateMachine):
@@ -1180,6 +1181,11 @@ class WatcherMachine(RuleBasedStateMachine):
             if self.active.get(str(gen.name)) is gen:
                 del self.active[str(gen.name)]
             gen.name = None
+            # Documented cost of bounding fds: a file without an fd (suspended or parked) that
+            # is deleted cannot be reached again; what it held past its offset is lost.
+            closed = {f.key for f in self.reader.watcher.files() if not f.open}
+            if any(g is gen and k in closed for k, (g, _) in self.mapped.items()):
+                gen.lost = True
 
     @rule(
         budget=st.sampled_from([0, 7, 100, 4096, 1 << 20]), advance=st.sampled_from([0.1, 0.6, 2])
