@@ -6,7 +6,8 @@ caller (the reading loop) turns chunks into records and decides when offsets are
 Contract with the reading loop:
 
     positions = {k: r for k, p in saved.items()
-                 if (r := Resume.from_saved(k, p.path, p.offset, p.identity)) is not None}
+                 if (r := Resume.from_saved(k, p.path, p.offset, p.identity, p.marker))
+                 is not None}
     watcher = Watcher(cfg.inputs, positions, cfg.tail, first_start=not checkpoint_existed)
     chunks = watcher.poll(now, budget_bytes)   # budget 0 = backpressure: read nothing
     for notice in watcher.notices():           # handle these BEFORE this poll's chunks
@@ -15,7 +16,11 @@ Contract with the reading loop:
         ...
     watcher.idle_since(key)                    # writer idle since (fully read), for flushes
     watcher.files()                            # FileStatus per file, for metrics and status
+    watcher.marker(key, committed_offset)      # the offset marker to checkpoint with it
     watcher.close()                            # stops the directory observer, closes fds
+
+The reading loop logs the notices (one line each); the watcher logs only what no notice says
+(renames out of the globs no scan saw, fds running short, unreadable files, losses).
 
 Ordering guarantees:
 - Every notice returned by `notices()` after a `poll()` applies before that poll's chunks:
