@@ -6,7 +6,8 @@ caller (the reading loop) turns chunks into records and decides when offsets are
 Contract with the reading loop:
 
     positions = {k: r for k, p in saved.items()
-                 if (r := Resume.from_saved(k, p.path, p.offset, p.identity)) is not None}
+                 if (r := Resume.from_saved(k, p.path, p.offset, p.identity, p.marker))
+                 is not None}
     watcher = Watcher(cfg.inputs, positions, cfg.tail, first_start=not checkpoint_existed)
     chunks = watcher.poll(now, budget_bytes)   # budget 0 = backpressure: read nothing
     for notice in watcher.notices():           # handle these BEFORE this poll's chunks
@@ -15,7 +16,11 @@ Contract with the reading loop:
         ...
     watcher.idle_since(key)                    # writer idle since (fully read), for flushes
     watcher.files()                            # FileStatus per file, for metrics and status
+    watcher.marker(key, committed_offset)      # the offset marker to checkpoint with it
     watcher.close()                            # stops the directory observer, closes fds
+
+The reading loop logs the notices (one line each); the watcher logs only what no notice says
+(renames out of the globs no scan saw, fds running short, unreadable files, losses).
 
 Ordering guarantees:
 - Every notice returned by `notices()` after a `poll()` applies before that poll's chunks:
@@ -54,12 +59,13 @@ checkpoint saves, is never passed; after each poll the watcher goes back to its 
 `max_open` within the ceiling. Over the target, the followed files idle the longest (fully
 read) are suspended first: their fd is closed and their path is stat'ed each poll instead; they
 are reopened when they change (and if the path then holds other content, that is a new file).
-The cost: bytes written to a suspended file in the poll interval before it is renamed out of
-the globs or deleted are not read. Then draining (rotated) files are parked, least recently
-changed first (and, at the ceiling only, followed ones too): no fd, just the identity and the
-name they have now. They are reopened in turn, oldest rotation first, when reading can go on
-and fds are free, found again by their inode next to that name, and verified (inode, head,
-marker) before a byte is read. That is logged once per episode. A deleted file is never parked
+One renamed out of the globs is parked (below), so it is looked at before it is let go; the
+cost: bytes written to a suspended file in the poll interval before it is deleted are not
+read. Then draining (rotated) files are parked, least recently changed first (and, at the
+ceiling only, followed ones too): no fd, just the identity and the name they have now. They
+are reopened in turn, oldest rotation first, when reading can go on and fds are free, found
+again by their inode next to that name, and verified (inode, head, marker) before a byte is
+read. That is logged once per episode. A deleted file is never parked
 (it could not be reopened); a parked file deleted before it was reopened is lost past its
 offset, and that is logged.
 """
@@ -321,6 +327,10 @@ class Watcher:
                 self._followed.discard(key)
                 self._gone_at[key] = now
                 self._notices.append(Rotated(key, t.path, None))
+                if t.closed:
+                    # Suspended: its size is as last seen, and it may have grown before it was
+                    # renamed. Parked, it is found by its inode and looked at before release.
+                    t.park()
 
     def _open_new(self, found: list[Found], now: float, initial: bool) -> None:
         unclaimed: list[tuple[Found, OpenedFile]] = []
@@ -539,6 +549,8 @@ class Watcher:
     def _bound_open_files(self) -> None:
         """Back within the budget after a poll: past the ceiling any file not deleted may be
         closed; past the target, idle files and then draining (rotated) ones."""
+        if len(self._tailers) <= min(self._ceiling, self._fds.max_open):
+            return  # even with every file open, within both
         own = self._open_count()
         over = own - self._fds.ceiling(own)
         if over > 0:
@@ -550,6 +562,8 @@ class Watcher:
 
     def _make_room(self) -> bool:
         """Before opening a file: free an fd at the ceiling. False: none could be freed."""
+        if len(self._tailers) < self._ceiling:
+            return True  # even with every file open there is room: no need to count
         excess = self._open_count() + 1 - self._ceiling
         return excess <= 0 or self._close_some(excess, followed_too=True) >= excess
 
@@ -635,7 +649,7 @@ class Watcher:
                     change = t.reopen(path, now)
                 except OSError as exc:
                     _log.warning("%s: cannot reopen: %s", path, exc.strerror or exc)
-            if change is None or change is Change.REPLACED:
+            if change is None:  # no name leads to it any more
                 _log.warning(
                     "%s was deleted while closed to spare fds; bytes after offset %d were not read",
                     t.path,
