@@ -29,19 +29,9 @@ Offset markers: a checkpoint may carry the hash of the bytes just before its off
 rewritten while the agent was down, and is read from 0 (`Truncated`), as is a followed file
 whose marker no longer holds (see agent/tailer.py).
 
-Open fds (agent/reading/fdbudget.py): a ceiling, the process limit less a reserve for sockets and
-checkpoint saves, is never passed; after each poll the watcher goes back to its target,
-`max_open` within the ceiling. Over the target, the followed files idle the longest (fully
-read) are suspended first: their fd is closed and their path is stat'ed each poll instead; they
-are reopened when they change (and if the path then holds other content, that is a new file).
-One renamed out of the globs is parked (below), so it is looked at before it is let go; the
-cost: bytes written to a suspended file in the poll interval before it is deleted are not
-read. Then draining (rotated) files are parked, least recently changed first (and, at the
-ceiling only, followed ones too): no fd, just the identity and the name they have now. They
-are reopened in turn, oldest rotation first, when reading can go on and fds are free, found
-again by their inode next to that name, and verified (inode, head, marker) before a byte is
-read. That is logged once per episode. A deleted file is never parked
-(it could not be reopened); a parked file deleted before it was reopened is lost past its
+Open fds: the watcher never passes the ceiling of agent/reading/fdbudget.py and goes back to
+its target after each poll, by suspending idle files and parking draining ones
+(agent/reading/parking.py). A parked file deleted before it was reopened is lost past its
 offset, and that is logged.
 """
 
@@ -62,7 +52,6 @@ from agent.reading.fingerprint import (
     mint_key,
 )
 from agent.reading.locate import (
-    Locator,
     after_last_newline,
     directories_of,
     inodes_in,
@@ -80,6 +69,7 @@ from agent.reading.notices import (
     Truncated,
     rekey,
 )
+from agent.reading.parking import FdKeeper, open_count
 from agent.reading.tailer import Change, OpenedFile, Tailer, open_file
 
 _log = logging.getLogger(__name__)
@@ -111,8 +101,8 @@ class Watcher:
         self._first_start = first_start
         self._rotate_wait = rotate_wait
         self._fds = fds or FdBudget.for_process(max_open)
+        self._keeper = FdKeeper(self._fds)
         self._ceiling = self._fds.ceiling(0)  # counted once per poll: opens check against it
-        self._parking = False  # an episode of parked files is under way (logged once)
         self._discovery = Discovery(self._inputs, tail.rescan_interval, watch=watch)
         self._tailers: dict[str, Tailer] = {}
         self._by_inode: dict[tuple[int, int], str] = {}
@@ -423,7 +413,7 @@ class Watcher:
         return True
 
     def _open_count(self) -> int:
-        return sum(1 for t in self._tailers.values() if not t.closed)
+        return open_count(self._tailers)
 
     def _warn_pinned(self, t: Tailer, now: float) -> None:
         if t.deleted_since is None or t.deleted_warned:
@@ -440,119 +430,15 @@ class Watcher:
             )
 
     def _bound_open_files(self) -> None:
-        """Back within the budget after a poll: past the ceiling any file not deleted may be
-        closed; past the target, idle files and then draining (rotated) ones."""
-        if len(self._tailers) <= min(self._ceiling, self._fds.max_open):
-            return  # even with every file open, within both
-        own = self._open_count()
-        over = own - self._fds.ceiling(own)
-        if over > 0:
-            self._close_some(over, followed_too=True)
-        own = self._open_count()
-        excess = own - self._fds.target(own)
-        if excess > 0:
-            self._close_some(excess, followed_too=False)
+        self._keeper.bound(self._tailers, self._followed, self._ceiling)
 
     def _make_room(self) -> bool:
-        """Before opening a file: free an fd at the ceiling. False: none could be freed."""
-        if len(self._tailers) < self._ceiling:
-            return True  # even with every file open there is room: no need to count
-        excess = self._open_count() + 1 - self._ceiling
-        return excess <= 0 or self._close_some(excess, followed_too=True) >= excess
-
-    def _close_some(self, count: int, *, followed_too: bool) -> int:
-        """Suspend the longest-idle fully read followed files, then park draining files (and,
-        with `followed_too`, followed ones) changed least recently. Returns the fds freed.
-
-        Never a deleted file: it could not be reopened. A followed file can be deleted before
-        the next rescan notices, so each candidate's link count is checked first. Followed
-        files are parked only at the ceiling: one deleted while parked loses its unread bytes.
-        """
-        locate = Locator()
-        open_now = [t for t in self._tailers.values() if not t.closed and t.deleted_since is None]
-        idle = [t for t in open_now if t.behind == 0 and t.key in self._followed]
-        idle.sort(key=lambda t: t.changed_at)
-        freed = 0
-        for t in idle:
-            if freed >= count:
-                return freed
-            if t.linked():
-                t.suspend()
-                freed += 1
-        # Under the target, a draining file read to its end keeps its fd: it is let go (or
-        # it grew) by the next poll, and parking it would only reopen it to find that out.
-        busy = [
-            t
-            for t in open_now
-            if not t.closed and (followed_too or (t.key not in self._followed and t.behind > 0))
-        ]
-        # Followed files go last: they are being written to right now.
-        busy.sort(key=lambda t: (t.key in self._followed, t.behind == 0, t.changed_at))
-        for t in busy:
-            if freed >= count:
-                break
-            where = locate.where(t) if t.linked() else None
-            if where is None:
-                continue  # deleted: only its fd still reaches it
-            t.path = where
-            t.park()
-            freed += 1
-            if not self._parking:
-                self._parking = True
-                _log.warning(
-                    "more files than fds to hold them (max_open_files %d, RLIMIT_NOFILE %d of "
-                    "which %d are kept for sockets and checkpoints): files not yet read to "
-                    "their end are closed and reopened in turn",
-                    self._fds.max_open,
-                    self._fds.limit,
-                    self._fds.reserve,
-                )
-        return freed
+        return self._keeper.make_room(self._tailers, self._followed, self._ceiling)
 
     def _unpark(self, now: float) -> list[Tailer]:
-        """Reopen parked files while fds are free, oldest rotation first; returns them."""
-        parked = [t for t in self._tailers.values() if t.parked]
-        if not parked:
-            if self._parking:
-                self._parking = False
-                _log.info("every file is open again")
-            return []
-        own = self._open_count()
-        room = self._fds.target(own) - own
-        if room < len(parked):
-            # Fully read followed files give their fds in turn, so parked ones are not starved.
-            idle = [
-                t
-                for t in self._tailers.values()
-                if not t.closed and t.behind == 0 and t.key in self._followed
-            ]
-            idle.sort(key=lambda t: t.changed_at)
-            for t in idle[: len(parked) - room]:
-                if t.linked():
-                    t.suspend()
-                    room += 1
-        parked.sort(key=lambda t: (t.key in self._followed, self._gone_at.get(t.key, now)))
-        reopened: list[Tailer] = []
-        locate = Locator()
-        for t in parked[: max(room, 0)]:
-            path = locate.where(t)
-            change: Change | None = None
-            if path is not None:
-                try:
-                    change = t.reopen(path, now)
-                except OSError as exc:
-                    _log.warning("%s: cannot reopen: %s", path, exc.strerror or exc)
-            if change is None:  # no name leads to it any more
-                _log.warning(
-                    "%s was deleted while closed to spare fds; bytes after offset %d were not read",
-                    t.path,
-                    t.offset,
-                )
-                self._release(t.key)
-                continue
-            if self._after_change(t.key, t, change) and t.behind > 0:
-                reopened.append(t)
-        return reopened
+        return self._keeper.unpark(
+            self._tailers, self._followed, self._gone_at, now, self._release, self._after_change
+        )
 
     def _release_drained(self, now: float) -> None:
         for key, gone_at in list(self._gone_at.items()):
