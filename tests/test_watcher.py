@@ -25,15 +25,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from agent.config import InputConfig, TailConfig
 from agent.reading.fdbudget import FdBudget, open_fds
 from agent.reading.fingerprint import HEAD_BYTES, FileIdentity
-from agent.reading.watcher import (
-    Chunk,
-    Opened,
-    Released,
-    Resume,
-    Rotated,
-    Truncated,
-    Watcher,
-)
+from agent.reading.notices import Chunk, Opened, Released, Resume, Rotated, Truncated
+from agent.reading.watcher import Watcher
 
 TAIL = TailConfig(rescan_interval=1.0, deleted_open_warning=30.0)
 
