@@ -41,6 +41,25 @@ ConfigOption = Annotated[
 ]
 
 
+ParserConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="Take the parser settings from here.")
+]
+EncodingOption = Annotated[
+    str | None, typer.Option(help="File encoding (default: each file's input's, else utf-8).")
+]
+UnmaskedOption = Annotated[
+    bool,
+    typer.Option(
+        "--unmasked",
+        help="Show values as written, unmasked (for someone who may read the files anyway).",
+    ),
+]
+EngineOption = Annotated[
+    str | None,
+    typer.Option("--engine", help="python or core (the compiled core); default: the config's."),
+]
+
+
 def _fail(message: str, code: int = 2) -> NoReturn:
     typer.echo(f"llmtail: {message}", err=True)
     raise typer.Exit(code)
@@ -95,12 +114,8 @@ def _root(
 @app.command()
 def validate(
     paths: Annotated[list[str], typer.Argument(help="Files or globs, plain or .gz.")],
-    config: Annotated[
-        Path | None, typer.Option("--config", "-c", help="Take the parser settings from here.")
-    ] = None,
-    encoding: Annotated[
-        str | None, typer.Option(help="File encoding (default: the config's first input's).")
-    ] = None,
+    config: ParserConfigOption = None,
+    encoding: EncodingOption = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="The summary as one JSON object.")
     ] = False,
@@ -116,17 +131,8 @@ def validate(
             "--mask-report", help="How many values each masking rule would mask, with examples."
         ),
     ] = False,
-    unmasked: Annotated[
-        bool,
-        typer.Option(
-            "--unmasked",
-            help="Show values as written, unmasked (for someone who may read the files anyway).",
-        ),
-    ] = False,
-    engine_kind: Annotated[
-        str | None,
-        typer.Option("--engine", help="python or core (the compiled core); default: the config's."),
-    ] = None,
+    unmasked: UnmaskedOption = False,
+    engine_kind: EngineOption = None,
 ) -> None:
     """Parse files without sending anything and report what was found (a dry run)."""
     cfg = _with_engine(_with_encoding(_load(config), encoding), engine_kind)
@@ -165,21 +171,10 @@ def report(
         str | None, typer.Option(help="Break down by these, e.g. model,workspace.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object for scripts.")] = False,
-    config: Annotated[
-        Path | None, typer.Option("--config", "-c", help="Take the parser settings from here.")
-    ] = None,
-    encoding: Annotated[str | None, typer.Option(help="File encoding.")] = None,
-    unmasked: Annotated[
-        bool,
-        typer.Option(
-            "--unmasked",
-            help="Show values as written, unmasked (for someone who may read the files anyway).",
-        ),
-    ] = False,
-    engine_kind: Annotated[
-        str | None,
-        typer.Option("--engine", help="python or core (the compiled core); default: the config's."),
-    ] = None,
+    config: ParserConfigOption = None,
+    encoding: EncodingOption = None,
+    unmasked: UnmaskedOption = False,
+    engine_kind: EngineOption = None,
 ) -> None:
     """LLM calls, errors, latency, QPM/TPM and feedback from local files; sends nothing."""
     cfg = _with_engine(_with_encoding(_load(config), encoding), engine_kind)
@@ -210,17 +205,9 @@ def trace(
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON record per line instead of the log text.")
     ] = False,
-    config: Annotated[
-        Path | None, typer.Option("--config", "-c", help="Take the parser settings from here.")
-    ] = None,
-    encoding: Annotated[str | None, typer.Option(help="File encoding.")] = None,
-    unmasked: Annotated[
-        bool,
-        typer.Option(
-            "--unmasked",
-            help="Show values as written, unmasked (for someone who may read the files anyway).",
-        ),
-    ] = False,
+    config: ParserConfigOption = None,
+    encoding: EncodingOption = None,
+    unmasked: UnmaskedOption = False,
 ) -> None:
     """Every record of a trace or request across the files, in time order; exit 1 if none."""
     cfg = _with_encoding(_load(config), encoding)

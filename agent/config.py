@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from agent.delivery.endpoint import project_in_front
+from agent.endpoint import project_in_front
 from parsers.mask import STARS, CustomRule, MaskConfigError, Masker, MaskSettings
 from parsers.payload import DEFAULT_FEEDBACK_FIELDS, DEFAULT_FIELDS
 from parsers.record import DEFAULT_PATTERN

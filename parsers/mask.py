@@ -148,7 +148,7 @@ TEXT_FIELDS: Final[dict[str | None, tuple[str, ...]]] = {
     "llm_call": ("message", "error_message", "parse_error"),
     "prompt": ("message", "parse_error"),
     "result": ("message", "parse_error"),
-    "feedback": ("message", "parse_error"),
+    "feedback": ("message", "comment", "parse_error"),  # `comment`: what the user typed
     "log": ("message", "parse_error"),
     None: ("__raw_log__", "parse_error"),
 }

@@ -356,14 +356,19 @@ def free_port() -> int:
         return port
 
 
-def scrape(port: int) -> dict[str, float]:
-    """The agent's unlabelled metrics from its Prometheus endpoint, by name."""
+def metrics_text(port: int) -> str:
+    """The agent's Prometheus endpoint, as text."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         conn.request("GET", "/metrics")
-        text = conn.getresponse().read().decode()
+        return conn.getresponse().read().decode()
     finally:
         conn.close()
+
+
+def scrape(port: int) -> dict[str, float]:
+    """The agent's unlabelled metrics from its Prometheus endpoint, by name."""
+    text = metrics_text(port)
     out = {}
     for line in text.splitlines():
         if line and not line.startswith("#") and "{" not in line:

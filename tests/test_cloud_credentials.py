@@ -14,12 +14,12 @@ import pytest
 import yaml
 
 from agent.config import parse_config
+from agent.delivery.credential_sources import credentials_for
 from agent.delivery.credentials import (
     ENV_ID,
     ENV_SECRET,
     ENV_TOKEN,
     CredentialsError,
-    credentials_for,
 )
 from agent.delivery.sls_client import SlsClient, SlsError
 from agent.engine.loggroup import LogEncoder, LogGroupBytes, encode_trailer

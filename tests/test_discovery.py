@@ -193,6 +193,18 @@ def test_relative_excludes_are_resolved_like_relative_paths(
     assert d2.scan(0.0) == [Found(str(utf8), 0)]
 
 
+def test_the_input_of_a_vanished_path_respects_excludes(
+    tmp_path: Path, closing: list[Discovery]
+) -> None:
+    d = discovery(
+        closing,
+        InputConfig(paths=[str(tmp_path / "*.log")], exclude=["*-gbk.log"]),
+        InputConfig(paths=[str(tmp_path / "*-gbk.log")], encoding="gbk"),
+    )
+    assert d.input_for(str(tmp_path / "gone-gbk.log")) == 1
+    assert d.input_for(str(tmp_path / "gone.log")) == 0
+
+
 def test_a_file_matched_by_two_inputs_is_logged_once_naming_the_winner(
     tmp_path: Path, closing: list[Discovery], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -7,12 +7,18 @@ records in the files, exactly.
 
 from __future__ import annotations
 
-import http.client
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.agentproc import Agent, LogstoreProcess, StampedLines, free_port, wait_for
+from tests.agentproc import (
+    Agent,
+    LogstoreProcess,
+    StampedLines,
+    free_port,
+    metrics_text,
+    wait_for,
+)
 
 ZONE = "Asia/Shanghai"
 RECORDS = 1200
@@ -20,14 +26,8 @@ RECORDS = 1200
 
 def samples(port: int) -> dict[str, float]:
     """Sample values summed over labels, by sample name; plus `name{k=v,...}` for each series."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("GET", "/metrics")
-        text = conn.getresponse().read().decode()
-    finally:
-        conn.close()
     out: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
+    for family in text_string_to_metric_families(metrics_text(port)):
         for s in family.samples:
             out[s.name] = out.get(s.name, 0.0) + s.value
             labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))

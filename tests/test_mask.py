@@ -206,6 +206,15 @@ def test_mask_fields_masks_every_copy_by_event_kind() -> None:
     assert DEFAULT.mask_fields(prompt) == {"email": 1}
     assert prompt == {"event": "prompt", "message": "prompt: 邮箱***@b.cn", "trace_id": "a@b.cn"}
 
+    feedback = {
+        "event": "feedback",
+        "message": "feedback,req-1,down,call me on 13812345678",
+        "rating": "down",
+        "comment": "call me on 13812345678",
+    }
+    assert DEFAULT.mask_fields(feedback) == {"mobile": 2}
+    assert feedback["comment"] == "call me on ***"
+
     clean = {"event": "log", "message": "nothing here", "line": None}
     assert DEFAULT.mask_fields(clean) == {}
     assert clean == {"event": "log", "message": "nothing here", "line": None}

@@ -4,12 +4,18 @@ per-rule counters say what was masked."""
 
 from __future__ import annotations
 
-import http.client
 from pathlib import Path
 
 import orjson
 
-from tests.agentproc import Agent, LogstoreProcess, StampedLines, free_port, wait_for
+from tests.agentproc import (
+    Agent,
+    LogstoreProcess,
+    StampedLines,
+    free_port,
+    metrics_text,
+    wait_for,
+)
 
 ZONE = "Asia/Shanghai"
 PLANTED = {
@@ -37,14 +43,8 @@ def prompt_lines(lines: StampedLines, seq: int) -> bytes:
 
 
 def masked_counts(port: int) -> dict[str, float]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("GET", "/metrics")
-        text = conn.getresponse().read().decode()
-    finally:
-        conn.close()
     out = {}
-    for line in text.splitlines():
+    for line in metrics_text(port).splitlines():
         if line.startswith("llmtail_masked_total{"):
             rule = line.split('rule="', 1)[1].split('"', 1)[0]
             out[rule] = float(line.rsplit(" ", 1)[1])

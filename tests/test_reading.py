@@ -12,7 +12,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from agent.reading.wholefile import DamagedFileError, read_chunks
@@ -105,6 +105,7 @@ def test_a_bomb_comes_out_in_bounded_chunks(tmp_path: Path) -> None:
 
 
 @settings(max_examples=60, deadline=None)
+@example(cuts=[0, 828, 13086], keep=0.2642367985233443, chunk=64)  # zlib's flush at the cut
 @given(
     cuts=st.lists(st.integers(0, len(CONTENT)), max_size=3),
     keep=st.floats(0.0, 1.0),

@@ -24,7 +24,8 @@ from agent.delivery.credentials import (
 )
 from agent.delivery.retry import Backoff, RetryPolicy
 from agent.delivery.sink import Outcome
-from agent.delivery.sls import ORIGINAL_TIME_KEY, OutputCheckError, SlsSink, check_output
+from agent.delivery.sls import ORIGINAL_TIME_KEY, SlsSink
+from agent.delivery.sls_check import OutputCheckError, check_output
 from agent.engine.loggroup import RESERVED_KEYS
 from agent.engine.stream import SealedBatch
 from parsers.record import Record

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.reading.fingerprint import HEAD_BYTES, FileIdentity
+from agent.reading.fingerprint import HEAD_BYTES, MARKER_BYTES, FileIdentity, marker_hash
 from agent.reading.tailer import Change, Tailer, open_file
 
 
@@ -184,3 +184,65 @@ def test_reads_in_any_sizes_give_back_exactly_what_was_appended(
     finally:
         t.close()
     assert bytes(got) == path.read_bytes()
+
+
+def test_the_checkpoint_marker_hashes_the_bytes_just_before_the_offset(
+    app: Path, tailers: list[Tailer]
+) -> None:
+    content = b"".join(b"line %04d of the file\n" % i for i in range(100))
+    app.write_bytes(content)
+    t = tail(app)
+    tailers.append(t)
+    t.refresh(1.0)
+    assert t.read(1000) == content[:1000]
+    assert t.marker_at(0) is None  # nothing before offset 0 to verify
+    assert t.marker_at(1000) == marker_hash(content[1000 - MARKER_BYTES : 1000])
+    assert t.marker_at(10) == marker_hash(content[:10])  # a committed offset behind the read
+    assert t.marker_at(5000) is None  # never read that far: unknown
+
+
+def test_a_parked_file_reopened_under_its_new_name_goes_on_where_it_was(
+    app: Path, tailers: list[Tailer]
+) -> None:
+    app.write_bytes(b"a" * 3000)
+    t = tail(app)
+    tailers.append(t)
+    t.refresh(1.0)
+    t.read(2000)
+    t.park()
+    assert t.closed and t.refresh(2.0) is Change.UNCHANGED  # no syscall for a parked file
+    moved = app.with_name("app.log.1")
+    os.rename(app, moved)
+    with moved.open("ab") as f:
+        f.write(b"b" * 100)
+    assert t.reopen(str(moved), 3.0) is Change.MODIFIED
+    assert t.path == str(moved) and t.read(5000) == b"a" * 1000 + b"b" * 100
+
+
+def test_a_parked_file_rewritten_before_its_offset_is_read_again_from_zero(
+    app: Path, tailers: list[Tailer]
+) -> None:
+    app.write_bytes(b"x" * HEAD_BYTES + b"old part " * 200)
+    t = tail(app)
+    tailers.append(t)
+    t.refresh(1.0)
+    t.read(HEAD_BYTES + 900)
+    t.park()
+    with app.open("r+b") as f:  # the same head, other bytes before the offset
+        f.truncate(HEAD_BYTES + 10)
+        f.seek(0, os.SEEK_END)
+        f.write(b"new part " * 300)
+    assert t.reopen(str(app), 2.0) is Change.TRUNCATED
+    assert t.offset == 0
+
+
+def test_a_parked_files_name_holding_another_file_is_replaced(
+    app: Path, tmp_path: Path, tailers: list[Tailer]
+) -> None:
+    t = tail(app)
+    tailers.append(t)
+    t.park()
+    other = tmp_path / "other.log"
+    other.write_bytes(b"another file\n")
+    assert t.reopen(str(other), 1.0) is Change.REPLACED
+    assert t.closed

@@ -25,15 +25,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from agent.config import InputConfig, TailConfig
 from agent.reading.fdbudget import FdBudget, open_fds
 from agent.reading.fingerprint import HEAD_BYTES, FileIdentity
-from agent.reading.watcher import (
-    Chunk,
-    Opened,
-    Released,
-    Resume,
-    Rotated,
-    Truncated,
-    Watcher,
-)
+from agent.reading.notices import Chunk, Opened, Released, Resume, Rotated, Truncated
+from agent.reading.watcher import Watcher
 
 TAIL = TailConfig(rescan_interval=1.0, deleted_open_warning=30.0)
 
@@ -713,6 +706,27 @@ def test_a_file_parked_before_its_growth_was_seen_is_still_read_to_its_end(
     assert len(r.read_of(lines("gen1", 0, 5))) == 1
 
 
+def test_a_suspended_file_written_then_rotated_out_of_the_globs_is_read_whole(
+    logs: Path, closing: list[Watcher]
+) -> None:
+    """A file suspended while empty (fully read, idle) grows and is renamed away before any
+    poll reopens it: its stale size must not let it go unread."""
+    app, busy = logs / "app.log", logs / "busy.log"
+    busy.write_bytes(lines("busy", 0, 100))
+    app.write_bytes(b"")
+    r = Reader(w := watcher([str(logs / "*.log")], max_open=1))
+    closing.append(w)
+    r.poll(budget=0, advance=1.0)  # busy.log has unread bytes: app.log is the one suspended
+    assert not next(f for f in w.files() if f.path == str(app)).open
+    app.write_bytes(lines("gen0", 0, 30))
+    os.rename(app, logs / "app.log.0")  # out of the globs
+    r.poll(budget=0, advance=1.0)
+    r.settle(20)
+    (gen0,) = r.read_of(lines("gen0", 0, 30))
+    assert gen0.released
+    assert len(r.read_of(lines("busy", 0, 100))) == 1
+
+
 def test_a_parked_file_deleted_before_it_was_reopened_is_said_lost(
     logs: Path, closing: list[Watcher], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -1022,11 +1036,13 @@ class Gen:
     fd: int
     inode: tuple[int, int]
     epochs: list[bytearray] = field(default_factory=lambda: [bytearray()])
-    lost: bool = False  # deleted while the agent restarted: its rest cannot be read
+    lost: bool = False  # deleted while the agent restarted, or while it had no fd: its rest
+    # cannot be read
 
 
 class WatcherMachine(RuleBasedStateMachine):
-    """Random writes, rename rotations, copytruncates, deletes, polls and restarts.
+    """Random writes, rename rotations, copytruncates (to 0 or to a smaller size), deletes,
+    polls and restarts.
 
     Checked after every step: what was read of each key is a prefix-consistent copy of what was
     written to that file identity since its last truncation, and chunks are contiguous (offsets
@@ -1044,6 +1060,9 @@ class WatcherMachine(RuleBasedStateMachine):
         self.reader = Reader(self._watcher(first_start=True))
         self.mapped: dict[str, tuple[Gen, int]] = {}  # key -> (gen, epoch index)
 
+    max_open = 256
+    settle_polls = 12
+
     def _watcher(self, *, first_start: bool, positions: dict[str, Resume] | None = None) -> Watcher:
         return watcher(
             [str(self.dir / "*.log")],
@@ -1051,6 +1070,7 @@ class WatcherMachine(RuleBasedStateMachine):
             first_start=first_start,
             tail=TailConfig(rescan_interval=1.0),
             rotate_wait=1.0,
+            max_open=self.max_open,
         )
 
     def _bytes(self, count: int) -> bytes:
@@ -1114,6 +1134,37 @@ class WatcherMachine(RuleBasedStateMachine):
             self._new_epoch()
             gen.epochs.append(bytearray())
 
+    @rule(
+        name=st.sampled_from(["a.log", "b.log"]),
+        keep=st.floats(0.05, 0.95),
+        count=st.integers(0, 400),
+    )
+    def truncate_partly(self, name: str, keep: float, count: int) -> None:
+        """Truncated to a smaller size (not 0), then appended to, maybe past the old size."""
+        gen = self.active.get(name)
+        if gen is None or not gen.epochs[-1]:
+            return
+        content = gen.epochs[-1]
+        kept = max(1, int(len(content) * keep))
+        os.ftruncate(gen.fd, kept)
+        current = len(gen.epochs) - 1
+        heads = {f.key: f.identity.head_len for f in self.reader.watcher.files()}
+        # What was read, or the head that identifies the file, is no longer there: the watcher
+        # must start over (Truncated) or take it for another file (a new key from 0).
+        changed = any(
+            g is gen and e == current and (self.reader.streams[k].end > kept or heads[k] > kept)
+            for k, (g, e) in self.mapped.items()
+            if k in heads
+        )
+        if changed:
+            self._new_epoch()
+            gen.epochs.append(bytearray(content[:kept]))
+        else:  # nothing read was changed: the same content, cut
+            del content[kept:]
+        data = self._bytes(count)
+        os.write(gen.fd, data)
+        gen.epochs[-1] += data
+
     @rule(data=st.data())
     def delete(self, data: st.DataObject) -> None:
         present = [g for g in self.gens if g.name is not None]
@@ -1123,6 +1174,11 @@ class WatcherMachine(RuleBasedStateMachine):
             if self.active.get(str(gen.name)) is gen:
                 del self.active[str(gen.name)]
             gen.name = None
+            # Documented cost of bounding fds: a file without an fd (suspended or parked) that
+            # is deleted cannot be reached again; what it held past its offset is lost.
+            closed = {f.key for f in self.reader.watcher.files() if not f.open}
+            if any(g is gen and k in closed for k, (g, _) in self.mapped.items()):
+                gen.lost = True
 
     @rule(
         budget=st.sampled_from([0, 7, 100, 4096, 1 << 20]), advance=st.sampled_from([0.1, 0.6, 2])
@@ -1179,7 +1235,7 @@ class WatcherMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         try:
-            for _ in range(12):
+            for _ in range(self.settle_polls):
                 self.poll(budget=1 << 20, advance=1)
             self.what_was_read_is_what_was_written()
             for gen in self.gens:
@@ -1207,3 +1263,16 @@ WatcherMachine.TestCase.settings = settings(
     max_examples=100, stateful_step_count=40, deadline=None, derandomize=True
 )
 test_watcher_against_a_model = WatcherMachine.TestCase
+
+
+class FewFdsWatcherMachine(WatcherMachine):
+    """The same with one fd for files: suspended and parked files, reopened in turn."""
+
+    max_open = 1
+    settle_polls = 60
+
+
+FewFdsWatcherMachine.TestCase.settings = settings(
+    max_examples=60, stateful_step_count=40, deadline=None, derandomize=True
+)
+test_watcher_with_one_fd_against_a_model = FewFdsWatcherMachine.TestCase

@@ -17,7 +17,7 @@ from aliyun.log.credentials import Credentials as SdkCredentials
 from aliyun.log.credentials import CredentialsProvider
 
 from agent.delivery.credentials import CredentialsSource
-from agent.delivery.endpoint import Endpoint, parse_endpoint
+from agent.endpoint import Endpoint, parse_endpoint
 
 API_VERSION = "0.6.0"
 

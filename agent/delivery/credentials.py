@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Protocol
 import yaml
 
 if TYPE_CHECKING:
-    from agent.config import SlsOutput
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -214,16 +214,3 @@ def load_credentials(
     if credentials_file:
         return FileCredentials(credentials_file)
     return from_environment(os.environ if environ is None else environ)
-
-
-def credentials_for(output: SlsOutput) -> CredentialsSource:
-    """The source an `sls` output is configured with; CredentialsError says what is wrong."""
-    provider = output.credentials_provider
-    if provider in (None, "env", "file"):
-        return load_credentials(output.credentials_file)
-    # Imported here: only hosts that use a provider pay for the library.
-    from agent.delivery.cloud_credentials import ProviderCredentials  # noqa: PLC0415
-
-    if provider == "ecs_ram_role":
-        return ProviderCredentials.ecs_ram_role(output.ecs_role_name)
-    return ProviderCredentials.default_chain()

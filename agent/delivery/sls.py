@@ -26,13 +26,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from agent.config import SlsOutput
-from agent.delivery.credentials import CredentialsError, CredentialsSource, credentials_for, mask
+from agent.delivery.credential_sources import credentials_for
+from agent.delivery.credentials import CredentialsError, CredentialsSource
 from agent.delivery.retry import AdaptiveLimit, Failure, RetryPolicy, classify
 from agent.delivery.sink import Outcome
-from agent.delivery.sls_client import EndpointError, SlsClient, SlsError, parse_endpoint
+from agent.delivery.sls_client import SlsClient, SlsError, parse_endpoint
+from agent.delivery.sls_group import (
+    ORIGINAL_TIME_KEY,
+    WIDE_WINDOW,
+    Pending,
+    TimeWindow,
+)
+from agent.delivery.sls_health import Health, Tally
 from agent.engine.loggroup import (
     LogGroupBytes,
-    encode_trailer,
     restamp_log,
     split_logs,
 )
@@ -42,24 +49,6 @@ from agent.engine.loggroup import (
 from agent.engine.stream import SealedBatch
 
 log = logging.getLogger(__name__)
-
-ORIGINAL_TIME_KEY = "original_time"
-PAST_WINDOW = 7 * 24 * 3600
-FUTURE_WINDOW = 15 * 60
-
-
-@dataclass(frozen=True, slots=True)
-class TimeWindow:
-    """The log times SLS accepts, narrowed by safety margins for clock differences."""
-
-    past_margin: float = 300.0
-    future_margin: float = 60.0
-
-    def bounds(self, now: float) -> tuple[float, float]:
-        return now - PAST_WINDOW + self.past_margin, now + FUTURE_WINDOW - self.future_margin
-
-
-_WIDE = TimeWindow(past_margin=3600.0, future_margin=600.0)
 
 
 @dataclass
@@ -76,124 +65,6 @@ class SlsStats:
     last_error: str | None = None
     last_delivery: float | None = None  # wall-clock seconds
     concurrency_limit: int = 0  # requests allowed in flight now (shrinks on quota errors)
-
-
-@dataclass(slots=True)
-class _Pending:
-    """A LogGroup on its way: its encoded logs and each one's own time.
-
-    `restamped` holds the indexes already sent with the current time instead of their own.
-    Most batches travel as the one `data` block they were sealed in; they are cut into logs
-    only when a split or a time-range problem needs it.
-    """
-
-    data: bytes
-    ends: list[int] | None  # each log's end in `data`; None: not needed yet
-    times: list[int]
-    trailer: bytes
-    restamped: set[int] = field(default_factory=set)
-
-    def __len__(self) -> int:
-        return len(self.times)
-
-    def group(self) -> LogGroupBytes:
-        return LogGroupBytes([self.data], self.trailer)
-
-    def logs(self) -> list[bytes]:
-        if self.ends is None:
-            raise ValueError("log boundaries are unknown")
-        return split_logs(self.data, self.ends)
-
-    @classmethod
-    def of(
-        cls, logs: list[bytes], times: list[int], trailer: bytes, restamped: set[int]
-    ) -> _Pending:
-        ends, total = [], 0
-        for log_bytes in logs:
-            total += len(log_bytes)
-            ends.append(total)
-        return cls(b"".join(logs), ends, times, trailer, restamped)
-
-    def halves(self) -> tuple[_Pending, _Pending]:
-        logs, mid = self.logs(), len(self) // 2
-        return (
-            _Pending.of(
-                logs[:mid], self.times[:mid], self.trailer, {i for i in self.restamped if i < mid}
-            ),
-            _Pending.of(
-                logs[mid:],
-                self.times[mid:],
-                self.trailer,
-                {i - mid for i in self.restamped if i >= mid},
-            ),
-        )
-
-
-class _Health:
-    """Says loudly when the output's state changes, not on every retry."""
-
-    def __init__(self, monotonic: Callable[[], float], quiet: float = 60.0) -> None:
-        self._lock = threading.Lock()
-        self._state: tuple[Failure, str] | None = None
-        self._logged_failure = False
-        self._last: dict[tuple[Failure, str], float] = {}
-        self._monotonic = monotonic
-        self._quiet = quiet
-
-    def failed(self, failure: Failure, err: SlsError, what: str, level: int) -> None:
-        key = (failure, err.code)
-        now = self._monotonic()
-        with self._lock:
-            if key == self._state:
-                return
-            self._state = key
-            # Flapping transient errors (a success between two failures) are not news again
-            # within `quiet` seconds; holds and skew always are.
-            last = self._last.get(key)
-            if level < logging.ERROR and last is not None and now - last < self._quiet:
-                return
-            self._last[key] = now
-            self._logged_failure = True
-        log.log(level, "SLS output: %s: %s", what, err)
-
-    def state(self) -> str:
-        with self._lock:
-            failure = None if self._state is None else self._state[0]
-        if failure is None:
-            return "delivering"
-        return "held" if failure in (Failure.HOLD, Failure.CLOCK_SKEW) else "retrying"
-
-    def succeeded(self) -> None:
-        with self._lock:
-            if self._state is None:
-                return
-            self._state = None
-            said, self._logged_failure = self._logged_failure, False
-        if said:
-            log.info("SLS output: delivering again")
-
-
-class _Tally:
-    """Counts an event and says so at most once per `every` seconds (backfills of old files
-    would otherwise log a line per batch)."""
-
-    def __init__(self, monotonic: Callable[[], float], every: float = 60.0) -> None:
-        self._lock = threading.Lock()
-        self._monotonic = monotonic
-        self._every = every
-        self._pending = 0
-        self._last: float | None = None
-
-    def add(self, count: int) -> int:
-        """Record `count` more; the total to report now, or 0 while it is too soon."""
-        now = self._monotonic()
-        with self._lock:
-            self._pending += count
-            if self._last is not None and now - self._last < self._every:
-                return 0
-            self._last = now
-            total, self._pending = self._pending, 0
-            return total
 
 
 class SlsSink:
@@ -233,9 +104,9 @@ class SlsSink:
         self._on_retry = on_retry
         self._limit = AdaptiveLimit(config.concurrency)
         self._aborted = threading.Event()
-        self._health = _Health(monotonic)
-        self._restamps = _Tally(monotonic)
-        self._time_rejects = _Tally(monotonic)
+        self._health = Health(monotonic)
+        self._restamps = Tally(monotonic)
+        self._time_rejects = Tally(monotonic)
         self._stats = SlsStats()
         self._stats_lock = threading.Lock()
         self._idle: queue.SimpleQueue[SlsClient] = queue.SimpleQueue()
@@ -279,7 +150,7 @@ class SlsSink:
 
     # -- encoding --------------------------------------------------------------------------
 
-    def _prepare(self, batch: SealedBatch) -> tuple[_Pending | None, int]:
+    def _prepare(self, batch: SealedBatch) -> tuple[Pending | None, int]:
         """The batch as one LogGroup, with the time policy applied; and how many logs were
         rejected. A batch is sealed within the LogGroup limits, so it is never cut here."""
         if not batch.records:
@@ -288,7 +159,7 @@ class SlsSink:
         low, high = self._window.bounds(now)
         times = batch.record_times()
         if low <= batch.min_time and batch.max_time <= high:  # the hot path: all in the window
-            return _Pending(batch.data, None, times, batch.trailer), 0
+            return Pending(batch.data, None, times, batch.trailer), 0
         logs = split_logs(batch.data, batch.ends())
         kept_logs: list[bytes] = []
         kept_times: list[int] = []
@@ -310,7 +181,7 @@ class SlsSink:
             self._rejected_by_time(dropped)
         if not kept_logs:
             return None, dropped
-        return _Pending.of(kept_logs, kept_times, batch.trailer, restamped), dropped
+        return Pending.of(kept_logs, kept_times, batch.trailer, restamped), dropped
 
     def _restamp(self, log_bytes: bytes, original: int, now: float) -> bytes:
         """The log sent with the current time, its own time kept in ORIGINAL_TIME_KEY."""
@@ -338,12 +209,12 @@ class SlsSink:
                 total,
             )
 
-    def _apply_time_policy(self, p: _Pending) -> bool:
+    def _apply_time_policy(self, p: Pending) -> bool:
         """After the server refused the times: restamp or drop what is near the edges (or all).
 
         False when nothing is left to send."""
         now = self._clock()
-        low, high = _WIDE.bounds(now)
+        low, high = WIDE_WINDOW.bounds(now)
         fresh = [i for i in range(len(p)) if i not in p.restamped]
         suspects = {i for i in fresh if not low <= p.times[i] <= high}
         if not suspects:
@@ -352,7 +223,7 @@ class SlsSink:
         if self._config.time_policy == "reject":
             keep = [i for i in range(len(p)) if i not in suspects]
             self._rejected_by_time(len(suspects))
-            fixed = _Pending.of(
+            fixed = Pending.of(
                 [logs[i] for i in keep],
                 [p.times[i] for i in keep],
                 p.trailer,
@@ -362,12 +233,12 @@ class SlsSink:
             for i in suspects:
                 logs[i] = self._restamp(logs[i], p.times[i], now)
             self._said_restamped(len(suspects))
-            fixed = _Pending.of(logs, p.times, p.trailer, p.restamped | suspects)
+            fixed = Pending.of(logs, p.times, p.trailer, p.restamped | suspects)
         p.data, p.ends, p.times, p.restamped = fixed.data, fixed.ends, fixed.times, fixed.restamped
         return bool(p.times)
 
     @staticmethod
-    def _ends_of(p: _Pending) -> list[int]:
+    def _ends_of(p: Pending) -> list[int]:
         """Log boundaries of a block sent whole: read from the protobuf framing itself."""
         ends, pos = [], 0
         data = p.data
@@ -379,7 +250,7 @@ class SlsSink:
 
     # -- delivery --------------------------------------------------------------------------
 
-    def _deliver(self, p: _Pending) -> Outcome:
+    def _deliver(self, p: Pending) -> Outcome:
         """One LogGroup until delivered, rejected or aborted."""
         attempts: dict[Failure, int] = {}
         started = self._monotonic()
@@ -433,7 +304,7 @@ class SlsSink:
             if self._aborted.wait(self._policy.delay(failure, n, self._rand)):
                 return Outcome.ABORTED
 
-    def _react(self, failure: Failure, err: SlsError, p: _Pending, n: int) -> Outcome | None:
+    def _react(self, failure: Failure, err: SlsError, p: Pending, n: int) -> Outcome | None:
         """Side effects of one failure; an Outcome when the LogGroup is final."""
         target = f"{self._config.project}/{self._config.logstore} at {self._endpoint.netloc()}"
         if failure is Failure.TRANSIENT:
@@ -474,7 +345,7 @@ class SlsSink:
             return self._reject(p, err)
         return None
 
-    def _split(self, p: _Pending, err: SlsError) -> Outcome:
+    def _split(self, p: Pending, err: SlsError) -> Outcome:
         if len(p) == 1:
             return self._reject(p, err)
         if p.ends is None:
@@ -487,7 +358,7 @@ class SlsSink:
             outcomes.append(outcome)
         return Outcome.DELIVERED if Outcome.DELIVERED in outcomes else Outcome.REJECTED
 
-    def _reject(self, p: _Pending, err: SlsError) -> Outcome:
+    def _reject(self, p: Pending, err: SlsError) -> Outcome:
         self._count(rejected_logs=len(p))
         log.error("SLS output: rejected %d record(s) for good: %s", len(p), err)
         return Outcome.REJECTED
@@ -502,7 +373,7 @@ class SlsSink:
         except CredentialsError as exc:
             return SlsError(401, "CredentialsUnavailable", str(exc))
         except Exception as exc:  # a sender thread must survive a bug under the client
-            # Retried with backoff like a network error, and said once by _Health; only the
+            # Retried with backoff like a network error, and said once by Health; only the
             # type is shown, as the text of an unknown error might echo request headers.
             return SlsError(0, "ClientError", type(exc).__name__)
         finally:
@@ -529,79 +400,3 @@ class SlsSink:
         with self._stats_lock:
             for name, delta in deltas.items():
                 setattr(self._stats, name, getattr(self._stats, name) + delta)
-
-
-class OutputCheckError(Exception):
-    """Why the configured SLS output cannot be written to; one line for the user."""
-
-
-def check_output(
-    config: SlsOutput,
-    *,
-    credentials: CredentialsSource | None = None,
-    timeout: float = 10.0,
-) -> str:
-    """Prove endpoint, credentials, project and logstore with one PutLogs of an empty LogGroup.
-
-    Returns a one-line success message; raises OutputCheckError saying what is wrong. An empty
-    LogGroup stores nothing, and PutLogs is the one permission the agent needs anyway (a check
-    with GetLogStore would demand a read permission the agent never uses).
-    """
-    try:
-        source = credentials or credentials_for(config)
-        endpoint = parse_endpoint(config.endpoint)
-        key_id = mask(source.get().access_key_id)
-    except (CredentialsError, EndpointError) as exc:
-        raise OutputCheckError(str(exc)) from None
-    client = SlsClient(
-        endpoint,
-        source,
-        source=config.source or "127.0.0.1",
-        timeout=min(timeout, config.request_timeout),
-        compress=config.compress == "lz4",
-    )
-    where = f"{config.project}/{config.logstore} at {endpoint.scheme}://{endpoint.netloc()}"
-    try:
-        request_id = client.put(
-            config.project, config.logstore, LogGroupBytes([], encode_trailer(config.topic, "", ()))
-        )
-    except SlsError as err:
-        if err.status == 400 and err.code == "PostBodyInvalid":
-            # SLS checks the signature, project and logstore before the body: a complaint about
-            # the empty LogGroup itself still proves everything the check is for.
-            return f"OK: {where} accepts requests from AccessKeyId {key_id} ({err.code})"
-        raise OutputCheckError(_explain(err, config, endpoint.netloc(), key_id)) from None
-    except CredentialsError as exc:
-        raise OutputCheckError(str(exc)) from None
-    finally:
-        client.close()
-    return f"OK: {where} accepts writes from AccessKeyId {key_id} (request id {request_id})"
-
-
-def _explain(err: SlsError, config: SlsOutput, netloc: str, key_id: str) -> str:  # noqa: PLR0911 - one line per cause
-    code = err.code
-    if err.status == 0:
-        if code == "Timeout":
-            return f"cannot reach {netloc}: no answer within the timeout"
-        return f"cannot reach {netloc}: {err.message}"
-    if code == "ProjectNotExist":
-        return f"project {config.project!r} does not exist at {netloc} (ProjectNotExist)"
-    if code == "LogStoreNotExist":
-        return (
-            f"logstore {config.logstore!r} does not exist in project {config.project!r} "
-            "(LogStoreNotExist)"
-        )
-    if code in ("InvalidAccessKeyId", "InvalidAccessKeyId.NotFound"):
-        return f"AccessKeyId {key_id} is not known to SLS ({code})"
-    if code == "SignatureNotMatch":
-        return f"the AccessKey secret does not match AccessKeyId {key_id} (SignatureNotMatch)"
-    if classify(err.status, code, err.message) is Failure.TOKEN_EXPIRED:
-        return f"the STS security token has expired ({code}); write a fresh one"
-    if code == "RequestTimeExpired":
-        return "this host's clock is more than 15 minutes off (RequestTimeExpired); fix NTP"
-    if err.status in (401, 403):
-        return (
-            f"AccessKeyId {key_id} may not write to {config.project}/{config.logstore} "
-            f"({code}: {err.message})"
-        )
-    return f"SLS refused the check: {err}"

@@ -35,8 +35,8 @@ import lz4.block
 
 from agent import __version__
 from agent.delivery.credentials import CredentialsSource
-from agent.delivery.endpoint import Endpoint, EndpointError, parse_endpoint
 from agent.delivery.sls_signing import http_date, signature, string_to_sign
+from agent.endpoint import Endpoint, EndpointError, parse_endpoint
 
 __all__ = ["Endpoint", "EndpointError", "SlsClient", "SlsError", "parse_endpoint"]
 

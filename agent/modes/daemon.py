@@ -28,7 +28,8 @@ from agent.ops.metrics import AgentMetrics
 from agent.ops.notify import Notifier
 from agent.ops.signals import take_early
 from agent.ops.status import Throughput
-from agent.reading.watcher import Opened, Released, Resume, Rotated, Truncated, Watcher
+from agent.reading.notices import Opened, Released, Resume, Rotated, Truncated
+from agent.reading.watcher import Watcher
 from agent.state.checkpoint import Checkpointer, CheckpointError, SavedPosition
 
 log = logging.getLogger(__name__)

@@ -161,7 +161,7 @@ def verify_output(config: Config) -> str:
         return f"OK: {path} is writable"
     if isinstance(output, StdoutOutput):
         return "OK: stdout"
-    from agent.delivery.sls import OutputCheckError, check_output  # noqa: PLC0415 (the SDK is heavy)
+    from agent.delivery.sls_check import OutputCheckError, check_output  # noqa: PLC0415
 
     try:
         return check_output(output)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from agent.config import Config, SlsOutput
-from agent.delivery.credentials import CredentialsError, credentials_for
+from agent.delivery.credential_sources import credentials_for
+from agent.delivery.credentials import CredentialsError
 from agent.provision.desired import GROUPS, ProvisionError, wanted
 from agent.provision.plan import apply, plan, render
 from agent.provision.remote import Remote, RemoteError
@@ -34,7 +35,7 @@ def run_provision(
 ) -> int:
     """Print the plan and apply it; raises ProvisionError for anything the user must fix."""
     from agent.delivery.admin_client import log_client  # noqa: PLC0415 (the SDK is heavy)
-    from agent.delivery.endpoint import EndpointError  # noqa: PLC0415
+    from agent.endpoint import EndpointError  # noqa: PLC0415
 
     output = config.output
     if not isinstance(output, SlsOutput):

@@ -3,28 +3,8 @@
 The watcher owns discovery and one `Tailer` per file identity. Its layer ends at bytes: the
 caller (the reading loop) turns chunks into records and decides when offsets are committed.
 
-Contract with the reading loop:
-
-    positions = {k: r for k, p in saved.items()
-                 if (r := Resume.from_saved(k, p.path, p.offset, p.identity)) is not None}
-    watcher = Watcher(cfg.inputs, positions, cfg.tail, first_start=not checkpoint_existed)
-    chunks = watcher.poll(now, budget_bytes)   # budget 0 = backpressure: read nothing
-    for notice in watcher.notices():           # handle these BEFORE this poll's chunks
-        ...                                    # Opened / Truncated / Rotated / Released
-    for chunk in chunks:                       # chunk.offset == where that file's data resumes
-        ...
-    watcher.idle_since(key)                    # writer idle since (fully read), for flushes
-    watcher.files()                            # FileStatus per file, for metrics and status
-    watcher.close()                            # stops the directory observer, closes fds
-
-Ordering guarantees:
-- Every notice returned by `notices()` after a `poll()` applies before that poll's chunks:
-  `Opened` precedes a key's first chunk; after `Truncated(key)` the next chunk of that key has
-  offset 0; `Released(key)` comes only after the poll that returned the key's last chunk.
-- `Released(key)` also comes, without an `Opened`, for a checkpointed key whose file is gone
-  (deleted while the agent was down): drop its checkpoint entry.
-- Per key, chunks are contiguous: each chunk starts where the previous one ended (a
-  `Truncated` notice is the only way back), so offsets never go backwards otherwise.
+The contract with the reading loop (calls, notices and their ordering) is in
+agent/reading/notices.py.
 
 Where reading starts:
 - A key in `positions` (the checkpoint) resumes at its offset when a file with the same device,
@@ -49,30 +29,18 @@ Offset markers: a checkpoint may carry the hash of the bytes just before its off
 rewritten while the agent was down, and is read from 0 (`Truncated`), as is a followed file
 whose marker no longer holds (see agent/tailer.py).
 
-Open fds (agent/reading/fdbudget.py): a ceiling, the process limit less a reserve for sockets and
-checkpoint saves, is never passed; after each poll the watcher goes back to its target,
-`max_open` within the ceiling. Over the target, the followed files idle the longest (fully
-read) are suspended first: their fd is closed and their path is stat'ed each poll instead; they
-are reopened when they change (and if the path then holds other content, that is a new file).
-The cost: bytes written to a suspended file in the poll interval before it is renamed out of
-the globs or deleted are not read. Then draining (rotated) files are parked, least recently
-changed first (and, at the ceiling only, followed ones too): no fd, just the identity and the
-name they have now. They are reopened in turn, oldest rotation first, when reading can go on
-and fds are free, found again by their inode next to that name, and verified (inode, head,
-marker) before a byte is read. That is logged once per episode. A deleted file is never parked
-(it could not be reopened); a parked file deleted before it was reopened is lost past its
+Open fds: the watcher never passes the ceiling of agent/reading/fdbudget.py and goes back to
+its target after each poll, by suspending idle files and parking draining ones
+(agent/reading/parking.py). A parked file deleted before it was reopened is lost past its
 offset, and that is logged.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
-import stat
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from agent.config import InputConfig, TailConfig
 from agent.reading.discovery import Discovery, Found, Moved
@@ -81,10 +49,27 @@ from agent.reading.fingerprint import (
     HEAD_BYTES,
     FileIdentity,
     head_hash,
-    marker_hash,
     mint_key,
-    read_marker,
 )
+from agent.reading.locate import (
+    after_last_newline,
+    directories_of,
+    inodes_in,
+    leads_to,
+    marker_holds,
+)
+from agent.reading.notices import (
+    Chunk,
+    FileStatus,
+    Notice,
+    Opened,
+    Released,
+    Resume,
+    Rotated,
+    Truncated,
+    rekey,
+)
+from agent.reading.parking import FdKeeper, open_count
 from agent.reading.tailer import Change, OpenedFile, Tailer, open_file
 
 _log = logging.getLogger(__name__)
@@ -93,103 +78,7 @@ MAX_CHUNK = 1 << 20
 """Largest single chunk: bounds the memory one read can take."""
 
 _MIN_SHARE = 16 * 1024  # a fair share smaller than this costs more in syscalls than it buys
-_END_LOOKBACK = 64 * 1024  # start_at end: how far back to look for the last newline
 _RECENT_KEYS = 10_000  # released keys remembered so a reused inode gets a distinct key
-
-
-@dataclass(frozen=True, slots=True)
-class Chunk:
-    """The next bytes of a file: `data` starts at byte `offset` of the file identity `key`."""
-
-    key: str
-    path: str
-    offset: int
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Opened:
-    """Reading of `key` starts at `offset`; `input_index` says which input (encoding...)."""
-
-    key: str
-    path: str
-    offset: int
-    input_index: int
-
-
-@dataclass(frozen=True, slots=True)
-class Truncated:
-    """The file shrank or its head changed (copytruncate): reading restarts at 0."""
-
-    key: str
-    path: str
-
-
-@dataclass(frozen=True, slots=True)
-class Rotated:
-    """The file is now under `new_path`, or under no watched path (None): it will drain."""
-
-    key: str
-    old_path: str
-    new_path: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Released:
-    """Read to its end and closed (or not found at all): flush it, drop its checkpoint entry."""
-
-    key: str
-    path: str
-    offset: int
-
-
-Notice = Opened | Truncated | Rotated | Released
-
-
-@dataclass(frozen=True, slots=True)
-class Resume:
-    """A checkpointed position: where the file identity was and how far it was delivered."""
-
-    path: str
-    offset: int
-    identity: FileIdentity
-    marker: str | None = None  # hash of the bytes just before `offset`; None: not verified
-
-    @classmethod
-    def from_saved(
-        cls,
-        key: str,
-        path: str,
-        offset: int,
-        identity: Mapping[str, object],
-        marker: str | None = None,
-    ) -> Resume | None:
-        """Build from a checkpoint entry; a damaged identity is logged and skipped (None).
-
-        Skipping means the file is read again from 0 (duplicates), never from its end (loss).
-        """
-        try:
-            restored = FileIdentity.from_dict(dict(identity))
-        except ValueError as exc:
-            _log.warning("checkpoint entry %s for %s ignored: %s", key, path, exc)
-            return None
-        return cls(path, max(offset, 0), _rekey(restored, key), marker)
-
-
-@dataclass(frozen=True, slots=True)
-class FileStatus:
-    """One file for metrics and status pages."""
-
-    key: str
-    path: str
-    offset: int
-    size: int
-    behind: int
-    followed: bool  # False: rotated away or deleted, draining
-    deleted_since: float | None
-    identity: FileIdentity  # what to checkpoint (its head grows with the file)
-    input_index: int
-    open: bool  # False: suspended or parked to bound open fds
 
 
 class Watcher:
@@ -212,15 +101,15 @@ class Watcher:
         self._first_start = first_start
         self._rotate_wait = rotate_wait
         self._fds = fds or FdBudget.for_process(max_open)
+        self._keeper = FdKeeper(self._fds)
         self._ceiling = self._fds.ceiling(0)  # counted once per poll: opens check against it
-        self._parking = False  # an episode of parked files is under way (logged once)
         self._discovery = Discovery(self._inputs, tail.rescan_interval, watch=watch)
         self._tailers: dict[str, Tailer] = {}
         self._by_inode: dict[tuple[int, int], str] = {}
         self._followed: set[str] = set()
         self._gone_at: dict[str, float] = {}  # key -> when its path stopped leading to it
         self._restore: dict[str, Resume] = {
-            key: Resume(r.path, max(r.offset, 0), _rekey(r.identity, key), r.marker)
+            key: Resume(r.path, max(r.offset, 0), rekey(r.identity, key), r.marker)
             for key, r in positions.items()
         }
         self._released: OrderedDict[str, None] = OrderedDict()
@@ -311,16 +200,20 @@ class Watcher:
         for key, t in self._tailers.items():
             f = seen.pop((t.identity.dev, t.identity.ino), None)
             if f is not None:
-                if f.path != t.path and not _leads_to(t.path, t.identity):
+                if f.path != t.path and not leads_to(t.path, t.identity):
                     self._notices.append(Rotated(key, t.path, f.path))
                     t.path = f.path
                 self._followed.add(key)
                 self._gone_at.pop(key, None)
-            elif key in self._followed and not _leads_to(t.path, t.identity):
+            elif key in self._followed and not leads_to(t.path, t.identity):
                 # A glob hiccup (NFS, permissions) must not orphan a file its path still shows.
                 self._followed.discard(key)
                 self._gone_at[key] = now
                 self._notices.append(Rotated(key, t.path, None))
+                if t.closed:
+                    # Suspended: its size is as last seen, and it may have grown before it was
+                    # renamed. Parked, it is found by its inode and looked at before release.
+                    t.park()
 
     def _open_new(self, found: list[Found], now: float, initial: bool) -> None:
         unclaimed: list[tuple[Found, OpenedFile]] = []
@@ -347,7 +240,7 @@ class Watcher:
             start_at = self._inputs[f.input_index].start_at
             offset = 0
             if initial and self._first_start and start_at == "end":
-                offset = _after_last_newline(opened)
+                offset = after_last_newline(opened)
             self._start(
                 Tailer(opened, identity, f.path, offset=offset, input_index=f.input_index, now=now)
             )
@@ -376,9 +269,9 @@ class Watcher:
         listings: dict[str, dict[tuple[int, int], str]] = {}
         for key, r in list(self._restore.items()):
             inode = (r.identity.dev, r.identity.ino)
-            for directory in _directories_of(r.path):
+            for directory in directories_of(r.path):
                 if directory not in listings:
-                    listings[directory] = _inodes_in(directory)
+                    listings[directory] = inodes_in(directory)
                 candidate = listings[directory].get(inode)
                 if candidate is None or inode in self._by_inode:
                     continue
@@ -447,7 +340,7 @@ class Watcher:
         self._released.pop(key, None)
         identity = FileIdentity.of(key, opened.dev, opened.ino, opened.head)
         offset = r.offset
-        truncated = opened.size < offset or not _marker_holds(opened, offset, r.marker)
+        truncated = opened.size < offset or not marker_holds(opened, offset, r.marker)
         if truncated:
             offset = 0
         t = Tailer(opened, identity, path, offset=offset, input_index=input_index, now=now)
@@ -520,7 +413,7 @@ class Watcher:
         return True
 
     def _open_count(self) -> int:
-        return sum(1 for t in self._tailers.values() if not t.closed)
+        return open_count(self._tailers)
 
     def _warn_pinned(self, t: Tailer, now: float) -> None:
         if t.deleted_since is None or t.deleted_warned:
@@ -537,115 +430,15 @@ class Watcher:
             )
 
     def _bound_open_files(self) -> None:
-        """Back within the budget after a poll: past the ceiling any file not deleted may be
-        closed; past the target, idle files and then draining (rotated) ones."""
-        own = self._open_count()
-        over = own - self._fds.ceiling(own)
-        if over > 0:
-            self._close_some(over, followed_too=True)
-        own = self._open_count()
-        excess = own - self._fds.target(own)
-        if excess > 0:
-            self._close_some(excess, followed_too=False)
+        self._keeper.bound(self._tailers, self._followed, self._ceiling)
 
     def _make_room(self) -> bool:
-        """Before opening a file: free an fd at the ceiling. False: none could be freed."""
-        excess = self._open_count() + 1 - self._ceiling
-        return excess <= 0 or self._close_some(excess, followed_too=True) >= excess
-
-    def _close_some(self, count: int, *, followed_too: bool) -> int:
-        """Suspend the longest-idle fully read followed files, then park draining files (and,
-        with `followed_too`, followed ones) changed least recently. Returns the fds freed.
-
-        Never a deleted file: it could not be reopened. A followed file can be deleted before
-        the next rescan notices, so each candidate's link count is checked first. Followed
-        files are parked only at the ceiling: one deleted while parked loses its unread bytes.
-        """
-        locate = _Locator()
-        open_now = [t for t in self._tailers.values() if not t.closed and t.deleted_since is None]
-        idle = [t for t in open_now if t.behind == 0 and t.key in self._followed]
-        idle.sort(key=lambda t: t.changed_at)
-        freed = 0
-        for t in idle:
-            if freed >= count:
-                return freed
-            if t.linked():
-                t.suspend()
-                freed += 1
-        # Under the target, a draining file read to its end keeps its fd: it is let go (or
-        # it grew) by the next poll, and parking it would only reopen it to find that out.
-        busy = [
-            t
-            for t in open_now
-            if not t.closed and (followed_too or (t.key not in self._followed and t.behind > 0))
-        ]
-        # Followed files go last: they are being written to right now.
-        busy.sort(key=lambda t: (t.key in self._followed, t.behind == 0, t.changed_at))
-        for t in busy:
-            if freed >= count:
-                break
-            where = locate.where(t) if t.linked() else None
-            if where is None:
-                continue  # deleted: only its fd still reaches it
-            t.path = where
-            t.park()
-            freed += 1
-            if not self._parking:
-                self._parking = True
-                _log.warning(
-                    "more files than fds to hold them (max_open_files %d, RLIMIT_NOFILE %d of "
-                    "which %d are kept for sockets and checkpoints): files not yet read to "
-                    "their end are closed and reopened in turn",
-                    self._fds.max_open,
-                    self._fds.limit,
-                    self._fds.reserve,
-                )
-        return freed
+        return self._keeper.make_room(self._tailers, self._followed, self._ceiling)
 
     def _unpark(self, now: float) -> list[Tailer]:
-        """Reopen parked files while fds are free, oldest rotation first; returns them."""
-        parked = [t for t in self._tailers.values() if t.parked]
-        if not parked:
-            if self._parking:
-                self._parking = False
-                _log.info("every file is open again")
-            return []
-        own = self._open_count()
-        room = self._fds.target(own) - own
-        if room < len(parked):
-            # Fully read followed files give their fds in turn, so parked ones are not starved.
-            idle = [
-                t
-                for t in self._tailers.values()
-                if not t.closed and t.behind == 0 and t.key in self._followed
-            ]
-            idle.sort(key=lambda t: t.changed_at)
-            for t in idle[: len(parked) - room]:
-                if t.linked():
-                    t.suspend()
-                    room += 1
-        parked.sort(key=lambda t: (t.key in self._followed, self._gone_at.get(t.key, now)))
-        reopened: list[Tailer] = []
-        locate = _Locator()
-        for t in parked[: max(room, 0)]:
-            path = locate.where(t)
-            change: Change | None = None
-            if path is not None:
-                try:
-                    change = t.reopen(path, now)
-                except OSError as exc:
-                    _log.warning("%s: cannot reopen: %s", path, exc.strerror or exc)
-            if change is None or change is Change.REPLACED:
-                _log.warning(
-                    "%s was deleted while closed to spare fds; bytes after offset %d were not read",
-                    t.path,
-                    t.offset,
-                )
-                self._release(t.key)
-                continue
-            if self._after_change(t.key, t, change) and t.behind > 0:
-                reopened.append(t)
-        return reopened
+        return self._keeper.unpark(
+            self._tailers, self._followed, self._gone_at, now, self._release, self._after_change
+        )
 
     def _release_drained(self, now: float) -> None:
         for key, gone_at in list(self._gone_at.items()):
@@ -709,87 +502,3 @@ class _TakenKeys:
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and self._watcher.key_in_use(key)
-
-
-def _rekey(identity: FileIdentity, key: str) -> FileIdentity:
-    if identity.key == key:
-        return identity
-    return FileIdentity(key, identity.dev, identity.ino, identity.head_len, identity.head_hash)
-
-
-def _leads_to(path: str, identity: FileIdentity) -> bool:
-    """Does `path` still name this file (same device and inode)?"""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return False
-    return identity.same_inode(st.st_dev, st.st_ino)
-
-
-class _Locator:
-    """Finds files by inode next to their last known name; one pass (parking or reopening
-    many files) lists each directory once, and again only when a name is not found."""
-
-    def __init__(self) -> None:
-        self._listings: dict[str, dict[tuple[int, int], str]] = {}
-
-    def where(self, t: Tailer) -> str | None:
-        """The file's current name, or None when it has none left (deleted)."""
-        if _leads_to(t.path, t.identity):
-            return t.path
-        inode = (t.identity.dev, t.identity.ino)
-        for fresh in (False, True):
-            for directory in _directories_of(t.path):
-                if fresh or directory not in self._listings:
-                    self._listings[directory] = _inodes_in(directory)
-                candidate = self._listings[directory].get(inode)
-                if candidate is not None and _leads_to(candidate, t.identity):
-                    return candidate
-        return None
-
-
-def _marker_holds(opened: OpenedFile, offset: int, marker: str | None) -> bool:
-    """Does the file still hold, just before `offset`, the bytes a checkpoint's marker hashed?"""
-    if marker is None or offset <= 0:
-        return True  # an older checkpoint, or nothing to verify
-    try:
-        return marker_hash(read_marker(opened.fd, offset)) == marker
-    except OSError:
-        return False
-
-
-def _directories_of(path: str) -> list[str]:
-    """Where a rotation of `path` goes: its directory, and its symlink target's."""
-    return sorted({os.path.dirname(path), os.path.dirname(os.path.realpath(path))})
-
-
-def _inodes_in(directory: str) -> dict[tuple[int, int], str]:
-    """(dev, ino) -> path of the regular files in one directory (symlinks followed)."""
-    out: dict[tuple[int, int], str] = {}
-    try:
-        entries = sorted(os.scandir(directory), key=lambda e: e.name)
-    except OSError as exc:
-        if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
-            _log.warning("cannot list %s: %s", directory, exc.strerror or exc)
-        return out
-    for entry in entries:
-        try:
-            st = entry.stat()
-        except OSError:
-            continue
-        if stat.S_ISREG(st.st_mode):
-            out.setdefault((st.st_dev, st.st_ino), entry.path)
-    return out
-
-
-def _after_last_newline(opened: OpenedFile) -> int:
-    """Where `start_at: end` starts: after the last complete line, so no line is cut in two."""
-    start = max(opened.size - _END_LOOKBACK, 0)
-    try:
-        tail = os.pread(opened.fd, opened.size - start, start)
-    except OSError:
-        return opened.size
-    cut = tail.rfind(b"\n")
-    if cut >= 0:
-        return start + cut + 1
-    return 0 if start == 0 else opened.size  # a lone partial line is read whole

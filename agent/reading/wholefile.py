@@ -137,7 +137,7 @@ def _gunzip(path: str, chunk_size: int) -> Iterator[bytes]:
     with open(path, "rb") as f:
         while data := f.read(_IN_CHUNK):
             yield from members.feed(data, chunk_size)
-    yield from members.end()
+    yield from members.end(chunk_size)
 
 
 class _Members:
@@ -177,17 +177,18 @@ class _Members:
             else:
                 data = self._d.unconsumed_tail
 
-    def end(self) -> Iterator[bytes]:
+    def end(self, chunk_size: int) -> Iterator[bytes]:
         """The file ended: inside a member, what decoded before the cut is the readable part."""
         if self._d is None:
             return
         try:
-            out = self._d.flush()
+            out = self._d.flush()  # what zlib still held: at most a match or a window
         except zlib.error:
             out = b""
-        if out:
-            self.total += len(out)
-            yield out
+        for i in range(0, len(out), chunk_size):
+            piece = out[i : i + chunk_size]
+            self.total += len(piece)
+            yield piece
         reason = f"member {self.member}: the file ends before the member does (truncated)"
         raise _GzipDamageError(self.total, reason)
 

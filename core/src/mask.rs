@@ -333,7 +333,9 @@ impl Masker {
         let names: &[&str] = match fields.iter().find(|(k, _)| &**k == "event") {
             Some((_, Value::Str(e))) => match e.as_str() {
                 "llm_call" => &["message", "error_message", "parse_error"],
-                "prompt" | "result" | "feedback" | "log" => &["message", "parse_error"],
+                "prompt" | "result" | "log" => &["message", "parse_error"],
+                // `comment`: what the user typed with a rating.
+                "feedback" => &["message", "comment", "parse_error"],
                 _ => &["message", "__raw_log__", "error_message", "parse_error"],
             },
             _ => &["__raw_log__", "parse_error"],

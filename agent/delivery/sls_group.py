@@ -1,0 +1,77 @@
+"""A sealed batch as the LogGroup the SLS output sends: the time window SLS accepts, and the
+logs cut apart only when a split (413) or a time-range problem needs it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from agent.engine.loggroup import LogGroupBytes, split_logs
+
+ORIGINAL_TIME_KEY = "original_time"
+PAST_WINDOW = 7 * 24 * 3600
+FUTURE_WINDOW = 15 * 60
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """The log times SLS accepts, narrowed by safety margins for clock differences."""
+
+    past_margin: float = 300.0
+    future_margin: float = 60.0
+
+    def bounds(self, now: float) -> tuple[float, float]:
+        return now - PAST_WINDOW + self.past_margin, now + FUTURE_WINDOW - self.future_margin
+
+
+WIDE_WINDOW = TimeWindow(past_margin=3600.0, future_margin=600.0)
+
+
+@dataclass(slots=True)
+class Pending:
+    """A LogGroup on its way: its encoded logs and each one's own time.
+
+    `restamped` holds the indexes already sent with the current time instead of their own.
+    Most batches travel as the one `data` block they were sealed in; they are cut into logs
+    only when a split or a time-range problem needs it.
+    """
+
+    data: bytes
+    ends: list[int] | None  # each log's end in `data`; None: not needed yet
+    times: list[int]
+    trailer: bytes
+    restamped: set[int] = field(default_factory=set)
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def group(self) -> LogGroupBytes:
+        return LogGroupBytes([self.data], self.trailer)
+
+    def logs(self) -> list[bytes]:
+        if self.ends is None:
+            raise ValueError("log boundaries are unknown")
+        return split_logs(self.data, self.ends)
+
+    @classmethod
+    def of(
+        cls, logs: list[bytes], times: list[int], trailer: bytes, restamped: set[int]
+    ) -> Pending:
+        ends, total = [], 0
+        for log_bytes in logs:
+            total += len(log_bytes)
+            ends.append(total)
+        return cls(b"".join(logs), ends, times, trailer, restamped)
+
+    def halves(self) -> tuple[Pending, Pending]:
+        logs, mid = self.logs(), len(self) // 2
+        return (
+            Pending.of(
+                logs[:mid], self.times[:mid], self.trailer, {i for i in self.restamped if i < mid}
+            ),
+            Pending.of(
+                logs[mid:],
+                self.times[mid:],
+                self.trailer,
+                {i - mid for i in self.restamped if i >= mid},
+            ),
+        )
