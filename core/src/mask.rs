@@ -814,6 +814,19 @@ mod tests {
     }
 
     #[test]
+    fn user_regexes_keep_python_s_ascii_meaning() {
+        assert_eq!(translate(r"\d+").unwrap(), "[0-9]+");
+        assert_eq!(translate(r"[\w.]").unwrap(), "[0-9A-Za-z_.]");
+        assert_eq!(translate(r"(?i:ab)\b").unwrap(), "(?i-u:ab)(?-u:\\b)");
+        assert_eq!(translate(r"a{,3}\Z").unwrap(), "a{0,3}\\z");
+        assert_eq!(translate(r"\.\]").unwrap(), "\\x{2E}\\x{5D}");
+        assert_eq!(translate(r"[]a]").unwrap(), "[]a]");
+        for bad in [r"a$", r"[\D]", r"[a--b]", r"(?x:a)", r"\1", r"[a"] {
+            assert!(translate(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn values_next_to_chinese_text_are_masked() {
         let (out, counts) = masker()
             .mask_text("号码13812345678，密码:abc123 ip 10.0.0.1")
