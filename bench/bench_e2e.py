@@ -92,7 +92,14 @@ def peak_rss(pid: int) -> int:
 class AgentProcess:
     """`taskset -c CPU python -m agent run` following `workdir/logs/*.log` into the Logstore."""
 
-    def __init__(self, workdir: Path, store: LogstoreProcess, cpu: int, tree: Path = REPO) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        store: LogstoreProcess,
+        cpu: int,
+        tree: Path = REPO,
+        engine: str | None = None,
+    ) -> None:
         """`tree`: the checkout whose `agent` runs (another commit, for a before/after run)."""
         if workdir.exists():
             subprocess.run(["rm", "-rf", str(workdir)], check=True)
@@ -106,6 +113,7 @@ class AgentProcess:
             "state_dir": str(workdir / "state"),
             "metrics": {"listen": f"127.0.0.1:{self.metrics_port}"},
             "tail": {"multiline_flush": 0.2},
+            **({"engine": engine} if engine else {}),
         }
         config_path = workdir / "llmtail.yaml"
         config_path.write_text(yaml.safe_dump(config))
@@ -332,6 +340,14 @@ def main(argv: list[str] | None = None) -> int:
         help="also run the bulk file through the agent of this checkout (git worktree of an "
         "older commit), first, in the same run",
     )
+    ap.add_argument(
+        "--engine", choices=("core", "python"), help="the agent's engine (default: the config's)"
+    )
+    ap.add_argument(
+        "--python-engine-too",
+        action="store_true",
+        help="also run the bulk file through engine: python first, in the same run",
+    )
     args = ap.parse_args(argv)
     size = parse_size(args.size)
     path, records = data_file(f"bulk-{args.size}", size)
@@ -346,7 +362,14 @@ def main(argv: list[str] | None = None) -> int:
                 print_run("baseline", results["baseline"])
             finally:
                 before.stop()
-        agent = AgentProcess(DATA / "run-agent", store, args.agent_cpu)
+        if args.python_engine_too:
+            python = AgentProcess(DATA / "run-python", store, args.agent_cpu, engine="python")
+            try:
+                results["python_engine"] = bulk(python, store, path, records)
+                print_run("python engine", results["python_engine"])
+            finally:
+                python.stop()
+        agent = AgentProcess(DATA / "run-agent", store, args.agent_cpu, engine=args.engine)
         profiler = None
         raw = RESULTS / "profile-raw.txt"
         if args.profile:
