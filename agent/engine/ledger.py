@@ -106,9 +106,6 @@ class Ledger:
         if f is not None:
             f.released_at = end
 
-    def released(self) -> list[str]:
-        return [key for key, f in self._files.items() if f.released_at is not None]
-
     def settled(self) -> list[str]:
         """Released files whose every batch is final; they are forgotten here."""
         done = [

@@ -50,12 +50,6 @@ class Flow:
         self._final = final
         self._warned_unfinished = False
 
-    def __contains__(self, key: str) -> bool:
-        return key in self._streams
-
-    def keys(self) -> list[str]:
-        return list(self._streams)
-
     def open(self, key: str, path: str, offset: int, input_index: int = 0) -> None:
         """Start (or restart, after a truncation) reading `key` at `offset`."""
         old = self._streams.pop(key, None)
