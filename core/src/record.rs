@@ -104,35 +104,13 @@ impl RecordParser {
             .map(String::as_str)
             .chain(["event", "message", "__raw_log__", "parse_error"])
             .collect();
-        let mut clash: Vec<&Key> = payload
-            .names()
-            .iter()
-            .filter(|n| taken.contains(&&***n))
-            .collect();
-        clash.sort();
-        if let Some(c) = clash.first() {
-            return Err(SettingsError::Value(format!(
-                "payload field {} has the name of a record key; rename it",
-                repr(c)
-            )));
-        }
+        refuse_clash("payload", payload.names(), &taken)?;
         let feedback = match &settings.feedback_fields {
             None => None,
             Some(ff) => {
                 let f = FeedbackParser::new(&settings.payload_separator, ff)
                     .map_err(SettingsError::Value)?;
-                let mut clash: Vec<&Key> = f
-                    .names()
-                    .iter()
-                    .filter(|n| taken.contains(&&***n))
-                    .collect();
-                clash.sort();
-                if let Some(c) = clash.first() {
-                    return Err(SettingsError::Value(format!(
-                        "feedback field {} has the name of a record key; rename it",
-                        repr(c)
-                    )));
-                }
+                refuse_clash("feedback", f.names(), &taken)?;
                 Some(f)
             }
         };
@@ -289,6 +267,20 @@ impl RecordParser {
 }
 
 /// Record keys in design.md order: the prefix keys first, then the pattern's others.
+/// The first (sorted) field of `what` that has the name of a record key, as parsers/record.py
+/// refuses it.
+fn refuse_clash(what: &str, names: &[Key], taken: &[&str]) -> Result<(), SettingsError> {
+    let mut clash: Vec<&Key> = names.iter().filter(|n| taken.contains(&&***n)).collect();
+    clash.sort();
+    match clash.first() {
+        Some(c) => Err(SettingsError::Value(format!(
+            "{what} field {} has the name of a record key; rename it",
+            repr(c)
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn order_keys(keys: &[String]) -> Vec<String> {
     PREFIX_KEYS
         .iter()
