@@ -14,20 +14,32 @@ from typing import Annotated, NoReturn
 import orjson
 import typer
 
-from agent import __version__
-from agent.config import Config, ConfigError, InputConfig, load_config
-from agent.engine.masking import MaskKeyError, masker_for
-from agent.engine.stream import SealedBatch
-from agent.modes.backfill import input_index_for, run_backfill
-from agent.modes.mask_report import mask_report
-from agent.modes.pipeline import UserError, build_engine, parser_settings, run_daemon, verify_output
-from agent.modes.report import REPORT_LABEL_SETS, LlmReport, ReportError, parse_by, parse_since
-from agent.modes.trace import trace as trace_records
-from agent.modes.validate import validate_files
-from agent.ops.status import show_status
-from agent.reading.wholefile import PathError, expand_paths
-from parsers.pattern import PatternError
-from parsers.record import RecordParser
+from llmtail.agent import __version__
+from llmtail.agent.config import Config, ConfigError, InputConfig, load_config
+from llmtail.agent.engine.masking import MaskKeyError, masker_for
+from llmtail.agent.engine.stream import SealedBatch
+from llmtail.agent.modes.backfill import input_index_for, run_backfill
+from llmtail.agent.modes.mask_report import mask_report
+from llmtail.agent.modes.pipeline import (
+    UserError,
+    build_engine,
+    parser_settings,
+    run_daemon,
+    verify_output,
+)
+from llmtail.agent.modes.report import (
+    REPORT_LABEL_SETS,
+    LlmReport,
+    ReportError,
+    parse_by,
+    parse_since,
+)
+from llmtail.agent.modes.trace import trace as trace_records
+from llmtail.agent.modes.validate import validate_files
+from llmtail.agent.ops.status import show_status
+from llmtail.agent.reading.wholefile import PathError, expand_paths
+from llmtail.parsers.pattern import PatternError
+from llmtail.parsers.record import RecordParser
 
 app = typer.Typer(
     add_completion=False,
@@ -304,8 +316,8 @@ def provision(
     ] = None,
 ) -> None:
     """Create or update the Logstore, its index, dashboards, alerts and saved searches."""
-    from agent.provision.command import parse_only, run_provision  # noqa: PLC0415
-    from agent.provision.desired import ProvisionError  # noqa: PLC0415
+    from llmtail.agent.provision.command import parse_only, run_provision  # noqa: PLC0415
+    from llmtail.agent.provision.desired import ProvisionError  # noqa: PLC0415
 
     cfg = _load(config)
     try:

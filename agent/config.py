@@ -21,10 +21,10 @@ from pydantic import (
     model_validator,
 )
 
-from agent.endpoint import project_in_front
-from parsers.mask import STARS, CustomRule, MaskConfigError, Masker, MaskSettings
-from parsers.payload import DEFAULT_FEEDBACK_FIELDS, DEFAULT_FIELDS
-from parsers.record import DEFAULT_PATTERN
+from llmtail.agent.endpoint import project_in_front
+from llmtail.parsers.mask import STARS, CustomRule, MaskConfigError, Masker, MaskSettings
+from llmtail.parsers.payload import DEFAULT_FEEDBACK_FIELDS, DEFAULT_FIELDS
+from llmtail.parsers.record import DEFAULT_PATTERN
 
 
 class ConfigError(Exception):

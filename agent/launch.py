@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import sys
 
-from agent.ops.signals import install_early
+from llmtail.agent.ops.signals import install_early
 
 
 def main() -> None:
     if sys.argv[1:2] == ["run"]:
         install_early()
-    from agent.cli import main as cli  # noqa: PLC0415 - after the handlers, on purpose
+    from llmtail.agent.cli import main as cli  # noqa: PLC0415 - after the handlers, on purpose
 
     cli()

@@ -18,12 +18,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.engine.corestream import open_stream
-from agent.engine.stream import StreamSettings
 from bench.bench_mask import SECRET_VALUES, write_log
 from bench.gen_logs import parse_size
-from parsers.mask import MaskSettings
-from parsers.record import ParserSettings
+from llmtail.agent.engine.corestream import open_stream
+from llmtail.agent.engine.stream import StreamSettings
+from llmtail.parsers.mask import MaskSettings
+from llmtail.parsers.record import ParserSettings
 
 CHUNK = 1 << 20
 

@@ -90,7 +90,7 @@ def peak_rss(pid: int) -> int:
 
 
 class AgentProcess:
-    """`taskset -c CPU python -m agent run` following `workdir/logs/*.log` into the Logstore."""
+    """`taskset -c CPU python -m llmtail run` following `workdir/logs/*.log` into the Logstore."""
 
     def __init__(
         self,
@@ -118,7 +118,7 @@ class AgentProcess:
         config_path = workdir / "llmtail.yaml"
         config_path.write_text(yaml.safe_dump(config))
         self.log_path = workdir / "agent.log"
-        command = ["taskset", "-c", str(cpu), sys.executable, "-m", "agent", "run"]
+        command = ["taskset", "-c", str(cpu), sys.executable, "-m", "llmtail", "run"]
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [*command, "-c", str(config_path)],

@@ -25,8 +25,8 @@ from aliyun.log.log_logs_pb2 import LogGroup  # type: ignore[attr-defined]
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.engine.loggroup import LogEncoder, encode_trailer, pack
-from parsers.record import ParserSettings, Record, RecordParser
+from llmtail.agent.engine.loggroup import LogEncoder, encode_trailer, pack
+from llmtail.parsers.record import ParserSettings, Record, RecordParser
 
 Fields = Mapping[str, str | int | None]
 _TAGS = (("__hostname__", "bench-host"), ("__path__", "/var/log/app/app.log"))

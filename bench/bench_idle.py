@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.config import InputConfig, TailConfig
-from agent.reading.watcher import Watcher
+from llmtail.agent.config import InputConfig, TailConfig
+from llmtail.agent.reading.watcher import Watcher
 from tests.agentproc import Agent, ids_in_output, record_line, wait_for
 
 

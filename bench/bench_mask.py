@@ -25,8 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.gen_logs import _Writer, parse_size
-from parsers.mask import Masker, MaskSettings
-from parsers.record import ParserSettings, RecordParser
+from llmtail.parsers.mask import Masker, MaskSettings
+from llmtail.parsers.record import ParserSettings, RecordParser
 
 PLANTED = (
     "我的手机号是13812345678，请联系我",

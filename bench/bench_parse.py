@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.gen_logs import parse_size
-from parsers.record import ParserSettings, RecordParser
+from llmtail.parsers.record import ParserSettings, RecordParser
 
 _NAIVE = re.compile(
     r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}) +(\w+) +\[traceId:(.*?)\] "

@@ -4,10 +4,10 @@ Never imports `agent`; no I/O, no clocks (time is passed in). The public API is 
 the contract is in docs/architecture.md.
 """
 
-from parsers.lines import FrameFlag
-from parsers.multiline import Assembler, Frame
-from parsers.pattern import CompiledPattern, PatternError, compile_pattern
-from parsers.record import DEFAULT_PATTERN, ParserSettings, Record, RecordParser
+from llmtail.parsers.lines import FrameFlag
+from llmtail.parsers.multiline import Assembler, Frame
+from llmtail.parsers.pattern import CompiledPattern, PatternError, compile_pattern
+from llmtail.parsers.record import DEFAULT_PATTERN, ParserSettings, Record, RecordParser
 
 __all__ = [
     "DEFAULT_PATTERN",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from parsers.lines import BOM, Block, FrameFlag, LineBuffer, Piece, decode
+from llmtail.parsers.lines import BOM, Block, FrameFlag, LineBuffer, Piece, decode
 
 _TEXT_SPAN = 1 << 20
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from parsers.timestamp import DateFormat, DateFormatError
+from llmtail.parsers.timestamp import DateFormat, DateFormatError
 
 _LAZY = r"[^\n]*?"
 _GREEDY = r"[^\n]*"

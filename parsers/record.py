@@ -19,19 +19,19 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from parsers.lines import FrameFlag
-from parsers.multiline import Assembler, Frame
-from parsers.pattern import PREFIX_KEYS, CompiledPattern, compile_pattern
-from parsers.payload import (
+from llmtail.parsers.lines import FrameFlag
+from llmtail.parsers.multiline import Assembler, Frame
+from llmtail.parsers.pattern import PREFIX_KEYS, CompiledPattern, compile_pattern
+from llmtail.parsers.payload import (
     DEFAULT_FEEDBACK_FIELDS,
     DEFAULT_FIELDS,
     FeedbackParser,
     PayloadError,
     PayloadParser,
 )
-from parsers.rows import Groups, Layout, compile_builders
-from parsers.timestamp import NANOS
-from parsers.timestamp import nanos as nanos_of
+from llmtail.parsers.rows import Groups, Layout, compile_builders
+from llmtail.parsers.timestamp import NANOS
+from llmtail.parsers.timestamp import nanos as nanos_of
 
 FieldValue = str | int | None
 

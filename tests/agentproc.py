@@ -65,7 +65,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 class Agent:
-    """`python -m agent run -c CONFIG` with a config written from a dict."""
+    """`python -m llmtail run -c CONFIG` with a config written from a dict."""
 
     def __init__(self, workdir: Path, config: dict[str, Any]) -> None:
         self.workdir = workdir

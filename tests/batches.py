@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import time
 
-from agent.engine.batch import BatchBuilder
-from agent.engine.loggroup import LogEncoder
-from agent.engine.stream import SealedBatch, StreamSettings, Wire
-from parsers.record import ParserSettings, Record
+from llmtail.agent.engine.batch import BatchBuilder
+from llmtail.agent.engine.loggroup import LogEncoder
+from llmtail.agent.engine.stream import SealedBatch, StreamSettings, Wire
+from llmtail.parsers.record import ParserSettings, Record
 
 PACK_PREFIX = "0123456789ABCDEF"
 

@@ -26,11 +26,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from agent.cli import app
-from agent.modes.backfill import run_backfill
-from agent.modes.pipeline import UserError
-from agent.reading.wholefile import read_chunks
-from agent.state.checkpoint import Checkpointer, StateDirLock
+from llmtail.agent.cli import app
+from llmtail.agent.modes.backfill import run_backfill
+from llmtail.agent.modes.pipeline import UserError
+from llmtail.agent.reading.wholefile import read_chunks
+from llmtail.agent.state.checkpoint import Checkpointer, StateDirLock
 from tests.agentproc import ids_in_output, wait_for
 from tests.logstore import LocalLogstore
 from tests.test_backfill_logs import DAY, Month, write_day, write_month
@@ -68,7 +68,7 @@ def backfill(
     config: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "agent", "backfill", "-c", str(config), *args],
+        [sys.executable, "-m", "llmtail", "backfill", "-c", str(config), *args],
         capture_output=True,
         text=True,
         timeout=120,

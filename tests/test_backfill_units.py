@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import parse_config
-from agent.modes.backfill_plan import parse_when, plan
-from agent.modes.pipeline import UserError, build_engine
-from agent.modes.ratelimit import Rate, TokenBucket, parse_rate
-from agent.ops.progress import Progress, Snapshot
-from agent.state.backfill_state import BackfillState
-from agent.state.checkpoint import CheckpointError
+from llmtail.agent.config import parse_config
+from llmtail.agent.modes.backfill_plan import parse_when, plan
+from llmtail.agent.modes.pipeline import UserError, build_engine
+from llmtail.agent.modes.ratelimit import Rate, TokenBucket, parse_rate
+from llmtail.agent.ops.progress import Progress, Snapshot
+from llmtail.agent.state.backfill_state import BackfillState
+from llmtail.agent.state.checkpoint import CheckpointError
 from tests.test_backfill_logs import DAY, Month, write_day
 
 

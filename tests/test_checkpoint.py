@@ -13,7 +13,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from agent.state.checkpoint import Checkpointer, CheckpointError, SavedPosition, StateDirLock
+from llmtail.agent.state.checkpoint import (
+    Checkpointer,
+    CheckpointError,
+    SavedPosition,
+    StateDirLock,
+)
 
 
 def pos(key: str, offset: int) -> SavedPosition:
@@ -120,7 +125,7 @@ def test_an_unwritable_state_dir_is_one_clear_error(tmp_path: Path) -> None:
 
 
 def test_a_second_agent_on_the_same_state_dir_is_refused(tmp_path: Path) -> None:
-    code = "import sys; from agent.state.checkpoint import StateDirLock as L\n"
+    code = "import sys; from llmtail.agent.state.checkpoint import StateDirLock as L\n"
     code += "L(sys.argv[1]).acquire(); print('held', flush=True); sys.stdin.read()"
     holder = subprocess.Popen(
         [sys.executable, "-c", code, str(tmp_path)],
@@ -146,7 +151,7 @@ def test_a_second_agent_on_the_same_state_dir_is_refused(tmp_path: Path) -> None
 SAVE_LOOP = textwrap.dedent(
     """
     import sys
-    from agent.state.checkpoint import Checkpointer, SavedPosition
+    from llmtail.agent.state.checkpoint import Checkpointer, SavedPosition
     cp = Checkpointer(sys.argv[1])
     start = max((p.offset for p in cp.load().values()), default=0)
     i = start

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import orjson
 
-from agent import __version__
+from llmtail.agent import __version__
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "samples" / "app.log"
@@ -18,7 +18,7 @@ SAMPLE = ROOT / "samples" / "app.log"
 
 def llmtail(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "agent", *args],
+        [sys.executable, "-m", "llmtail", *args],
         capture_output=True,
         text=True,
         cwd=cwd,

@@ -13,16 +13,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.config import parse_config
-from agent.delivery.credential_sources import credentials_for
-from agent.delivery.credentials import (
+from llmtail.agent.config import parse_config
+from llmtail.agent.delivery.credential_sources import credentials_for
+from llmtail.agent.delivery.credentials import (
     ENV_ID,
     ENV_SECRET,
     ENV_TOKEN,
     CredentialsError,
 )
-from agent.delivery.sls_client import SlsClient, SlsError
-from agent.engine.loggroup import LogEncoder, LogGroupBytes, encode_trailer
+from llmtail.agent.delivery.sls_client import SlsClient, SlsError
+from llmtail.agent.engine.loggroup import LogEncoder, LogGroupBytes, encode_trailer
 from tests.agentproc import Agent, LogstoreProcess, ids_in_records, record_line, wait_for
 from tests.ecs_metadata import METADATA_HOST, EcsMetadata, RoleCredential
 from tests.logstore import LocalLogstore
@@ -121,7 +121,7 @@ def test_an_unknown_role_is_one_line_naming_the_role(
 
 
 def test_credentials_file_and_a_provider_are_refused_together(logstore: LocalLogstore) -> None:
-    from agent.config import ConfigError  # noqa: PLC0415
+    from llmtail.agent.config import ConfigError  # noqa: PLC0415
 
     with pytest.raises(ConfigError, match="two sources: keep one"):
         parse_config(
@@ -229,7 +229,7 @@ def test_the_default_chain_finds_the_instance_role_when_nothing_else_is_configur
             "HOME": str(home),
         }
         done = subprocess.run(
-            [sys.executable, "-m", "agent", "check-output", "-c", str(config)],
+            [sys.executable, "-m", "llmtail", "check-output", "-c", str(config)],
             env=env,
             capture_output=True,
             text=True,

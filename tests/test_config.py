@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.config import DEFAULT_PAYLOAD_FIELDS, ConfigError, load_config, parse_config
-from agent.modes.pipeline import build_engine, parser_settings
-from parsers.record import DEFAULT_PATTERN as PARSER_DEFAULT
-from parsers.record import RecordParser
+from llmtail.agent.config import DEFAULT_PAYLOAD_FIELDS, ConfigError, load_config, parse_config
+from llmtail.agent.modes.pipeline import build_engine, parser_settings
+from llmtail.parsers.record import DEFAULT_PATTERN as PARSER_DEFAULT
+from llmtail.parsers.record import RecordParser
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PATTERN_PROPERTY_SPELLING = PARSER_DEFAULT.replace("\\(\\)", "\\\\(\\\\)")

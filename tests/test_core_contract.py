@@ -19,8 +19,8 @@ from typing import Any
 import tests.test_llm_metrics_e2e as llm_e2e
 import tests.test_mask_e2e as mask_e2e
 import tests.test_stream as contract
-from agent.engine.engine import Engine
-from agent.engine.stream import Stream
+from llmtail.agent.engine.engine import Engine
+from llmtail.agent.engine.stream import Stream
 from tests.agentproc import Agent
 from tests.batches import settings as stream_settings
 

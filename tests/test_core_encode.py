@@ -13,10 +13,10 @@ from aliyun.log.log_logs_raw_pb2 import LogGroupRaw  # type: ignore[attr-defined
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.engine.envelope import Envelope
-from agent.engine.loggroup import MAX_VALUE_BYTES, LogEncoder, encode_trailer
-from agent.engine.ndjson import encode_line, envelope_closing
 from llmtail import _core
+from llmtail.agent.engine.envelope import Envelope
+from llmtail.agent.engine.loggroup import MAX_VALUE_BYTES, LogEncoder, encode_trailer
+from llmtail.agent.engine.ndjson import encode_line, envelope_closing
 
 DESIGN_VECTOR = (
     "0a130880e2cfaa0612060a016112016225050000001a017422017332120a0b5f5f7061636b5f69645f5f1203582d31"

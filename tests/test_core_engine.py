@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def _agent(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "agent", *args],
+        [sys.executable, "-m", "llmtail", *args],
         check=False,
         capture_output=True,
         text=True,

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from llmtail import _core
-from parsers.payload import DEFAULT_FEEDBACK_FIELDS, DEFAULT_FIELDS
-from parsers.record import ParserSettings, RecordParser
+from llmtail.parsers.payload import DEFAULT_FEEDBACK_FIELDS, DEFAULT_FIELDS
+from llmtail.parsers.record import ParserSettings, RecordParser
 from tests.parsers_strategies import chunkings, split
 from tests.test_core_records import assert_same
 

@@ -14,12 +14,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.engine.loggroup import LogEncoder
-from agent.engine.pystream import PyStream
-from agent.engine.stream import StreamSettings
 from llmtail import _core
-from parsers.mask import BUILTIN_RULES, HMAC_SHA256, CustomRule, Masker, MaskSettings
-from parsers.record import ParserSettings, RecordParser
+from llmtail.agent.engine.loggroup import LogEncoder
+from llmtail.agent.engine.pystream import PyStream
+from llmtail.agent.engine.stream import StreamSettings
+from llmtail.parsers.mask import BUILTIN_RULES, HMAC_SHA256, CustomRule, Masker, MaskSettings
+from llmtail.parsers.record import ParserSettings, RecordParser
 from tests.parsers_strategies import ZONE, chunkings, split
 from tests.test_core_stream import both, plain
 from tests.test_mask import _CJK, _GLUED, CORPUS, KEY

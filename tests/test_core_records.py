@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from llmtail import _core
-from parsers.pattern import PatternError
-from parsers.payload import DEFAULT_FIELDS
-from parsers.record import DEFAULT_PATTERN, ParserSettings, RecordParser
+from llmtail.parsers.pattern import PatternError
+from llmtail.parsers.payload import DEFAULT_FIELDS
+from llmtail.parsers.record import DEFAULT_PATTERN, ParserSettings, RecordParser
 from tests.parsers_strategies import ZONE, chunkings, records, split
 
 # Patterns a user may configure besides the default; each exercises other matcher elements

@@ -1,9 +1,9 @@
 """The compiled Stream seals the same batches as the Python engine, byte for byte.
 
-The reference is main's Python engine, agent.engine.pystream.PyStream (parsers/ for framing and
-parsing, agent/engine/batch.py for encoding, counting and the LLM aggregate). Any chunking of
-the same bytes, interleaved with idle flushes, cuts and renames, must give identical sealed
-batches, their LlmAggregate included.
+The reference is the Python engine, llmtail.agent.engine.pystream.PyStream (parsers/ for
+framing and parsing, agent/engine/batch.py for encoding, counting and the LLM aggregate). Any
+chunking of the same bytes, interleaved with idle flushes, cuts and renames, must give identical
+sealed batches, their LlmAggregate included.
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ from aliyun.log.log_logs_raw_pb2 import LogGroupRaw  # type: ignore[attr-defined
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.engine.corestream import open_stream
-from agent.engine.llm_aggregate import LlmAggregate
-from agent.engine.loggroup import LogEncoder
-from agent.engine.pystream import PyStream
-from agent.engine.stream import SealedBatch, StreamSettings
 from llmtail import _core
-from parsers.mask import Masker, MaskSettings
-from parsers.payload import DEFAULT_FIELDS
-from parsers.record import ParserSettings, RecordParser
+from llmtail.agent.engine.corestream import open_stream
+from llmtail.agent.engine.llm_aggregate import LlmAggregate
+from llmtail.agent.engine.loggroup import LogEncoder
+from llmtail.agent.engine.pystream import PyStream
+from llmtail.agent.engine.stream import SealedBatch, StreamSettings
+from llmtail.parsers.mask import Masker, MaskSettings
+from llmtail.parsers.payload import DEFAULT_FIELDS
+from llmtail.parsers.record import ParserSettings, RecordParser
 from tests.parsers_strategies import ZONE, chunkings, records, split
 from tests.test_core_records import streams
 

@@ -258,7 +258,7 @@ def test_kill_9_at_random_moments_loses_nothing(tmp_path: Path) -> None:
 def test_a_user_mistake_is_one_line_and_exit_2(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("inputs:\n  - paths: ['/x/*.log']\n    encodng: gbk\n")
-    command = [sys.executable, "-m", "agent", "run", "-c", str(bad)]
+    command = [sys.executable, "-m", "llmtail", "run", "-c", str(bad)]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
@@ -321,7 +321,7 @@ def test_metrics_and_status_tell_what_was_read_and_shipped(tmp_path: Path) -> No
         status_config = tmp_path / "status.yaml"
         status_config.write_text(yaml.safe_dump({**agent.config, "metrics": {"listen": address}}))
         shown = subprocess.run(
-            [sys.executable, "-m", "agent", "status", "-c", str(status_config)],
+            [sys.executable, "-m", "llmtail", "status", "-c", str(status_config)],
             capture_output=True,
             text=True,
             check=False,

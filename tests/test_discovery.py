@@ -14,8 +14,8 @@ import orjson
 import pytest
 import yaml
 
-from agent.config import InputConfig
-from agent.reading.discovery import Discovery, Found, Moved
+from llmtail.agent.config import InputConfig
+from llmtail.agent.reading.discovery import Discovery, Found, Moved
 from tests.agentproc import Agent, wait_for
 
 
@@ -121,7 +121,7 @@ def test_a_directory_that_does_not_exist_yet_is_logged_once_and_found_later(
 ) -> None:
     later = tmp_path / "later"
     d = discovery(closing, InputConfig(paths=[str(later / "*.log")]), watch=True)
-    with caplog.at_level(logging.INFO, logger="agent.reading.discovery"):
+    with caplog.at_level(logging.INFO, logger="llmtail.agent.reading.discovery"):
         assert d.scan(0.0) == []
         assert d.scan(20.0) == []
     assert len([m for m in caplog.messages if "does not exist yet" in m]) == 1
@@ -214,7 +214,7 @@ def test_a_file_matched_by_two_inputs_is_logged_once_naming_the_winner(
         InputConfig(paths=[str(tmp_path / "*.log")]),
         InputConfig(paths=[str(tmp_path / "*-gbk.log")], encoding="gbk"),
     )
-    with caplog.at_level(logging.WARNING, logger="agent.reading.discovery"):
+    with caplog.at_level(logging.WARNING, logger="llmtail.agent.reading.discovery"):
         assert d.scan(0.0) == [Found(str(p), 0)]
         assert d.scan(20.0) == [Found(str(p), 0)]
     (line,) = [m for m in caplog.messages if "matches inputs" in m]

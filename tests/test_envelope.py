@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import Config
-from agent.engine.envelope import host_ip
-from agent.modes.pipeline import build_engine
+from llmtail.agent.config import Config
+from llmtail.agent.engine.envelope import host_ip
+from llmtail.agent.modes.pipeline import build_engine
 
 
 def has_default_route() -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import resource
 
-from agent.reading.fdbudget import MIN_RESERVE, FdBudget, open_fds
+from llmtail.agent.reading.fdbudget import MIN_RESERVE, FdBudget, open_fds
 
 
 def test_the_budget_follows_the_process_limit_with_a_reserve() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from agent.config import parse_config
-from agent.modes.pipeline import parser_settings
-from parsers.multiline import Frame
-from parsers.record import ParserSettings, Record, RecordParser
+from llmtail.agent.config import parse_config
+from llmtail.agent.modes.pipeline import parser_settings
+from llmtail.parsers.multiline import Frame
+from llmtail.parsers.record import ParserSettings, Record, RecordParser
 
 HEAD = "2025-07-09 14:23:24.748 INFO  [traceId:t] [c.a.B#feedback():42] [main] - "
 REQ = "7c9f0e1a-6d2b-1b3c-9a8d-0f1e2d3c4b5a"

@@ -14,12 +14,12 @@ from typing import Any
 import orjson
 import pytest
 
-from agent.config import FileOutput
-from agent.delivery.file import FileSink
-from agent.delivery.sink import Outcome
-from agent.engine.ndjson import encode_line
-from agent.engine.stream import SealedBatch
-from parsers.record import Record
+from llmtail.agent.config import FileOutput
+from llmtail.agent.delivery.file import FileSink
+from llmtail.agent.delivery.sink import Outcome
+from llmtail.agent.engine.ndjson import encode_line
+from llmtail.agent.engine.stream import SealedBatch
+from llmtail.parsers.record import Record
 from tests.batches import sealed
 
 
@@ -122,9 +122,9 @@ def test_disk_full_never_reports_delivery_and_abort_ends_the_wait_promptly() -> 
 FILE_SIZE_LIMITED_WRITER = textwrap.dedent(
     """
     import resource, signal, sys, threading
-    from agent.config import FileOutput
-    from agent.delivery.file import FileSink
-    from parsers.record import Record
+    from llmtail.agent.config import FileOutput
+    from llmtail.agent.delivery.file import FileSink
+    from llmtail.parsers.record import Record
     from tests.batches import sealed
 
     def batch(seq, tag):
@@ -189,10 +189,10 @@ def test_one_odd_record_does_not_change_how_its_neighbours_are_written() -> None
 BROKEN_PIPE_WRITER = textwrap.dedent(
     """
     import sys
-    from agent.config import StdoutOutput
-    from agent.delivery.sink import Outcome
-    from agent.delivery.stdout import StdoutSink
-    from parsers.record import Record
+    from llmtail.agent.config import StdoutOutput
+    from llmtail.agent.delivery.sink import Outcome
+    from llmtail.agent.delivery.stdout import StdoutSink
+    from llmtail.parsers.record import Record
     from tests.batches import sealed
 
     sink = StdoutSink(StdoutOutput(type="stdout"))

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.reading.fingerprint import HEAD_BYTES, FileIdentity, mint_key, read_head
+from llmtail.agent.reading.fingerprint import HEAD_BYTES, FileIdentity, mint_key, read_head
 
 heads = st.binary(max_size=HEAD_BYTES + 200)
 

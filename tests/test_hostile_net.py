@@ -113,7 +113,7 @@ def test_an_endpoint_with_the_project_in_front_is_one_line(tmp_path: Path) -> No
         "  project: proj\n  logstore: store\n"
     )
     result = subprocess.run(
-        [sys.executable, "-m", "agent", "check-output", "-c", str(config)],
+        [sys.executable, "-m", "llmtail", "check-output", "-c", str(config)],
         capture_output=True,
         text=True,
         env={**os.environ, **CREDS},

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.delivery.sink import Outcome
-from agent.engine.ledger import Ledger
-from agent.engine.stream import SealedBatch
+from llmtail.agent.delivery.sink import Outcome
+from llmtail.agent.engine.ledger import Ledger
+from llmtail.agent.engine.stream import SealedBatch
 
 
 def batch(key: str, end: int, records: int = 1) -> SealedBatch:

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.config import ConfigError, parse_config
-from agent.engine.llm_aggregate import (
+from llmtail.agent.config import ConfigError, parse_config
+from llmtail.agent.engine.llm_aggregate import (
     DURATION_BOUNDS,
     DURATION_SLOTS,
     OTHER,

@@ -23,10 +23,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.utils import floatToGoString
 
-from agent.engine.llm_aggregate import DURATION_BOUNDS, TOKEN_BOUNDS, LlmAggregate, quantile
-from agent.modes.scan import scan
-from agent.ops.metrics import AgentMetrics, MetricsServer, Registry
-from parsers.record import ParserSettings, RecordParser
+from llmtail.agent.engine.llm_aggregate import DURATION_BOUNDS, TOKEN_BOUNDS, LlmAggregate, quantile
+from llmtail.agent.modes.scan import scan
+from llmtail.agent.ops.metrics import AgentMetrics, MetricsServer, Registry
+from llmtail.parsers.record import ParserSettings, RecordParser
 from tests.sizes import deep_size
 
 START = datetime(2026, 11, 26, 3, 0, tzinfo=UTC).timestamp()
@@ -292,7 +292,7 @@ def test_qpm_and_tpm_come_from_the_records_own_minutes_so_the_backlog_does_not_c
 
 def test_report_json_gives_the_same_numbers(logs: Logs, scraped: Any) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "agent", "report", "-c", str(logs.config), "--json",
+        [sys.executable, "-m", "llmtail", "report", "-c", str(logs.config), "--json",
          "--by", "model,workspace", *map(str, logs.files)],
         capture_output=True, check=False, env={**os.environ, "TZ": "Asia/Shanghai"},
     )  # fmt: skip
@@ -340,7 +340,7 @@ def test_report_json_gives_the_same_numbers(logs: Logs, scraped: Any) -> None:
 
 def test_report_since_leaves_the_backlog_out(logs: Logs) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "agent", "report", "-c", str(logs.config), "--json",
+        [sys.executable, "-m", "llmtail", "report", "-c", str(logs.config), "--json",
          "--since", "2026-11-26 09:00", *map(str, logs.files)],
         capture_output=True, check=False,
     )  # fmt: skip
@@ -353,7 +353,7 @@ def test_report_since_leaves_the_backlog_out(logs: Logs) -> None:
 
 def test_report_table_and_user_mistakes(logs: Logs, tmp_path: Path) -> None:
     table = subprocess.run(
-        [sys.executable, "-m", "agent", "report", "-c", str(logs.config), "--by", "model",
+        [sys.executable, "-m", "llmtail", "report", "-c", str(logs.config), "--by", "model",
          *map(str, logs.files)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
@@ -366,7 +366,7 @@ def test_report_table_and_user_mistakes(logs: Logs, tmp_path: Path) -> None:
         ([str(tmp_path / "missing.log")], "no such file"),
     ):
         bad = subprocess.run(
-            [sys.executable, "-m", "agent", "report", *args, str(logs.files[0])],
+            [sys.executable, "-m", "llmtail", "report", *args, str(logs.files[0])],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         assert bad.returncode == 2
@@ -376,7 +376,7 @@ def test_report_table_and_user_mistakes(logs: Logs, tmp_path: Path) -> None:
 
 def trace(logs: Logs, ident: str, *extra: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        [sys.executable, "-m", "agent", "trace", "-c", str(logs.config), *extra, ident,
+        [sys.executable, "-m", "llmtail", "trace", "-c", str(logs.config), *extra, ident,
          *map(str, logs.files)],
         capture_output=True, check=False,
     )  # fmt: skip

@@ -13,7 +13,7 @@ from typing import TextIO
 
 import pytest
 
-from agent.ops.logsetup import redact, setup_logging, under_journald
+from llmtail.agent.ops.logsetup import redact, setup_logging, under_journald
 
 # Shaped like real credentials, made up for the tests.
 AK_SECRET = "Xk8mQ2vR9tLp4sWn7bYc3dFh6jGz1a"
@@ -51,7 +51,7 @@ def _lines(stream: TextIO) -> list[str]:
 def test_under_journald_lines_carry_a_priority_and_no_timestamp(tmp_path: Path) -> None:
     with (tmp_path / "journal").open("w+", encoding="utf-8") as stream:
         setup_logging("debug", stream=stream, environ=_journal_env(stream))
-        log = logging.getLogger("agent.reading.tailer")
+        log = logging.getLogger("llmtail.agent.reading.tailer")
         log.debug("d")
         log.info("watching %d files", 3)
         log.warning("w")
@@ -59,24 +59,26 @@ def test_under_journald_lines_carry_a_priority_and_no_timestamp(tmp_path: Path) 
         log.critical("c")
 
         assert _lines(stream) == [
-            "<7>agent.reading.tailer: d",
-            "<6>agent.reading.tailer: watching 3 files",
-            "<4>agent.reading.tailer: w",
-            "<3>agent.reading.tailer: e",
-            "<2>agent.reading.tailer: c",
+            "<7>llmtail.agent.reading.tailer: d",
+            "<6>llmtail.agent.reading.tailer: watching 3 files",
+            "<4>llmtail.agent.reading.tailer: w",
+            "<3>llmtail.agent.reading.tailer: e",
+            "<2>llmtail.agent.reading.tailer: c",
         ]
 
 
 def test_outside_journald_lines_start_with_a_zoned_timestamp_and_level(tmp_path: Path) -> None:
     with (tmp_path / "plain").open("w+", encoding="utf-8") as stream:
         setup_logging("info", stream=stream, environ={})
-        logging.getLogger("agent.delivery.sls").warning("quota exceeded, backing off %ss", 2)
-        logging.getLogger("agent.delivery.sls").debug("below the level")
+        logging.getLogger("llmtail.agent.delivery.sls").warning(
+            "quota exceeded, backing off %ss", 2
+        )
+        logging.getLogger("llmtail.agent.delivery.sls").debug("below the level")
 
         [line] = _lines(stream)
     stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d"
     assert re.fullmatch(
-        stamp + r" WARNING agent.delivery.sls: quota exceeded, backing off 2s", line
+        stamp + r" WARNING llmtail.agent.delivery.sls: quota exceeded, backing off 2s", line
     )
 
 
@@ -96,20 +98,22 @@ def test_a_traceback_stays_on_the_line_of_its_event(tmp_path: Path) -> None:
         try:
             raise RuntimeError("boom")
         except RuntimeError:
-            logging.getLogger("agent.modes.pipeline").exception("sender crashed")
-        logging.getLogger("agent.reading.discovery").info("new file /var/log/x\n<3>forged: line")
+            logging.getLogger("llmtail.agent.modes.pipeline").exception("sender crashed")
+        logging.getLogger("llmtail.agent.reading.discovery").info(
+            "new file /var/log/x\n<3>forged: line"
+        )
 
         lines = _lines(stream)
     assert len(lines) == 2
-    assert lines[0].startswith("<3>agent.modes.pipeline: sender crashed\\nTraceback")
+    assert lines[0].startswith("<3>llmtail.agent.modes.pipeline: sender crashed\\nTraceback")
     assert "RuntimeError: boom" in lines[0]
-    assert lines[1] == "<6>agent.reading.discovery: new file /var/log/x\\n<3>forged: line"
+    assert lines[1] == "<6>llmtail.agent.reading.discovery: new file /var/log/x\\n<3>forged: line"
 
 
 def test_secrets_are_redacted_in_messages_arguments_and_tracebacks(tmp_path: Path) -> None:
     with (tmp_path / "plain").open("w+", encoding="utf-8") as stream:
         setup_logging("debug", stream=stream, environ={})
-        log = logging.getLogger("agent.delivery.sls")
+        log = logging.getLogger("llmtail.agent.delivery.sls")
         log.info(
             "credentials loaded: %s",
             {"access_key_id": "LTAI5tExample", "access_key_secret": "s3cr3t"},
@@ -177,11 +181,11 @@ def test_a_process_started_with_journal_stream_on_stderr_logs_for_journald(tmp_p
     """The real detection: systemd hands the child a stderr whose dev:ino is JOURNAL_STREAM."""
     script = (
         "import logging\n"
-        "from agent.ops.logsetup import setup_logging\n"
+        "from llmtail.agent.ops.logsetup import setup_logging\n"
         "setup_logging('info')\n"
-        "logging.getLogger('agent.cli').warning('started')\n"
+        "logging.getLogger('llmtail.agent.cli').warning('started')\n"
     )
     with (tmp_path / "stderr").open("w+", encoding="utf-8") as stderr:
         env = {**os.environ, **_journal_env(stderr)}
         subprocess.run([sys.executable, "-c", script], stderr=stderr, env=env, check=True)
-        assert _lines(stderr) == ["<4>agent.cli: started"]
+        assert _lines(stderr) == ["<4>llmtail.agent.cli: started"]

@@ -9,8 +9,8 @@ import pytest
 from aliyun.log import LogException
 from aliyun.log.resource_params import ResourceRecord
 
-from agent.delivery.admin_client import log_client
-from agent.delivery.credentials import Credentials, StaticCredentials
+from llmtail.agent.delivery.admin_client import log_client
+from llmtail.agent.delivery.credentials import Credentials, StaticCredentials
 from tests.logstore import LocalLogstore
 
 BOARD = {

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from parsers.mask import (
+from llmtail.parsers.mask import (
     BUILTIN_RULES,
     STARS,
     CustomRule,

@@ -11,10 +11,10 @@ import pytest
 import yaml
 from prometheus_client import generate_latest
 
-from agent.config import ConfigError, parse_config
-from agent.engine.masking import MaskKeyError, masker_for, read_key
-from agent.ops.metrics import AgentMetrics, Registry
-from parsers.mask import BUILTIN_RULES
+from llmtail.agent.config import ConfigError, parse_config
+from llmtail.agent.engine.masking import MaskKeyError, masker_for, read_key
+from llmtail.agent.ops.metrics import AgentMetrics, Registry
+from llmtail.parsers.mask import BUILTIN_RULES
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAD = (
@@ -45,7 +45,7 @@ LOG = (
 
 def llmtail(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "agent", *args],
+        [sys.executable, "-m", "llmtail", *args],
         capture_output=True,
         text=True,
         cwd=cwd,

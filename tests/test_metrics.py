@@ -14,9 +14,15 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.ops.metrics import AgentMetrics, MetricsError, MetricsServer, Registry, parse_listen
+from llmtail.agent.ops.metrics import (
+    AgentMetrics,
+    MetricsError,
+    MetricsServer,
+    Registry,
+    parse_listen,
+)
 
-SERVER_LOG = "agent.ops.metrics_server"
+SERVER_LOG = "llmtail.agent.ops.metrics_server"
 
 
 @dataclass

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.ops.notify import Notifier
+from llmtail.agent.ops.notify import Notifier
 
 
 class FakeManager:
@@ -158,7 +158,7 @@ def test_a_vanished_manager_does_not_raise(tmp_path: Path) -> None:
 def test_a_real_process_notifies_from_its_own_pid(manager: FakeManager) -> None:
     script = (
         "import time\n"
-        "from agent.ops.notify import Notifier\n"
+        "from llmtail.agent.ops.notify import Notifier\n"
         "n = Notifier.from_environment()\n"
         "n.ready('watching 1 file')\n"
         "for t in (0.0, 0.5, 1.0):\n"
@@ -260,7 +260,7 @@ def test_the_daemon_reports_ready_pings_reloads_and_stops(
     inbox = _Inbox(manager)
     stderr = (tmp_path / "stderr").open("w+")
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from agent.cli import main; main()", "run", "-c", str(config)],
+        [sys.executable, "-m", "llmtail", "run", "-c", str(config)],
         env=env,
         stderr=stderr,
     )

@@ -6,9 +6,9 @@ import tracemalloc
 
 import pytest
 
-from parsers.lines import FrameFlag, LineBuffer, LongLine
-from parsers.multiline import Assembler, Frame
-from parsers.record import ParserSettings, RecordParser
+from llmtail.parsers.lines import FrameFlag, LineBuffer, LongLine
+from llmtail.parsers.multiline import Assembler, Frame
+from llmtail.parsers.record import ParserSettings, RecordParser
 
 PARSER = RecordParser(ParserSettings(timezone="UTC"))
 

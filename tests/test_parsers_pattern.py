@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from parsers.multiline import Frame
-from parsers.pattern import PatternError, compile_pattern
-from parsers.record import DEFAULT_PATTERN, ParserSettings, Record, RecordParser
+from llmtail.parsers.multiline import Frame
+from llmtail.parsers.pattern import PatternError, compile_pattern
+from llmtail.parsers.record import DEFAULT_PATTERN, ParserSettings, Record, RecordParser
 
 SEED = "2025-07-09 14:23:24.748"
 

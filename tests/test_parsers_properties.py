@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from parsers.multiline import Assembler, Frame
-from parsers.record import INTERNAL_ERROR, ParserSettings, RecordParser
+from llmtail.parsers.multiline import Assembler, Frame
+from llmtail.parsers.record import INTERNAL_ERROR, ParserSettings, RecordParser
 from tests.parsers_strategies import ZONE, Rendered, chunkings, records, split
 
 PARSER = RecordParser(ParserSettings(timezone=ZONE))

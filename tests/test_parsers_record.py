@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from parsers.multiline import Frame
-from parsers.payload import PayloadParser
-from parsers.record import ParserSettings, Record, RecordParser
+from llmtail.parsers.multiline import Frame
+from llmtail.parsers.payload import PayloadParser
+from llmtail.parsers.record import ParserSettings, Record, RecordParser
 
 HEAD = "2025-07-09 14:23:24.748 INFO  [traceId:t] [c.a.B#chat():42] [main] - "
 OK = "chat-app,chat,qwen-max,ws-1,7c9f0e1a-6d2b-1b3c-9a8d-0f1e2d3c4b5a,200,1532,120,80,200,,"

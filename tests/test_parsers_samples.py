@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from parsers.lines import FrameFlag
-from parsers.record import ParserSettings, Record, RecordParser
+from llmtail.parsers.lines import FrameFlag
+from llmtail.parsers.record import ParserSettings, Record, RecordParser
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 

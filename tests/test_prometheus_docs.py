@@ -13,8 +13,8 @@ import pytest
 import yaml
 from prometheus_client import generate_latest
 
-from agent.engine.llm_aggregate import LlmAggregate
-from agent.ops.metrics import AgentMetrics, Registry
+from llmtail.agent.engine.llm_aggregate import LlmAggregate
+from llmtail.agent.ops.metrics import AgentMetrics, Registry
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "prometheus"
 PROMTOOL = shutil.which("promtool")

@@ -14,9 +14,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner, Result
 
-from agent.cli import app
-from agent.delivery.admin_client import log_client
-from agent.delivery.credentials import Credentials, StaticCredentials
+from llmtail.agent.cli import app
+from llmtail.agent.delivery.admin_client import log_client
+from llmtail.agent.delivery.credentials import Credentials, StaticCredentials
 from tests.logstore import LocalLogstore
 
 POLICY_SCRIPT = 'fire(type="dingtalk", webhook_id="ops", template_id="sls.builtin.cn")'
@@ -236,7 +236,7 @@ def test_the_installed_command_provisions_then_finds_nothing_to_do(
 
     def run() -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "agent", "provision", "-c", str(config)],
+            [sys.executable, "-m", "llmtail", "provision", "-c", str(config)],
             env=env,
             capture_output=True,
             text=True,

@@ -22,10 +22,10 @@ import sqlglot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.config import Config, parse_config
-from agent.provision import queries as q
-from agent.provision.desired import Kind, wanted
-from agent.provision.index import index_body
+from llmtail.agent.config import Config, parse_config
+from llmtail.agent.provision import queries as q
+from llmtail.agent.provision.desired import Kind, wanted
+from llmtail.agent.provision.index import index_body
 
 NEGATIVE = ["down", "1"]
 CORE = ["qwen-max", "deepseek-r1"]

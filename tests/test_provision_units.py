@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.config import parse_config
-from agent.provision.desired import ProvisionError, region_of, wanted
-from agent.provision.diff import differences
-from agent.provision.queries import literal
+from llmtail.agent.config import parse_config
+from llmtail.agent.provision.desired import ProvisionError, region_of, wanted
+from llmtail.agent.provision.diff import differences
+from llmtail.agent.provision.queries import literal
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=5),

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from agent.reading.wholefile import DamagedFileError, read_chunks
+from llmtail.agent.reading.wholefile import DamagedFileError, read_chunks
 
 CONTENT = b"".join(
     f"2026-11-27 10:00:{i % 60:02d}.000 INFO  [traceId:t{i}] [c.a.Chat#chat():88] [main] - "
@@ -132,7 +132,7 @@ def test_validate_on_a_truncated_gz_reports_what_it_recovered_and_is_not_ok(
     path = tmp_path / "app.log.gz"
     path.write_bytes(whole[: len(whole) // 2])
     result = subprocess.run(
-        [sys.executable, "-m", "agent", "validate", "--max-error-rate", "1", str(path)],
+        [sys.executable, "-m", "llmtail", "validate", "--max-error-rate", "1", str(path)],
         capture_output=True,
         text=True,
         timeout=120,

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.ops.signals import EarlySignals, install_early, take_early
+from llmtail.agent.ops.signals import EarlySignals, install_early, take_early
 from tests.agentproc import record_line, wait_for
 
 
@@ -31,7 +31,7 @@ def catches(pid: int, signum: int) -> bool:
 
 
 class Starting:
-    """`python -m agent run -c FIFO`, held before its config is read."""
+    """`python -m llmtail run -c FIFO`, held before its config is read."""
 
     def __init__(self, tmp_path: Path, config: dict[str, Any]) -> None:
         self.fifo = tmp_path / "llmtail.yaml"
@@ -40,7 +40,7 @@ class Starting:
         self.log = tmp_path / "agent.log"
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "agent", "run", "-c", str(self.fifo)],
+                [sys.executable, "-m", "llmtail", "run", "-c", str(self.fifo)],
                 stdout=out,
                 stderr=out,
                 cwd=tmp_path,

@@ -19,12 +19,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.config import FileOutput, StdoutOutput
-from agent.delivery.file import FileSink
-from agent.delivery.sink import Outcome, Sink
-from agent.delivery.stdout import StdoutSink
-from agent.engine.stream import SealedBatch
-from parsers.record import Record
+from llmtail.agent.config import FileOutput, StdoutOutput
+from llmtail.agent.delivery.file import FileSink
+from llmtail.agent.delivery.sink import Outcome, Sink
+from llmtail.agent.delivery.stdout import StdoutSink
+from llmtail.agent.engine.stream import SealedBatch
+from llmtail.parsers.record import Record
 from tests.batches import sealed
 
 

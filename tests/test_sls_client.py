@@ -17,12 +17,18 @@ import pytest
 from aliyun.log.auth import AuthV1
 from aliyun.log.credentials import StaticCredentialsProvider
 
-from agent.config import ConfigError, parse_config
-from agent.delivery.credentials import Credentials, StaticCredentials
-from agent.delivery.sls_client import Endpoint, EndpointError, SlsClient, SlsError, parse_endpoint
-from agent.delivery.sls_signing import signature, string_to_sign
-from agent.endpoint import project_in_front
-from agent.engine.loggroup import LogEncoder, LogGroupBytes, encode_trailer
+from llmtail.agent.config import ConfigError, parse_config
+from llmtail.agent.delivery.credentials import Credentials, StaticCredentials
+from llmtail.agent.delivery.sls_client import (
+    Endpoint,
+    EndpointError,
+    SlsClient,
+    SlsError,
+    parse_endpoint,
+)
+from llmtail.agent.delivery.sls_signing import signature, string_to_sign
+from llmtail.agent.endpoint import project_in_front
+from llmtail.agent.engine.loggroup import LogEncoder, LogGroupBytes, encode_trailer
 from tests.agentproc import wait_for
 from tests.hostile_http import HostileServer
 

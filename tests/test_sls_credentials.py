@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.delivery.credentials import (
+from llmtail.agent.delivery.credentials import (
     Credentials,
     CredentialsError,
     FileCredentials,

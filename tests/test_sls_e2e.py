@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
-from parsers.record import ParserSettings, RecordParser
+from llmtail.parsers.record import ParserSettings, RecordParser
 from tests.agentproc import (
     Agent,
     LogstoreProcess,
@@ -392,7 +392,7 @@ def http_status(port: int, path: str) -> int:
 
 
 def check_output(agent: Agent, env: dict[str, str]) -> tuple[int, list[str]]:
-    command = [sys.executable, "-m", "agent", "check-output", "-c", str(agent.config_path)]
+    command = [sys.executable, "-m", "llmtail", "check-output", "-c", str(agent.config_path)]
     result = subprocess.run(
         command, capture_output=True, text=True, env={**os.environ, **env}, timeout=60, check=False
     )
@@ -401,7 +401,9 @@ def check_output(agent: Agent, env: dict[str, str]) -> tuple[int, list[str]]:
 
 @pytest.mark.skipif(
     subprocess.run(
-        [sys.executable, "-m", "agent", "check-output", "--help"], capture_output=True, check=False
+        [sys.executable, "-m", "llmtail", "check-output", "--help"],
+        capture_output=True,
+        check=False,
     ).returncode
     != 0,
     reason="llmtail check-output is not wired yet",

@@ -10,7 +10,7 @@ from aliyun.log.log_logs_raw_pb2 import LogGroupRaw  # type: ignore[attr-defined
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.engine.loggroup import (
+from llmtail.agent.engine.loggroup import (
     MAX_VALUE_BYTES,
     RESERVED_KEYS,
     TRUNCATED_KEY,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.delivery.retry import AdaptiveLimit, Backoff, Failure, RetryPolicy, classify
+from llmtail.agent.delivery.retry import AdaptiveLimit, Backoff, Failure, RetryPolicy, classify
 
 
 @pytest.mark.parametrize(

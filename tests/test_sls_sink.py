@@ -15,20 +15,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.config import SlsOutput
-from agent.delivery.credentials import (
+from llmtail.agent.config import SlsOutput
+from llmtail.agent.delivery.credentials import (
     Credentials,
     CredentialsError,
     FileCredentials,
     StaticCredentials,
 )
-from agent.delivery.retry import Backoff, RetryPolicy
-from agent.delivery.sink import Outcome
-from agent.delivery.sls import ORIGINAL_TIME_KEY, SlsSink
-from agent.delivery.sls_check import OutputCheckError, check_output
-from agent.engine.loggroup import RESERVED_KEYS
-from agent.engine.stream import SealedBatch
-from parsers.record import Record
+from llmtail.agent.delivery.retry import Backoff, RetryPolicy
+from llmtail.agent.delivery.sink import Outcome
+from llmtail.agent.delivery.sls import ORIGINAL_TIME_KEY, SlsSink
+from llmtail.agent.delivery.sls_check import OutputCheckError, check_output
+from llmtail.agent.engine.loggroup import RESERVED_KEYS
+from llmtail.agent.engine.stream import SealedBatch
+from llmtail.parsers.record import Record
 from tests.batches import sealed, sealed_all
 from tests.logstore.server import LocalLogstore
 
@@ -252,7 +252,7 @@ def test_a_missing_logstore_holds_the_data_until_it_is_created(
     server.remove_logstore(server.project, server.logstore)
     server.add_logstore(server.project, "other")  # keep the project
     s = sink(server)
-    with caplog.at_level(logging.INFO, logger="agent.delivery.sls"):
+    with caplog.at_level(logging.INFO, logger="llmtail.agent.delivery.sls"):
         thread, result = in_thread(lambda: s.send(batch([record(i) for i in range(5)])))
         wait_until(lambda: server.stats().rejected.get("LogStoreNotExist", 0) >= 4)
         assert result == []
@@ -439,7 +439,7 @@ def test_restamping_is_said_once_a_minute_not_per_batch(
     clock = [1000.0]
     s = sink(server, monotonic=lambda: clock[0])
     old = int(time.time()) - 8 * DAY
-    with caplog.at_level(logging.WARNING, logger="agent.delivery.sls"):
+    with caplog.at_level(logging.WARNING, logger="llmtail.agent.delivery.sls"):
         for i in range(3):
             assert s.send(batch([record(i, old)])) is Outcome.DELIVERED
         clock[0] += 61
@@ -527,7 +527,7 @@ def test_flapping_errors_are_said_once_a_minute(
 ) -> None:
     clock = [0.0]
     s = sink(server, monotonic=lambda: clock[0])
-    with caplog.at_level(logging.INFO, logger="agent.delivery.sls"):
+    with caplog.at_level(logging.INFO, logger="llmtail.agent.delivery.sls"):
         for i in range(3):  # each send: one 500, then success
             server.faults.fail("InternalServerError", count=1)
             assert s.send(batch([record(i)])) is Outcome.DELIVERED

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from agent.config import Config, parse_config
-from agent.ops.metrics import MetricsServer, Registry
-from agent.ops.status import AgentStatus, FileState, Throughput, show_status
-from agent.reading.fingerprint import FileIdentity
-from agent.state.checkpoint import Checkpointer, SavedPosition, StateDirLock
+from llmtail.agent.config import Config, parse_config
+from llmtail.agent.ops.metrics import MetricsServer, Registry
+from llmtail.agent.ops.status import AgentStatus, FileState, Throughput, show_status
+from llmtail.agent.reading.fingerprint import FileIdentity
+from llmtail.agent.state.checkpoint import Checkpointer, SavedPosition, StateDirLock
 from tests.agentproc import Agent, free_port, ids_in_output, record_line, wait_for
 
 
@@ -268,7 +268,7 @@ def test_status_of_a_real_agent_shows_its_rate_then_that_it_stopped(tmp_path: Pa
         "tail": {"poll_interval": 0.05},
         "batch": {"linger": 0.1},
     }
-    status_command = [sys.executable, "-m", "agent", "status", "-c"]
+    status_command = [sys.executable, "-m", "llmtail", "status", "-c"]
     with Agent(tmp_path, config) as agent:
         agent.start()
         wait_for(lambda: len(ids_in_output(agent.output)) == 2000, 60, "every record")

@@ -9,9 +9,9 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.engine.engine import Engine
-from agent.engine.loggroup import split_logs
-from agent.engine.stream import SealedBatch, Stream
+from llmtail.agent.engine.engine import Engine
+from llmtail.agent.engine.loggroup import split_logs
+from llmtail.agent.engine.stream import SealedBatch, Stream
 from tests.agentproc import record_line
 from tests.batches import settings as stream_settings
 

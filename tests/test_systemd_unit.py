@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import Config
+from llmtail.agent.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "systemd" / "llmtail.service"
@@ -136,9 +136,9 @@ import lz4.block, orjson, regex, yaml
 from watchdog.events import FileSystemEventHandler
 from watchdog.observers import Observer
 from aliyun.log import LogClient
-from agent.state.checkpoint import Checkpointer, SavedPosition
-from agent.config import parse_config
-from agent.ops.logsetup import setup_logging
+from llmtail.agent.state.checkpoint import Checkpointer, SavedPosition
+from llmtail.agent.config import parse_config
+from llmtail.agent.ops.logsetup import setup_logging
 
 work = sys.argv[2]
 setup_logging("info")
@@ -185,7 +185,7 @@ DAEMON = (
     "import ctypes, sys\n"
     "if sys.argv.pop(1) == 'mdwe':\n"
     "    assert ctypes.CDLL(None).prctl(65, 1, 0, 0, 0) == 0, 'PR_SET_MDWE failed'\n"
-    "from agent.cli import main\n"
+    "from llmtail.agent.cli import main\n"
     "main()\n"
 )
 LINE = "2025-07-09 14:23:24.748 INFO  [traceId:] [c.a.Chat#chat():42] [main] - hello-sandbox\n"

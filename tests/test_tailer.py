@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.reading.fingerprint import HEAD_BYTES, MARKER_BYTES, FileIdentity, marker_hash
-from agent.reading.tailer import Change, Tailer, open_file
+from llmtail.agent.reading.fingerprint import HEAD_BYTES, MARKER_BYTES, FileIdentity, marker_hash
+from llmtail.agent.reading.tailer import Change, Tailer, open_file
 
 
 def tail(path: Path, offset: int = 0, now: float = 0.0) -> Tailer:

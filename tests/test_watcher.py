@@ -22,11 +22,11 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from agent.config import InputConfig, TailConfig
-from agent.reading.fdbudget import FdBudget, open_fds
-from agent.reading.fingerprint import HEAD_BYTES, FileIdentity
-from agent.reading.notices import Chunk, Opened, Released, Resume, Rotated, Truncated
-from agent.reading.watcher import Watcher
+from llmtail.agent.config import InputConfig, TailConfig
+from llmtail.agent.reading.fdbudget import FdBudget, open_fds
+from llmtail.agent.reading.fingerprint import HEAD_BYTES, FileIdentity
+from llmtail.agent.reading.notices import Chunk, Opened, Released, Resume, Rotated, Truncated
+from llmtail.agent.reading.watcher import Watcher
 
 TAIL = TailConfig(rescan_interval=1.0, deleted_open_warning=30.0)
 
@@ -464,7 +464,7 @@ def test_a_deleted_file_held_open_long_is_warned_about_once(
     closing.append(w)
     r.poll(budget=1)  # backpressure: the file cannot be drained
     os.unlink(app)
-    with caplog.at_level(logging.WARNING, logger="agent.reading.watcher"):
+    with caplog.at_level(logging.WARNING, logger="llmtail.agent.reading.watcher"):
         for _ in range(10):
             r.poll(budget=0, advance=10.0)
     pinned = [m for m in caplog.messages if "still open" in m]
@@ -630,7 +630,7 @@ def test_rotations_during_an_outage_keep_fds_bounded_and_every_file_is_read_afte
     r = Reader(w := watcher([str(logs / "*.log")], max_open=8))
     closing.append(w)
     written: list[bytes] = []
-    with caplog.at_level(logging.INFO, logger="agent.reading.watcher"):
+    with caplog.at_level(logging.INFO, logger="llmtail.agent.reading.watcher"):
         for generation in range(40):
             content = lines(f"g{generation}", 0, 50)
             app.write_bytes(content)
@@ -740,7 +740,7 @@ def test_a_parked_file_deleted_before_it_was_reopened_is_said_lost(
     r.poll(budget=0, advance=1.0)  # app.log.1 is parked: the new app.log takes the one fd
     assert not next(f for f in w.files() if f.path.endswith(".1")).open
     os.unlink(logs / "app.log.1")  # logback's maxHistory, during the outage
-    with caplog.at_level(logging.WARNING, logger="agent.reading.watcher"):
+    with caplog.at_level(logging.WARNING, logger="llmtail.agent.reading.watcher"):
         r.settle(10)
     assert any("app.log.1 was deleted while closed" in m for m in caplog.messages)
     assert len(r.read_of(lines("new", 0, 10))) == 1
@@ -923,7 +923,7 @@ def test_a_file_no_longer_matched_after_a_reload_is_not_called_rotated_to_itself
     w1.close()
     append(other, lines("o", 10, 5))
     # The reloaded inputs no longer match other.log: it is read to its end, then let go.
-    with caplog.at_level(logging.INFO, logger="agent.reading.watcher"):
+    with caplog.at_level(logging.INFO, logger="llmtail.agent.reading.watcher"):
         r2 = Reader(w2 := watcher([str(logs / "app*.log")], saved, first_start=False))
         closing.append(w2)
         r2.settle(10)

@@ -16,8 +16,8 @@ from aliyun.log import LogClient
 from aliyun.log.credentials import Credentials as SdkCredentials
 from aliyun.log.credentials import CredentialsProvider
 
-from agent.delivery.credentials import CredentialsSource
-from agent.endpoint import Endpoint, parse_endpoint
+from llmtail.agent.delivery.credentials import CredentialsSource
+from llmtail.agent.endpoint import Endpoint, parse_endpoint
 
 API_VERSION = "0.6.0"
 

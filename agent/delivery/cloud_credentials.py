@@ -28,7 +28,7 @@ from alibabacloud_credentials.provider import (
     EcsRamRoleCredentialsProvider,
 )
 
-from agent.delivery.credentials import Credentials, CredentialsError, mask
+from llmtail.agent.delivery.credentials import Credentials, CredentialsError, mask
 
 log = logging.getLogger(__name__)
 # The library gives its "credentials" logger a handler of its own that writes to stderr; drop it

@@ -7,8 +7,8 @@ only hosts using a provider should pay for.
 
 from __future__ import annotations
 
-from agent.config import SlsOutput
-from agent.delivery.credentials import CredentialsSource, load_credentials
+from llmtail.agent.config import SlsOutput
+from llmtail.agent.delivery.credentials import CredentialsSource, load_credentials
 
 
 def credentials_for(output: SlsOutput) -> CredentialsSource:
@@ -17,7 +17,7 @@ def credentials_for(output: SlsOutput) -> CredentialsSource:
     if provider in (None, "env", "file"):
         return load_credentials(output.credentials_file)
     # Imported here: only hosts that use a provider pay for the library.
-    from agent.delivery.cloud_credentials import ProviderCredentials  # noqa: PLC0415
+    from llmtail.agent.delivery.cloud_credentials import ProviderCredentials  # noqa: PLC0415
 
     if provider == "ecs_ram_role":
         return ProviderCredentials.ecs_ram_role(output.ecs_role_name)

@@ -16,8 +16,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from agent.delivery.sink import Outcome, Sink
-from agent.engine.stream import SealedBatch
+from llmtail.agent.delivery.sink import Outcome, Sink
+from llmtail.agent.engine.stream import SealedBatch
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from agent.config import FileOutput
-from agent.delivery.lines import LineSink
+from llmtail.agent.config import FileOutput
+from llmtail.agent.delivery.lines import LineSink
 
 
 class _AppendFile:

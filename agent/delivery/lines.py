@@ -11,8 +11,8 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
-from agent.delivery.sink import Outcome
-from agent.engine.stream import SealedBatch
+from llmtail.agent.delivery.sink import Outcome
+from llmtail.agent.engine.stream import SealedBatch
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from agent.engine.outcome import Outcome
-from agent.engine.stream import SealedBatch
+from llmtail.agent.engine.outcome import Outcome
+from llmtail.agent.engine.stream import SealedBatch
 
 __all__ = ["Outcome", "Sink"]
 

@@ -25,28 +25,28 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from agent.config import SlsOutput
-from agent.delivery.credential_sources import credentials_for
-from agent.delivery.credentials import CredentialsError, CredentialsSource
-from agent.delivery.retry import AdaptiveLimit, Failure, RetryPolicy, classify
-from agent.delivery.sink import Outcome
-from agent.delivery.sls_client import SlsClient, SlsError, parse_endpoint
-from agent.delivery.sls_group import (
+from llmtail.agent.config import SlsOutput
+from llmtail.agent.delivery.credential_sources import credentials_for
+from llmtail.agent.delivery.credentials import CredentialsError, CredentialsSource
+from llmtail.agent.delivery.retry import AdaptiveLimit, Failure, RetryPolicy, classify
+from llmtail.agent.delivery.sink import Outcome
+from llmtail.agent.delivery.sls_client import SlsClient, SlsError, parse_endpoint
+from llmtail.agent.delivery.sls_group import (
     ORIGINAL_TIME_KEY,
     WIDE_WINDOW,
     Pending,
     TimeWindow,
 )
-from agent.delivery.sls_health import Health, Tally
-from agent.engine.loggroup import (
+from llmtail.agent.delivery.sls_health import Health, Tally
+from llmtail.agent.engine.loggroup import (
     LogGroupBytes,
     restamp_log,
     split_logs,
 )
-from agent.engine.loggroup import (
+from llmtail.agent.engine.loggroup import (
     read_log_length as _read_log_len,
 )
-from agent.engine.stream import SealedBatch
+from llmtail.agent.engine.stream import SealedBatch
 
 log = logging.getLogger(__name__)
 

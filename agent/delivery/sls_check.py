@@ -3,13 +3,13 @@ project and Logstore, and one line that says which of them is wrong."""
 
 from __future__ import annotations
 
-from agent.config import SlsOutput
-from agent.delivery.credential_sources import credentials_for
-from agent.delivery.credentials import CredentialsError, CredentialsSource, mask
-from agent.delivery.retry import Failure, classify
-from agent.delivery.sls_client import SlsClient, SlsError
-from agent.endpoint import EndpointError, parse_endpoint
-from agent.engine.loggroup import LogGroupBytes, encode_trailer
+from llmtail.agent.config import SlsOutput
+from llmtail.agent.delivery.credential_sources import credentials_for
+from llmtail.agent.delivery.credentials import CredentialsError, CredentialsSource, mask
+from llmtail.agent.delivery.retry import Failure, classify
+from llmtail.agent.delivery.sls_client import SlsClient, SlsError
+from llmtail.agent.endpoint import EndpointError, parse_endpoint
+from llmtail.agent.engine.loggroup import LogGroupBytes, encode_trailer
 
 
 class OutputCheckError(Exception):

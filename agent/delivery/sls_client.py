@@ -33,10 +33,10 @@ from typing import Protocol
 
 import lz4.block
 
-from agent import __version__
-from agent.delivery.credentials import CredentialsSource
-from agent.delivery.sls_signing import http_date, signature, string_to_sign
-from agent.endpoint import Endpoint, EndpointError, parse_endpoint
+from llmtail.agent import __version__
+from llmtail.agent.delivery.credentials import CredentialsSource
+from llmtail.agent.delivery.sls_signing import http_date, signature, string_to_sign
+from llmtail.agent.endpoint import Endpoint, EndpointError, parse_endpoint
 
 __all__ = ["Endpoint", "EndpointError", "SlsClient", "SlsError", "parse_endpoint"]
 

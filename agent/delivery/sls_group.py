@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from agent.engine.loggroup import LogGroupBytes, split_logs
+from llmtail.agent.engine.loggroup import LogGroupBytes, split_logs
 
 ORIGINAL_TIME_KEY = "original_time"
 PAST_WINDOW = 7 * 24 * 3600

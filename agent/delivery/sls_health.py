@@ -12,10 +12,12 @@ import logging
 import threading
 from collections.abc import Callable
 
-from agent.delivery.retry import Failure
-from agent.delivery.sls_client import SlsError
+from llmtail.agent.delivery.retry import Failure
+from llmtail.agent.delivery.sls_client import SlsError
 
-log = logging.getLogger("agent.delivery.sls")  # the output's one voice, whichever module speaks
+log = logging.getLogger(
+    "llmtail.agent.delivery.sls"
+)  # the output's one voice, whichever module speaks
 
 
 class Health:

@@ -13,8 +13,8 @@ import sys
 from collections.abc import Callable
 from typing import BinaryIO
 
-from agent.config import StdoutOutput
-from agent.delivery.lines import LineSink, TargetGoneError
+from llmtail.agent.config import StdoutOutput
+from llmtail.agent.delivery.lines import LineSink, TargetGoneError
 
 
 class _Stream:

@@ -18,12 +18,12 @@ import struct
 from collections import Counter
 from collections.abc import Mapping
 
-from agent.engine.envelope import Envelope
-from agent.engine.llm_aggregate import LlmAggregate
-from agent.engine.loggroup import LogEncoder, encode_trailer
-from agent.engine.ndjson import encode_line, envelope_closing
-from agent.engine.stream import MAX_ERROR_EXAMPLES, SealedBatch, StreamSettings
-from parsers.record import INTERNAL_ERROR
+from llmtail.agent.engine.envelope import Envelope
+from llmtail.agent.engine.llm_aggregate import LlmAggregate
+from llmtail.agent.engine.loggroup import LogEncoder, encode_trailer
+from llmtail.agent.engine.ndjson import encode_line, envelope_closing
+from llmtail.agent.engine.stream import MAX_ERROR_EXAMPLES, SealedBatch, StreamSettings
+from llmtail.parsers.record import INTERNAL_ERROR
 
 _U32 = struct.Struct("<I").pack
 FieldValue = str | int | None

@@ -10,8 +10,8 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from agent.engine.llm_aggregate import LabelKey, LlmAggregate
-from agent.engine.stream import SealedBatch, Stream, StreamSettings
+from llmtail.agent.engine.llm_aggregate import LabelKey, LlmAggregate
+from llmtail.agent.engine.stream import SealedBatch, Stream, StreamSettings
 
 try:
     from llmtail import _core

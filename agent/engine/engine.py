@@ -10,13 +10,13 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Literal
 
-from agent.engine import corestream
-from agent.engine.envelope import PackIds
-from agent.engine.loggroup import LogEncoder
-from agent.engine.pystream import PyStream
-from agent.engine.stream import Stream, StreamSettings
-from parsers.mask import Masker
-from parsers.record import RecordParser
+from llmtail.agent.engine import corestream
+from llmtail.agent.engine.envelope import PackIds
+from llmtail.agent.engine.loggroup import LogEncoder
+from llmtail.agent.engine.pystream import PyStream
+from llmtail.agent.engine.stream import Stream, StreamSettings
+from llmtail.parsers.mask import Masker
+from llmtail.parsers.record import RecordParser
 
 EngineKind = Literal["python", "core"]
 

@@ -16,8 +16,8 @@ import itertools
 from collections import deque
 from dataclasses import dataclass, field
 
-from agent.engine.outcome import Outcome
-from agent.engine.stream import SealedBatch
+from llmtail.agent.engine.outcome import Outcome
+from llmtail.agent.engine.stream import SealedBatch
 
 # Ids are unique in the process: after a reload, a new ledger never mistakes an outcome of the
 # old one's batches for one of its own.

@@ -10,8 +10,8 @@ import os
 import stat
 from pathlib import Path
 
-from agent.config import Config, MaskConfig
-from parsers.mask import HMAC_SHA256, MaskConfigError, Masker, MaskSettings
+from llmtail.agent.config import Config, MaskConfig
+from llmtail.parsers.mask import HMAC_SHA256, MaskConfigError, Masker, MaskSettings
 
 SLS_VALUE_BYTES = 1024 * 1024  # SLS refuses a value over 1 MB
 MIN_KEY_BYTES = 16

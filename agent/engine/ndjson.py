@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import orjson
 
-from agent.engine.envelope import Envelope
+from llmtail.agent.engine.envelope import Envelope
 
 _INT64 = (-(2**63), 2**64 - 1)  # what orjson encodes natively
 _SPLICE = b'%b,"__time__":%d,"__time_ns__":%d%b'

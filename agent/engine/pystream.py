@@ -8,12 +8,12 @@ builder; nothing per record leaves it.
 
 from __future__ import annotations
 
-from agent.engine.batch import BatchBuilder
-from agent.engine.loggroup import LogEncoder
-from agent.engine.stream import SealedBatch, StreamSettings
-from parsers.mask import Masker
-from parsers.multiline import Frame
-from parsers.record import RecordParser
+from llmtail.agent.engine.batch import BatchBuilder
+from llmtail.agent.engine.loggroup import LogEncoder
+from llmtail.agent.engine.stream import SealedBatch, StreamSettings
+from llmtail.parsers.mask import Masker
+from llmtail.parsers.multiline import Frame
+from llmtail.parsers.record import RecordParser
 
 
 class PyStream:

@@ -12,9 +12,9 @@ import array
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from agent.engine.llm_aggregate import DEFAULT_MAX_LABEL_SETS, LlmAggregate
-from parsers.mask import MaskSettings
-from parsers.record import ParserSettings
+from llmtail.agent.engine.llm_aggregate import DEFAULT_MAX_LABEL_SETS, LlmAggregate
+from llmtail.parsers.mask import MaskSettings
+from llmtail.parsers.record import ParserSettings
 
 Wire = Literal["loggroup", "ndjson"]
 MAX_ERROR_EXAMPLES = 20  # per batch: validate shows the first ones, metrics only count

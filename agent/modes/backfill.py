@@ -30,33 +30,33 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Protocol, TextIO, runtime_checkable
 
-from agent.config import Config, load_config
-from agent.delivery.dispatch import Done
-from agent.delivery.sink import Outcome, Sink
-from agent.engine.engine import Engine
-from agent.engine.stream import SealedBatch
-from agent.modes.backfill_plan import (
+from llmtail.agent.config import Config, load_config
+from llmtail.agent.delivery.dispatch import Done
+from llmtail.agent.delivery.sink import Outcome, Sink
+from llmtail.agent.engine.engine import Engine
+from llmtail.agent.engine.stream import SealedBatch
+from llmtail.agent.modes.backfill_plan import (
     CHUNK_SIZE,
     PlannedFile,
     input_index_for,
     parse_when,
     plan,
 )
-from agent.modes.flow import Flow
-from agent.modes.pipeline import (
+from llmtail.agent.modes.flow import Flow
+from llmtail.agent.modes.pipeline import (
     UserError,
     build_dispatcher,
     build_engine,
     build_sink,
     unfinished_bound,
 )
-from agent.modes.ratelimit import Rate, TokenBucket, parse_rate
-from agent.modes.validate import validate_files
-from agent.ops.logsetup import setup_logging
-from agent.ops.progress import Progress, Snapshot, Summary
-from agent.reading.wholefile import DamagedFileError, PathError, expand_paths, read_chunks
-from agent.state.backfill_state import LOCK_NAME, BackfillState, FileProgress
-from agent.state.checkpoint import CheckpointError, StateDirLock
+from llmtail.agent.modes.ratelimit import Rate, TokenBucket, parse_rate
+from llmtail.agent.modes.validate import validate_files
+from llmtail.agent.ops.logsetup import setup_logging
+from llmtail.agent.ops.progress import Progress, Snapshot, Summary
+from llmtail.agent.reading.wholefile import DamagedFileError, PathError, expand_paths, read_chunks
+from llmtail.agent.state.backfill_state import LOCK_NAME, BackfillState, FileProgress
+from llmtail.agent.state.checkpoint import CheckpointError, StateDirLock
 
 log = logging.getLogger(__name__)
 

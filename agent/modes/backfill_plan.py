@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from agent.config import Config
-from agent.engine.engine import Engine
-from agent.modes.pipeline import UserError
-from agent.reading.fingerprint import HEAD_BYTES
-from agent.reading.wholefile import DamagedFileError, is_gzip, read_chunks
-from agent.state.backfill_state import BackfillState, FileProgress
+from llmtail.agent.config import Config
+from llmtail.agent.engine.engine import Engine
+from llmtail.agent.modes.pipeline import UserError
+from llmtail.agent.reading.fingerprint import HEAD_BYTES
+from llmtail.agent.reading.wholefile import DamagedFileError, is_gzip, read_chunks
+from llmtail.agent.state.backfill_state import BackfillState, FileProgress
 
 CHUNK_SIZE = 64 * 1024
 PROBE_BYTES = 256 * 1024  # how far into a file to look for its first timestamp

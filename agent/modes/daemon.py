@@ -18,19 +18,19 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-from agent.config import Config, ConfigError
-from agent.delivery.dispatch import Done
-from agent.delivery.sink import Outcome
-from agent.engine.stream import SealedBatch
-from agent.modes.flow import Flow, OnDone, OnSealed
-from agent.ops.logsetup import setup_logging
-from agent.ops.metrics import AgentMetrics
-from agent.ops.notify import Notifier
-from agent.ops.signals import take_early
-from agent.ops.status import Throughput
-from agent.reading.notices import Opened, Released, Resume, Rotated, Truncated
-from agent.reading.watcher import Watcher
-from agent.state.checkpoint import Checkpointer, CheckpointError, SavedPosition
+from llmtail.agent.config import Config, ConfigError
+from llmtail.agent.delivery.dispatch import Done
+from llmtail.agent.delivery.sink import Outcome
+from llmtail.agent.engine.stream import SealedBatch
+from llmtail.agent.modes.flow import Flow, OnDone, OnSealed
+from llmtail.agent.ops.logsetup import setup_logging
+from llmtail.agent.ops.metrics import AgentMetrics
+from llmtail.agent.ops.notify import Notifier
+from llmtail.agent.ops.signals import take_early
+from llmtail.agent.ops.status import Throughput
+from llmtail.agent.reading.notices import Opened, Released, Resume, Rotated, Truncated
+from llmtail.agent.reading.watcher import Watcher
+from llmtail.agent.state.checkpoint import Checkpointer, CheckpointError, SavedPosition
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from agent.delivery.dispatch import Dispatcher, Done
-from agent.delivery.sink import Outcome
-from agent.engine.engine import Engine
-from agent.engine.ledger import Ledger
-from agent.engine.stream import SealedBatch, Stream
+from llmtail.agent.delivery.dispatch import Dispatcher, Done
+from llmtail.agent.delivery.sink import Outcome
+from llmtail.agent.engine.engine import Engine
+from llmtail.agent.engine.ledger import Ledger
+from llmtail.agent.engine.stream import SealedBatch, Stream
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.reading.wholefile import DamagedFileError, read_chunks
-from parsers.mask import Hit, Masker, text_fields
-from parsers.multiline import Frame
-from parsers.record import RecordParser
+from llmtail.agent.reading.wholefile import DamagedFileError, read_chunks
+from llmtail.parsers.mask import Hit, Masker, text_fields
+from llmtail.parsers.multiline import Frame
+from llmtail.parsers.record import RecordParser
 
 EXAMPLES_PER_RULE = 3
 CONTEXT = 32  # characters shown on each side of a replacement

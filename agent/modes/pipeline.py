@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from agent.config import (
+from llmtail.agent.config import (
     Config,
     ConfigError,
     FileOutput,
@@ -21,24 +21,24 @@ from agent.config import (
     StdoutOutput,
     load_config,
 )
-from agent.delivery.dispatch import Dispatcher
-from agent.delivery.file import FileSink
-from agent.delivery.sink import Sink
-from agent.delivery.stdout import StdoutSink
-from agent.engine.corestream import CoreUnavailableError
-from agent.engine.engine import Engine, EngineKind
-from agent.engine.envelope import PackIds, host_ip
-from agent.engine.masking import MaskKeyError, mask_settings
-from agent.engine.stream import StreamSettings, Wire
-from agent.modes.daemon import Daemon
-from agent.modes.flow import Flow, OnDone, OnSealed
-from agent.ops.logsetup import RedactSecrets, setup_logging
-from agent.ops.metrics import AgentMetrics, MetricsError, MetricsServer, Registry
-from agent.ops.notify import Notifier
-from agent.state.checkpoint import Checkpointer, CheckpointError, StateDirLock
-from parsers.mask import MaskConfigError
-from parsers.pattern import PatternError
-from parsers.record import ParserSettings
+from llmtail.agent.delivery.dispatch import Dispatcher
+from llmtail.agent.delivery.file import FileSink
+from llmtail.agent.delivery.sink import Sink
+from llmtail.agent.delivery.stdout import StdoutSink
+from llmtail.agent.engine.corestream import CoreUnavailableError
+from llmtail.agent.engine.engine import Engine, EngineKind
+from llmtail.agent.engine.envelope import PackIds, host_ip
+from llmtail.agent.engine.masking import MaskKeyError, mask_settings
+from llmtail.agent.engine.stream import StreamSettings, Wire
+from llmtail.agent.modes.daemon import Daemon
+from llmtail.agent.modes.flow import Flow, OnDone, OnSealed
+from llmtail.agent.ops.logsetup import RedactSecrets, setup_logging
+from llmtail.agent.ops.metrics import AgentMetrics, MetricsError, MetricsServer, Registry
+from llmtail.agent.ops.notify import Notifier
+from llmtail.agent.state.checkpoint import Checkpointer, CheckpointError, StateDirLock
+from llmtail.parsers.mask import MaskConfigError
+from llmtail.parsers.pattern import PatternError
+from llmtail.parsers.record import ParserSettings
 
 log = logging.getLogger(__name__)
 
@@ -123,10 +123,10 @@ def build_sink(config: Config, on_retry: Callable[[], None] | None = None) -> Si
     if isinstance(output, StdoutOutput):
         return StdoutSink(output, on_retry=on_retry)
     # The SDK pulls in half of PyPI: import it only when the output is SLS.
-    from agent.delivery.credentials import CredentialsError  # noqa: PLC0415
-    from agent.delivery.retry import Backoff, RetryPolicy  # noqa: PLC0415
-    from agent.delivery.sls import SlsSink  # noqa: PLC0415
-    from agent.delivery.sls_client import EndpointError  # noqa: PLC0415
+    from llmtail.agent.delivery.credentials import CredentialsError  # noqa: PLC0415
+    from llmtail.agent.delivery.retry import Backoff, RetryPolicy  # noqa: PLC0415
+    from llmtail.agent.delivery.sls import SlsSink  # noqa: PLC0415
+    from llmtail.agent.delivery.sls_client import EndpointError  # noqa: PLC0415
 
     policy = RetryPolicy(
         transient=Backoff(0.1, output.max_backoff), probe_interval=output.hold_probe_interval
@@ -161,7 +161,7 @@ def verify_output(config: Config) -> str:
         return f"OK: {path} is writable"
     if isinstance(output, StdoutOutput):
         return "OK: stdout"
-    from agent.delivery.sls_check import OutputCheckError, check_output  # noqa: PLC0415
+    from llmtail.agent.delivery.sls_check import OutputCheckError, check_output  # noqa: PLC0415
 
     try:
         return check_output(output)

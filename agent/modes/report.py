@@ -18,8 +18,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from agent.engine.engine import Engine
-from agent.engine.llm_aggregate import (
+from llmtail.agent.engine.engine import Engine
+from llmtail.agent.engine.llm_aggregate import (
     DURATION_BOUNDS,
     DURATION_SLOTS,
     LABEL_NAMES,
@@ -30,9 +30,9 @@ from agent.engine.llm_aggregate import (
     per_minute,
     quantile,
 )
-from agent.engine.stream import SealedBatch
-from agent.ops.llm_metrics import error_type
-from agent.reading.wholefile import DamagedFileError, read_chunks
+from llmtail.agent.engine.stream import SealedBatch
+from llmtail.agent.ops.llm_metrics import error_type
+from llmtail.agent.reading.wholefile import DamagedFileError, read_chunks
 
 REPORT_LABEL_SETS = 100_000  # a report is bounded too, but far above a daemon's default
 QUANTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))

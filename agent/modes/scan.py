@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from agent.reading.wholefile import DamagedFileError, read_chunks
-from parsers.multiline import Frame
-from parsers.record import Record, RecordParser
+from llmtail.agent.reading.wholefile import DamagedFileError, read_chunks
+from llmtail.parsers.multiline import Frame
+from llmtail.parsers.record import Record, RecordParser
 
 
 @dataclass(slots=True)

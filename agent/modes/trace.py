@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.modes.scan import Scanned, scan
-from parsers.record import RecordParser
+from llmtail.agent.modes.scan import Scanned, scan
+from llmtail.parsers.record import RecordParser
 
 TRACE_LIMIT = 100_000
 

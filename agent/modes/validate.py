@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.engine.engine import Engine
-from agent.engine.stream import SealedBatch
-from agent.reading.wholefile import DamagedFileError, read_chunks
+from llmtail.agent.engine.engine import Engine
+from llmtail.agent.engine.stream import SealedBatch
+from llmtail.agent.reading.wholefile import DamagedFileError, read_chunks
 
 ERROR_EXAMPLES = 20
 TOP = 5

@@ -30,7 +30,7 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from agent.engine.llm_aggregate import (
+from llmtail.agent.engine.llm_aggregate import (
     DEFAULT_MAX_LABEL_SETS,
     DURATION_BOUNDS,
     DURATION_SLOTS,

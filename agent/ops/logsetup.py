@@ -41,14 +41,14 @@ _AK_SECRET = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9]{30}(?![A-Za-z0-9+/])")
 
 
 class JournalFormatter(logging.Formatter):
-    """`<6>agent.reading.tailer: message`: journald adds the time, the prefix sets the priority."""
+    """`<6>llmtail.agent.reading.tailer: message`: journald adds the time; the prefix, priority."""
 
     def format(self, record: logging.LogRecord) -> str:
         return f"<{_priority(record.levelno)}>{record.name}: {_one_line(super().format(record))}"
 
 
 class PlainFormatter(logging.Formatter):
-    """`2026-01-02T03:04:05.678+08:00 INFO agent.reading.tailer: message`, in the host's zone."""
+    """`2026-01-02T03:04:05.678+08:00 INFO llmtail.agent.reading.tailer: message`, host's zone."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -35,10 +35,10 @@ from prometheus_client import (
 )
 from prometheus_client.registry import CollectorRegistry
 
-from agent import __version__
-from agent.engine.llm_aggregate import DEFAULT_MAX_LABEL_SETS, LlmAggregate
-from agent.ops.llm_metrics import LlmMetrics
-from agent.ops.metrics_server import MetricsError, MetricsServer, parse_listen
+from llmtail.agent import __version__
+from llmtail.agent.engine.llm_aggregate import DEFAULT_MAX_LABEL_SETS, LlmAggregate
+from llmtail.agent.ops.llm_metrics import LlmMetrics
+from llmtail.agent.ops.metrics_server import MetricsError, MetricsServer, parse_listen
 
 __all__ = [
     "OUTCOMES",

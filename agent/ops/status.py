@@ -35,8 +35,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from agent.config import Config
-from agent.ops.metrics import MetricsError, parse_listen
+from llmtail.agent.config import Config
+from llmtail.agent.ops.metrics import MetricsError, parse_listen
 
 CHECKPOINT_NAME = "checkpoints.json"  # agent.state.checkpoint.Checkpointer's default name
 LOCK_NAME = "lock"  # agent.state.checkpoint.StateDirLock: holds the running agent's pid

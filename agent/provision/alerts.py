@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.config import ProvisionConfig, SlsOutput
-from agent.provision import queries as q
+from llmtail.agent.config import ProvisionConfig, SlsOutput
+from llmtail.agent.provision import queries as q
 
 # SLS severities: 10 critical, 8 high, 6 medium, 4 low, 2 report.
 CRITICAL, HIGH, MEDIUM = 10, 8, 6

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from agent.config import Config, SlsOutput
-from agent.delivery.credential_sources import credentials_for
-from agent.delivery.credentials import CredentialsError
-from agent.provision.desired import GROUPS, ProvisionError, wanted
-from agent.provision.plan import apply, plan, render
-from agent.provision.remote import Remote, RemoteError
+from llmtail.agent.config import Config, SlsOutput
+from llmtail.agent.delivery.credential_sources import credentials_for
+from llmtail.agent.delivery.credentials import CredentialsError
+from llmtail.agent.provision.desired import GROUPS, ProvisionError, wanted
+from llmtail.agent.provision.plan import apply, plan, render
+from llmtail.agent.provision.remote import Remote, RemoteError
 
 
 def parse_only(text: str | None) -> set[str] | None:
@@ -34,8 +34,8 @@ def run_provision(
     config: Config, dry_run: bool, only: Iterable[str] | None, echo: Callable[[str], None]
 ) -> int:
     """Print the plan and apply it; raises ProvisionError for anything the user must fix."""
-    from agent.delivery.admin_client import log_client  # noqa: PLC0415 (the SDK is heavy)
-    from agent.endpoint import EndpointError  # noqa: PLC0415
+    from llmtail.agent.delivery.admin_client import log_client  # noqa: PLC0415 (the SDK is heavy)
+    from llmtail.agent.endpoint import EndpointError  # noqa: PLC0415
 
     output = config.output
     if not isinstance(output, SlsOutput):

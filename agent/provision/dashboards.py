@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.config import ProvisionConfig, SlsOutput
-from agent.provision import queries as q
+from llmtail.agent.config import ProvisionConfig, SlsOutput
+from llmtail.agent.provision import queries as q
 
 
 def _chart(

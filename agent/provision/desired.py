@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from agent.config import Config, ProvisionConfig, SlsOutput
-from agent.provision.alerts import alerts
-from agent.provision.dashboards import dashboards
-from agent.provision.index import index_body
-from agent.provision.searches import searches
+from llmtail.agent.config import Config, ProvisionConfig, SlsOutput
+from llmtail.agent.provision.alerts import alerts
+from llmtail.agent.provision.dashboards import dashboards
+from llmtail.agent.provision.index import index_body
+from llmtail.agent.provision.searches import searches
 
 
 class Kind(StrEnum):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.config import Config
+from llmtail.agent.config import Config
 
 # The console's default tokens (observability.md 1.2).
 TOKENS = [",", " ", "'", '"', ";", "=", "(", ")", "[", "]", "{", "}", "?", "@", "&", "<", ">"]

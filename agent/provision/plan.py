@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-from agent.provision.desired import Kind, Wanted
-from agent.provision.diff import differences
+from llmtail.agent.provision.desired import Kind, Wanted
+from llmtail.agent.provision.diff import differences
 
 # Index keys SLS returns that belong to it, not to the index definition.
 _INDEX_KEEP = ("log_reduce", "log_reduce_white_list", "log_reduce_black_list", "scan_index")

@@ -14,8 +14,8 @@ import requests
 from aliyun.log import LogClient, LogException
 from aliyun.log.resource_params import ResourceRecord
 
-from agent.delivery.credentials import CredentialsError
-from agent.provision.desired import ACTION_POLICY_RESOURCE, Kind, Wanted
+from llmtail.agent.delivery.credentials import CredentialsError
+from llmtail.agent.provision.desired import ACTION_POLICY_RESOURCE, Kind, Wanted
 
 # A missing object answers 404 with one of these; ProjectNotExist (also 404) is an error.
 _MISSING = frozenset(

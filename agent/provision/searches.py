@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.config import ProvisionConfig, SlsOutput
-from agent.provision import queries as q
+from llmtail.agent.config import ProvisionConfig, SlsOutput
+from llmtail.agent.provision import queries as q
 
 
 def searches(o: SlsOutput, p: ProvisionConfig) -> list[dict[str, Any]]:

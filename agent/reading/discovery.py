@@ -51,7 +51,7 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 
-from agent.config import InputConfig
+from llmtail.agent.config import InputConfig
 
 _log = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ import logging
 import os
 import stat
 
-from agent.reading.fingerprint import FileIdentity, marker_hash, read_marker
-from agent.reading.tailer import OpenedFile, Tailer
+from llmtail.agent.reading.fingerprint import FileIdentity, marker_hash, read_marker
+from llmtail.agent.reading.tailer import OpenedFile, Tailer
 
-_log = logging.getLogger("agent.reading.watcher")
+_log = logging.getLogger("llmtail.agent.reading.watcher")
 
 _END_LOOKBACK = 64 * 1024  # start_at end: how far back to look for the last newline
 

@@ -35,9 +35,9 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from agent.reading.fingerprint import FileIdentity
+from llmtail.agent.reading.fingerprint import FileIdentity
 
-_log = logging.getLogger("agent.reading.watcher")
+_log = logging.getLogger("llmtail.agent.reading.watcher")
 
 
 @dataclass(frozen=True, slots=True)

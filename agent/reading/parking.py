@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 
-from agent.reading.fdbudget import FdBudget
-from agent.reading.locate import Locator
-from agent.reading.tailer import Change, Tailer
+from llmtail.agent.reading.fdbudget import FdBudget
+from llmtail.agent.reading.locate import Locator
+from llmtail.agent.reading.tailer import Change, Tailer
 
-_log = logging.getLogger("agent.reading.watcher")
+_log = logging.getLogger("llmtail.agent.reading.watcher")
 
 
 def open_count(tailers: Mapping[str, Tailer]) -> int:

@@ -29,7 +29,7 @@ import os
 import stat
 from dataclasses import dataclass
 
-from agent.reading.fingerprint import (
+from llmtail.agent.reading.fingerprint import (
     HEAD_BYTES,
     MARKER_BYTES,
     FileIdentity,

@@ -42,23 +42,23 @@ import os
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 
-from agent.config import InputConfig, TailConfig
-from agent.reading.discovery import Discovery, Found, Moved
-from agent.reading.fdbudget import FdBudget
-from agent.reading.fingerprint import (
+from llmtail.agent.config import InputConfig, TailConfig
+from llmtail.agent.reading.discovery import Discovery, Found, Moved
+from llmtail.agent.reading.fdbudget import FdBudget
+from llmtail.agent.reading.fingerprint import (
     HEAD_BYTES,
     FileIdentity,
     head_hash,
     mint_key,
 )
-from agent.reading.locate import (
+from llmtail.agent.reading.locate import (
     after_last_newline,
     directories_of,
     inodes_in,
     leads_to,
     marker_holds,
 )
-from agent.reading.notices import (
+from llmtail.agent.reading.notices import (
     Chunk,
     FileStatus,
     Notice,
@@ -69,8 +69,8 @@ from agent.reading.notices import (
     Truncated,
     rekey,
 )
-from agent.reading.parking import FdKeeper, open_count
-from agent.reading.tailer import Change, OpenedFile, Tailer, open_file
+from llmtail.agent.reading.parking import FdKeeper, open_count
+from llmtail.agent.reading.tailer import Change, OpenedFile, Tailer, open_file
 
 _log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.reading.fingerprint import HEAD_BYTES, head_hash
-from agent.state.checkpoint import Checkpointer, CheckpointError, SavedPosition
+from llmtail.agent.reading.fingerprint import HEAD_BYTES, head_hash
+from llmtail.agent.state.checkpoint import Checkpointer, CheckpointError, SavedPosition
 
 STATE_NAME = "backfill.json"
 LOCK_NAME = "backfill.lock"
