@@ -118,7 +118,9 @@ class AgentProcess:
         config_path = workdir / "llmtail.yaml"
         config_path.write_text(yaml.safe_dump(config))
         self.log_path = workdir / "agent.log"
-        command = ["taskset", "-c", str(cpu), sys.executable, "-m", "llmtail", "run"]
+        # Checkouts from before the move under `llmtail` (39f69c1) run as `python -m agent`.
+        module = "llmtail" if (tree / "llmtail" / "__main__.py").exists() else "agent"
+        command = ["taskset", "-c", str(cpu), sys.executable, "-m", module, "run"]
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [*command, "-c", str(config_path)],

@@ -167,7 +167,7 @@ def test_reconfiguring_replaces_the_handler_instead_of_doubling_lines(tmp_path: 
     with (tmp_path / "plain").open("w+", encoding="utf-8") as stream:
         setup_logging("info", stream=stream, environ={})
         setup_logging("debug", stream=stream, environ={})
-        logging.getLogger("agent").debug("once")
+        logging.getLogger("llmtail.agent").debug("once")
 
         assert len(_lines(stream)) == 1
 
