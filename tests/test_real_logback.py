@@ -9,7 +9,6 @@ parser's); the last ones run the parser over every record of every generation.
 from __future__ import annotations
 
 import gzip
-import importlib
 import re
 import signal
 import time
@@ -22,6 +21,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from llmtail.agent.engine.stream import StreamSettings
+from llmtail.parsers.record import ParserSettings, RecordParser
 from tests.realwriters import (
     JVM_TIMEZONE,
     SEED_PATTERN,
@@ -36,6 +37,7 @@ from tests.realwriters import (
     start_writer,
     wait_until_writing,
 )
+from tests.test_core_stream import core_stream, plain, py_stream
 
 __all__ = ["logback_writer"]  # the fixture, re-exported so pytest finds it here
 
@@ -214,24 +216,14 @@ def test_record_id_reads_both_id_forms() -> None:
 # --- the parser over real files ----------------------------------------------------------
 
 
-def _parser_api() -> tuple[Any, Any]:
-    """RecordParser and ParserSettings per docs/architecture.md; skip until the parser lands."""
-    for module in ("llmtail.parsers", "llmtail.parsers.record"):
-        try:
-            found = importlib.import_module(module)
-        except ImportError:
-            continue
-        if hasattr(found, "RecordParser") and hasattr(found, "ParserSettings"):
-            return found.RecordParser, found.ParserSettings
-    pytest.skip("llmtail.parsers.RecordParser/ParserSettings not there yet (being written)")
+def _settings(encoding: str) -> ParserSettings:
+    return ParserSettings(pattern=SEED_PATTERN, timezone=JVM_TIMEZONE, encoding=encoding)
 
 
 def _parse_all(log_dir: Path, encoding: str, chunk: int = 4093) -> list[Any]:
     """Each generation read as backfill would: one assembler per file, odd-sized chunks that
     split lines and UTF-8 sequences, drained at the end."""
-    record_parser, parser_settings = _parser_api()
-    settings = parser_settings(pattern=SEED_PATTERN, timezone=JVM_TIMEZONE, encoding=encoding)
-    parser = record_parser(settings)
+    parser = RecordParser(_settings(encoding))
     records = []
     for path in log_generations(log_dir):
         data = read_log_bytes(path)
@@ -270,3 +262,31 @@ def test_parser_reads_every_real_record_exactly(
             **(truth.payload or {}),
         }
         assert {key: fields.get(key) for key in expected} == expected, truth.seq
+
+
+@pytest.mark.parametrize("wire", ["ndjson", "loggroup"])
+@pytest.mark.parametrize(("mode", "charset"), WRITERS)
+def test_the_core_seals_the_same_batches_as_the_reference_over_real_files(
+    written: Callable[[str, str], Written], mode: str, charset: str, wire: str
+) -> None:
+    """The test above proves the reference reads Logback's files exactly; the compiled core must
+    give the same sealed batches, byte for byte, over the same real files and odd chunks."""
+    out = written(mode, charset)
+    settings = StreamSettings(parser=_settings(charset.lower()), wire=wire, source="10.0.0.1")
+    records = 0
+    for path in log_generations(out.log_dir):
+        data = read_log_bytes(path)
+        got = {}
+        for name, stream in (
+            ("core", core_stream(settings, "k", str(path), 0, 0)),
+            ("python", py_stream(settings, "k", str(path), 0, 0)),
+        ):
+            batches = []
+            for at in range(0, len(data), 4093):
+                batches += stream.feed(data[at : at + 4093], 1.0, 1.8e9)
+            batches += stream.drain(1.8e9)
+            got[name] = [plain(b) for b in batches]
+        assert got["core"] == got["python"], path.name
+        assert all(not b["parse_errors"] for b in got["core"]), path.name
+        records += sum(b["records"] for b in got["core"])
+    assert records == len(out.truth)
