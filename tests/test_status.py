@@ -18,7 +18,8 @@ import pytest
 
 from llmtail.agent.config import Config, parse_config
 from llmtail.agent.ops.metrics import MetricsServer, Registry
-from llmtail.agent.ops.status import AgentStatus, FileState, Throughput, show_status
+from llmtail.agent.ops.status import AgentStatus, FileState, show_status
+from llmtail.agent.ops.throughput import Throughput
 from llmtail.agent.reading.fingerprint import FileIdentity
 from llmtail.agent.state.checkpoint import Checkpointer, SavedPosition, StateDirLock
 from tests.agentproc import Agent, free_port, ids_in_output, record_line, wait_for

@@ -27,7 +27,7 @@ from llmtail.agent.ops.logsetup import setup_logging
 from llmtail.agent.ops.metrics import AgentMetrics
 from llmtail.agent.ops.notify import Notifier
 from llmtail.agent.ops.signals import take_early
-from llmtail.agent.ops.status import Throughput
+from llmtail.agent.ops.throughput import Throughput
 from llmtail.agent.reading.notices import Opened, Released, Resume, Rotated, Truncated
 from llmtail.agent.reading.watcher import Watcher
 from llmtail.agent.state.checkpoint import Checkpointer, CheckpointError, SavedPosition
