@@ -230,6 +230,30 @@ def test_a_users_mistake_is_one_line_without_secrets(
     assert logstore.catalog.writes == []
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "expected"),
+    [
+        # The SDK cannot reach an IP address with a port: said before any request.
+        ("127.0.0.1:{port}", "cannot reach an IP address with a port"),
+        # https is not retried by the SDK: one lookup, and its cause in the line.
+        ("https://nowhere.invalid", "no answer from SLS: cannot resolve llmtail-test.nowhere"),
+    ],
+)
+def test_an_endpoint_provision_cannot_reach_is_one_line(
+    logstore: LocalLogstore, tmp_path: Path, endpoint: str, expected: str
+) -> None:
+    config = _config(tmp_path, logstore)
+    data = yaml.safe_load(config.read_text())
+    data["output"]["endpoint"] = endpoint.format(port=logstore.port)
+    config.write_text(yaml.safe_dump(data))
+    result = provision(logstore, config)
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert lines[-1].startswith("llmtail: ") and expected in lines[-1], result.output
+    assert "Traceback" not in result.output
+    assert logstore.catalog.writes == []
+
+
 @pytest.mark.slow
 def test_the_installed_command_provisions_then_finds_nothing_to_do(
     logstore: LocalLogstore, tmp_path: Path
