@@ -30,6 +30,11 @@ from tests.logstore.store import Stats, Store
 _PUT_PATH = re.compile(r"/logstores/([^/]+)/shards/(lb|route)")
 
 
+def proxy_env(url: str) -> dict[str, str]:
+    """Environment that makes `requests` send plain-http requests through the server at `url`."""
+    return {"http_proxy": url, "HTTP_PROXY": url, "no_proxy": "", "NO_PROXY": ""}
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -182,7 +187,7 @@ class LocalLogstore:
         """Environment that sends `requests` (the SDK's HTTP library) to this server as its HTTP
         proxy: `http://{project}.sls.llmtail.test:PORT/...` arrives here in absolute form, with
         the project in the request target, as SLS receives it by name."""
-        return {"http_proxy": self.url, "HTTP_PROXY": self.url, "no_proxy": "", "NO_PROXY": ""}
+        return proxy_env(self.url)
 
     # -- outages ---------------------------------------------------------------------------
 
