@@ -14,12 +14,15 @@ property; no private member is read, set or overridden. Two SDK behaviours have 
   (`AdminClient` arms it around every public method). Before an attempt it lowers the client's
   timeout to what is left of the deadline; past the deadline it refuses to sign with
   `AdminTimeoutError`, which the SDK does not catch (its loop catches LogException only), so the
-  call ends there. A call lasts at most its deadline plus one 1 s pause plus a name lookup (not
-  bounded by `requests`). Retries within the deadline are kept: they ride out a transient 5xx,
-  and a refused connection still ends with the SDK's own error after its ten quick attempts. The
-  price: a create whose answer was lost is sent again and fails as "already exists"; provision's
-  next run then finds it unchanged. (A thread with a deadline was the alternative: a call that
-  overruns would leave its thread, and the request, behind.)
+  call ends there. A call lasts at most its deadline plus one 1 s pause and a name lookup, both
+  outside `requests`' timeout, which bounds each connect and each wait for bytes, not a whole
+  answer (a server dripping its answer could hold one attempt longer; the SDK reads the answer
+  whole, unbounded in size, a risk accepted for an interactive admin command against SLS).
+  Retries within the deadline are kept: they ride out a transient 5xx, and a refused connection
+  or a name that does not resolve (plain http) still ends with the SDK's own error, after its
+  ten attempts (about 10 s). The price: a create whose answer was lost is sent again and fails
+  as "already exists"; provision's next run then finds it unchanged. (A thread with a deadline
+  was the alternative: a call that overran would leave its thread, and the request, behind.)
 - Endpoints. The SDK reaches `{project}.{host}:{port}` by name, unless the endpoint is a bare
   IPv4 address (then port 80 with the project in `Host`). It cannot reach an IP address with a
   port (it puts the project in front and the lookup fails) or an IPv6 literal (its parser splits
