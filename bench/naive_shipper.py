@@ -7,8 +7,10 @@ Reads FILE once to its end, joins continuation lines onto the record before them
 llm_call payload on commas, and posts 4096 records per PutLogs request through the official
 SDK (which protobuf-encodes, lz4-compresses and signs). No checkpoints, retries or tailing: the
 baseline is the cheapest script that still ships typed records. The one concession to the test
-setup: the SDK would put the project in front of an `IP:PORT` endpoint, so that is switched off
-(users of private IP endpoints must do the same). Prints one line: records, requests, seconds.
+setup: the SDK reaches a project by name (`{project}.{endpoint}`) and cannot reach the local
+Logstore's `IP:PORT`, so an `IP:PORT` endpoint is reached as tests/logstore does it: by the name
+`sls.llmtail.test:PORT`, through `requests`' HTTP proxy set to the endpoint. Prints one line:
+records, requests, seconds.
 """
 
 from __future__ import annotations
@@ -87,6 +89,16 @@ def ship(path: str, client: LogClient, project: str, logstore: str, zone: ZoneIn
     return records
 
 
+def sdk_endpoint(endpoint: str) -> str:
+    """`endpoint` for the SDK; an IPv4 `IP:PORT` becomes the local Logstore's name behind the
+    HTTP proxy of this process (no private SDK flag is set)."""
+    host, _, port = endpoint.removeprefix("http://").rpartition(":")
+    if port.isdigit() and host.replace(".", "").isdigit():
+        os.environ.update(http_proxy=f"http://{host}:{port}", no_proxy="", NO_PROXY="")
+        return f"sls.llmtail.test:{port}"
+    return endpoint
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("path")
@@ -96,12 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timezone", default="UTC")
     args = ap.parse_args(argv)
     client = LogClient(
-        args.endpoint,
+        sdk_endpoint(args.endpoint),
         os.environ["ALIBABA_CLOUD_ACCESS_KEY_ID"],
         os.environ["ALIBABA_CLOUD_ACCESS_KEY_SECRET"],
         source="127.0.0.1",
     )
-    client._isRowIp = True  # type: ignore[attr-defined]  # IP:PORT endpoint (see docstring)
     started = time.perf_counter()
     ship(args.path, client, args.project, args.logstore, ZoneInfo(args.timezone))
     print(f"naive: {time.perf_counter() - started:.1f} s", flush=True)

@@ -13,6 +13,9 @@ from llmtail.agent.delivery.admin_client import log_client
 from llmtail.agent.delivery.credentials import Credentials, StaticCredentials
 from tests.logstore import LocalLogstore
 
+# The SDK reaches the local Logstore by name, through `requests`' proxy (tests/logstore).
+pytestmark = pytest.mark.usefixtures("sdk_logstore")
+
 BOARD = {
     "dashboardName": "llm-overview",
     "displayName": "LLM overview",
@@ -56,7 +59,7 @@ ALERT: dict[str, Any] = {
 
 def _client(logstore: LocalLogstore, secret: str | None = None) -> Any:
     key = Credentials(logstore.access_key_id, secret or logstore.access_key_secret)
-    return log_client(logstore.endpoint, StaticCredentials(key), 10.0)
+    return log_client(logstore.sdk_endpoint, StaticCredentials(key), 10.0)
 
 
 def _code(call: Any, *args: Any) -> tuple[int, str]:

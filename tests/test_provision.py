@@ -19,6 +19,9 @@ from llmtail.agent.delivery.admin_client import log_client
 from llmtail.agent.delivery.credentials import Credentials, StaticCredentials
 from tests.logstore import LocalLogstore
 
+# The SDK reaches the local Logstore by name, through `requests`' proxy (tests/logstore).
+pytestmark = pytest.mark.usefixtures("sdk_logstore")
+
 POLICY_SCRIPT = 'fire(type="dingtalk", webhook_id="ops", template_id="sls.builtin.cn")'
 ALL_OBJECTS = 14  # logstore, index, action policy, 4 dashboards, 3 alerts, 4 saved searches
 
@@ -33,7 +36,7 @@ def _config(tmp_path: Path, logstore: LocalLogstore, **provision: Any) -> Path:
     cfg = {
         "output": {
             "type": "sls",
-            "endpoint": logstore.endpoint,
+            "endpoint": logstore.sdk_endpoint,
             "project": logstore.project,
             "logstore": "llm-calls",
         },
@@ -48,6 +51,7 @@ def _env(logstore: LocalLogstore) -> dict[str, str]:
     return {
         "ALIBABA_CLOUD_ACCESS_KEY_ID": logstore.access_key_id,
         "ALIBABA_CLOUD_ACCESS_KEY_SECRET": logstore.access_key_secret,
+        **logstore.sdk_env(),
     }
 
 
@@ -56,10 +60,9 @@ def provision(logstore: LocalLogstore, config: Path, *args: str) -> Result:
 
 
 def _sdk(logstore: LocalLogstore) -> Any:
-    """An SDK client, as the console or another tool would change things (built by the
-    adapter: the plain SDK puts the project in front of an IP:PORT endpoint)."""
+    """An SDK client, as the console or another tool would change things."""
     key = Credentials(logstore.access_key_id, logstore.access_key_secret)
-    return log_client(logstore.endpoint, StaticCredentials(key), 10.0)
+    return log_client(logstore.sdk_endpoint, StaticCredentials(key), 10.0)
 
 
 def test_first_run_creates_everything_and_a_second_run_writes_nothing(
@@ -224,6 +227,30 @@ def test_a_users_mistake_is_one_line_without_secrets(
     assert lines[-1].startswith("llmtail: ") and expected in lines[-1], result.output
     assert "Traceback" not in result.output
     assert logstore.access_key_secret not in result.output
+    assert logstore.catalog.writes == []
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "expected"),
+    [
+        # The SDK cannot reach an IP address with a port: said before any request.
+        ("127.0.0.1:{port}", "cannot reach an IP address with a port"),
+        # https is not retried by the SDK: one lookup, and its cause in the line.
+        ("https://nowhere.invalid", "no answer from SLS: cannot resolve llmtail-test.nowhere"),
+    ],
+)
+def test_an_endpoint_provision_cannot_reach_is_one_line(
+    logstore: LocalLogstore, tmp_path: Path, endpoint: str, expected: str
+) -> None:
+    config = _config(tmp_path, logstore)
+    data = yaml.safe_load(config.read_text())
+    data["output"]["endpoint"] = endpoint.format(port=logstore.port)
+    config.write_text(yaml.safe_dump(data))
+    result = provision(logstore, config)
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert lines[-1].startswith("llmtail: ") and expected in lines[-1], result.output
+    assert "Traceback" not in result.output
     assert logstore.catalog.writes == []
 
 

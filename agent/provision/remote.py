@@ -1,19 +1,21 @@
 """What exists in SLS, read and written through the SDK's public admin methods.
 
 With `agent.delivery.admin_client` (which builds the client), the only module that touches the SDK.
-Every call is one attempt; a failure becomes a `RemoteError` that names the object, the status,
-SLS's error code and the request id, never a credential.
+Every call ends within the client's deadline; a failure becomes a `RemoteError` that names the
+object, the status, SLS's error code and the request id (or why no answer came), never a
+credential.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
-import requests
-from aliyun.log import LogClient, LogException
+from aliyun.log import LogException
 from aliyun.log.resource_params import ResourceRecord
 
+from llmtail.agent.delivery.admin_client import AdminClient, AdminTimeoutError
 from llmtail.agent.delivery.credentials import CredentialsError
 from llmtail.agent.provision.desired import ACTION_POLICY_RESOURCE, Kind, Wanted
 
@@ -47,8 +49,8 @@ class _Body:
 class Remote:
     """Reads, creates and updates provision's objects in one project."""
 
-    def __init__(self, client: LogClient, project: str) -> None:
-        self._client: Any = client  # the SDK ships no type hints
+    def __init__(self, client: AdminClient, project: str) -> None:
+        self._client: Any = client  # the SDK's methods, each bounded by the client's deadline
         self._project = project
 
     def read(self, w: Wanted) -> dict[str, Any] | None:
@@ -59,7 +61,7 @@ class Remote:
             if exc.get_error_code() in _MISSING:
                 return None
             raise _error(w, "read", exc) from None
-        except (requests.RequestException, CredentialsError) as exc:
+        except (AdminTimeoutError, CredentialsError) as exc:
             raise _error(w, "read", exc) from None
 
     def create(self, w: Wanted) -> None:
@@ -112,12 +114,14 @@ class Remote:
                 record = ResourceRecord(record_id=w.name, tag=w.name, value=body)  # type: ignore[no-untyped-call]
                 method = c.create_resource_record if create else c.update_resource_record
                 method(ACTION_POLICY_RESOURCE, record)
-        except (LogException, requests.RequestException, CredentialsError) as exc:
+        except (LogException, AdminTimeoutError, CredentialsError) as exc:
             raise _error(w, verb, exc) from None
 
 
 def _error(w: Wanted, verb: str, exc: Exception) -> RemoteError:
     what = f"{w.kind.value} {w.name}: {verb} failed"
+    if isinstance(exc, LogException) and _no_http_answer(exc):
+        return RemoteError(f"{what}: no answer from SLS: {_no_answer(exc.get_error_message())}")
     if isinstance(exc, LogException):
         status = getattr(exc, "resp_status", "") or ""
         rid = exc.get_request_id()
@@ -125,6 +129,26 @@ def _error(w: Wanted, verb: str, exc: Exception) -> RemoteError:
             f"{what}: HTTP {status} {exc.get_error_code()}: {str(exc.get_error_message())[:300]}"
             + (f" (request id {rid})" if rid else "")
         )
-    if isinstance(exc, CredentialsError):
-        return RemoteError(f"{what}: {exc}")
-    return RemoteError(f"{what}: no answer from SLS ({type(exc).__name__})")
+    return RemoteError(f"{what}: {exc}")
+
+
+_HOST = re.compile(r"host='([^']*)'")
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
+
+
+def _no_http_answer(exc: LogException) -> bool:
+    """The SDK's LogRequestError for a request that got no HTTP answer (it keeps the default
+    status 200; an HTTP error answer carries its own status)."""
+    return bool(exc.get_error_code() == "LogRequestError" and exc.get_resp_status() == 200)
+
+
+def _no_answer(message: object) -> str:
+    """The cause in a `requests` error text, short: `cannot resolve x`, `Connection refused`."""
+    text = str(message)
+    host = _HOST.search(text)
+    if "NameResolutionError" in text or "Name or service not known" in text:
+        return f"cannot resolve {host.group(1) if host else 'the endpoint'} (check the endpoint)"
+    if "timed out" in text.lower():
+        return "timed out"
+    errno = _ERRNO.search(text)
+    return errno.group(1).strip() if errno else text[:200]

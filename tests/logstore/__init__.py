@@ -4,8 +4,9 @@
 cannot tell from SLS for PutLogs (`POST /logstores/{logstore}/shards/lb|route`). It checks, with
 the status and errorCode SLS answers:
 
-- the project from `Host: {project}.{endpoint}` (a bare IP Host means the default project):
-  404 ProjectNotExist; the logstore: 404 LogStoreNotExist (both changeable at runtime);
+- the project from `Host: {project}.{endpoint}` (a bare IP Host, or the endpoint name itself,
+  means the default project): 404 ProjectNotExist; the logstore: 404 LogStoreNotExist (both
+  changeable at runtime);
 - the v1 signature: 401 InvalidAccessKeyId, 401 SignatureNotMatch; STS tokens
   (`x-acs-security-token`): 401 Unauthorized "...token...is invalid." / "...has expired.";
 - `Date` within 15 minutes: 400 RequestTimeExpired; Content-MD5: 400 InvalidContentMD5;
@@ -47,6 +48,14 @@ Admin HTTP API (same port; no signature; JSON in and out):
                               accept this key too (e.g. STS credentials a RAM role was issued)
     POST   /_llmtail/outage {"seconds", "refuse": true}
     POST   /_llmtail/reset                     forget data, counters and faults
+
+The SDK reaches a project by name, `{project}.{endpoint}`, and cannot reach `127.0.0.1:PORT`
+(it would look up `{project}.127.0.0.1`). So SDK clients are given `sdk_endpoint`
+(`sls.llmtail.test:PORT`, a `.test` name that never resolves) and reach the server as their HTTP
+proxy: `sdk_env()` (`http_proxy`, which `requests` honours), the `sdk_logstore` fixture, or
+`client.sdk_route`. The request then arrives in absolute form (`POST
+http://{project}.sls.llmtail.test:PORT/...`) and the project is read from its target, exactly as
+SLS reads it from the name. llmtail's own PutLogs client is given `endpoint` and posts directly.
 
 Run it as a process with `python -m tests.logstore --port 0 ...` (see `__main__`). With
 `count_only=True` (`--count-only`) it counts what it accepts and keeps nothing, for benchmarks.

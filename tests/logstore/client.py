@@ -1,20 +1,44 @@
 """Clients for tests: the real SDK pointed at the local Logstore, and raw signed requests.
 
-Raw requests let fault tests see exactly one answer: the SDK retries 5xx ten times with 1 s
-sleeps inside `_send`, which would make every such test slow.
+The SDK reaches a project at `{project}.{endpoint}` by name, so its clients here are given
+`sls.llmtail.test:PORT` and reach the server through `requests`' HTTP proxy (`sdk_route`), with
+nothing of the SDK's own changed. Raw requests let fault tests see exactly one answer: the SDK
+retries 5xx ten times with 1 s sleeps inside `_send`, which would make every such test slow.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from aliyun.log import LogClient
 
-from tests.logstore.server import LocalLogstore
+from tests.logstore.server import LocalLogstore, proxy_env
 from tests.logstore.signing import sign_headers
+from tests.logstore.sls import SDK_DOMAIN
+
+
+@contextmanager
+def sdk_route(url: str) -> Iterator[None]:
+    """While inside, this process's `requests` (the SDK's HTTP library) goes through the local
+    Logstore at `url` as its HTTP proxy; the environment is put back after."""
+    env = proxy_env(url)
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def sdk_client(
@@ -43,15 +67,12 @@ def sdk_client_for(
     security_token: str | None = None,
     source: str = "10.0.0.1",
 ) -> LogClient:
-    """A `LogClient` for a local Logstore at `url` (e.g. one run with `python -m`).
-
-    `_isRowIp` is forced: the SDK does not see `IP:PORT` as an IP and would put the project in
-    the URL host (the agent's SLS adapter handles this itself)."""
-    client = LogClient(
-        url, access_key_id, access_key_secret, securityToken=security_token, source=source
+    """A `LogClient` for a local Logstore at `url` (e.g. one run with `python -m`), by name:
+    its calls reach the server inside `sdk_route(url)`."""
+    endpoint = f"http://{SDK_DOMAIN}:{urlsplit(url).port}"
+    return LogClient(
+        endpoint, access_key_id, access_key_secret, securityToken=security_token, source=source
     )
-    client._isRowIp = True  # type: ignore[attr-defined]  # set in __init__, untyped SDK
-    return client
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
-"""pytest fixture: a fresh, started local Logstore per test (start-up takes milliseconds).
+"""pytest fixtures: a fresh, started local Logstore per test (start-up takes milliseconds).
 
 Enable it in tests/conftest.py with:
-    from tests.logstore.fixtures import logstore_fixture  # noqa: F401
+    from tests.logstore.fixtures import logstore_fixture, sdk_logstore_fixture  # noqa: F401
 The function has its own name so that test parameters called `logstore` do not shadow it (F811).
 """
 
@@ -23,3 +23,13 @@ def logstore_fixture() -> Iterator[LocalLogstore]:
         yield server
     if server.internal_errors:
         pytest.fail("the local Logstore crashed:\n" + "\n".join(server.internal_errors))
+
+
+@pytest.fixture(name="sdk_logstore")
+def sdk_logstore_fixture(logstore: LocalLogstore, monkeypatch: pytest.MonkeyPatch) -> LocalLogstore:
+    """`logstore`, with this process's `requests` sent to it as the HTTP proxy for the test
+    (`LocalLogstore.sdk_env`): the aliyun SDK, given `logstore.sdk_endpoint`, reaches it by name
+    as it reaches SLS."""
+    for name, value in logstore.sdk_env().items():
+        monkeypatch.setenv(name, value)
+    return logstore

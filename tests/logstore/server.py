@@ -24,10 +24,15 @@ from tests.logstore.catalog import Catalog
 from tests.logstore.codec import MAX_LOGS_PER_GROUP, StoredLog, StoredLogGroup
 from tests.logstore.errors import SlsError
 from tests.logstore.faults import FaultPlan
-from tests.logstore.sls import Credential, Request, Sls, new_request_id
+from tests.logstore.sls import SDK_DOMAIN, Credential, Request, Sls, new_request_id
 from tests.logstore.store import Stats, Store
 
 _PUT_PATH = re.compile(r"/logstores/([^/]+)/shards/(lb|route)")
+
+
+def proxy_env(url: str) -> dict[str, str]:
+    """Environment that makes `requests` send plain-http requests through the server at `url`."""
+    return {"http_proxy": url, "HTTP_PROXY": url, "no_proxy": "", "NO_PROXY": ""}
 
 
 class _Server(ThreadingHTTPServer):
@@ -172,6 +177,18 @@ class LocalLogstore:
     def url(self) -> str:
         return f"http://{self.endpoint}"
 
+    @property
+    def sdk_endpoint(self) -> str:
+        """`sls.llmtail.test:PORT`: an endpoint name for the aliyun SDK, which reaches a project
+        at `{project}.{endpoint}` by name (it cannot reach `127.0.0.1:PORT`); use with `sdk_env`."""
+        return f"{SDK_DOMAIN}:{self._port}"
+
+    def sdk_env(self) -> dict[str, str]:
+        """Environment that sends `requests` (the SDK's HTTP library) to this server as its HTTP
+        proxy: `http://{project}.sls.llmtail.test:PORT/...` arrives here in absolute form, with
+        the project in the request target, as SLS receives it by name."""
+        return proxy_env(self.url)
+
     # -- outages ---------------------------------------------------------------------------
 
     def outage(self, seconds: float, *, refuse: bool = True) -> None:
@@ -287,12 +304,15 @@ class _Handler(BaseHTTPRequestHandler):
         params = dict(parse_qsl(parts.query, keep_blank_values=True))
         length = self.headers.get("Content-Length")
         body = self.rfile.read(int(length)) if length else b""
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        if parts.scheme:
+            # Absolute form (through a proxy): the target names the host (RFC 9112 3.2.2).
+            headers["host"] = parts.netloc
         if path.startswith(ADMIN_PREFIX):
             route = path.removeprefix(ADMIN_PREFIX)
             status, answer = self.server.owner.admin.answer(self.command, route, params, body)
             self._answer(status, json.dumps(answer).encode(), "")
             return
-        headers = {name.lower(): value for name, value in self.headers.items()}
         self._sls(Request(self.command, path, params, headers, body))
 
     def _sls(self, req: Request) -> None:

@@ -50,16 +50,22 @@ class Request:
     body: bytes
 
 
+# The name the SDK reaches the local Logstore by, as `{project}.{SDK_DOMAIN}` (`.test` never
+# resolves: the only way there is the proxy of `LocalLogstore.sdk_env`).
+SDK_DOMAIN = "sls.llmtail.test"
+
+
 def project_from_host(host: str | None, default: str) -> str:
     """`{project}.{endpoint}[:port]` -> project. A bare IP (the SDK's raw-IP mode sends no
-    project in the URL) or a dotless name carries no project: use `default`."""
+    project in the URL), a dotless name or the endpoint name itself (the SDK's project-less
+    calls, e.g. resource records) carries no project: use `default`."""
     if not host:
         return default
     name = host.strip()
     if name.startswith("["):
         return default
     name = name.rsplit(":", 1)[0]
-    if _IPV4.fullmatch(name) or "." not in name:
+    if _IPV4.fullmatch(name) or "." not in name or name.lower() == SDK_DOMAIN:
         return default
     return name.split(".", 1)[0]
 
