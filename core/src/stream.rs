@@ -8,7 +8,7 @@ use crate::mask::{MaskSettings, Masker};
 use crate::multiline::{Assembler, Frame};
 use crate::payload::{Key, Value};
 use crate::record::{ParserSettings, RecordParser, SettingsError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 pub const MAX_ERROR_EXAMPLES: usize = 20;
 const INTERNAL_ERROR: &str = "internal parser error";
@@ -86,7 +86,8 @@ struct Builder {
 #[derive(Debug)]
 pub struct Stream {
     s: StreamSettings,
-    parser: RecordParser,
+    /// Shared by every Stream with the same parser settings (see `shared_parser`).
+    parser: Arc<Mutex<RecordParser>>,
     asm: Assembler,
     b: Builder,
     side: i8,
@@ -101,13 +102,13 @@ impl Stream {
         pack_prefix: String,
         pack_seq: u64,
     ) -> Result<Stream, SettingsError> {
-        let parser = RecordParser::new(settings.parser.clone())?;
+        let parser = shared_parser(&settings.parser)?;
         if settings.max_records < 1 || settings.max_bytes < 1 {
             return Err(SettingsError::Value(
                 "max_records and max_bytes must be positive".to_string(),
             ));
         }
-        let asm = parser.assembler(offset);
+        let asm = lock(&parser).assembler(offset);
         let masker = match &settings.mask {
             Some(m) => crate::mask::shared(m).map_err(SettingsError::Value)?,
             None => None,
@@ -195,8 +196,10 @@ impl Stream {
         let mut out = Vec::new();
         let mut stamp: Option<(i64, u32)> = None;
         let windowed = self.s.since.is_some() || self.s.until.is_some();
+        let shared = Arc::clone(&self.parser);
+        let mut parser = lock(&shared);
         for frame in frames {
-            let mut record = self.parser.parse(&frame);
+            let mut record = parser.parse(&frame);
             let own = record.time.is_some();
             let (t, ns) = match record.time {
                 Some(t) => (t, record.time_ns),
@@ -393,6 +396,33 @@ impl Stream {
         self.b.started = None;
         batch
     }
+}
+
+/// Compiled parsers by settings. A compiled parser (pattern, start test, payload regex, date
+/// caches) is some 60 KB, and a daemon opens a Stream per file: one per Stream made 1,000 files
+/// cost 80 MiB. Streams with the same settings share one; they are fed from one thread at a
+/// time, so the lock (taken once per call, not per record) is never contended. Bounded: the
+/// cache is cleared when full (Streams keep theirs).
+static PARSERS: Mutex<Vec<(ParserSettings, Arc<Mutex<RecordParser>>)>> = Mutex::new(Vec::new());
+const PARSERS_MAX: usize = 16;
+
+fn shared_parser(s: &ParserSettings) -> Result<Arc<Mutex<RecordParser>>, SettingsError> {
+    let mut cache = lock(&PARSERS);
+    if let Some((_, p)) = cache.iter().find(|(k, _)| k == s) {
+        return Ok(Arc::clone(p));
+    }
+    let parser = Arc::new(Mutex::new(RecordParser::new(s.clone())?));
+    if cache.len() >= PARSERS_MAX {
+        cache.clear();
+    }
+    cache.push((s.clone(), Arc::clone(&parser)));
+    Ok(parser)
+}
+
+/// A panic while a parser was locked was caught and reported at the binding; the parser's
+/// state (its caches) is still sound, so later calls go on with it.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// `(int(wall), int((wall % 1) * 1e9))`: the stamp of records without a time of their own.
