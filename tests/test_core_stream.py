@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from llmtail import _core
-from llmtail.agent.engine.corestream import open_stream
+from llmtail.agent.engine.corestream import open_stream, parser
 from llmtail.agent.engine.llm_aggregate import LlmAggregate
 from llmtail.agent.engine.loggroup import LogEncoder
 from llmtail.agent.engine.pystream import PyStream
@@ -45,7 +45,7 @@ def plain(batch: SealedBatch) -> dict[str, Any]:
 
 
 def core_stream(s: StreamSettings, key: str, path: str, offset: int, seq: int) -> Any:
-    return open_stream(s, key, path, offset, _PREFIX, seq)
+    return open_stream(s, parser(s), key, path, offset, _PREFIX, seq)
 
 
 def py_stream(s: StreamSettings, key: str, path: str, offset: int, seq: int) -> Any:

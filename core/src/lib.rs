@@ -319,6 +319,26 @@ fn mask_text(
     })
 }
 
+/// The compiled parser of one `parsers.record.ParserSettings`, made once per input by the
+/// engine and handed to each of its Streams (`Stream(..., parser=)`): compiling one per Stream
+/// cost some 80 KiB of memory per open file.
+#[pyclass(module = "llmtail._core", frozen)]
+struct Parser {
+    inner: stream::SharedParser,
+}
+
+#[pymethods]
+impl Parser {
+    #[new]
+    fn new(settings: &Bound<'_, PyAny>) -> PyResult<Parser> {
+        let s = parser_settings(settings)?;
+        let inner = catch_unwind(|| stream::shared_parser(s))
+            .map_err(|_| PyRuntimeError::new_err("internal error in the compiled core"))?
+            .map_err(settings_error)?;
+        Ok(Parser { inner })
+    }
+}
+
 /// The compiled Stream (docs/engine.md): one file read from `offset`. Sealed batches come
 /// back as dicts with the fields of agent.engine.stream.SealedBatch, or as what `make`
 /// returns when called with those fields as keywords (`make=SealedBatch`).
@@ -419,7 +439,8 @@ impl Stream {
 #[pymethods]
 impl Stream {
     #[new]
-    #[pyo3(signature = (settings, key, path, offset, pack_prefix, pack_seq, make=None))]
+    #[pyo3(signature = (settings, key, path, offset, pack_prefix, pack_seq, make=None, parser=None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         settings: &Bound<'_, PyAny>,
         key: String,
@@ -428,11 +449,14 @@ impl Stream {
         pack_prefix: String,
         pack_seq: u64,
         make: Option<PyObject>,
+        parser: Option<PyRef<'_, Parser>>,
     ) -> PyResult<Stream> {
         let s = stream_settings(settings)?;
-        let inner = catch_unwind(|| stream::Stream::new(s, path, offset, pack_prefix, pack_seq))
-            .map_err(|_| PyRuntimeError::new_err("internal error in the compiled core"))?
-            .map_err(settings_error)?;
+        let shared = parser.map(|p| std::sync::Arc::clone(&p.inner));
+        let inner =
+            catch_unwind(|| stream::Stream::new(s, shared, path, offset, pack_prefix, pack_seq))
+                .map_err(|_| PyRuntimeError::new_err("internal error in the compiled core"))?
+                .map_err(settings_error)?;
         Ok(Stream { inner, key, make })
     }
 
@@ -561,6 +585,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(mask_text, m)?)?;
     m.add_class::<Records>()?;
     m.add_class::<Stream>()?;
+    m.add_class::<Parser>()?;
     m.add("PatternError", m.py().get_type::<PatternError>())?;
     Ok(())
 }

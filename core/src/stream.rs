@@ -86,8 +86,8 @@ struct Builder {
 #[derive(Debug)]
 pub struct Stream {
     s: StreamSettings,
-    /// Shared by every Stream with the same parser settings (see `shared_parser`).
-    parser: Arc<Mutex<RecordParser>>,
+    /// Shared by the engine's Streams with the same parser settings (`SharedParser`).
+    parser: SharedParser,
     asm: Assembler,
     b: Builder,
     side: i8,
@@ -95,14 +95,25 @@ pub struct Stream {
 }
 
 impl Stream {
+    /// `parser`: the compiled parser of `settings.parser`, shared with the other Streams of
+    /// the same settings (`shared_parser`); None: one of its own.
     pub fn new(
         settings: StreamSettings,
+        parser: Option<SharedParser>,
         path: String,
         offset: u64,
         pack_prefix: String,
         pack_seq: u64,
     ) -> Result<Stream, SettingsError> {
-        let parser = shared_parser(&settings.parser)?;
+        let parser = match parser {
+            Some(p) if lock(&p).settings == settings.parser => p,
+            Some(_) => {
+                return Err(SettingsError::Value(
+                    "the shared parser was compiled for other settings".to_string(),
+                ))
+            }
+            None => shared_parser(settings.parser.clone())?,
+        };
         if settings.max_records < 1 || settings.max_bytes < 1 {
             return Err(SettingsError::Value(
                 "max_records and max_bytes must be positive".to_string(),
@@ -398,25 +409,15 @@ impl Stream {
     }
 }
 
-/// Compiled parsers by settings. A compiled parser (pattern, start test, payload regex, date
-/// caches) is some 60 KB, and a daemon opens a Stream per file: one per Stream made 1,000 files
-/// cost 80 MiB. Streams with the same settings share one; they are fed from one thread at a
-/// time, so the lock (taken once per call, not per record) is never contended. Bounded: the
-/// cache is cleared when full (Streams keep theirs).
-static PARSERS: Mutex<Vec<(ParserSettings, Arc<Mutex<RecordParser>>)>> = Mutex::new(Vec::new());
-const PARSERS_MAX: usize = 16;
+/// A compiled parser (pattern, start test, payload regex, date caches) is some 60 KB and a
+/// daemon opens a Stream per file: one per Stream made 1,000 files cost 80 MiB. The engine
+/// compiles one per settings (as the Python engine does) and its Streams share it; they are
+/// fed from one thread at a time, so the lock, taken once per call and not per record, is
+/// never contended. Sharing also shares the date caches, as the reference's Streams do.
+pub type SharedParser = Arc<Mutex<RecordParser>>;
 
-fn shared_parser(s: &ParserSettings) -> Result<Arc<Mutex<RecordParser>>, SettingsError> {
-    let mut cache = lock(&PARSERS);
-    if let Some((_, p)) = cache.iter().find(|(k, _)| k == s) {
-        return Ok(Arc::clone(p));
-    }
-    let parser = Arc::new(Mutex::new(RecordParser::new(s.clone())?));
-    if cache.len() >= PARSERS_MAX {
-        cache.clear();
-    }
-    cache.push((s.clone(), Arc::clone(&parser)));
-    Ok(parser)
+pub fn shared_parser(settings: ParserSettings) -> Result<SharedParser, SettingsError> {
+    Ok(Arc::new(Mutex::new(RecordParser::new(settings)?)))
 }
 
 /// A panic while a parser was locked was caught and reported at the binding; the parser's
@@ -465,7 +466,7 @@ mod tests {
 
     #[test]
     fn batches_seal_by_count_and_take_pack_sequences_in_order() {
-        let mut s = Stream::new(settings(1), "p".into(), 10, "AB".into(), 7).unwrap();
+        let mut s = Stream::new(settings(1), None, "p".into(), 10, "AB".into(), 7).unwrap();
         let data = b"banner\n2026-01-01 00:00:00 a,1\n2026-01-01 00:00:01 x\n";
         let sealed = s.feed(data, 0.0, 5.5);
         assert_eq!(sealed.len(), 2);
