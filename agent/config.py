@@ -62,6 +62,9 @@ class FeedbackConfig(_Strict):
     )
 
 
+_ASCII_PROBE = b"\n\t\\u -:.,[]()#%@0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
 class InputConfig(_Strict):
     paths: Annotated[list[str], Field(min_length=1)]
     exclude: list[str] = []
@@ -72,9 +75,24 @@ class InputConfig(_Strict):
     @classmethod
     def _known_encoding(cls, value: str) -> str:
         try:
-            codecs.lookup(value)
+            info = codecs.lookup(value)
         except LookupError:
             raise ValueError(f"unknown encoding {value!r} (try utf-8 or gbk)") from None
+        # Lines and record headers are found by their ASCII bytes (`\n`, digits, brackets)
+        # before anything is decoded: UTF-16/32 and EBCDIC files cannot be framed.
+        try:
+            ascii_compatible = (
+                info._is_text_encoding
+                and info.name not in ("idna", "punycode")  # host names, not file contents
+                and _ASCII_PROBE.decode(value) == _ASCII_PROBE.decode("ascii")
+            )
+        except (UnicodeError, LookupError):
+            ascii_compatible = False
+        if not ascii_compatible:
+            raise ValueError(
+                f"encoding {value!r} cannot be read: llmtail needs an encoding that writes ASCII "
+                "as ASCII (utf-8, gbk, gb18030, big5, shift_jis, euc-kr, latin-1, cp1252, ...)"
+            )
         return value
 
 

@@ -120,7 +120,10 @@ def stream_settings(draw: st.DrawFn) -> StreamSettings:
     since, until = draw(_window)
     return StreamSettings(
         parser=ParserSettings(
-            timezone=ZONE, max_record_bytes=draw(st.sampled_from((512 * 1024, 300, 40)))
+            timezone=ZONE,
+            max_record_bytes=draw(st.sampled_from((512 * 1024, 300, 40))),
+            # The core's own decoders, and CPython's codecs called by the core.
+            encoding=draw(st.sampled_from(("utf-8", "gbk", "latin-1", "gb18030", "shift_jis"))),
         ),
         wire=draw(st.sampled_from(("ndjson", "loggroup"))),
         max_records=draw(st.sampled_from((4096, 3, 1))),
