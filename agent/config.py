@@ -305,9 +305,9 @@ class Config(_Strict):
     metrics: MetricsConfig = MetricsConfig()
     provision: ProvisionConfig = ProvisionConfig()
     mask: MaskConfig = MaskConfig()
-    # Which engine frames, parses and encodes: the Python reference or the compiled core
-    # (llmtail._core; byte-identical batches). The default flips once the core does everything.
-    engine: Literal["python", "core"] = "python"
+    # Which engine frames, parses and encodes: the compiled core (llmtail._core) or the Python
+    # reference it is tested against (byte-identical batches), kept for diagnosis.
+    engine: Literal["python", "core"] = "core"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 
