@@ -62,6 +62,9 @@ class FeedbackConfig(_Strict):
     )
 
 
+_ASCII_PROBE = b"\n\t\\u -:.,[]()#%@0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
 class InputConfig(_Strict):
     paths: Annotated[list[str], Field(min_length=1)]
     exclude: list[str] = []
@@ -72,9 +75,24 @@ class InputConfig(_Strict):
     @classmethod
     def _known_encoding(cls, value: str) -> str:
         try:
-            codecs.lookup(value)
+            info = codecs.lookup(value)
         except LookupError:
             raise ValueError(f"unknown encoding {value!r} (try utf-8 or gbk)") from None
+        # Lines and record headers are found by their ASCII bytes (`\n`, digits, brackets)
+        # before anything is decoded: UTF-16/32 and EBCDIC files cannot be framed.
+        try:
+            ascii_compatible = (
+                info._is_text_encoding
+                and info.name not in ("idna", "punycode")  # host names, not file contents
+                and _ASCII_PROBE.decode(value) == _ASCII_PROBE.decode("ascii")
+            )
+        except (UnicodeError, LookupError):
+            ascii_compatible = False
+        if not ascii_compatible:
+            raise ValueError(
+                f"encoding {value!r} cannot be read: llmtail needs an encoding that writes ASCII "
+                "as ASCII (utf-8, gbk, gb18030, big5, shift_jis, euc-kr, latin-1, cp1252, ...)"
+            )
         return value
 
 
@@ -287,9 +305,9 @@ class Config(_Strict):
     metrics: MetricsConfig = MetricsConfig()
     provision: ProvisionConfig = ProvisionConfig()
     mask: MaskConfig = MaskConfig()
-    # Which engine frames, parses and encodes: the Python reference or the compiled core
-    # (llmtail._core; byte-identical batches). The default flips once the core does everything.
-    engine: Literal["python", "core"] = "python"
+    # Which engine frames, parses and encodes: the compiled core (llmtail._core) or the Python
+    # reference it is tested against (byte-identical batches), kept for diagnosis.
+    engine: Literal["python", "core"] = "core"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 

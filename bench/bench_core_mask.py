@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_mask import SECRET_VALUES, write_log
 from bench.gen_logs import parse_size
-from llmtail.agent.engine.corestream import open_stream
+from llmtail.agent.engine.corestream import open_stream, parser
 from llmtail.agent.engine.stream import StreamSettings
 from llmtail.parsers.mask import MaskSettings
 from llmtail.parsers.record import ParserSettings
@@ -31,7 +31,7 @@ CHUNK = 1 << 20
 def time_run(data: bytes, mask: MaskSettings | None) -> tuple[float, bytes, int]:
     """CPU seconds of one Stream over `data`, the encoded bytes, and the values masked."""
     s = StreamSettings(parser=ParserSettings(timezone="Asia/Shanghai"), wire="loggroup", mask=mask)
-    stream = open_stream(s, "k", "/var/log/app.log", 0, "AB", 0)
+    stream = open_stream(s, parser(s), "k", "/var/log/app.log", 0, "AB", 0)
     start = time.process_time()
     batches = []
     for at in range(0, len(data), CHUNK):

@@ -42,6 +42,12 @@ def encode_line(
     tags: list[tuple[str, str]],
 ) -> bytes: ...
 
+class Parser:
+    """The compiled parser of one parsers.record.ParserSettings, shared by the Streams of an
+    input (`Stream(..., parser=)`)."""
+
+    def __init__(self, settings: object) -> None: ...
+
 class Stream:
     """The compiled Stream of docs/engine.md; sealed batches are dicts with the fields of
     agent.engine.stream.SealedBatch (`llm` as the flat columns of an LlmAggregate, see
@@ -56,6 +62,7 @@ class Stream:
         pack_prefix: str,
         pack_seq: int,
         make: Callable[..., Any] | None = None,
+        parser: Parser | None = None,
     ) -> None: ...
     @property
     def offset(self) -> int: ...

@@ -463,3 +463,88 @@ def test_bad_feedback_fields_are_refused_with_the_reference_error(
     with pytest.raises(ValueError) as got:
         core(s, [])
     assert str(got.value) == str(ref.value)
+
+
+# -- other encodings: CPython's own codec, called by the core ---------------------------------
+
+# Single-byte, multi-byte, stateful and BOM-led codecs a JVM may write (file.encoding), all
+# that the config accepts (ASCII written as ASCII: UTF-16/32 and EBCDIC are refused there).
+ENCODINGS = (
+    "latin-1",
+    "cp1252",
+    "iso8859_15",
+    "koi8_r",
+    "cp437",
+    "ascii",
+    "gb18030",
+    "gb2312",
+    "big5",
+    "big5hkscs",
+    "shift_jis",
+    "cp932",
+    "euc_jp",
+    "euc_kr",
+    "iso2022_jp",
+    "hz",
+    "utf-7",
+    "utf-8-sig",
+)
+
+_text_noise = st.sampled_from(
+    (
+        "\u00e9\u00df\u20ac",
+        "\u4e2d\u6587 \u00b7 \u2014",
+        "\u3042\u30a2",
+        "\ud55c",
+        "\u0416",
+        "\n",
+        "\r\n",
+    )
+)
+
+
+@st.composite
+def encoded_streams(draw: st.DrawFn, encoding: str) -> bytes:
+    """Records and text written in `encoding` (what it cannot hold becomes `?`), with bytes
+    that are invalid in it, NULs and line ends."""
+    parts: list[bytes] = []
+    for _ in range(draw(st.integers(min_value=0, max_value=6))):
+        parts.append(
+            draw(
+                st.one_of(
+                    records().map(lambda r: r.data.decode().encode(encoding, "replace")),
+                    _text_noise.map(lambda t: t.encode(encoding, "replace")),
+                    st.sampled_from((b"\x80", b"\xff", b"\x81", b"\xfe\xff", b"\x00", b"\x1b$B")),
+                    st.binary(max_size=12),
+                )
+            )
+        )
+    return b"".join(parts)
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=st.data(),
+    cap=st.sampled_from((512 * 1024, 100, 7, 2)),
+    pattern=st.sampled_from((DEFAULT_PATTERN, "%d{yyyy-MM-dd HH:mm:ss.SSS} %-5p [\u00e9:%t] %m")),
+)
+def test_streams_in_other_encodings_give_the_reference_records(
+    encoding: str, data: st.DataObject, cap: int, pattern: str
+) -> None:
+    chunks = data.draw(chunked(encoded_streams(encoding)))
+    s = _settings(pattern, encoding=encoding, max_record_bytes=cap)
+    try:
+        RecordParser(s)
+    except PatternError as expected:  # a literal the encoding cannot write: the same error
+        with pytest.raises(_core.PatternError) as got:
+            core(s, chunks)
+        assert str(got.value) == str(expected)
+        return
+    assert_same(s, chunks)
+
+
+@pytest.mark.parametrize("encoding", ["nope", "hex", "rot13"])
+def test_a_name_that_is_no_text_encoding_is_refused(encoding: str) -> None:
+    with pytest.raises(ValueError, match="encoding"):
+        _core.Records(DEFAULT_PATTERN, ZONE, ",", list(DEFAULT_FIELDS), 1024, encoding, 0)

@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from llmtail import _core
-from llmtail.agent.engine.corestream import open_stream
+from llmtail.agent.engine.corestream import open_stream, parser
+from llmtail.agent.engine.engine import Engine
 from llmtail.agent.engine.llm_aggregate import LlmAggregate
 from llmtail.agent.engine.loggroup import LogEncoder
 from llmtail.agent.engine.pystream import PyStream
@@ -45,7 +46,7 @@ def plain(batch: SealedBatch) -> dict[str, Any]:
 
 
 def core_stream(s: StreamSettings, key: str, path: str, offset: int, seq: int) -> Any:
-    return open_stream(s, key, path, offset, _PREFIX, seq)
+    return open_stream(s, parser(s), key, path, offset, _PREFIX, seq)
 
 
 def py_stream(s: StreamSettings, key: str, path: str, offset: int, seq: int) -> Any:
@@ -120,7 +121,10 @@ def stream_settings(draw: st.DrawFn) -> StreamSettings:
     since, until = draw(_window)
     return StreamSettings(
         parser=ParserSettings(
-            timezone=ZONE, max_record_bytes=draw(st.sampled_from((512 * 1024, 300, 40)))
+            timezone=ZONE,
+            max_record_bytes=draw(st.sampled_from((512 * 1024, 300, 40))),
+            # The core's own decoders, and CPython's codecs called by the core.
+            encoding=draw(st.sampled_from(("utf-8", "gbk", "latin-1", "gb18030", "shift_jis"))),
         ),
         wire=draw(st.sampled_from(("ndjson", "loggroup"))),
         max_records=draw(st.sampled_from((4096, 3, 1))),
@@ -178,6 +182,33 @@ def test_a_bad_setting_is_refused_with_the_reference_error() -> None:
         _core.Stream(bad, "k", "p", 0, "AB", 0)
     with pytest.raises(ValueError, match="max_records must be positive"):
         _core.Stream(StreamSettings(parser=ParserSettings(), max_records=0), "k", "p", 0, "A", 0)
+
+
+def test_a_parser_compiled_for_other_settings_is_refused() -> None:
+    s = StreamSettings(parser=ParserSettings(timezone=ZONE))
+    other = _core.Parser(ParserSettings(timezone="UTC"))
+    with pytest.raises(ValueError, match="compiled for other settings"):
+        _core.Stream(s, "k", "p", 0, "AB", 0, parser=other)
+
+
+def test_the_streams_of_an_engine_share_its_parser_as_the_reference_does() -> None:
+    """One parser per input, shared by its files, as the Python engine shares its RecordParser:
+    the minute memory that makes second :75 valid (parsers/timestamp.py) carries over from one
+    file to the next in both engines, and starts afresh in another engine."""
+    s = StreamSettings(parser=ParserSettings(timezone=ZONE), wire="ndjson")
+    head = "2026-11-26 10:02:{} INFO  [traceId:] [a#b():1] [main] - x\n"
+    seen, late = head.format("11.305").encode(), head.format("75.000").encode()
+
+    def read(kind: str) -> list[tuple[str, int]]:
+        """(file, parse errors) of each batch: a then b in one engine, b in a fresh one."""
+        out = []
+        first, fresh = Engine([s], kind=kind), Engine([s], kind=kind)  # type: ignore[arg-type]
+        for engine, key, data in ((first, "a", seen), (first, "b", late), (fresh, "c", late)):
+            stream = engine.open(key, f"/p/{key}", 0)
+            out += [(key, b.parse_errors) for b in stream.feed(data, 0.0, 1.0) + stream.drain(1.0)]
+        return out
+
+    assert read("core") == read("python") == [("a", 0), ("b", 0), ("c", 1)]
 
 
 def test_batches_are_the_engine_s_own_type_with_the_aggregate() -> None:

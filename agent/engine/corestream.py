@@ -23,16 +23,23 @@ class CoreUnavailableError(ValueError):
     """`engine: core` cannot serve these settings; the text says what to do instead."""
 
 
-def check(settings: StreamSettings) -> None:
-    """Raises CoreUnavailableError, or the core's own PatternError/ValueError, for settings the
-    core cannot run (called once per input when the engine is built, not per file)."""
+def parser(settings: StreamSettings) -> Any:
+    """The core's compiled parser of `settings.parser`, for every Stream of that input (one per
+    Stream would cost ~80 KiB per open file). Raises CoreUnavailableError, or the core's own
+    PatternError/ValueError, for settings it cannot compile."""
     if _core is None:
         raise CoreUnavailableError(
             "engine: core needs the compiled core (pip install -e . with a Rust toolchain); "
             "or set engine: python"
         )
+    return _core.Parser(settings.parser)
+
+
+def check(settings: StreamSettings, compiled: Any) -> None:
+    """Raises CoreUnavailableError, or the core's own ValueError, for settings the core cannot
+    run (called once per input when the engine is built, not per file)."""
     try:
-        _core.Stream(settings, "", "", 0, "", 0)
+        _core.Stream(settings, "", "", 0, "", 0, parser=compiled)
     except ValueError as exc:
         if str(exc).startswith("engine: core"):  # a mask rule the core has no equivalent for
             raise CoreUnavailableError(str(exc)) from None
@@ -40,13 +47,22 @@ def check(settings: StreamSettings) -> None:
 
 
 def open_stream(
-    settings: StreamSettings, key: str, path: str, offset: int, pack_prefix: str, pack_seq: int
+    settings: StreamSettings,
+    compiled: Any,
+    key: str,
+    path: str,
+    offset: int,
+    pack_prefix: str,
+    pack_seq: int,
 ) -> Stream:
-    """The core's Stream of one file read; its batches come back as SealedBatch."""
+    """The core's Stream of one file read, on the input's `parser(settings)`; its batches come
+    back as SealedBatch."""
     if _core is None:
         raise CoreUnavailableError("the compiled core is not built")
     make = partial(_batch, settings.max_label_sets)
-    stream: Stream = _core.Stream(settings, key, path, offset, pack_prefix, pack_seq, make=make)
+    stream: Stream = _core.Stream(
+        settings, key, path, offset, pack_prefix, pack_seq, make=make, parser=compiled
+    )
     return stream
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Literal
+from typing import Any, Literal
 
 from llmtail.agent.engine import corestream
 from llmtail.agent.engine.envelope import PackIds
@@ -41,6 +41,8 @@ class Engine:
         self._encoder = LogEncoder()
         parsers: dict[object, RecordParser] = {}
         self._parsers = []
+        compiled: dict[object, Any] = {}
+        self._compiled: list[Any] = []  # the core's parser of each input (engine: core)
         self._maskers: list[Masker | None] = []
         for s in self.settings:
             if s.parser not in parsers:
@@ -55,13 +57,18 @@ class Engine:
             )
             self._maskers.append(masker)
             if kind == "core":
-                corestream.check(s)  # raises CoreUnavailableError, PatternError, ValueError
+                # Raises CoreUnavailableError, PatternError, ValueError.
+                if s.parser not in compiled:
+                    compiled[s.parser] = corestream.parser(s)
+                corestream.check(s, compiled[s.parser])
+                self._compiled.append(compiled[s.parser])
 
     def open(self, key: str, path: str, offset: int, input_index: int = 0) -> Stream:
         """A Stream for `key` read from `offset`; its pack ids continue the file's sequence."""
         if self.kind == "core":
             return corestream.open_stream(
                 self.settings[input_index],
+                self._compiled[input_index],
                 key,
                 path,
                 offset,

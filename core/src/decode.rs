@@ -1,5 +1,8 @@
 //! Raw record bytes -> clean text (parsers/lines.py `decode`): BOM, `\r`, NUL and invalid
-//! bytes handled as the reference does, for UTF-8 and GBK (CPython's codecs, exactly).
+//! bytes handled as the reference does: UTF-8 and GBK in Rust (CPython's codecs, exactly), any
+//! other text encoding through CPython's own codec (`External`, provided by the binding).
+
+use std::sync::{Mutex, PoisonError};
 
 use crate::gbk_table::GBK;
 use crate::lines::flags;
@@ -9,6 +12,64 @@ use crate::lines::flags;
 pub enum Codec {
     Utf8,
     Gbk,
+    /// A codec the core has no decoder of its own for (registered by `register`).
+    External(&'static External),
+}
+
+/// CPython's codec of one encoding, called through the binding (lib.rs): for the encodings the
+/// core has no exact decoder of its own for, so they decode as the reference does by
+/// construction (WHATWG's decoders in `encoding_rs` differ from CPython's on errors and on
+/// several mappings).
+pub trait TextCodec: Send + Sync {
+    /// `raw.decode(enc, "backslashreplace")` (an incremental decoder's `final=False` when
+    /// `cut`), and whether a byte was invalid (the strict decode failed).
+    fn decode(&self, raw: &[u8], cut: bool) -> (String, bool);
+    /// `text.encode(enc)`; None where the codec cannot write a character.
+    fn encode(&self, text: &str) -> Option<Vec<u8>>;
+}
+
+/// An encoding name and its codec; interned for the life of the process (`register`).
+pub struct External {
+    pub name: String,
+    codec: Box<dyn TextCodec>,
+}
+
+impl std::fmt::Debug for External {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "External({:?})", self.name)
+    }
+}
+
+/// Interned: one per name, so the same name is the same codec.
+impl PartialEq for External {
+    fn eq(&self, other: &External) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
+impl Eq for External {}
+
+/// Registered external codecs. Leaked on purpose so `Codec` stays `Copy`: one small entry per
+/// distinct encoding name a process is configured with, at most `EXTERNAL_MAX`.
+static EXTERNAL: Mutex<Vec<&'static External>> = Mutex::new(Vec::new());
+const EXTERNAL_MAX: usize = 64;
+
+/// Makes `name` known to `Codec::of` through `codec` (kept when the name is known already).
+/// None: the registry is full.
+pub fn register(name: &str, codec: Box<dyn TextCodec>) -> Option<Codec> {
+    if let Some(c) = Codec::of(name) {
+        return Some(c);
+    }
+    let mut known = EXTERNAL.lock().unwrap_or_else(PoisonError::into_inner);
+    if known.len() >= EXTERNAL_MAX {
+        return None;
+    }
+    let entry: &'static External = Box::leak(Box::new(External {
+        name: name.to_string(),
+        codec,
+    }));
+    known.push(entry);
+    Some(Codec::External(entry))
 }
 
 impl Codec {
@@ -25,7 +86,12 @@ impl Codec {
                 Some(Codec::Utf8)
             }
             "gbk" | "cp936" | "ms936" | "936" => Some(Codec::Gbk),
-            _ => None,
+            _ => EXTERNAL
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .find(|e| e.name == name)
+                .map(|&e| Codec::External(e)),
         }
     }
 
@@ -33,6 +99,7 @@ impl Codec {
     pub fn encode(self, text: &str) -> Option<Vec<u8>> {
         match self {
             Codec::Utf8 => Some(text.as_bytes().to_vec()),
+            Codec::External(e) => e.codec.encode(text),
             Codec::Gbk => {
                 let mut out = Vec::with_capacity(text.len());
                 for c in text.chars() {
@@ -49,6 +116,20 @@ impl Codec {
             }
         }
     }
+}
+
+/// ASCII kept, every other byte as `\\xNN`: what an external codec gives when CPython's codec
+/// fails in a way the reference does not handle either (it would raise).
+pub fn escaped(raw: &[u8]) -> String {
+    let mut text = String::with_capacity(raw.len());
+    for &b in raw {
+        if b.is_ascii() {
+            text.push(char::from(b));
+        } else {
+            escape(&mut text, b);
+        }
+    }
+    text
 }
 
 fn escape(text: &mut String, b: u8) {
@@ -113,6 +194,13 @@ const BOM: &[u8] = b"\xef\xbb\xbf";
 pub fn decode(raw: &[u8], codec: Codec, cut: bool) -> (String, u8) {
     let mut fl = 0u8;
     let raw = raw.strip_prefix(BOM).unwrap_or(raw);
+    if let Codec::External(e) = codec {
+        let (text, bad) = e.codec.decode(raw, cut);
+        if bad {
+            fl |= flags::DECODE;
+        }
+        return clean(text, fl);
+    }
     if codec == Codec::Gbk {
         let mut text = String::with_capacity(raw.len() + raw.len() / 2);
         if decode_gbk(raw, cut, &mut text) {

@@ -20,10 +20,13 @@ pub mod timestamp;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use pyo3::exceptions::{PyIndexError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{
+    PyIndexError, PyLookupError, PyRuntimeError, PyUnicodeDecodeError, PyValueError,
+};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
+use crate::decode::{Codec, TextCodec};
 use crate::multiline::{Assembler, Frame};
 use crate::payload::Value;
 use crate::record::{ParserSettings, Record, RecordParser, SettingsError};
@@ -49,6 +52,88 @@ fn settings_error(e: SettingsError) -> PyErr {
         SettingsError::Index => PyIndexError::new_err("string index out of range"),
         SettingsError::Key(k) => pyo3::exceptions::PyKeyError::new_err(k),
     }
+}
+
+/// CPython's codec of an encoding the core has no decoder of its own for: decoding takes the
+/// GIL back for each record (exact by construction, slower than the core's own decoders).
+struct PyCodec {
+    name: String,
+}
+
+impl PyCodec {
+    fn try_decode(&self, py: Python<'_>, raw: &[u8], cut: bool) -> PyResult<(String, bool)> {
+        let data = PyBytes::new(py, raw);
+        let run = |errors: &str| -> PyResult<String> {
+            if cut {
+                py.import("codecs")?
+                    .call_method1("getincrementaldecoder", (&self.name,))?
+                    .call1((errors,))?
+                    .call_method1("decode", (&data, false))?
+                    .extract()
+            } else {
+                data.call_method1("decode", (&self.name, errors))?.extract()
+            }
+        };
+        match run("strict") {
+            Ok(text) => Ok((text, false)),
+            Err(e) if e.is_instance_of::<PyUnicodeDecodeError>(py) => {
+                Ok((run("backslashreplace")?, true))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl TextCodec for PyCodec {
+    fn decode(&self, raw: &[u8], cut: bool) -> (String, bool) {
+        Python::with_gil(|py| {
+            self.try_decode(py, raw, cut)
+                .unwrap_or_else(|_| (decode::escaped(raw), true))
+        })
+    }
+
+    fn encode(&self, text: &str) -> Option<Vec<u8>> {
+        Python::with_gil(|py| {
+            PyString::new(py, text)
+                .call_method1("encode", (&self.name, "strict"))
+                .and_then(|b| b.extract::<Vec<u8>>())
+                .ok()
+        })
+    }
+}
+
+/// Makes `encoding` known to the core: its own decoder, or CPython's codec (`PyCodec`). The
+/// errors are the reference's: an unknown name, or a codec that does not decode to text.
+fn ensure_codec(py: Python<'_>, encoding: &str) -> PyResult<()> {
+    if Codec::of(encoding).is_some() {
+        return Ok(());
+    }
+    let info = match py.import("codecs")?.call_method1("lookup", (encoding,)) {
+        Ok(info) => info,
+        Err(e) if e.is_instance_of::<PyLookupError>(py) => {
+            return Err(PyValueError::new_err(format!(
+                "unknown encoding {}",
+                pyrepr::repr(encoding)
+            )));
+        }
+        Err(e) => return Err(e),
+    };
+    if !info.getattr("_is_text_encoding")?.is_truthy()? {
+        return Err(PyValueError::new_err(format!(
+            "encoding {} is not a text encoding",
+            pyrepr::repr(encoding)
+        )));
+    }
+    let codec = Box::new(PyCodec {
+        name: encoding.to_string(),
+    });
+    if decode::register(encoding, codec).is_none() {
+        return Err(PyValueError::new_err(format!(
+            "engine: core reads at most 64 encodings; {} is one too many: use engine: python",
+            pyrepr::repr(encoding)
+        )));
+    }
+    Ok(())
 }
 
 /// Runs `f` without the GIL; a panic becomes a RuntimeError naming `what` and `offset`.
@@ -129,6 +214,7 @@ impl Records {
     #[pyo3(signature = (pattern, timezone, payload_separator, payload_fields, max_record_bytes, encoding, offset=0, feedback_fields=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
+        py: Python<'_>,
         pattern: String,
         timezone: Option<String>,
         payload_separator: String,
@@ -138,6 +224,7 @@ impl Records {
         offset: u64,
         feedback_fields: Option<Vec<(String, String)>>,
     ) -> PyResult<Records> {
+        ensure_codec(py, &encoding)?;
         let settings = ParserSettings {
             pattern,
             timezone,
@@ -193,6 +280,8 @@ impl Records {
 }
 
 fn parser_settings(p: &Bound<'_, PyAny>) -> PyResult<ParserSettings> {
+    let encoding: String = p.getattr("encoding")?.extract()?;
+    ensure_codec(p.py(), &encoding)?;
     Ok(ParserSettings {
         pattern: p.getattr("pattern")?.extract()?,
         timezone: p.getattr("timezone")?.extract()?,
@@ -204,7 +293,7 @@ fn parser_settings(p: &Bound<'_, PyAny>) -> PyResult<ParserSettings> {
             Err(_) => None,
         },
         max_record_bytes: p.getattr("max_record_bytes")?.extract()?,
-        encoding: p.getattr("encoding")?.extract()?,
+        encoding,
     })
 }
 
@@ -319,6 +408,26 @@ fn mask_text(
     })
 }
 
+/// The compiled parser of one `parsers.record.ParserSettings`, made once per input by the
+/// engine and handed to each of its Streams (`Stream(..., parser=)`): compiling one per Stream
+/// cost some 80 KiB of memory per open file.
+#[pyclass(module = "llmtail._core", frozen)]
+struct Parser {
+    inner: stream::SharedParser,
+}
+
+#[pymethods]
+impl Parser {
+    #[new]
+    fn new(settings: &Bound<'_, PyAny>) -> PyResult<Parser> {
+        let s = parser_settings(settings)?;
+        let inner = catch_unwind(|| stream::shared_parser(s))
+            .map_err(|_| PyRuntimeError::new_err("internal error in the compiled core"))?
+            .map_err(settings_error)?;
+        Ok(Parser { inner })
+    }
+}
+
 /// The compiled Stream (docs/engine.md): one file read from `offset`. Sealed batches come
 /// back as dicts with the fields of agent.engine.stream.SealedBatch, or as what `make`
 /// returns when called with those fields as keywords (`make=SealedBatch`).
@@ -336,7 +445,6 @@ impl Stream {
     }
 
     fn batch(&self, py: Python<'_>, b: &Sealed) -> PyResult<PyObject> {
-        use pyo3::types::PyBytes;
         let d = PyDict::new(py);
         d.set_item("key", &self.key)?;
         d.set_item("path", &b.path)?;
@@ -419,7 +527,8 @@ impl Stream {
 #[pymethods]
 impl Stream {
     #[new]
-    #[pyo3(signature = (settings, key, path, offset, pack_prefix, pack_seq, make=None))]
+    #[pyo3(signature = (settings, key, path, offset, pack_prefix, pack_seq, make=None, parser=None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         settings: &Bound<'_, PyAny>,
         key: String,
@@ -428,11 +537,14 @@ impl Stream {
         pack_prefix: String,
         pack_seq: u64,
         make: Option<PyObject>,
+        parser: Option<PyRef<'_, Parser>>,
     ) -> PyResult<Stream> {
         let s = stream_settings(settings)?;
-        let inner = catch_unwind(|| stream::Stream::new(s, path, offset, pack_prefix, pack_seq))
-            .map_err(|_| PyRuntimeError::new_err("internal error in the compiled core"))?
-            .map_err(settings_error)?;
+        let shared = parser.map(|p| std::sync::Arc::clone(&p.inner));
+        let inner =
+            catch_unwind(|| stream::Stream::new(s, shared, path, offset, pack_prefix, pack_seq))
+                .map_err(|_| PyRuntimeError::new_err("internal error in the compiled core"))?
+                .map_err(settings_error)?;
         Ok(Stream { inner, key, make })
     }
 
@@ -561,6 +673,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(mask_text, m)?)?;
     m.add_class::<Records>()?;
     m.add_class::<Stream>()?;
+    m.add_class::<Parser>()?;
     m.add("PatternError", m.py().get_type::<PatternError>())?;
     Ok(())
 }

@@ -6,6 +6,7 @@ use memchr::memchr_iter;
 use crate::decode::{decode, Codec};
 use crate::lines::{flags, LineBuffer, Piece};
 use crate::matcher::Matcher;
+use std::sync::Arc;
 
 /// One record's text and where it ends in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,7 +21,7 @@ pub struct Frame {
 /// Joins lines into records for one file.
 #[derive(Debug)]
 pub struct Assembler {
-    first: Matcher,
+    first: Arc<Matcher>,
     codec: Codec,
     cap: usize,
     lines: LineBuffer,
@@ -41,7 +42,7 @@ fn count_newlines(s: &[u8]) -> u64 {
 impl Assembler {
     /// `first`: the record-start test at the start of a line (BOM? NUL* header).
     pub fn new(
-        first: Matcher,
+        first: Arc<Matcher>,
         codec: Codec,
         max_record_bytes: usize,
         start_offset: u64,
@@ -238,7 +239,7 @@ mod tests {
     fn assembler(cap: usize) -> Assembler {
         let p = compile_pattern("%d{HH:mm:ss dd} %m", None).unwrap();
         Assembler::new(
-            p.start_matcher(Codec::Utf8, "utf-8").unwrap(),
+            Arc::new(p.start_matcher(Codec::Utf8, "utf-8").unwrap()),
             Codec::Utf8,
             cap,
             0,

@@ -6,7 +6,7 @@ use crate::lines::flags;
 use crate::matcher::Matcher;
 use crate::multiline::{Assembler, Frame};
 use crate::pattern::{compile_pattern, CompiledPattern, PatternError};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use crate::payload::{
     int_text, FeedbackParser, Key, Payload, PayloadParser, Value, FEEDBACK_PREFIX,
@@ -24,7 +24,7 @@ const PREFIX_KEYS: [&str; 7] = [
 ];
 
 /// Everything parsing depends on (parsers.record.ParserSettings).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParserSettings {
     pub pattern: String,
     pub timezone: Option<String>,
@@ -61,7 +61,7 @@ pub struct RecordParser {
     pub settings: ParserSettings,
     pattern: CompiledPattern,
     codec: Codec,
-    starts: Matcher,
+    starts: Arc<Matcher>,
     payload: PayloadParser,
     feedback: Option<FeedbackParser>,
     /// Record keys in order, their group, and whether the key is `line` (an int).
@@ -75,7 +75,7 @@ impl RecordParser {
     pub fn new(settings: ParserSettings) -> Result<RecordParser, SettingsError> {
         let Some(codec) = Codec::of(&settings.encoding) else {
             return Err(SettingsError::Value(format!(
-                "encoding {} is not supported by the compiled core (UTF-8 and GBK): use engine: python",
+                "encoding {} is not supported by the compiled core: use engine: python",
                 repr(&settings.encoding)
             )));
         };
@@ -141,7 +141,7 @@ impl RecordParser {
             settings,
             pattern,
             codec,
-            starts,
+            starts: Arc::new(starts),
             payload,
             feedback,
             order,
@@ -154,7 +154,7 @@ impl RecordParser {
     /// A fresh assembler for one file read from `start_offset`.
     pub fn assembler(&self, start_offset: u64) -> Assembler {
         let cap = usize::try_from(self.settings.max_record_bytes).unwrap_or(usize::MAX);
-        Assembler::new(self.starts.clone(), self.codec, cap, start_offset)
+        Assembler::new(Arc::clone(&self.starts), self.codec, cap, start_offset)
     }
 
     /// The record of one frame; a failure becomes a raw record with a reason.
