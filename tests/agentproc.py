@@ -100,7 +100,7 @@ class Agent:
                     *(prefix or []),
                     sys.executable,
                     "-m",
-                    "agent",
+                    "llmtail",
                     "run",
                     "-c",
                     str(self.config_path),

@@ -197,7 +197,7 @@ def test_kill_9_midway_and_a_rerun_lose_nothing_and_resend_at_most_what_was_in_f
         [
             sys.executable,
             "-m",
-            "agent",
+            "llmtail",
             "backfill",
             "-c",
             str(config),
@@ -247,7 +247,7 @@ def test_sigint_delivers_what_is_in_flight_saves_and_exits_130(
         [
             sys.executable,
             "-m",
-            "agent",
+            "llmtail",
             "backfill",
             "-c",
             str(config),
