@@ -356,7 +356,9 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"python": sys.version.split()[0], "cpus": os.cpu_count()}
     with LogstoreProcess(count_only=True, cpu=args.store_cpu) as store:
         if args.baseline_tree is not None:
-            before = AgentProcess(DATA / "run-baseline", store, args.agent_cpu, args.baseline_tree)
+            before = AgentProcess(
+                DATA / "run-baseline", store, args.agent_cpu, args.baseline_tree, args.engine
+            )
             try:
                 results["baseline"] = bulk(before, store, path, records)
                 print_run("baseline", results["baseline"])
