@@ -22,7 +22,7 @@ import math
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from itertools import compress
+from itertools import chain, compress
 from operator import itemgetter
 
 LABEL_NAMES = ("app", "module", "model", "workspace", "status_code", "error_code")
@@ -112,6 +112,10 @@ class LlmAggregate:
     dropped_minutes: int = 0  # calls left out of the per-minute cells (cap reached)
     _index: dict[LabelKey, int] = field(default_factory=dict, repr=False)
     _raw: dict[tuple[object, ...], int] = field(default_factory=dict, repr=False)  # add's cache
+    # merge's: per histogram width, the slot numbers of each label set here, as tuples.
+    _spans: dict[int, list[tuple[int, ...]]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if self.max_label_sets < 1:
@@ -197,9 +201,12 @@ class LlmAggregate:
         ):  # fmt: skip
             for i, j in pairs:
                 dst[i] += src[j]
-        _add_sparse(self.duration_buckets, other.duration_buckets, target, DURATION_SLOTS)
-        _add_sparse(self.input_buckets, other.input_buckets, target, TOKEN_SLOTS)
-        _add_sparse(self.output_buckets, other.output_buckets, target, TOKEN_SLOTS)
+        if pairs:
+            at = self._positions(target, DURATION_SLOTS)
+            _add_sparse(self.duration_buckets, other.duration_buckets, at)
+            at = self._positions(target, TOKEN_SLOTS)
+            _add_sparse(self.input_buckets, other.input_buckets, at)
+            _add_sparse(self.output_buckets, other.output_buckets, at)
         for (j, minute), (calls, tokens) in other.minutes.items() if minutes else ():
             self._add_minute(
                 self._index[_guarded(other.keys[j], self._index)], minute, calls, tokens
@@ -220,6 +227,15 @@ class LlmAggregate:
             if calls:
                 target[j] = self._slot(other.keys[j], calls) if i is None else i
         return target
+
+    def _positions(self, target: list[int], slots: int) -> list[int]:
+        """For each histogram slot of `other` (sets mapped by `target`), the slot here it adds
+        to; built in C from spans kept per label set (a set at -1 has only zero slots, so
+        where it points does not matter)."""
+        spans = self._spans.setdefault(slots, [])
+        for i in range(len(spans), len(self.keys)):
+            spans.append(tuple(range(i * slots, (i + 1) * slots)))
+        return list(chain.from_iterable(map(spans.__getitem__, target)))
 
     def reset(self) -> None:
         """Zero every number but keep the label sets, so a long-lived aggregate that is
@@ -322,13 +338,10 @@ def _guarded(key: LabelKey, index: Mapping[LabelKey, int]) -> LabelKey:
     return key if key in index else OTHER
 
 
-def _add_sparse(dst: list[int], src: list[int], target: list[int], slots: int) -> None:
-    """dst's histograms += src's, src's set j landing on dst's set target[j] (-1: skipped)."""
-    nonzero = compress(range(len(src)), src)  # the slots that hold counts, found in C
-    for p, n in zip(nonzero, compress(src, src), strict=True):
-        i = target[p // slots]
-        if i >= 0:
-            dst[i * slots + p % slots] += n
+def _add_sparse(dst: list[int], src: list[int], positions: list[int]) -> None:
+    """dst[positions[p]] += src[p] for the few non-zero src[p] (picked out in C)."""
+    for q, n in zip(compress(positions, src), compress(src, src), strict=True):
+        dst[q] += n
 
 
 def _slot_of(bounds: tuple[float, ...], value: float) -> int:
