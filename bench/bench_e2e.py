@@ -82,6 +82,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds of the process's main thread (the reading loop and the core) and of all
+    its other threads together (senders, metrics server)."""
+    out = {"main": 0.0, "other threads": 0.0}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended
+        seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        out["main" if task.name == str(pid) else "other threads"] += seconds
+    return out
+
+
 def peak_rss(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -162,10 +176,12 @@ def bulk(agent: AgentProcess, store: LogstoreProcess, path: Path, records: int) 
     store.admin("POST", "reset")
     size = path.stat().st_size
     cpu0, t0 = cpu_seconds(agent.pid), time.perf_counter()
+    threads0 = thread_cpu_seconds(agent.pid)
     store_cpu0 = store.cpu_seconds()
     os.link(path, agent.logs / "bulk.log")  # appears whole, as a rotated-in file would
     wait_for(lambda: store.accepted_logs() >= records, 1800, "every record acknowledged")
     wall, cpu = time.perf_counter() - t0, cpu_seconds(agent.pid) - cpu0
+    threads = {k: v - threads0.get(k, 0.0) for k, v in thread_cpu_seconds(agent.pid).items()}
     store_cpu = store.cpu_seconds() - store_cpu0
     return {
         "records": records,
@@ -180,6 +196,7 @@ def bulk(agent: AgentProcess, store: LogstoreProcess, path: Path, records: int) 
         "peak_rss_mib": peak_rss(agent.pid) / 2**20,
         "agent_cpu_percent": 100 * cpu / wall,
         "store_cpu_percent": 100 * store_cpu / wall,
+        "cpu_s_per_mb_by_thread": {k: v / (size / 1e6) for k, v in threads.items()},
     }
 
 
@@ -358,7 +375,9 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"python": sys.version.split()[0], "cpus": os.cpu_count()}
     with LogstoreProcess(count_only=True, cpu=args.store_cpu) as store:
         if args.baseline_tree is not None:
-            before = AgentProcess(DATA / "run-baseline", store, args.agent_cpu, args.baseline_tree)
+            before = AgentProcess(
+                DATA / "run-baseline", store, args.agent_cpu, args.baseline_tree, args.engine
+            )
             try:
                 results["baseline"] = bulk(before, store, path, records)
                 print_run("baseline", results["baseline"])
@@ -429,6 +448,13 @@ def print_run(name: str, r: dict[str, Any]) -> None:
         f"CPU busy: {name} {r['agent_cpu_percent']:.0f}%, Logstore {r['store_cpu_percent']:.0f}%",
         flush=True,
     )
+    threads = r.get("cpu_s_per_mb_by_thread")
+    if threads:
+        print(
+            "          CPU s/MB by thread: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in threads.items()),
+            flush=True,
+        )
 
 
 def print_profile(profile: dict[str, int], cpu_seconds: float) -> None:

@@ -1,6 +1,6 @@
 """Idle CPU: what an agent costs when nothing is written (target: under 1% of a core).
 
-    PYTHONPATH=. python bench/bench_idle.py [--files 20] [--seconds 10]
+    PYTHONPATH=. python bench/bench_idle.py [--files 20] [--seconds 10] [--engine core]
 
 Two measures, by CPU time, printed and never asserted (a loaded machine would make an assertion
 fail for reasons that are not llmtail's):
@@ -44,7 +44,7 @@ def watcher_idle(directory: Path, files: int) -> float:
         w.close()
 
 
-def agent_idle(workdir: Path, files: int, seconds: float) -> float:
+def agent_idle(workdir: Path, files: int, seconds: float, engine: str | None = None) -> float:
     """CPU seconds per second of a real `llmtail run` with nothing to do."""
     logs = workdir / "logs"
     logs.mkdir()
@@ -56,6 +56,7 @@ def agent_idle(workdir: Path, files: int, seconds: float) -> float:
         "inputs": [{"paths": [str(logs / "*.log")], "start_at": "beginning"}],
         "tail": {"rescan_interval": 10},
         "metrics": {"listen": "127.0.0.1:0"},
+        **({"engine": engine} if engine else {}),
     }
     with Agent(workdir, config) as agent:
         agent.start()
@@ -72,12 +73,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--engine", choices=("core", "python"), help="default: the config's")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         print(f"watcher, {args.files} files: {watcher_idle(Path(tmp), args.files):.3%} of a core")
     with tempfile.TemporaryDirectory() as tmp:
-        used = agent_idle(Path(tmp), args.files, args.seconds)
-        print(f"llmtail run, {args.files} files: {used:.3%} of a core")
+        used = agent_idle(Path(tmp), args.files, args.seconds, args.engine)
+        engine = f", engine {args.engine}" if args.engine else ""
+        print(f"llmtail run, {args.files} files{engine}: {used:.3%} of a core")
 
 
 if __name__ == "__main__":

@@ -76,6 +76,50 @@ def test_batches_merged_equal_one_aggregate_of_all_records(
     assert as_dict(merged) == as_dict(whole)
 
 
+def merged_one_set_at_a_time(total: LlmAggregate, other: LlmAggregate) -> None:
+    """The plain reading of `merge` (minutes left out): each label set of `other` with calls,
+    in order, through the cap, its numbers and histograms added slot by slot."""
+    for j, key in enumerate(other.keys):
+        if not other.calls[j]:
+            continue
+        i = total._slot(key, other.calls[j])
+        for name in ("calls", "input_tokens", "output_tokens", "total_tokens", "duration_ms"):
+            getattr(total, name)[i] += getattr(other, name)[j]
+        for name, slots in (
+            ("duration_buckets", DURATION_SLOTS),
+            ("input_buckets", TOKEN_SLOTS),
+            ("output_buckets", TOKEN_SLOTS),
+        ):
+            dst, src = getattr(total, name), getattr(other, name)
+            for s in range(slots):
+                dst[i * slots + s] += src[j * slots + s]
+    for rating, n in other.feedback.items():
+        total.feedback[rating] = total.feedback.get(rating, 0) + n
+    total.dropped_calls += other.dropped_calls
+
+
+@settings(max_examples=80)
+@given(st.lists(records, min_size=1, max_size=5), st.integers(1, 8), st.booleans())
+def test_merge_under_a_cap_equals_merging_one_label_set_at_a_time(
+    batches: list[list[tuple[dict[str, object], int]]], cap: int, reset_between: bool
+) -> None:
+    """Batches with sets over the cap, sets kept across a reset with no calls: the column-wise
+    merge folds the same sets into OTHER and gives the same numbers as the plain one."""
+    fast = LlmAggregate(max_label_sets=cap, max_minute_cells=0)
+    plain = LlmAggregate(max_label_sets=cap, max_minute_cells=0)
+    reused = LlmAggregate()
+    for items in batches:
+        other = build(items) if not reset_between else reused
+        if reset_between:
+            reused.reset()
+            for fields, t in items:
+                reused.add(fields, t)
+        fast.merge(other, minutes=False)
+        merged_one_set_at_a_time(plain, other)
+    assert fast.keys == plain.keys
+    assert as_dict(fast) == as_dict(plain)
+
+
 @given(records, st.integers(1, 20))
 def test_one_aggregate_reset_after_each_hand_over_counts_like_fresh_ones(
     items: list[tuple[dict[str, object], int]], step: int

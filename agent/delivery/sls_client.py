@@ -34,7 +34,7 @@ from typing import Protocol
 import lz4.block
 
 from llmtail.agent import __version__
-from llmtail.agent.delivery.credentials import CredentialsSource
+from llmtail.agent.delivery.credentials import Credentials, CredentialsSource
 from llmtail.agent.delivery.sls_signing import http_date, signature, string_to_sign
 from llmtail.agent.endpoint import Endpoint, EndpointError, parse_endpoint
 
@@ -142,16 +142,23 @@ class SlsClient:
         self._aborted = False
 
     def put(self, project: str, logstore: str, group: Group) -> str:
-        """Send one LogGroup; returns the request id; raises SlsError or CredentialsError."""
-        raw = group.SerializeToString()
-        body = lz4.block.compress(raw, store_size=False) if self._compress else raw
+        """Send one LogGroup; returns the request id; raises SlsError or CredentialsError.
+
+        The connection comes first: while the endpoint is unreachable, a retried LogGroup is
+        not serialised and compressed again on every attempt (megabytes each, per sender)."""
         path = f"/logstores/{logstore}/shards/lb"
-        headers = self._headers(project, path, raw, body)
-        if any(c in text for text in (path, *headers.values()) for c in "\r\n"):
+        creds = self._credentials.get()
+        host = self.endpoint.request_host(project)
+        sent = (path, host, creds.access_key_id, creds.security_token or "")
+        if any(c in text for text in sent for c in "\r\n"):
             raise SlsError(0, "InvalidRequest", "a line break in the logstore, project or token")
         deadline = self._clock() + self._timeout
         try:
             sock = self._connection(project, deadline)
+            raw = group.SerializeToString()
+            body = lz4.block.compress(raw, store_size=False) if self._compress else raw
+            headers = self._headers(creds, host, path, len(raw), body)
+            del raw  # only its size is sent: the copy is freed before the body goes out
             self._send(sock, path, headers, body, deadline)
             status, request_id, answer = self._answer(sock, deadline)
         except SlsError:
@@ -190,15 +197,16 @@ class SlsClient:
 
     # -- one request -----------------------------------------------------------------------
 
-    def _headers(self, project: str, path: str, raw: bytes, body: bytes) -> dict[str, str]:
-        creds = self._credentials.get()
+    def _headers(
+        self, creds: Credentials, host: str, path: str, raw_size: int, body: bytes
+    ) -> dict[str, str]:
         headers = {
-            "Host": self.endpoint.request_host(project),
+            "Host": host,
             "User-Agent": _USER_AGENT,
             "Content-Type": "application/x-protobuf",
             "Content-Length": str(len(body)),
             "x-log-apiversion": API_VERSION,
-            "x-log-bodyrawsize": str(len(raw)),
+            "x-log-bodyrawsize": str(raw_size),
             "x-log-signaturemethod": "hmac-sha1",
         }
         if body:

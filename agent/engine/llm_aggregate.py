@@ -22,7 +22,8 @@ import math
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from operator import add, itemgetter
+from itertools import chain, compress
+from operator import itemgetter
 
 LABEL_NAMES = ("app", "module", "model", "workspace", "status_code", "error_code")
 LabelKey = tuple[str, str, str, str, str, str]
@@ -111,11 +112,15 @@ class LlmAggregate:
     dropped_minutes: int = 0  # calls left out of the per-minute cells (cap reached)
     _index: dict[LabelKey, int] = field(default_factory=dict, repr=False)
     _raw: dict[tuple[object, ...], int] = field(default_factory=dict, repr=False)  # add's cache
+    # merge's: per histogram width, the slot numbers of each label set here, as tuples.
+    _spans: dict[int, list[tuple[int, ...]]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if self.max_label_sets < 1:
             raise ValueError("max_label_sets must be at least 1")
-        self._index = {key: i for i, key in enumerate(self.keys)}
+        self._index = dict(zip(self.keys, range(len(self.keys)), strict=True))  # in C
 
     @property
     def total_calls(self) -> int:
@@ -182,19 +187,26 @@ class LlmAggregate:
 
     def merge(self, other: LlmAggregate, minutes: bool = True) -> None:
         """Add `other`'s numbers into this one (its label sets pass this one's guard);
-        `minutes=False` leaves the per-minute cells out (a long-lived total keeps none)."""
-        for j, key in enumerate(other.keys):
-            if not other.calls[j]:
-                continue  # a set kept across `reset` that saw no call since
-            i = self._slot(key, other.calls[j])
-            self.calls[i] += other.calls[j]
-            self.input_tokens[i] += other.input_tokens[j]
-            self.output_tokens[i] += other.output_tokens[j]
-            self.total_tokens[i] += other.total_tokens[j]
-            self.duration_ms[i] += other.duration_ms[j]
-            _add_into(self.duration_buckets, i, other.duration_buckets, j, DURATION_SLOTS)
-            _add_into(self.input_buckets, i, other.input_buckets, j, TOKEN_SLOTS)
-            _add_into(self.output_buckets, i, other.output_buckets, j, TOKEN_SLOTS)
+        `minutes=False` leaves the per-minute cells out (a long-lived total keeps none).
+
+        Called once per sealed batch with hundreds of label sets each, so the work is done
+        column by column: the label sets are mapped once, and the histograms, nearly all zeros
+        in a batch, are added at their non-zero slots only (found in C by `compress`)."""
+        target = self._targets(other)
+        pairs = [(i, j) for j, i in enumerate(target) if i >= 0]
+        for dst, src in (
+            (self.calls, other.calls), (self.input_tokens, other.input_tokens),
+            (self.output_tokens, other.output_tokens), (self.total_tokens, other.total_tokens),
+            (self.duration_ms, other.duration_ms),
+        ):  # fmt: skip
+            for i, j in pairs:
+                dst[i] += src[j]
+        if pairs:
+            at = self._positions(target, DURATION_SLOTS)
+            _add_sparse(self.duration_buckets, other.duration_buckets, at)
+            at = self._positions(target, TOKEN_SLOTS)
+            _add_sparse(self.input_buckets, other.input_buckets, at)
+            _add_sparse(self.output_buckets, other.output_buckets, at)
         for (j, minute), (calls, tokens) in other.minutes.items() if minutes else ():
             self._add_minute(
                 self._index[_guarded(other.keys[j], self._index)], minute, calls, tokens
@@ -204,6 +216,26 @@ class LlmAggregate:
         self.dropped_calls += other.dropped_calls
         if minutes:
             self.dropped_minutes += other.dropped_minutes
+
+    def _targets(self, other: LlmAggregate) -> list[int]:
+        """For each of `other`'s label sets, its index here (made in `other`'s order, so the
+        cap folds the same sets as one at a time would); -1 for a set without calls (kept
+        across `reset`, it has nothing to add)."""
+        found = list(map(self._index.get, other.keys))
+        target = [-1] * len(found)
+        for j, (i, calls) in enumerate(zip(found, other.calls, strict=True)):
+            if calls:
+                target[j] = self._slot(other.keys[j], calls) if i is None else i
+        return target
+
+    def _positions(self, target: list[int], slots: int) -> list[int]:
+        """For each histogram slot of `other` (sets mapped by `target`), the slot here it adds
+        to; built in C from spans kept per label set (a set at -1 has only zero slots, so
+        where it points does not matter)."""
+        spans = self._spans.setdefault(slots, [])
+        for i in range(len(spans), len(self.keys)):
+            spans.append(tuple(range(i * slots, (i + 1) * slots)))
+        return list(chain.from_iterable(map(spans.__getitem__, target)))
 
     def reset(self) -> None:
         """Zero every number but keep the label sets, so a long-lived aggregate that is
@@ -306,9 +338,10 @@ def _guarded(key: LabelKey, index: Mapping[LabelKey, int]) -> LabelKey:
     return key if key in index else OTHER
 
 
-def _add_into(dst: list[int], i: int, src: list[int], j: int, slots: int) -> None:
-    a, b = i * slots, j * slots
-    dst[a : a + slots] = map(add, dst[a : a + slots], src[b : b + slots])  # the loop runs in C
+def _add_sparse(dst: list[int], src: list[int], positions: list[int]) -> None:
+    """dst[positions[p]] += src[p] for the few non-zero src[p] (picked out in C)."""
+    for q, n in zip(compress(positions, src), compress(src, src), strict=True):
+        dst[q] += n
 
 
 def _slot_of(bounds: tuple[float, ...], value: float) -> int:

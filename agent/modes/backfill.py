@@ -53,6 +53,7 @@ from llmtail.agent.modes.pipeline import (
 from llmtail.agent.modes.ratelimit import Rate, TokenBucket, parse_rate
 from llmtail.agent.modes.validate import validate_files
 from llmtail.agent.ops.logsetup import setup_logging
+from llmtail.agent.ops.malloc import limit_arenas
 from llmtail.agent.ops.progress import Progress, Snapshot, Summary
 from llmtail.agent.reading.wholefile import DamagedFileError, PathError, expand_paths, read_chunks
 from llmtail.agent.state.backfill_state import LOCK_NAME, BackfillState, FileProgress
@@ -317,6 +318,7 @@ def run_backfill(
     sent. Returns the exit status."""
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
+    limit_arenas()  # before any thread starts (agent/ops/malloc.py says why)
     config = load_config(config_path)
     setup_logging(config.log_level)
     tz = config.parser.timezone

@@ -108,6 +108,9 @@ class Flow:
             self.ledger.register(batch)
             if self._on_sealed is not None:
                 self._on_sealed(batch)
+            # Counted now; the senders never read it, and a batch of many label sets holds
+            # ~1 MB of Python objects in it that the in-flight bound does not charge.
+            batch.llm = None
             self.dispatcher.submit(batch)
 
     def settle(self) -> list[Done]:

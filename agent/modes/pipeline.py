@@ -33,6 +33,7 @@ from llmtail.agent.engine.stream import StreamSettings, Wire
 from llmtail.agent.modes.daemon import Daemon
 from llmtail.agent.modes.flow import Flow, OnDone, OnSealed
 from llmtail.agent.ops.logsetup import RedactSecrets, setup_logging
+from llmtail.agent.ops.malloc import limit_arenas
 from llmtail.agent.ops.metrics import AgentMetrics, MetricsError, MetricsServer, Registry
 from llmtail.agent.ops.notify import Notifier
 from llmtail.agent.state.checkpoint import Checkpointer, CheckpointError, StateDirLock
@@ -171,6 +172,7 @@ def verify_output(config: Config) -> str:
 
 def run_daemon(config_path: str) -> int:
     """`llmtail run`: build the daemon from the config file and run it until SIGTERM/SIGINT."""
+    limit_arenas()  # before any thread starts (agent/ops/malloc.py says why)
     config = load_config(config_path)
     setup_logging(config.log_level)
     if not config.inputs:
