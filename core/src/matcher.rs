@@ -116,6 +116,49 @@ pub struct Matcher {
     pub els: Vec<El>,
     pub groups: usize,
     pub chars: bool,
+    /// The bytes a match can start with, when the sequence cannot match the empty string and
+    /// they are known: any other first byte (or no byte) fails without running the matcher.
+    lead: Option<Box<[bool; 256]>>,
+}
+
+/// What a sequence's first byte can be: (bytes, can the sequence match nothing), or None when
+/// it is not known (free text and zero-width checks are not looked into).
+fn first_bytes(els: &[El]) -> Option<([bool; 256], bool)> {
+    let mut set = [false; 256];
+    for el in els {
+        let (bytes, nullable) = match el {
+            El::Lit(l) => match l.first() {
+                None => continue,
+                Some(&b) => {
+                    let mut one = [false; 256];
+                    one[usize::from(b)] = true;
+                    (one, false)
+                }
+            },
+            El::Class { set, min, .. } => (set.bytes, *min == 0),
+            El::Alt(branches) => {
+                let mut any = [false; 256];
+                let mut nullable = false;
+                for b in branches {
+                    let (bytes, n) = first_bytes(b)?;
+                    for (a, x) in any.iter_mut().zip(bytes) {
+                        *a |= x;
+                    }
+                    nullable |= n;
+                }
+                (any, nullable)
+            }
+            El::Atomic(inner) | El::Group(_, inner) => first_bytes(inner)?,
+            El::AtLineEnd | El::Rest | El::UpTo { .. } | El::NotIn { .. } => return None,
+        };
+        for (a, x) in set.iter_mut().zip(bytes) {
+            *a |= x;
+        }
+        if !nullable {
+            return Some((set, false));
+        }
+    }
+    Some((set, true))
 }
 
 /// The character at the start of `s` (valid UTF-8 in text mode), if any.
@@ -132,6 +175,15 @@ fn has_group(els: &[El]) -> bool {
         El::Atomic(inner) => has_group(inner),
         _ => false,
     })
+}
+
+/// Whether `el` can match in one way only wherever it is tried (`Run::single` knows it).
+fn single_kind(el: &El) -> bool {
+    match el {
+        El::Lit(_) | El::AtLineEnd | El::Rest => true,
+        El::Class { min, max, mode, .. } => *mode == Mode::Possessive || *max == Some(*min),
+        _ => false,
+    }
 }
 
 struct Run<'a> {
@@ -169,14 +221,115 @@ impl Run<'_> {
         }
     }
 
+    /// Where `el` ends when it can end in one place only (a literal, a possessive run or one
+    /// of fixed length, a zero-width check): Some(Some(end)), Some(None) when it fails here,
+    /// None when it has choices (the general path tries them).
+    fn single(&self, el: &El, pos: usize) -> Option<Option<usize>> {
+        match el {
+            El::Lit(lit) => Some(
+                (self.s.get(pos..pos + lit.len()) == Some(lit.as_slice()))
+                    .then_some(pos + lit.len()),
+            ),
+            El::Class {
+                set,
+                min,
+                max,
+                mode,
+            } if *mode == Mode::Possessive || *max == Some(*min) => {
+                let s = self.s;
+                let limit = max.unwrap_or(usize::MAX);
+                let chars = self.chars && !set.ascii;
+                let mut p = pos;
+                let mut n = 0usize;
+                while n < limit {
+                    match s.get(p) {
+                        Some(&b) if set.has(b) => {}
+                        _ => break,
+                    }
+                    p += 1;
+                    if chars {
+                        while s.get(p).is_some_and(|&c| c & 0xC0 == 0x80 && set.has(c)) {
+                            p += 1;
+                        }
+                    }
+                    n += 1;
+                }
+                Some((n >= *min).then_some(p))
+            }
+            El::AtLineEnd => Some(matches!(self.s.get(pos), None | Some(b'\n')).then_some(pos)),
+            El::Rest => Some(Some(self.s.len())),
+            _ => None,
+        }
+    }
+
     fn seq(&mut self, els: &[El], pos: usize, caps: &mut Caps, k: K<'_>) -> bool {
+        // Elements with a single way to match are stepped over in a loop; the first one with
+        // choices recurses. Each element costs one step of the budget, as a call did.
+        let (mut els, mut pos) = (els, pos);
+        loop {
+            if self.budget == 0 {
+                return false;
+            }
+            self.budget -= 1;
+            let Some((first, rest)) = els.split_first() else {
+                return k(self, pos, caps);
+            };
+            if let El::Group(i, inner) = first {
+                if inner.iter().all(single_kind) {
+                    return self.plain_group(*i, inner, rest, pos, caps, k);
+                }
+            }
+            match self.single(first, pos) {
+                Some(Some(end)) => {
+                    els = rest;
+                    pos = end;
+                }
+                Some(None) => return false,
+                None => return self.choice(first, rest, pos, caps, k),
+            }
+        }
+    }
+
+    /// A group of single-way elements: its end is known without a continuation; the capture
+    /// is set for the rest and put back if the rest fails. Budget as the general path spends it.
+    fn plain_group(
+        &mut self,
+        i: usize,
+        inner: &[El],
+        rest: &[El],
+        pos: usize,
+        caps: &mut Caps,
+        k: K<'_>,
+    ) -> bool {
+        let mut end = pos;
+        for el in inner {
+            if self.budget == 0 {
+                return false;
+            }
+            self.budget -= 1;
+            match self.single(el, end) {
+                Some(Some(e)) => end = e,
+                _ => return false,
+            }
+        }
         if self.budget == 0 {
             return false;
         }
         self.budget -= 1;
-        let Some((first, rest)) = els.split_first() else {
-            return k(self, pos, caps);
-        };
+        let old = caps.get(i).copied().flatten();
+        if let Some(slot) = caps.get_mut(i) {
+            *slot = Some((pos, end));
+        }
+        if self.seq(rest, end, caps, k) {
+            return true;
+        }
+        if let Some(slot) = caps.get_mut(i) {
+            *slot = old;
+        }
+        false
+    }
+
+    fn choice(&mut self, first: &El, rest: &[El], pos: usize, caps: &mut Caps, k: K<'_>) -> bool {
         match first {
             El::Lit(lit) => {
                 if self.s.get(pos..pos + lit.len()) == Some(lit.as_slice()) {
@@ -394,7 +547,24 @@ impl Run<'_> {
 
 impl Matcher {
     pub fn new(els: Vec<El>, groups: usize, chars: bool) -> Matcher {
-        Matcher { els, groups, chars }
+        let lead = match first_bytes(&els) {
+            Some((set, false)) => Some(Box::new(set)),
+            _ => None,
+        };
+        Matcher {
+            els,
+            groups,
+            chars,
+            lead,
+        }
+    }
+
+    /// False when the first byte of `s` rules a match out.
+    fn may_start(&self, s: &[u8]) -> bool {
+        match &self.lead {
+            None => true,
+            Some(set) => s.first().is_some_and(|&b| set[usize::from(b)]),
+        }
     }
 
     /// `re.match`: the captures and the end of the first match at the start of `s`.
@@ -413,6 +583,9 @@ impl Matcher {
     }
 
     fn run(&self, s: &[u8], full: bool) -> Option<(usize, Caps)> {
+        if !self.may_start(s) {
+            return None;
+        }
         let mut caps: Caps = vec![None; self.groups];
         let mut r = Run {
             s,

@@ -3,13 +3,30 @@
 
 use crate::payload::{Key, Value};
 
-/// A JSON string literal as orjson writes it.
+/// Bytes a JSON string must escape: `"`, `\\` and the control characters.
+const ESCAPED: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+/// A JSON string literal as orjson writes it. Runs of plain bytes are copied in one piece.
 pub fn json_str(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push(b'"');
     let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
+        if !ESCAPED[usize::from(b)] {
+            continue;
+        }
         let esc: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -18,8 +35,7 @@ pub fn json_str(out: &mut Vec<u8>, s: &str) {
             b'\r' => b"\\r",
             0x08 => b"\\b",
             0x0c => b"\\f",
-            0..=0x1f => b"",
-            _ => continue,
+            _ => b"",
         };
         out.extend_from_slice(bytes.get(start..i).unwrap_or_default());
         if esc.is_empty() {
@@ -35,8 +51,32 @@ pub fn json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// The decimal of `v`, written without a temporary String.
+fn push_int(out: &mut Vec<u8>, v: i128) {
+    let mut buf = [0u8; 40];
+    let mut at = buf.len();
+    let mut n = v.unsigned_abs();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        at -= 1;
+        buf[at] = b'-';
+    }
+    out.extend_from_slice(buf.get(at..).unwrap_or_default());
+}
+
 /// Whether orjson writes this integer natively: [-(2**63), 2**64 - 1].
 fn native(t: &str) -> bool {
+    // An Int's text is `-?[0-9]+` without leading zeros: 18 characters are below 2**63.
+    if t.len() <= 18 {
+        return true;
+    }
     t.parse::<i128>()
         .is_ok_and(|v| (-(1i128 << 63)..=((1i128 << 64) - 1)).contains(&v))
 }
@@ -130,7 +170,10 @@ pub fn encode_line(
         json_value(out, v, sanitize);
     }
     if fast {
-        out.extend_from_slice(format!(",\"__time__\":{time},\"__time_ns__\":{time_ns}").as_bytes());
+        out.extend_from_slice(b",\"__time__\":");
+        push_int(out, i128::from(time));
+        out.extend_from_slice(b",\"__time_ns__\":");
+        push_int(out, i128::from(time_ns));
     }
     out.extend_from_slice(closing);
 }
