@@ -278,6 +278,32 @@ impl Run<'_> {
                 if inner.iter().all(single_kind) {
                     return self.plain_group(*i, inner, rest, pos, caps, k);
                 }
+                if let [El::UpTo { lit, bytes }] = inner.as_slice() {
+                    // Free text up to a character: each end sets the capture directly (the
+                    // budget spent as the inner sequence's calls would spend it).
+                    let i = *i;
+                    if self.budget == 0 {
+                        return false;
+                    }
+                    self.budget -= 1;
+                    return self.up_to(lit, bytes.as_ref(), pos, caps, |r, p, c| {
+                        if r.budget == 0 {
+                            return false;
+                        }
+                        r.budget -= 1;
+                        let old = c.get(i).copied().flatten();
+                        if let Some(slot) = c.get_mut(i) {
+                            *slot = Some((pos, p));
+                        }
+                        if r.seq(rest, p, c, k) {
+                            return true;
+                        }
+                        if let Some(slot) = c.get_mut(i) {
+                            *slot = old;
+                        }
+                        false
+                    });
+                }
             }
             match self.single(first, pos) {
                 Some(Some(end)) => {
@@ -327,6 +353,64 @@ impl Run<'_> {
             *slot = old;
         }
         false
+    }
+
+    /// The ends of `El::UpTo` at `pos`, shortest first, each handed to `each` until one
+    /// succeeds (the lazy run's order).
+    fn up_to(
+        &mut self,
+        lit: &[u8],
+        bytes: Option<&Set>,
+        pos: usize,
+        caps: &mut Caps,
+        mut each: impl FnMut(&mut Self, usize, &mut Caps) -> bool,
+    ) -> bool {
+        let s = self.s;
+        let Some(&c0) = lit.first() else {
+            return false;
+        };
+        // The next stop at or after `p`: the line end, or (text) the character c, or
+        // (bytes) any byte of c; memchr skips the run in one step.
+        let stop = |p: usize| -> usize {
+            let Some(t) = s.get(p..) else {
+                return s.len();
+            };
+            match bytes {
+                Some(set) if lit.len() > 1 => t
+                    .iter()
+                    .position(|&b| set.has(b))
+                    .map_or(s.len(), |i| p + i),
+                Some(_) => memchr::memchr2(c0, b'\n', t).map_or(s.len(), |i| p + i),
+                None => {
+                    let mut q = p;
+                    loop {
+                        let Some(t) = s.get(q..) else {
+                            return s.len();
+                        };
+                        let Some(i) = memchr::memchr2(c0, b'\n', t) else {
+                            return s.len();
+                        };
+                        let at = q + i;
+                        if s.get(at) == Some(&b'\n')
+                            || s.get(at..).is_some_and(|t| t.starts_with(lit))
+                        {
+                            return at;
+                        }
+                        q = at + 1;
+                    }
+                }
+            }
+        };
+        let mut p = stop(pos);
+        loop {
+            if self.boundary(p) && each(self, p, caps) {
+                return true;
+            }
+            if !s.get(p..).is_some_and(|t| t.starts_with(lit)) {
+                return false;
+            }
+            p = stop(p + lit.len());
+        }
     }
 
     fn choice(&mut self, first: &El, rest: &[El], pos: usize, caps: &mut Caps, k: K<'_>) -> bool {
@@ -473,54 +557,9 @@ impl Run<'_> {
                 _ => false,
             },
             El::Rest => self.seq(rest, self.s.len(), caps, k),
-            El::UpTo { lit, bytes } => {
-                let s = self.s;
-                let Some(&c0) = lit.first() else {
-                    return false;
-                };
-                // The next stop at or after `p`: the line end, or (text) the character c, or
-                // (bytes) any byte of c; memchr skips the run in one step.
-                let stop = |p: usize| -> usize {
-                    let Some(t) = s.get(p..) else {
-                        return s.len();
-                    };
-                    match bytes {
-                        Some(set) if lit.len() > 1 => t
-                            .iter()
-                            .position(|&b| set.has(b))
-                            .map_or(s.len(), |i| p + i),
-                        Some(_) => memchr::memchr2(c0, b'\n', t).map_or(s.len(), |i| p + i),
-                        None => {
-                            let mut q = p;
-                            loop {
-                                let Some(t) = s.get(q..) else {
-                                    return s.len();
-                                };
-                                let Some(i) = memchr::memchr2(c0, b'\n', t) else {
-                                    return s.len();
-                                };
-                                let at = q + i;
-                                if s.get(at) == Some(&b'\n')
-                                    || s.get(at..).is_some_and(|t| t.starts_with(lit))
-                                {
-                                    return at;
-                                }
-                                q = at + 1;
-                            }
-                        }
-                    }
-                };
-                let mut p = stop(pos);
-                loop {
-                    if self.boundary(p) && self.seq(rest, p, caps, k) {
-                        return true;
-                    }
-                    if !s.get(p..).is_some_and(|t| t.starts_with(lit)) {
-                        return false;
-                    }
-                    p = stop(p + lit.len());
-                }
-            }
+            El::UpTo { lit, bytes } => self.up_to(lit, bytes.as_ref(), pos, caps, |r, p, c| {
+                r.seq(rest, p, c, k)
+            }),
             El::NotIn { chars, min, mode } => {
                 let s = self.s;
                 let mut ends = Vec::new();
