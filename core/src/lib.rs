@@ -23,7 +23,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use pyo3::exceptions::{PyIndexError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyDict, PyString, PyTuple};
 
 use crate::multiline::{Assembler, Frame};
 use crate::payload::Value;
@@ -402,10 +402,24 @@ impl Stream {
         let llm = match &b.llm {
             None => py.None(),
             Some(a) => {
+                // Label values repeat across a batch's sets: one Python str per distinct text.
+                let mut texts: fasthash::FxMap<&str, Bound<'_, PyString>> =
+                    fasthash::FxMap::default();
                 let keys: Vec<Bound<'_, PyTuple>> = a
                     .keys
                     .iter()
-                    .map(|k| PyTuple::new(py, k.iter()))
+                    .map(|k| {
+                        let items: Vec<Bound<'_, PyString>> = k
+                            .iter()
+                            .map(|t| {
+                                texts
+                                    .entry(t.as_str())
+                                    .or_insert_with(|| PyString::new(py, t))
+                                    .clone()
+                            })
+                            .collect();
+                        PyTuple::new(py, items)
+                    })
                     .collect::<PyResult<_>>()?;
                 let columns = (
                     keys,
