@@ -20,6 +20,12 @@ pub struct Set {
     bytes: [bool; 256],
     /// No byte >= 0x80 is in the set.
     ascii: bool,
+    /// Every byte >= 0x80 is in the set: a run of it ends at an ASCII byte, so its length in
+    /// bytes is found without counting characters.
+    high: bool,
+    /// The bytes not in the set when there are one to three of them (and `high`): the end of
+    /// a run is the first of them, found by memchr.
+    stops: Vec<u8>,
 }
 
 impl Set {
@@ -47,10 +53,33 @@ impl Set {
     }
     fn new(bytes: [bool; 256]) -> Set {
         let ascii = bytes[128..].iter().all(|x| !x);
-        Set { bytes, ascii }
+        let high = bytes[128..].iter().all(|x| *x);
+        let out: Vec<u8> = (0..=255u8).filter(|&b| !bytes[usize::from(b)]).collect();
+        let stops = if high && (1..=3).contains(&out.len()) {
+            out
+        } else {
+            Vec::new()
+        };
+        Set {
+            bytes,
+            ascii,
+            high,
+            stops,
+        }
     }
     fn has(&self, b: u8) -> bool {
         self.bytes[usize::from(b)]
+    }
+    /// The length in bytes of the run of the set at the start of `t` (for sets whose runs end
+    /// at an ASCII byte: `ascii` or `high`).
+    fn run(&self, t: &[u8]) -> usize {
+        let end = match *self.stops.as_slice() {
+            [a] => memchr::memchr(a, t),
+            [a, b] => memchr::memchr2(a, b, t),
+            [a, b, c] => memchr::memchr3(a, b, c, t),
+            _ => t.iter().position(|&b| !self.has(b)),
+        };
+        end.unwrap_or(t.len())
     }
 }
 
@@ -237,6 +266,12 @@ impl Run<'_> {
                 mode,
             } if *mode == Mode::Possessive || *max == Some(*min) => {
                 let s = self.s;
+                if max.is_none() && *min <= 1 && (set.ascii || set.high) {
+                    // Unbounded and at most one needed: only the end matters, and the run
+                    // has a character iff it has a byte.
+                    let n = set.run(s.get(pos..).unwrap_or_default());
+                    return Some((n >= *min).then_some(pos + n));
+                }
                 let limit = max.unwrap_or(usize::MAX);
                 let chars = self.chars && !set.ascii;
                 let mut p = pos;
