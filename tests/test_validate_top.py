@@ -34,9 +34,7 @@ def expected_top(lines: list[dict[str, object]]) -> dict[str, dict[str, int]]:
 
 
 @pytest.mark.parametrize("engine", ["core", "python"])
-def test_top_labels_are_the_records_own_counted_across_batches(
-    tmp_path: Path, engine: str
-) -> None:
+def test_top_labels_are_the_records_own_counted_across_batches(tmp_path: Path, engine: str) -> None:
     generated = tmp_path / "gen.log"
     assert gen_logs([str(generated), "--size", "200K", "--multiline", "0.1"]) == 0
     files = [str(ROOT / "samples" / "app.log"), str(generated)]
