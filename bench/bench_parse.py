@@ -2,11 +2,17 @@
 
     python bench/gen_logs.py /tmp/app.log --size 200M --multiline 0.1
     python bench/bench_parse.py /tmp/app.log [--chunk 1M] [--profile]
+    python bench/bench_parse.py /tmp/app.log --validate core,python
 
 "llmtail" does what `validate` does per record: frame, parse, count events and errors. The
 baseline is what a user writes instead: `re.match` per line, continuation lines appended,
 `split(',')` of the message. Both run on one core in this process; the ratio is
 llmtail / baseline.
+
+`--validate core,python` also times `llmtail validate --engine ENGINE` itself, in process
+(`validate_files` with the engine the command builds: default config, NDJSON, default
+masking, LLM aggregates), so the compiled core, the Python engine and the naive script are
+measured in one run.
 """
 
 from __future__ import annotations
@@ -24,6 +30,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.gen_logs import parse_size
+from llmtail.agent.config import Config
+from llmtail.agent.engine.engine import EngineKind
+from llmtail.agent.modes.pipeline import build_engine
+from llmtail.agent.modes.validate import validate_files
 from llmtail.parsers.record import ParserSettings, RecordParser
 
 _NAIVE = re.compile(
@@ -49,6 +59,17 @@ def run_llmtail(path: Path, chunk: int) -> tuple[int, Counter[str]]:
         events[fields.get("event") or "parse_error"] += 1  # type: ignore[index]
         records += 1
     return records, events
+
+
+def run_validate(path: Path, engine: str) -> tuple[int, Counter[str]]:
+    """What `llmtail validate --engine ENGINE PATH` does, without the CLI's start-up."""
+    kind: EngineKind = "core" if engine == "core" else "python"
+    built = build_engine(Config(), wire="ndjson", engine=kind)
+    report = validate_files([str(path)], built)
+    events = Counter(report.events)
+    if report.parse_errors:
+        events["parse_error"] = report.parse_errors
+    return report.records, events
 
 
 def run_naive(path: Path, chunk: int) -> tuple[int, Counter[str]]:
@@ -107,6 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", action="store_true", help="cProfile the llmtail run only")
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--repeat", type=int, default=1, help="best of N runs (by CPU time)")
+    ap.add_argument(
+        "--validate",
+        default="",
+        help="also time `validate` with these engines, e.g. core,python",
+    )
+    ap.add_argument("--no-parsers", action="store_true", help="skip the parsers/ loop")
     args = ap.parse_args(argv)
     try:
         size = args.path.stat().st_size
@@ -120,10 +147,22 @@ def main(argv: list[str] | None = None) -> int:
         prof.runcall(run_llmtail, args.path, chunk)
         pstats.Stats(prof).sort_stats("tottime").print_stats(15)
         return 0
-    ours = measure("llmtail", lambda: run_llmtail(args.path, chunk), size, args.repeat)
+    rates: dict[str, float] = {}
+    for engine in filter(None, args.validate.split(",")):
+        if engine not in ("core", "python"):
+            print(f"bench_parse: --validate takes core and python, not {engine!r}", file=sys.stderr)
+            return 2
+        rates[engine] = measure(
+            engine, lambda e=engine: run_validate(args.path, e), size, args.repeat
+        )
+    if not args.no_parsers:
+        rates["llmtail"] = measure(
+            "llmtail", lambda: run_llmtail(args.path, chunk), size, args.repeat
+        )
     if not args.no_baseline:
         naive = measure("naive", lambda: run_naive(args.path, chunk), size, args.repeat)
-        print(f"    ratio: llmtail / naive = {ours / naive:.2f}x" if naive else "")
+        for name, rate in rates.items():
+            print(f"    ratio: {name} / naive = {rate / naive:.2f}x" if naive else "")
     return 0
 
 

@@ -4,6 +4,11 @@ from collections.abc import Callable
 from typing import Any
 
 def version() -> str: ...
+def count_lines(data: bytes) -> int:
+    """Newlines in `data`, counted without the GIL."""
+
+def _panic_in_guard(what: str, offset: int) -> None:
+    """Panics inside the wrapper of every Stream call (the panic-path test)."""
 
 class PatternError(ValueError):
     """The pattern cannot be compiled (the text of parsers.pattern.PatternError)."""

@@ -13,8 +13,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmtail.agent.engine.engine import Engine
+from llmtail.agent.engine.llm_aggregate import LabelKey
 from llmtail.agent.engine.stream import SealedBatch
 from llmtail.agent.reading.wholefile import DamagedFileError, read_chunks
+
+try:  # the compiled core counts newlines at memchr speed without the GIL
+    from llmtail._core import count_lines
+except ImportError:  # not built: the Python engine still validates
+
+    def count_lines(data: bytes) -> int:
+        return data.count(b"\n")
+
 
 ERROR_EXAMPLES = 20
 TOP = 5
@@ -38,13 +47,42 @@ class Report:
     parse_errors: int = 0
     problems: list[ParseProblem] = field(default_factory=list)
     damaged: list[str] = field(default_factory=list)
-    models: Counter[str] = field(default_factory=Counter)
-    workspaces: Counter[str] = field(default_factory=Counter)
-    apps: Counter[str] = field(default_factory=Counter)
-    status_codes: Counter[str] = field(default_factory=Counter)
-    error_codes: Counter[str] = field(default_factory=Counter)
+    # Calls by label set (app, module, model, workspace, status, error), summed over batches:
+    # one dict update per label set and batch; the top-N counters are made from it at the end.
+    label_calls: dict[LabelKey, int] = field(default_factory=dict)
     first: tuple[int, str] | None = None  # (epoch ns, the record's `time` text)
     last: tuple[int, str] | None = None
+
+    def _by(self, index: int, absent: str | None = NONE) -> Counter[str]:
+        """Calls by one label (`absent`: how an empty value is shown; None: not counted)."""
+        out: Counter[str] = Counter()
+        for key, n in self.label_calls.items():
+            value = key[index]
+            if value:
+                out[value] += n
+            elif absent is not None:
+                out[absent] += n
+        return out
+
+    @property
+    def models(self) -> Counter[str]:
+        return self._by(2)
+
+    @property
+    def workspaces(self) -> Counter[str]:
+        return self._by(3)
+
+    @property
+    def apps(self) -> Counter[str]:
+        return self._by(0)
+
+    @property
+    def status_codes(self) -> Counter[str]:
+        return self._by(4)
+
+    @property
+    def error_codes(self) -> Counter[str]:
+        return self._by(5, absent=None)
 
     @property
     def error_rate(self) -> float:
@@ -63,16 +101,12 @@ class Report:
             if len(self.problems) < ERROR_EXAMPLES:
                 self.problems.append(ParseProblem(path, line, reason))
         llm = batch.llm
-        calls = zip(llm.keys, llm.calls, strict=True) if llm is not None else ()
-        for (app, _module, model, workspace, status, error), n in calls:
-            if not n:
-                continue
-            self.models[model or NONE] += n
-            self.workspaces[workspace or NONE] += n
-            self.apps[app or NONE] += n
-            self.status_codes[status or NONE] += n
-            if error:
-                self.error_codes[error] += n
+        if llm is not None:
+            totals = self.label_calls
+            get = totals.get
+            for key, n in zip(llm.keys, llm.calls, strict=True):
+                if n:
+                    totals[key] = get(key, 0) + n
         if batch.first is not None:
             ns, text = batch.first
             if self.first is None or ns < self.first[0]:
@@ -158,7 +192,7 @@ def validate_files(
         try:
             for chunk in read_chunks(path):
                 report.bytes += len(chunk)
-                report.lines += chunk.count(b"\n")
+                report.lines += count_lines(chunk)
                 tail = chunk[-1:]
                 _consume(stream.feed(chunk, 0.0, wall), report, path, on_batch)
         except DamagedFileError as exc:

@@ -4,6 +4,7 @@
 
 pub mod decode;
 pub mod encode;
+pub mod fasthash;
 mod gbk_table;
 pub mod lines;
 pub mod llm;
@@ -136,19 +137,54 @@ fn ensure_codec(py: Python<'_>, encoding: &str) -> PyResult<()> {
     Ok(())
 }
 
-/// Runs `f` without the GIL; a panic becomes a RuntimeError naming `what` and `offset`.
+/// Runs `f`; a panic in it becomes the text of the exception that names `what` (the file) and
+/// `offset` (where the chunk being worked on starts), instead of unwinding into Python.
+pub fn contained<T>(what: &str, offset: u64, f: impl FnOnce() -> T) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|_| {
+        format!("internal error in the compiled core reading {what} at offset {offset}")
+    })
+}
+
+/// Runs `f` without the GIL (other Python threads run meanwhile); a panic becomes a
+/// RuntimeError naming `what` and `offset`.
 fn guarded<T: Send>(
     py: Python<'_>,
     what: &str,
     offset: u64,
     f: impl FnOnce() -> T + Send,
 ) -> PyResult<T> {
-    py.allow_threads(|| catch_unwind(AssertUnwindSafe(f)))
-        .map_err(|_| {
-            PyRuntimeError::new_err(format!(
-                "internal error in the compiled core reading {what} at offset {offset}"
-            ))
-        })
+    py.allow_threads(|| contained(what, offset, f))
+        .map_err(PyRuntimeError::new_err)
+}
+
+/// Newlines in `data`, counted without the GIL (`validate`'s line count, at memchr speed).
+#[pyfunction]
+fn count_lines(py: Python<'_>, data: &[u8]) -> usize {
+    py.allow_threads(|| memchr::memchr_iter(b'\n', data).count())
+}
+
+/// A panic inside the wrapper every Stream call runs in, for the test that proves it becomes
+/// an exception naming the file and offset (no input makes the core itself panic).
+#[pyfunction]
+fn _panic_in_guard(py: Python<'_>, what: &str, offset: u64) -> PyResult<()> {
+    guarded(py, what, offset, || {
+        if offset != u64::MAX {
+            panic!("deliberate panic for the test of the panic path");
+        }
+    })
+}
+
+/// A u128 as a Python int: through u64 when it fits (PyO3's 128-bit conversion under the
+/// limited API builds the int from two halves with Python arithmetic).
+fn int(py: Python<'_>, v: u128) -> PyResult<PyObject> {
+    Ok(match u64::try_from(v) {
+        Ok(small) => small.into_pyobject(py)?.into_any().unbind(),
+        Err(_) => v.into_pyobject(py)?.into_any().unbind(),
+    })
+}
+
+fn ints(py: Python<'_>, column: &[u128]) -> PyResult<Vec<PyObject>> {
+    column.iter().map(|&v| int(py, v)).collect()
 }
 
 fn value_to_py(py: Python<'_>, v: &Value) -> PyResult<PyObject> {
@@ -474,24 +510,43 @@ impl Stream {
         let llm = match &b.llm {
             None => py.None(),
             Some(a) => {
+                // Label values repeat across a batch's sets: one Python str per distinct text.
+                let mut texts: fasthash::FxMap<&str, Bound<'_, PyString>> =
+                    fasthash::FxMap::default();
                 let keys: Vec<Bound<'_, PyTuple>> = a
                     .keys
                     .iter()
-                    .map(|k| PyTuple::new(py, k.iter()))
+                    .map(|k| {
+                        let items: Vec<Bound<'_, PyString>> = k
+                            .iter()
+                            .map(|t| {
+                                texts
+                                    .entry(t.as_str())
+                                    .or_insert_with(|| PyString::new(py, t))
+                                    .clone()
+                            })
+                            .collect();
+                        PyTuple::new(py, items)
+                    })
                     .collect::<PyResult<_>>()?;
                 let columns = (
                     keys,
-                    a.calls.clone(),
-                    a.input_tokens.clone(),
-                    a.output_tokens.clone(),
-                    a.total_tokens.clone(),
-                    a.duration_ms.clone(),
+                    ints(py, &a.calls)?,
+                    ints(py, &a.input_tokens)?,
+                    ints(py, &a.output_tokens)?,
+                    ints(py, &a.total_tokens)?,
+                    ints(py, &a.duration_ms)?,
                     a.duration_buckets.clone(),
                     a.input_buckets.clone(),
                     a.output_buckets.clone(),
                 );
+                let minutes: Vec<(usize, i64, u64, PyObject)> = a
+                    .minutes
+                    .iter()
+                    .map(|&(i, m, n, t)| Ok((i, m, n, int(py, t)?)))
+                    .collect::<PyResult<_>>()?;
                 let rest = (
-                    a.minutes.clone(),
+                    minutes,
                     a.feedback.clone(),
                     a.dropped_calls,
                     a.dropped_minutes,
@@ -667,6 +722,8 @@ fn encode_line<'py>(
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(version, m)?)?;
+    m.add_function(wrap_pyfunction!(count_lines, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic_in_guard, m)?)?;
     m.add_function(wrap_pyfunction!(encode_log, m)?)?;
     m.add_function(wrap_pyfunction!(encode_trailer, m)?)?;
     m.add_function(wrap_pyfunction!(encode_line, m)?)?;
@@ -676,4 +733,28 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Parser>()?;
     m.add("PatternError", m.py().get_type::<PatternError>())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contained;
+
+    #[test]
+    fn a_panic_becomes_an_error_naming_the_file_and_offset() {
+        let caught = contained("/var/log/app.log", 4096, || -> u32 {
+            panic!("boom");
+        });
+        assert_eq!(
+            caught,
+            Err(
+                "internal error in the compiled core reading /var/log/app.log at offset 4096"
+                    .into()
+            )
+        );
+    }
+
+    #[test]
+    fn without_a_panic_the_value_comes_back() {
+        assert_eq!(contained("f", 0, || 7), Ok(7));
+    }
 }

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use crate::fasthash::{hash_strs, FxMap};
 use crate::payload::{Key, Value};
 
 pub const DEFAULT_MAX_MINUTE_CELLS: usize = 1_000_000;
@@ -37,6 +38,7 @@ const MAX_STR_DIGITS: usize = 4300;
 
 pub type LabelKey = [String; 6];
 
+#[cfg(test)]
 fn other() -> LabelKey {
     LABELS.map(|_| "other".to_string())
 }
@@ -47,7 +49,10 @@ pub struct Llm {
     max_label_sets: usize,
     max_minute_cells: usize,
     pub keys: Vec<LabelKey>,
-    index: HashMap<LabelKey, usize>,
+    /// Label set by the hash of its six texts: looked up without building the key.
+    index: FxMap<u64, usize>,
+    /// The sets whose hash is another set's in `index` (rare).
+    collided: HashMap<LabelKey, usize>,
     pub calls: Vec<u128>,
     pub input_tokens: Vec<u128>,
     pub output_tokens: Vec<u128>,
@@ -58,7 +63,7 @@ pub struct Llm {
     pub output_buckets: Vec<u64>,
     /// (label index, epoch minute, calls, tokens) in the order the cells were made.
     pub minutes: Vec<(usize, i64, u64, u128)>,
-    minute_at: HashMap<(usize, i64), usize>,
+    minute_at: FxMap<(usize, i64), usize>,
     /// Normalised rating -> count, in first-seen order.
     pub feedback: Vec<(String, u64)>,
     pub dropped_calls: u64,
@@ -71,7 +76,8 @@ impl Llm {
             max_label_sets,
             max_minute_cells: DEFAULT_MAX_MINUTE_CELLS,
             keys: Vec::new(),
-            index: HashMap::new(),
+            index: FxMap::default(),
+            collided: HashMap::new(),
             calls: Vec::new(),
             input_tokens: Vec::new(),
             output_tokens: Vec::new(),
@@ -81,7 +87,7 @@ impl Llm {
             input_buckets: Vec::new(),
             output_buckets: Vec::new(),
             minutes: Vec::new(),
-            minute_at: HashMap::new(),
+            minute_at: FxMap::default(),
             feedback: Vec::new(),
             dropped_calls: 0,
             dropped_minutes: 0,
@@ -90,10 +96,10 @@ impl Llm {
 
     /// Counts one record whose event is llm_call or feedback (`time_s`: its own time, if any).
     pub fn add(&mut self, fields: &[(Key, Value)], event: &str, time_s: Option<i64>) {
-        let get = |k: &str| fields.iter().find(|(key, _)| &**key == k).map(|(_, v)| v);
         if event != "llm_call" {
             if event == "feedback" {
-                let rating = normalise_rating(&text(get("rating")));
+                let get = |k: &str| fields.iter().find(|(key, _)| &**key == k).map(|(_, v)| v);
+                let rating = normalise_rating(text(get("rating")));
                 match self.feedback.iter_mut().find(|(r, _)| *r == rating) {
                     Some(slot) => slot.1 += 1,
                     None => self.feedback.push((rating, 1)),
@@ -101,9 +107,21 @@ impl Llm {
             }
             return;
         }
-        let key: LabelKey = LABELS.map(|k| text(get(k)));
+        // One pass over the fields for the six labels and four numbers (the first of each
+        // name, as a lookup by name finds it).
+        let mut labels: [Option<&Value>; 6] = [None; 6];
+        let mut numbers: [Option<&Value>; 4] = [None; 4];
+        for (k, v) in fields {
+            let k: &str = k;
+            if let Some(at) = LABELS.iter().position(|l| *l == k) {
+                labels[at].get_or_insert(v);
+            } else if let Some(at) = NUMBERS.iter().position(|n| *n == k) {
+                numbers[at].get_or_insert(v);
+            }
+        }
+        let key: [&str; 6] = labels.map(text);
         let i = self.slot(key);
-        let [inp, out, total, ms] = NUMBERS.map(get);
+        let [inp, out, total, ms] = numbers;
         let inp = number(inp);
         let out = number(out);
         let total = match total {
@@ -145,23 +163,43 @@ impl Llm {
         }
     }
 
+    /// The index of the set `key`, if it has one.
+    fn find(&self, key: &[&str; 6], hash: u64) -> Option<usize> {
+        let &i = self.index.get(&hash)?;
+        let known = self.keys.get(i)?;
+        if known.iter().zip(key).all(|(a, b)| a == b) {
+            return Some(i);
+        }
+        self.collided.get(&key.map(str::to_string)).copied()
+    }
+
     /// The index of `key`, made if there is room, else OTHER's (the call counted as dropped).
-    fn slot(&mut self, key: LabelKey) -> usize {
-        if let Some(&i) = self.index.get(&key) {
+    fn slot(&mut self, key: [&str; 6]) -> usize {
+        let mut hash = hash_strs(&key);
+        if let Some(i) = self.find(&key, hash) {
             return i;
         }
         let mut key = key;
-        let other = other();
+        let other = ["other"; 6];
         if self.keys.len() >= self.max_label_sets.saturating_sub(1) && key != other {
             self.dropped_calls += 1;
             key = other;
-            if let Some(&i) = self.index.get(&key) {
+            hash = hash_strs(&key);
+            if let Some(i) = self.find(&key, hash) {
                 return i;
             }
         }
         let i = self.keys.len();
-        self.index.insert(key.clone(), i);
-        self.keys.push(key);
+        let owned: LabelKey = key.map(str::to_string);
+        match self.index.entry(hash) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.collided.insert(owned.clone(), i);
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(i);
+            }
+        }
+        self.keys.push(owned);
         for column in [
             &mut self.calls,
             &mut self.input_tokens,
@@ -195,22 +233,27 @@ fn token_slot(n: u128) -> usize {
 }
 
 /// `_text`: "" for None (or a missing key), else the value as text.
-fn text(v: Option<&Value>) -> String {
+fn text(v: Option<&Value>) -> &str {
     match v {
-        None | Some(Value::None) => String::new(),
-        Some(Value::Str(s)) => s.clone(),
-        Some(Value::Int(t)) => t.clone(),
+        None | Some(Value::None) => "",
+        Some(Value::Str(s)) => s,
+        Some(Value::Int(t)) => t,
     }
 }
 
 /// `_int`: a non-negative int; negative, unparsable or missing values are 0.
 fn number(v: Option<&Value>) -> u128 {
-    let parsed = match v {
-        Some(Value::Int(t)) => py_int(t),
-        Some(Value::Str(s)) => py_int(s),
-        None | Some(Value::None) => None,
+    let t = match v {
+        Some(Value::Int(t)) => t.as_str(),
+        Some(Value::Str(s)) => s.as_str(),
+        None | Some(Value::None) => return 0,
     };
-    match parsed {
+    // Plain ASCII digits (the usual case) are what `int()` reads them as, leading zeros and
+    // all; 38 digits always fit a u128.
+    if !t.is_empty() && t.len() <= 38 && t.bytes().all(|b| b.is_ascii_digit()) {
+        return t.parse::<u128>().unwrap_or(u128::MAX);
+    }
+    match py_int(t) {
         Some((false, digits)) => digits.parse::<u128>().unwrap_or(u128::MAX),
         _ => 0,
     }

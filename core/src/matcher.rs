@@ -20,6 +20,12 @@ pub struct Set {
     bytes: [bool; 256],
     /// No byte >= 0x80 is in the set.
     ascii: bool,
+    /// Every byte >= 0x80 is in the set: a run of it ends at an ASCII byte, so its length in
+    /// bytes is found without counting characters.
+    high: bool,
+    /// The bytes not in the set when there are one to three of them (and `high`): the end of
+    /// a run is the first of them, found by memchr.
+    stops: Vec<u8>,
 }
 
 impl Set {
@@ -47,10 +53,33 @@ impl Set {
     }
     fn new(bytes: [bool; 256]) -> Set {
         let ascii = bytes[128..].iter().all(|x| !x);
-        Set { bytes, ascii }
+        let high = bytes[128..].iter().all(|x| *x);
+        let out: Vec<u8> = (0..=255u8).filter(|&b| !bytes[usize::from(b)]).collect();
+        let stops = if high && (1..=3).contains(&out.len()) {
+            out
+        } else {
+            Vec::new()
+        };
+        Set {
+            bytes,
+            ascii,
+            high,
+            stops,
+        }
     }
     fn has(&self, b: u8) -> bool {
         self.bytes[usize::from(b)]
+    }
+    /// The length in bytes of the run of the set at the start of `t` (for sets whose runs end
+    /// at an ASCII byte: `ascii` or `high`).
+    fn run(&self, t: &[u8]) -> usize {
+        let end = match *self.stops.as_slice() {
+            [a] => memchr::memchr(a, t),
+            [a, b] => memchr::memchr2(a, b, t),
+            [a, b, c] => memchr::memchr3(a, b, c, t),
+            _ => t.iter().position(|&b| !self.has(b)),
+        };
+        end.unwrap_or(t.len())
     }
 }
 
@@ -116,6 +145,49 @@ pub struct Matcher {
     pub els: Vec<El>,
     pub groups: usize,
     pub chars: bool,
+    /// The bytes a match can start with, when the sequence cannot match the empty string and
+    /// they are known: any other first byte (or no byte) fails without running the matcher.
+    lead: Option<Box<[bool; 256]>>,
+}
+
+/// What a sequence's first byte can be: (bytes, can the sequence match nothing), or None when
+/// it is not known (free text and zero-width checks are not looked into).
+fn first_bytes(els: &[El]) -> Option<([bool; 256], bool)> {
+    let mut set = [false; 256];
+    for el in els {
+        let (bytes, nullable) = match el {
+            El::Lit(l) => match l.first() {
+                None => continue,
+                Some(&b) => {
+                    let mut one = [false; 256];
+                    one[usize::from(b)] = true;
+                    (one, false)
+                }
+            },
+            El::Class { set, min, .. } => (set.bytes, *min == 0),
+            El::Alt(branches) => {
+                let mut any = [false; 256];
+                let mut nullable = false;
+                for b in branches {
+                    let (bytes, n) = first_bytes(b)?;
+                    for (a, x) in any.iter_mut().zip(bytes) {
+                        *a |= x;
+                    }
+                    nullable |= n;
+                }
+                (any, nullable)
+            }
+            El::Atomic(inner) | El::Group(_, inner) => first_bytes(inner)?,
+            El::AtLineEnd | El::Rest | El::UpTo { .. } | El::NotIn { .. } => return None,
+        };
+        for (a, x) in set.iter_mut().zip(bytes) {
+            *a |= x;
+        }
+        if !nullable {
+            return Some((set, false));
+        }
+    }
+    Some((set, true))
 }
 
 /// The character at the start of `s` (valid UTF-8 in text mode), if any.
@@ -132,6 +204,15 @@ fn has_group(els: &[El]) -> bool {
         El::Atomic(inner) => has_group(inner),
         _ => false,
     })
+}
+
+/// Whether `el` can match in one way only wherever it is tried (`Run::single` knows it).
+fn single_kind(el: &El) -> bool {
+    match el {
+        El::Lit(_) | El::AtLineEnd | El::Rest => true,
+        El::Class { min, max, mode, .. } => *mode == Mode::Possessive || *max == Some(*min),
+        _ => false,
+    }
 }
 
 struct Run<'a> {
@@ -169,14 +250,205 @@ impl Run<'_> {
         }
     }
 
+    /// Where `el` ends when it can end in one place only (a literal, a possessive run or one
+    /// of fixed length, a zero-width check): Some(Some(end)), Some(None) when it fails here,
+    /// None when it has choices (the general path tries them).
+    fn single(&self, el: &El, pos: usize) -> Option<Option<usize>> {
+        match el {
+            El::Lit(lit) => Some(
+                (self.s.get(pos..pos + lit.len()) == Some(lit.as_slice()))
+                    .then_some(pos + lit.len()),
+            ),
+            El::Class {
+                set,
+                min,
+                max,
+                mode,
+            } if *mode == Mode::Possessive || *max == Some(*min) => {
+                let s = self.s;
+                if max.is_none() && *min <= 1 && (set.ascii || set.high) {
+                    // Unbounded and at most one needed: only the end matters, and the run
+                    // has a character iff it has a byte.
+                    let n = set.run(s.get(pos..).unwrap_or_default());
+                    return Some((n >= *min).then_some(pos + n));
+                }
+                let limit = max.unwrap_or(usize::MAX);
+                let chars = self.chars && !set.ascii;
+                let mut p = pos;
+                let mut n = 0usize;
+                while n < limit {
+                    match s.get(p) {
+                        Some(&b) if set.has(b) => {}
+                        _ => break,
+                    }
+                    p += 1;
+                    if chars {
+                        while s.get(p).is_some_and(|&c| c & 0xC0 == 0x80 && set.has(c)) {
+                            p += 1;
+                        }
+                    }
+                    n += 1;
+                }
+                Some((n >= *min).then_some(p))
+            }
+            El::AtLineEnd => Some(matches!(self.s.get(pos), None | Some(b'\n')).then_some(pos)),
+            El::Rest => Some(Some(self.s.len())),
+            _ => None,
+        }
+    }
+
     fn seq(&mut self, els: &[El], pos: usize, caps: &mut Caps, k: K<'_>) -> bool {
+        // Elements with a single way to match are stepped over in a loop; the first one with
+        // choices recurses. Each element costs one step of the budget, as a call did.
+        let (mut els, mut pos) = (els, pos);
+        loop {
+            if self.budget == 0 {
+                return false;
+            }
+            self.budget -= 1;
+            let Some((first, rest)) = els.split_first() else {
+                return k(self, pos, caps);
+            };
+            if let El::Group(i, inner) = first {
+                if inner.iter().all(single_kind) {
+                    return self.plain_group(*i, inner, rest, pos, caps, k);
+                }
+                if let [El::UpTo { lit, bytes }] = inner.as_slice() {
+                    // Free text up to a character: each end sets the capture directly (the
+                    // budget spent as the inner sequence's calls would spend it).
+                    let i = *i;
+                    if self.budget == 0 {
+                        return false;
+                    }
+                    self.budget -= 1;
+                    return self.up_to(lit, bytes.as_ref(), pos, caps, |r, p, c| {
+                        if r.budget == 0 {
+                            return false;
+                        }
+                        r.budget -= 1;
+                        let old = c.get(i).copied().flatten();
+                        if let Some(slot) = c.get_mut(i) {
+                            *slot = Some((pos, p));
+                        }
+                        if r.seq(rest, p, c, k) {
+                            return true;
+                        }
+                        if let Some(slot) = c.get_mut(i) {
+                            *slot = old;
+                        }
+                        false
+                    });
+                }
+            }
+            match self.single(first, pos) {
+                Some(Some(end)) => {
+                    els = rest;
+                    pos = end;
+                }
+                Some(None) => return false,
+                None => return self.choice(first, rest, pos, caps, k),
+            }
+        }
+    }
+
+    /// A group of single-way elements: its end is known without a continuation; the capture
+    /// is set for the rest and put back if the rest fails. Budget as the general path spends it.
+    fn plain_group(
+        &mut self,
+        i: usize,
+        inner: &[El],
+        rest: &[El],
+        pos: usize,
+        caps: &mut Caps,
+        k: K<'_>,
+    ) -> bool {
+        let mut end = pos;
+        for el in inner {
+            if self.budget == 0 {
+                return false;
+            }
+            self.budget -= 1;
+            match self.single(el, end) {
+                Some(Some(e)) => end = e,
+                _ => return false,
+            }
+        }
         if self.budget == 0 {
             return false;
         }
         self.budget -= 1;
-        let Some((first, rest)) = els.split_first() else {
-            return k(self, pos, caps);
+        let old = caps.get(i).copied().flatten();
+        if let Some(slot) = caps.get_mut(i) {
+            *slot = Some((pos, end));
+        }
+        if self.seq(rest, end, caps, k) {
+            return true;
+        }
+        if let Some(slot) = caps.get_mut(i) {
+            *slot = old;
+        }
+        false
+    }
+
+    /// The ends of `El::UpTo` at `pos`, shortest first, each handed to `each` until one
+    /// succeeds (the lazy run's order).
+    fn up_to(
+        &mut self,
+        lit: &[u8],
+        bytes: Option<&Set>,
+        pos: usize,
+        caps: &mut Caps,
+        mut each: impl FnMut(&mut Self, usize, &mut Caps) -> bool,
+    ) -> bool {
+        let s = self.s;
+        let Some(&c0) = lit.first() else {
+            return false;
         };
+        // The next stop at or after `p`: the line end, or (text) the character c, or
+        // (bytes) any byte of c; memchr skips the run in one step.
+        let stop = |p: usize| -> usize {
+            let Some(t) = s.get(p..) else {
+                return s.len();
+            };
+            match bytes {
+                Some(set) if lit.len() > 1 => t
+                    .iter()
+                    .position(|&b| set.has(b))
+                    .map_or(s.len(), |i| p + i),
+                Some(_) => memchr::memchr2(c0, b'\n', t).map_or(s.len(), |i| p + i),
+                None => {
+                    let mut q = p;
+                    loop {
+                        let Some(t) = s.get(q..) else {
+                            return s.len();
+                        };
+                        let Some(i) = memchr::memchr2(c0, b'\n', t) else {
+                            return s.len();
+                        };
+                        let at = q + i;
+                        if s.get(at) == Some(&b'\n')
+                            || s.get(at..).is_some_and(|t| t.starts_with(lit))
+                        {
+                            return at;
+                        }
+                        q = at + 1;
+                    }
+                }
+            }
+        };
+        let mut p = stop(pos);
+        loop {
+            if self.boundary(p) && each(self, p, caps) {
+                return true;
+            }
+            if !s.get(p..).is_some_and(|t| t.starts_with(lit)) {
+                return false;
+            }
+            p = stop(p + lit.len());
+        }
+    }
+
+    fn choice(&mut self, first: &El, rest: &[El], pos: usize, caps: &mut Caps, k: K<'_>) -> bool {
         match first {
             El::Lit(lit) => {
                 if self.s.get(pos..pos + lit.len()) == Some(lit.as_slice()) {
@@ -320,54 +592,9 @@ impl Run<'_> {
                 _ => false,
             },
             El::Rest => self.seq(rest, self.s.len(), caps, k),
-            El::UpTo { lit, bytes } => {
-                let s = self.s;
-                let Some(&c0) = lit.first() else {
-                    return false;
-                };
-                // The next stop at or after `p`: the line end, or (text) the character c, or
-                // (bytes) any byte of c; memchr skips the run in one step.
-                let stop = |p: usize| -> usize {
-                    let Some(t) = s.get(p..) else {
-                        return s.len();
-                    };
-                    match bytes {
-                        Some(set) if lit.len() > 1 => t
-                            .iter()
-                            .position(|&b| set.has(b))
-                            .map_or(s.len(), |i| p + i),
-                        Some(_) => memchr::memchr2(c0, b'\n', t).map_or(s.len(), |i| p + i),
-                        None => {
-                            let mut q = p;
-                            loop {
-                                let Some(t) = s.get(q..) else {
-                                    return s.len();
-                                };
-                                let Some(i) = memchr::memchr2(c0, b'\n', t) else {
-                                    return s.len();
-                                };
-                                let at = q + i;
-                                if s.get(at) == Some(&b'\n')
-                                    || s.get(at..).is_some_and(|t| t.starts_with(lit))
-                                {
-                                    return at;
-                                }
-                                q = at + 1;
-                            }
-                        }
-                    }
-                };
-                let mut p = stop(pos);
-                loop {
-                    if self.boundary(p) && self.seq(rest, p, caps, k) {
-                        return true;
-                    }
-                    if !s.get(p..).is_some_and(|t| t.starts_with(lit)) {
-                        return false;
-                    }
-                    p = stop(p + lit.len());
-                }
-            }
+            El::UpTo { lit, bytes } => self.up_to(lit, bytes.as_ref(), pos, caps, |r, p, c| {
+                r.seq(rest, p, c, k)
+            }),
             El::NotIn { chars, min, mode } => {
                 let s = self.s;
                 let mut ends = Vec::new();
@@ -394,7 +621,24 @@ impl Run<'_> {
 
 impl Matcher {
     pub fn new(els: Vec<El>, groups: usize, chars: bool) -> Matcher {
-        Matcher { els, groups, chars }
+        let lead = match first_bytes(&els) {
+            Some((set, false)) => Some(Box::new(set)),
+            _ => None,
+        };
+        Matcher {
+            els,
+            groups,
+            chars,
+            lead,
+        }
+    }
+
+    /// False when the first byte of `s` rules a match out.
+    fn may_start(&self, s: &[u8]) -> bool {
+        match &self.lead {
+            None => true,
+            Some(set) => s.first().is_some_and(|&b| set[usize::from(b)]),
+        }
     }
 
     /// `re.match`: the captures and the end of the first match at the start of `s`.
@@ -413,6 +657,9 @@ impl Matcher {
     }
 
     fn run(&self, s: &[u8], full: bool) -> Option<(usize, Caps)> {
+        if !self.may_start(s) {
+            return None;
+        }
         let mut caps: Caps = vec![None; self.groups];
         let mut r = Run {
             s,

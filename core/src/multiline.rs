@@ -35,6 +35,9 @@ pub struct Assembler {
     pend_flags: u8,
 }
 
+/// The record buffer's capacity kept between records (more is given back).
+const KEEP_CAPACITY: usize = 64 << 10;
+
 fn count_newlines(s: &[u8]) -> u64 {
     memchr_iter(b'\n', s).count() as u64
 }
@@ -214,10 +217,15 @@ impl Assembler {
         if self.pend_line == 0 {
             return;
         }
-        let raw = std::mem::take(&mut self.parts);
+        // The buffer is kept for the next record: cleared, not given away.
         let fl = self.pend_flags;
-        let body = raw.strip_suffix(b"\n").unwrap_or(&raw);
+        let raw = &self.parts;
+        let body = raw.strip_suffix(b"\n").unwrap_or(raw);
         let (text, text_flags) = decode(body, self.codec, fl & flags::TRUNCATED != 0);
+        self.parts.clear();
+        if self.parts.capacity() > KEEP_CAPACITY {
+            self.parts = Vec::new(); // a huge record's buffer is not kept for the next one
+        }
         out.push(Frame {
             text,
             end: self.done,

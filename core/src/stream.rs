@@ -365,16 +365,17 @@ impl Stream {
             }
         }
         if own {
-            let text = match time {
+            // The time's text is copied only when the record is the batch's first or last yet.
+            let text = || match time {
                 Some(Value::Str(s)) => s.clone(),
                 _ => String::new(),
             };
             let at = i128::from(t) * 1_000_000_000 + i128::from(ns);
             if o.first.as_ref().is_none_or(|f| at < f.0) {
-                o.first = Some((at, text.clone()));
+                o.first = Some((at, text()));
             }
             if o.last.as_ref().is_none_or(|l| at > l.0) {
-                o.last = Some((at, text));
+                o.last = Some((at, text()));
             }
         }
         let failed = error.is_some_and(|v| *v != Value::None);

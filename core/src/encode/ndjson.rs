@@ -3,13 +3,53 @@
 
 use crate::payload::{Key, Value};
 
-/// A JSON string literal as orjson writes it.
+/// Bytes a JSON string must escape: `"`, `\\` and the control characters.
+const ESCAPED: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+/// Whether any byte of the word is `"`, `\\` or below 0x20 (the bit tricks of "determine if a
+/// word has a byte less than n / equal to n": exact as a yes/no answer).
+fn needs_escape(x: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let below = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
+    below | zero(x ^ (ONES * u64::from(b'"'))) | zero(x ^ (ONES * u64::from(b'\\'))) != 0
+}
+
+/// A JSON string literal as orjson writes it. Runs of plain bytes are copied in one piece.
 pub fn json_str(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push(b'"');
     let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        // Eight bytes at a time while none of them needs an escape (the usual case).
+        if let Some(word) = bytes.get(i..i + 8) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(word);
+            if !needs_escape(u64::from_le_bytes(w)) {
+                i += 8;
+                continue;
+            }
+        }
+        let Some(&b) = bytes.get(i) else { break };
+        i += 1;
+        if !ESCAPED[usize::from(b)] {
+            continue;
+        }
+        let i = i - 1;
         let esc: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -18,8 +58,7 @@ pub fn json_str(out: &mut Vec<u8>, s: &str) {
             b'\r' => b"\\r",
             0x08 => b"\\b",
             0x0c => b"\\f",
-            0..=0x1f => b"",
-            _ => continue,
+            _ => b"",
         };
         out.extend_from_slice(bytes.get(start..i).unwrap_or_default());
         if esc.is_empty() {
@@ -35,8 +74,32 @@ pub fn json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// The decimal of `v`, written without a temporary String.
+fn push_int(out: &mut Vec<u8>, v: i64) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    let mut n = v.unsigned_abs();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        at -= 1;
+        buf[at] = b'-';
+    }
+    out.extend_from_slice(buf.get(at..).unwrap_or_default());
+}
+
 /// Whether orjson writes this integer natively: [-(2**63), 2**64 - 1].
 fn native(t: &str) -> bool {
+    // An Int's text is `-?[0-9]+` without leading zeros: 18 characters are below 2**63.
+    if t.len() <= 18 {
+        return true;
+    }
     t.parse::<i128>()
         .is_ok_and(|v| (-(1i128 << 63)..=((1i128 << 64) - 1)).contains(&v))
 }
@@ -130,7 +193,10 @@ pub fn encode_line(
         json_value(out, v, sanitize);
     }
     if fast {
-        out.extend_from_slice(format!(",\"__time__\":{time},\"__time_ns__\":{time_ns}").as_bytes());
+        out.extend_from_slice(b",\"__time__\":");
+        push_int(out, time);
+        out.extend_from_slice(b",\"__time_ns__\":");
+        push_int(out, i64::from(time_ns));
     }
     out.extend_from_slice(closing);
 }
@@ -138,6 +204,21 @@ pub fn encode_line(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_word_test_finds_exactly_the_bytes_to_escape() {
+        for b in 0..=255u8 {
+            for at in 0..8 {
+                let mut w = *b"abcdefgh";
+                w[at] = b;
+                let expect = b < 0x20 || b == b'"' || b == b'\\';
+                assert_eq!(needs_escape(u64::from_le_bytes(w)), expect, "{b} at {at}");
+            }
+        }
+        let mut out = Vec::new();
+        json_str(&mut out, "0123456789abcdef\"0123456789\u{1}é");
+        assert_eq!(out, "\"0123456789abcdef\\\"0123456789\\u0001é\"".as_bytes());
+    }
 
     #[test]
     fn strings_are_escaped_as_orjson_does() {
