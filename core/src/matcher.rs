@@ -322,21 +322,7 @@ impl Run<'_> {
                     }
                     self.budget -= 1;
                     return self.up_to(lit, bytes.as_ref(), pos, caps, |r, p, c| {
-                        if r.budget == 0 {
-                            return false;
-                        }
-                        r.budget -= 1;
-                        let old = c.get(i).copied().flatten();
-                        if let Some(slot) = c.get_mut(i) {
-                            *slot = Some((pos, p));
-                        }
-                        if r.seq(rest, p, c, k) {
-                            return true;
-                        }
-                        if let Some(slot) = c.get_mut(i) {
-                            *slot = old;
-                        }
-                        false
+                        r.captured(i, (pos, p), rest, c, k)
                     });
                 }
             }
@@ -373,15 +359,28 @@ impl Run<'_> {
                 _ => return false,
             }
         }
+        self.captured(i, (pos, end), rest, caps, k)
+    }
+
+    /// Capture `i` set to `span` for the rest of the sequence, and put back if the rest fails
+    /// (one step of the budget, as the group's continuation spent it).
+    fn captured(
+        &mut self,
+        i: usize,
+        span: (usize, usize),
+        rest: &[El],
+        caps: &mut Caps,
+        k: K<'_>,
+    ) -> bool {
         if self.budget == 0 {
             return false;
         }
         self.budget -= 1;
         let old = caps.get(i).copied().flatten();
         if let Some(slot) = caps.get_mut(i) {
-            *slot = Some((pos, end));
+            *slot = Some(span);
         }
-        if self.seq(rest, end, caps, k) {
+        if self.seq(rest, span.1, caps, k) {
             return true;
         }
         if let Some(slot) = caps.get_mut(i) {
