@@ -272,6 +272,7 @@ def test_sigterm_exits_zero_and_commits_what_was_delivered(tmp_path: Path) -> No
     write_records(logs / "app.log", range(1000))
     with Agent(tmp_path, config_for(logs)) as agent:
         agent.start()
+        assert "(engine: core)" in agent.logs(), "the compiled core is the default engine"
         wait_for(lambda: all_arrived(agent, set(range(1000))), 30, "records")
         agent.signal(signal.SIGTERM)
         assert agent.proc is not None

@@ -156,9 +156,10 @@ class Daemon:
         self._turn(self._clock())  # the first scan: READY means the inputs are watched
         files = self._watcher.files()
         log.info(
-            "watching %s: %d files open",
+            "watching %s: %d files open (engine: %s)",
             ", ".join(p for i in self._config.inputs for p in i.paths),
             len(files),
+            self._config.engine,  # which engine read what, when two are compared on one host
         )
         self._notifier.ready(f"watching {len(files)} files")
         next_checkpoint = next_status = self._clock()
