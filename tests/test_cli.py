@@ -80,6 +80,8 @@ def test_user_mistakes_are_one_line_and_exit_2(tmp_path: Path) -> None:
         llmtail("validate", "-c", str(bad_pattern), str(SAMPLE)),
         llmtail("validate", "-c", str(tmp_path / "no-config.yaml"), str(SAMPLE)),
         llmtail("run", "-c", str(tmp_path / "no-config.yaml")),
+        llmtail("validate", "--encoding", "utf-16", str(SAMPLE)),  # the config refuses it too
+        llmtail("report", "--encoding", "no-such-codec", str(SAMPLE)),
     ]
     for result in cases:
         assert result.returncode == 2, result.stderr
@@ -87,6 +89,8 @@ def test_user_mistakes_are_one_line_and_exit_2(tmp_path: Path) -> None:
         assert result.stderr.count("\n") == 1, result.stderr
         assert "Traceback" not in result.stderr
     assert "nosuchword" in cases[2].stderr
+    assert "--encoding: encoding 'utf-16' cannot be read" in cases[5].stderr
+    assert "--encoding: unknown encoding 'no-such-codec'" in cases[6].stderr
 
 
 def test_validate_never_crashes_on_binary_garbage(tmp_path: Path) -> None:
