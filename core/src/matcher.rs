@@ -272,29 +272,35 @@ impl Run<'_> {
                     let n = set.run(s.get(pos..).unwrap_or_default());
                     return Some((n >= *min).then_some(pos + n));
                 }
-                let limit = max.unwrap_or(usize::MAX);
-                let chars = self.chars && !set.ascii;
-                let mut p = pos;
-                let mut n = 0usize;
-                while n < limit {
-                    match s.get(p) {
-                        Some(&b) if set.has(b) => {}
-                        _ => break,
-                    }
-                    p += 1;
-                    if chars {
-                        while s.get(p).is_some_and(|&c| c & 0xC0 == 0x80 && set.has(c)) {
-                            p += 1;
-                        }
-                    }
-                    n += 1;
-                }
+                let (n, p) = self.class_run(set, pos, max.unwrap_or(usize::MAX));
                 Some((n >= *min).then_some(p))
             }
             El::AtLineEnd => Some(matches!(self.s.get(pos), None | Some(b'\n')).then_some(pos)),
             El::Rest => Some(Some(self.s.len())),
             _ => None,
         }
+    }
+
+    /// The characters of `set` from `pos`, at most `limit` of them (bytes, or whole characters
+    /// when the set takes non-ASCII ones): how many, and where the run ends.
+    fn class_run(&self, set: &Set, pos: usize, limit: usize) -> (usize, usize) {
+        let s = self.s;
+        let chars = self.chars && !set.ascii;
+        let (mut p, mut n) = (pos, 0usize);
+        while n < limit {
+            match s.get(p) {
+                Some(&b) if set.has(b) => {}
+                _ => break,
+            }
+            p += 1;
+            if chars {
+                while s.get(p).is_some_and(|&c| c & 0xC0 == 0x80 && set.has(c)) {
+                    p += 1;
+                }
+            }
+            n += 1;
+        }
+        (n, p)
     }
 
     fn seq(&mut self, els: &[El], pos: usize, caps: &mut Caps, k: K<'_>) -> bool {
@@ -465,24 +471,9 @@ impl Run<'_> {
                 // Count matching characters (bytes, or whole characters for non-ASCII sets),
                 // then try the ends in the mode's order without collecting them.
                 let s = self.s;
-                let limit = max.unwrap_or(usize::MAX);
                 let chars = self.chars && !set.ascii;
                 let cont = |p: usize| s.get(p).is_some_and(|b| b & 0xC0 == 0x80);
-                let mut p = pos;
-                let mut n = 0usize;
-                while n < limit {
-                    match s.get(p) {
-                        Some(&b) if set.has(b) => {}
-                        _ => break,
-                    }
-                    p += 1;
-                    if chars {
-                        while cont(p) && s.get(p).is_some_and(|&c| set.has(c)) {
-                            p += 1;
-                        }
-                    }
-                    n += 1;
-                }
+                let (n, p) = self.class_run(set, pos, max.unwrap_or(usize::MAX));
                 if n < *min {
                     return false;
                 }
