@@ -13,10 +13,9 @@ from typing import Annotated, NoReturn
 
 import orjson
 import typer
-from pydantic import ValidationError
 
 from llmtail.agent import __version__
-from llmtail.agent.config import Config, ConfigError, InputConfig, load_config
+from llmtail.agent.config import Config, ConfigError, InputConfig, check_encoding, load_config
 from llmtail.agent.engine.masking import MaskKeyError, masker_for
 from llmtail.agent.engine.stream import SealedBatch
 from llmtail.agent.modes.backfill import input_index_for, run_backfill
@@ -91,10 +90,10 @@ def _with_encoding(config: Config, encoding: str | None) -> Config:
     """`--encoding`: one encoding for every file, whatever the inputs say."""
     if encoding is None:
         return config
-    try:  # through the config's own check: `model_copy` would skip it
-        InputConfig(paths=["*"], encoding=encoding)
-    except ValidationError as exc:
-        _fail(f"--encoding: {exc.errors()[0]['msg'].removeprefix('Value error, ')}")
+    try:  # the config's own check: `model_copy` would skip it
+        check_encoding(encoding)
+    except ValueError as exc:
+        _fail(f"--encoding: {exc}")
     inputs = config.inputs or [InputConfig(paths=["*"])]
     return config.model_copy(
         update={"inputs": [i.model_copy(update={"encoding": encoding}) for i in inputs]}

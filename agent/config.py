@@ -74,26 +74,32 @@ class InputConfig(_Strict):
     @field_validator("encoding")
     @classmethod
     def _known_encoding(cls, value: str) -> str:
-        try:
-            info = codecs.lookup(value)
-        except LookupError:
-            raise ValueError(f"unknown encoding {value!r} (try utf-8 or gbk)") from None
-        # Lines and record headers are found by their ASCII bytes (`\n`, digits, brackets)
-        # before anything is decoded: UTF-16/32 and EBCDIC files cannot be framed.
-        try:
-            ascii_compatible = (
-                info._is_text_encoding
-                and info.name not in ("idna", "punycode")  # host names, not file contents
-                and _ASCII_PROBE.decode(value) == _ASCII_PROBE.decode("ascii")
-            )
-        except (UnicodeError, LookupError):
-            ascii_compatible = False
-        if not ascii_compatible:
-            raise ValueError(
-                f"encoding {value!r} cannot be read: llmtail needs an encoding that writes ASCII "
-                "as ASCII (utf-8, gbk, gb18030, big5, shift_jis, euc-kr, latin-1, cp1252, ...)"
-            )
-        return value
+        return check_encoding(value)
+
+
+def check_encoding(value: str) -> str:
+    """`value` if llmtail can read files in it; ValueError saying why not (the config's check,
+    also for `--encoding`)."""
+    try:
+        info = codecs.lookup(value)
+    except LookupError:
+        raise ValueError(f"unknown encoding {value!r} (try utf-8 or gbk)") from None
+    # Lines and record headers are found by their ASCII bytes (`\n`, digits, brackets)
+    # before anything is decoded: UTF-16/32 and EBCDIC files cannot be framed.
+    try:
+        ascii_compatible = (
+            info._is_text_encoding
+            and info.name not in ("idna", "punycode")  # host names, not file contents
+            and _ASCII_PROBE.decode(value) == _ASCII_PROBE.decode("ascii")
+        )
+    except (UnicodeError, LookupError):
+        ascii_compatible = False
+    if not ascii_compatible:
+        raise ValueError(
+            f"encoding {value!r} cannot be read: llmtail needs an encoding that writes ASCII "
+            "as ASCII (utf-8, gbk, gb18030, big5, shift_jis, euc-kr, latin-1, cp1252, ...)"
+        )
+    return value
 
 
 class ParserConfig(_Strict):
