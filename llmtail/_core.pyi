@@ -3,6 +3,8 @@
 from collections.abc import Callable
 from typing import Any
 
+from llmtail.agent.engine.llm_aggregate import LlmAggregate as PyLlmAggregate
+
 def version() -> str: ...
 def count_lines(data: bytes) -> int:
     """Newlines in `data`, counted without the GIL."""
@@ -15,9 +17,12 @@ class PatternError(ValueError):
 
 # (fields, time, time_ns, flags, end, size, line_no) of one record.
 RecordRow = tuple[dict[str, str | int | None], int | None, int, int, int, int, int]
+# The same, and the record's text.
+TextRow = tuple[dict[str, str | int | None], int | None, int, int, int, int, int, str]
 
 class Records:
-    """Framing and parsing of one file, record by record (debug binding for tests)."""
+    """Framing and parsing of one file, record by record (debug binding for tests, and
+    `llmtail trace`'s reader)."""
 
     def __init__(
         self,
@@ -33,6 +38,9 @@ class Records:
     def feed(self, data: bytes, now: float) -> list[RecordRow]: ...
     def due(self, now: float, partial_after: float, pending_after: float) -> list[RecordRow]: ...
     def drain(self) -> list[RecordRow]: ...
+    def feed_containing(self, data: bytes, needles: list[str]) -> list[TextRow]:
+        """Only the records whose text holds one of `needles`; the others are not parsed."""
+    def drain_containing(self, needles: list[str]) -> list[TextRow]: ...
 
 FieldItems = list[tuple[str, str | int | None]]
 
@@ -53,10 +61,29 @@ class Parser:
 
     def __init__(self, settings: object) -> None: ...
 
+# (model, workspace, record-time minute, calls, tokens) of a QPM/TPM window.
+WindowCell = tuple[str, str, int, int, int]
+
+class LlmAggregate:
+    """agent.engine.llm_aggregate.LlmAggregate held in Rust: a core batch's `llm`, and the
+    totals made of them (same `merge` semantics); `snapshot()` reads it as the Python one."""
+
+    def __init__(self, max_label_sets: int = 2000, max_minute_cells: int = 1_000_000) -> None: ...
+    @property
+    def max_label_sets(self) -> int: ...
+    @property
+    def max_minute_cells(self) -> int: ...
+    @property
+    def label_sets(self) -> int: ...
+    def merge(self, other: LlmAggregate, minutes: bool = True) -> None: ...
+    def merge_window(self, other: LlmAggregate, lo: int, hi: int) -> list[WindowCell]: ...
+    def snapshot(self) -> PyLlmAggregate:
+        """The Python LlmAggregate of these numbers."""
+
 class Stream:
     """The compiled Stream of docs/engine.md; sealed batches are dicts with the fields of
-    agent.engine.stream.SealedBatch (`llm` as the flat columns of an LlmAggregate, see
-    agent/engine/corestream.py), or `make(**fields)` if given."""
+    agent.engine.stream.SealedBatch (`llm` as an `LlmAggregate` of this module), or
+    `make(**fields)` if given."""
 
     def __init__(
         self,

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from llmtail import _core
+from llmtail.agent.modes.scan import core_records
 from llmtail.parsers.pattern import PatternError
 from llmtail.parsers.payload import DEFAULT_FIELDS
 from llmtail.parsers.record import DEFAULT_PATTERN, ParserSettings, RecordParser
@@ -64,16 +65,7 @@ def reference(s: ParserSettings, chunks: list[bytes], offset: int = 0) -> list[t
 
 
 def core(s: ParserSettings, chunks: list[bytes], offset: int = 0) -> list[tuple[object, ...]]:
-    r = _core.Records(
-        s.pattern,
-        s.timezone,
-        s.payload_separator,
-        list(s.payload_fields),
-        s.max_record_bytes,
-        s.encoding,
-        offset,
-        list(s.feedback_fields),
-    )
+    r = core_records(s, offset)
     rows = []
     for i, chunk in enumerate(chunks):
         rows += r.feed(chunk, float(i))

@@ -33,9 +33,10 @@ _PREFIX = "0123456789ABCDEF"
 
 
 def plain(batch: SealedBatch) -> dict[str, Any]:
-    """Every field of a batch; the aggregate's public numbers (not its lookup caches)."""
+    """Every field of a batch; the aggregate's public numbers (not its lookup caches), the
+    core's read through `snapshot()`."""
     out = {f.name: getattr(batch, f.name) for f in dataclasses.fields(batch)}
-    llm = batch.llm
+    llm = None if batch.llm is None else batch.llm.snapshot()
     if llm is not None:
         out["llm"] = {
             f.name: getattr(llm, f.name)
@@ -126,7 +127,7 @@ def stream_settings(draw: st.DrawFn) -> StreamSettings:
             # The core's own decoders, and CPython's codecs called by the core.
             encoding=draw(st.sampled_from(("utf-8", "gbk", "latin-1", "gb18030", "shift_jis"))),
         ),
-        wire=draw(st.sampled_from(("ndjson", "loggroup"))),
+        wire=draw(st.sampled_from(("ndjson", "loggroup", "count"))),
         max_records=draw(st.sampled_from((4096, 3, 1))),
         max_bytes=draw(st.sampled_from((3 * 1024 * 1024, 700, 150, 1))),
         linger=draw(st.sampled_from((1.0, 0.5, 10.0))),
@@ -170,10 +171,13 @@ def test_any_chunking_gives_the_same_batches(data: st.DataObject) -> None:
     cut = split(raw, data.draw(chunkings(len(raw))))
     pieces = run(core_stream(s, "k", "p", 0, 0), [("feed", c) for c in cut], 5.0)
     assert [b for b in pieces if "data" in b] == [b for b in whole if "data" in b]
-    whole = [b for b in whole if "data" in b]
-    group = LogGroupRaw()
-    group.ParseFromString(b"".join(b["data"] for b in whole) + whole[0]["trailer"])
-    assert sum(b["records"] for b in whole) == len(group.Logs)
+    logs = 0
+    for b in (b for b in whole if "data" in b):
+        group = LogGroupRaw()
+        group.ParseFromString(b["data"])  # each batch's data is its whole LogGroup
+        assert b["data"].endswith(b["trailer"]) and group.Source == "127.0.0.1"
+        logs += len(group.Logs)
+    assert sum(b["records"] for b in whole if "data" in b) == logs
 
 
 def test_a_bad_setting_is_refused_with_the_reference_error() -> None:
@@ -223,10 +227,12 @@ def test_batches_are_the_engine_s_own_type_with_the_aggregate() -> None:
         len(line),
         {"llm_call": 1},
     )
-    assert isinstance(batch.llm, LlmAggregate)
-    assert batch.llm.keys == [("a", "m", "q", "w", "200", "")]
-    assert (batch.llm.calls, batch.llm.duration_ms, batch.llm.total_tokens) == ([1], [1], [4])
-    assert batch.llm.index_of(("a", "m", "q", "w", "200", "")) == 0
+    assert isinstance(batch.llm, _core.LlmAggregate)  # held in Rust: no Python per batch
+    llm = batch.llm.snapshot()
+    assert isinstance(llm, LlmAggregate)
+    assert llm.keys == [("a", "m", "q", "w", "200", "")]
+    assert (llm.calls, llm.duration_ms, llm.total_tokens) == ([1], [1], [4])
+    assert llm.index_of(("a", "m", "q", "w", "200", "")) == 0
     assert batch.masked == {} and batch.internal_errors == 0
 
 

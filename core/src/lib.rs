@@ -16,7 +16,10 @@ pub mod payload;
 mod printable;
 pub mod pyrepr;
 pub mod record;
+mod start;
 pub mod stream;
+#[cfg(test)]
+mod testgen;
 pub mod timestamp;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -202,29 +205,30 @@ fn value_to_py(py: Python<'_>, v: &Value) -> PyResult<PyObject> {
     })
 }
 
-fn record_to_py(py: Python<'_>, r: &Record, f: &Frame) -> PyResult<PyObject> {
+/// (fields, time, time_ns, flags, end, size, line_no), and the frame's text when `text`.
+fn record_to_py(py: Python<'_>, r: &Record, f: &Frame, text: bool) -> PyResult<PyObject> {
     let d = PyDict::new(py);
     for (k, v) in &r.fields {
         d.set_item(&**k, value_to_py(py, v)?)?;
     }
-    let t = PyTuple::new(
-        py,
-        [
-            d.into_any().unbind(),
-            r.time.into_pyobject(py)?.into_any().unbind(),
-            r.time_ns.into_pyobject(py)?.into_any().unbind(),
-            r.flags.into_pyobject(py)?.into_any().unbind(),
-            f.end.into_pyobject(py)?.into_any().unbind(),
-            f.size.into_pyobject(py)?.into_any().unbind(),
-            f.line_no.into_pyobject(py)?.into_any().unbind(),
-        ],
-    )?;
-    Ok(t.into_any().unbind())
+    let mut items = vec![
+        d.into_any().unbind(),
+        r.time.into_pyobject(py)?.into_any().unbind(),
+        r.time_ns.into_pyobject(py)?.into_any().unbind(),
+        r.flags.into_pyobject(py)?.into_any().unbind(),
+        f.end.into_pyobject(py)?.into_any().unbind(),
+        f.size.into_pyobject(py)?.into_any().unbind(),
+        f.line_no.into_pyobject(py)?.into_any().unbind(),
+    ];
+    if text {
+        items.push(f.text.as_str().into_pyobject(py)?.into_any().unbind());
+    }
+    Ok(PyTuple::new(py, items)?.into_any().unbind())
 }
 
 /// Framing and parsing of one file, record by record: the debug binding the differential
 /// tests compare with `parsers/` (each record as (fields, time, time_ns, flags, end, size,
-/// line_no)). Not used on the data path.
+/// line_no)), and `llmtail trace`'s reader (`feed_containing`). Not used on the data path.
 #[pyclass(module = "llmtail._core")]
 struct Records {
     parser: RecordParser,
@@ -239,8 +243,20 @@ impl Records {
             .collect()
     }
 
-    fn out(py: Python<'_>, recs: Vec<(Record, Frame)>) -> PyResult<Vec<PyObject>> {
-        recs.iter().map(|(r, f)| record_to_py(py, r, f)).collect()
+    /// The frames whose text holds one of `needles`, parsed; the others are not parsed at all.
+    fn containing(&mut self, frames: Vec<Frame>, needles: &[String]) -> Vec<(Record, Frame)> {
+        let finders: Vec<_> = needles.iter().map(memchr::memmem::Finder::new).collect();
+        frames
+            .into_iter()
+            .filter(|f| finders.iter().any(|n| n.find(f.text.as_bytes()).is_some()))
+            .map(|f| (self.parser.parse(&f), f))
+            .collect()
+    }
+
+    fn out(py: Python<'_>, recs: Vec<(Record, Frame)>, text: bool) -> PyResult<Vec<PyObject>> {
+        recs.iter()
+            .map(|(r, f)| record_to_py(py, r, f, text))
+            .collect()
     }
 }
 
@@ -284,7 +300,7 @@ impl Records {
             self.assembler.feed(data, now, &mut frames);
             self.parsed(frames)
         })?;
-        Self::out(py, recs)
+        Self::out(py, recs, false)
     }
 
     fn due(
@@ -301,7 +317,7 @@ impl Records {
                 .due(now, partial_after, pending_after, &mut frames);
             self.parsed(frames)
         })?;
-        Self::out(py, recs)
+        Self::out(py, recs, false)
     }
 
     fn drain(&mut self, py: Python<'_>) -> PyResult<Vec<PyObject>> {
@@ -311,7 +327,40 @@ impl Records {
             self.assembler.drain(&mut frames);
             self.parsed(frames)
         })?;
-        Self::out(py, recs)
+        Self::out(py, recs, false)
+    }
+
+    /// `feed` for `llmtail trace`: only the records whose text holds one of `needles` (a
+    /// record's trace and request ids are substrings of its text, so no record that can match
+    /// is left out), each with its text last. The others are framed, never parsed.
+    fn feed_containing(
+        &mut self,
+        py: Python<'_>,
+        data: &[u8],
+        needles: Vec<String>,
+    ) -> PyResult<Vec<PyObject>> {
+        let offset = self.assembler.offset();
+        let recs = guarded(py, "<records>", offset, || {
+            let mut frames = Vec::new();
+            self.assembler.feed(data, 0.0, &mut frames);
+            self.containing(frames, &needles)
+        })?;
+        Self::out(py, recs, true)
+    }
+
+    /// `drain` for `llmtail trace`, as `feed_containing` filters.
+    fn drain_containing(
+        &mut self,
+        py: Python<'_>,
+        needles: Vec<String>,
+    ) -> PyResult<Vec<PyObject>> {
+        let offset = self.assembler.offset();
+        let recs = guarded(py, "<records>", offset, || {
+            let mut frames = Vec::new();
+            self.assembler.drain(&mut frames);
+            self.containing(frames, &needles)
+        })?;
+        Self::out(py, recs, true)
     }
 }
 
@@ -335,12 +384,17 @@ fn parser_settings(p: &Bound<'_, PyAny>) -> PyResult<ParserSettings> {
 
 fn stream_settings(s: &Bound<'_, PyAny>) -> PyResult<StreamSettings> {
     let wire: String = s.getattr("wire")?.extract()?;
-    if wire != "ndjson" && wire != "loggroup" {
-        return Err(PyValueError::new_err(format!(
-            "wire must be 'loggroup' or 'ndjson', not {}",
-            pyrepr::repr(&wire)
-        )));
-    }
+    let wire = match wire.as_str() {
+        "loggroup" => stream::Wire::LogGroup,
+        "ndjson" => stream::Wire::Ndjson,
+        "count" => stream::Wire::Count,
+        _ => {
+            return Err(PyValueError::new_err(format!(
+                "wire must be 'loggroup', 'ndjson' or 'count', not {}",
+                pyrepr::repr(&wire)
+            )))
+        }
+    };
     let positive = |name: &str| -> PyResult<usize> {
         let v: i64 = s.getattr(name)?.extract()?;
         usize::try_from(v)
@@ -350,7 +404,7 @@ fn stream_settings(s: &Bound<'_, PyAny>) -> PyResult<StreamSettings> {
     };
     Ok(StreamSettings {
         parser: parser_settings(&s.getattr("parser")?)?,
-        ndjson: wire == "ndjson",
+        wire,
         max_records: positive("max_records")?,
         max_bytes: positive("max_bytes")?,
         linger: s.getattr("linger")?.extract()?,
@@ -434,7 +488,8 @@ fn mask_text(
     let Some(s) = mask_settings(settings, key)? else {
         return Ok((None, Vec::new()));
     };
-    let masker = mask::Masker::new(&s).map_err(PyValueError::new_err)?;
+    // Shared by settings, as the Streams' maskers are: building one (its regexes) costs ms.
+    let masker = mask::shared(&s).map_err(PyValueError::new_err)?;
     let text = text.to_string();
     guarded(py, "<mask>", 0, move || {
         match masker.and_then(|m| m.mask_text(&text)) {
@@ -442,6 +497,135 @@ fn mask_text(
             None => (None, Vec::new()),
         }
     })
+}
+
+/// The LLM aggregate of agent/engine/llm_aggregate.py held in Rust (crate::llm::Llm): each
+/// sealed batch of the core carries one, and the long-lived totals of `/metrics`, report and
+/// validate are ones too, merged without the GIL and without a Python object per label set.
+/// `snapshot()` reads it as a Python `LlmAggregate` (a scrape, the end of a report).
+#[pyclass(module = "llmtail._core")]
+struct LlmAggregate {
+    inner: llm::Llm,
+}
+
+/// (model, workspace, record-time minute, calls, tokens) of a QPM/TPM window.
+type WindowCell = (String, String, i64, u64, PyObject);
+
+#[pymethods]
+impl LlmAggregate {
+    #[new]
+    #[pyo3(signature = (max_label_sets=2000, max_minute_cells=llm::DEFAULT_MAX_MINUTE_CELLS as i64))]
+    fn new(max_label_sets: i64, max_minute_cells: i64) -> PyResult<LlmAggregate> {
+        let sets = usize::try_from(max_label_sets)
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| PyValueError::new_err("max_label_sets must be at least 1"))?;
+        // A negative cap keeps no cell, as `len(minutes) >= cap` does in Python.
+        let cells = usize::try_from(max_minute_cells).unwrap_or(0);
+        Ok(LlmAggregate {
+            inner: llm::Llm::with_caps(sets, cells),
+        })
+    }
+
+    #[getter]
+    fn max_label_sets(&self) -> usize {
+        self.inner.max_label_sets()
+    }
+
+    #[getter]
+    fn max_minute_cells(&self) -> usize {
+        self.inner.max_minute_cells()
+    }
+
+    #[getter]
+    fn label_sets(&self) -> usize {
+        self.inner.label_sets()
+    }
+
+    /// `LlmAggregate.merge`: `other`'s numbers added into this one, under this one's cap.
+    #[pyo3(signature = (other, minutes=true))]
+    fn merge(
+        &mut self,
+        py: Python<'_>,
+        other: PyRef<'_, LlmAggregate>,
+        minutes: bool,
+    ) -> PyResult<()> {
+        let (into, from) = (&mut self.inner, &other.inner);
+        guarded(py, "<llm aggregate>", 0, || into.merge(from, minutes))
+    }
+
+    /// `merge(other, minutes=False)`, then `other`'s per-minute cells in `lo..=hi` summed by
+    /// (model, workspace) of the set they count under here: `/metrics`' QPM/TPM window.
+    fn merge_window(
+        &mut self,
+        py: Python<'_>,
+        other: PyRef<'_, LlmAggregate>,
+        lo: i64,
+        hi: i64,
+    ) -> PyResult<Vec<WindowCell>> {
+        let (into, from) = (&mut self.inner, &other.inner);
+        let cells = guarded(py, "<llm aggregate>", 0, || {
+            into.merge(from, false);
+            into.window(from, lo, hi)
+        })?;
+        cells
+            .into_iter()
+            .map(|(m, w, minute, calls, tokens)| Ok((m, w, minute, calls, int(py, tokens)?)))
+            .collect()
+    }
+
+    /// The Python `LlmAggregate` of these numbers (agent/engine/llm_aggregate.py).
+    fn snapshot(&self, py: Python<'_>) -> PyResult<PyObject> {
+        let a = &self.inner;
+        let kw = PyDict::new(py);
+        kw.set_item("max_label_sets", a.max_label_sets())?;
+        kw.set_item("max_minute_cells", a.max_minute_cells())?;
+        // Label values repeat across sets: one Python str per distinct text.
+        let mut texts: fasthash::FxMap<&str, Bound<'_, PyString>> = fasthash::FxMap::default();
+        let keys: Vec<Bound<'_, PyTuple>> = (0..a.label_sets())
+            .map(|i| {
+                let items: Vec<Bound<'_, PyString>> = a
+                    .key(i)
+                    .into_iter()
+                    .map(|t| {
+                        texts
+                            .entry(t)
+                            .or_insert_with(|| PyString::new(py, t))
+                            .clone()
+                    })
+                    .collect();
+                PyTuple::new(py, items)
+            })
+            .collect::<PyResult<_>>()?;
+        kw.set_item("keys", keys)?;
+        kw.set_item("calls", ints(py, &a.calls)?)?;
+        kw.set_item("input_tokens", ints(py, &a.input_tokens)?)?;
+        kw.set_item("output_tokens", ints(py, &a.output_tokens)?)?;
+        kw.set_item("total_tokens", ints(py, &a.total_tokens)?)?;
+        kw.set_item("duration_ms", ints(py, &a.duration_ms)?)?;
+        kw.set_item("duration_buckets", &a.duration_buckets)?;
+        kw.set_item("input_buckets", &a.input_buckets)?;
+        kw.set_item("output_buckets", &a.output_buckets)?;
+        let minutes = PyDict::new(py);
+        for &(i, m, n, t) in &a.minutes {
+            minutes.set_item(
+                (i, m),
+                vec![n.into_pyobject(py)?.into_any().unbind(), int(py, t)?],
+            )?;
+        }
+        kw.set_item("minutes", minutes)?;
+        let feedback = PyDict::new(py);
+        for (rating, n) in &a.feedback {
+            feedback.set_item(rating, n)?;
+        }
+        kw.set_item("feedback", feedback)?;
+        kw.set_item("dropped_calls", a.dropped_calls)?;
+        kw.set_item("dropped_minutes", a.dropped_minutes)?;
+        let class = py
+            .import("llmtail.agent.engine.llm_aggregate")?
+            .getattr("LlmAggregate")?;
+        Ok(class.call((), Some(&kw))?.unbind())
+    }
 }
 
 /// The compiled parser of one `parsers.record.ParserSettings`, made once per input by the
@@ -476,11 +660,19 @@ struct Stream {
 }
 
 impl Stream {
-    fn batches(&self, py: Python<'_>, sealed: Vec<Sealed>) -> PyResult<Vec<PyObject>> {
-        sealed.iter().map(|b| self.batch(py, b)).collect()
+    /// The batches as Python objects; each one's buffer goes back to the Stream once copied
+    /// into its `bytes` (`stream::Stream::recycle`).
+    fn batches(&mut self, py: Python<'_>, sealed: Vec<Sealed>) -> PyResult<Vec<PyObject>> {
+        let mut out = Vec::with_capacity(sealed.len());
+        for mut b in sealed {
+            let llm = b.llm.take();
+            out.push(self.batch(py, &b, llm)?);
+            self.inner.recycle(std::mem::take(&mut b.data));
+        }
+        Ok(out)
     }
 
-    fn batch(&self, py: Python<'_>, b: &Sealed) -> PyResult<PyObject> {
+    fn batch(&self, py: Python<'_>, b: &Sealed, llm: Option<llm::Llm>) -> PyResult<PyObject> {
         let d = PyDict::new(py);
         d.set_item("key", &self.key)?;
         d.set_item("path", &b.path)?;
@@ -506,53 +698,10 @@ impl Stream {
         d.set_item("skipped_after", b.skipped_after)?;
         d.set_item("first", b.first.clone())?;
         d.set_item("last", b.last.clone())?;
-        // Flat columns; agent/engine/corestream.py makes the LlmAggregate of them.
-        let llm = match &b.llm {
+        // The aggregate stays in Rust: merged into the totals there, read when someone looks.
+        let llm = match llm {
             None => py.None(),
-            Some(a) => {
-                // Label values repeat across a batch's sets: one Python str per distinct text.
-                let mut texts: fasthash::FxMap<&str, Bound<'_, PyString>> =
-                    fasthash::FxMap::default();
-                let keys: Vec<Bound<'_, PyTuple>> = a
-                    .keys
-                    .iter()
-                    .map(|k| {
-                        let items: Vec<Bound<'_, PyString>> = k
-                            .iter()
-                            .map(|t| {
-                                texts
-                                    .entry(t.as_str())
-                                    .or_insert_with(|| PyString::new(py, t))
-                                    .clone()
-                            })
-                            .collect();
-                        PyTuple::new(py, items)
-                    })
-                    .collect::<PyResult<_>>()?;
-                let columns = (
-                    keys,
-                    ints(py, &a.calls)?,
-                    ints(py, &a.input_tokens)?,
-                    ints(py, &a.output_tokens)?,
-                    ints(py, &a.total_tokens)?,
-                    ints(py, &a.duration_ms)?,
-                    a.duration_buckets.clone(),
-                    a.input_buckets.clone(),
-                    a.output_buckets.clone(),
-                );
-                let minutes: Vec<(usize, i64, u64, PyObject)> = a
-                    .minutes
-                    .iter()
-                    .map(|&(i, m, n, t)| Ok((i, m, n, int(py, t)?)))
-                    .collect::<PyResult<_>>()?;
-                let rest = (
-                    minutes,
-                    a.feedback.clone(),
-                    a.dropped_calls,
-                    a.dropped_minutes,
-                );
-                (columns, rest).into_pyobject(py)?.into_any().unbind()
-            }
+            Some(inner) => Py::new(py, LlmAggregate { inner })?.into_any(),
         };
         d.set_item("llm", llm)?;
         let masked = PyDict::new(py);
@@ -685,7 +834,8 @@ fn encode_log<'py>(
 ) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
     let fields = fields_from_py(fields)?;
     let mut out = Vec::new();
-    encode::loggroup::encode_log(&mut out, &fields, time, time_ns);
+    let mut keys = encode::KeyCache::new();
+    encode::loggroup::encode_log_cached(&mut out, &fields, time, time_ns, &mut keys);
     Ok(pyo3::types::PyBytes::new(py, &out))
 }
 
@@ -715,7 +865,8 @@ fn encode_line<'py>(
     let fields = fields_from_py(fields)?;
     let closing = encode::ndjson::envelope_closing(&encode::ndjson::envelope(topic, source, &tags));
     let mut out = Vec::new();
-    encode::ndjson::encode_line(&mut out, &fields, time, time_ns, &closing);
+    let mut keys = encode::KeyCache::new();
+    encode::ndjson::encode_line_cached(&mut out, &fields, time, time_ns, &closing, &mut keys);
     Ok(pyo3::types::PyBytes::new(py, &out))
 }
 
@@ -731,6 +882,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Records>()?;
     m.add_class::<Stream>()?;
     m.add_class::<Parser>()?;
+    m.add_class::<LlmAggregate>()?;
     m.add("PatternError", m.py().get_type::<PatternError>())?;
     Ok(())
 }

@@ -1,14 +1,15 @@
 //! LLM water levels of one batch (agent/engine/llm_aggregate.py `LlmAggregate.add`): per label
 //! set calls, token and duration sums, histogram buckets, per-minute cells of the records' own
-//! time, feedback by normalised rating, and the same caps. Python builds its `LlmAggregate`
-//! from these flat columns, so the numbers are exactly the ones `add` would give.
+//! time, feedback by normalised rating, and the same caps, so the numbers are exactly the ones
+//! `add` would give. Aggregates merge in Rust (`merge`, `LlmAggregate.merge`'s semantics): the
+//! core engine's batches and the long-lived totals (`/metrics`, report, validate) are all
+//! `Llm`s, read as Python values only when someone looks (lib.rs `LlmAggregate`).
 //!
 //! Sums are u128 (saturating): Python's ints are unbounded, so the two differ only past 3.4e38.
 
-use std::collections::HashMap;
-
 use crate::fasthash::{hash_strs, FxMap};
 use crate::payload::{Key, Value};
+use std::collections::hash_map::Entry;
 
 pub const DEFAULT_MAX_MINUTE_CELLS: usize = 1_000_000;
 const DURATION_BOUNDS: [f64; 14] = [
@@ -19,15 +20,15 @@ const TOKEN_BOUNDS: [u128; 14] = [
 ];
 pub const DURATION_SLOTS: usize = DURATION_BOUNDS.len() + 1;
 pub const TOKEN_SLOTS: usize = TOKEN_BOUNDS.len() + 1;
-const LABELS: [&str; 6] = [
+/// The six labels of a set, then the four numbers of a call, in `role`'s order.
+#[cfg(test)]
+const NAMES: [&str; 10] = [
     "app",
     "module",
     "model",
     "workspace",
     "status_code",
     "error_code",
-];
-const NUMBERS: [&str; 4] = [
     "input_tokens",
     "output_tokens",
     "total_tokens",
@@ -36,23 +37,28 @@ const NUMBERS: [&str; 4] = [
 /// CPython's limit on the digits `int(text)` converts.
 const MAX_STR_DIGITS: usize = 4300;
 
-pub type LabelKey = [String; 6];
-
-#[cfg(test)]
-fn other() -> LabelKey {
-    LABELS.map(|_| "other".to_string())
-}
+/// A label set: app, module, model, workspace, status_code, error_code.
+pub type LabelKey<'a> = [&'a str; 6];
+const OTHER: LabelKey<'static> = ["other"; 6];
 
 /// The aggregate of one batch's llm_call and feedback records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Llm {
     max_label_sets: usize,
     max_minute_cells: usize,
-    pub keys: Vec<LabelKey>,
+    /// The six texts of every label set, one after another in one String: a batch makes
+    /// ~1,200 sets, each anew (half the calls of the bench make one), and an allocation per
+    /// set cost more than the rest of its making.
+    text: String,
+    /// Where each of a set's six texts ends in `text`; the set starts where the one before
+    /// it ends.
+    ends: Vec<[usize; 6]>,
+    /// `hash_strs` of each key, so a merge finds the sets here without hashing them again.
+    hashes: Vec<u64>,
     /// Label set by the hash of its six texts: looked up without building the key.
     index: FxMap<u64, usize>,
     /// The sets whose hash is another set's in `index` (rare).
-    collided: HashMap<LabelKey, usize>,
+    collided: Vec<usize>,
     pub calls: Vec<u128>,
     pub input_tokens: Vec<u128>,
     pub output_tokens: Vec<u128>,
@@ -72,12 +78,19 @@ pub struct Llm {
 
 impl Llm {
     pub fn new(max_label_sets: usize) -> Llm {
+        Llm::with_caps(max_label_sets, DEFAULT_MAX_MINUTE_CELLS)
+    }
+
+    /// An empty aggregate of at most `max_label_sets` label sets and `max_minute_cells` cells.
+    pub fn with_caps(max_label_sets: usize, max_minute_cells: usize) -> Llm {
         Llm {
             max_label_sets,
-            max_minute_cells: DEFAULT_MAX_MINUTE_CELLS,
-            keys: Vec::new(),
+            max_minute_cells,
+            text: String::new(),
+            ends: Vec::new(),
+            hashes: Vec::new(),
             index: FxMap::default(),
-            collided: HashMap::new(),
+            collided: Vec::new(),
             calls: Vec::new(),
             input_tokens: Vec::new(),
             output_tokens: Vec::new(),
@@ -92,6 +105,43 @@ impl Llm {
             dropped_calls: 0,
             dropped_minutes: 0,
         }
+    }
+
+    /// The per-set sums, each one column.
+    fn sums_mut(&mut self) -> [&mut Vec<u128>; 5] {
+        [
+            &mut self.calls,
+            &mut self.input_tokens,
+            &mut self.output_tokens,
+            &mut self.total_tokens,
+            &mut self.duration_ms,
+        ]
+    }
+
+    /// Room for `sets` label sets (at most the cap) made without growing any column: a
+    /// Stream gives the size of its last batch's aggregate, which the next one mostly
+    /// reaches again.
+    pub fn reserve(&mut self, sets: usize) {
+        let sets = sets.min(self.max_label_sets);
+        let extra = sets.saturating_sub(self.label_sets());
+        self.text.reserve(extra * 32);
+        self.ends.reserve(extra);
+        self.hashes.reserve(extra);
+        self.index.reserve(extra);
+        for column in self.sums_mut() {
+            column.reserve(extra);
+        }
+        self.duration_buckets.reserve(extra * DURATION_SLOTS);
+        self.input_buckets.reserve(extra * TOKEN_SLOTS);
+        self.output_buckets.reserve(extra * TOKEN_SLOTS);
+    }
+
+    pub fn max_label_sets(&self) -> usize {
+        self.max_label_sets
+    }
+
+    pub fn max_minute_cells(&self) -> usize {
+        self.max_minute_cells
     }
 
     /// Counts one record whose event is llm_call or feedback (`time_s`: its own time, if any).
@@ -109,19 +159,15 @@ impl Llm {
         }
         // One pass over the fields for the six labels and four numbers (the first of each
         // name, as a lookup by name finds it).
-        let mut labels: [Option<&Value>; 6] = [None; 6];
-        let mut numbers: [Option<&Value>; 4] = [None; 4];
+        let mut found: [Option<&Value>; 10] = [None; 10];
         for (k, v) in fields {
-            let k: &str = k;
-            if let Some(at) = LABELS.iter().position(|l| *l == k) {
-                labels[at].get_or_insert(v);
-            } else if let Some(at) = NUMBERS.iter().position(|n| *n == k) {
-                numbers[at].get_or_insert(v);
+            if let Some(slot) = role(k).and_then(|at| found.get_mut(at)) {
+                slot.get_or_insert(v);
             }
         }
-        let key: [&str; 6] = labels.map(text);
-        let i = self.slot(key);
-        let [inp, out, total, ms] = numbers;
+        let [app, module, model, workspace, status, error, inp, out, total, ms] = found;
+        let key: [&str; 6] = [app, module, model, workspace, status, error].map(text);
+        let i = self.slot(key, hash_strs(&key), 1);
         let inp = number(inp);
         let out = number(out);
         let total = match total {
@@ -142,71 +188,234 @@ impl Llm {
         bump(
             &mut self.duration_buckets,
             i * DURATION_SLOTS + duration_slot(ms),
+            1,
         );
-        bump(&mut self.input_buckets, i * TOKEN_SLOTS + token_slot(inp));
-        bump(&mut self.output_buckets, i * TOKEN_SLOTS + token_slot(out));
+        bump(
+            &mut self.input_buckets,
+            i * TOKEN_SLOTS + token_slot(inp),
+            1,
+        );
+        bump(
+            &mut self.output_buckets,
+            i * TOKEN_SLOTS + token_slot(out),
+            1,
+        );
         if let Some(t) = time_s {
-            let minute = t.div_euclid(60);
-            match self.minute_at.get(&(i, minute)) {
-                Some(&at) => {
-                    if let Some(cell) = self.minutes.get_mut(at) {
-                        cell.2 += 1;
-                        cell.3 = cell.3.saturating_add(total);
-                    }
+            self.add_minute(i, t.div_euclid(60), 1, total);
+        }
+    }
+
+    /// `_add_minute`: `calls` and `tokens` into the cell (set `i`, `minute`), made if there is
+    /// room; else the calls are counted as dropped minutes.
+    fn add_minute(&mut self, i: usize, minute: i64, calls: u64, tokens: u128) {
+        // One hash and probe for the lookup and the insert (a vacant entry left unused when
+        // the cells are full inserts nothing).
+        match self.minute_at.entry((i, minute)) {
+            Entry::Occupied(at) => {
+                if let Some(cell) = self.minutes.get_mut(*at.get()) {
+                    cell.2 = cell.2.saturating_add(calls);
+                    cell.3 = cell.3.saturating_add(tokens);
                 }
-                None if self.minutes.len() >= self.max_minute_cells => self.dropped_minutes += 1,
-                None => {
-                    self.minute_at.insert((i, minute), self.minutes.len());
-                    self.minutes.push((i, minute, 1, total));
-                }
+            }
+            Entry::Vacant(_) if self.minutes.len() >= self.max_minute_cells => {
+                self.dropped_minutes = self.dropped_minutes.saturating_add(calls);
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(self.minutes.len());
+                self.minutes.push((i, minute, calls, tokens));
             }
         }
     }
 
-    /// The index of the set `key`, if it has one.
-    fn find(&self, key: &[&str; 6], hash: u64) -> Option<usize> {
-        let &i = self.index.get(&hash)?;
-        let known = self.keys.get(i)?;
-        if known.iter().zip(key).all(|(a, b)| a == b) {
-            return Some(i);
+    /// `LlmAggregate.merge`: adds `other`'s numbers into this one. Its label sets pass this
+    /// one's cap in `other`'s order (a set beyond it is counted under OTHER, its calls as
+    /// dropped), sets without calls add nothing, and `minutes: false` leaves the per-minute
+    /// cells and their dropped count out (a long-lived total keeps none).
+    pub fn merge(&mut self, other: &Llm, minutes: bool) {
+        let mut target = vec![usize::MAX; other.label_sets()];
+        for (j, key) in (0..other.label_sets()).map(|j| (j, other.key(j))) {
+            let calls = other.calls.get(j).copied().unwrap_or(0);
+            let hash = other.hashes.get(j).copied().unwrap_or_default();
+            if calls != 0 {
+                let calls = u64::try_from(calls).unwrap_or(u64::MAX);
+                target[j] = self.slot(key, hash, calls);
+            }
         }
-        self.collided.get(&key.map(str::to_string)).copied()
+        for (j, &i) in target.iter().enumerate() {
+            if i == usize::MAX {
+                continue;
+            }
+            for (dst, src) in [
+                (&mut self.calls, &other.calls),
+                (&mut self.input_tokens, &other.input_tokens),
+                (&mut self.output_tokens, &other.output_tokens),
+                (&mut self.total_tokens, &other.total_tokens),
+                (&mut self.duration_ms, &other.duration_ms),
+            ] {
+                if let (Some(d), Some(s)) = (dst.get_mut(i), src.get(j)) {
+                    *d = d.saturating_add(*s);
+                }
+            }
+            add_span(
+                &mut self.duration_buckets,
+                &other.duration_buckets,
+                i,
+                j,
+                DURATION_SLOTS,
+            );
+            add_span(
+                &mut self.input_buckets,
+                &other.input_buckets,
+                i,
+                j,
+                TOKEN_SLOTS,
+            );
+            add_span(
+                &mut self.output_buckets,
+                &other.output_buckets,
+                i,
+                j,
+                TOKEN_SLOTS,
+            );
+        }
+        if minutes {
+            for &(j, minute, calls, tokens) in &other.minutes {
+                if let Some(i) = self.guarded(other.key(j)) {
+                    self.add_minute(i, minute, calls, tokens);
+                }
+            }
+            self.dropped_minutes = self.dropped_minutes.saturating_add(other.dropped_minutes);
+        }
+        for (rating, n) in &other.feedback {
+            match self.feedback.iter_mut().find(|(r, _)| r == rating) {
+                Some(slot) => slot.1 = slot.1.saturating_add(*n),
+                None => self.feedback.push((rating.clone(), *n)),
+            }
+        }
+        self.dropped_calls = self.dropped_calls.saturating_add(other.dropped_calls);
     }
 
-    /// The index of `key`, made if there is room, else OTHER's (the call counted as dropped).
-    fn slot(&mut self, key: [&str; 6]) -> usize {
-        let mut hash = hash_strs(&key);
+    /// `other`'s per-minute cells whose minute is in `lo..=hi`, summed by (model, workspace)
+    /// of the label set they count under here (OTHER for a set this one has not got), in the
+    /// order first seen: `/metrics`' QPM/TPM window, after `merge(other, false)`.
+    pub fn window(&self, other: &Llm, lo: i64, hi: i64) -> Vec<(String, String, i64, u64, u128)> {
+        let mut out: Vec<(String, String, i64, u64, u128)> = Vec::new();
+        let mut at: FxMap<(&str, &str, i64), usize> = FxMap::default();
+        for &(j, minute, calls, tokens) in &other.minutes {
+            if minute < lo || minute > hi {
+                continue;
+            }
+            let key = other.key(j);
+            let (model, workspace) = match self.find(&key, hash_strs(&key)) {
+                Some(_) => (key[2], key[3]),
+                None => ("other", "other"),
+            };
+            match at.get(&(model, workspace, minute)) {
+                Some(&k) => {
+                    if let Some(cell) = out.get_mut(k) {
+                        cell.3 = cell.3.saturating_add(calls);
+                        cell.4 = cell.4.saturating_add(tokens);
+                    }
+                }
+                None => {
+                    at.insert((model, workspace, minute), out.len());
+                    out.push((model.into(), workspace.into(), minute, calls, tokens));
+                }
+            }
+        }
+        out
+    }
+
+    /// The index of `key` here, else OTHER's (`_guarded`), if either has one.
+    fn guarded(&self, key: LabelKey<'_>) -> Option<usize> {
+        self.find(&key, hash_strs(&key))
+            .or_else(|| self.find(&OTHER, hash_strs(&OTHER)))
+    }
+
+    /// How many label sets this aggregate holds.
+    pub fn label_sets(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// The texts of label set `i` (empty ones past the end).
+    pub fn key(&self, i: usize) -> LabelKey<'_> {
+        let Some(ends) = self.ends.get(i) else {
+            return [""; 6];
+        };
+        let mut start = self.set_start(i);
+        ends.map(|end| {
+            let part = self.text.get(start..end).unwrap_or("");
+            start = end;
+            part
+        })
+    }
+
+    /// Where set `i`'s texts start in `text`: where the set before it ends.
+    fn set_start(&self, i: usize) -> usize {
+        i.checked_sub(1)
+            .and_then(|j| self.ends.get(j))
+            .map_or(0, |e| e[5])
+    }
+
+    /// The index of the set `key` (whose `hash_strs` is `hash`), if it has one.
+    fn find(&self, key: &[&str; 6], hash: u64) -> Option<usize> {
+        let &i = self.index.get(&hash)?;
+        if self.is(i, key) {
+            return Some(i);
+        }
+        // Another set has this hash (rare): the sets that came second are listed apart.
+        self.collided.iter().copied().find(|&j| self.is(j, key))
+    }
+
+    /// Whether set `i` is `key` (`key(i) == *key`), text by text, stopping at the first that
+    /// differs, without building `key(i)`.
+    #[inline]
+    fn is(&self, i: usize, key: &[&str; 6]) -> bool {
+        let Some(ends) = self.ends.get(i) else {
+            return false;
+        };
+        let text = self.text.as_bytes();
+        let mut start = self.set_start(i);
+        for (&end, part) in ends.iter().zip(key) {
+            if text.get(start..end) != Some(part.as_bytes()) {
+                return false;
+            }
+            start = end;
+        }
+        true
+    }
+
+    /// `_slot`: the index of `key`, made if there is room, else OTHER's (its `calls` counted
+    /// as dropped). One place is kept for OTHER, so the sets never pass the cap.
+    fn slot(&mut self, key: [&str; 6], hash: u64, calls: u64) -> usize {
         if let Some(i) = self.find(&key, hash) {
             return i;
         }
         let mut key = key;
-        let other = ["other"; 6];
-        if self.keys.len() >= self.max_label_sets.saturating_sub(1) && key != other {
-            self.dropped_calls += 1;
-            key = other;
+        let mut hash = hash;
+        if self.label_sets() >= self.max_label_sets.saturating_sub(1) && key != OTHER {
+            self.dropped_calls = self.dropped_calls.saturating_add(calls);
+            key = OTHER;
             hash = hash_strs(&key);
             if let Some(i) = self.find(&key, hash) {
                 return i;
             }
         }
-        let i = self.keys.len();
-        let owned: LabelKey = key.map(str::to_string);
+        let i = self.label_sets();
         match self.index.entry(hash) {
-            std::collections::hash_map::Entry::Occupied(_) => {
-                self.collided.insert(owned.clone(), i);
-            }
-            std::collections::hash_map::Entry::Vacant(slot) => {
+            Entry::Occupied(_) => self.collided.push(i),
+            Entry::Vacant(slot) => {
                 slot.insert(i);
             }
         }
-        self.keys.push(owned);
-        for column in [
-            &mut self.calls,
-            &mut self.input_tokens,
-            &mut self.output_tokens,
-            &mut self.total_tokens,
-            &mut self.duration_ms,
-        ] {
+        let text = &mut self.text;
+        let ends = key.map(|t| {
+            text.push_str(t);
+            text.len()
+        });
+        self.ends.push(ends);
+        self.hashes.push(hash);
+        for column in self.sums_mut() {
             column.push(0);
         }
         self.duration_buckets.extend([0; DURATION_SLOTS]);
@@ -216,20 +425,63 @@ impl Llm {
     }
 }
 
-fn bump(column: &mut [u64], at: usize) {
+/// Adds set `j`'s `slots` histogram buckets of `src` into set `i`'s of `dst`.
+fn add_span(dst: &mut [u64], src: &[u64], i: usize, j: usize, slots: usize) {
+    let (Some(d), Some(s)) = (
+        dst.get_mut(i * slots..(i + 1) * slots),
+        src.get(j * slots..(j + 1) * slots),
+    ) else {
+        return;
+    };
+    for (d, s) in d.iter_mut().zip(s) {
+        *d = d.saturating_add(*s);
+    }
+}
+
+fn bump(column: &mut [u64], at: usize, n: u64) {
     if let Some(c) = column.get_mut(at) {
-        *c += 1;
+        *c = c.saturating_add(n);
     }
 }
 
 /// `bisect_left(DURATION_BOUNDS, ms / 1000)`: exact below 2**53 ms, +Inf above either way.
 fn duration_slot(ms: u128) -> usize {
-    let seconds = ms as f64 / 1000.0;
-    DURATION_BOUNDS.partition_point(|b| *b < seconds)
+    DURATION_BOUNDS.partition_point(|b| *b < as_f64(ms) / 1000.0)
 }
 
+/// `n as f64` (both conversions round to nearest, ties to even, so they agree): through
+/// u64 when it fits, a hardware conversion where u128's is a call into compiler-rt.
+#[inline]
+fn as_f64(n: u128) -> f64 {
+    match u64::try_from(n) {
+        Ok(small) => small as f64,
+        Err(_) => n as f64,
+    }
+}
+
+/// `bisect_left(TOKEN_BOUNDS, n)`: the bounds are 4**0..=4**13, so the slot is
+/// ceil(log4(n)), capped at the +Inf slot (tested against the bisection below).
 fn token_slot(n: u128) -> usize {
-    TOKEN_BOUNDS.partition_point(|b| *b < n)
+    let log2_ceil = 128 - n.saturating_sub(1).leading_zeros() as usize;
+    log2_ceil.div_ceil(2).min(TOKEN_BOUNDS.len())
+}
+
+/// Where `add` keeps the field named `k` (an index of NAMES), if it is one of them: a match
+/// on literals compiles to a length switch and inline compares (no call to memcmp per field).
+fn role(k: &str) -> Option<usize> {
+    Some(match k.as_bytes() {
+        b"app" => 0,
+        b"module" => 1,
+        b"model" => 2,
+        b"workspace" => 3,
+        b"status_code" => 4,
+        b"error_code" => 5,
+        b"input_tokens" => 6,
+        b"output_tokens" => 7,
+        b"total_tokens" => 8,
+        b"duration_ms" => 9,
+        _ => return None,
+    })
 }
 
 /// `_text`: "" for None (or a missing key), else the value as text.
@@ -249,7 +501,22 @@ fn number(v: Option<&Value>) -> u128 {
         None | Some(Value::None) => return 0,
     };
     // Plain ASCII digits (the usual case) are what `int()` reads them as, leading zeros and
-    // all; 38 digits always fit a u128.
+    // all: up to 19 fit a u64 (one multiply-add per digit), up to 38 a u128.
+    if !t.is_empty() && t.len() <= 19 {
+        let mut n = 0u64;
+        let mut plain = true;
+        for b in t.bytes() {
+            let d = b.wrapping_sub(b'0');
+            if d > 9 {
+                plain = false;
+                break;
+            }
+            n = n * 10 + u64::from(d);
+        }
+        if plain {
+            return u128::from(n);
+        }
+    }
     if !t.is_empty() && t.len() <= 38 && t.bytes().all(|b| b.is_ascii_digit()) {
         return t.parse::<u128>().unwrap_or(u128::MAX);
     }
@@ -356,14 +623,170 @@ mod tests {
     }
 
     #[test]
+    fn token_slots_are_the_bisection_of_the_bounds() {
+        let mut values: Vec<u128> = (0..300).collect();
+        for b in TOKEN_BOUNDS {
+            values.extend([b - 1, b, b + 1]);
+        }
+        values.extend([u128::from(u64::MAX), u128::MAX, 1 << 100]);
+        for n in values {
+            assert_eq!(
+                token_slot(n),
+                TOKEN_BOUNDS.partition_point(|b| *b < n),
+                "{n}"
+            );
+        }
+    }
+
+    #[test]
+    fn duration_slots_convert_as_u128_does() {
+        let mut values: Vec<u128> = (0..2000).collect();
+        for b in DURATION_BOUNDS {
+            let ms = (b * 1000.0) as u128;
+            values.extend([ms.saturating_sub(1), ms, ms + 1]);
+        }
+        for shift in [52, 53, 54, 63, 64, 65, 100, 127] {
+            let p = 1u128 << shift;
+            values.extend([p - 1, p, p + 1, p + 3]);
+        }
+        values.extend([u128::from(u64::MAX), u128::from(u64::MAX) + 1, u128::MAX]);
+        for ms in values {
+            assert_eq!(as_f64(ms).to_bits(), (ms as f64).to_bits(), "{ms}");
+            let general = DURATION_BOUNDS.partition_point(|b| *b < ms as f64 / 1000.0);
+            assert_eq!(duration_slot(ms), general, "{ms}");
+        }
+    }
+
+    #[test]
+    fn sets_are_told_apart_by_every_text() {
+        let mut llm = Llm::new(100);
+        let keys = [
+            ["a", "b", "c", "d", "e", "f"],
+            ["ab", "", "c", "d", "e", "f"],
+            ["a", "b", "c", "d", "e", "g"],
+            ["a", "b", "c", "d", "ef", ""],
+            ["", "", "", "", "", ""],
+        ];
+        for key in keys {
+            llm.slot(key, 7, 1); // one hash for all
+        }
+        for (i, key) in keys.iter().enumerate() {
+            assert_eq!(llm.find(key, 7), Some(i));
+            for (j, other) in keys.iter().enumerate() {
+                assert_eq!(llm.is(i, other), i == j, "{i} {j}");
+            }
+        }
+        assert!(!llm.is(keys.len(), &keys[0]));
+    }
+
+    #[test]
+    fn roles_are_found_by_name_only() {
+        for (at, name) in NAMES.iter().enumerate() {
+            assert_eq!(role(name), Some(at));
+        }
+        for other in [
+            "",
+            "apps",
+            "modul",
+            "status_cod",
+            "xnput_tokens",
+            "duration_mss",
+            "time",
+        ] {
+            assert_eq!(role(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn numbers_read_digits_as_int_does() {
+        let n = |t: &str| number(Some(&Value::Str(t.into())));
+        assert_eq!(n("0012"), 12);
+        assert_eq!(n("9999999999999999999"), 9_999_999_999_999_999_999);
+        assert_eq!(n("18446744073709551616"), 1 << 64);
+        assert_eq!(n("1_000"), 1000);
+        assert_eq!(n("-5"), 0);
+        assert_eq!(n("1a"), 0);
+        assert_eq!(n(""), 0);
+    }
+
+    /// `merge` of batches equals `add`ing their records into one aggregate when no cap is
+    /// hit (the Python differential tests cover the caps against `LlmAggregate.merge`).
+    #[test]
+    fn merged_batches_count_like_one_aggregate() {
+        let mut one = Llm::new(2000);
+        let mut total = Llm::new(2000);
+        for batch in 0..5 {
+            let mut part = Llm::new(2000);
+            for n in 0..40 {
+                let fields = vec![
+                    (
+                        Key::from("app"),
+                        Value::Str(format!("a{}", (n * 7 + batch) % 9)),
+                    ),
+                    (Key::from("input_tokens"), Value::Int(format!("{}", n * 37))),
+                    (Key::from("duration_ms"), Value::Int(format!("{}", n * 113))),
+                ];
+                let event = if n % 11 == 0 { "feedback" } else { "llm_call" };
+                part.add(&fields, event, Some(n * 17));
+                one.add(&fields, event, Some(n * 17));
+            }
+            total.merge(&part, true);
+        }
+        let sorted = |a: &Llm| {
+            let mut rows: Vec<_> = (0..a.label_sets())
+                .map(|i| {
+                    (
+                        a.key(i).map(str::to_string),
+                        a.calls[i],
+                        a.input_tokens[i],
+                        a.duration_ms[i],
+                        a.duration_buckets[i * DURATION_SLOTS..(i + 1) * DURATION_SLOTS].to_vec(),
+                        a.input_buckets[i * TOKEN_SLOTS..(i + 1) * TOKEN_SLOTS].to_vec(),
+                    )
+                })
+                .collect();
+            rows.sort();
+            rows
+        };
+        assert_eq!(sorted(&total), sorted(&one));
+        assert_eq!(total.feedback, one.feedback);
+        let cells = |a: &Llm| {
+            let mut c: Vec<_> = a
+                .minutes
+                .iter()
+                .map(|&(i, m, n, t)| (a.key(i).map(str::to_string), m, n, t))
+                .collect();
+            c.sort();
+            c
+        };
+        assert_eq!(cells(&total), cells(&one));
+    }
+
+    #[test]
+    fn sets_whose_hashes_collide_are_told_apart() {
+        let mut llm = Llm::new(10);
+        let keys = [["a"; 6], ["b"; 6], ["c"; 6]];
+        for key in keys {
+            llm.slot(key, 42, 1); // one hash for all three
+        }
+        for (i, key) in keys.iter().enumerate() {
+            assert_eq!(llm.find(key, 42), Some(i));
+            assert_eq!(llm.slot(*key, 42, 1), i);
+        }
+        assert_eq!(llm.find(&["d"; 6], 42), None);
+        assert_eq!(llm.label_sets(), 3);
+    }
+
+    #[test]
     fn label_sets_past_the_cap_go_to_other() {
         let mut llm = Llm::new(2);
         for app in ["a", "b", "c", "a"] {
             let fields = vec![(Key::from("app"), Value::Str(app.into()))];
             llm.add(&fields, "llm_call", Some(120));
         }
-        assert_eq!(llm.keys.len(), 2);
-        assert_eq!(llm.keys[1], other());
+        assert_eq!(llm.label_sets(), 2);
+        assert_eq!(llm.key(0), ["a", "", "", "", "", ""]);
+        assert_eq!(llm.key(1), OTHER);
         assert_eq!(llm.calls, vec![2, 2]);
         assert_eq!(llm.dropped_calls, 2);
         assert_eq!(llm.minutes, vec![(0, 2, 2, 0), (1, 2, 2, 0)]);

@@ -9,6 +9,7 @@
 //! verbose mode) is refused, naming the rule, so `engine: python` serves such configs.
 
 use hmac::{Hmac, Mac};
+use regex_automata::dfa::{dense::DFA, Automaton, StartKind};
 use regex_automata::meta::Regex;
 use regex_automata::util::captures::Captures;
 use regex_automata::{Anchored, Input};
@@ -17,6 +18,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::payload::{Key, Value};
 use crate::pyrepr::repr;
+
+mod screen;
+use screen::Screen;
 
 pub const STARS: &str = "***";
 pub const HMAC_SHA256: &str = "hmac:sha256";
@@ -65,6 +69,69 @@ pub const PATTERNS: [(&str, &str); 9] = [
         r#"\b(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}\b"#,
     ),
 ];
+
+/// Per alternative of `PATTERNS`, a regex (Python syntax, as `PATTERNS`) that every match of
+/// the alternative contains a match of: the literal it starts with, the key and separator of a
+/// pair, the `@` of an address, eleven digits of a number. Before the rules' regex (with its
+/// captures and retries) runs on a text, one scan of a small compiled DFA asks whether any of
+/// these occurs; a text without any has nothing to mask. Each need is the start of its
+/// alternative's pattern or a part every match has, so the scan never turns away a text the
+/// rules' regex would match; it may let through one the regex then finds nothing in.
+const NEEDS: [(&str, &str); 9] = [
+    ("private_key", "-----BEGIN"),
+    ("alibaba_access_key", "LTAI"),
+    ("api_key", "sk-"),
+    ("bearer_token", "(?i:bearer)"),
+    (
+        "password_pair",
+        r#"(?:(?i:passw(?:or)?d|passphrase|pwd|secret(?:[_-]?key)?|api[_-]?key|(?:(?:access|refresh|auth|id|session|security)[_-]?)?token)|密码|口令)(?:\\?[\"'])?[ \t]*[:=：]"#,
+    ),
+    ("url_userinfo", "@"),
+    ("email", "@"),
+    ("digits", "[0-9]{11}"),
+    ("ipv4", r"[0-9]\.[0-9]"),
+];
+
+/// The DFA of the enabled alternatives' needs (`NEEDS`, and a user rule's whole regex: a
+/// text without a match of it has nothing the rule masks), one pattern each (a user rule's
+/// group names stay its own); None: the DFA could not be built within its size limit (then
+/// every text goes to the rules' regex).
+fn prefilter(needs: &[String]) -> Option<DFA<Vec<u32>>> {
+    let source: Vec<String> = needs.iter().map(|n| ascii(n)).collect();
+    DFA::builder()
+        .configure(
+            DFA::config()
+                .start_kind(StartKind::Unanchored)
+                .dfa_size_limit(Some(4 << 20))
+                .determinize_size_limit(Some(16 << 20)),
+        )
+        .build_many(&source)
+        .ok()
+}
+
+/// The fields `mask_fields` looks at: the event, then the texts it may mask.
+const TEXT_FIELDS: [&str; 6] = [
+    "event",
+    "message",
+    "__raw_log__",
+    "error_message",
+    "parse_error",
+    "comment",
+];
+
+/// The index of `k` in TEXT_FIELDS.
+#[inline]
+fn text_field(k: &str) -> Option<usize> {
+    Some(match k.as_bytes() {
+        b"event" => 0,
+        b"message" => 1,
+        b"__raw_log__" => 2,
+        b"error_message" => 3,
+        b"parse_error" => 4,
+        b"comment" => 5,
+        _ => return None,
+    })
+}
 
 /// What the engine masks with (parsers.mask.MaskSettings without user rules).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,6 +221,12 @@ pub struct Masker {
     later: Vec<OnceLock<Option<Compiled>>>,
     sources: Vec<String>,
     cap: usize,
+    /// What the enabled alternatives need (`NEEDS`, a user rule's regex); a text with none of
+    /// it has nothing to mask. None: the DFA could not be built.
+    prefilter: Option<DFA<Vec<u32>>>,
+    /// The vectorised screen in front of `prefilter` (None: an alternative it does not cover
+    /// is on, and every text goes to the DFA).
+    screen: Option<Screen>,
 }
 
 /// Maskers already built, by settings: every Stream of a run shares one (building costs
@@ -264,6 +337,9 @@ impl Masker {
         }
         let rule_of = |name: &str| at.iter().find(|(n, _)| *n == name).map(|(_, i)| *i);
         let mut sources: Vec<(String, Decide)> = Vec::new();
+        let mut needs: Vec<String> = Vec::new();
+        let mut keys: Vec<&str> = Vec::new();
+        let mut known = true;
         for (key, pattern) in PATTERNS {
             let decide = match key {
                 "digits" => {
@@ -291,6 +367,11 @@ impl Masker {
                     },
                 },
             };
+            keys.push(key);
+            match NEEDS.iter().find(|(k, _)| *k == key) {
+                Some((_, need)) => needs.push(need.to_string()),
+                None => known = false,
+            }
             sources.push((pattern.to_string(), decide));
         }
         for (name, regex, prefix, replace) in &s.custom {
@@ -312,11 +393,18 @@ impl Masker {
                 let kept = translate(prefix).map_err(|e| refuse("prefix", e))?;
                 format!("(?:{kept})(?P<v>{value})")
             };
+            needs.push(source.clone());
             sources.push((source, Decide::Plain(rules.len() - 1)));
         }
         if sources.is_empty() {
             return Ok(None);
         }
+        let prefilter = if known { prefilter(&needs) } else { None };
+        // Only in front of a DFA of exactly the built-in needs it stands for.
+        let screen = match &prefilter {
+            Some(_) if s.custom.is_empty() => Screen::new(&keys),
+            _ => None,
+        };
         let patterns: Vec<String> = sources.iter().map(|(p, _)| p.clone()).collect();
         Ok(Some(Masker {
             rules,
@@ -325,24 +413,41 @@ impl Masker {
             sources: patterns,
             decide: sources.into_iter().map(|(_, d)| d).collect(),
             cap: s.max_field_bytes,
+            prefilter,
+            screen,
         }))
     }
 
     /// Masks the text fields of one record in place; replacements per rule, in first-seen order.
     pub fn mask_fields(&self, fields: &mut [(Key, Value)]) -> Vec<(String, u64)> {
-        let names: &[&str] = match fields.iter().find(|(k, _)| &**k == "event") {
-            Some((_, Value::Str(e))) => match e.as_str() {
-                "llm_call" => &["message", "error_message", "parse_error"],
-                "prompt" | "result" | "log" => &["message", "parse_error"],
+        // One pass for where the first field of each name that matters is (a match on
+        // literals: a length switch, no string compare per field and name).
+        let mut at: [Option<usize>; TEXT_FIELDS.len()] = [None; TEXT_FIELDS.len()];
+        for (i, (k, _)) in fields.iter().enumerate() {
+            if let Some(slot) = text_field(k).and_then(|n| at.get_mut(n)) {
+                slot.get_or_insert(i);
+            }
+        }
+        let event = at[0].and_then(|i| fields.get(i)).map(|(_, v)| v);
+        // Indices of TEXT_FIELDS.
+        let names: &[usize] = match event {
+            Some(Value::Str(e)) => match e.as_str() {
+                "llm_call" => &[1, 3, 4],
+                "prompt" | "result" | "log" => &[1, 4],
                 // `comment`: what the user typed with a rating.
-                "feedback" => &["message", "comment", "parse_error"],
-                _ => &["message", "__raw_log__", "error_message", "parse_error"],
+                "feedback" => &[1, 5, 4],
+                _ => &[1, 2, 3, 4],
             },
-            _ => &["__raw_log__", "parse_error"],
+            _ => &[2, 4],
         };
         let mut total: Vec<(String, u64)> = Vec::new();
-        for name in names {
-            let Some((_, value)) = fields.iter_mut().find(|(k, _)| &**k == *name) else {
+        for &name in names {
+            let Some((_, value)) = at
+                .get(name)
+                .copied()
+                .flatten()
+                .and_then(|i| fields.get_mut(i))
+            else {
                 continue;
             };
             let Value::Str(text) = value else { continue };
@@ -361,6 +466,14 @@ impl Masker {
 
     /// The masked text and the replacements per rule; None when nothing was replaced.
     pub fn mask_text(&self, text: &str) -> Option<(String, Vec<(String, u64)>)> {
+        if !self.may_match(text) {
+            return None;
+        }
+        self.mask_text_unfiltered(text)
+    }
+
+    /// `mask_text` without the prefilter: every text goes through the rules' regex.
+    pub fn mask_text_unfiltered(&self, text: &str) -> Option<(String, Vec<(String, u64)>)> {
         let mut out = String::new();
         let mut counts: Vec<(String, u64)> = Vec::new();
         let mut last = 0;
@@ -403,6 +516,21 @@ impl Masker {
         }
         out.push_str(text.get(last..).unwrap_or(""));
         Some((cap(out, self.cap), counts))
+    }
+
+    /// Whether the text has what some enabled alternative needs (true without a prefilter).
+    fn may_match(&self, text: &str) -> bool {
+        let b = text.as_bytes();
+        let Some(dfa) = &self.prefilter else {
+            return true;
+        };
+        if let Some(screen) = &self.screen {
+            if !screen.may_match(b) {
+                return false;
+            }
+        }
+        // A DFA error (it has no quit bytes, so none is expected) lets the text through.
+        !matches!(dfa.try_search_fwd(&Input::new(b).earliest(true)), Ok(None))
     }
 
     /// The alternatives after `alt` (None: it is the last one).
@@ -841,5 +969,323 @@ mod tests {
             ]
         );
         assert!(masker().mask_text("order 123456789012345678901").is_none());
+    }
+
+    /// Pieces that are, or nearly are, what each rule looks for: a prefilter that let a real
+    /// match through unmasked, or changed anything, shows up on their concatenations.
+    const NEAR: [&str; 61] = [
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----",
+        "-----BEGIN",
+        "----BEGIN PRIVATE KEY-----",
+        "LTAI5tAbCdEfGhIjKlMn",
+        "LTAI12",
+        "LTA",
+        "sk-abcdefghij0123456789xyz",
+        "sk-",
+        "sk",
+        "Bearer abc.def-123456",
+        "bearer\tabcdefgh1",
+        "BEARER",
+        "beare",
+        "password=hunter2",
+        "passwd:",
+        "PassPhrase = 'x y'",
+        "pwd：abc",
+        "secret_key=\"s3\"",
+        "api-key: k1",
+        "apikey",
+        "access_token=t0k",
+        "session-token :x",
+        "token",
+        "tok",
+        "{\\\"api_key\\\": \\\"k9\\\"}",
+        "PWD' \t= v",
+        "monkey:1",
+        "密码：秘密",
+        "口令=1",
+        "密",
+        "\\\"",
+        "@",
+        "a@b",
+        "user.name@example.com",
+        "x@y.c",
+        "https://bob:pa55@host/",
+        "://:@",
+        ":u@",
+        "1381234567",
+        "13812345678",
+        "8613812345678",
+        "11010519491231002X",
+        "110105194912310021",
+        "4111111111111111",
+        "411111111111111",
+        "123456789012345678901",
+        "1.2.3.4",
+        "10.0.0",
+        "256.1.1.1",
+        "1.2.3.4.",
+        "0",
+        "9",
+        ".",
+        " ",
+        "\t",
+        "\n",
+        "_",
+        "-",
+        "中文",
+        "é",
+        "x",
+    ];
+
+    #[test]
+    fn text_fields_are_found_by_name_only() {
+        for (at, name) in TEXT_FIELDS.iter().enumerate() {
+            assert_eq!(text_field(name), Some(at));
+        }
+        for other in [
+            "",
+            "events",
+            "messag",
+            "Message",
+            "comments",
+            "parse_errors",
+        ] {
+            assert_eq!(text_field(other), None, "{other}");
+        }
+    }
+
+    /// Every built-in rule alone, then the defaults, then all but ipv4: a screen check of a
+    /// rule that is off must not hide a need of one that is on.
+    fn screened_maskers() -> Vec<Masker> {
+        let mut sets: Vec<Vec<(String, bool)>> = BUILTIN_RULES
+            .iter()
+            .filter(|(n, _)| *n != "ipv4")
+            .map(|(only, _)| {
+                BUILTIN_RULES
+                    .iter()
+                    .map(|(n, _)| (n.to_string(), n == only))
+                    .collect()
+            })
+            .collect();
+        sets.push(vec![]);
+        sets.push(vec![("ipv4".into(), false)]);
+        sets.into_iter()
+            .map(|rules| {
+                let s = MaskSettings {
+                    enabled: true,
+                    rules,
+                    replace: vec![],
+                    max_field_bytes: 1 << 20,
+                    key: None,
+                    custom: vec![],
+                };
+                Masker::new(&s).unwrap().unwrap()
+            })
+            .collect()
+    }
+
+    /// Texts of filler (every trigger byte, digits, blanks, quotes, `：` and other characters
+    /// of its first byte) with NEAR pieces planted at random places: the screen never turns
+    /// away a text the needs DFA lets through, and masking with both equals masking without.
+    #[test]
+    fn the_screen_turns_away_only_texts_the_needs_dfa_does() {
+        const FILLER: [&str; 34] = [
+            "a", "Z", "0", "9", "1", "7", " ", "\t", ",", "-", ".", "'", "\"", "\\", ":", "=",
+            "：", "，", "＝", "@", "b", "B", "k", "G", "T", "L", "s", "y", "d", "n", "中", "é",
+            "\n", "_",
+        ];
+        let mut g = crate::testgen::Gen(0x5EED_0F5C_4EE7);
+        let maskers = screened_maskers();
+        let (mut through, mut away, mut screen_only) = (0, 0, 0);
+        for round in 0..40_000 {
+            let m = &maskers[round % maskers.len()];
+            let (Some(screen), Some(dfa)) = (&m.screen, &m.prefilter) else {
+                panic!("no screen for {round}");
+            };
+            let len = g.below(48);
+            let mut text = g.text(&FILLER, len);
+            for _ in 0..g.below(3) {
+                let cuts: Vec<usize> = text
+                    .char_indices()
+                    .map(|(i, _)| i)
+                    .chain([text.len()])
+                    .collect();
+                let at = *g.pick(&cuts);
+                let piece = *g.pick(&NEAR);
+                text.insert_str(at, piece);
+            }
+            let needs = !matches!(
+                dfa.try_search_fwd(&Input::new(text.as_bytes()).earliest(true)),
+                Ok(None)
+            );
+            let screened = screen.may_match(text.as_bytes());
+            assert!(screened || !needs, "{round}: {text:?} turned away");
+            match (screened, needs) {
+                (true, true) => through += 1,
+                (false, _) => away += 1,
+                (true, false) => screen_only += 1,
+            }
+            if round % 8 == 0 {
+                assert_eq!(
+                    m.mask_text(&text),
+                    m.mask_text_unfiltered(&text),
+                    "{text:?}"
+                );
+            }
+        }
+        // All three outcomes, often.
+        assert!(
+            through > 5000 && away > 5000 && screen_only > 20,
+            "{through} through, {away} turned away, {screen_only} left to the DFA"
+        );
+    }
+
+    /// With user rules the needs DFA holds each rule's own regex: texts of pieces that are, or
+    /// nearly are, what the rules (tests/test_core_mask.py's USER_RULES) and the built-ins
+    /// look for are masked as without it, and texts with none of them skip the regex.
+    #[test]
+    fn user_rules_are_prefiltered_by_their_own_regex() {
+        let rule = |name: &str, regex: &str, prefix: &str| {
+            (name.into(), regex.into(), prefix.into(), STARS.into())
+        };
+        let user = vec![
+            rule("order", r"ORD[0-9]{6}", ""),
+            rule("uid", r"\d{4,8}", r"(?i:uid)[:=]\s*"),
+            rule("ticket", r"[A-Z]{2}-\w+", ""),
+            rule("codename", r"\bcodename [a-z]+\b", ""),
+            rule("block", r"(?s:BEGIN.*?END)", ""),
+            rule("tagged", r"[^\s,;]{3}#[\d]+", ""),
+            rule("head", r"^HEAD\S*", ""),
+            rule("zq", r"Z{,3}q\.?", ""),
+        ];
+        let settings = |rules: Vec<(String, bool)>, custom| MaskSettings {
+            enabled: true,
+            rules,
+            replace: vec![],
+            max_field_bytes: 1 << 20,
+            key: None,
+            custom,
+        };
+        let all_off: Vec<(String, bool)> = BUILTIN_RULES
+            .iter()
+            .map(|(n, _)| (n.to_string(), false))
+            .collect();
+        let maskers = [
+            Masker::new(&settings(vec![], user.clone()))
+                .unwrap()
+                .unwrap(),
+            Masker::new(&settings(all_off, user[3..].to_vec()))
+                .unwrap()
+                .unwrap(),
+            Masker::new(&settings(
+                vec![("ipv4".into(), true)],
+                vec![rule("uid", r"(?i:u)[0-9]+", "")],
+            ))
+            .unwrap()
+            .unwrap(),
+        ];
+        let pieces: Vec<&str> = [
+            "ORD123456",
+            "ORD12345",
+            "uid: 1234",
+            "UID=99999",
+            "Uid=1",
+            "AB-x_1",
+            "Ab-1",
+            "codename falcon",
+            "codename Falcon",
+            "BEGIN",
+            "END",
+            "abc#12",
+            "a,c#1",
+            "HEADx",
+            "ZZq",
+            "q.",
+            "u7",
+            "U",
+            " ",
+            "\n",
+            "\u{3000}",
+            "号",
+            "k",
+            "K",
+            "\u{212a}",
+        ]
+        .into_iter()
+        .chain(NEAR)
+        .collect();
+        let mut g = crate::testgen::Gen(0xC0_57_0E);
+        let (mut masked, mut skipped) = (0, 0);
+        for round in 0..6000 {
+            let m = &maskers[round % maskers.len()];
+            assert!(m.prefilter.is_some() && m.screen.is_none());
+            let len = g.below(6);
+            let text = g.text(&pieces, len);
+            agrees(m, &text, round, &mut masked, &mut skipped);
+        }
+        assert!(
+            masked > 1000 && skipped > 200,
+            "{masked} masked, {skipped} skipped"
+        );
+    }
+
+    /// `text` masked with and without the prefilter must agree; counts the way it went.
+    fn agrees(m: &Masker, text: &str, round: usize, masked: &mut usize, skipped: &mut usize) {
+        let filtered = m.mask_text(text);
+        assert_eq!(filtered, m.mask_text_unfiltered(text), "{round}: {text:?}");
+        if filtered.is_some() {
+            *masked += 1;
+        } else if !m.may_match(text) {
+            *skipped += 1;
+        }
+    }
+
+    #[test]
+    fn the_prefilter_never_changes_what_is_masked() {
+        let hmac = MaskSettings {
+            enabled: true,
+            rules: vec![("ipv4".into(), true)],
+            replace: BUILTIN_RULES
+                .iter()
+                .map(|(n, _)| (n.to_string(), HMAC_SHA256.to_string()))
+                .collect(),
+            max_field_bytes: 40,
+            key: Some(b"0123456789abcdef".to_vec()),
+            custom: vec![],
+        };
+        let some_off = MaskSettings {
+            enabled: true,
+            rules: vec![("email".into(), false), ("bank_card".into(), false)],
+            replace: vec![],
+            max_field_bytes: 1 << 20,
+            key: None,
+            custom: vec![],
+        };
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let maskers = [
+            masker(),
+            Masker::new(&hmac).unwrap().unwrap(),
+            Masker::new(&some_off).unwrap().unwrap(),
+        ];
+        let (mut masked, mut skipped) = (0, 0);
+        for round in 0..3000 {
+            let text: String = (0..next() % 7)
+                .map(|_| NEAR[(next() % NEAR.len() as u64) as usize])
+                .collect();
+            for m in &maskers {
+                agrees(m, &text, round, &mut masked, &mut skipped);
+            }
+        }
+        // Both ways were taken, often.
+        assert!(
+            masked > 1000 && skipped > 1000,
+            "{masked} masked, {skipped} skipped"
+        );
     }
 }

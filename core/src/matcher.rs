@@ -148,6 +148,9 @@ pub struct Matcher {
     /// The bytes a match can start with, when the sequence cannot match the empty string and
     /// they are known: any other first byte (or no byte) fails without running the matcher.
     lead: Option<Box<[bool; 256]>>,
+    /// `els` as a first-path plan; `[Op::GiveUp]`: the backtracking matcher alone (a matcher
+    /// used once, where compiling the plan would cost more than it saves).
+    plan: Vec<Step>,
 }
 
 /// What a sequence's first byte can be: (bytes, can the sequence match nothing), or None when
@@ -609,8 +612,559 @@ impl Run<'_> {
     }
 }
 
+/// The first way an element or sequence matches, as the backtracking order reaches it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum First {
+    /// It ends here; `more`: it may have later ways (the backtracking would revisit them).
+    End { at: usize, more: bool },
+    /// It has no way at all from this position.
+    Fail,
+    /// The walk cannot tell (a failure after a choice, a form it does not walk).
+    Unknown,
+}
+
+impl Run<'_> {
+    /// The first-path walk: every element takes its first way (a possessive run's end, a
+    /// greedy run's longest, a lazy run's shortest, an alternation's first branch that has
+    /// a way, an `UpTo`'s first stop). In priority-order backtracking the first path that
+    /// reaches the end is the answer, so when the walk reaches the end it is the general
+    /// matcher's answer, captures included. A failure after a choice is `Unknown`: the
+    /// general matcher would revisit the choice.
+    fn first_seq(&self, els: &[El], pos: usize, caps: &mut Caps) -> First {
+        let (mut pos, mut more) = (pos, false);
+        for el in els {
+            match self.first_el(el, pos, caps) {
+                First::End { at, more: m } => {
+                    pos = at;
+                    more |= m;
+                }
+                First::Fail if !more => return First::Fail,
+                First::Fail | First::Unknown => return First::Unknown,
+            }
+        }
+        First::End { at: pos, more }
+    }
+
+    fn first_el(&self, el: &El, pos: usize, caps: &mut Caps) -> First {
+        if let Some(one) = self.single(el, pos) {
+            return match one {
+                Some(at) => First::End { at, more: false },
+                None => First::Fail,
+            };
+        }
+        match el {
+            El::Class {
+                set,
+                min,
+                max,
+                mode: Mode::Greedy,
+            } => {
+                let (n, at) = self.class_run(set, pos, max.unwrap_or(usize::MAX));
+                if n < *min {
+                    return First::Fail;
+                }
+                First::End { at, more: n > *min }
+            }
+            El::Class {
+                set,
+                min,
+                mode: Mode::Lazy,
+                ..
+            } => {
+                let (n, at) = self.class_run(set, pos, *min);
+                if n < *min {
+                    return First::Fail;
+                }
+                First::End { at, more: true }
+            }
+            El::Alt(branches) => {
+                for (i, b) in branches.iter().enumerate() {
+                    match self.first_seq(b, pos, caps) {
+                        First::End { at, more } => {
+                            let more = more || i + 1 < branches.len();
+                            return First::End { at, more };
+                        }
+                        // A failed branch may have set captures the general matcher puts
+                        // back; the walk does not track them.
+                        First::Fail if !has_group(b) => {}
+                        First::Fail | First::Unknown => return First::Unknown,
+                    }
+                }
+                First::Fail
+            }
+            El::Atomic(inner) => match self.first_seq(inner, pos, caps) {
+                First::End { at, .. } => First::End { at, more: false },
+                other => other,
+            },
+            El::Group(i, inner) => {
+                let out = self.first_seq(inner, pos, caps);
+                if let First::End { at, .. } = out {
+                    match caps.get_mut(*i) {
+                        Some(slot) => *slot = Some((pos, at)),
+                        None => return First::Unknown,
+                    }
+                }
+                out
+            }
+            El::UpTo { lit, bytes } => {
+                let mut first = None;
+                // `up_to` hands the ends over in the lazy order; the first one is taken.
+                let mut probe = Run {
+                    s: self.s,
+                    chars: self.chars,
+                    budget: BUDGET,
+                };
+                probe.up_to(lit, bytes.as_ref(), pos, &mut Vec::new(), |_, p, _| {
+                    first = Some(p);
+                    true
+                });
+                match first {
+                    None => First::Fail,
+                    Some(at) => {
+                        let more = self.s.get(at..).is_some_and(|t| t.starts_with(lit));
+                        First::End { at, more }
+                    }
+                }
+            }
+            _ => First::Unknown,
+        }
+    }
+}
+
+/// One step of the first-path plan: the sequence's elements flattened, with the common forms
+/// specialised (so a record costs a few table lookups and memchr calls, not a tree walk).
+#[derive(Clone, Debug)]
+enum Op {
+    /// Bytes of fixed width: literals and fixed counts of ASCII-only sets, one bitmap per
+    /// byte (such an element has one way; its characters are its bytes).
+    Shape(Vec<[u64; 4]>),
+    /// A `Shape` whose every set is one range of bytes: per byte its first byte and its
+    /// width - 1 (two arrays, so the check is one branch-free loop the compiler vectorises).
+    Ranges {
+        len: usize,
+        lo: Vec<u8>,
+        span: Vec<u8>,
+    },
+    /// An unbounded run of a set whose runs end at an ASCII byte (`Set::run`), at least `min`
+    /// (0 or 1) characters; `greedy`: it could give bytes back (possessive: never).
+    Run {
+        set: Set,
+        min: usize,
+        greedy: bool,
+    },
+    UpTo {
+        lit: Vec<u8>,
+        bytes: Option<Set>,
+    },
+    /// An `UpTo` of a one-byte character in text (pattern.py's `%X`, `%c`, `%M`, `%t` before
+    /// `]`, `#`, `(`): its first end is the first such byte or newline, found by memchr,
+    /// without `Run::up_to`'s walk (both ends are ASCII, so character boundaries).
+    Until(u8),
+    Rest,
+    AtLineEnd,
+    /// One byte in a range (a `Ranges` of width one).
+    Byte {
+        lo: u8,
+        span: u8,
+    },
+    /// A capture group opens (its start) and closes (its end) here.
+    Open(usize),
+    Close(usize),
+    /// `(?>(?:-?[0-9]++|lit)?)` and its variants (pattern.py's `%L`, payload.py's int
+    /// fields): an optional signed integer, else the literal, else nothing when `empty`.
+    Int {
+        lit: Option<Vec<u8>>,
+        empty: bool,
+    },
+    /// `(?:lit|lit|...)` with maybe an empty last branch: the first literal that is here.
+    Lits {
+        lits: Vec<Vec<u8>>,
+        empty: bool,
+    },
+    /// Any other element, walked by `Run::first_el`.
+    Tree(El),
+    /// No walk: the backtracking matcher answers.
+    GiveUp,
+}
+
+/// A step of the plan: an op and, when the op is the whole body of a capture group (most
+/// groups: one run or one field), that group, whose span is set when the op has matched
+/// (what `Open`, the op and `Close` do in three steps).
+#[derive(Clone, Debug)]
+struct Step {
+    op: Op,
+    cap: Option<usize>,
+}
+
+/// The plan's steps: each `Open(i), op, Close(i)` becomes one step capturing `i`.
+fn steps(ops: Vec<Op>) -> Vec<Step> {
+    let mut out = Vec::with_capacity(ops.len());
+    let mut k = 0;
+    while let Some(op) = ops.get(k) {
+        if let (Op::Open(i), Some(x), Some(Op::Close(j))) = (op, ops.get(k + 1), ops.get(k + 2)) {
+            if i == j && !matches!(x, Op::Open(_) | Op::Close(_) | Op::GiveUp) {
+                out.push(Step {
+                    op: x.clone(),
+                    cap: Some(*i),
+                });
+                k += 3;
+                continue;
+            }
+        }
+        out.push(Step {
+            op: op.clone(),
+            cap: None,
+        });
+        k += 1;
+    }
+    out
+}
+
+/// The `Op::Lits` of an alternation of literals (the start test's optional BOM).
+fn lits_op(el: &El) -> Option<Op> {
+    let El::Alt(branches) = el else { return None };
+    let (empty, branches) = match branches.split_last()? {
+        (last, rest) if last.is_empty() => (true, rest),
+        _ => (false, branches.as_slice()),
+    };
+    let lits = branches
+        .iter()
+        .map(|b| match b.as_slice() {
+            [El::Lit(l)] => Some(l.clone()),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(Op::Lits { lits, empty })
+}
+
+/// The `Op::Int` of an element of that form: an atomic group of one alternation whose first
+/// branch is `-?` (greedy, at most one) then possessive digits, then at most a literal branch
+/// and an empty branch, in that order.
+fn int_op(el: &El) -> Option<Op> {
+    let El::Atomic(inner) = el else { return None };
+    let [El::Alt(branches)] = inner.as_slice() else {
+        return None;
+    };
+    let (first, rest) = branches.split_first()?;
+    let [El::Class {
+        set: minus,
+        min: 0,
+        max: Some(1),
+        mode: Mode::Greedy,
+    }, El::Class {
+        set: digits,
+        min: 1,
+        max: None,
+        mode: Mode::Possessive,
+    }] = first.as_slice()
+    else {
+        return None;
+    };
+    if *minus != Set::of(b"-") || *digits != Set::digits() {
+        return None;
+    }
+    match rest {
+        [] => Some(Op::Int {
+            lit: None,
+            empty: false,
+        }),
+        [e] if e.is_empty() => Some(Op::Int {
+            lit: None,
+            empty: true,
+        }),
+        [l] | [l, _] => {
+            let [El::Lit(lit)] = l.as_slice() else {
+                return None;
+            };
+            let empty = match rest {
+                [_, e] => e.is_empty().then_some(true)?,
+                _ => false,
+            };
+            Some(Op::Int {
+                lit: Some(lit.clone()),
+                empty,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The digits at the start of `t`: how many.
+fn digit_run(t: &[u8]) -> usize {
+    t.iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(t.len())
+}
+
+fn bitmap(set: &[bool; 256]) -> [u64; 4] {
+    let mut m = [0u64; 4];
+    for (b, &x) in set.iter().enumerate() {
+        m[b >> 6] |= u64::from(x) << (b & 63);
+    }
+    m
+}
+
+fn push_shape(ops: &mut Vec<Op>, width: usize, m: [u64; 4]) {
+    if let Some(Op::Shape(v)) = ops.last_mut() {
+        v.extend(std::iter::repeat_n(m, width));
+        return;
+    }
+    ops.push(Op::Shape(vec![m; width]));
+}
+
+const LANES: usize = 16;
+
+/// Whether every byte of `t` is in its range (`Op::Ranges`). `lo` and `span` are padded to
+/// whole lanes with ranges that take any byte: when `t` has that many bytes, the check runs
+/// over whole lanes without a branch, which the compiler turns into vector instructions.
+fn in_ranges(t: &[u8], len: usize, lo: &[u8], span: &[u8]) -> bool {
+    let mut bad = 0u8;
+    if let Some(t) = t.get(..lo.len()) {
+        let lanes = t
+            .chunks_exact(LANES)
+            .zip(lo.chunks_exact(LANES))
+            .zip(span.chunks_exact(LANES));
+        for ((t, l), w) in lanes {
+            let (Ok(t), Ok(l), Ok(w)) = (
+                <&[u8; LANES]>::try_from(t),
+                <&[u8; LANES]>::try_from(l),
+                <&[u8; LANES]>::try_from(w),
+            ) else {
+                return false;
+            };
+            for k in 0..LANES {
+                bad |= u8::from(t[k].wrapping_sub(l[k]) > w[k]);
+            }
+        }
+        return bad == 0;
+    }
+    let Some(t) = t.get(..len) else {
+        return false;
+    };
+    for ((&b, &l), &w) in t.iter().zip(lo).zip(span) {
+        bad |= u8::from(b.wrapping_sub(l) > w);
+    }
+    bad == 0
+}
+
+/// The set of a bitmap as one range (first byte, last - first), if it is one.
+fn as_range(m: &[u64; 4]) -> Option<(u8, u8)> {
+    // Bit arithmetic, not a scan of 256 bytes: `explain` compiles a matcher per element.
+    let count: u32 = m.iter().map(|w| w.count_ones()).sum();
+    let (i, w) = m.iter().enumerate().find(|(_, w)| **w != 0)?;
+    let lo = i * 64 + w.trailing_zeros() as usize;
+    let (j, w) = m.iter().enumerate().rev().find(|(_, w)| **w != 0)?;
+    let hi = j * 64 + 63 - w.leading_zeros() as usize;
+    if hi - lo + 1 != count as usize {
+        return None;
+    }
+    Some((u8::try_from(lo).ok()?, u8::try_from(hi - lo).ok()?))
+}
+
+/// Shapes of ranges only become `Ranges` (a subtraction and a compare per byte).
+fn finish(ops: Vec<Op>) -> Vec<Op> {
+    ops.into_iter()
+        .map(|op| match op {
+            Op::Shape(v) => match v.iter().map(as_range).collect::<Option<Vec<_>>>() {
+                Some(r) if r.len() == 1 => match r.first() {
+                    Some(&(lo, span)) => Op::Byte { lo, span },
+                    None => Op::Shape(v),
+                },
+                Some(r) => {
+                    let padded = r.len().div_ceil(LANES) * LANES;
+                    let any = std::iter::repeat_n((0u8, 255u8), padded - r.len());
+                    let r: Vec<(u8, u8)> = r.into_iter().chain(any).collect();
+                    Op::Ranges {
+                        len: v.len(),
+                        lo: r.iter().map(|x| x.0).collect(),
+                        span: r.iter().map(|x| x.1).collect(),
+                    }
+                }
+                None => Op::Shape(v),
+            },
+            other => other,
+        })
+        .collect()
+}
+
+/// The plan of `els`, appended to `ops`.
+fn plan(els: &[El], ops: &mut Vec<Op>) {
+    for el in els {
+        match el {
+            El::Lit(l) => {
+                for &b in l {
+                    let mut m = [0u64; 4];
+                    m[usize::from(b >> 6)] |= 1 << (b & 63);
+                    push_shape(ops, 1, m);
+                }
+            }
+            El::Class { set, min, max, .. } if *max == Some(*min) && set.ascii => {
+                push_shape(ops, *min, bitmap(&set.bytes));
+            }
+            El::Class {
+                set,
+                min,
+                max: None,
+                mode,
+            } if *min <= 1 && (set.ascii || set.high) && *mode != Mode::Lazy => {
+                ops.push(Op::Run {
+                    set: set.clone(),
+                    min: *min,
+                    greedy: *mode == Mode::Greedy,
+                });
+            }
+            El::Group(i, inner) => {
+                ops.push(Op::Open(*i));
+                plan(inner, ops);
+                ops.push(Op::Close(*i));
+            }
+            El::UpTo { lit, bytes: None } if lit.len() == 1 && lit.is_ascii() => {
+                ops.extend(lit.first().map(|&c| Op::Until(c)));
+            }
+            El::UpTo { lit, bytes } => ops.push(Op::UpTo {
+                lit: lit.clone(),
+                bytes: bytes.clone(),
+            }),
+            El::Rest => ops.push(Op::Rest),
+            El::AtLineEnd => ops.push(Op::AtLineEnd),
+            other => ops.push(
+                int_op(other)
+                    .or_else(|| lits_op(other))
+                    .unwrap_or_else(|| Op::Tree(other.clone())),
+            ),
+        }
+    }
+}
+
+impl Run<'_> {
+    /// The first-path walk over a plan: `first_seq`'s answer for the elements it came from.
+    fn first_plan(&self, steps: &[Step], caps: &mut Caps) -> First {
+        let s = self.s;
+        let (mut pos, mut more) = (0usize, false);
+        for Step { op, cap } in steps {
+            let step = match op {
+                Op::Shape(sets) => s
+                    .get(pos..pos + sets.len())
+                    .filter(|t| {
+                        t.iter()
+                            .zip(sets)
+                            .all(|(&b, m)| m[usize::from(b >> 6)] >> (b & 63) & 1 != 0)
+                    })
+                    .map(|_| (pos + sets.len(), false)),
+                Op::Byte { lo, span } => s
+                    .get(pos)
+                    .filter(|&&b| b.wrapping_sub(*lo) <= *span)
+                    .map(|_| (pos + 1, false)),
+                Op::Ranges { len, lo, span } => {
+                    let t = s.get(pos..).unwrap_or_default();
+                    in_ranges(t, *len, lo, span).then_some((pos + len, false))
+                }
+                Op::Lits { lits, empty } => {
+                    let t = s.get(pos..).unwrap_or_default();
+                    let last = lits.len() + usize::from(*empty);
+                    match lits.iter().position(|l| t.starts_with(l)) {
+                        Some(i) => lits.get(i).map(|l| (pos + l.len(), i + 1 < last)),
+                        None => empty.then_some((pos, false)),
+                    }
+                }
+                Op::Run { set, min, greedy } => {
+                    let n = set.run(s.get(pos..).unwrap_or_default());
+                    (n >= *min).then_some((pos + n, *greedy && n > *min))
+                }
+                Op::UpTo { lit, bytes } => {
+                    let mut probe = Run {
+                        s,
+                        chars: self.chars,
+                        budget: BUDGET,
+                    };
+                    let mut first = None;
+                    probe.up_to(lit, bytes.as_ref(), pos, &mut Vec::new(), |_, p, _| {
+                        first = Some(p);
+                        true
+                    });
+                    first.map(|at| (at, s.get(at..).is_some_and(|t| t.starts_with(lit))))
+                }
+                Op::Until(c) => {
+                    // More ends when it stopped at c (the lazy run can go on past it).
+                    let t = s.get(pos..).unwrap_or_default();
+                    let k = memchr::memchr2(*c, b'\n', t).unwrap_or(t.len());
+                    Some((pos + k, t.get(k) == Some(c)))
+                }
+                Op::Rest => Some((s.len(), false)),
+                Op::AtLineEnd => matches!(s.get(pos), None | Some(b'\n')).then_some((pos, false)),
+                Op::Open(i) => {
+                    match caps.get_mut(*i) {
+                        Some(slot) => *slot = Some((pos, pos)),
+                        None => return First::Unknown,
+                    }
+                    continue;
+                }
+                Op::Close(i) => {
+                    match caps.get_mut(*i) {
+                        Some(Some(span)) => span.1 = pos,
+                        _ => return First::Unknown,
+                    }
+                    continue;
+                }
+                Op::Int { lit, empty } => {
+                    // The first branch: `-?` takes a minus only when digits follow it (else it
+                    // gives it back and the digits must start at `pos`); the atomic group
+                    // keeps the first branch that matches.
+                    let t = s.get(pos..).unwrap_or_default();
+                    let signed = usize::from(t.first() == Some(&b'-'));
+                    let n = digit_run(t.get(signed..).unwrap_or_default());
+                    if n > 0 {
+                        Some((pos + signed + n, false))
+                    } else {
+                        let n = if signed == 1 { 0 } else { digit_run(t) };
+                        if n > 0 {
+                            Some((pos + n, false))
+                        } else {
+                            match lit {
+                                Some(l) if t.starts_with(l) => Some((pos + l.len(), false)),
+                                _ => empty.then_some((pos, false)),
+                            }
+                        }
+                    }
+                }
+                Op::GiveUp => return First::Unknown,
+                Op::Tree(el) => match self.first_el(el, pos, caps) {
+                    First::End { at, more } => Some((at, more)),
+                    First::Fail => None,
+                    First::Unknown => return First::Unknown,
+                },
+            };
+            match step {
+                Some((at, m)) => {
+                    if let Some(i) = *cap {
+                        match caps.get_mut(i) {
+                            Some(slot) => *slot = Some((pos, at)),
+                            None => return First::Unknown,
+                        }
+                    }
+                    pos = at;
+                    more |= m;
+                }
+                None if more => return First::Unknown,
+                None => return First::Fail,
+            }
+        }
+        First::End { at: pos, more }
+    }
+}
+
 impl Matcher {
     pub fn new(els: Vec<El>, groups: usize, chars: bool) -> Matcher {
+        let mut ops = Vec::new();
+        plan(&els, &mut ops);
+        Matcher {
+            plan: steps(finish(ops)),
+            ..Matcher::general_only(els, groups, chars)
+        }
+    }
+
+    /// A matcher without the first-path plan, for one-off use (`explain`).
+    pub fn general_only(els: Vec<El>, groups: usize, chars: bool) -> Matcher {
         let lead = match first_bytes(&els) {
             Some((set, false)) => Some(Box::new(set)),
             _ => None,
@@ -620,6 +1174,10 @@ impl Matcher {
             groups,
             chars,
             lead,
+            plan: vec![Step {
+                op: Op::GiveUp,
+                cap: None,
+            }],
         }
     }
 
@@ -646,7 +1204,76 @@ impl Matcher {
         self.run(s, false).is_some()
     }
 
+    /// `re.match` into `caps` (resized to the groups; no allocation once it has grown): the
+    /// end of the first match, as `matches` answers.
+    pub fn matches_into(&self, s: &[u8], caps: &mut Caps) -> Option<usize> {
+        self.run_into(s, false, caps)
+    }
+
     fn run(&self, s: &[u8], full: bool) -> Option<(usize, Caps)> {
+        let mut caps = Vec::new();
+        self.run_into(s, full, &mut caps).map(|e| (e, caps))
+    }
+
+    fn run_into(&self, s: &[u8], full: bool, caps: &mut Caps) -> Option<usize> {
+        caps.clear();
+        caps.resize(self.groups, None);
+        if !self.may_start(s) {
+            return None;
+        }
+        match self.first_path(s, full, caps) {
+            First::End { at, .. } => return Some(at),
+            First::Fail => return None,
+            First::Unknown => {}
+        }
+        let (end, found) = self.general(s, full)?;
+        caps.copy_from_slice(&found);
+        Some(end)
+    }
+
+    /// The first-path walk over the whole sequence (`Run::first_seq`); a full match that
+    /// ends early is unknown when a choice could move its end.
+    fn first_path(&self, s: &[u8], full: bool, caps: &mut Caps) -> First {
+        let r = Run {
+            s,
+            chars: self.chars,
+            budget: BUDGET,
+        };
+        match r.first_plan(&self.plan, caps) {
+            First::End { at, more } if full && at != s.len() => {
+                if more {
+                    First::Unknown
+                } else {
+                    First::Fail
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// For tests: the first-path walk's answer (None: unknown) and the general matcher's.
+    #[cfg(test)]
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn both(
+        &self,
+        s: &[u8],
+        full: bool,
+    ) -> (Option<Option<(usize, Caps)>>, Option<(usize, Caps)>) {
+        let mut caps = vec![None; self.groups];
+        let fast = if !self.may_start(s) {
+            Some(None)
+        } else {
+            match self.first_path(s, full, &mut caps) {
+                First::End { at, .. } => Some(Some((at, caps))),
+                First::Fail => Some(None),
+                First::Unknown => None,
+            }
+        };
+        (fast, self.general(s, full))
+    }
+
+    /// The backtracking matcher alone (what the first-path walk must agree with).
+    fn general(&self, s: &[u8], full: bool) -> Option<(usize, Caps)> {
         if !self.may_start(s) {
             return None;
         }
@@ -678,11 +1305,201 @@ impl Matcher {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn lit(s: &str) -> El {
         El::Lit(s.as_bytes().to_vec())
+    }
+
+    pub(crate) use crate::testgen::Gen;
+
+    /// The first-path walk agrees with the backtracking matcher on `s` (or says unknown);
+    /// true when it decided.
+    pub(crate) fn agree(m: &Matcher, s: &[u8], full: bool) -> bool {
+        let (fast, general) = m.both(s, full);
+        if let Some(fast) = fast {
+            assert_eq!(
+                fast,
+                general,
+                "first path differs on {:?}",
+                String::from_utf8_lossy(s)
+            );
+            let mut caps = Vec::new();
+            let end = m.run_into(s, full, &mut caps);
+            assert_eq!(end.map(|e| (e, caps)), general);
+            return true;
+        }
+        false
+    }
+
+    #[test]
+    fn first_path_agrees_on_small_forms() {
+        let digits = || El::class(Set::digits(), 0, Some(3), Mode::Greedy);
+        let lazy = || El::class(Set::not(b"\n"), 1, None, Mode::Lazy);
+        let forms: Vec<(Vec<El>, usize)> = vec![
+            (
+                vec![El::Group(0, vec![digits()]), El::Group(1, vec![digits()])],
+                2,
+            ),
+            (
+                vec![
+                    El::Group(0, vec![lazy()]),
+                    lit("]"),
+                    El::Group(1, vec![El::Rest]),
+                ],
+                2,
+            ),
+            (
+                vec![
+                    El::Alt(vec![
+                        vec![El::Group(0, vec![digits(), lit("a")])],
+                        vec![El::Group(1, vec![lit("1")])],
+                        vec![],
+                    ]),
+                    El::Group(2, vec![El::greedy_line()]),
+                    El::AtLineEnd,
+                ],
+                3,
+            ),
+            (
+                vec![
+                    El::Atomic(vec![El::Alt(vec![vec![digits()], vec![]])]),
+                    lit("1"),
+                    El::Group(
+                        0,
+                        vec![El::UpTo {
+                            lit: b"]".to_vec(),
+                            bytes: None,
+                        }],
+                    ),
+                    lit("]"),
+                ],
+                1,
+            ),
+            (
+                vec![
+                    El::Group(
+                        0,
+                        vec![El::UpTo {
+                            lit: "é".as_bytes().to_vec(),
+                            bytes: None,
+                        }],
+                    ),
+                    lit("é"),
+                    El::Group(1, vec![El::class(Set::not(b"]"), 0, None, Mode::Greedy)]),
+                    El::AtLineEnd,
+                ],
+                2,
+            ),
+        ];
+        let int = |alts: Vec<Vec<El>>| {
+            let mut bs = vec![vec![
+                El::class(Set::of(b"-"), 0, Some(1), Mode::Greedy),
+                El::class(Set::digits(), 1, None, Mode::Possessive),
+            ]];
+            bs.extend(alts);
+            El::Atomic(vec![El::Alt(bs)])
+        };
+        let forms: Vec<(Vec<El>, usize)> = forms
+            .into_iter()
+            .chain([
+                // Choices that a later element makes the backtracking revisit.
+                (
+                    vec![
+                        El::Group(0, vec![digits()]),
+                        lit("1"),
+                        El::Group(1, vec![El::Rest]),
+                    ],
+                    2,
+                ),
+                (
+                    vec![
+                        El::Group(0, vec![El::greedy_line()]),
+                        lit("]"),
+                        El::Group(1, vec![El::Rest]),
+                    ],
+                    2,
+                ),
+                (vec![El::Group(0, vec![lazy()]), lit("1"), El::AtLineEnd], 1),
+                (
+                    vec![El::Alt(vec![vec![lit("1")], vec![lit("12")]]), lit("a")],
+                    0,
+                ),
+                (
+                    vec![
+                        El::Group(0, vec![int(vec![vec![lit("?")], vec![]])]),
+                        lit("]"),
+                    ],
+                    1,
+                ),
+                (vec![El::Group(0, vec![int(vec![vec![]])]), lit("a")], 1),
+                (
+                    vec![
+                        El::Group(0, vec![int(vec![])]),
+                        El::Group(1, vec![El::Rest]),
+                    ],
+                    2,
+                ),
+            ])
+            .collect();
+        let alphabet = ["1", "2", "a", "]", "é", "\n", " ", "x", "-", "?", "-1"];
+        let mut g = Gen(0x9E37_79B9_7F4A_7C15);
+        let mut decided = 0;
+        for (els, groups) in &forms {
+            let m = Matcher::new(els.clone(), *groups, true);
+            for _ in 0..3000 {
+                let s = g.mutate("12a]é1]x", &alphabet);
+                for full in [false, true] {
+                    decided += usize::from(agree(&m, s.as_bytes(), full));
+                }
+            }
+        }
+        // The walk decides most of them, so the comparison is not empty.
+        assert!(decided > 15_000, "decided {decided}");
+    }
+
+    #[test]
+    fn ranges_check_every_byte_whatever_the_length() {
+        let mut g = Gen(0x5851_F42D_4C95_7F2D);
+        for _ in 0..3000 {
+            let len = g.below(40);
+            let r: Vec<(u8, u8)> = (0..len)
+                .map(|_| {
+                    let lo = *g.pick(&[b'0', b'-', b' ', b'a', 0x80]);
+                    (lo, *g.pick(&[0u8, 9, 25]))
+                })
+                .collect();
+            let padded = len.div_ceil(LANES) * LANES;
+            let mut lo: Vec<u8> = r.iter().map(|x| x.0).collect();
+            let mut span: Vec<u8> = r.iter().map(|x| x.1).collect();
+            lo.resize(padded, 0);
+            span.resize(padded, 255);
+            let t: Vec<u8> = (0..g.below(50))
+                .map(|i| match r.get(i) {
+                    Some(&(l, w)) if g.below(30) > 0 => {
+                        l + u8::try_from(g.below(usize::from(w) + 1)).unwrap()
+                    }
+                    _ => u8::try_from(g.below(256)).unwrap(),
+                })
+                .collect();
+            let naive =
+                t.len() >= len && t.iter().zip(&r).all(|(&b, &(l, w))| b >= l && b - l <= w);
+            assert_eq!(in_ranges(&t, len, &lo, &span), naive, "{t:?} {r:?}");
+        }
+    }
+
+    #[test]
+    fn a_bitmap_is_a_range_only_when_its_bytes_are_contiguous() {
+        let range = |bytes: &[u8]| as_range(&bitmap(&Set::of(bytes).bytes));
+        assert_eq!(range(b"0123456789"), Some((b'0', 9)));
+        assert_eq!(range(b"#"), Some((b'#', 0)));
+        assert_eq!(range(b"AaPp"), None);
+        assert_eq!(range(b"02"), None);
+        assert_eq!(as_range(&bitmap(&Set::not(b"").bytes)), Some((0, 255)));
+        assert_eq!(as_range(&bitmap(&Set::not(b"\n").bytes)), None);
+        assert_eq!(as_range(&[0, 0, 0, 1 << 63]), Some((255, 0)));
+        assert_eq!(as_range(&[0; 4]), None);
     }
 
     #[test]

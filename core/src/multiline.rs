@@ -6,6 +6,7 @@ use memchr::memchr_iter;
 use crate::decode::{decode, Codec};
 use crate::lines::{flags, LineBuffer, Piece};
 use crate::matcher::Matcher;
+use crate::start::StartTest;
 use std::sync::Arc;
 
 /// One record's text and where it ends in the file.
@@ -21,7 +22,7 @@ pub struct Frame {
 /// Joins lines into records for one file.
 #[derive(Debug)]
 pub struct Assembler {
-    first: Arc<Matcher>,
+    first: StartTest,
     codec: Codec,
     cap: usize,
     lines: LineBuffer,
@@ -51,7 +52,7 @@ impl Assembler {
         start_offset: u64,
     ) -> Assembler {
         Assembler {
-            first,
+            first: StartTest::new(first),
             codec,
             cap: max_record_bytes,
             lines: LineBuffer::new(max_record_bytes),
@@ -144,33 +145,79 @@ impl Assembler {
     fn scan(&mut self, data: &[u8], out: &mut Vec<Frame>, fl: u8) {
         let base = self.done;
         let end = data.len();
-        let mut positions: Vec<usize> = Vec::new();
-        if self.first.test(data) {
-            positions.push(0);
+        // The record being framed in `data`: its start and where its header ends (see
+        // `StartTest::header`), and the newlines since its start.
+        let mut current: Option<(usize, usize)> = None;
+        if let Some(head) = self.first.header(data) {
+            self.flush(out);
+            current = Some((0, head));
         }
+        let mut lines = 0u64;
         for nl in memchr_iter(b'\n', data) {
-            if self.first.test(data.get(nl + 1..).unwrap_or_default()) {
-                positions.push(nl + 1);
+            lines += 1;
+            let b = nl + 1;
+            let Some(head) = self.first.header(data.get(b..).unwrap_or_default()) else {
+                continue;
+            };
+            match current {
+                None => {
+                    self.append_range(data, 0, b, fl);
+                    self.flush(out);
+                }
+                Some((a, head)) => {
+                    self.done = base + a as u64;
+                    self.record(data, (a, b), head, lines, fl, out);
+                }
+            }
+            current = Some((b, head));
+            lines = 0;
+        }
+        match current {
+            None => {
+                self.append_range(data, 0, end, fl);
+                self.done = base + end as u64;
+            }
+            Some((a, _)) => {
+                self.done = base + a as u64;
+                self.append_range(data, a, end, fl);
             }
         }
-        let Some(&first) = positions.first() else {
-            self.append_range(data, 0, end, fl);
-            self.done = base + end as u64;
-            return;
-        };
-        if first > 0 {
-            self.append_range(data, 0, first, fl);
-        }
-        self.flush(out);
-        let last = positions.len() - 1;
-        for w in positions.windows(2) {
-            let (a, b) = (w[0], w[1]);
-            self.done = base + a as u64;
+    }
+
+    /// The whole record `data[a..b]` (its header `head` bytes long, `lines` newlines, the last
+    /// at `b - 1`), with nothing pending: straight from the chunk to its frame, as
+    /// `append_range` and `flush` would make it, without copying it into the record buffer.
+    fn record(
+        &mut self,
+        data: &[u8],
+        (a, b): (usize, usize),
+        head: usize,
+        lines: u64,
+        fl: u8,
+        out: &mut Vec<Frame>,
+    ) {
+        let part = data.get(a..b).unwrap_or_default();
+        if self.pend_line != 0 || part.len() > self.cap {
             self.append_range(data, a, b, fl);
             self.flush(out);
+            return;
         }
-        self.done = base + positions[last] as u64;
-        self.append_range(data, positions[last], end, fl);
+        let mut fl = fl;
+        // `append` tests the kept bytes alone: a header that ends inside them passes.
+        if head > part.len() && !self.first.test(part) {
+            fl |= flags::HEADLESS;
+        }
+        let body = part.strip_suffix(b"\n").unwrap_or(part);
+        let (text, text_flags) = decode(body, self.codec, fl & flags::TRUNCATED != 0);
+        self.done += part.len() as u64;
+        out.push(Frame {
+            text,
+            end: self.done,
+            line_no: self.line_no,
+            size: part.len() as u64,
+            flags: fl | text_flags,
+        });
+        self.line_no += lines;
     }
 
     fn append_range(&mut self, data: &[u8], a: usize, b: usize, fl: u8) {
@@ -271,6 +318,55 @@ mod tests {
         );
         a.drain(&mut out);
         assert_eq!(out[2].text, "10:00:01 01 b");
+    }
+
+    /// Records whole in a chunk go straight to their frame; a byte at a time, every line is
+    /// held and goes through the record buffer: both give the same frames.
+    #[test]
+    fn records_framed_from_the_chunk_equal_those_from_the_buffer() {
+        const LINES: &[&[u8]] = &[
+            b"2026-11-30 04:38:57.716 INFO  [traceId:e8] [c.a.C#f():1] [main] - a,b\n",
+            b"2026-11-30 04:38:57.716 WARN [traceId:] x\r\n",
+            b"\tat x(Y.java:1)\n",
+            b"prompt: \xe4\xbd\xa0\xff\n",
+            b"\xef\xbb\xbf2026-11-30 04:38:57.716 INFO [traceId:\n",
+            b"\x002026-11-30 04:38:57.716 DEBUG [traceId:x\n",
+            b"2026-11-30 04:38:57.716 INFO [trace\n",
+            b"\n",
+            b"\xed\xa0\x80 \0\n",
+        ];
+        let p = compile_pattern(
+            "%d{yyyy-MM-dd HH:mm:ss.SSS} %-5p [traceId:%X{traceId}] [%c{3}#%method\\(\\):%L] [%thread] - %m%n",
+            Some("UTC"),
+        )
+        .unwrap();
+        let starts = Arc::new(p.start_matcher(Codec::Utf8, "utf-8").unwrap());
+        let mut g = crate::testgen::Gen(0xA409_3822_299F_31D0);
+        for _ in 0..300 {
+            let mut data = Vec::new();
+            for _ in 0..g.below(12) {
+                data.extend_from_slice(LINES[g.below(LINES.len())]);
+            }
+            if g.below(2) == 0 {
+                data.extend_from_slice(b"2026-11-30 04:38:57.716 INFO [traceId:partial");
+            }
+            let frames = |cuts: &mut dyn FnMut(usize) -> usize| {
+                let mut a = Assembler::new(Arc::clone(&starts), Codec::Utf8, 1 << 20, 7);
+                let mut out = Vec::new();
+                let mut at = 0;
+                while at < data.len() {
+                    let n = cuts(data.len() - at).max(1);
+                    a.feed(data.get(at..at + n).unwrap_or_default(), 0.0, &mut out);
+                    at += n;
+                }
+                a.drain(&mut out);
+                out
+            };
+            let whole = frames(&mut |n| n);
+            assert_eq!(whole, frames(&mut |_| 1), "{data:?}");
+            let mut g2 = crate::testgen::Gen(g.next() | 1);
+            assert_eq!(whole, frames(&mut |n| 1 + g2.below(n)), "{data:?}");
+        }
     }
 
     #[test]

@@ -717,7 +717,7 @@ impl CompiledPattern {
         let mut column = 0;
         for (what, els) in &self.elements {
             src.extend(els.iter().cloned());
-            let m = Matcher::new(src.clone(), groups, true);
+            let m = Matcher::general_only(src.clone(), groups, true);
             match m.matches(first_line.as_bytes()) {
                 None => {
                     return format!(
@@ -758,6 +758,48 @@ mod tests {
         let thread = caps[p.group("thread").unwrap()].unwrap();
         assert_eq!(&line[thread.0..thread.1], b"x ] y");
         assert!(p.start_matcher(Codec::Utf8, "utf-8").unwrap().test(line));
+    }
+
+    #[test]
+    fn the_first_path_walk_agrees_with_backtracking_on_record_like_text() {
+        use crate::matcher::tests::{agree, Gen};
+        let patterns = [
+            DEFAULT,
+            "%d{yyyy-MM-dd HH:mm:ss.SSS} [%thread] %-5level %logger{36} - %msg%n",
+            "%d [%t] %p %c.%M\\(%F:%L\\) %X{tid} %m%n",
+            "%date{ISO8601} %level %m [%t] %L%n",
+            "%d{yyyy-MM-dd HH:mm:ss} %5p %r %c#%M:%L 中 %m%n",
+        ];
+        let seeds = [
+            "2026-11-26 10:02:11.305 INFO  [traceId:ab] [a.B#chat():42] [x ] y] - hi",
+            "2026-11-30 04:38:57.718 INFO  [traceId:1e27] [o.a.c.c.C.[.[.[/]#?():?] [pool-2] - a,b,,1",
+            "2026-11-26 10:02:11.305 [main] WARN  c.a.Foo - slow: 24461 ms",
+            "2026-11-26 10:02:11,305 [t-1] ERROR a.b.C.run(C.java:12) tid-9 boom\n\tat x",
+            "2026-11-26 10:02:11 INFO msg [main] 42",
+            "2026-11-26 10:02:11  INFO 123 a.B#m:-7 中 hello",
+        ];
+        let alphabet = [
+            "[", "]", "#", "(", ")", ":", "-", "?", " ", "\n", "é", "中", "x", "1", ".", "():",
+            "] [", "#m", "traceId:", ",", "\t",
+        ];
+        let mut g = Gen(0xD1B5_4A32_D192_ED03);
+        let (mut decided, mut total) = (0usize, 0usize);
+        for pattern in patterns {
+            let p = compile_pattern(pattern, Some("UTC")).unwrap();
+            let start = p.start_matcher(Codec::Utf8, "utf-8").unwrap();
+            for _ in 0..1500 {
+                let seed = *g.pick(&seeds);
+                let mut line = g.mutate(seed, &alphabet);
+                if g.below(8) == 0 {
+                    line.insert(0, '\u{feff}');
+                }
+                total += 2;
+                decided += usize::from(agree(&p.regex, line.as_bytes(), false));
+                decided += usize::from(agree(&start, line.as_bytes(), false));
+            }
+        }
+        // Most record-like text is decided by the walk, so the comparison is not empty.
+        assert!(decided * 2 > total, "decided {decided} of {total}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The payload of `llm_call` records (parsers/payload.py): the well-formed regex, emulated with
 //! the same backtracking, then the slow split that also says why a message is malformed.
 
-use crate::matcher::{El, Matcher, Mode, Set};
+use crate::matcher::{Caps, El, Matcher, Mode, Set};
 use crate::pyrepr::repr;
 
 /// A record key: shared, so a record's fields cost no allocation per key.
@@ -21,21 +21,253 @@ const MAX_STR_DIGITS: usize = 4300;
 /// `int(text)` for `-?[0-9]+` text: the decimal Python prints for it; None where Python
 /// raises ValueError (more than 4300 digits).
 pub fn int_text(text: &str) -> Option<String> {
+    let mut out = String::new();
+    int_text_into(text, &mut out).then_some(out)
+}
+
+/// `int_text` written over `out` (its capacity reused); false (and `out` empty) where
+/// Python raises ValueError.
+pub fn int_text_into(text: &str, out: &mut String) -> bool {
+    out.clear();
+    if plain_int(text) {
+        // No sign and no leading zero: already the decimal Python prints (the general path
+        // below writes the same text).
+        out.push_str(text);
+        return true;
+    }
     let (neg, digits) = match text.strip_prefix('-') {
         Some(d) => (true, d),
         None => (false, text.strip_prefix('+').unwrap_or(text)),
     };
     if digits.len() > MAX_STR_DIGITS {
-        return None;
+        return false;
     }
     let trimmed = digits.trim_start_matches('0');
-    Some(if trimmed.is_empty() {
-        "0".to_string()
-    } else if neg {
-        format!("-{trimmed}")
+    if trimmed.is_empty() {
+        out.push('0');
     } else {
-        trimmed.to_string()
-    })
+        if neg {
+            out.push('-');
+        }
+        out.push_str(trimmed);
+    }
+    true
+}
+
+/// Whether `text` (`-?[0-9]+`) is already the decimal Python prints for it: no sign, no
+/// leading zero, within the digits `int()` converts.
+#[inline(always)]
+fn plain_int(text: &str) -> bool {
+    text.len() <= MAX_STR_DIGITS
+        && text
+            .as_bytes()
+            .first()
+            .is_some_and(|b| (b'1'..=b'9').contains(b))
+}
+
+/// Strings of earlier records' values, kept so that a record's values reuse their capacity
+/// instead of each being a fresh allocation (`Fill` takes from it and gives back to it).
+pub type Spare = Vec<String>;
+
+/// The Strings a `Spare` keeps at most, and the largest capacity a String is kept with: what
+/// a parser holds between records stays bounded (some 1 MiB) whatever records went through,
+/// while a record of the usual ~20 short fields reuses all of its values' Strings.
+pub const SPARE_STRINGS: usize = 64;
+pub const SPARE_CAPACITY: usize = 16 << 10;
+
+/// Keeps `s` for a later value if there is room and it is not too big.
+pub fn keep(spare: &mut Spare, s: String) {
+    if spare.len() < SPARE_STRINGS && s.capacity() <= SPARE_CAPACITY {
+        spare.push(s);
+    }
+}
+
+/// The value slot of field `at` (then `at` moves on), keyed `key`; its old value is left for
+/// the caller.
+#[inline(always)]
+fn slot<'f>(fields: &'f mut Vec<(Key, Value)>, at: &mut usize, key: &Key) -> &'f mut Value {
+    let i = (*at).min(fields.len());
+    *at = i + 1;
+    if i == fields.len() {
+        fields.push((key.clone(), Value::None));
+    } else if let Some(slot) = fields.get_mut(i) {
+        if !std::sync::Arc::ptr_eq(&slot.0, key) {
+            slot.0 = key.clone();
+        }
+    }
+    // i < len: the field was pushed above when `i` was the end.
+    &mut fields[i].1
+}
+
+/// Writes a record's fields over those of the record before it, in order: a slot that already
+/// has the key keeps it (no reference count traffic), a value reuses the String of the value
+/// it replaces (else one from `spare`), and `finish` drops the old record's remaining fields
+/// into `spare`. Every value is written whole (cleared first): nothing of the old one survives.
+pub struct Fill<'a> {
+    fields: &'a mut Vec<(Key, Value)>,
+    at: usize,
+    spare: &'a mut Spare,
+}
+
+impl<'a> Fill<'a> {
+    pub fn new(fields: &'a mut Vec<(Key, Value)>, spare: &'a mut Spare) -> Fill<'a> {
+        Fill {
+            fields,
+            at: 0,
+            spare,
+        }
+    }
+
+    /// Fields written so far.
+    pub fn written(&self) -> usize {
+        self.at
+    }
+
+    /// Forgets the fields written from `at` on (`finish` recycles them).
+    pub fn rewind(&mut self, at: usize) {
+        self.at = self.at.min(at);
+    }
+
+    /// The String a new value is written into: the old value's (unless too big), else a spare.
+    fn string(old: Value, spare: &mut Spare) -> String {
+        let mut s = match old {
+            Value::Str(s) | Value::Int(s) if s.capacity() <= SPARE_CAPACITY => s,
+            _ => spare.pop().unwrap_or_default(),
+        };
+        s.clear();
+        s
+    }
+
+    /// The String of the next field when it already holds text under `key` (the record
+    /// before had the same layout): what `text` writes over without `slot`'s work.
+    #[inline(always)]
+    fn same_str(&mut self, key: &Key) -> Option<&mut String> {
+        match self.fields.get_mut(self.at) {
+            Some((k, Value::Str(s)))
+                if std::sync::Arc::ptr_eq(k, key) && s.capacity() <= SPARE_CAPACITY =>
+            {
+                self.at += 1;
+                Some(s)
+            }
+            _ => None,
+        }
+    }
+
+    #[inline(always)]
+    pub fn text(&mut self, key: &Key, text: &str) {
+        if let Some(s) = self.same_str(key) {
+            s.clear();
+            s.push_str(text);
+            return;
+        }
+        self.text_slow(key, text);
+    }
+
+    #[inline(never)]
+    fn text_slow(&mut self, key: &Key, text: &str) {
+        if self.at >= self.fields.len() {
+            // Past the fields of the record before (after a shorter record): a spare String.
+            let mut s = self.spare.pop().unwrap_or_default();
+            s.clear();
+            s.push_str(text);
+            self.fields.push((key.clone(), Value::Str(s)));
+            self.at = self.fields.len();
+            return;
+        }
+        let v = slot(self.fields, &mut self.at, key);
+        // The common case: text over text, the String written in place.
+        if let Value::Str(s) = v {
+            if s.capacity() <= SPARE_CAPACITY {
+                s.clear();
+                s.push_str(text);
+                return;
+            }
+        }
+        let mut s = Fill::string(std::mem::replace(v, Value::None), self.spare);
+        s.push_str(text);
+        *v = Value::Str(s);
+    }
+
+    /// `int_text` of `text`; false (the field not written) where Python raises.
+    #[inline(always)]
+    pub fn int(&mut self, key: &Key, text: &str) -> bool {
+        // The common case: plain digits over an int under the same key, copied as they are
+        // (`int_text_into`'s own first case).
+        if let Some((k, Value::Int(s))) = self.fields.get_mut(self.at) {
+            if std::sync::Arc::ptr_eq(k, key) && s.capacity() <= SPARE_CAPACITY && plain_int(text) {
+                s.clear();
+                s.push_str(text);
+                self.at += 1;
+                return true;
+            }
+        }
+        self.int_slow(key, text)
+    }
+
+    #[inline(never)]
+    fn int_slow(&mut self, key: &Key, text: &str) -> bool {
+        if self.at >= self.fields.len() {
+            // As in `text_slow`; nothing is pushed where Python raises.
+            let mut s = self.spare.pop().unwrap_or_default();
+            if !int_text_into(text, &mut s) {
+                keep(self.spare, s);
+                return false;
+            }
+            self.fields.push((key.clone(), Value::Int(s)));
+            self.at = self.fields.len();
+            return true;
+        }
+        let v = slot(self.fields, &mut self.at, key);
+        // The common case: an int over an int, written in place.
+        if let Value::Int(s) = v {
+            if s.capacity() <= SPARE_CAPACITY {
+                if int_text_into(text, s) {
+                    return true;
+                }
+                if let Value::Int(s) = std::mem::replace(v, Value::None) {
+                    keep(self.spare, s);
+                }
+                self.at -= 1;
+                return false;
+            }
+        }
+        let mut s = Fill::string(std::mem::replace(v, Value::None), self.spare);
+        if int_text_into(text, &mut s) {
+            *v = Value::Int(s);
+            true
+        } else {
+            keep(self.spare, s);
+            self.at -= 1;
+            false
+        }
+    }
+
+    /// A value made elsewhere (the rare paths: errors, feedback, the slow payload split).
+    pub fn value(&mut self, key: &Key, value: Value) {
+        let v = slot(self.fields, &mut self.at, key);
+        if let Value::Str(s) | Value::Int(s) = std::mem::replace(v, value) {
+            keep(self.spare, s);
+        }
+    }
+
+    /// Rewrites the text of the field at `index` (already written) in place.
+    pub fn set_text(&mut self, index: usize, text: &str) {
+        if let Some((_, v)) = self.fields.get_mut(index).filter(|_| index < self.at) {
+            let mut s = Fill::string(std::mem::replace(v, Value::None), self.spare);
+            s.push_str(text);
+            *v = Value::Str(s);
+        }
+    }
+
+    /// Ends the record: the old record's fields past the new one's go to `spare`.
+    pub fn finish(self) {
+        let at = self.at.min(self.fields.len());
+        for (_, v) in self.fields.drain(at..).rev() {
+            if let Value::Str(s) | Value::Int(s) = v {
+                keep(self.spare, s);
+            }
+        }
+    }
 }
 
 /// Outcome of a payload parse.
@@ -56,6 +288,120 @@ pub struct PayloadParser {
     names: Vec<Key>,
     ints: Vec<bool>,
     regex: Option<Matcher>,
+    /// The regex's one-pass equivalent, when it has one.
+    one_pass: Option<OnePass>,
+}
+
+/// The well-formed payload regex as one pass over the first line, for a separator of one
+/// ASCII byte that is no digit, `-` or newline. Then every field of the regex is possessive
+/// or atomic and no field can take the separator, so the regex has a single way to match:
+/// field i ends at the i-th separator (the last one at the line end, the first one also at
+/// a blank), and each field either has the shape its class demands or the match fails.
+/// The answer is the matcher's, captures included (a unit test compares the two).
+#[derive(Debug, Clone)]
+struct OnePass {
+    sep: u8,
+    ints: Vec<bool>,
+}
+
+/// Bytes equal to 1 in every lane, and 0x7f.
+const LANE_ONES: u64 = 0x0101_0101_0101_0101;
+const LANE_LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+
+/// 0x80 in each byte of `x` that is zero, 0 in the others (exact: no carry crosses a lane).
+#[inline(always)]
+fn zero_lanes(x: u64) -> u64 {
+    !(((x & LANE_LOW7).wrapping_add(LANE_LOW7)) | x | LANE_LOW7)
+}
+
+/// The first `c` or newline in `s` at or after `from` (else `s.len()`), eight bytes a step.
+/// For the short spans of a record's fields this beats memchr, whose every call pays a
+/// dispatch and a vector set-up before its first byte.
+#[inline]
+fn until(s: &[u8], from: usize, c: u8) -> usize {
+    let (cs, nl) = (LANE_ONES * u64::from(c), LANE_ONES * u64::from(b'\n'));
+    let mut i = from;
+    while let Some(w) = s.get(i..i + 8).and_then(|t| <[u8; 8]>::try_from(t).ok()) {
+        let w = u64::from_le_bytes(w);
+        let hit = zero_lanes(w ^ cs) | zero_lanes(w ^ nl);
+        if hit != 0 {
+            // Little-endian: the lowest set lane is the first byte.
+            return i + (hit.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&b) = s.get(i) {
+        if b == c || b == b'\n' {
+            return i;
+        }
+        i += 1;
+    }
+    s.len().max(from)
+}
+
+/// `-?[0-9]+`, or also nothing when not `required` (the atomic `(?:-?[0-9]++)?`).
+fn int_shape(t: &[u8], required: bool) -> bool {
+    let digits = t.strip_prefix(b"-").unwrap_or(t);
+    if t.is_empty() {
+        return !required;
+    }
+    !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)
+}
+
+impl OnePass {
+    fn new(separator: &str, ints: &[bool]) -> Option<OnePass> {
+        let &[sep] = separator.as_bytes() else {
+            return None;
+        };
+        if !sep.is_ascii() || b"-0123456789\n".contains(&sep) || ints.is_empty() {
+            return None;
+        }
+        Some(OnePass {
+            sep,
+            ints: ints.to_vec(),
+        })
+    }
+
+    /// Whether the regex matches at the start of `m`; if so `caps` holds its captures (one
+    /// per field, all set).
+    fn captures(&self, m: &[u8], caps: &mut Caps) -> bool {
+        caps.clear();
+        let sep = self.sep;
+        let n = self.ints.len();
+        let mut pos = 0;
+        for (i, &is_int) in self.ints.iter().enumerate() {
+            let last = i + 1 == n;
+            let end = if i == 0 && !is_int {
+                // `[^sep \t\n]+`: it stops at a blank too, and the separator must follow
+                // unless it is also the last field.
+                let k = m
+                    .iter()
+                    .position(|&b| b == sep || b == b' ' || b == b'\t' || b == b'\n')
+                    .unwrap_or(m.len());
+                if k == 0 || (!last && m.get(k) != Some(&sep)) {
+                    return false;
+                }
+                k
+            } else if last {
+                // The rest of the first line.
+                let rest = m.get(pos..).unwrap_or_default();
+                pos + memchr::memchr(b'\n', rest).unwrap_or(rest.len())
+            } else {
+                // The next separator, before the line ends.
+                let k = until(m, pos, sep);
+                if m.get(k) != Some(&sep) {
+                    return false;
+                }
+                k
+            };
+            if is_int && !int_shape(m.get(pos..end).unwrap_or_default(), i == 0) {
+                return false;
+            }
+            caps.push(Some((pos, end)));
+            pos = end + 1;
+        }
+        true
+    }
 }
 
 fn identifier(name: &str) -> bool {
@@ -96,7 +442,28 @@ impl PayloadParser {
             names: fields.iter().map(|(n, _)| Key::from(n.as_str())).collect(),
             ints: fields.iter().map(|(_, k)| k == "int").collect(),
             regex: payload_regex(separator, fields),
-        })
+            one_pass: None,
+        }
+        .with_one_pass())
+    }
+
+    /// The one-pass walk where the regex has one (only where there is a regex: names that
+    /// are no identifiers leave the reference without it).
+    fn with_one_pass(mut self) -> PayloadParser {
+        if self.regex.is_some() {
+            self.one_pass = OnePass::new(&self.sep, &self.ints);
+        }
+        self
+    }
+
+    /// The regex's answer (`re.match`): the one-pass walk where there is one, else the
+    /// matcher.
+    fn matches(&self, message: &str, caps: &mut Caps) -> bool {
+        match (&self.one_pass, &self.regex) {
+            (Some(one), _) => one.captures(message.as_bytes(), caps),
+            (None, Some(re)) => re.matches_into(message.as_bytes(), caps).is_some(),
+            (None, None) => false,
+        }
     }
 
     pub fn names(&self) -> &[Key] {
@@ -105,27 +472,46 @@ impl PayloadParser {
 
     /// The fields; NotPayload when the message is not payload-shaped; Error if malformed.
     pub fn parse(&self, message: &str) -> Payload {
-        if let Some(re) = &self.regex {
-            if let Some((_, caps)) = re.matches(message.as_bytes()) {
-                let mut values = Vec::with_capacity(self.names.len());
-                for ((name, &is_int), cap) in self.names.iter().zip(&self.ints).zip(&caps) {
-                    let text = cap.and_then(|(a, b)| message.get(a..b)).unwrap_or("");
-                    let v = if !is_int {
-                        Value::Str(text.to_string())
-                    } else if text.is_empty() {
-                        Value::None
-                    } else {
-                        match int_text(text) {
-                            Some(t) => Value::Int(t),
-                            None => return Payload::Internal,
-                        }
-                    };
-                    values.push((name.clone(), v));
-                }
-                return Payload::Fields(values);
-            }
+        let mut values = Vec::new();
+        let mut spare = Spare::new();
+        let mut fill = Fill::new(&mut values, &mut spare);
+        let outcome = self.parse_into(message, &mut Vec::new(), &mut fill);
+        fill.finish();
+        match outcome {
+            Payload::Fields(_) => Payload::Fields(values),
+            other => other,
         }
-        self.split(message)
+    }
+
+    /// `parse` for the record parser: a well-formed payload's fields are written to `out`
+    /// (then `Payload::Fields` comes back empty), `caps` is the matcher's reused buffer, and
+    /// the values reuse the Strings `out` holds: the common case allocates nothing once warm.
+    /// Other outcomes leave `out` where it was.
+    pub fn parse_into(&self, message: &str, caps: &mut Caps, out: &mut Fill<'_>) -> Payload {
+        if self.matches(message, caps) {
+            let start = out.written();
+            for ((name, &is_int), cap) in self.names.iter().zip(&self.ints).zip(caps.iter()) {
+                let text = cap.and_then(|(a, b)| message.get(a..b)).unwrap_or("");
+                if !is_int {
+                    out.text(name, text);
+                } else if text.is_empty() {
+                    out.value(name, Value::None);
+                } else if !out.int(name, text) {
+                    out.rewind(start);
+                    return Payload::Internal;
+                }
+            }
+            return Payload::Fields(Vec::new());
+        }
+        match self.split(message) {
+            Payload::Fields(values) => {
+                for (k, v) in values {
+                    out.value(&k, v);
+                }
+                Payload::Fields(Vec::new())
+            }
+            other => other,
+        }
     }
 
     fn split(&self, message: &str) -> Payload {
@@ -251,6 +637,152 @@ mod tests {
         };
         assert_eq!(v[1].1, Value::Int("12".to_string()));
         assert_eq!(v[2].1, Value::None);
+    }
+
+    #[test]
+    fn the_first_path_walk_agrees_with_backtracking_on_payloads() {
+        use crate::matcher::tests::{agree, Gen};
+        let default: Vec<&str> = [
+            "str", "str", "str", "str", "str", "int", "int", "int", "int", "int", "str", "str",
+        ]
+        .to_vec();
+        let parsers = [
+            (
+                parser(",", &default),
+                "chat-app,summary,qwen-max,ws-19,a170b338,200,19183,582,492,1074,,",
+            ),
+            (
+                parser(",", &default),
+                "a,b,c,d,e,500,-1,,0012,7,E42,boom, again\nline 2",
+            ),
+            (parser("1", &["str", "int", "int"]), "a1121"),
+            (parser("-", &["str", "int", "str", "int"]), "a-12--3-x-7"),
+            (parser(",", &["str", "int"]), "a,-17"),
+            (parser("é", &["str", "str", "int"]), "aébé12"),
+        ];
+        let alphabet = [
+            ",", "-", "1", "0", " ", "\t", "\n", "é", "x", "?", "1,", ",-",
+        ];
+        let mut g = Gen(0xA076_1D64_78BD_642F);
+        let (mut decided, mut total) = (0usize, 0usize);
+        for (p, seed) in &parsers {
+            let Some(re) = &p.regex else { continue };
+            for _ in 0..2000 {
+                let text = g.mutate(seed, &alphabet);
+                total += 1;
+                decided += usize::from(agree(re, text.as_bytes(), false));
+            }
+        }
+        // Most payload-like text is decided by the walk, so the comparison is not empty.
+        assert!(decided * 2 > total, "decided {decided} of {total}");
+    }
+
+    /// The one-pass walk gives the matcher's answer (the plan walk's and the backtracking
+    /// one's), captures included, on payload-like text of every layout it takes.
+    #[test]
+    fn the_one_pass_walk_answers_as_the_matcher() {
+        use crate::matcher::tests::Gen;
+        let layouts: [&[&str]; 8] = [
+            &[
+                "str", "str", "str", "str", "str", "int", "int", "int", "int", "int", "str", "str",
+            ],
+            &["str"],
+            &["int"],
+            &["int", "str"],
+            &["str", "int"],
+            &["int", "int", "int"],
+            &["str", "str"],
+            &["str", "int", "str", "int"],
+        ];
+        let mut g = Gen(0xD1B5_4A32_D192_ED03);
+        let (mut matched, mut total) = (0usize, 0usize);
+        for sep in [",", ";", " ", "\t", "|"] {
+            for kinds in layouts {
+                let p = parser(sep, kinds);
+                let (Some(one), Some(re)) = (&p.one_pass, &p.regex) else {
+                    panic!("no one-pass walk for {sep:?} {kinds:?}");
+                };
+                let seed: Vec<&str> = kinds
+                    .iter()
+                    .map(|k| if *k == "int" { "-12" } else { "ab" })
+                    .collect();
+                let seed = seed.join(sep);
+                let doubled = format!("{sep}{sep}");
+                let alphabet = [
+                    sep, sep, "-", "1", "0", " ", "\t", "\n", "é", "x", &doubled, "-1", "",
+                ];
+                for _ in 0..1500 {
+                    let text = g.mutate(&seed, &alphabet);
+                    let mut caps = vec![Some((7, 7))];
+                    let got = one.captures(text.as_bytes(), &mut caps);
+                    let (_, general) = re.both(text.as_bytes(), false);
+                    let want = re.matches(text.as_bytes());
+                    assert_eq!(want, general, "{text:?}");
+                    assert_eq!(got, want.is_some(), "{sep:?} {kinds:?} {text:?}");
+                    if let Some((_, want)) = want {
+                        assert_eq!(caps, want, "{sep:?} {kinds:?} {text:?}");
+                    }
+                    total += 1;
+                    matched += usize::from(got);
+                }
+            }
+        }
+        // Both answers are common, so neither side of the comparison is empty.
+        assert!(
+            matched * 5 > total && matched * 5 < total * 4,
+            "{matched} of {total}"
+        );
+    }
+
+    #[test]
+    fn separators_the_regex_can_backtrack_over_have_no_one_pass_walk() {
+        for sep in ["-", "1", "0", "é", ",,", "\n"] {
+            let p = parser(sep, &["str", "int", "str"]);
+            assert!(p.one_pass.is_none(), "{sep:?}");
+        }
+        let odd = PayloadParser::new(",", &[("a-b".into(), "str".into())]).unwrap();
+        assert!(odd.regex.is_none() && odd.one_pass.is_none());
+        assert!(parser(",", &["str"]).one_pass.is_some());
+    }
+
+    #[test]
+    fn until_finds_the_first_byte_or_newline_as_a_scan_does() {
+        let mut g = crate::testgen::Gen(0x2545_F491_4F6C_DD1D);
+        for _ in 0..5000 {
+            let len = g.below(40);
+            let s: Vec<u8> = (0..len)
+                .map(|_| *g.pick(&[b'a', b']', b'\n', 0x80, 0xdd, b'\x5d' ^ 0x80, 0]))
+                .collect();
+            let from = g.below(len + 2);
+            let c = *g.pick(&[b']', b'#', 0u8, b'\n']);
+            let want = (from..s.len())
+                .find(|&i| s[i] == c || s[i] == b'\n')
+                .unwrap_or(s.len().max(from));
+            assert_eq!(until(&s, from, c), want, "{s:?} {from} {c}");
+        }
+    }
+
+    #[test]
+    fn int_text_normalises_as_python_int() {
+        for (text, want) in [
+            ("42", Some("42")),
+            ("0042", Some("42")),
+            ("-0", Some("0")),
+            ("-007", Some("-7")),
+            ("+5", Some("5")),
+            ("000", Some("0")),
+        ] {
+            assert_eq!(int_text(text).as_deref(), want, "{text}");
+        }
+        assert_eq!(
+            int_text(&"1".repeat(MAX_STR_DIGITS)).map(|t| t.len()),
+            Some(MAX_STR_DIGITS)
+        );
+        assert_eq!(int_text(&"1".repeat(MAX_STR_DIGITS + 1)), None);
+        assert_eq!(
+            int_text(&format!("-{}", "1".repeat(MAX_STR_DIGITS + 1))),
+            None
+        );
     }
 
     #[test]

@@ -3,13 +3,14 @@
 
 use crate::decode::Codec;
 use crate::lines::flags;
-use crate::matcher::Matcher;
+use crate::matcher::{Caps, Matcher};
 use crate::multiline::{Assembler, Frame};
 use crate::pattern::{compile_pattern, CompiledPattern, PatternError};
+use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
 
 use crate::payload::{
-    int_text, FeedbackParser, Key, Payload, PayloadParser, Value, FEEDBACK_PREFIX,
+    FeedbackParser, Fill, Key, Payload, PayloadParser, Spare, Value, FEEDBACK_PREFIX,
 };
 
 static EVENT: LazyLock<Key> = LazyLock::new(|| Key::from("event"));
@@ -37,7 +38,7 @@ pub struct ParserSettings {
 }
 
 /// A parsed record: fields in design.md order, and its time.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Record {
     pub fields: Vec<(Key, Value)>,
     pub time: Option<i64>,
@@ -69,6 +70,13 @@ pub struct RecordParser {
     time_group: usize,
     message_group: Option<usize>,
     rest_group: Option<usize>,
+    /// Capture buffers of the record and payload matchers, reused by every parse.
+    caps: Caps,
+    payload_caps: Caps,
+    /// Strings of earlier records' values, reused by the next records' values.
+    spare: Spare,
+    /// The record `parse_next` parses into, reused from record to record.
+    current: Record,
 }
 
 impl RecordParser {
@@ -148,6 +156,10 @@ impl RecordParser {
             time_group,
             message_group,
             rest_group,
+            caps: Caps::new(),
+            payload_caps: Caps::new(),
+            spare: Spare::new(),
+            current: Record::default(),
         })
     }
 
@@ -159,15 +171,60 @@ impl RecordParser {
 
     /// The record of one frame; a failure becomes a raw record with a reason.
     pub fn parse(&mut self, frame: &Frame) -> Record {
+        let mut record = Record::default();
+        self.parse_into(frame, &mut record);
+        record
+    }
+
+    /// `parse` into the parser's own record, reused from call to call: its fields Vec and
+    /// its values' Strings keep their capacity, so a record costs no allocation once warm.
+    /// The record is valid until the next call.
+    pub fn parse_next(&mut self, frame: &Frame) -> &mut Record {
+        let mut record = std::mem::take(&mut self.current);
+        self.parse_into(frame, &mut record);
+        self.current = record;
+        &mut self.current
+    }
+
+    /// `parse` written over `record` (crate::payload::Fill: nothing of what it held survives).
+    pub fn parse_into(&mut self, frame: &Frame, record: &mut Record) {
+        // The capture buffers live in the parser: no allocation per record for them.
+        let mut caps = std::mem::take(&mut self.caps);
+        let mut payload_caps = std::mem::take(&mut self.payload_caps);
+        let mut spare = std::mem::take(&mut self.spare);
+        let mut fill = Fill::new(&mut record.fields, &mut spare);
+        let (time, time_ns) = self.parse_with(frame, &mut caps, &mut payload_caps, &mut fill);
+        fill.finish();
+        record.time = time;
+        record.time_ns = time_ns;
+        record.flags = frame.flags;
+        self.caps = caps;
+        self.payload_caps = payload_caps;
+        self.spare = spare;
+    }
+
+    /// Writes the record's fields; returns its time.
+    fn parse_with(
+        &mut self,
+        frame: &Frame,
+        caps: &mut Caps,
+        payload_caps: &mut Caps,
+        out: &mut Fill<'_>,
+    ) -> (Option<i64>, u32) {
         let text = frame.text.as_str();
-        let Some((_, caps)) = self.pattern.regex.matches(text.as_bytes()) else {
+        if self
+            .pattern
+            .regex
+            .matches_into(text.as_bytes(), caps)
+            .is_none()
+        {
             let reason = if frame.flags & flags::HEADLESS != 0 {
                 "no record header before these lines".to_string()
             } else {
                 self.pattern.explain(text.split('\n').next().unwrap_or(""))
             };
-            return raw(frame, reason, None, 0);
-        };
+            return raw(out, frame, reason, None, 0);
+        }
         let group = |g: usize| -> Option<&str> {
             caps.get(g)
                 .copied()
@@ -176,19 +233,43 @@ impl RecordParser {
         };
         let stamp = group(self.time_group).unwrap_or("");
         let (seconds, nanos) = match self.pattern.date.epoch(stamp) {
-            Err(e) => return raw(frame, format!("internal parser error ({})", e.0), None, 0),
-            Ok(None) => return raw(frame, format!("invalid timestamp {}", repr(stamp)), None, 0),
+            Err(e) => {
+                return raw(
+                    out,
+                    frame,
+                    format!("internal parser error ({})", e.0),
+                    None,
+                    0,
+                )
+            }
+            Ok(None) => {
+                return raw(
+                    out,
+                    frame,
+                    format!("invalid timestamp {}", repr(stamp)),
+                    None,
+                    0,
+                )
+            }
             Ok(Some(t)) => t,
         };
-        let message: String = match (self.message_group, self.rest_group) {
-            (Some(m), None) => group(m).unwrap_or("").to_string(),
+        // Borrowed from the frame in the common layouts (message last, or no message).
+        let message: Cow<'_, str> = match (self.message_group, self.rest_group) {
+            (Some(m), None) => Cow::Borrowed(group(m).unwrap_or("")),
             (None, Some(r)) => {
                 let rest = group(r).unwrap_or("");
-                rest.chars().skip(1).collect()
+                let mut cs = rest.chars();
+                cs.next();
+                Cow::Borrowed(cs.as_str())
             }
-            (Some(m), Some(r)) => format!("{}{}", group(m).unwrap_or(""), group(r).unwrap_or("")),
-            (None, None) => String::new(),
+            (Some(m), Some(r)) => Cow::Owned(format!(
+                "{}{}",
+                group(m).unwrap_or(""),
+                group(r).unwrap_or("")
+            )),
+            (None, None) => Cow::Borrowed(""),
         };
+        let message: &str = &message;
         // The reference reads a feedback payload before the record keys.
         let parser = self
             .feedback
@@ -196,73 +277,73 @@ impl RecordParser {
             .filter(|_| message.starts_with(FEEDBACK_PREFIX));
         let feedback = parser.is_some();
         let rating = if let Some(f) = parser {
-            match f.parse(&message) {
-                Payload::Fields(values) => Some(Payload::Feedback(values)),
-                Payload::Error(reason) => return raw(frame, reason, Some(seconds), nanos),
-                _ => return raw(frame, "internal parser error (ValueError)".into(), None, 0),
+            match f.parse(message) {
+                Payload::Fields(values) => Some(values),
+                Payload::Error(reason) => return raw(out, frame, reason, Some(seconds), nanos),
+                _ => {
+                    return raw(
+                        out,
+                        frame,
+                        "internal parser error (ValueError)".into(),
+                        None,
+                        0,
+                    )
+                }
             }
         } else {
             None
         };
-        let mut fields: Vec<(Key, Value)> = Vec::with_capacity(self.order.len() + 16);
         for (key, g, is_line) in &self.order {
             let v = group(*g).unwrap_or("");
-            let value = if *is_line {
-                if v.is_empty() || v == "?" {
-                    Value::None
-                } else {
-                    match int_text(v) {
-                        Some(t) => Value::Int(t),
-                        None => {
-                            return raw(frame, "internal parser error (ValueError)".into(), None, 0)
-                        }
-                    }
-                }
-            } else {
-                Value::Str(v.to_string())
-            };
-            fields.push((key.clone(), value));
+            if !*is_line {
+                out.text(key, v);
+            } else if v.is_empty() || v == "?" {
+                out.value(key, Value::None);
+            } else if !out.int(key, v) {
+                let reason = "internal parser error (ValueError)".into();
+                return raw(out, frame, reason, None, 0);
+            }
         }
-        let event = if message.starts_with("prompt:") || message.starts_with("result:") {
-            message.get(..6).unwrap_or("").to_string()
+        let event: &'static str = if message.starts_with("prompt:") {
+            "prompt"
+        } else if message.starts_with("result:") {
+            "result"
         } else if feedback {
-            "feedback".to_string()
+            "feedback"
         } else {
-            "log".to_string()
+            "log"
         };
-        let plain = event == "log";
-        let payload = if plain {
-            self.payload.parse(&message)
-        } else if feedback {
-            rating.unwrap_or(Payload::NotPayload)
-        } else {
-            Payload::NotPayload
-        };
-        fields.push((EVENT.clone(), Value::Str(event)));
-        fields.push((MESSAGE.clone(), Value::Str(message)));
-        match payload {
-            Payload::Error(reason) => return raw(frame, reason, Some(seconds), nanos),
-            Payload::Internal => {
-                return raw(frame, "internal parser error (ValueError)".into(), None, 0)
-            }
-            Payload::Fields(values) => {
-                if let Some(e) = fields.iter_mut().find(|(k, _)| &**k == "event") {
-                    e.1 = Value::Str("llm_call".to_string());
+        let at_event = out.written();
+        out.text(&EVENT, event);
+        out.text(&MESSAGE, message);
+        let mut event = event;
+        if event == "log" {
+            match self.payload.parse_into(message, payload_caps, out) {
+                Payload::Error(reason) => return raw(out, frame, reason, Some(seconds), nanos),
+                Payload::Internal => {
+                    return raw(
+                        out,
+                        frame,
+                        "internal parser error (ValueError)".into(),
+                        None,
+                        0,
+                    )
                 }
-                fields.extend(values);
+                Payload::Fields(_) => event = "llm_call",
+                Payload::NotPayload | Payload::Feedback(_) => {}
             }
-            Payload::Feedback(values) => fields.extend(values),
-            Payload::NotPayload => {}
+        } else if let Some(values) = rating {
+            for (k, v) in values {
+                out.value(&k, v);
+            }
+        }
+        if event == "llm_call" {
+            out.set_text(at_event, event);
         }
         if frame.flags & ALTERED != 0 {
-            fields.push((PARSE_ERROR.clone(), Value::Str(damage(frame))));
+            out.value(&PARSE_ERROR, Value::Str(damage(frame)));
         }
-        Record {
-            fields,
-            time: Some(seconds),
-            time_ns: nanos,
-            flags: frame.flags,
-        }
+        (Some(seconds), nanos)
     }
 }
 
@@ -294,21 +375,23 @@ fn order_keys(keys: &[String]) -> Vec<String> {
         .collect()
 }
 
-fn raw(frame: &Frame, reason: String, seconds: Option<i64>, nanos: u32) -> Record {
+/// The raw record of `frame` (over whatever fields were written so far); returns its time.
+fn raw(
+    out: &mut Fill<'_>,
+    frame: &Frame,
+    reason: String,
+    seconds: Option<i64>,
+    nanos: u32,
+) -> (Option<i64>, u32) {
     let reason = if frame.flags & ALTERED != 0 {
         format!("{reason}; {}", damage(frame))
     } else {
         reason
     };
-    Record {
-        fields: vec![
-            (RAW_LOG.clone(), Value::Str(frame.text.clone())),
-            (PARSE_ERROR.clone(), Value::Str(reason)),
-        ],
-        time: seconds,
-        time_ns: nanos,
-        flags: frame.flags,
-    }
+    out.rewind(0);
+    out.text(&RAW_LOG, &frame.text);
+    out.value(&PARSE_ERROR, Value::Str(reason));
+    (seconds, nanos)
 }
 
 /// What happened to the bytes of a frame, for `parse_error`.
@@ -324,4 +407,239 @@ fn damage(frame: &Frame) -> String {
         notes.push("NUL bytes removed".to_string());
     }
     notes.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mask::{MaskSettings, Masker};
+    use crate::payload::{SPARE_CAPACITY, SPARE_STRINGS};
+
+    fn parser() -> RecordParser {
+        let kinds = [
+            ("app", "str"),
+            ("model", "str"),
+            ("status_code", "int"),
+            ("input_tokens", "int"),
+            ("error_message", "str"),
+        ];
+        RecordParser::new(ParserSettings {
+            pattern: "%d{yyyy-MM-dd HH:mm:ss.SSS} %-5p [%c#%method:%L] [%thread] - %m%n".into(),
+            timezone: Some("UTC".into()),
+            payload_separator: ",".into(),
+            payload_fields: kinds
+                .iter()
+                .map(|(n, k)| ((*n).into(), (*k).into()))
+                .collect(),
+            feedback_fields: Some(vec![
+                ("request_id".into(), "str".into()),
+                ("rating".into(), "str".into()),
+                ("comment".into(), "str".into()),
+            ]),
+            max_record_bytes: 1 << 16,
+            encoding: "utf-8".into(),
+        })
+        .unwrap()
+    }
+
+    fn masker() -> Masker {
+        let s = MaskSettings {
+            enabled: true,
+            rules: vec![("ipv4".into(), true), ("email".into(), true)],
+            replace: vec![],
+            max_field_bytes: 1 << 20,
+            key: None,
+            custom: vec![],
+        };
+        Masker::new(&s).unwrap().unwrap()
+    }
+
+    fn frames(p: &RecordParser, text: &str) -> Vec<Frame> {
+        let mut asm = p.assembler(0);
+        let mut out = Vec::new();
+        asm.feed(text.as_bytes(), 0.0, &mut out);
+        asm.drain(&mut out);
+        out
+    }
+
+    use crate::testgen::Gen;
+
+    /// Up to `max` pieces of text (IPs and emails among them, for the masker).
+    fn text(g: &mut Gen, max: usize) -> String {
+        let len = g.below(max + 1);
+        g.text(
+            &["a", "é", " ", "10.0.0.7", "x@y.io", "\u{4e2d}", "Z9", "-"],
+            len,
+        )
+    }
+
+    /// An int field's text: empty, odd forms, one too long for Python, or a number.
+    fn int(g: &mut Gen) -> String {
+        match g.below(6) {
+            0 => String::new(),
+            1 => "007".into(),
+            2 => "-0".into(),
+            3 => "9".repeat(4301),
+            4 => "x1".into(),
+            _ => g.below(100_000).to_string(),
+        }
+    }
+
+    /// One log line of every shape the parser tells apart: payloads (well-formed, malformed,
+    /// too-long ints), feedback, prompt, plain logs, bad timestamps, lines without a header,
+    /// continuation lines, values from empty to past the spare capacity.
+    fn line(g: &mut Gen) -> String {
+        let month = if g.below(20) == 0 { "13" } else { "01" };
+        let line_no = match g.below(4) {
+            0 => "?".to_string(),
+            1 => "0042".to_string(),
+            _ => g.below(900).to_string(),
+        };
+        // Now and then a value past the spare capacity (its String is then not kept).
+        let long = |g: &mut Gen| {
+            if g.below(15) == 0 {
+                format!("{}10.0.0.9", "é".repeat(9000))
+            } else {
+                text(g, 40)
+            }
+        };
+        let message = match g.below(7) {
+            // An app name without blanks (else it is no payload, but a log record).
+            0 | 1 => format!(
+                "{},{},{},{},{}",
+                long(g).replace(' ', "_"),
+                text(g, 8),
+                int(g),
+                int(g),
+                long(g)
+            ),
+            2 => format!("feedback:{},{}", text(g, 6), text(g, 4)),
+            3 => format!("feedback:{},up,{}", text(g, 6), long(g)),
+            4 => format!("prompt:{}", long(g)),
+            5 => format!("{}\n  at {}", long(g), text(g, 30)),
+            _ => long(g),
+        };
+        if g.below(12) == 0 {
+            return format!("no header {}\n", text(g, 50));
+        }
+        format!(
+            "2026-{month}-02 03:04:05.{:03} INFO  [c.a.{}#{}:{line_no}] [{}] - {message}\n",
+            g.below(1000),
+            text(g, 10),
+            text(g, 5),
+            text(g, 12),
+        )
+    }
+
+    /// The reused record answers exactly what a fresh one does, masked or not, whatever came
+    /// before it: nothing of an earlier record's values survives in it.
+    #[test]
+    fn a_reused_record_equals_a_fresh_parse() {
+        let masker = masker();
+        let mut seen: Vec<String> = Vec::new();
+        for seed in 1..=4u64 {
+            let mut g = Gen(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+            let text: String = (0..200).map(|_| line(&mut g)).collect();
+            let mut fresh = parser();
+            let mut reused = parser();
+            for frame in frames(&fresh, &text) {
+                let mut want = fresh.parse(&frame);
+                let got = reused.parse_next(&frame);
+                if g.below(2) == 0 {
+                    let a = masker.mask_fields(&mut want.fields);
+                    let b = masker.mask_fields(&mut got.fields);
+                    assert_eq!(a, b);
+                }
+                assert_eq!(*got, want, "{:?}", frame.text);
+                let kind = match want.fields.iter().find(|(k, _)| &**k == "event") {
+                    Some((_, Value::Str(e))) => e.clone(),
+                    _ => match want.fields.get(1) {
+                        Some((_, Value::Str(e))) => e.chars().take(14).collect(),
+                        _ => String::new(),
+                    },
+                };
+                if !seen.contains(&kind) {
+                    seen.push(kind);
+                }
+            }
+        }
+        seen.sort();
+        // Every outcome was met: each event, and raw records of each kind of failure.
+        let want = [
+            "feedback",
+            "feedback needs",
+            "internal parse",
+            "invalid timest",
+            "llm_call",
+            "log",
+            "payload field ",
+            "prompt",
+        ];
+        assert_eq!(seen, want);
+    }
+
+    #[test]
+    fn short_raw_and_smaller_records_after_larger_ones_hold_only_their_own_values() {
+        let mut p = parser();
+        let text = format!(
+            "2026-01-02 03:04:05.000 INFO  [c.A#m:12] [t] - {long},model,200,12,{long}\n\
+             2026-01-02 03:04:05.000 INFO  [c.A#m:?] [t] - feedback:r,up\n\
+             2026-13-02 03:04:05.000 INFO  [c.A#m:1] [t] - bad month\n\
+             2026-01-02 03:04:05.000 INFO  [c.A#m:1] [] - hi\n",
+            long = "w".repeat(3000)
+        );
+        let f = frames(&p, &text);
+        let names =
+            |r: &Record| -> Vec<String> { r.fields.iter().map(|(k, _)| k.to_string()).collect() };
+        assert_eq!(p.parse_next(&f[0]).fields.len(), 13);
+        let feedback = p.parse_next(&f[1]).clone();
+        assert_eq!(feedback, p.parse(&f[1]));
+        assert!(names(&feedback).contains(&"comment".to_string()));
+        assert!(!names(&feedback).contains(&"app".to_string()));
+        let raw = p.parse_next(&f[2]).clone();
+        assert_eq!(names(&raw), ["__raw_log__", "parse_error"]);
+        let short = p.parse_next(&f[3]).clone();
+        assert!(short
+            .fields
+            .iter()
+            .all(|(_, v)| !matches!(v, Value::Str(s) if s.contains('w'))));
+        assert_eq!(short, p.parse(&f[3]));
+    }
+
+    #[test]
+    fn an_int_too_long_for_python_over_an_int_makes_the_record_raw() {
+        let mut p = parser();
+        let text = format!(
+            "2026-01-02 03:04:05.000 INFO  [c.A#m:7] [t] - a,m,200,12,e\n\
+             2026-01-02 03:04:05.000 INFO  [c.A#m:7] [t] - a,m,{},12,e\n",
+            "9".repeat(4301)
+        );
+        let f = frames(&p, &text);
+        p.parse_next(&f[0]);
+        let got = p.parse_next(&f[1]).clone();
+        assert_eq!(got, p.parse(&f[1]));
+        assert_eq!(got.fields.len(), 2);
+        assert_eq!(
+            got.fields[1].1,
+            Value::Str("internal parser error (ValueError)".into())
+        );
+    }
+
+    #[test]
+    fn the_spare_strings_stay_bounded() {
+        let mut p = parser();
+        let long = "v,".repeat(40_000);
+        let text = format!("2026-01-02 03:04:05.000 INFO  [c.A#m:1] [t] - {long}\n").repeat(3);
+        for frame in frames(&p, &text) {
+            p.parse_next(&frame);
+        }
+        // The long values' Strings are recycled by the next record: too big to keep.
+        p.parse_next(&frames(&p, "x\n")[0]);
+        assert!(p.spare.len() <= SPARE_STRINGS);
+        assert!(p.spare.iter().all(|s| s.capacity() <= SPARE_CAPACITY));
+        assert!(p.current.fields.iter().all(|(_, v)| match v {
+            Value::Str(s) | Value::Int(s) => s.capacity() <= SPARE_CAPACITY,
+            Value::None => true,
+        }));
+    }
 }

@@ -2,7 +2,7 @@
 //! parsing, wall-clock stamping, the time window, encoding and the batch limits follow the
 //! Python engine (agent/engine/pystream.py, batch.py) rule for rule.
 
-use crate::encode::{loggroup, ndjson};
+use crate::encode::{loggroup, ndjson, KeyCache};
 use crate::llm::Llm;
 use crate::mask::{MaskSettings, Masker};
 use crate::multiline::{Assembler, Frame};
@@ -11,13 +11,26 @@ use crate::record::{ParserSettings, RecordParser, SettingsError};
 use std::sync::{Arc, Mutex, PoisonError};
 
 pub const MAX_ERROR_EXAMPLES: usize = 20;
+/// What a batch's buffer reserves beyond `max_bytes` for the LogGroup trailer (topic, source,
+/// tags): a larger trailer only costs a regrowth.
+const TRAILER_ROOM: usize = 4096;
 const INTERNAL_ERROR: &str = "internal parser error";
+
+/// The form records take in a batch's `data` (agent.engine.stream.Wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    LogGroup,
+    Ndjson,
+    /// No bytes at all: for the modes that read only a batch's counters (`validate` and
+    /// `report` without `--records`). Batches then seal by `max_records` alone.
+    Count,
+}
 
 /// Everything a Stream depends on (agent.engine.stream.StreamSettings).
 #[derive(Debug, Clone)]
 pub struct StreamSettings {
     pub parser: ParserSettings,
-    pub ndjson: bool,
+    pub wire: Wire,
     pub max_records: usize,
     pub max_bytes: usize,
     pub linger: f64,
@@ -42,7 +55,11 @@ pub struct Sealed {
     pub end: u64,
     pub records: u64,
     pub raw_bytes: u64,
+    /// LogGroup wire: the whole LogGroup, its `Logs` entries then the trailer (one buffer, so
+    /// the sender posts it without joining); NDJSON: whole lines; count: empty.
     pub data: Vec<u8>,
+    /// LogGroup wire: Topic, Source and LogTags, also at the end of `data` (splits and
+    /// restamps rebuild a group from the logs and this).
     pub trailer: Vec<u8>,
     pub bounds: Vec<u8>,
     pub times: Vec<u8>,
@@ -80,6 +97,17 @@ struct Builder {
     prefix: String,
     next_seq: u64,
     closing: Vec<u8>,
+    /// The last sealed batch's sizes (data bytes, records): what the next one reserves.
+    last_size: (usize, usize),
+    /// The label sets of the last sealed batch's LLM aggregate: what the next one reserves.
+    last_llm_sets: usize,
+    /// The index in the open batch's `events` of the last record's event (records mostly
+    /// have the event of the one before).
+    last_event: usize,
+    /// A handed-over batch's buffer, for the next batch to encode into (`recycle`).
+    spare: Vec<u8>,
+    /// Bytes were fed since the last `due`: the file is being read, the spare is worth keeping.
+    fed: bool,
 }
 
 /// One file read from `offset`.
@@ -92,6 +120,8 @@ pub struct Stream {
     b: Builder,
     side: i8,
     masker: Option<Arc<Masker>>,
+    /// Each key's encoded form, worked out once (crate::encode::KeyCache).
+    keys: KeyCache,
 }
 
 impl Stream {
@@ -135,9 +165,15 @@ impl Stream {
                 prefix: pack_prefix,
                 next_seq: pack_seq,
                 closing: Vec::new(),
+                last_size: (0, 0),
+                last_llm_sets: 0,
+                last_event: 0,
+                spare: Vec::new(),
+                fed: false,
             },
             side: 0,
             masker,
+            keys: KeyCache::new(),
         })
     }
 
@@ -165,6 +201,7 @@ impl Stream {
     pub fn feed(&mut self, data: &[u8], now: f64, wall: f64) -> Vec<Sealed> {
         let mut frames = Vec::new();
         self.asm.feed(data, now, &mut frames);
+        self.b.fed = true;
         self.add_frames(frames, now, wall)
     }
 
@@ -181,6 +218,11 @@ impl Stream {
                 out.push(self.seal());
             }
         }
+        if !std::mem::take(&mut self.b.fed) {
+            // Nothing read since the last call: the file is quiet, or its reading is paused
+            // (the output is behind): the spare is given back rather than held.
+            self.b.spare = Vec::new();
+        }
         out
     }
 
@@ -189,7 +231,30 @@ impl Stream {
         self.asm.drain(&mut frames);
         let mut out = self.add_frames(frames, 0.0, wall);
         out.extend(self.cut());
+        self.b.spare = Vec::new(); // the end of the file
         out
+    }
+
+    /// A sealed batch's `data` back once the binding has copied it out: the next batch
+    /// encodes into pages already mapped. A fresh megabyte buffer is mmapped (agent/ops/
+    /// malloc.py) and faults in every page as it is written, which cost more than the
+    /// encoding's copy itself (1.8 ms per MB of log for one such buffer). One spare at most,
+    /// of at most twice the batch limit, kept only while a batch is open (records keep coming:
+    /// a batch sealed by its limits, mid-read); dropped when a `due` finds nothing fed since
+    /// the last one (the file is quiet or its reading paused) and at `drain`. A file whose
+    /// last batch was sealed by linger, a cut or a drain keeps nothing: a thousand files
+    /// flushed in one turn must not each hold their last buffer.
+    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+        let bound = self
+            .s
+            .max_bytes
+            .saturating_add(TRAILER_ROOM)
+            .saturating_mul(2);
+        let flowing = self.b.started.is_some();
+        if flowing && buf.capacity() > self.b.spare.capacity() && buf.capacity() <= bound {
+            buf.clear();
+            self.b.spare = buf;
+        }
     }
 
     pub fn cut(&mut self) -> Vec<Sealed> {
@@ -210,7 +275,8 @@ impl Stream {
         let shared = Arc::clone(&self.parser);
         let mut parser = lock(&shared);
         for frame in frames {
-            let mut record = parser.parse(&frame);
+            // Parsed into the parser's reused record: no allocation per field once warm.
+            let record = parser.parse_next(&frame);
             let own = record.time.is_some();
             let (t, ns) = match record.time {
                 Some(t) => (t, record.time_ns),
@@ -251,7 +317,18 @@ impl Stream {
     fn open(&mut self, now: f64) {
         self.b.started = Some(now);
         self.b.open.path = self.b.path.clone();
-        if self.s.ndjson {
+        // Room for what the last batch held, its trailer included (bounded by the batch
+        // limits): no regrowth.
+        let (bytes, records) = self.b.last_size;
+        let o = &mut self.b.open;
+        if o.data.capacity() == 0 {
+            o.data = std::mem::take(&mut self.b.spare);
+        }
+        o.data
+            .reserve(bytes.min(self.s.max_bytes.saturating_add(TRAILER_ROOM)));
+        o.bounds.reserve(records.min(self.s.max_records) * 4);
+        o.times.reserve(records.min(self.s.max_records) * 4);
+        if self.s.wire == Wire::Ndjson {
             let tags = self.envelope_tags(&self.b.open.path, self.b.next_seq);
             let extra = ndjson::envelope(&self.s.topic, &self.s.source, &tags);
             self.b.closing = ndjson::envelope_closing(&extra);
@@ -275,10 +352,12 @@ impl Stream {
     fn encode(&mut self, fields: &[(Key, Value)], t: i64, ns: u32) -> usize {
         let out = &mut self.b.open.data;
         let start = out.len();
-        if self.s.ndjson {
-            ndjson::encode_line(out, fields, t, ns, &self.b.closing);
-        } else {
-            loggroup::encode_log(out, fields, t, ns);
+        match self.s.wire {
+            Wire::Ndjson => {
+                ndjson::encode_line_cached(out, fields, t, ns, &self.b.closing, &mut self.keys);
+            }
+            Wire::LogGroup => loggroup::encode_log_cached(out, fields, t, ns, &mut self.keys),
+            Wire::Count => {}
         }
         out.len() - start
     }
@@ -336,13 +415,14 @@ impl Stream {
         }
         o.end = frame.end;
         o.raw_bytes += frame.size;
-        // One pass for the keys every record is counted by.
+        // One pass for the keys every record is counted by (the last of each name; a match
+        // on byte literals: a length switch, no string compare per field and name).
         let (mut event, mut error, mut time) = (None, None, None);
         for (k, v) in fields {
-            match &**k {
-                "event" => event = Some(v),
-                "parse_error" => error = Some(v),
-                "time" => time = Some(v),
+            match k.as_bytes() {
+                b"event" => event = Some(v),
+                b"parse_error" => error = Some(v),
+                b"time" => time = Some(v),
                 _ => {}
             }
         }
@@ -350,9 +430,23 @@ impl Stream {
             Some(Value::Str(s)) => s.as_str(),
             _ => "raw",
         };
-        match o.events.iter_mut().find(|(k, _)| k == kind) {
-            Some(slot) => slot.1 += 1,
-            None => o.events.push((kind.to_string(), 1)),
+        match o.events.get_mut(self.b.last_event) {
+            Some(slot) if slot.0 == kind => slot.1 += 1,
+            _ => match o
+                .events
+                .iter_mut()
+                .enumerate()
+                .find(|(_, (k, _))| k == kind)
+            {
+                Some((i, slot)) => {
+                    slot.1 += 1;
+                    self.b.last_event = i;
+                }
+                None => {
+                    self.b.last_event = o.events.len();
+                    o.events.push((kind.to_string(), 1));
+                }
+            },
         }
         if let Some(reason) = error.filter(|v| **v != Value::None) {
             let reason = text_of(Some(reason));
@@ -365,24 +459,30 @@ impl Stream {
             }
         }
         if own {
-            // The time's text is copied only when the record is the batch's first or last yet.
-            let text = || match time {
-                Some(Value::Str(s)) => s.clone(),
-                _ => String::new(),
+            // The time's text is copied only when the record is the batch's first or last yet,
+            // into the String already there (times mostly rise: `last` moves on every record).
+            let text = match time {
+                Some(Value::Str(s)) => s.as_str(),
+                _ => "",
             };
             let at = i128::from(t) * 1_000_000_000 + i128::from(ns);
             if o.first.as_ref().is_none_or(|f| at < f.0) {
-                o.first = Some((at, text()));
+                set_time(&mut o.first, at, text);
             }
             if o.last.as_ref().is_none_or(|l| at > l.0) {
-                o.last = Some((at, text()));
+                set_time(&mut o.last, at, text);
             }
         }
         let failed = error.is_some_and(|v| *v != Value::None);
         if (kind == "llm_call" || kind == "feedback") && !failed {
             let time_s = if own { Some(t) } else { None };
+            let room = self.b.last_llm_sets;
             o.llm
-                .get_or_insert_with(|| Llm::new(self.s.max_label_sets))
+                .get_or_insert_with(|| {
+                    let mut llm = Llm::new(self.s.max_label_sets);
+                    llm.reserve(room);
+                    llm
+                })
                 .add(fields, kind, time_s);
         }
         for (rule, n) in masked {
@@ -401,12 +501,30 @@ impl Stream {
         self.b.next_seq += 1;
         let mut batch = std::mem::take(&mut self.b.open);
         batch.pack_seq = seq;
-        if !self.s.ndjson {
+        self.b.last_llm_sets = batch.llm.as_ref().map_or(0, Llm::label_sets);
+        self.b.last_event = 0;
+        if self.s.wire == Wire::LogGroup {
             let tags = self.envelope_tags(&batch.path, seq);
             batch.trailer = loggroup::encode_trailer(&self.s.topic, &self.s.source, &tags);
+            // The whole LogGroup in one buffer: the hand-over copies it once and the sender
+            // compresses it as it is (no `data + trailer` copy of megabytes per batch).
+            batch.data.extend_from_slice(&batch.trailer);
         }
+        self.b.last_size = (batch.data.len(), batch.records as usize);
         self.b.started = None;
         batch
+    }
+}
+
+/// A batch's first or last time, written over the String it already holds (no allocation).
+fn set_time(slot: &mut Option<(i128, String)>, at: i128, text: &str) {
+    match slot {
+        Some((when, held)) => {
+            *when = at;
+            held.clear();
+            held.push_str(text);
+        }
+        None => *slot = Some((at, text.to_string())),
     }
 }
 
@@ -448,7 +566,7 @@ mod tests {
                 max_record_bytes: 1024,
                 encoding: "utf-8".into(),
             },
-            ndjson: false,
+            wire: Wire::LogGroup,
             max_records,
             max_bytes: 1 << 20,
             linger: 1.0,
@@ -480,6 +598,85 @@ mod tests {
         let rest = s.drain(5.5);
         assert_eq!((rest[0].pack_seq, rest[0].end, rest[0].records), (9, 63, 1));
         assert_eq!(s.next_pack_seq(), 10);
+    }
+
+    /// Everything sealed from `input` fed in `chunks`-sized pieces, with linger seals between
+    /// them; `recycle`: each batch's buffer goes back to the Stream, as the binding does.
+    fn sealed_by(s: &StreamSettings, input: &[u8], chunks: &[usize], recycle: bool) -> Vec<Sealed> {
+        let mut stream = Stream::new(s.clone(), None, "p".into(), 0, "AB".into(), 0).unwrap();
+        let (mut out, mut at, mut i) = (Vec::new(), 0, 0);
+        let hand_over = |stream: &mut Stream, sealed: Vec<Sealed>, out: &mut Vec<Sealed>| {
+            for b in sealed {
+                out.push(b.clone());
+                if recycle {
+                    stream.recycle(b.data);
+                }
+            }
+        };
+        while at < input.len() {
+            let n = chunks[i % chunks.len()].min(input.len() - at);
+            let sealed = stream.feed(&input[at..at + n], i as f64, 9.0);
+            hand_over(&mut stream, sealed, &mut out);
+            let sealed = stream.due(i as f64 + 0.5, 9.0, i % 3 == 0);
+            hand_over(&mut stream, sealed, &mut out);
+            at += n;
+            i += 1;
+        }
+        let sealed = stream.drain(9.0);
+        hand_over(&mut stream, sealed, &mut out);
+        out
+    }
+
+    #[test]
+    fn a_buffer_is_kept_only_while_records_keep_coming() {
+        let mut s = settings(2);
+        s.wire = Wire::Ndjson;
+        // Eight lines are seven records (the last waits for its end): three sealed, one open.
+        let line = "2026-01-01 00:00:01 a message\n";
+        let mut stream = Stream::new(s, None, "p".into(), 0, "AB".into(), 0).unwrap();
+        // Sealed by its limit in the middle of a read: the next batch is open, the buffer stays.
+        let sealed = stream.feed(line.repeat(8).as_bytes(), 0.0, 9.0);
+        assert!(!sealed.is_empty() && stream.b.started.is_some());
+        for b in sealed {
+            stream.recycle(b.data);
+        }
+        assert!(stream.b.spare.capacity() > 0);
+        // Sealed by a cut (a drain, a linger): nothing is open, nothing is held.
+        for b in stream.drain(9.0) {
+            stream.recycle(b.data);
+        }
+        assert_eq!(stream.b.spare.capacity(), 0);
+    }
+
+    #[test]
+    fn a_recycled_buffer_gives_the_batches_of_a_fresh_one() {
+        let mut g = crate::testgen::Gen(0x9E37_79B9_7F4A_7C15);
+        let lines = [
+            "2026-01-01 00:00:0{} app,1\n",
+            "2026-01-01 00:00:1{} a much longer message that fills the batch faster\n",
+            "\tat continuation {}\n",
+            "banner {}\n",
+        ];
+        for case in 0..200 {
+            let mut input = String::new();
+            for _ in 0..g.below(60) {
+                let digit = g.below(10).to_string();
+                input.push_str(&g.pick(&lines).replace("{}", &digit));
+            }
+            let mut s = settings(1 + g.below(8));
+            s.wire = *g.pick(&[Wire::LogGroup, Wire::Ndjson]);
+            s.max_bytes = 40 + g.below(400);
+            s.linger = 1.0 + g.below(3) as f64;
+            let chunks = [1 + g.below(200), 1 + g.below(30)];
+            let fresh = sealed_by(&s, input.as_bytes(), &chunks, false);
+            let recycled = sealed_by(&s, input.as_bytes(), &chunks, true);
+            assert_eq!(fresh, recycled, "case {case}: {input:?}");
+            for b in &fresh {
+                assert!(b.data.ends_with(&b.trailer), "the trailer ends the data");
+                let logs = b.data.len() - b.trailer.len();
+                assert_eq!(b.bounds[b.bounds.len() - 4..], (logs as u32).to_le_bytes());
+            }
+        }
     }
 
     #[test]

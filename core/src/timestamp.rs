@@ -219,6 +219,8 @@ pub struct DateFormat {
     seconds: HashMap<String, i64>,
     minutes: HashMap<String, i64>,
     cache: HashMap<String, Option<i64>>,
+    /// The previous record's `seconds` key and value.
+    last: Option<(String, i64)>,
 }
 
 pub const NAMED: [(&str, &str); 3] = [
@@ -276,6 +278,7 @@ impl DateFormat {
             seconds: HashMap::new(),
             minutes: HashMap::new(),
             cache: HashMap::new(),
+            last: None,
         };
         d.layout(&toks);
         Ok(d)
@@ -315,10 +318,24 @@ impl DateFormat {
             // `text` was matched by the same elements: every field before the fraction has a
             // fixed width, so character positions are the reference's.
             let (key, frac) = split_chars(text, frac_at);
-            if let Some(&s) = self.seconds.get(key) {
-                return Ok(Some((s, nanos(frac))));
+            // Records come in time order: most share the previous record's second, which
+            // `seconds` holds too (it was inserted or found on the previous call).
+            if let Some((last, s)) = &self.last {
+                if last.as_str() == key {
+                    return Ok(Some((*s, nanos(frac))));
+                }
             }
-            return Ok(self.second_of(text)?.map(|s| (s, nanos(frac))));
+            let second = match self.seconds.get(key) {
+                Some(&s) => Some(s),
+                None => self.second_of(text)?,
+            };
+            if let Some(s) = second {
+                let mut last = self.last.take().map(|(k, _)| k).unwrap_or_default();
+                last.clear();
+                last.push_str(key);
+                self.last = Some((last, s));
+            }
+            return Ok(second.map(|s| (s, nanos(frac))));
         }
         let Some((_, caps)) = self.full.full(text.as_bytes()) else {
             return Ok(None);
@@ -437,6 +454,13 @@ impl DateFormat {
 
 /// `text[:at]` and `text[at:]` by character position.
 fn split_chars(text: &str, at: usize) -> (&str, &str) {
+    if let Some(head) = text.as_bytes().get(..at) {
+        if head.is_ascii() {
+            // ASCII: the character position is the byte position (a boundary, as the next
+            // byte starts a character after an ASCII one).
+            return text.split_at(at);
+        }
+    }
     match text.char_indices().nth(at) {
         Some((i, _)) => text.split_at(i),
         None => (text, ""),

@@ -10,7 +10,7 @@
 use libfuzzer_sys::fuzz_target;
 use llmtail_core::mask::MaskSettings;
 use llmtail_core::record::ParserSettings;
-use llmtail_core::stream::{Sealed, Stream, StreamSettings};
+use llmtail_core::stream::{Sealed, Stream, StreamSettings, Wire};
 
 const PATTERNS: [&str; 7] = [
     "%d{yyyy-MM-dd HH:mm:ss.SSS} %-5p [traceId:%X{traceId}] [%c{3}#%method\\(\\):%L] [%thread] - %m%n",
@@ -60,7 +60,11 @@ fn settings(h: [u8; 4]) -> StreamSettings {
             max_record_bytes: CAPS[usize::from(h[1]) % CAPS.len()],
             encoding: if h[1] & 0x40 != 0 { "gbk" } else { "utf-8" }.to_string(),
         },
-        ndjson: h[2] & 1 != 0,
+        wire: match (h[1] & 0x20 != 0, h[2] & 1 != 0) {
+            (true, _) => Wire::Count,
+            (false, true) => Wire::Ndjson,
+            (false, false) => Wire::LogGroup,
+        },
         max_records: [4096, 3, 1][usize::from(h[2] >> 1) % 3],
         max_bytes: [3 << 20, 700, 1][usize::from(h[2] >> 3) % 3],
         linger: 1.0,
@@ -84,7 +88,7 @@ fn settings(h: [u8; 4]) -> StreamSettings {
     }
 }
 
-fn check(batch: &Sealed, ndjson: bool, fed: u64) {
+fn check(batch: &Sealed, wire: Wire, fed: u64) {
     let n = usize::try_from(batch.records).unwrap_or(usize::MAX);
     assert_eq!(batch.bounds.len(), 4 * n, "a bound per record");
     assert_eq!(batch.times.len(), 4 * n, "a time per record");
@@ -93,11 +97,15 @@ fn check(batch: &Sealed, ndjson: bool, fed: u64) {
         let end = u32::from_le_bytes([last[0], last[1], last[2], last[3]]);
         assert_eq!(
             end as usize,
-            batch.data.len(),
-            "the last bound is the data's end"
+            batch.data.len() - batch.trailer.len(),
+            "the last bound is the logs' end (the trailer follows them)"
         );
     }
-    if ndjson {
+    assert!(batch.data.ends_with(&batch.trailer), "the trailer ends the data");
+    if wire == Wire::Count {
+        assert!(batch.data.is_empty(), "the count wire encodes nothing");
+    }
+    if wire == Wire::Ndjson {
         let lines = batch.data.iter().filter(|&&b| b == b'\n').count();
         assert_eq!(lines, n, "one NDJSON line per record");
     }
@@ -108,7 +116,7 @@ fuzz_target!(|input: &[u8]| {
         return;
     };
     let s = settings([head[0], head[1], head[2], head[3]]);
-    let ndjson = s.ndjson;
+    let wire = s.wire;
     let Ok(mut stream) = Stream::new(s, None, "/var/log/app.log".into(), 0, "AB".into(), 0) else {
         return;
     };
@@ -131,7 +139,7 @@ fuzz_target!(|input: &[u8]| {
     let mut last_end = 0;
     let mut raw = 0;
     for b in &batches {
-        check(b, ndjson, fed);
+        check(b, wire, fed);
         assert!(b.end >= last_end, "batches end in file order");
         last_end = b.end;
         raw += b.raw_bytes;

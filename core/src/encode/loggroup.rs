@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use super::{KeyCache, PAD};
 use crate::payload::{Key, Value};
 
 pub const MAX_VALUE_BYTES: usize = 1024 * 1024;
@@ -20,7 +21,12 @@ const RESERVED_KEYS: [&str; 7] = [
 ];
 
 /// Appends the protobuf base-128 varint of `n`.
+#[inline]
 pub fn varint(out: &mut Vec<u8>, mut n: u64) {
+    if n < 0x80 {
+        out.push(n as u8);
+        return;
+    }
     while n > 0x7F {
         out.push((n & 0x7F) as u8 | 0x80);
         n >>= 7;
@@ -96,31 +102,44 @@ fn truncate(value: &[u8]) -> &[u8] {
     cut
 }
 
+/// A value's bytes as its `Content` holds them; None: no value, no content. A value over
+/// 1 MB is cut, and its key noted in `truncated` (for `truncated_content`).
+#[inline]
+fn value_bytes<'v>(key: &Key, value: &'v Value, truncated: &mut Vec<String>) -> Option<&'v [u8]> {
+    let text: &[u8] = match value {
+        Value::None => return None,
+        Value::Str(s) => s.as_bytes(),
+        Value::Int(t) => t.as_bytes(),
+    };
+    if text.len() > MAX_VALUE_BYTES {
+        truncated.push(legal_key(key).into_owned());
+        return Some(truncate(text));
+    }
+    Some(text)
+}
+
+/// The content naming the keys whose values were cut, when there are any.
+fn truncated_content(out: &mut Vec<u8>, truncated: &[String]) {
+    if !truncated.is_empty() {
+        content(
+            out,
+            TRUNCATED_KEY.as_bytes(),
+            truncated.join(",").as_bytes(),
+        );
+    }
+}
+
 /// One `Logs` entry (tag, length, body) appended to `out`.
 pub fn encode_log(out: &mut Vec<u8>, fields: &[(Key, Value)], time: i64, time_ns: u32) {
     let mut body = Vec::with_capacity(256);
     let mut truncated: Vec<String> = Vec::new();
     for (key, value) in fields {
-        let text: &[u8] = match value {
-            Value::None => continue,
-            Value::Str(s) => s.as_bytes(),
-            Value::Int(t) => t.as_bytes(),
-        };
-        let text = if text.len() > MAX_VALUE_BYTES {
-            truncated.push(legal_key(key).into_owned());
-            truncate(text)
-        } else {
-            text
+        let Some(text) = value_bytes(key, value, &mut truncated) else {
+            continue;
         };
         content(&mut body, legal_key(key).as_bytes(), text);
     }
-    if !truncated.is_empty() {
-        content(
-            &mut body,
-            TRUNCATED_KEY.as_bytes(),
-            truncated.join(",").as_bytes(),
-        );
-    }
+    truncated_content(&mut body, &truncated);
     let tv = (time as u64) & 0xFFFF_FFFF;
     out.push(0x0a);
     varint(out, (body.len() + varint_len(tv) + 6) as u64);
@@ -129,6 +148,103 @@ pub fn encode_log(out: &mut Vec<u8>, fields: &[(Key, Value)], time: i64, time_ns
     out.extend_from_slice(&body);
     out.push(0x25);
     out.extend_from_slice(&time_ns.to_le_bytes());
+}
+
+/// The `Key` field (tag, length, name) of a `Content`, with the name SLS will accept.
+pub fn key_field(key: &str) -> Vec<u8> {
+    let name = legal_key(key);
+    let mut out = Vec::with_capacity(name.len() + 3);
+    out.push(0x0a);
+    varint(&mut out, name.len() as u64);
+    out.extend_from_slice(name.as_bytes());
+    out
+}
+
+/// The `Key` field of a `Content` followed by the tag of its `Value` field: what comes
+/// between a content's length and its value's length, the same for every value of the key.
+pub fn key_and_tag(key: &str) -> Vec<u8> {
+    let mut out = key_field(key);
+    out.push(0x12);
+    out
+}
+
+/// Bytes the `Logs` length varint is first given: the common size of a record (128 B-16 KiB).
+const LEN_GUESS: usize = 2;
+
+/// `encode_log` with each key's `Key` field (and the value's tag) from `keys` (worked out once
+/// per key), written straight into `out` without a body buffer: the length varint is given two
+/// bytes and the body moved in the rare case it needs another count. Same bytes as
+/// `encode_log`.
+pub fn encode_log_cached(
+    out: &mut Vec<u8>,
+    fields: &[(Key, Value)],
+    time: i64,
+    time_ns: u32,
+    keys: &mut KeyCache,
+) {
+    let tv = (time as u64) & 0xFFFF_FFFF;
+    out.push(0x0a);
+    let at = out.len();
+    out.resize(at + LEN_GUESS, 0);
+    let body = out.len();
+    out.push(0x08);
+    varint(out, tv);
+    let mut truncated: Vec<String> = Vec::new();
+    for (pos, (key, value)) in fields.iter().enumerate() {
+        let Some(text) = value_bytes(key, value, &mut truncated) else {
+            continue;
+        };
+        // The Key field and the value's tag, padded.
+        let (kf, flen) = keys.padded(pos, key, key_and_tag);
+        let vlen = text.len();
+        let short = flen + 1 + vlen;
+        match kf.first_chunk::<PAD>() {
+            Some(block) if short < 0x80 && flen <= PAD => {
+                // The usual content: its length and the value's fit a byte each. The head
+                // (tag, length, Key field, value tag, value length) put together on the stack
+                // from fixed-size pieces and copied as one block, cut to its length.
+                let mut head = [0u8; PAD + 3];
+                head[0] = 0x12;
+                head[1] = short as u8;
+                if let Some(room) = head.get_mut(2..2 + PAD) {
+                    room.copy_from_slice(block);
+                }
+                if let Some(b) = head.get_mut(2 + flen) {
+                    *b = vlen as u8;
+                }
+                let end = out.len() + 3 + flen;
+                out.extend_from_slice(&head);
+                out.truncate(end);
+            }
+            _ => {
+                let inner = flen + varint_len(vlen as u64) + vlen;
+                out.push(0x12);
+                varint(out, inner as u64);
+                out.extend_from_slice(kf.get(..flen).unwrap_or_default());
+                varint(out, vlen as u64);
+            }
+        }
+        out.extend_from_slice(text);
+    }
+    truncated_content(out, &truncated);
+    out.push(0x25);
+    out.extend_from_slice(&time_ns.to_le_bytes());
+    let len = out.len() - body;
+    let need = varint_len(len as u64);
+    if need != LEN_GUESS {
+        // Move the body so the length's room fits (a body under 128 B or over 16 KiB).
+        let end = out.len();
+        if need > LEN_GUESS {
+            out.resize(end + need - LEN_GUESS, 0);
+        }
+        out.copy_within(body..end, at + need);
+        out.truncate(at + need + len);
+    }
+    let mut n = len as u64;
+    for b in out.iter_mut().skip(at).take(need) {
+        *b = (n & 0x7F) as u8 | if n > 0x7F { 0x80 } else { 0 };
+        n >>= 7;
+    }
 }
 
 fn len_field(out: &mut Vec<u8>, tag: u8, payload: &[u8]) {
@@ -190,5 +306,55 @@ mod tests {
             out,
             vec![0x0a, 15, 0x08, 1, 0x12, 6, 0x0a, 1, b'a', 0x12, 1, b'b', 0x25, 2, 0, 0, 0]
         );
+    }
+
+    use crate::testgen::Gen;
+
+    const ALPHABET: [&str; 12] = ["a", "Z", "0", "_", "-", " ", ".", "é", "中", ":", "9", "\n"];
+
+    #[test]
+    fn the_cached_encoder_writes_what_the_general_one_writes() {
+        let mut g = Gen(0x9E37_79B9_7F4A_7C15);
+        let mut pool: Vec<Key> = RESERVED_KEYS.iter().map(|k| Key::from(*k)).collect();
+        for _ in 0..40 {
+            let n = g.below(12);
+            pool.push(Key::from(g.text(&ALPHABET, n).as_str()));
+        }
+        pool.push(Key::from("x".repeat(200).as_str()));
+        // Keys whose Key field and value tag just fit the padded block, or just do not.
+        for n in 27..=33 {
+            pool.push(Key::from("k".repeat(n).as_str()));
+        }
+        let big = "v".repeat(MAX_VALUE_BYTES + 3);
+        let mut keys = KeyCache::new();
+        for round in 0..3000 {
+            let mut fields: Vec<(Key, Value)> = Vec::new();
+            for _ in 0..g.below(16) {
+                let key = Key::clone(&pool[g.below(pool.len())]);
+                // Some values put the body's length past one varint byte, and past two.
+                let len = match g.below(20) {
+                    0 => 3000 + g.below(20000),
+                    1 => 100 + g.below(100),
+                    // Around where a content's length takes a second byte.
+                    2 => 80 + g.below(50),
+                    _ => g.below(40),
+                };
+                let value = match g.below(5) {
+                    0 => Value::None,
+                    1 => Value::Int(format!("{}", g.next())),
+                    _ => Value::Str(g.text(&ALPHABET, len)),
+                };
+                fields.push((key, value));
+            }
+            if round % 500 == 0 {
+                fields.push((Key::clone(&pool[0]), Value::Str(big.clone())));
+            }
+            let time = g.next() as i64;
+            let ns = g.next() as u32;
+            let (mut general, mut cached) = (vec![7u8], vec![7u8]);
+            encode_log(&mut general, &fields, time, ns);
+            encode_log_cached(&mut cached, &fields, time, ns, &mut keys);
+            assert_eq!(general, cached, "round {round}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! NDJSON lines (agent/sinks/ndjson.py `encode_records`) with orjson's exact formatting:
 //! compact, only `"`, `\` and control characters escaped, non-ASCII written as is.
 
+use super::KeyCache;
 use crate::payload::{Key, Value};
 
 /// Bytes a JSON string must escape: `"`, `\\` and the control characters.
@@ -150,6 +151,25 @@ pub fn envelope_closing(extra: &[(String, String)]) -> Vec<u8> {
     closing
 }
 
+/// Whether a record takes the plain path: fields, then the times (no integer beyond 64 bits,
+/// which the reference writes through one merged, sanitised object).
+#[inline]
+fn fits_native(fields: &[(Key, Value)]) -> bool {
+    !fields.is_empty()
+        && fields
+            .iter()
+            .all(|(_, v)| !matches!(v, Value::Int(t) if !native(t)))
+}
+
+/// The plain path's `__time__` and `__time_ns__` members.
+#[inline]
+fn times(out: &mut Vec<u8>, time: i64, time_ns: u32) {
+    out.extend_from_slice(b",\"__time__\":");
+    push_int(out, time);
+    out.extend_from_slice(b",\"__time_ns__\":");
+    push_int(out, i64::from(time_ns));
+}
+
 /// One NDJSON line (`encode_line`): the record's fields, `__time__`, `__time_ns__`, then
 /// `closing`. Integers beyond 64 bits take the reference's careful path: one merged object,
 /// written as text.
@@ -160,10 +180,7 @@ pub fn encode_line(
     time_ns: u32,
     closing: &[u8],
 ) {
-    let fast = !fields.is_empty()
-        && fields
-            .iter()
-            .all(|(_, v)| !matches!(v, Value::Int(t) if !native(t)));
+    let fast = fits_native(fields);
     let mut merged: Vec<(Key, Value)>;
     let (items, sanitize): (&[(Key, Value)], bool) = if fast {
         (fields, false)
@@ -193,11 +210,42 @@ pub fn encode_line(
         json_value(out, v, sanitize);
     }
     if fast {
-        out.extend_from_slice(b",\"__time__\":");
-        push_int(out, time);
-        out.extend_from_slice(b",\"__time_ns__\":");
-        push_int(out, i64::from(time_ns));
+        times(out, time, time_ns);
     }
+    out.extend_from_slice(closing);
+}
+
+/// A key as it starts a member: `"key":`.
+pub fn key_member(key: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.len() + 3);
+    json_str(&mut out, key);
+    out.push(b':');
+    out
+}
+
+/// `encode_line` with each key's `"key":` from `keys` (escaped once per key, not once per
+/// field of every record). Lines with an integer beyond 64 bits take `encode_line` itself.
+pub fn encode_line_cached(
+    out: &mut Vec<u8>,
+    fields: &[(Key, Value)],
+    time: i64,
+    time_ns: u32,
+    closing: &[u8],
+    keys: &mut KeyCache,
+) {
+    let fast = fits_native(fields);
+    if !fast {
+        return encode_line(out, fields, time, time_ns, closing);
+    }
+    out.push(b'{');
+    for (i, (k, v)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(keys.get(i, k, key_member));
+        json_value(out, v, false);
+    }
+    times(out, time, time_ns);
     out.extend_from_slice(closing);
 }
 
@@ -242,5 +290,45 @@ mod tests {
             out,
             b"{\"n\":\"18446744073709551616\",\"__time__\":1,\"__time_ns__\":2,\"__topic__\":\"t\",\"__source__\":\"s\"}\n"
         );
+    }
+
+    #[test]
+    fn the_cached_encoder_writes_what_the_general_one_writes() {
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        const ALPHABET: [&str; 10] = ["a", "\"", "\\", "\n", "\u{1}", "é", "中", " ", "0", "_"];
+        let text = |n: usize, next: &mut dyn FnMut() -> u64| -> String {
+            (0..n).map(|_| ALPHABET[(next() % 10) as usize]).collect()
+        };
+        let mut pool: Vec<Key> = vec![Key::from("__time__"), Key::from("n")];
+        for _ in 0..30 {
+            let n = (next() % 12) as usize;
+            pool.push(Key::from(text(n, &mut next).as_str()));
+        }
+        let closing = envelope_closing(&envelope("t", "s", &[("k".into(), "v".into())]));
+        let mut keys = KeyCache::new();
+        for round in 0..3000 {
+            let mut fields: Vec<(Key, Value)> = Vec::new();
+            for _ in 0..next() % 14 {
+                let key = Key::clone(&pool[(next() % pool.len() as u64) as usize]);
+                let value = match next() % 6 {
+                    0 => Value::None,
+                    1 => Value::Int(format!("{}", next())),
+                    2 if round % 50 == 0 => Value::Int("-99999999999999999999".to_string()),
+                    _ => Value::Str(text((next() % 30) as usize, &mut next)),
+                };
+                fields.push((key, value));
+            }
+            let (time, ns) = (next() as i64 >> 20, next() as u32);
+            let (mut general, mut cached) = (Vec::new(), Vec::new());
+            encode_line(&mut general, &fields, time, ns, &closing);
+            encode_line_cached(&mut cached, &fields, time, ns, &closing, &mut keys);
+            assert_eq!(general, cached, "round {round}");
+        }
     }
 }

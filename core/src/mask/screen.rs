@@ -1,0 +1,354 @@
+//! The screen in front of the needs DFA (`NEEDS` in mask.rs): sixteen bytes at a time it
+//! looks for the bytes (or pairs of bytes) some match of an enabled built-in alternative must
+//! hold, and checks each one found against the few bytes around it. Most texts hold none that
+//! passes (an llm_call payload: lowercase words, hex, digits, `-` and `,`) and are turned away
+//! at a few instructions a byte, where the DFA walk costs ~10; what passes goes on to the DFA,
+//! which decides. Every need holds one of these, so the screen never turns away a text the DFA
+//! would let through:
+//!
+//! | need | looked for | checked around it |
+//! |---|---|---|
+//! | `-----BEGIN` | `BE` (the bearer pair, case folded, finds it) | the whole literal |
+//! | `LTAI` | `L` | the whole literal |
+//! | `sk-` | `k-` | the whole literal |
+//! | `(?i:bearer)` | `be`, ASCII case folded | the word, ASCII case folded |
+//! | a password key, `\\?["']`, `[ \t]*`, then `:`, `=` or `：` | `:` to `@`, `\xEF` | `：`'s bytes; a key's last letters before the quote and blanks |
+//! | `@` (url userinfo, email) | `@` | nothing |
+//! | `[0-9]{11}` | digits | a run of eleven |
+//!
+//! `ipv4`'s need (a digit, `.`, a digit) is not looked for: with it on, or with user rules,
+//! there is no screen.
+
+/// The single bytes the screen stops at (besides digits and the pairs of `PAIRS`), and the
+/// range `:` to `@` (`;<>?` with them: one compare for three, those four are turned away by
+/// `confirm`).
+const SINGLES: [u8; 2] = [b'L', 0xEF];
+const PUNCT: std::ops::RangeInclusive<u8> = b':'..=b'@';
+
+/// (first byte, second byte, bits or-ed into both before comparing) of each pair the screen
+/// stops at (at the first byte). The first, case folded, stops at `BE` too: `-----BEGIN`'s.
+const PAIRS: [(u8, u8, u8); 2] = [(b'b', b'e', 0x20), (b'k', b'-', 0)];
+
+/// What each need's key may end with before its quote and blanks (ASCII case folded, except
+/// the Chinese ones): every key of `password_pair` ends with one of them (`key` stands for
+/// `secret_key`, `api-key` and their kin, `token` for every kind of token).
+const KEY_ENDS: [&[u8]; 9] = [
+    b"passwd",
+    b"password",
+    b"passphrase",
+    b"pwd",
+    b"secret",
+    b"key",
+    b"token",
+    "密码".as_bytes(),
+    "口令".as_bytes(),
+];
+
+/// Which needs are enabled (a trigger of a disabled one is not checked further).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Screen {
+    private_key: bool,
+    access_key: bool,
+    api_key: bool,
+    bearer: bool,
+    password: bool,
+    at: bool,
+    digits: bool,
+}
+
+impl Screen {
+    /// The screen of the enabled alternatives (`PATTERNS` keys); None when one of them is not
+    /// covered here (`ipv4`, or a name this table does not know).
+    pub fn new(keys: &[&str]) -> Option<Screen> {
+        let mut s = Screen::default();
+        for key in keys {
+            match *key {
+                "private_key" => s.private_key = true,
+                "alibaba_access_key" => s.access_key = true,
+                "api_key" => s.api_key = true,
+                "bearer_token" => s.bearer = true,
+                "password_pair" => s.password = true,
+                "url_userinfo" | "email" => s.at = true,
+                "digits" => s.digits = true,
+                _ => return None,
+            }
+        }
+        Some(s)
+    }
+
+    /// Whether `text` may hold a need of an enabled alternative; false: it holds none.
+    pub fn may_match(&self, text: &[u8]) -> bool {
+        self.scan(text, classify)
+    }
+
+    /// `may_match` with the blocks classified by `classify_with`. A block without triggers
+    /// costs its classification and the digit-run test; the triggers are checked apart.
+    #[inline]
+    fn scan<F: Fn(&[u8; 17]) -> (u16, u16)>(&self, text: &[u8], classify_with: F) -> bool {
+        // The digits of the block before, as the low half of a 32-bit window.
+        let mut before = 0u32;
+        let mut base = 0;
+        // Blocks with the byte after them (for the pairs), straight from the text.
+        while let Some(block) = text
+            .get(base..base + 17)
+            .and_then(|c| <&[u8; 17]>::try_from(c).ok())
+        {
+            if self.block(text, base, classify_with(block), &mut before) {
+                return true;
+            }
+            base += 16;
+        }
+        let left = text.len() - base.min(text.len());
+        if left == 0 {
+            return false;
+        }
+        // The last 1..=16 bytes: a block ending at the text's end (one blank after it), of
+        // which the first `seen` bytes were looked at already; a text under 16 bytes is
+        // padded with blanks (neither digits nor in a trigger).
+        let mut block = [b' '; 17];
+        let seen = match text.len().checked_sub(16).and_then(|s| text.get(s..)) {
+            Some(last) => {
+                if let Some(head) = block.get_mut(..16) {
+                    head.copy_from_slice(last);
+                }
+                16 - left
+            }
+            _ => {
+                if let Some(head) = block.get_mut(..left) {
+                    head.copy_from_slice(text.get(base..).unwrap_or(&[]));
+                }
+                0
+            }
+        };
+        let (digits, triggers) = classify_with(&block);
+        self.block(text, base, (digits >> seen, triggers >> seen), &mut before)
+    }
+
+    /// One block at `base` whose (digit, trigger) bits are `bits`.
+    #[inline(always)]
+    fn block(&self, text: &[u8], base: usize, bits: (u16, u16), before: &mut u32) -> bool {
+        let (digits, triggers) = bits;
+        let window = (u32::from(digits) << 16) | *before;
+        *before = u32::from(digits);
+        (self.digits && eleven_ones(window))
+            || (triggers != 0 && self.confirm_any(text, base, triggers))
+    }
+
+    /// Whether one of the triggers of the block at `base` (bit i: byte `base + i`) passes.
+    #[inline(never)]
+    fn confirm_any(&self, text: &[u8], base: usize, mut triggers: u16) -> bool {
+        while triggers != 0 {
+            let at = base + triggers.trailing_zeros() as usize;
+            triggers &= triggers - 1;
+            if self.confirm(text, at) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Whether the trigger byte at `at` starts, ends or sits in a need of an enabled
+    /// alternative.
+    fn confirm(&self, t: &[u8], at: usize) -> bool {
+        let Some(&byte) = t.get(at) else {
+            return false;
+        };
+        let has = |from: usize, what: &[u8]| t.get(from..from + what.len()) == Some(what);
+        match byte {
+            b'@' => self.at,
+            b':' | b'=' => self.password && key_before(t, at),
+            b';' | b'<' | b'>' | b'?' => false,
+            0xEF => self.password && has(at, "：".as_bytes()) && key_before(t, at),
+            b'b' => self.bearer && bearer(t, at),
+            b'B' => {
+                (self.bearer && bearer(t, at))
+                    || (self.private_key && at >= 5 && has(at - 5, b"-----BEGIN"))
+            }
+            b'k' => self.api_key && at >= 1 && has(at - 1, b"sk-"),
+            b'L' => self.access_key && has(at, b"LTAI"),
+            // Any other byte here is a bug of `classify`: the DFA decides.
+            _ => true,
+        }
+    }
+}
+
+/// Whether `bearer` (ASCII case folded) starts at `at`.
+fn bearer(t: &[u8], at: usize) -> bool {
+    t.get(at..at + 6)
+        .is_some_and(|w| w.eq_ignore_ascii_case(b"bearer"))
+}
+
+/// Whether a password key ends before the separator at `sep`, as the need writes it: the key,
+/// an optional quote (itself optionally escaped), blanks, then the separator.
+fn key_before(t: &[u8], sep: usize) -> bool {
+    let mut end = sep;
+    while end > 0 && matches!(t.get(end - 1), Some(b' ' | b'\t')) {
+        end -= 1;
+    }
+    // No key ends with a quote or a backslash: one here is the need's optional quote.
+    if end > 0 && matches!(t.get(end - 1), Some(b'"' | b'\'')) {
+        end -= 1;
+        if end > 0 && t.get(end - 1) == Some(&b'\\') {
+            end -= 1;
+        }
+    }
+    let head = t.get(..end).unwrap_or(&[]);
+    // Every key ends with one of these bytes (ASCII case folded): most separators stop here.
+    match head.last() {
+        Some(&c)
+            if matches!(c | 0x20, b'd' | b'e' | b't' | b'y' | b'n') || c == 0x81 || c == 0xA4 => {}
+        _ => return false,
+    }
+    KEY_ENDS.iter().any(|k| {
+        head.len() >= k.len()
+            && head
+                .get(head.len() - k.len()..)
+                .is_some_and(|tail| tail.eq_ignore_ascii_case(k))
+    })
+}
+
+/// Whether `w` has eleven set bits in a row.
+#[inline]
+fn eleven_ones(w: u32) -> bool {
+    let two = w & (w >> 1);
+    let four = two & (two >> 2);
+    let eight = four & (four >> 4);
+    eight & (four >> 7) != 0
+}
+
+/// (digits, triggers) of a block (16 bytes and the one after): bit i set when byte i is an
+/// ASCII digit, or one of SINGLES, or the first of one of PAIRS.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline]
+fn classify(block: &[u8; 17]) -> (u16, u16) {
+    // SAFETY: `classify_sse2` is safe but for the target feature it needs, and this function
+    // is only compiled where the build enables SSE2 (the cfg above: every x86_64 target does,
+    // it is part of the architecture), so any CPU running this code has it.
+    unsafe { classify_sse2(block) }
+}
+
+/// `classify` in SSE2: the block and the block one byte on, one compare per byte looked for.
+/// They are read as words (no pointer), which the compiler turns into loads.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+fn classify_sse2(block: &[u8; 17]) -> (u16, u16) {
+    use std::arch::x86_64::{
+        __m128i, _mm_add_epi8, _mm_and_si128, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_movemask_epi8,
+        _mm_or_si128, _mm_set1_epi8, _mm_set_epi64x,
+    };
+    let word = |at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(block.get(at..at + 8).unwrap_or(&[0; 8]));
+        i64::from_le_bytes(w)
+    };
+    let v = _mm_set_epi64x(word(8), word(0));
+    let next = _mm_set_epi64x(word(9), word(1));
+    let splat = |b: u8| _mm_set1_epi8(b as i8);
+    // '0'..='9' move to 0x80..=0x89, the smallest signed bytes; nothing else lands there.
+    let moved = _mm_add_epi8(v, splat(0x50));
+    let digits = _mm_cmplt_epi8(moved, splat(0x8A));
+    // `:` to `@` move to the smallest signed bytes, as the digits do.
+    let punct = _mm_add_epi8(v, splat(0x80 - PUNCT.start()));
+    let span = PUNCT.end() - PUNCT.start() + 1;
+    let mut hits: __m128i = _mm_cmplt_epi8(punct, splat(0x80 + span));
+    for b in SINGLES {
+        hits = _mm_or_si128(hits, _mm_cmpeq_epi8(v, splat(b)));
+    }
+    for (first, second, fold) in PAIRS {
+        let a = _mm_cmpeq_epi8(_mm_or_si128(v, splat(fold)), splat(first));
+        let b = _mm_cmpeq_epi8(_mm_or_si128(next, splat(fold)), splat(second));
+        hits = _mm_or_si128(hits, _mm_and_si128(a, b));
+    }
+    // movemask fills the low 16 bits only.
+    (
+        (_mm_movemask_epi8(digits) & 0xFFFF) as u16,
+        (_mm_movemask_epi8(hits) & 0xFFFF) as u16,
+    )
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+#[inline]
+fn classify(block: &[u8; 17]) -> (u16, u16) {
+    classify_scalar(block)
+}
+
+/// `classify` a byte at a time: the reference the SSE2 version is tested against, and the
+/// version of other targets.
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
+fn classify_scalar(block: &[u8; 17]) -> (u16, u16) {
+    let (mut digits, mut triggers) = (0u16, 0u16);
+    for (i, pair) in block.windows(2).enumerate() {
+        let (b, next) = (pair[0], pair[1]);
+        if b.is_ascii_digit() {
+            digits |= 1 << i;
+        }
+        let paired = PAIRS
+            .iter()
+            .any(|&(f, s, fold)| b | fold == f && next | fold == s);
+        if SINGLES.contains(&b) || PUNCT.contains(&b) || paired {
+            triggers |= 1 << i;
+        }
+    }
+    (digits, triggers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testgen::Gen;
+
+    #[test]
+    fn sse2_and_scalar_classify_alike() {
+        let mut g = Gen(0x1234_5678_9ABC_DEF1);
+        // Every byte value in every position, then random blocks.
+        for value in 0..=255u8 {
+            for second in 0..=255u8 {
+                let at = usize::from(value ^ second) % 16;
+                let mut block = [b'x'; 17];
+                block[at] = value;
+                block[at + 1] = second;
+                assert_eq!(classify(&block), classify_scalar(&block), "{block:?}");
+            }
+        }
+        // Bytes drawn from the pairs' (and their case-folded) bytes, so pairs form often.
+        let near: Vec<u8> = PAIRS
+            .iter()
+            .flat_map(|&(f, s, _)| [f, s, f ^ 0x20, s ^ 0x20])
+            .chain(SINGLES)
+            .chain(PUNCT)
+            .chain([b'0', b'9', b'x'])
+            .collect();
+        for round in 0..40_000 {
+            let mut block = [0u8; 17];
+            for b in &mut block {
+                *b = if round % 2 == 0 {
+                    g.next() as u8
+                } else {
+                    *g.pick(&near)
+                };
+            }
+            assert_eq!(classify(&block), classify_scalar(&block), "{block:?}");
+        }
+    }
+
+    #[test]
+    fn eleven_ones_are_runs_of_eleven() {
+        for start in 0..32 {
+            for len in 0..=(32 - start) {
+                let w = if len == 32 {
+                    u32::MAX
+                } else {
+                    ((1u32 << len) - 1) << start
+                };
+                assert_eq!(eleven_ones(w), len >= 11, "{start} {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_or_ipv4_alternatives_have_no_screen() {
+        assert!(Screen::new(&["email", "ipv4"]).is_none());
+        assert!(Screen::new(&["custom"]).is_none());
+        assert!(Screen::new(&["email", "digits"]).is_some());
+    }
+}
