@@ -116,7 +116,7 @@ class Stall:
 def test_rss_stays_under_150_mb_with_a_1_gb_backlog_while_the_output_is_down(
     tmp_path: Path,
 ) -> None:
-    """With the defaults a user runs (max_in_flight_bytes 32 MiB), a backlog of 1 GB."""
+    """With the defaults a user runs (max_in_flight_bytes 16 MiB), a backlog of 1 GB."""
     logs = tmp_path / "logs"
     logs.mkdir()
     backlog = logs / "app.log"

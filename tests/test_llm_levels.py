@@ -161,7 +161,7 @@ def batches(files: list[Path]) -> Iterator[LlmAggregate]:
         batch = LlmAggregate()
         size = 0
         for item in scan(str(path), parser(), damaged):
-            batch.add(item.record.fields, item.record.time)
+            batch.add(item.fields, item.time)
             size += 1
             if size == BATCH:
                 yield batch

@@ -39,12 +39,9 @@ from llmtail.agent.delivery.sls_group import (
 )
 from llmtail.agent.delivery.sls_health import Health, Tally
 from llmtail.agent.engine.loggroup import (
-    LogGroupBytes,
+    SerializedGroup,
     restamp_log,
     split_logs,
-)
-from llmtail.agent.engine.loggroup import (
-    read_log_length as _read_log_len,
 )
 from llmtail.agent.engine.stream import SealedBatch
 
@@ -219,7 +216,7 @@ class SlsSink:
         suspects = {i for i in fresh if not low <= p.times[i] <= high}
         if not suspects:
             suspects = set(fresh)  # the server's clock is far from ours: trust neither
-        logs = p.logs() if p.ends is not None else split_logs(p.data, self._ends_of(p))
+        logs = p.logs() if p.ends is not None else split_logs(p.data, p.framed_ends())
         if self._config.time_policy == "reject":
             keep = [i for i in range(len(p)) if i not in suspects]
             self._rejected_by_time(len(suspects))
@@ -236,17 +233,6 @@ class SlsSink:
             fixed = Pending.of(logs, p.times, p.trailer, p.restamped | suspects)
         p.data, p.ends, p.times, p.restamped = fixed.data, fixed.ends, fixed.times, fixed.restamped
         return bool(p.times)
-
-    @staticmethod
-    def _ends_of(p: Pending) -> list[int]:
-        """Log boundaries of a block sent whole: read from the protobuf framing itself."""
-        ends, pos = [], 0
-        data = p.data
-        while pos < len(data):
-            length, body_at = _read_log_len(data, pos)
-            pos = body_at + length
-            ends.append(pos)
-        return ends
 
     # -- delivery --------------------------------------------------------------------------
 
@@ -349,7 +335,7 @@ class SlsSink:
         if len(p) == 1:
             return self._reject(p, err)
         if p.ends is None:
-            p.ends = self._ends_of(p)
+            p.ends = p.framed_ends()
         outcomes = []
         for half in p.halves():
             outcome = self._deliver(half)
@@ -363,7 +349,7 @@ class SlsSink:
         log.error("SLS output: rejected %d record(s) for good: %s", len(p), err)
         return Outcome.REJECTED
 
-    def _put(self, group: LogGroupBytes) -> SlsError | None:
+    def _put(self, group: SerializedGroup) -> SlsError | None:
         self._count(requests=1)
         client = self._client()
         try:

@@ -48,7 +48,8 @@ _USER_AGENT = f"llmtail/{__version__}"
 
 
 class Group(Protocol):
-    """What PutLogs sends: an encoded LogGroup (`agent.engine.loggroup.LogGroupBytes`)."""
+    """What PutLogs sends: an encoded LogGroup (`agent.engine.loggroup.SerializedGroup`, or
+    `LogGroupBytes` of separate logs)."""
 
     def SerializeToString(self) -> bytes: ...  # noqa: N802 - the protobuf name the SDK uses
 
@@ -158,7 +159,7 @@ class SlsClient:
             raw = group.SerializeToString()
             body = lz4.block.compress(raw, store_size=False) if self._compress else raw
             headers = self._headers(creds, host, path, len(raw), body)
-            del raw  # only its size is sent: the copy is freed before the body goes out
+            del raw  # only its size is sent (a join of pieces is freed before the body goes out)
             self._send(sock, path, headers, body, deadline)
             status, request_id, answer = self._answer(sock, deadline)
         except SlsError:

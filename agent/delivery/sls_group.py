@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from llmtail.agent.engine.loggroup import LogGroupBytes, split_logs
+from llmtail.agent.engine.loggroup import SerializedGroup, read_log_length, split_logs
 
 ORIGINAL_TIME_KEY = "original_time"
 PAST_WINDOW = 7 * 24 * 3600
@@ -30,9 +30,10 @@ WIDE_WINDOW = TimeWindow(past_margin=3600.0, future_margin=600.0)
 class Pending:
     """A LogGroup on its way: its encoded logs and each one's own time.
 
+    `data` is the whole LogGroup, the logs then the `trailer`, posted as it is: most batches
+    travel as the one block they were sealed in (no copy between the core and lz4); they are
+    cut into logs only when a split or a time-range problem needs it.
     `restamped` holds the indexes already sent with the current time instead of their own.
-    Most batches travel as the one `data` block they were sealed in; they are cut into logs
-    only when a split or a time-range problem needs it.
     """
 
     data: bytes
@@ -44,8 +45,23 @@ class Pending:
     def __len__(self) -> int:
         return len(self.times)
 
-    def group(self) -> LogGroupBytes:
-        return LogGroupBytes([self.data], self.trailer)
+    @property
+    def logs_end(self) -> int:
+        """Where the logs end in `data` (the trailer follows)."""
+        return len(self.data) - len(self.trailer)
+
+    def group(self) -> SerializedGroup:
+        return SerializedGroup(self.data)
+
+    def framed_ends(self) -> list[int]:
+        """Each log's end in `data`, read from the protobuf framing itself (a block sent whole
+        has no `ends` yet)."""
+        ends, pos, stop = [], 0, self.logs_end
+        while pos < stop:
+            length, body_at = read_log_length(self.data, pos)
+            pos = body_at + length
+            ends.append(pos)
+        return ends
 
     def logs(self) -> list[bytes]:
         if self.ends is None:
@@ -60,7 +76,7 @@ class Pending:
         for log_bytes in logs:
             total += len(log_bytes)
             ends.append(total)
-        return cls(b"".join(logs), ends, times, trailer, restamped)
+        return cls(b"".join([*logs, trailer]), ends, times, trailer, restamped)
 
     def halves(self) -> tuple[Pending, Pending]:
         logs, mid = self.logs(), len(self) // 2

@@ -56,6 +56,7 @@ class BatchBuilder:
         self._s = settings
         self._encoder = encoder
         self._ndjson = settings.wire == "ndjson"
+        self._loggroup = settings.wire == "loggroup"
         self.key = key
         self.path = path
         self._prefix = pack_prefix
@@ -98,7 +99,9 @@ class BatchBuilder:
     def _encode(self, fields: Mapping[str, FieldValue], t: int, ns: int) -> bytes:
         if self._ndjson:
             return encode_line(fields, t, ns, self._closing)
-        return self._encoder.encode_log(fields, t, ns)
+        if self._loggroup:
+            return self._encoder.encode_log(fields, t, ns)
+        return b""  # wire "count": nobody reads the bytes
 
     def skip(self, after: bool, end: int, size: int, now: float) -> list[SealedBatch]:
         """A record outside the time window: covered (its offset may be saved), not sent."""
@@ -179,9 +182,10 @@ class BatchBuilder:
         seq = self.next_seq
         self.next_seq += 1
         trailer = b""
-        if not self._ndjson:
+        if self._loggroup:
             env = envelope_of(self._s, self._path, self._prefix, seq)
             trailer = encode_trailer(env.topic, env.source, env.tags)
+            self._parts.append(trailer)  # `data` is the whole LogGroup: sent as it is
         batch = SealedBatch(
             key=self.key,
             path=self._path,

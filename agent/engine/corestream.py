@@ -1,16 +1,14 @@
 """The compiled core's Stream (`llmtail._core`, core/) as an agent.engine.stream.Stream.
 
 The core frames, parses, masks, encodes and aggregates in Rust and hands back each sealed batch's
-fields; this module only turns them into the engine's own types: a `SealedBatch`, whose `llm`
-is an `LlmAggregate` built from the flat columns the core returns (nothing per record).
+fields as a `SealedBatch`; its `llm` is the core's own `llmtail._core.LlmAggregate`, merged into
+the totals in Rust and read as Python values only when someone looks (`snapshot()`).
 """
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
-from llmtail.agent.engine.llm_aggregate import LabelKey, LlmAggregate
 from llmtail.agent.engine.stream import SealedBatch, Stream, StreamSettings
 
 try:
@@ -59,35 +57,7 @@ def open_stream(
     back as SealedBatch."""
     if _core is None:
         raise CoreUnavailableError("the compiled core is not built")
-    make = partial(_batch, settings.max_label_sets)
     stream: Stream = _core.Stream(
-        settings, key, path, offset, pack_prefix, pack_seq, make=make, parser=compiled
+        settings, key, path, offset, pack_prefix, pack_seq, make=SealedBatch, parser=compiled
     )
     return stream
-
-
-def _batch(max_label_sets: int, *, llm: Any, **fields: Any) -> SealedBatch:
-    return SealedBatch(llm=None if llm is None else aggregate(llm, max_label_sets), **fields)
-
-
-def aggregate(columns: Any, max_label_sets: int) -> LlmAggregate:
-    """The LlmAggregate of the core's flat columns (core/src/lib.rs says their order)."""
-    (keys, calls, inp, out, total, ms, dur_b, in_b, out_b), rest = columns
-    minutes, feedback, dropped_calls, dropped_minutes = rest
-    label_keys: list[LabelKey] = [tuple(k) for k in keys]
-    return LlmAggregate(
-        max_label_sets=max_label_sets,
-        keys=label_keys,
-        calls=calls,
-        input_tokens=inp,
-        output_tokens=out,
-        total_tokens=total,
-        duration_ms=ms,
-        duration_buckets=dur_b,
-        input_buckets=in_b,
-        output_buckets=out_b,
-        minutes={(i, minute): [n, tokens] for i, minute, n, tokens in minutes},
-        feedback=dict(feedback),
-        dropped_calls=dropped_calls,
-        dropped_minutes=dropped_minutes,
-    )

@@ -1,8 +1,11 @@
 """LLM water levels as plain data: what a sealed batch carries about its `llm_call` records.
 
-An `LlmAggregate` is built per batch by the engine (`add`, one record at a time in the Python
-engine; the Rust core fills the same arrays) and merged into longer-lived ones (`merge`): the
-process's `/metrics`, or `llmtail report` over whole files. It holds no per-record object:
+An `LlmAggregate` is built per batch by the Python engine (`add`, one record at a time) and
+merged into longer-lived ones (`merge`): the process's `/metrics`, or `llmtail report` over
+whole files. The core engine's batches carry the same aggregate held in Rust
+(`llmtail._core.LlmAggregate`, same `merge`), so its totals are core objects too and no Python
+object is made per batch; both kinds are an `Aggregate`, and `snapshot()` reads either as an
+`LlmAggregate`. It holds no per-record object:
 
 - label sets (app, module, model, workspace, status_code, error_code) are interned into an
   index; every per-set number lives in flat lists at that index (histograms: `len(bounds) + 1`
@@ -24,6 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import chain, compress
 from operator import itemgetter
+from typing import Any, Protocol
 
 LABEL_NAMES = ("app", "module", "model", "workspace", "status_code", "error_code")
 LabelKey = tuple[str, str, str, str, str, str]
@@ -45,6 +49,8 @@ _LABEL_VALUES = itemgetter(*LABEL_NAMES)
 _NUMBERS = itemgetter(*_NUMBER_NAMES)
 
 DEFAULT_MAX_LABEL_SETS = 2000
+# `report` and `validate` over whole files: bounded too, far above a daemon's default.
+LOCAL_LABEL_SETS = 100_000
 DEFAULT_MAX_MINUTE_CELLS = 1_000_000
 OK_STATUS = 200
 _NEGATIVE_WORDS = frozenset({"down", "bad", "negative", "thumbs_down"})
@@ -89,6 +95,27 @@ def negative_rating(rating: str) -> bool:
         return int(rating) <= 0
     except ValueError:
         return False
+
+
+# (model, workspace, record-time minute, calls, tokens): `/metrics`' QPM/TPM window.
+WindowCell = tuple[str, str, int, int, int]
+
+
+class Aggregate(Protocol):
+    """What the totals (`/metrics`, report, validate) need of a batch's aggregate: a Python
+    `LlmAggregate` (Python engine) or a `llmtail._core.LlmAggregate` (core engine). A total
+    merges only aggregates of its own kind: make it with `empty_like`."""
+
+    def merge(self, other: Any, minutes: bool = True) -> None: ...
+    def merge_window(self, other: Any, lo: int, hi: int) -> list[WindowCell]: ...
+    def snapshot(self) -> LlmAggregate: ...
+
+
+def empty_like(like: Aggregate, max_label_sets: int, max_minute_cells: int) -> Aggregate:
+    """An empty total of `like`'s kind (Python or core) under these caps."""
+    kind: Any = type(like)
+    total: Aggregate = kind(max_label_sets=max_label_sets, max_minute_cells=max_minute_cells)
+    return total
 
 
 @dataclass
@@ -216,6 +243,39 @@ class LlmAggregate:
         self.dropped_calls += other.dropped_calls
         if minutes:
             self.dropped_minutes += other.dropped_minutes
+
+    def merge_window(self, other: LlmAggregate, lo: int, hi: int) -> list[WindowCell]:
+        """`merge(other, minutes=False)`, then `other`'s per-minute cells in `lo..=hi`, each
+        under the (model, workspace) of the set it counts under here (OTHER's if none)."""
+        self.merge(other, minutes=False)
+        cells: list[WindowCell] = []
+        for (j, minute), (calls, tokens) in other.minutes.items():
+            if lo <= minute <= hi:
+                key = other.keys[j]
+                if key not in self._index:
+                    key = OTHER
+                cells.append((key[2], key[3], minute, calls, tokens))
+        return cells
+
+    def snapshot(self) -> LlmAggregate:
+        """A copy of these numbers that later adds and merges leave alone."""
+        return LlmAggregate(
+            max_label_sets=self.max_label_sets,
+            max_minute_cells=self.max_minute_cells,
+            keys=list(self.keys),
+            calls=list(self.calls),
+            input_tokens=list(self.input_tokens),
+            output_tokens=list(self.output_tokens),
+            total_tokens=list(self.total_tokens),
+            duration_ms=list(self.duration_ms),
+            duration_buckets=list(self.duration_buckets),
+            input_buckets=list(self.input_buckets),
+            output_buckets=list(self.output_buckets),
+            minutes={k: list(v) for k, v in self.minutes.items()},
+            feedback=dict(self.feedback),
+            dropped_calls=self.dropped_calls,
+            dropped_minutes=self.dropped_minutes,
+        )
 
     def _targets(self, other: LlmAggregate) -> list[int]:
         """For each of `other`'s label sets, its index here (made in `other`'s order, so the

@@ -145,6 +145,20 @@ class LogGroupBytes:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class SerializedGroup:
+    """A LogGroup already in one buffer (a sealed batch's `data`): posted with no copy."""
+
+    raw: bytes
+
+    @property
+    def size(self) -> int:
+        return len(self.raw)
+
+    def SerializeToString(self) -> bytes:  # noqa: N802 - the protobuf method name the SDK calls
+        return self.raw
+
+
 class LogEncoder:
     """Encodes logs to their LogGroup `Logs` entries. Safe to share between threads."""
 

@@ -12,11 +12,13 @@ import array
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from llmtail.agent.engine.llm_aggregate import DEFAULT_MAX_LABEL_SETS, LlmAggregate
+from llmtail.agent.engine.llm_aggregate import DEFAULT_MAX_LABEL_SETS, Aggregate
 from llmtail.parsers.mask import MaskSettings
 from llmtail.parsers.record import ParserSettings
 
-Wire = Literal["loggroup", "ndjson"]
+# "count": no bytes at all, for the modes that read only a batch's counters (validate and
+# report without --records); its batches seal by max_records alone.
+Wire = Literal["loggroup", "ndjson", "count"]
 MAX_ERROR_EXAMPLES = 20  # per batch: validate shows the first ones, metrics only count
 
 
@@ -51,8 +53,10 @@ class SealedBatch:
     end: int  # offset just past the last record's last line: what a checkpoint may take
     records: int
     raw_bytes: int  # file bytes the records cover
-    data: bytes  # loggroup: concatenated `Logs` entries; ndjson: whole lines
-    trailer: bytes  # loggroup: Topic, Source, LogTags; ndjson: b""
+    # loggroup: the whole LogGroup, the concatenated `Logs` entries then the trailer (posted as
+    # it is, no copy); ndjson: whole lines; count: b""
+    data: bytes
+    trailer: bytes  # loggroup: Topic, Source, LogTags (also at the end of `data`); else b""
     bounds: bytes  # u32 LE: end of each record in `data`
     times: bytes  # u32 LE: each record's __time__
     min_time: int
@@ -66,7 +70,7 @@ class SealedBatch:
     skipped_after: int = 0
     first: tuple[int, str] | None = None  # (epoch ns, `time` text) of the earliest timed record
     last: tuple[int, str] | None = None
-    llm: LlmAggregate | None = None  # its llm_call and feedback records, aggregated
+    llm: Aggregate | None = None  # its llm_call and feedback records, aggregated
     masked: dict[str, int] = field(default_factory=dict)  # values masked, by rule
     id: int = -1  # set by the Ledger when registered
 

@@ -1,8 +1,10 @@
-"""LLM water levels on `/metrics`: a prometheus_client collector fed with `LlmAggregate`s.
+"""LLM water levels on `/metrics`: a prometheus_client collector fed with batches' aggregates.
 
 `count(aggregate)` is called once per sealed batch (never per delivery attempt, so a retried
 batch is not counted twice). The collector keeps one cumulative aggregate under the cardinality
-guard (`metrics.max_label_sets`) and renders the families at scrape time:
+guard (`metrics.max_label_sets`), of the batches' own kind (with the core engine a Rust one, so
+a batch is merged without a Python object per label set), and renders the families at scrape
+time from a snapshot:
 
 - `gen_ai_client_operation_duration_seconds` and `gen_ai_client_token_usage` (OpenTelemetry GenAI
   names and buckets), `llmtail_llm_calls_total`, `llmtail_llm_tokens_total`,
@@ -35,11 +37,12 @@ from llmtail.agent.engine.llm_aggregate import (
     DURATION_BOUNDS,
     DURATION_SLOTS,
     LABEL_NAMES,
-    OTHER,
     TOKEN_BOUNDS,
     TOKEN_SLOTS,
+    Aggregate,
     LabelKey,
     LlmAggregate,
+    empty_like,
     failed,
 )
 
@@ -65,24 +68,24 @@ class LlmMetrics(Collector):
     ) -> None:
         self._lock = threading.Lock()
         self._clock = clock
-        self._total = LlmAggregate(max_label_sets=max_label_sets, max_minute_cells=0)
+        self._max_label_sets = max_label_sets
+        # Made by the first batch, of its kind (Python or core); the per-minute cells are kept
+        # in `_recent` only, a few minutes wide.
+        self._total: Aggregate | None = None
         # (model, workspace) -> record-time minute -> [calls, tokens], a few minutes wide.
         self._recent: dict[tuple[str, str], dict[int, list[int]]] = {}
 
-    def count(self, aggregate: LlmAggregate) -> None:
+    def count(self, aggregate: Aggregate) -> None:
         """Add a sealed batch's aggregate; call once per batch, when it is sealed."""
         now_minute = int(self._clock() // 60)
         with self._lock:
-            total = self._total
-            total.merge(aggregate, minutes=False)  # per-minute: only the window below
-            for (j, minute), (calls, tokens) in aggregate.minutes.items():
-                if not now_minute - _WINDOW_BEHIND <= minute <= now_minute + _WINDOW_AHEAD:
-                    continue
-                key = aggregate.keys[j]
-                if total.index_of(key) is None:
-                    key = OTHER
-                cells = self._recent.setdefault((key[2], key[3]), {})
-                cell = cells.setdefault(minute, [0, 0])
+            if self._total is None:
+                self._total = empty_like(aggregate, self._max_label_sets, 0)
+            window = self._total.merge_window(
+                aggregate, now_minute - _WINDOW_BEHIND, now_minute + _WINDOW_AHEAD
+            )
+            for model, workspace, minute, calls, tokens in window:
+                cell = self._recent.setdefault((model, workspace), {}).setdefault(minute, [0, 0])
                 cell[0] += calls
                 cell[1] += tokens
             self._prune(now_minute)
@@ -91,7 +94,11 @@ class LlmMetrics(Collector):
         now_minute = int(self._clock() // 60)
         with self._lock:
             self._prune(now_minute)
-            snapshot = _copy(self._total)
+            snapshot = (
+                LlmAggregate(self._max_label_sets, 0)
+                if self._total is None
+                else self._total.snapshot()
+            )
             recent = {k: {m: tuple(c) for m, c in v.items()} for k, v in self._recent.items()}
         yield from _families(snapshot)
         yield from _per_minute(recent, now_minute - 1)
@@ -104,24 +111,6 @@ class LlmMetrics(Collector):
                 del cells[minute]
             if not cells:
                 del self._recent[series]
-
-
-def _copy(a: LlmAggregate) -> LlmAggregate:
-    return LlmAggregate(
-        max_label_sets=a.max_label_sets,
-        max_minute_cells=0,
-        keys=list(a.keys),
-        calls=list(a.calls),
-        input_tokens=list(a.input_tokens),
-        output_tokens=list(a.output_tokens),
-        total_tokens=list(a.total_tokens),
-        duration_ms=list(a.duration_ms),
-        duration_buckets=list(a.duration_buckets),
-        input_buckets=list(a.input_buckets),
-        output_buckets=list(a.output_buckets),
-        feedback=dict(a.feedback),
-        dropped_calls=a.dropped_calls,
-    )
 
 
 def _families(a: LlmAggregate) -> Iterator[Metric]:

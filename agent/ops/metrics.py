@@ -36,7 +36,7 @@ from prometheus_client import (
 from prometheus_client.registry import CollectorRegistry
 
 from llmtail.agent import __version__
-from llmtail.agent.engine.llm_aggregate import DEFAULT_MAX_LABEL_SETS, LlmAggregate
+from llmtail.agent.engine.llm_aggregate import DEFAULT_MAX_LABEL_SETS, Aggregate
 from llmtail.agent.ops.llm_metrics import LlmMetrics
 from llmtail.agent.ops.metrics_server import MetricsError, MetricsServer, parse_listen
 
@@ -199,7 +199,7 @@ class AgentMetrics:
         for rule in rules:
             self.masked.labels(rule)
 
-    def count_sealed(self, aggregate: LlmAggregate) -> None:
+    def count_sealed(self, aggregate: Aggregate) -> None:
         """A batch was sealed: count its LLM calls. Once per batch, never again on a retry."""
         self.llm.count(aggregate)
 
