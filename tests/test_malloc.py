@@ -1,4 +1,5 @@
-"""The malloc arena cap of long-running modes: glibc honours it, and the user's own setting wins."""
+"""glibc malloc as the long-running modes tune it: glibc honours the arena cap and the fixed mmap
+threshold, and the user's own settings win."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import textwrap
 
 import pytest
 
-from llmtail.agent.ops.malloc import limit_arenas
+from llmtail.agent.ops.malloc import fix_mmap_threshold, limit_arenas
 
 glibc = pytest.mark.skipif(
     not sys.platform.startswith("linux") or os.confstr("CS_GNU_LIBC_VERSION") is None,
@@ -19,13 +20,26 @@ glibc = pytest.mark.skipif(
 THREADS = 8
 
 
+def run_python(code: str, env: dict[str, str] | None) -> subprocess.CompletedProcess[str]:
+    """`code` in a fresh interpreter whose glibc settings are this test's alone: no MALLOC_*
+    variable of the caller's environment, only those of `env`."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=clean | (env or {}),
+        check=True,
+    )
+
+
 def arenas_with_threads_alive(cap: bool, env: dict[str, str] | None = None) -> int:
     """Arenas glibc made once THREADS threads have each allocated and are all still alive
     (counted from malloc_stats(), which names each one on stderr)."""
     code = textwrap.dedent(
         f"""
         import ctypes, threading
-        from llmtail.agent.ops.malloc import limit_arenas
+        from llmtail.agent.ops.malloc import fix_mmap_threshold, limit_arenas
         if {cap}:
             limit_arenas()
         barrier = threading.Barrier({THREADS} + 1)
@@ -43,10 +57,7 @@ def arenas_with_threads_alive(cap: bool, env: dict[str, str] | None = None) -> i
             t.join()
         """
     )
-    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"} | (env or {})
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
-    )
+    done = run_python(code, env)
     return sum(line.startswith("Arena ") for line in done.stderr.splitlines())
 
 
@@ -63,3 +74,48 @@ def test_a_malloc_arena_max_in_the_environment_is_left_alone(
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
     assert limit_arenas() is False
     assert arenas_with_threads_alive(cap=True, env={"MALLOC_ARENA_MAX": "4"}) == 4
+
+
+def mmapped_while_holding_batches(fixed: bool, env: dict[str, str] | None = None) -> int:
+    """Bytes glibc has mmapped while 8 batch-sized buffers are held, after a first round of
+    them was freed (mallinfo2's hblkhd): mmapped blocks go back to the OS when freed, heap
+    blocks stay resident."""
+    code = textwrap.dedent(
+        f"""
+        import ctypes
+        from llmtail.agent.ops.malloc import fix_mmap_threshold
+        if {fixed}:
+            fix_mmap_threshold()
+
+        class MallInfo2(ctypes.Structure):
+            _fields_ = [(name, ctypes.c_size_t) for name in (
+                "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                "uordblks", "fordblks", "keepcost")]
+
+        libc = ctypes.CDLL(None)
+        libc.mallinfo2.restype = MallInfo2
+        batch = 2 << 20
+        held = [bytearray(batch) for _ in range(8)]
+        del held  # the first batches are freed: glibc would raise its threshold past them
+        held = [bytearray(batch) for _ in range(8)]
+        print(libc.mallinfo2().hblkhd)
+        """
+    )
+    return int(run_python(code, env).stdout)
+
+
+@glibc
+def test_batch_sized_buffers_stay_mmapped_after_the_first_is_freed() -> None:
+    eight = 8 * (2 << 20)
+    assert mmapped_while_holding_batches(fixed=False) < eight  # glibc moved them to the heap
+    assert mmapped_while_holding_batches(fixed=True) >= eight
+
+
+@glibc
+def test_a_mmap_threshold_in_the_environment_is_left_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "33554432")
+    assert fix_mmap_threshold() is False
+    env = {"MALLOC_MMAP_THRESHOLD_": "33554432"}
+    assert mmapped_while_holding_batches(fixed=True, env=env) == 0
