@@ -6,6 +6,7 @@ what the output received: none missing, and how many duplicated.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import signal
@@ -121,10 +122,20 @@ class Agent:
         self.proc.send_signal(signum)
 
     def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM and wait: the agent delivers what is in flight and exits."""
+        """SIGTERM and wait: the agent delivers what is in flight and exits. One that does not
+        is asked for its threads' stacks (SIGUSR1) before it is killed, for the failure."""
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGUSR1)
+            with contextlib.suppress(AssertionError):
+                wait_for(lambda: "in _run_module_as_main" in self.logs(), 10, "a stack dump")
+            self.kill()
+            raise AssertionError(
+                f"the agent did not exit {timeout:.0f} s after SIGTERM:\n{self.logs()[-6000:]}"
+            ) from None
         self.proc = None
         return code
 

@@ -12,14 +12,15 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from llmtail.agent.ops.signals import EarlySignals, install_early, take_early
-from tests.agentproc import record_line, wait_for
+from llmtail.agent.ops.signals import EarlySignals, SignalFlag, install_early, take_early
+from tests.agentproc import Agent, record_line, wait_for
 
 
 def catches(pid: int, signum: int) -> bool:
@@ -152,3 +153,101 @@ def test_a_second_stop_signal_while_starting_raises_system_exit() -> None:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+# A child that lands a signal at every bytecode of the flag's methods in turn. The handler
+# raises the flag, as the daemon's does. A lock taken inside a method (threading.Event's)
+# deadlocks the child at the next instruction while it is held: with `threading.Event` in place
+# of SignalFlag, this child hangs.
+EVERY_BYTECODE = """
+import signal, sys
+from llmtail.agent.ops.signals import SignalFlag
+
+flag = SignalFlag()
+signal.signal(signal.SIGHUP, lambda signum, frame: flag.set())
+seen = target = 0
+
+def tracer(frame, event, arg):
+    frame.f_trace_opcodes = True
+    return step
+
+def step(frame, event, arg):
+    global seen
+    if event == "opcode":
+        seen += 1
+        if seen == target:
+            signal.raise_signal(signal.SIGHUP)  # handled at the next check, lock or no lock
+    return step
+
+def at_every_bytecode(action, must_stay_raised):
+    global seen, target
+    target = 0
+    while True:
+        target += 1
+        seen = 0
+        sys.settrace(tracer)
+        action()
+        sys.settrace(None)
+        if target > seen:
+            return seen
+        if must_stay_raised and not flag.wait(0):
+            sys.exit(f"the signal at bytecode {target} of {action.__name__} was lost")
+        flag.clear()
+
+def poll():
+    flag.wait(0)
+    flag.is_set()
+
+waiting = at_every_bytecode(poll, must_stay_raised=True)
+clearing = at_every_bytecode(flag.clear, must_stay_raised=False)  # may merge: no deadlock
+print(f"survived a signal at each of {waiting} + {clearing} bytecodes")
+"""
+
+
+def test_a_signal_at_any_bytecode_of_the_flag_neither_deadlocks_nor_is_lost() -> None:
+    """threading.Event.set() from a handler deadlocked `llmtail run` on a SIGTERM that landed
+    while the loop held the Event's lock (seen once in CI: the agent never exited)."""
+    child = subprocess.run(
+        [sys.executable, "-c", EVERY_BYTECODE],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,  # a deadlock; the run itself takes well under a second
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.startswith("survived a signal at each of")
+
+
+def test_a_raised_flag_wakes_its_waiter_and_stays_raised_until_cleared(tmp_path: Path) -> None:
+    with SignalFlag() as flag:
+        assert not flag.wait(0)
+        waker = threading.Timer(0.05, flag.set)
+        waker.start()
+        assert flag.wait(3600)  # returns on the pipe's byte, not after an hour
+        waker.join()
+        assert flag.is_set() and flag.wait(0)
+        flag.clear()
+        assert not flag.is_set() and not flag.wait(0)  # the pipe was drained too
+        for _ in range(100_000):  # more than a pipe holds: set() never blocks
+            flag.set()
+        flag.clear()
+        assert not flag.wait(0)
+    flag.set()  # after close: nothing is written to a number another file may have now
+    assert flag.is_set()
+
+
+def test_sigusr1_dumps_every_threads_stack_and_the_agent_runs_on(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "app.log").write_bytes(record_line(1))
+    with Agent(tmp_path, {"inputs": [{"paths": [str(logs / "*.log")]}]}) as agent:
+        agent.start()
+        agent.signal(signal.SIGUSR1)
+        # The main thread comes last, down to `python -m`'s entry: then the dump is whole.
+        wait_for(lambda: "in _run_module_as_main" in agent.logs(), 30, "the stack dump")
+        dump = agent.logs()
+        assert "in _work" in dump  # a sender thread: every thread is shown, not only the main one
+        assert "daemon.py" in dump  # the main loop, where a hang would show
+        assert agent.running()
+        assert agent.stop() == 0

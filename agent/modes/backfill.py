@@ -53,8 +53,9 @@ from llmtail.agent.modes.pipeline import (
 from llmtail.agent.modes.ratelimit import Rate, TokenBucket, parse_rate
 from llmtail.agent.modes.validate import validate_files
 from llmtail.agent.ops.logsetup import setup_logging
-from llmtail.agent.ops.malloc import limit_arenas
+from llmtail.agent.ops.malloc import tune_malloc
 from llmtail.agent.ops.progress import Progress, Snapshot, Summary
+from llmtail.agent.ops.signals import SignalFlag
 from llmtail.agent.reading.wholefile import DamagedFileError, PathError, expand_paths, read_chunks
 from llmtail.agent.state.backfill_state import LOCK_NAME, BackfillState, FileProgress
 from llmtail.agent.state.checkpoint import CheckpointError, StateDirLock
@@ -98,7 +99,7 @@ class Backfill:
         state: BackfillState,
         bucket: tuple[TokenBucket, Rate] | None,
         progress: Progress,
-        stop: threading.Event,
+        stop: SignalFlag,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._config = config
@@ -282,7 +283,7 @@ class Backfill:
 
 
 @contextmanager
-def _signals(stop: threading.Event, caught: list[int]) -> Iterator[None]:
+def _signals(stop: SignalFlag, caught: list[int]) -> Iterator[None]:
     """SIGINT/SIGTERM set `stop` (the run winds down and saves); restored afterwards."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -318,7 +319,7 @@ def run_backfill(
     sent. Returns the exit status."""
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
-    limit_arenas()  # before any thread starts (agent/ops/malloc.py says why)
+    tune_malloc()  # before any thread starts (agent/ops/malloc.py says why)
     config = load_config(config_path)
     setup_logging(config.log_level)
     tz = config.parser.timezone
@@ -334,7 +335,7 @@ def run_backfill(
     engine = build_engine(config).windowed(window[0], window[1])
     if dry_run:
         ordered = plan(files, config, engine, None)
-        checker = build_engine(config, wire="ndjson").windowed(window[0], window[1])
+        checker = build_engine(config, wire="count").windowed(window[0], window[1])
         report = validate_files(
             [f.path for f in ordered], checker, lambda path: input_index_for(config, path)
         )
@@ -355,12 +356,11 @@ def run_backfill(
     except CheckpointError as exc:
         lock.release()
         raise UserError(str(exc)) from None
-    stop = threading.Event()
     caught: list[int] = []
     try:
         # Signals are caught from here on: a Ctrl-C while many files are probed still ends
         # with a saved state and exit 130, never a traceback.
-        with _signals(stop, caught):
+        with SignalFlag() as stop, _signals(stop, caught):
             ordered = plan(files, config, engine, state)
             sink = build_sink(config)
             summary, failed = _execute(config, ordered, engine, state, sink, rate, err, tty, stop)
@@ -384,7 +384,7 @@ def _execute(
     rate: Rate | None,
     err: TextIO,
     tty: bool | None,
-    stop: threading.Event,
+    stop: SignalFlag,
 ) -> tuple[Summary, bool]:
     """Run the planned files through a Backfill: (summary, failed)."""
     progress = Progress(err, tty=err.isatty() if tty is None else tty, clock=time.monotonic)

@@ -8,10 +8,10 @@ and become checkpoints at an interval and at shutdown. Reading stops while the s
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +26,7 @@ from llmtail.agent.modes.flow import Flow, OnDone, OnSealed
 from llmtail.agent.ops.logsetup import setup_logging
 from llmtail.agent.ops.metrics import AgentMetrics
 from llmtail.agent.ops.notify import Notifier
-from llmtail.agent.ops.signals import take_early
+from llmtail.agent.ops.signals import SignalFlag, take_early
 from llmtail.agent.ops.throughput import Throughput
 from llmtail.agent.reading.notices import Opened, Released, Resume, Rotated, Truncated
 from llmtail.agent.reading.watcher import Watcher
@@ -94,9 +94,9 @@ class Daemon:
         self._config_loader = config_loader
         self._clock = clock
         self._wall = wall_clock
-        self._stop = threading.Event()
+        self._stop = SignalFlag()
         self._failed = False
-        self._reload = threading.Event()
+        self._reload = SignalFlag()
         self._released: dict[str, _Released] = {}
         self._last_delivery: float | None = None
         self._output_state = "delivering"
@@ -110,6 +110,9 @@ class Daemon:
     # -- control -------------------------------------------------------------------------
 
     def install_signal_handlers(self) -> None:
+        # `kill -USR1` writes every thread's stack to stderr (the journal): a hung agent can
+        # say where it hangs before it is restarted. Code locations only, never values.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
         early = take_early()  # `llmtail run` recorded signals from its first instruction
         if early is not None:
             early.adopt(self._on_signal)
@@ -117,6 +120,11 @@ class Daemon:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGHUP, self._on_signal)
+
+    def close(self) -> None:
+        """Release the flags' pipes; a signal arriving after this is ignored."""
+        self._stop.close()
+        self._reload.close()
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:

@@ -33,7 +33,7 @@ from llmtail.agent.engine.stream import StreamSettings, Wire
 from llmtail.agent.modes.daemon import Daemon
 from llmtail.agent.modes.flow import Flow, OnDone, OnSealed
 from llmtail.agent.ops.logsetup import RedactSecrets, setup_logging
-from llmtail.agent.ops.malloc import limit_arenas
+from llmtail.agent.ops.malloc import tune_malloc
 from llmtail.agent.ops.metrics import AgentMetrics, MetricsError, MetricsServer, Registry
 from llmtail.agent.ops.notify import Notifier
 from llmtail.agent.state.checkpoint import Checkpointer, CheckpointError, StateDirLock
@@ -172,7 +172,7 @@ def verify_output(config: Config) -> str:
 
 def run_daemon(config_path: str) -> int:
     """`llmtail run`: build the daemon from the config file and run it until SIGTERM/SIGINT."""
-    limit_arenas()  # before any thread starts (agent/ops/malloc.py says why)
+    tune_malloc()  # before any thread starts (agent/ops/malloc.py says why)
     config = load_config(config_path)
     setup_logging(config.log_level)
     if not config.inputs:
@@ -222,21 +222,22 @@ def run_daemon(config_path: str) -> int:
     daemon.last_error.addFilter(RedactSecrets())  # it is shown in /status and STATUS=
     logging.getLogger().addHandler(daemon.last_error)
     server = None
-    if config.metrics.listen:
-        server = MetricsServer(registry, config.metrics.listen, daemon.status, daemon.ready)
-        try:
-            server.start()
-        except MetricsError as exc:
-            dispatcher.stop(time.monotonic())
-            raise UserError(str(exc)) from None
-        host, port = server.address
-        log.info("metrics on http://%s:%d/metrics, status on /status", host, port)
-    daemon.install_signal_handlers()
     try:
+        if config.metrics.listen:
+            server = MetricsServer(registry, config.metrics.listen, daemon.status, daemon.ready)
+            try:
+                server.start()
+            except MetricsError as exc:
+                dispatcher.stop(time.monotonic())
+                raise UserError(str(exc)) from None
+            host, port = server.address
+            log.info("metrics on http://%s:%d/metrics, status on /status", host, port)
+        daemon.install_signal_handlers()
         return daemon.run()
     finally:
         if server is not None:
             server.close()
+        daemon.close()
         lock.release()
 
 

@@ -9,10 +9,16 @@ stops it before anything is read; a reload re-reads the config, which is harmles
 
 A second SIGTERM or SIGINT while still starting exits at once (status 128 + signal), for a start
 that hangs (a config on a stalled network mount) and an impatient operator.
+
+Once running, handlers only raise a `SignalFlag`, which takes no lock (see there why).
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
+import os
+import select
 import signal
 from collections.abc import Callable
 from types import FrameType
@@ -68,3 +74,61 @@ def take_early() -> EarlySignals | None:
     global _early
     early, _early = _early, None
     return early
+
+
+class SignalFlag:
+    """A stop or reload request that a signal handler may raise.
+
+    A Python signal handler runs in the main thread between two of its bytecodes, possibly
+    while that thread holds a lock. `threading.Event.set()` takes the Event's own lock, so a
+    SIGTERM landing while the main loop is inside `Event.wait()` or `clear()` deadlocks the
+    process for good (python/cpython#126434 describes the same for multiprocessing).
+    `set()` here takes no lock: it raises a plain attribute and writes a byte to a pipe, which
+    wakes `wait()` at once. `set()` may be called from a handler or from any thread.
+    """
+
+    def __init__(self) -> None:
+        self._raised = False
+        self._read, self._write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._poll = select.poll()  # not select(): no FD_SETSIZE limit on the pipe's number
+        self._poll.register(self._read, select.POLLIN)
+
+    def set(self) -> None:
+        self._raised = True
+        write = self._write
+        if write < 0:  # closed: never write to a number that may belong to another file now
+            return
+        with contextlib.suppress(BlockingIOError):  # full: a wake-up is pending anyway
+            os.write(write, b"!")
+
+    def is_set(self) -> bool:
+        return self._raised
+
+    def clear(self) -> None:
+        """Lower the flag, as its request is acted on: one raised while this runs may merge
+        into that request; one raised after it stays raised."""
+        self._raised = False
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._read, 512):
+                pass
+
+    def wait(self, timeout: float) -> bool:
+        """Until the flag is raised or `timeout` seconds pass; returns whether it is raised."""
+        if not self._raised:
+            self._poll.poll(max(0, math.ceil(timeout * 1000)))
+        return self._raised
+
+    def close(self) -> None:
+        """Free the pipe. A handler may still fire afterwards (its set() then writes
+        nothing); another thread must be done with set() before this is called."""
+        write, self._write = self._write, -1
+        if write >= 0:
+            os.close(write)
+            self._poll.unregister(self._read)
+            os.close(self._read)
+
+    def __enter__(self) -> SignalFlag:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
