@@ -16,8 +16,9 @@ import typer
 
 from llmtail.agent import __version__
 from llmtail.agent.config import Config, ConfigError, InputConfig, check_encoding, load_config
+from llmtail.agent.engine.llm_aggregate import LOCAL_LABEL_SETS
 from llmtail.agent.engine.masking import MaskKeyError, masker_for
-from llmtail.agent.engine.stream import SealedBatch
+from llmtail.agent.engine.stream import SealedBatch, Wire
 from llmtail.agent.modes.backfill import input_index_for, run_backfill
 from llmtail.agent.modes.mask_report import mask_report
 from llmtail.agent.modes.pipeline import (
@@ -28,12 +29,12 @@ from llmtail.agent.modes.pipeline import (
     verify_output,
 )
 from llmtail.agent.modes.report import (
-    REPORT_LABEL_SETS,
     LlmReport,
     ReportError,
     parse_by,
     parse_since,
 )
+from llmtail.agent.modes.scan import core_available
 from llmtail.agent.modes.trace import trace as trace_records
 from llmtail.agent.modes.validate import validate_files
 from llmtail.agent.ops.status import show_status
@@ -156,7 +157,9 @@ def validate(
         _fail("--mask-report and --records cannot be combined; run them one after the other")
     try:
         files = expand_paths(paths)
-        engine = build_engine(cfg, wire="ndjson", unmasked=unmasked)
+        # Only --records reads the batches' bytes: otherwise they are not encoded at all.
+        wire: Wire = "ndjson" if records else "count"
+        engine = build_engine(cfg, wire=wire, max_label_sets=LOCAL_LABEL_SETS, unmasked=unmasked)
         masker = masker_for(cfg) if mask else None
     except (PathError, PatternError, UserError, MaskKeyError) as exc:
         _fail(str(exc))
@@ -196,8 +199,8 @@ def report(
     cfg = _with_engine(_with_encoding(_load(config), encoding), engine_kind)
     try:
         files = expand_paths(paths)
-        engine = build_engine(
-            cfg, wire="ndjson", max_label_sets=REPORT_LABEL_SETS, unmasked=unmasked
+        engine = build_engine(  # the report reads counters and aggregates, never bytes
+            cfg, wire="count", max_label_sets=LOCAL_LABEL_SETS, unmasked=unmasked
         )
         tz = cfg.parser.timezone
         result = LlmReport(
@@ -224,9 +227,15 @@ def trace(
     config: ParserConfigOption = None,
     encoding: EncodingOption = None,
     unmasked: UnmaskedOption = False,
+    engine_kind: EngineOption = None,
 ) -> None:
     """Every record of a trace or request across the files, in time order; exit 1 if none."""
-    cfg = _with_encoding(_load(config), encoding)
+    cfg = _with_engine(_with_encoding(_load(config), encoding), engine_kind)
+    if cfg.engine == "core" and not core_available():
+        _fail(
+            "engine: core needs the compiled core (pip install -e . with a Rust toolchain); "
+            "or pass --engine python"
+        )
     try:
         files = expand_paths(paths)
         parser = RecordParser(parser_settings(cfg))
@@ -235,7 +244,7 @@ def trace(
         _fail(f"parser.pattern: {exc}")
     except (PathError, ValueError, MaskKeyError) as exc:
         _fail(str(exc))
-    result = trace_records(ident, files, parser)
+    result = trace_records(ident, files, parser, engine=cfg.engine)
     out = sys.stdout.buffer
     for item in result.records:
         if as_json:
@@ -244,7 +253,7 @@ def trace(
                 masker.mask_fields(doc)
             out.write(orjson.dumps(doc) + b"\n")
         else:
-            text = item.frame.text if masker is None else masker.mask_text(item.frame.text)[0]
+            text = item.text if masker is None else masker.mask_text(item.text)[0]
             out.write(text.encode("utf-8", "surrogateescape") + b"\n")
     out.flush()
     for damage in result.damaged:

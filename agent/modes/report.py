@@ -2,7 +2,8 @@
 
 Calls, errors and their distribution, tokens, latency p50/p95/p99, QPM and TPM (mean and peak
 minute of the records' own time), negative-feedback rate: overall and per chosen dimensions.
-Everything goes through one `LlmAggregate` (the same numbers `/metrics` shows). Latency
+Everything goes through one aggregate (the same numbers `/metrics` shows; with the core engine
+merged in Rust and read once at the end as an `LlmAggregate`). Latency
 percentiles are interpolated inside the OpenTelemetry GenAI duration buckets exactly as
 Prometheus' `histogram_quantile` does, so the report and a Grafana panel agree; they are
 estimates within one bucket.
@@ -20,11 +21,15 @@ from zoneinfo import ZoneInfo
 
 from llmtail.agent.engine.engine import Engine
 from llmtail.agent.engine.llm_aggregate import (
+    DEFAULT_MAX_MINUTE_CELLS,
     DURATION_BOUNDS,
     DURATION_SLOTS,
     LABEL_NAMES,
+    LOCAL_LABEL_SETS,
+    Aggregate,
     LlmAggregate,
     bucket_counts,
+    empty_like,
     failed,
     negative_rating,
     per_minute,
@@ -34,7 +39,6 @@ from llmtail.agent.engine.stream import SealedBatch
 from llmtail.agent.ops.llm_metrics import error_type
 from llmtail.agent.reading.wholefile import DamagedFileError, read_chunks
 
-REPORT_LABEL_SETS = 100_000  # a report is bounded too, but far above a daemon's default
 QUANTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
 TOP_ERRORS = 10
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
@@ -80,13 +84,26 @@ class LlmReport:
     by: tuple[str, ...] = ()
     since: float | None = None
     timezone: str | None = None
-    aggregate: LlmAggregate = field(
-        default_factory=lambda: LlmAggregate(max_label_sets=REPORT_LABEL_SETS)
-    )
+    # Label sets kept; calls of sets beyond count under "other" (build the engine with the same).
+    max_label_sets: int = LOCAL_LABEL_SETS
+    # The batches' aggregates merged, of their kind (Python or core); made by the first one.
+    total: Aggregate | None = None
     files: int = 0
     records: int = 0
     skipped: int = 0  # records before --since
     damaged: list[str] = field(default_factory=list)
+    _read: LlmAggregate | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def aggregate(self) -> LlmAggregate:
+        """The merged numbers as Python values, read once after the last batch."""
+        if self._read is None:
+            self._read = (
+                LlmAggregate(max_label_sets=self.max_label_sets)
+                if self.total is None
+                else self.total.snapshot()
+            )
+        return self._read
 
     def read(self, paths: Sequence[str], engine: Engine, input_of: Callable[[str], int]) -> None:
         """Drive the engine over the files (plain, rotated, .gz) and merge the LLM aggregate
@@ -108,7 +125,12 @@ class LlmReport:
             self.records += batch.records
             self.skipped += batch.skipped_before
             if batch.llm is not None:
-                self.aggregate.merge(batch.llm)
+                if self.total is None:
+                    self.total = empty_like(
+                        batch.llm, self.max_label_sets, DEFAULT_MAX_MINUTE_CELLS
+                    )
+                self.total.merge(batch.llm)
+                self._read = None
 
     def to_dict(self) -> dict[str, Any]:
         a = self.aggregate
@@ -157,6 +179,11 @@ class LlmReport:
         if self.since is not None:
             lines.append(f"before --since (left out): {d['skipped_before_since']:,}")
         lines += [f"damaged: {x}" for x in d["damaged_files"]]
+        if d["label_sets_over_limit_calls"]:
+            lines.append(
+                f"label sets over {self.max_label_sets:,}: "
+                f"{d['label_sets_over_limit_calls']:,} calls counted as 'other'"
+            )
         if d["breakdown"]:
             lines.append("")
             lines += _table(self.by, d["breakdown"])

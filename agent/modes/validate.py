@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmtail.agent.engine.engine import Engine
-from llmtail.agent.engine.llm_aggregate import LabelKey
+from llmtail.agent.engine.llm_aggregate import (
+    LOCAL_LABEL_SETS,
+    Aggregate,
+    LabelKey,
+    LlmAggregate,
+    empty_like,
+)
 from llmtail.agent.engine.stream import SealedBatch
 from llmtail.agent.reading.wholefile import DamagedFileError, read_chunks
 
@@ -47,11 +53,31 @@ class Report:
     parse_errors: int = 0
     problems: list[ParseProblem] = field(default_factory=list)
     damaged: list[str] = field(default_factory=list)
-    # Calls by label set (app, module, model, workspace, status, error), summed over batches:
-    # one dict update per label set and batch; the top-N counters are made from it at the end.
-    label_calls: dict[LabelKey, int] = field(default_factory=dict)
+    # Calls by label set (app, module, model, workspace, status, error), summed over batches
+    # into one aggregate of the batches' kind (the core's: merged in Rust); the top-N counters
+    # are made from it at the end. At most `max_label_sets` sets: the calls of sets beyond are
+    # counted under "other" (and in `label_sets_over_limit_calls`), so a file of endless
+    # distinct labels costs bounded memory.
+    max_label_sets: int = LOCAL_LABEL_SETS
+    llm: Aggregate | None = None
+    _read: LlmAggregate | None = field(default=None, repr=False, compare=False)
+    _label_calls: dict[LabelKey, int] | None = field(default=None, repr=False, compare=False)
     first: tuple[int, str] | None = None  # (epoch ns, the record's `time` text)
     last: tuple[int, str] | None = None
+
+    def _aggregate(self) -> LlmAggregate:
+        """The total as Python values, read once after the last batch, not per property."""
+        if self._read is None:
+            self._read = LlmAggregate() if self.llm is None else self.llm.snapshot()
+        return self._read
+
+    @property
+    def label_calls(self) -> dict[LabelKey, int]:
+        """Calls by label set, in the order the sets were first seen with calls."""
+        if self._label_calls is None:  # five counters read it: made once after the last batch
+            a = self._aggregate()
+            self._label_calls = {k: n for k, n in zip(a.keys, a.calls, strict=True) if n}
+        return self._label_calls
 
     def _by(self, index: int, absent: str | None = NONE) -> Counter[str]:
         """Calls by one label (`absent`: how an empty value is shown; None: not counted)."""
@@ -85,6 +111,11 @@ class Report:
         return self._by(5, absent=None)
 
     @property
+    def over_limit_calls(self) -> int:
+        """Calls whose label set came after `max_label_sets` others (counted as "other")."""
+        return self._aggregate().dropped_calls
+
+    @property
     def error_rate(self) -> float:
         return self.parse_errors / self.records if self.records else 0.0
 
@@ -102,11 +133,10 @@ class Report:
                 self.problems.append(ParseProblem(path, line, reason))
         llm = batch.llm
         if llm is not None:
-            totals = self.label_calls
-            get = totals.get
-            for key, n in zip(llm.keys, llm.calls, strict=True):
-                if n:
-                    totals[key] = get(key, 0) + n
+            if self.llm is None:
+                self.llm = empty_like(llm, self.max_label_sets, 0)
+            self.llm.merge(llm, minutes=False)
+            self._read = self._label_calls = None
         if batch.first is not None:
             ns, text = batch.first
             if self.first is None or ns < self.first[0]:
@@ -140,6 +170,7 @@ class Report:
                 "status_codes": dict(self.status_codes.most_common(TOP)),
                 "error_codes": dict(self.error_codes.most_common(TOP)),
             },
+            "label_sets_over_limit_calls": self.over_limit_calls,
         }
 
     def render(self, max_error_rate: float) -> str:
@@ -166,6 +197,11 @@ class Report:
             if counter:
                 top = ", ".join(f"{k} {n:,}" for k, n in counter.most_common(TOP))
                 lines.append(f"top {title}: {top}")
+        if self.over_limit_calls:
+            lines.append(
+                f"label sets over {self.max_label_sets:,}: {self.over_limit_calls:,} calls "
+                "counted as 'other'"
+            )
         verdict = "OK" if self.ok(max_error_rate) else "FAIL"
         damaged = f", {len(self.damaged)} damaged" if self.damaged else ""
         lines.append(
@@ -180,10 +216,12 @@ def validate_files(
     engine: Engine,
     input_of: Callable[[str], int] = lambda _path: 0,
     on_batch: Callable[[SealedBatch], None] | None = None,
+    max_label_sets: int = LOCAL_LABEL_SETS,
 ) -> Report:
     """Drive the engine over every file to its end; `on_batch` sees each sealed batch (for
-    `--records`: exactly what the outputs would receive)."""
-    report = Report()
+    `--records`: exactly what the outputs would receive). Build the engine with the same
+    `max_label_sets`, or its batches fold sets into "other" at the config's smaller cap."""
+    report = Report(max_label_sets=max_label_sets)
     for path in paths:
         report.files += 1
         stream = engine.open(path, path, 0, input_of(path))
