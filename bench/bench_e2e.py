@@ -113,6 +113,7 @@ class AgentProcess:
         cpu: int,
         tree: Path = REPO,
         engine: str | None = None,
+        in_flight: int | None = None,
     ) -> None:
         """`tree`: the checkout whose `agent` runs (another commit, for a before/after run)."""
         if workdir.exists():
@@ -128,6 +129,7 @@ class AgentProcess:
             "metrics": {"listen": f"127.0.0.1:{self.metrics_port}"},
             "tail": {"multiline_flush": 0.2},
             **({"engine": engine} if engine else {}),
+            **({"max_in_flight_bytes": in_flight} if in_flight else {}),
         }
         config_path = workdir / "llmtail.yaml"
         config_path.write_text(yaml.safe_dump(config))
@@ -367,7 +369,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also run the bulk file through engine: python first, in the same run",
     )
+    ap.add_argument(
+        "--in-flight-mib", type=int, help="max_in_flight_bytes of every agent run (default: 32)"
+    )
     args = ap.parse_args(argv)
+    in_flight = args.in_flight_mib << 20 if args.in_flight_mib else None
     size = parse_size(args.size)
     path, records = data_file(f"bulk-{args.size}", size)
     print(f"{path}: {path.stat().st_size / 1e6:.1f} MB, {records} records", flush=True)
@@ -376,7 +382,12 @@ def main(argv: list[str] | None = None) -> int:
     with LogstoreProcess(count_only=True, cpu=args.store_cpu) as store:
         if args.baseline_tree is not None:
             before = AgentProcess(
-                DATA / "run-baseline", store, args.agent_cpu, args.baseline_tree, args.engine
+                DATA / "run-baseline",
+                store,
+                args.agent_cpu,
+                args.baseline_tree,
+                args.engine,
+                in_flight,
             )
             try:
                 results["baseline"] = bulk(before, store, path, records)
@@ -384,13 +395,17 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 before.stop()
         if args.python_engine_too:
-            python = AgentProcess(DATA / "run-python", store, args.agent_cpu, engine="python")
+            python = AgentProcess(
+                DATA / "run-python", store, args.agent_cpu, engine="python", in_flight=in_flight
+            )
             try:
                 results["python_engine"] = bulk(python, store, path, records)
                 print_run("python engine", results["python_engine"])
             finally:
                 python.stop()
-        agent = AgentProcess(DATA / "run-agent", store, args.agent_cpu, engine=args.engine)
+        agent = AgentProcess(
+            DATA / "run-agent", store, args.agent_cpu, engine=args.engine, in_flight=in_flight
+        )
         profiler = None
         raw = RESULTS / "profile-raw.txt"
         if args.profile:

@@ -10,9 +10,9 @@ baseline is what a user writes instead: `re.match` per line, continuation lines 
 llmtail / baseline.
 
 `--validate core,python` also times `llmtail validate --engine ENGINE` itself, in process
-(`validate_files` with the engine the command builds: default config, NDJSON, default
-masking, LLM aggregates), so the compiled core, the Python engine and the naive script are
-measured in one run.
+(`validate_files` with the engine the command builds: default config, the count wire (nothing
+encoded, as `validate` without `--records`), default masking, LLM aggregates), so the compiled
+core, the Python engine and the naive script are measured in one run.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def run_llmtail(path: Path, chunk: int) -> tuple[int, Counter[str]]:
 def run_validate(path: Path, engine: str) -> tuple[int, Counter[str]]:
     """What `llmtail validate --engine ENGINE PATH` does, without the CLI's start-up."""
     kind: EngineKind = "core" if engine == "core" else "python"
-    built = build_engine(Config(), wire="ndjson", engine=kind)
+    built = build_engine(Config(), wire="count", engine=kind)  # as validate without --records
     report = validate_files([str(path)], built)
     events = Counter(report.events)
     if report.parse_errors:
