@@ -10,6 +10,7 @@ import textwrap
 
 import pytest
 
+from llmtail.agent.ops import malloc
 from llmtail.agent.ops.malloc import fix_mmap_threshold, limit_arenas
 
 glibc = pytest.mark.skipif(
@@ -119,3 +120,48 @@ def test_a_mmap_threshold_in_the_environment_is_left_alone(
     assert fix_mmap_threshold() is False
     env = {"MALLOC_MMAP_THRESHOLD_": "33554432"}
     assert mmapped_while_holding_batches(fixed=True, env=env) == 0
+
+
+def rss_after_freeing_record_buffers(trim: bool) -> tuple[int, int]:
+    """(RSS while 64 MiB of 500 KB line buffers are held, RSS once they are freed), in KiB.
+    A small object allocated after each buffer pins the heap's top, as the agent's other
+    allocations do, so only malloc_trim can give the freed pages back."""
+    code = textwrap.dedent(
+        f"""
+        from llmtail.agent.ops.malloc import fix_mmap_threshold, release_free_memory
+
+        def rss():
+            with open("/proc/self/status") as f:
+                return next(int(l.split()[1]) for l in f if l.startswith("VmRSS"))
+
+        fix_mmap_threshold()  # as the agent runs: 500 KB blocks come from the heap
+        buffers, pins = [], []
+        for _ in range(128):
+            buffers.append(bytearray(500_000))
+            pins.append(bytearray(1000))
+        held = rss()
+        del buffers
+        if {trim}:
+            release_free_memory()
+        print(held, rss())
+        """
+    )
+    held, after = run_python(code, None).stdout.split()
+    return int(held), int(after)
+
+
+@glibc
+def test_freed_record_buffers_go_back_to_the_kernel_when_trimmed() -> None:
+    held, kept = rss_after_freeing_record_buffers(trim=False)
+    assert kept > held - (8 << 10)  # without a trim glibc keeps nearly all 64 MiB resident
+    held, trimmed = rss_after_freeing_record_buffers(trim=True)
+    assert trimmed < held - (56 << 10)
+
+
+def test_the_trimmer_trims_at_most_once_an_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[float] = []
+    monkeypatch.setattr(malloc, "release_free_memory", lambda: calls.append(now) or True)
+    trim = malloc.Trimmer(interval=1.0)
+    for now in (10.0, 10.2, 10.9, 11.0, 11.5, 12.1, 12.2):
+        trim(now)
+    assert calls == [10.0, 11.0, 12.1]

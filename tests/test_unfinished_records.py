@@ -11,7 +11,11 @@ from tests.agentproc import Agent, ids_in_output, record_line, rss_of, wait_for
 FILES = 1000
 RECORD_BYTES = 500_000
 IN_FLIGHT = 32 << 20
-MARGIN = 96 << 20  # the interpreter, watchdog, one read budget and allocator slack
+# Unfinished records may hold half the in-flight bound on top of it (config.py); a slow output
+# fills the in-flight bound itself. The rest: the interpreter and a thousand files' state (~57
+# MiB before a byte is read), one read budget, and the allocator's slack between trims.
+BOUND = IN_FLIGHT + IN_FLIGHT // 2
+MARGIN = 96 << 20
 
 
 def test_a_thousand_files_with_unfinished_records_stay_within_the_bound(tmp_path: Path) -> None:
@@ -45,5 +49,5 @@ def test_a_thousand_files_with_unfinished_records_stay_within_the_bound(tmp_path
         print(f"{FILES} files: peak RSS {peak >> 20} MiB in {time.monotonic() - started:.0f} s")
         assert agent.stop() == 0
         log = agent.log_path.read_text()
-    assert peak < IN_FLIGHT + MARGIN, f"peak RSS {peak >> 20} MiB"
+    assert peak < BOUND + MARGIN, f"peak RSS {peak >> 20} MiB"
     assert "unfinished records hold" in log

@@ -53,7 +53,7 @@ from llmtail.agent.modes.pipeline import (
 from llmtail.agent.modes.ratelimit import Rate, TokenBucket, parse_rate
 from llmtail.agent.modes.validate import validate_files
 from llmtail.agent.ops.logsetup import setup_logging
-from llmtail.agent.ops.malloc import tune_malloc
+from llmtail.agent.ops.malloc import Trimmer, tune_malloc
 from llmtail.agent.ops.progress import Progress, Snapshot, Summary
 from llmtail.agent.ops.signals import SignalFlag
 from llmtail.agent.reading.wholefile import DamagedFileError, PathError, expand_paths, read_chunks
@@ -119,6 +119,7 @@ class Backfill:
         self._reading: dict[str, str] = {}  # key -> path, files not yet done
         self._finished: dict[str, _Finished] = {}
         self._next_save = 0.0
+        self._trim = Trimmer()  # freed record and batch buffers back to the kernel
         self.summary = Summary()
         self._files_total = 0
         self._files_done = 0
@@ -231,6 +232,7 @@ class Backfill:
             return
         self._next_save = now + SAVE_INTERVAL
         self._save()
+        self._trim(now)
         self._progress.update(self._snapshot())
 
     def _snapshot(self) -> Snapshot:

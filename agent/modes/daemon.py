@@ -24,6 +24,7 @@ from llmtail.agent.delivery.sink import Outcome
 from llmtail.agent.engine.stream import SealedBatch
 from llmtail.agent.modes.flow import Flow, OnDone, OnSealed
 from llmtail.agent.ops.logsetup import setup_logging
+from llmtail.agent.ops.malloc import Trimmer
 from llmtail.agent.ops.metrics import AgentMetrics
 from llmtail.agent.ops.notify import Notifier
 from llmtail.agent.ops.signals import SignalFlag, take_early
@@ -93,6 +94,7 @@ class Daemon:
         self._notifier = notifier
         self._config_loader = config_loader
         self._clock = clock
+        self._trim = Trimmer()  # freed record and batch buffers back to the kernel
         self._wall = wall_clock
         self._stop = SignalFlag()
         self._failed = False
@@ -179,6 +181,7 @@ class Daemon:
             read = self._turn(now)
             if now >= next_checkpoint:
                 self._observe()
+                self._trim(now)
                 next_checkpoint = now + CHECKPOINT_INTERVAL
             if now >= next_status:
                 self._notifier.status(self.status_line())
