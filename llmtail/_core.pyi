@@ -55,6 +55,20 @@ def encode_line(
     tags: list[tuple[str, str]],
 ) -> bytes: ...
 
+class BatchBytes:
+    """A LogGroup batch's `data`: the core's buffer, read-only through the buffer protocol
+    (memoryview, lz4, hashlib, writes), no copy; back to its Stream when let go."""
+
+    def __len__(self) -> int: ...
+    def __buffer__(self, flags: int, /) -> memoryview: ...
+    def __eq__(self, other: object) -> bool: ...
+
+def set_spare_limit(bytes: int) -> None:
+    """Caps the capacity all Streams' spare buffers hold together."""
+
+def spare_bytes() -> int:
+    """Capacity all Streams' spare buffers hold now."""
+
 class Parser:
     """The compiled parser of one parsers.record.ParserSettings, shared by the Streams of an
     input (`Stream(..., parser=)`)."""

@@ -173,9 +173,9 @@ def test_any_chunking_gives_the_same_batches(data: st.DataObject) -> None:
     assert [b for b in pieces if "data" in b] == [b for b in whole if "data" in b]
     logs = 0
     for b in (b for b in whole if "data" in b):
-        group = LogGroupRaw()
-        group.ParseFromString(b["data"])  # each batch's data is its whole LogGroup
-        assert b["data"].endswith(b["trailer"]) and group.Source == "127.0.0.1"
+        group, data = LogGroupRaw(), bytes(b["data"])  # the core's BatchBytes: a buffer
+        group.ParseFromString(data)  # each batch's data is its whole LogGroup
+        assert data.endswith(b["trailer"]) and group.Source == "127.0.0.1"
         logs += len(group.Logs)
     assert sum(b["records"] for b in whole if "data" in b) == logs
 

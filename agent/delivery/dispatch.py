@@ -3,6 +3,8 @@
 The bound is the backpressure: the reader asks for `room()` before reading more, so when the
 output is slow or down the files stay unread on disk instead of growing this process's memory.
 A sealed batch is charged exactly what it holds (`SealedBatch.memory`): its encoded bytes.
+Buffers the engine keeps between batches (`held`: the core's spare buffers, each the buffer of
+a batch already sent) count against the same bound.
 
 Outcomes travel back through a completion queue that the reading loop drains (`completions`):
 sender threads never touch the loop's state, so the ledger and the counters need no locks.
@@ -14,6 +16,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from llmtail.agent.delivery.sink import Outcome, Sink
@@ -36,10 +39,21 @@ class Done:
     seconds: float
 
 
+def _nothing_held() -> int:
+    return 0
+
+
 class Dispatcher:
-    def __init__(self, sink: Sink, concurrency: int, capacity: int) -> None:
+    def __init__(
+        self,
+        sink: Sink,
+        concurrency: int,
+        capacity: int,
+        held: Callable[[], int] = _nothing_held,
+    ) -> None:
         self._sink = sink
         self._capacity = capacity
+        self._held = held
         self._queue: queue.SimpleQueue[SealedBatch | None] = queue.SimpleQueue()
         self._done: queue.SimpleQueue[Done] = queue.SimpleQueue()
         self._in_flight = 0
@@ -66,7 +80,7 @@ class Dispatcher:
         return self._sink.state()
 
     def room(self) -> int:
-        return max(0, self._capacity - self._in_flight)
+        return max(0, self._capacity - self._in_flight - self._held())
 
     def submit(self, batch: SealedBatch) -> None:
         """Hand a registered batch to the senders."""
@@ -92,7 +106,7 @@ class Dispatcher:
 
     def wait_for_room(self, timeout: float) -> bool:
         with self._cond:
-            return self._cond.wait_for(lambda: self._in_flight < self._capacity, timeout)
+            return self._cond.wait_for(lambda: self.room() > 0, timeout)
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until every submitted batch finished, or `timeout` passes."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from llmtail.agent.config import FileOutput
 from llmtail.agent.delivery.lines import LineSink
+from llmtail.agent.engine.stream import Encoded
 
 
 class _AppendFile:
@@ -22,7 +23,7 @@ class _AppendFile:
         self._fd: int | None = None
         self._ident: tuple[int, int] | None = None
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: Encoded) -> None:
         fd = self._current()
         start = os.fstat(fd).st_size
         try:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from llmtail.agent.delivery.sink import Outcome
-from llmtail.agent.engine.stream import SealedBatch
+from llmtail.agent.engine.stream import Encoded, SealedBatch
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 class LineTarget(Protocol):
     """Where NDJSON bytes end up. `write` is called under the sink's lock."""
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: Encoded) -> None:
         """Write all of `data` durably or raise OSError (retried) or TargetGoneError (gives up)."""
         ...
 

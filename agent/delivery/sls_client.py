@@ -37,6 +37,7 @@ from llmtail.agent import __version__
 from llmtail.agent.delivery.credentials import Credentials, CredentialsSource
 from llmtail.agent.delivery.sls_signing import http_date, signature, string_to_sign
 from llmtail.agent.endpoint import Endpoint, EndpointError, parse_endpoint
+from llmtail.agent.engine.stream import Encoded
 
 __all__ = ["Endpoint", "EndpointError", "SlsClient", "SlsError", "parse_endpoint"]
 
@@ -51,7 +52,7 @@ class Group(Protocol):
     """What PutLogs sends: an encoded LogGroup (`agent.engine.loggroup.SerializedGroup`, or
     `LogGroupBytes` of separate logs)."""
 
-    def SerializeToString(self) -> bytes: ...  # noqa: N802 - the protobuf name the SDK uses
+    def SerializeToString(self) -> Encoded: ...  # noqa: N802 - the protobuf name the SDK uses
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +200,7 @@ class SlsClient:
     # -- one request -----------------------------------------------------------------------
 
     def _headers(
-        self, creds: Credentials, host: str, path: str, raw_size: int, body: bytes
+        self, creds: Credentials, host: str, path: str, raw_size: int, body: Encoded
     ) -> dict[str, str]:
         headers = {
             "Host": host,
@@ -259,7 +260,7 @@ class SlsClient:
         sock: socket.socket,
         path: str,
         headers: dict[str, str],
-        body: bytes,
+        body: Encoded,
         deadline: float,
     ) -> None:
         head = f"POST {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from llmtail.agent.engine.loggroup import SerializedGroup, read_log_length, split_logs
+from llmtail.agent.engine.stream import Encoded
 
 ORIGINAL_TIME_KEY = "original_time"
 PAST_WINDOW = 7 * 24 * 3600
@@ -36,7 +37,7 @@ class Pending:
     `restamped` holds the indexes already sent with the current time instead of their own.
     """
 
-    data: bytes
+    data: Encoded
     ends: list[int] | None  # each log's end in `data`; None: not needed yet
     times: list[int]
     trailer: bytes
@@ -56,9 +57,9 @@ class Pending:
     def framed_ends(self) -> list[int]:
         """Each log's end in `data`, read from the protobuf framing itself (a block sent whole
         has no `ends` yet)."""
-        ends, pos, stop = [], 0, self.logs_end
+        ends, pos, stop, view = [], 0, self.logs_end, memoryview(self.data)
         while pos < stop:
-            length, body_at = read_log_length(self.data, pos)
+            length, body_at = read_log_length(view, pos)
             pos = body_at + length
             ends.append(pos)
         return ends

@@ -15,13 +15,14 @@ from typing import BinaryIO
 
 from llmtail.agent.config import StdoutOutput
 from llmtail.agent.delivery.lines import LineSink, TargetGoneError
+from llmtail.agent.engine.stream import Encoded
 
 
 class _Stream:
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: Encoded) -> None:
         try:
             self._stream.write(data)
             self._stream.flush()

@@ -61,3 +61,16 @@ def open_stream(
         settings, key, path, offset, pack_prefix, pack_seq, make=SealedBatch, parser=compiled
     )
     return stream
+
+
+def limit_spares(max_bytes: int) -> None:
+    """Caps what the core's Streams keep between batches: each keeps the buffer of a batch the
+    output let go of, for its next batch (pages already mapped, where a fresh buffer faults in
+    every page); all of them together at most `max_bytes`."""
+    if _core is not None:
+        _core.set_spare_limit(max_bytes)
+
+
+def spare_bytes() -> int:
+    """Bytes the core's Streams keep between batches now (counted in the in-flight bound)."""
+    return _core.spare_bytes() if _core is not None else 0

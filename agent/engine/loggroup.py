@@ -24,6 +24,8 @@ import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from llmtail.agent.engine.stream import Encoded
+
 MAX_LOGS_PER_GROUP = 4096
 MAX_GROUP_BYTES = 5 * 1024 * 1024
 MAX_VALUE_BYTES = 1024 * 1024
@@ -149,13 +151,13 @@ class LogGroupBytes:
 class SerializedGroup:
     """A LogGroup already in one buffer (a sealed batch's `data`): posted with no copy."""
 
-    raw: bytes
+    raw: Encoded
 
     @property
     def size(self) -> int:
         return len(self.raw)
 
-    def SerializeToString(self) -> bytes:  # noqa: N802 - the protobuf method name the SDK calls
+    def SerializeToString(self) -> Encoded:  # noqa: N802 - the protobuf method name the SDK calls
         return self.raw
 
 
@@ -271,7 +273,7 @@ def pack(
     return groups
 
 
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+def _read_varint(data: bytes | memoryview, pos: int) -> tuple[int, int]:
     value = shift = 0
     while True:
         byte = data[pos]
@@ -282,11 +284,12 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-def split_logs(data: bytes, ends: list[int]) -> list[bytes]:
+def split_logs(data: Encoded, ends: list[int]) -> list[bytes]:
     """The `Logs` entries of a sealed batch, one bytes each (for splits and restamps only)."""
+    view = memoryview(data)  # the core's BatchBytes is a buffer, not a sequence
     logs, start = [], 0
     for end in ends:
-        logs.append(data[start:end])
+        logs.append(bytes(view[start:end]))
         start = end
     return logs
 
@@ -308,6 +311,6 @@ def restamp_log(log: bytes, now: int, extra: tuple[tuple[str, str], ...]) -> byt
     return b"\x0a" + varint(len(new_body)) + new_body
 
 
-def read_log_length(data: bytes, pos: int) -> tuple[int, int]:
+def read_log_length(data: bytes | memoryview, pos: int) -> tuple[int, int]:
     """At a `Logs` entry starting at `pos`: (its body length, where its body starts)."""
     return _read_varint(data, pos + 1)

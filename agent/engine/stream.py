@@ -22,6 +22,16 @@ Wire = Literal["loggroup", "ndjson", "count"]
 MAX_ERROR_EXAMPLES = 20  # per batch: validate shows the first ones, metrics only count
 
 
+class Encoded(Protocol):
+    """A batch's encoded bytes: `bytes` (the Python engine, and the core's NDJSON), or the
+    core's `BatchBytes` (its LogGroup buffer, handed over without a copy and reused once let
+    go). Read through the buffer protocol (memoryview, lz4, hashlib, file and socket writes),
+    never by index or slice."""
+
+    def __len__(self) -> int: ...
+    def __buffer__(self, flags: int, /) -> memoryview: ...
+
+
 @dataclass(frozen=True, slots=True)
 class StreamSettings:
     """Everything a Stream depends on; one per input (inputs differ in encoding)."""
@@ -55,7 +65,7 @@ class SealedBatch:
     raw_bytes: int  # file bytes the records cover
     # loggroup: the whole LogGroup, the concatenated `Logs` entries then the trailer (posted as
     # it is, no copy); ndjson: whole lines; count: b""
-    data: bytes
+    data: Encoded
     trailer: bytes  # loggroup: Topic, Source, LogTags (also at the end of `data`); else b""
     bounds: bytes  # u32 LE: end of each record in `data`
     times: bytes  # u32 LE: each record's __time__

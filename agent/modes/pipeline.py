@@ -25,7 +25,7 @@ from llmtail.agent.delivery.dispatch import Dispatcher
 from llmtail.agent.delivery.file import FileSink
 from llmtail.agent.delivery.sink import Sink
 from llmtail.agent.delivery.stdout import StdoutSink
-from llmtail.agent.engine.corestream import CoreUnavailableError
+from llmtail.agent.engine.corestream import CoreUnavailableError, limit_spares, spare_bytes
 from llmtail.agent.engine.engine import Engine, EngineKind
 from llmtail.agent.engine.envelope import PackIds, host_ip
 from llmtail.agent.engine.masking import MaskKeyError, mask_settings
@@ -139,8 +139,11 @@ def build_sink(config: Config, on_retry: Callable[[], None] | None = None) -> Si
 
 
 def build_dispatcher(config: Config, sink: Sink) -> Dispatcher:
+    """The senders; the core's spare buffers count against the in-flight bound, and hold at most
+    half of it (the reader always has room for batches)."""
     concurrency = getattr(config.output, "concurrency", 1)
-    return Dispatcher(sink, concurrency, config.max_in_flight_bytes)
+    limit_spares(config.max_in_flight_bytes // 2)
+    return Dispatcher(sink, concurrency, config.max_in_flight_bytes, held=spare_bytes)
 
 
 def unfinished_bound(config: Config) -> int:

@@ -8,6 +8,7 @@ use crate::mask::{MaskSettings, Masker};
 use crate::multiline::{Assembler, Frame};
 use crate::payload::{Key, Value};
 use crate::record::{ParserSettings, RecordParser, SettingsError};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 pub const MAX_ERROR_EXAMPLES: usize = 20;
@@ -88,6 +89,39 @@ fn text_of(v: Option<&Value>) -> String {
     }
 }
 
+impl Drop for Recycler {
+    /// Its Stream is gone (buffers still in flight hold only a weak reference: they are freed
+    /// when they come back).
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// Capacity all Streams' spares hold together, and its bound (`Recycler`).
+static SPARE_BYTES: AtomicUsize = AtomicUsize::new(0);
+static SPARE_LIMIT: AtomicUsize = AtomicUsize::new(8 << 20); // half the default in-flight bound
+
+/// The bound on all spares together: the agent sets it to half of `max_in_flight_bytes` and
+/// counts what they hold against that bound (agent/modes/pipeline.py).
+pub fn set_spare_limit(bytes: usize) {
+    SPARE_LIMIT.store(bytes, Ordering::Relaxed);
+}
+
+/// Capacity held by all spares now (tests, metrics).
+pub fn spare_bytes() -> usize {
+    SPARE_BYTES.load(Ordering::Relaxed)
+}
+
+/// `more` bytes counted in the spares if that stays within the limit.
+fn reserve_spare(more: usize) -> bool {
+    let limit = SPARE_LIMIT.load(Ordering::Relaxed);
+    SPARE_BYTES
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+            held.checked_add(more).filter(|&n| n <= limit)
+        })
+        .is_ok()
+}
+
 /// The open batch of one Stream (agent/engine/batch.py `BatchBuilder`).
 #[derive(Debug)]
 struct Builder {
@@ -104,10 +138,76 @@ struct Builder {
     /// The index in the open batch's `events` of the last record's event (records mostly
     /// have the event of the one before).
     last_event: usize,
-    /// A handed-over batch's buffer, for the next batch to encode into (`recycle`).
-    spare: Vec<u8>,
-    /// Bytes were fed since the last `due`: the file is being read, the spare is worth keeping.
-    fed: bool,
+    /// When bytes were last fed (`now`); None: not since the spare was last released.
+    fed_at: Option<f64>,
+}
+
+/// Where a handed-over batch's buffer comes back to, for the Stream's next batch to encode
+/// into: pages already mapped and written once, where a fresh megabyte buffer is mmapped
+/// (agent/ops/malloc.py) and faults in every page as it is written (1.8 ms per MB of log).
+/// The binding moves a LogGroup batch's buffer into Python without a copy; it comes back here
+/// when the sender has let go of it, from the sender's thread, hence the lock (taken for a
+/// swap of three words, once per batch on each side).
+///
+/// Bounds: one buffer of at most twice the batch limit per Stream (the old spare's), kept only
+/// while its file is being read (fed within the last `linger`); a buffer that comes back to a
+/// Stream that is quiet, drained or gone is freed. And all Streams' spares together hold at
+/// most `set_spare_limit` bytes of capacity, which the agent counts in its in-flight bound: a
+/// thousand files read at once keep no more than that bound allows.
+#[derive(Debug)]
+pub struct Recycler {
+    spare: Mutex<Vec<u8>>,
+    wanted: AtomicBool,
+    bound: usize,
+}
+
+impl Recycler {
+    fn new(bound: usize) -> Recycler {
+        Recycler {
+            spare: Mutex::new(Vec::new()),
+            wanted: AtomicBool::new(false),
+            bound,
+        }
+    }
+
+    /// A batch's buffer back: kept if the Stream wants one, it is larger than the spare held
+    /// and within both bounds; otherwise freed.
+    pub fn give(&self, mut buf: Vec<u8>) {
+        let cap = buf.capacity();
+        if !self.wanted.load(Ordering::Relaxed) || cap > self.bound {
+            return;
+        }
+        let mut spare = lock(&self.spare);
+        let held = spare.capacity();
+        if cap > held && reserve_spare(cap - held) {
+            buf.clear();
+            std::mem::swap(&mut *spare, &mut buf);
+        }
+        drop(spare);
+        drop(buf); // the smaller one, freed outside the lock
+    }
+
+    fn take(&self) -> Vec<u8> {
+        let buf = std::mem::take(&mut *lock(&self.spare));
+        SPARE_BYTES.fetch_sub(buf.capacity(), Ordering::Relaxed);
+        buf
+    }
+
+    /// Nothing kept, and nothing taken back until `want`.
+    fn release(&self) {
+        self.wanted.store(false, Ordering::Relaxed);
+        let held = self.take();
+        drop(held);
+    }
+
+    fn want(&self) {
+        self.wanted.store(true, Ordering::Relaxed);
+    }
+
+    /// Capacity of the buffer held (tests).
+    pub fn held(&self) -> usize {
+        lock(&self.spare).capacity()
+    }
 }
 
 /// One file read from `offset`.
@@ -122,6 +222,8 @@ pub struct Stream {
     masker: Option<Arc<Masker>>,
     /// Each key's encoded form, worked out once (crate::encode::KeyCache).
     keys: KeyCache,
+    /// Handed-over buffers come back here (shared with the binding's LogGroup buffers).
+    recycler: Arc<Recycler>,
 }
 
 impl Stream {
@@ -154,6 +256,10 @@ impl Stream {
             Some(m) => crate::mask::shared(m).map_err(SettingsError::Value)?,
             None => None,
         };
+        let bound = settings
+            .max_bytes
+            .saturating_add(TRAILER_ROOM)
+            .saturating_mul(2);
         Ok(Stream {
             s: settings,
             parser,
@@ -168,17 +274,21 @@ impl Stream {
                 last_size: (0, 0),
                 last_llm_sets: 0,
                 last_event: 0,
-                spare: Vec::new(),
-                fed: false,
+                fed_at: None,
             },
             side: 0,
             masker,
             keys: KeyCache::new(),
+            recycler: Arc::new(Recycler::new(bound)),
         })
     }
 
     pub fn offset(&self) -> u64 {
         self.asm.offset()
+    }
+
+    pub fn wire(&self) -> Wire {
+        self.s.wire
     }
 
     pub fn pending_bytes(&self) -> u64 {
@@ -201,7 +311,10 @@ impl Stream {
     pub fn feed(&mut self, data: &[u8], now: f64, wall: f64) -> Vec<Sealed> {
         let mut frames = Vec::new();
         self.asm.feed(data, now, &mut frames);
-        self.b.fed = true;
+        if self.b.fed_at.is_none() {
+            self.recycler.want();
+        }
+        self.b.fed_at = Some(now);
         self.add_frames(frames, now, wall)
     }
 
@@ -218,10 +331,13 @@ impl Stream {
                 out.push(self.seal());
             }
         }
-        if !std::mem::take(&mut self.b.fed) {
-            // Nothing read since the last call: the file is quiet, or its reading is paused
-            // (the output is behind): the spare is given back rather than held.
-            self.b.spare = Vec::new();
+        if self.b.fed_at.is_some_and(|at| now - at >= self.s.linger) {
+            // Nothing read for a linger: the file is quiet, or its reading is paused (the
+            // output is behind): the spare is given back rather than held. (Not at the first
+            // `due` without a feed: a reader held back by the in-flight bound skips a turn or
+            // two between reads, and the buffer coming back is the one it needs next.)
+            self.b.fed_at = None;
+            self.recycler.release();
         }
         out
     }
@@ -231,30 +347,21 @@ impl Stream {
         self.asm.drain(&mut frames);
         let mut out = self.add_frames(frames, 0.0, wall);
         out.extend(self.cut());
-        self.b.spare = Vec::new(); // the end of the file
+        self.b.fed_at = None;
+        self.recycler.release(); // the end of the file
         out
     }
 
-    /// A sealed batch's `data` back once the binding has copied it out: the next batch
-    /// encodes into pages already mapped. A fresh megabyte buffer is mmapped (agent/ops/
-    /// malloc.py) and faults in every page as it is written, which cost more than the
-    /// encoding's copy itself (1.8 ms per MB of log for one such buffer). One spare at most,
-    /// of at most twice the batch limit, kept only while a batch is open (records keep coming:
-    /// a batch sealed by its limits, mid-read); dropped when a `due` finds nothing fed since
-    /// the last one (the file is quiet or its reading paused) and at `drain`. A file whose
-    /// last batch was sealed by linger, a cut or a drain keeps nothing: a thousand files
-    /// flushed in one turn must not each hold their last buffer.
-    pub fn recycle(&mut self, mut buf: Vec<u8>) {
-        let bound = self
-            .s
-            .max_bytes
-            .saturating_add(TRAILER_ROOM)
-            .saturating_mul(2);
-        let flowing = self.b.started.is_some();
-        if flowing && buf.capacity() > self.b.spare.capacity() && buf.capacity() <= bound {
-            buf.clear();
-            self.b.spare = buf;
-        }
+    /// A sealed batch's `data` back once the binding has copied it out (NDJSON), for the next
+    /// batch to encode into (`Recycler`).
+    pub fn recycle(&mut self, buf: Vec<u8>) {
+        self.recycler.give(buf);
+    }
+
+    /// Where the buffers of batches handed over without a copy come back to: a LogGroup
+    /// batch's buffer travels to the sender and returns here when it is done with it.
+    pub fn recycler(&self) -> Arc<Recycler> {
+        Arc::clone(&self.recycler)
     }
 
     pub fn cut(&mut self) -> Vec<Sealed> {
@@ -322,7 +429,7 @@ impl Stream {
         let (bytes, records) = self.b.last_size;
         let o = &mut self.b.open;
         if o.data.capacity() == 0 {
-            o.data = std::mem::take(&mut self.b.spare);
+            o.data = self.recycler.take();
         }
         o.data
             .reserve(bytes.min(self.s.max_bytes.saturating_add(TRAILER_ROOM)));
@@ -631,21 +738,54 @@ mod tests {
     fn a_buffer_is_kept_only_while_records_keep_coming() {
         let mut s = settings(2);
         s.wire = Wire::Ndjson;
-        // Eight lines are seven records (the last waits for its end): three sealed, one open.
         let line = "2026-01-01 00:00:01 a message\n";
         let mut stream = Stream::new(s, None, "p".into(), 0, "AB".into(), 0).unwrap();
-        // Sealed by its limit in the middle of a read: the next batch is open, the buffer stays.
+        // The file is being read: a batch's buffer given back is kept for the next batch.
         let sealed = stream.feed(line.repeat(8).as_bytes(), 0.0, 9.0);
-        assert!(!sealed.is_empty() && stream.b.started.is_some());
+        assert!(!sealed.is_empty());
         for b in sealed {
             stream.recycle(b.data);
         }
-        assert!(stream.b.spare.capacity() > 0);
-        // Sealed by a cut (a drain, a linger): nothing is open, nothing is held.
+        assert!(stream.recycler.held() > 0);
+        // A due within a linger of the last read keeps it (a reader held back by the output
+        // skips a turn or two); one a linger later gives it back.
+        stream.due(0.5, 9.0, false);
+        assert!(stream.recycler.held() > 0);
+        stream.due(1.0, 9.0, false);
+        assert_eq!(stream.recycler.held(), 0);
+        // Nor is a buffer coming back later kept, until the file is read again.
+        let sealed = stream.feed(line.repeat(8).as_bytes(), 2.0, 9.0);
+        let late: Vec<Vec<u8>> = sealed.into_iter().map(|b| b.data).collect();
         for b in stream.drain(9.0) {
             stream.recycle(b.data);
         }
-        assert_eq!(stream.b.spare.capacity(), 0);
+        for buf in late {
+            stream.recycle(buf);
+        }
+        assert_eq!(stream.recycler.held(), 0);
+    }
+
+    #[test]
+    fn a_buffer_comes_back_to_its_stream_from_another_thread_and_not_once_it_is_gone() {
+        let mut stream = Stream::new(settings(1), None, "p".into(), 0, "AB".into(), 0).unwrap();
+        let sealed = stream.feed(
+            b"2026-01-01 00:00:00 a,1\n2026-01-01 00:00:01 b,2\n",
+            0.0,
+            9.0,
+        );
+        let home = Arc::downgrade(&stream.recycler());
+        let buf = sealed.into_iter().next().unwrap().data;
+        let cap = buf.capacity();
+        let back = home.clone();
+        std::thread::spawn(move || back.upgrade().unwrap().give(buf))
+            .join()
+            .unwrap();
+        assert_eq!(stream.recycler.held(), cap);
+        drop(stream);
+        assert!(
+            home.upgrade().is_none(),
+            "a buffer in flight then has nowhere to go"
+        );
     }
 
     #[test]
