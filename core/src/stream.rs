@@ -178,8 +178,11 @@ impl Recycler {
             return;
         }
         let mut spare = lock(&self.spare);
+        // Asked again under the lock: a `release` that ran between the first look and the
+        // lock (it clears `wanted` before it locks) must not find a buffer put back after it.
+        let wanted = self.wanted.load(Ordering::Relaxed);
         let held = spare.capacity();
-        if cap > held && reserve_spare(cap - held) {
+        if wanted && cap > held && reserve_spare(cap - held) {
             buf.clear();
             std::mem::swap(&mut *spare, &mut buf);
         }
