@@ -13,6 +13,7 @@ pub mod matcher;
 pub mod multiline;
 pub mod pattern;
 pub mod payload;
+pub mod places;
 mod printable;
 pub mod pyrepr;
 pub mod record;

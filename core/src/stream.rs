@@ -7,6 +7,7 @@ use crate::llm::Llm;
 use crate::mask::{MaskSettings, Masker};
 use crate::multiline::{Assembler, Frame};
 use crate::payload::{Key, Value};
+use crate::places::{self, Layouts, Places};
 use crate::record::{ParserSettings, RecordParser, SettingsError};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -80,6 +81,13 @@ pub struct Sealed {
     pub masked: Vec<(String, u64)>,
 }
 
+/// A record's fields and where its named fields are among them (crate::places).
+#[derive(Clone, Copy)]
+struct Placed<'a> {
+    fields: &'a [(Key, Value)],
+    places: &'a Places,
+}
+
 fn text_of(v: Option<&Value>) -> String {
     match v {
         None | Some(Value::None) => String::new(),
@@ -122,6 +130,8 @@ pub struct Stream {
     masker: Option<Arc<Masker>>,
     /// Each key's encoded form, worked out once (crate::encode::KeyCache).
     keys: KeyCache,
+    /// Where the named fields are in each layout of record seen (crate::places).
+    layouts: Layouts,
 }
 
 impl Stream {
@@ -174,6 +184,7 @@ impl Stream {
             side: 0,
             masker,
             keys: KeyCache::new(),
+            layouts: Layouts::default(),
         })
     }
 
@@ -289,11 +300,17 @@ impl Stream {
                     continue;
                 }
             }
+            // Where the names masking, the counters and the LLM aggregate read are: one pass.
+            let places = self.layouts.places(&record.fields);
             let masked = match &self.masker {
-                Some(m) => m.mask_fields(&mut record.fields),
+                Some(m) => m.mask_fields_at(&mut record.fields, &places),
                 None => Vec::new(),
             };
-            self.add(&record.fields, t, ns, own, &frame, now, masked, &mut out);
+            let record = Placed {
+                fields: &record.fields,
+                places: &places,
+            };
+            self.add(record, t, ns, own, &frame, now, masked, &mut out);
         }
         out
     }
@@ -378,7 +395,7 @@ impl Stream {
     #[allow(clippy::too_many_arguments)]
     fn add(
         &mut self,
-        fields: &[(Key, Value)],
+        record: Placed<'_>,
         t: i64,
         ns: u32,
         own: bool,
@@ -390,6 +407,7 @@ impl Stream {
         if self.b.started.is_none() {
             self.open(now);
         }
+        let Placed { fields, places } = record;
         // Encoded straight into the batch; taken back out if it must open the next batch.
         let start = self.b.open.data.len();
         let size = self.encode(fields, t, ns);
@@ -415,17 +433,10 @@ impl Stream {
         }
         o.end = frame.end;
         o.raw_bytes += frame.size;
-        // One pass for the keys every record is counted by (the last of each name; a match
-        // on byte literals: a length switch, no string compare per field and name).
-        let (mut event, mut error, mut time) = (None, None, None);
-        for (k, v) in fields {
-            match k.as_bytes() {
-                b"event" => event = Some(v),
-                b"parse_error" => error = Some(v),
-                b"time" => time = Some(v),
-                _ => {}
-            }
-        }
+        // The keys every record is counted by (the last of each name).
+        let event = places.last(fields, places::EVENT);
+        let error = places.last(fields, places::PARSE_ERROR);
+        let time = places.last(fields, places::TIME);
         let kind = match event {
             Some(Value::Str(s)) => s.as_str(),
             _ => "raw",
@@ -483,7 +494,7 @@ impl Stream {
                     llm.reserve(room);
                     llm
                 })
-                .add(fields, kind, time_s);
+                .add_at(fields, places, kind, time_s);
         }
         for (rule, n) in masked {
             match o.masked.iter_mut().find(|(r, _)| *r == rule) {
