@@ -211,7 +211,7 @@ impl RecordParser {
         payload_caps: &mut Caps,
         out: &mut Fill<'_>,
     ) -> (Option<i64>, u32) {
-        let text = frame.text.as_str();
+        let text: &str = &frame.text;
         if self
             .pattern
             .regex
@@ -454,7 +454,7 @@ mod tests {
         Masker::new(&s).unwrap().unwrap()
     }
 
-    fn frames(p: &RecordParser, text: &str) -> Vec<Frame> {
+    fn frames<'a>(p: &RecordParser, text: &'a str) -> Vec<Frame<'a>> {
         let mut asm = p.assembler(0);
         let mut out = Vec::new();
         asm.feed(text.as_bytes(), 0.0, &mut out);
