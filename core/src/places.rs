@@ -32,6 +32,13 @@ pub const PARSE_ERROR: usize = 4;
 pub const ROLES: usize = 6;
 pub const TIME: usize = 16;
 
+/// Whether the count wire reads a field named `k`: `NAMES`, and a feedback's `rating` (the
+/// LLM aggregate's). Nothing else of a record is read when nothing is encoded, so the parser
+/// writes no other field there (`RecordParser::parse_counted`).
+pub fn counted(k: &str) -> bool {
+    k == "rating" || name(k).is_some()
+}
+
 /// The index in `NAMES` of `k` (a match on byte literals: a length switch, then a compare).
 #[inline]
 fn name(k: &str) -> Option<usize> {

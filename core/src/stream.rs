@@ -287,7 +287,11 @@ impl Stream {
         let mut parser = lock(&shared);
         for frame in frames {
             // Parsed into the parser's reused record: no allocation per field once warm.
-            let record = parser.parse_next(&frame);
+            let record = if self.s.wire == Wire::Count {
+                parser.parse_counted(&frame)
+            } else {
+                parser.parse_next(&frame)
+            };
             let own = record.time.is_some();
             let (t, ns) = match record.time {
                 Some(t) => (t, record.time_ns),
