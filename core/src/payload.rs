@@ -492,7 +492,7 @@ impl PayloadParser {
         let mut values = Vec::new();
         let mut spare = Spare::new();
         let mut fill = Fill::new(&mut values, &mut spare);
-        let outcome = self.parse_into(message, &mut Vec::new(), &mut fill, false);
+        let outcome = self.parse_into(message, &mut Vec::new(), &mut fill);
         fill.finish();
         match outcome {
             Payload::Fields(_) => Payload::Fields(values),
@@ -504,21 +504,31 @@ impl PayloadParser {
     /// (then `Payload::Fields` comes back empty), `caps` is the matcher's reused buffer, and
     /// the values reuse the Strings `out` holds: the common case allocates nothing once warm.
     /// Other outcomes leave `out` where it was.
-    /// `parse` written into `out`; `lean`: only the fields the count wire reads are written
-    /// (the others are checked as they would be converted: the same outcome).
-    pub fn parse_into(
+    /// `parse` written into `out`.
+    pub fn parse_into(&self, message: &str, caps: &mut Caps, out: &mut Fill<'_>) -> Payload {
+        self.parse_fields::<false>(message, caps, out)
+    }
+
+    /// `parse_into` writing only the fields the count wire reads (crate::places::counted), the
+    /// others checked as they would be converted: the same outcome.
+    pub fn parse_counted(&self, message: &str, caps: &mut Caps, out: &mut Fill<'_>) -> Payload {
+        self.parse_fields::<true>(message, caps, out)
+    }
+
+    /// Both, compiled apart (`LEAN` costs the full parse nothing).
+    #[inline(always)]
+    fn parse_fields<const LEAN: bool>(
         &self,
         message: &str,
         caps: &mut Caps,
         out: &mut Fill<'_>,
-        lean: bool,
     ) -> Payload {
         if self.matches(message, caps) {
             let start = out.written();
             let fields = self.names.iter().zip(&self.ints).zip(&self.counted);
             for (((name, &is_int), &counted), cap) in fields.zip(caps.iter()) {
                 let text = cap.and_then(|(a, b)| message.get(a..b)).unwrap_or("");
-                if lean && !counted {
+                if LEAN && !counted {
                     if is_int && !text.is_empty() && !int_converts(text) {
                         out.rewind(start);
                         return Payload::Internal;

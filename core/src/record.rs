@@ -182,7 +182,7 @@ impl RecordParser {
     /// its values' Strings keep their capacity, so a record costs no allocation once warm.
     /// The record is valid until the next call.
     pub fn parse_next(&mut self, frame: &Frame) -> &mut Record {
-        self.parse_reused(frame, false)
+        self.parse_reused::<false>(frame)
     }
 
     /// `parse_next` for the count wire, where nothing is encoded: only the fields something
@@ -192,28 +192,31 @@ impl RecordParser {
     /// same. Copying the unread values (level, trace id, logger, method, line, thread, a
     /// payload's request id) into their Strings was ~10% of the count wire's parse.
     pub fn parse_counted(&mut self, frame: &Frame) -> &mut Record {
-        self.parse_reused(frame, true)
+        self.parse_reused::<true>(frame)
     }
 
-    fn parse_reused(&mut self, frame: &Frame, lean: bool) -> &mut Record {
+    /// `LEAN`: the count wire's parse, compiled apart from the full one (which it then costs
+    /// nothing).
+    fn parse_reused<const LEAN: bool>(&mut self, frame: &Frame) -> &mut Record {
         let mut record = std::mem::take(&mut self.current);
-        self.parse_fill(frame, &mut record, lean);
+        self.parse_fill::<LEAN>(frame, &mut record);
         self.current = record;
         &mut self.current
     }
 
     /// `parse` written over `record` (crate::payload::Fill: nothing of what it held survives).
     pub fn parse_into(&mut self, frame: &Frame, record: &mut Record) {
-        self.parse_fill(frame, record, false);
+        self.parse_fill::<false>(frame, record);
     }
 
-    fn parse_fill(&mut self, frame: &Frame, record: &mut Record, lean: bool) {
+    fn parse_fill<const LEAN: bool>(&mut self, frame: &Frame, record: &mut Record) {
         // The capture buffers live in the parser: no allocation per record for them.
         let mut caps = std::mem::take(&mut self.caps);
         let mut payload_caps = std::mem::take(&mut self.payload_caps);
         let mut spare = std::mem::take(&mut self.spare);
         let mut fill = Fill::new(&mut record.fields, &mut spare);
-        let (time, time_ns) = self.parse_with(frame, &mut caps, &mut payload_caps, &mut fill, lean);
+        let (time, time_ns) =
+            self.parse_with::<LEAN>(frame, &mut caps, &mut payload_caps, &mut fill);
         fill.finish();
         record.time = time;
         record.time_ns = time_ns;
@@ -224,13 +227,12 @@ impl RecordParser {
     }
 
     /// Writes the record's fields; returns its time.
-    fn parse_with(
+    fn parse_with<const LEAN: bool>(
         &mut self,
         frame: &Frame,
         caps: &mut Caps,
         payload_caps: &mut Caps,
         out: &mut Fill<'_>,
-        lean: bool,
     ) -> (Option<i64>, u32) {
         let text: &str = &frame.text;
         if self
@@ -316,7 +318,7 @@ impl RecordParser {
         };
         for (key, g, is_line, counted) in &self.order {
             let v = group(*g).unwrap_or("");
-            if lean && !*counted {
+            if LEAN && !*counted {
                 // Not written; `line` checked as `out.int` converts it.
                 if *is_line && !(v.is_empty() || v == "?") && !int_converts(v) {
                     let reason = "internal parser error (ValueError)".into();
@@ -347,7 +349,12 @@ impl RecordParser {
         out.text(&MESSAGE, message);
         let mut event = event;
         if event == "log" {
-            match self.payload.parse_into(message, payload_caps, out, lean) {
+            let payload = if LEAN {
+                self.payload.parse_counted(message, payload_caps, out)
+            } else {
+                self.payload.parse_into(message, payload_caps, out)
+            };
+            match payload {
                 Payload::Error(reason) => return raw(out, frame, reason, Some(seconds), nanos),
                 Payload::Internal => {
                     return raw(
