@@ -2,6 +2,7 @@
 //! bytes handled as the reference does: UTF-8 and GBK in Rust (CPython's codecs, exactly), any
 //! other text encoding through CPython's own codec (`External`, provided by the binding).
 
+use std::borrow::Cow;
 use std::sync::{Mutex, PoisonError};
 
 use crate::gbk_table::GBK;
@@ -216,6 +217,20 @@ pub fn decode(raw: &[u8], codec: Codec, cut: bool) -> (String, u8) {
     decode_utf8(raw, cut, fl)
 }
 
+/// `decode`, borrowing `raw` when the text is those bytes: UTF-8, valid, without BOM, CR or
+/// NUL (nearly every record). The same text and flags as `decode` either way.
+pub fn decode_borrowed(raw: &[u8], codec: Codec, cut: bool) -> (Cow<'_, str>, u8) {
+    if codec == Codec::Utf8 && !raw.starts_with(BOM) {
+        if let Ok(text) = std::str::from_utf8(raw) {
+            if memchr::memchr2(b'\r', 0, raw).is_none() {
+                return (Cow::Borrowed(text), 0);
+            }
+        }
+    }
+    let (text, fl) = decode(raw, codec, cut);
+    (Cow::Owned(text), fl)
+}
+
 /// `decode` of UTF-8 bytes, valid or not, exactly as CPython's codec (strict, then
 /// backslashreplace; the incremental decoder's `final=False` when `cut`).
 fn decode_utf8(raw: &[u8], cut: bool, mut fl: u8) -> (String, u8) {
@@ -274,6 +289,36 @@ fn clean(mut text: String, mut fl: u8) -> (String, u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_borrowed_decode_is_the_decode_and_borrows_only_plain_utf8() {
+        let cases: [&[u8]; 10] = [
+            b"plain text",
+            "中文 é".as_bytes(),
+            b"",
+            b"\xef\xbb\xbfafter a BOM",
+            b"cr\r\nlf",
+            b"ends in cr\r",
+            b"nul\0byte",
+            b"a\xffb",
+            b"a\xe2\x82",
+            b"a\xed\xa0",
+        ];
+        for raw in cases {
+            for codec in [Codec::Utf8, Codec::Gbk] {
+                for cut in [false, true] {
+                    let (text, fl) = decode_borrowed(raw, codec, cut);
+                    assert_eq!((text.to_string(), fl), decode(raw, codec, cut), "{raw:?}");
+                }
+            }
+            let borrowed = matches!(decode_borrowed(raw, Codec::Utf8, false).0, Cow::Borrowed(_));
+            let plain = std::str::from_utf8(raw).is_ok()
+                && !raw.starts_with(BOM)
+                && !raw.contains(&b'\r')
+                && !raw.contains(&0);
+            assert_eq!(borrowed, plain, "{raw:?}");
+        }
+    }
 
     #[test]
     fn invalid_bytes_become_escapes_and_a_cut_character_is_dropped() {

@@ -13,6 +13,7 @@ pub mod matcher;
 pub mod multiline;
 pub mod pattern;
 pub mod payload;
+pub mod places;
 mod printable;
 pub mod pyrepr;
 pub mod record;
@@ -206,7 +207,7 @@ fn value_to_py(py: Python<'_>, v: &Value) -> PyResult<PyObject> {
 }
 
 /// (fields, time, time_ns, flags, end, size, line_no), and the frame's text when `text`.
-fn record_to_py(py: Python<'_>, r: &Record, f: &Frame, text: bool) -> PyResult<PyObject> {
+fn record_to_py(py: Python<'_>, r: &Record, f: &Frame<'_>, text: bool) -> PyResult<PyObject> {
     let d = PyDict::new(py);
     for (k, v) in &r.fields {
         d.set_item(&**k, value_to_py(py, v)?)?;
@@ -221,7 +222,7 @@ fn record_to_py(py: Python<'_>, r: &Record, f: &Frame, text: bool) -> PyResult<P
         f.line_no.into_pyobject(py)?.into_any().unbind(),
     ];
     if text {
-        items.push(f.text.as_str().into_pyobject(py)?.into_any().unbind());
+        items.push((&*f.text).into_pyobject(py)?.into_any().unbind());
     }
     Ok(PyTuple::new(py, items)?.into_any().unbind())
 }
@@ -236,7 +237,7 @@ struct Records {
 }
 
 impl Records {
-    fn parsed(&mut self, frames: Vec<Frame>) -> Vec<(Record, Frame)> {
+    fn parsed<'a>(&mut self, frames: Vec<Frame<'a>>) -> Vec<(Record, Frame<'a>)> {
         frames
             .into_iter()
             .map(|f| (self.parser.parse(&f), f))
@@ -244,7 +245,11 @@ impl Records {
     }
 
     /// The frames whose text holds one of `needles`, parsed; the others are not parsed at all.
-    fn containing(&mut self, frames: Vec<Frame>, needles: &[String]) -> Vec<(Record, Frame)> {
+    fn containing<'a>(
+        &mut self,
+        frames: Vec<Frame<'a>>,
+        needles: &[String],
+    ) -> Vec<(Record, Frame<'a>)> {
         let finders: Vec<_> = needles.iter().map(memchr::memmem::Finder::new).collect();
         frames
             .into_iter()
@@ -253,7 +258,7 @@ impl Records {
             .collect()
     }
 
-    fn out(py: Python<'_>, recs: Vec<(Record, Frame)>, text: bool) -> PyResult<Vec<PyObject>> {
+    fn out(py: Python<'_>, recs: Vec<(Record, Frame<'_>)>, text: bool) -> PyResult<Vec<PyObject>> {
         recs.iter()
             .map(|(r, f)| record_to_py(py, r, f, text))
             .collect()

@@ -9,6 +9,7 @@
 
 use crate::fasthash::{hash_strs, FxMap};
 use crate::payload::{Key, Value};
+use crate::places::{Places, ROLES};
 use std::collections::hash_map::Entry;
 
 pub const DEFAULT_MAX_MINUTE_CELLS: usize = 1_000_000;
@@ -20,7 +21,7 @@ const TOKEN_BOUNDS: [u128; 14] = [
 ];
 pub const DURATION_SLOTS: usize = DURATION_BOUNDS.len() + 1;
 pub const TOKEN_SLOTS: usize = TOKEN_BOUNDS.len() + 1;
-/// The six labels of a set, then the four numbers of a call, in `role`'s order.
+/// The six labels of a set, then the four numbers of a call: `places::NAMES` from `ROLES` on.
 #[cfg(test)]
 const NAMES: [&str; 10] = [
     "app",
@@ -146,6 +147,19 @@ impl Llm {
 
     /// Counts one record whose event is llm_call or feedback (`time_s`: its own time, if any).
     pub fn add(&mut self, fields: &[(Key, Value)], event: &str, time_s: Option<i64>) {
+        let places = Places::of(fields);
+        self.add_at(fields, &places, event, time_s);
+    }
+
+    /// `add` with the places of the fields' names already found (the Stream finds them once
+    /// for masking, its counters and this).
+    pub fn add_at(
+        &mut self,
+        fields: &[(Key, Value)],
+        places: &Places,
+        event: &str,
+        time_s: Option<i64>,
+    ) {
         if event != "llm_call" {
             if event == "feedback" {
                 let get = |k: &str| fields.iter().find(|(key, _)| &**key == k).map(|(_, v)| v);
@@ -157,14 +171,9 @@ impl Llm {
             }
             return;
         }
-        // One pass over the fields for the six labels and four numbers (the first of each
-        // name, as a lookup by name finds it).
-        let mut found: [Option<&Value>; 10] = [None; 10];
-        for (k, v) in fields {
-            if let Some(slot) = role(k).and_then(|at| found.get_mut(at)) {
-                slot.get_or_insert(v);
-            }
-        }
+        // The six labels and four numbers (the first of each name, as a lookup by name
+        // finds it).
+        let found: [Option<&Value>; 10] = std::array::from_fn(|j| places.first(fields, ROLES + j));
         let [app, module, model, workspace, status, error, inp, out, total, ms] = found;
         let key: [&str; 6] = [app, module, model, workspace, status, error].map(text);
         let i = self.slot(key, hash_strs(&key), 1);
@@ -466,24 +475,6 @@ fn token_slot(n: u128) -> usize {
     log2_ceil.div_ceil(2).min(TOKEN_BOUNDS.len())
 }
 
-/// Where `add` keeps the field named `k` (an index of NAMES), if it is one of them: a match
-/// on literals compiles to a length switch and inline compares (no call to memcmp per field).
-fn role(k: &str) -> Option<usize> {
-    Some(match k.as_bytes() {
-        b"app" => 0,
-        b"module" => 1,
-        b"model" => 2,
-        b"workspace" => 3,
-        b"status_code" => 4,
-        b"error_code" => 5,
-        b"input_tokens" => 6,
-        b"output_tokens" => 7,
-        b"total_tokens" => 8,
-        b"duration_ms" => 9,
-        _ => return None,
-    })
-}
-
 /// `_text`: "" for None (or a missing key), else the value as text.
 fn text(v: Option<&Value>) -> &str {
     match v {
@@ -680,21 +671,8 @@ mod tests {
     }
 
     #[test]
-    fn roles_are_found_by_name_only() {
-        for (at, name) in NAMES.iter().enumerate() {
-            assert_eq!(role(name), Some(at));
-        }
-        for other in [
-            "",
-            "apps",
-            "modul",
-            "status_cod",
-            "xnput_tokens",
-            "duration_mss",
-            "time",
-        ] {
-            assert_eq!(role(other), None, "{other}");
-        }
+    fn roles_are_names_of_places_from_roles_on() {
+        assert_eq!(NAMES[..], crate::places::NAMES[ROLES..ROLES + NAMES.len()]);
     }
 
     #[test]

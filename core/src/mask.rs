@@ -17,6 +17,7 @@ use sha2::Sha256;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::payload::{Key, Value};
+use crate::places::{Places, EVENT};
 use crate::pyrepr::repr;
 
 mod screen;
@@ -109,7 +110,9 @@ fn prefilter(needs: &[String]) -> Option<DFA<Vec<u32>>> {
         .ok()
 }
 
-/// The fields `mask_fields` looks at: the event, then the texts it may mask.
+/// The fields `mask_fields` looks at: the event, then the texts it may mask (the first six
+/// of `places::NAMES`, whose indices the choice per event below uses).
+#[cfg(test)]
 const TEXT_FIELDS: [&str; 6] = [
     "event",
     "message",
@@ -118,20 +121,6 @@ const TEXT_FIELDS: [&str; 6] = [
     "parse_error",
     "comment",
 ];
-
-/// The index of `k` in TEXT_FIELDS.
-#[inline]
-fn text_field(k: &str) -> Option<usize> {
-    Some(match k.as_bytes() {
-        b"event" => 0,
-        b"message" => 1,
-        b"__raw_log__" => 2,
-        b"error_message" => 3,
-        b"parse_error" => 4,
-        b"comment" => 5,
-        _ => return None,
-    })
-}
 
 /// What the engine masks with (parsers.mask.MaskSettings without user rules).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -420,16 +409,20 @@ impl Masker {
 
     /// Masks the text fields of one record in place; replacements per rule, in first-seen order.
     pub fn mask_fields(&self, fields: &mut [(Key, Value)]) -> Vec<(String, u64)> {
-        // One pass for where the first field of each name that matters is (a match on
-        // literals: a length switch, no string compare per field and name).
-        let mut at: [Option<usize>; TEXT_FIELDS.len()] = [None; TEXT_FIELDS.len()];
-        for (i, (k, _)) in fields.iter().enumerate() {
-            if let Some(slot) = text_field(k).and_then(|n| at.get_mut(n)) {
-                slot.get_or_insert(i);
-            }
-        }
-        let event = at[0].and_then(|i| fields.get(i)).map(|(_, v)| v);
-        // Indices of TEXT_FIELDS.
+        let places = Places::of(fields);
+        self.mask_fields_at(fields, &places)
+    }
+
+    /// `mask_fields` with the places of the fields' names already found (the Stream finds
+    /// them once for masking, its counters and the LLM aggregate); TEXT_FIELDS are the
+    /// first six of `places::NAMES`.
+    pub fn mask_fields_at(
+        &self,
+        fields: &mut [(Key, Value)],
+        places: &Places,
+    ) -> Vec<(String, u64)> {
+        let event = places.first(fields, EVENT);
+        // Indices of TEXT_FIELDS (and of places::NAMES).
         let names: &[usize] = match event {
             Some(Value::Str(e)) => match e.as_str() {
                 "llm_call" => &[1, 3, 4],
@@ -442,12 +435,7 @@ impl Masker {
         };
         let mut total: Vec<(String, u64)> = Vec::new();
         for &name in names {
-            let Some((_, value)) = at
-                .get(name)
-                .copied()
-                .flatten()
-                .and_then(|i| fields.get_mut(i))
-            else {
+            let Some((_, value)) = places.first_at(name).and_then(|i| fields.get_mut(i)) else {
                 continue;
             };
             let Value::Str(text) = value else { continue };
@@ -1038,20 +1026,8 @@ mod tests {
     ];
 
     #[test]
-    fn text_fields_are_found_by_name_only() {
-        for (at, name) in TEXT_FIELDS.iter().enumerate() {
-            assert_eq!(text_field(name), Some(at));
-        }
-        for other in [
-            "",
-            "events",
-            "messag",
-            "Message",
-            "comments",
-            "parse_errors",
-        ] {
-            assert_eq!(text_field(other), None, "{other}");
-        }
+    fn text_fields_are_the_first_names_of_places() {
+        assert_eq!(TEXT_FIELDS[..], crate::places::NAMES[..TEXT_FIELDS.len()]);
     }
 
     /// Every built-in rule alone, then the defaults, then all but ipv4: a screen check of a

@@ -3,20 +3,36 @@
 
 use memchr::memchr_iter;
 
-use crate::decode::{decode, Codec};
+use crate::decode::{decode, decode_borrowed, Codec};
 use crate::lines::{flags, LineBuffer, Piece};
 use crate::matcher::Matcher;
 use crate::start::StartTest;
+use std::borrow::Cow;
 use std::sync::Arc;
 
-/// One record's text and where it ends in the file.
+/// One record's text and where it ends in the file. The text is borrowed from the chunk fed
+/// when it is those very bytes (a whole record in the chunk, valid UTF-8 with nothing to
+/// clean: nearly every record), else owned: no allocation and copy per record.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frame {
-    pub text: String,
+pub struct Frame<'a> {
+    pub text: Cow<'a, str>,
     pub end: u64,
     pub line_no: u64,
     pub size: u64,
     pub flags: u8,
+}
+
+impl Frame<'_> {
+    /// The frame with its text its own (for frames kept past the bytes they were framed from).
+    pub fn into_owned(self) -> Frame<'static> {
+        Frame {
+            text: Cow::Owned(self.text.into_owned()),
+            end: self.end,
+            line_no: self.line_no,
+            size: self.size,
+            flags: self.flags,
+        }
+    }
 }
 
 /// Joins lines into records for one file.
@@ -79,7 +95,7 @@ impl Assembler {
     }
 
     /// Records completed by `chunk`.
-    pub fn feed(&mut self, chunk: &[u8], now: f64, out: &mut Vec<Frame>) {
+    pub fn feed<'a>(&mut self, chunk: &'a [u8], now: f64, out: &mut Vec<Frame<'a>>) {
         if chunk.is_empty() {
             return;
         }
@@ -92,7 +108,13 @@ impl Assembler {
     }
 
     /// Records to flush because the writer went idle (see the reference's docstring).
-    pub fn due(&mut self, now: f64, partial_after: f64, pending_after: f64, out: &mut Vec<Frame>) {
+    pub fn due(
+        &mut self,
+        now: f64,
+        partial_after: f64,
+        pending_after: f64,
+        out: &mut Vec<Frame<'_>>,
+    ) {
         let Some(last) = self.last_data else { return };
         let idle = now - last;
         if self.lines.held() > 0 && idle >= partial_after {
@@ -108,7 +130,7 @@ impl Assembler {
     }
 
     /// Everything held, the partial last line included.
-    pub fn drain(&mut self, out: &mut Vec<Frame>) {
+    pub fn drain(&mut self, out: &mut Vec<Frame<'_>>) {
         if let Some(piece) = self.lines.take_partial() {
             self.piece(piece, out, flags::PARTIAL);
         }
@@ -116,14 +138,19 @@ impl Assembler {
     }
 
     /// Pending records emitted as they are.
-    pub fn flush_pending(&mut self, out: &mut Vec<Frame>) {
+    pub fn flush_pending(&mut self, out: &mut Vec<Frame<'_>>) {
         self.flush(out);
     }
 
-    fn piece(&mut self, piece: Piece<'_>, out: &mut Vec<Frame>, fl: u8) {
+    fn piece<'a>(&mut self, piece: Piece<'a>, out: &mut Vec<Frame<'a>>, fl: u8) {
         match piece {
             Piece::Block(data) => self.scan(data, out, fl),
-            Piece::Held(data) => self.scan(&data, out, fl),
+            Piece::Held(data) => {
+                // Bytes of this call's own (a line across chunks): their frames own their text.
+                let mut held: Vec<Frame<'_>> = Vec::new();
+                self.scan(&data, &mut held, fl);
+                out.extend(held.into_iter().map(|f| f.into_owned()));
+            }
             Piece::Long {
                 kept,
                 size,
@@ -142,7 +169,7 @@ impl Assembler {
     }
 
     /// Frame the complete lines of `data` (a partial line when `fl` has PARTIAL).
-    fn scan(&mut self, data: &[u8], out: &mut Vec<Frame>, fl: u8) {
+    fn scan<'a>(&mut self, data: &'a [u8], out: &mut Vec<Frame<'a>>, fl: u8) {
         let base = self.done;
         let end = data.len();
         // The record being framed in `data`: its start and where its header ends (see
@@ -187,14 +214,14 @@ impl Assembler {
     /// The whole record `data[a..b]` (its header `head` bytes long, `lines` newlines, the last
     /// at `b - 1`), with nothing pending: straight from the chunk to its frame, as
     /// `append_range` and `flush` would make it, without copying it into the record buffer.
-    fn record(
+    fn record<'a>(
         &mut self,
-        data: &[u8],
+        data: &'a [u8],
         (a, b): (usize, usize),
         head: usize,
         lines: u64,
         fl: u8,
-        out: &mut Vec<Frame>,
+        out: &mut Vec<Frame<'a>>,
     ) {
         let part = data.get(a..b).unwrap_or_default();
         if self.pend_line != 0 || part.len() > self.cap {
@@ -208,7 +235,7 @@ impl Assembler {
             fl |= flags::HEADLESS;
         }
         let body = part.strip_suffix(b"\n").unwrap_or(part);
-        let (text, text_flags) = decode(body, self.codec, fl & flags::TRUNCATED != 0);
+        let (text, text_flags) = decode_borrowed(body, self.codec, fl & flags::TRUNCATED != 0);
         self.done += part.len() as u64;
         out.push(Frame {
             text,
@@ -260,7 +287,7 @@ impl Assembler {
         self.size += size;
     }
 
-    fn flush(&mut self, out: &mut Vec<Frame>) {
+    fn flush(&mut self, out: &mut Vec<Frame<'_>>) {
         if self.pend_line == 0 {
             return;
         }
@@ -274,7 +301,7 @@ impl Assembler {
             self.parts = Vec::new(); // a huge record's buffer is not kept for the next one
         }
         out.push(Frame {
-            text,
+            text: Cow::Owned(text),
             end: self.done,
             line_no: self.pend_line,
             size: self.size,
@@ -313,7 +340,7 @@ mod tests {
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].flags, flags::HEADLESS);
         assert_eq!(
-            (out[1].text.as_str(), out[1].end, out[1].line_no),
+            (&*out[1].text, out[1].end, out[1].line_no),
             ("10:00:00 01 a\n\tat x", 27, 2)
         );
         a.drain(&mut out);
@@ -376,7 +403,7 @@ mod tests {
         a.feed(b"10:00:00 01 abcdefgh\nmore\n", 0.0, &mut out);
         a.drain(&mut out);
         assert_eq!(out.len(), 1);
-        assert_eq!((out[0].text.as_str(), out[0].size), ("10:00:00", 26));
+        assert_eq!((&*out[0].text, out[0].size), ("10:00:00", 26));
         // The kept bytes no longer show the whole header: the reference flags it HEADLESS too.
         assert_eq!(out[0].flags, flags::TRUNCATED | flags::HEADLESS);
     }

@@ -2,6 +2,7 @@
 //! the same backtracking, then the slow split that also says why a message is malformed.
 
 use crate::matcher::{Caps, El, Matcher, Mode, Set};
+use crate::places::counted;
 use crate::pyrepr::repr;
 
 /// A record key: shared, so a record's fields cost no allocation per key.
@@ -52,6 +53,19 @@ pub fn int_text_into(text: &str, out: &mut String) -> bool {
         out.push_str(trimmed);
     }
     true
+}
+
+/// Whether `int_text_into` converts `text` (`-?[0-9]+`): false where Python raises, without
+/// writing the decimal.
+pub fn int_converts(text: &str) -> bool {
+    if plain_int(text) {
+        return true;
+    }
+    let digits = match text.strip_prefix('-') {
+        Some(d) => d,
+        None => text.strip_prefix('+').unwrap_or(text),
+    };
+    digits.len() <= MAX_STR_DIGITS
 }
 
 /// Whether `text` (`-?[0-9]+`) is already the decimal Python prints for it: no sign, no
@@ -287,6 +301,8 @@ pub struct PayloadParser {
     sep: String,
     names: Vec<Key>,
     ints: Vec<bool>,
+    /// Whether the count wire reads each field (crate::places::counted).
+    counted: Vec<bool>,
     regex: Option<Matcher>,
     /// The regex's one-pass equivalent, when it has one.
     one_pass: Option<OnePass>,
@@ -441,6 +457,7 @@ impl PayloadParser {
             sep: separator.to_string(),
             names: fields.iter().map(|(n, _)| Key::from(n.as_str())).collect(),
             ints: fields.iter().map(|(_, k)| k == "int").collect(),
+            counted: fields.iter().map(|(n, _)| counted(n)).collect(),
             regex: payload_regex(separator, fields),
             one_pass: None,
         }
@@ -487,11 +504,37 @@ impl PayloadParser {
     /// (then `Payload::Fields` comes back empty), `caps` is the matcher's reused buffer, and
     /// the values reuse the Strings `out` holds: the common case allocates nothing once warm.
     /// Other outcomes leave `out` where it was.
+    /// `parse` written into `out`.
     pub fn parse_into(&self, message: &str, caps: &mut Caps, out: &mut Fill<'_>) -> Payload {
+        self.parse_fields::<false>(message, caps, out)
+    }
+
+    /// `parse_into` writing only the fields the count wire reads (crate::places::counted), the
+    /// others checked as they would be converted: the same outcome.
+    pub fn parse_counted(&self, message: &str, caps: &mut Caps, out: &mut Fill<'_>) -> Payload {
+        self.parse_fields::<true>(message, caps, out)
+    }
+
+    /// Both, compiled apart (`LEAN` costs the full parse nothing).
+    #[inline(always)]
+    fn parse_fields<const LEAN: bool>(
+        &self,
+        message: &str,
+        caps: &mut Caps,
+        out: &mut Fill<'_>,
+    ) -> Payload {
         if self.matches(message, caps) {
             let start = out.written();
-            for ((name, &is_int), cap) in self.names.iter().zip(&self.ints).zip(caps.iter()) {
+            let fields = self.names.iter().zip(&self.ints).zip(&self.counted);
+            for (((name, &is_int), &counted), cap) in fields.zip(caps.iter()) {
                 let text = cap.and_then(|(a, b)| message.get(a..b)).unwrap_or("");
+                if LEAN && !counted {
+                    if is_int && !text.is_empty() && !int_converts(text) {
+                        out.rewind(start);
+                        return Payload::Internal;
+                    }
+                    continue;
+                }
                 if !is_int {
                     out.text(name, text);
                 } else if text.is_empty() {

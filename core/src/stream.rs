@@ -7,6 +7,7 @@ use crate::llm::Llm;
 use crate::mask::{MaskSettings, Masker};
 use crate::multiline::{Assembler, Frame};
 use crate::payload::{Key, Value};
+use crate::places::{self, Layouts, Places};
 use crate::record::{ParserSettings, RecordParser, SettingsError};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -79,6 +80,13 @@ pub struct Sealed {
     pub llm: Option<Llm>,
     /// Values masked, by rule, in first-seen order.
     pub masked: Vec<(String, u64)>,
+}
+
+/// A record's fields and where its named fields are among them (crate::places).
+#[derive(Clone, Copy)]
+struct Placed<'a> {
+    fields: &'a [(Key, Value)],
+    places: &'a Places,
 }
 
 fn text_of(v: Option<&Value>) -> String {
@@ -227,6 +235,8 @@ pub struct Stream {
     keys: KeyCache,
     /// Handed-over buffers come back here (shared with the binding's LogGroup buffers).
     recycler: Arc<Recycler>,
+    /// Where the named fields are in each layout of record seen (crate::places).
+    layouts: Layouts,
 }
 
 impl Stream {
@@ -283,6 +293,7 @@ impl Stream {
             masker,
             keys: KeyCache::new(),
             recycler: Arc::new(Recycler::new(bound)),
+            layouts: Layouts::default(),
         })
     }
 
@@ -386,7 +397,11 @@ impl Stream {
         let mut parser = lock(&shared);
         for frame in frames {
             // Parsed into the parser's reused record: no allocation per field once warm.
-            let record = parser.parse_next(&frame);
+            let record = if self.s.wire == Wire::Count {
+                parser.parse_counted(&frame)
+            } else {
+                parser.parse_next(&frame)
+            };
             let own = record.time.is_some();
             let (t, ns) = match record.time {
                 Some(t) => (t, record.time_ns),
@@ -399,11 +414,17 @@ impl Stream {
                     continue;
                 }
             }
+            // Where the names masking, the counters and the LLM aggregate read are: one pass.
+            let places = self.layouts.places(&record.fields);
             let masked = match &self.masker {
-                Some(m) => m.mask_fields(&mut record.fields),
+                Some(m) => m.mask_fields_at(&mut record.fields, &places),
                 None => Vec::new(),
             };
-            self.add(&record.fields, t, ns, own, &frame, now, masked, &mut out);
+            let record = Placed {
+                fields: &record.fields,
+                places: &places,
+            };
+            self.add(record, t, ns, own, &frame, now, masked, &mut out);
         }
         out
     }
@@ -488,7 +509,7 @@ impl Stream {
     #[allow(clippy::too_many_arguments)]
     fn add(
         &mut self,
-        fields: &[(Key, Value)],
+        record: Placed<'_>,
         t: i64,
         ns: u32,
         own: bool,
@@ -500,6 +521,7 @@ impl Stream {
         if self.b.started.is_none() {
             self.open(now);
         }
+        let Placed { fields, places } = record;
         // Encoded straight into the batch; taken back out if it must open the next batch.
         let start = self.b.open.data.len();
         let size = self.encode(fields, t, ns);
@@ -525,17 +547,10 @@ impl Stream {
         }
         o.end = frame.end;
         o.raw_bytes += frame.size;
-        // One pass for the keys every record is counted by (the last of each name; a match
-        // on byte literals: a length switch, no string compare per field and name).
-        let (mut event, mut error, mut time) = (None, None, None);
-        for (k, v) in fields {
-            match k.as_bytes() {
-                b"event" => event = Some(v),
-                b"parse_error" => error = Some(v),
-                b"time" => time = Some(v),
-                _ => {}
-            }
-        }
+        // The keys every record is counted by (the last of each name).
+        let event = places.last(fields, places::EVENT);
+        let error = places.last(fields, places::PARSE_ERROR);
+        let time = places.last(fields, places::TIME);
         let kind = match event {
             Some(Value::Str(s)) => s.as_str(),
             _ => "raw",
@@ -593,7 +608,7 @@ impl Stream {
                     llm.reserve(room);
                     llm
                 })
-                .add(fields, kind, time_s);
+                .add_at(fields, places, kind, time_s);
         }
         for (rule, n) in masked {
             match o.masked.iter_mut().find(|(r, _)| *r == rule) {
