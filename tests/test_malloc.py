@@ -165,3 +165,40 @@ def test_the_trimmer_trims_at_most_once_an_interval(monkeypatch: pytest.MonkeyPa
     for now in (10.0, 10.2, 10.9, 11.0, 11.5, 12.1, 12.2):
         trim(now)
     assert calls == [10.0, 11.0, 12.1]
+
+
+def faults_per_read_buffer(kept: bool, env: dict[str, str] | None = None) -> float:
+    """Minor page faults per read of a just-under-the-threshold chunk (the reader's size), with
+    the agent's settings, after a first read has grown the heap."""
+    code = textwrap.dedent(
+        f"""
+        import resource
+        from llmtail.agent.ops.malloc import fix_mmap_threshold, keep_heap_top
+        fix_mmap_threshold()
+        if {kept}:
+            keep_heap_top()
+        def read():
+            return len(bytearray(1000 << 10))  # a read's buffer, zeroed: every page written
+        read()
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(50):
+            read()
+        print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 50)
+        """
+    )
+    return float(run_python(code, env).stdout)
+
+
+@glibc
+def test_a_freed_read_buffer_at_the_heap_top_is_reused_without_faults() -> None:
+    assert faults_per_read_buffer(kept=False) > 100  # glibc trimmed the top: 250 pages refault
+    assert faults_per_read_buffer(kept=True) < 5
+
+
+@glibc
+def test_a_trim_threshold_in_the_environment_is_left_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
+    assert malloc.keep_heap_top() is False
+    assert faults_per_read_buffer(kept=True, env={"MALLOC_TRIM_THRESHOLD_": "131072"}) > 100
