@@ -378,7 +378,9 @@ def main(argv: list[str] | None = None) -> int:
         help="also run the bulk file through engine: python first, in the same run",
     )
     ap.add_argument(
-        "--in-flight-mib", type=int, help="max_in_flight_bytes of every agent run (default: 32)"
+        "--in-flight-mib",
+        type=int,
+        help="max_in_flight_bytes of every agent run (default: the config's, 16)",
     )
     args = ap.parse_args(argv)
     in_flight = args.in_flight_mib << 20 if args.in_flight_mib else None
