@@ -7,6 +7,7 @@ bound on what all Streams keep (the in-flight bound, set by the agent).
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 
 import lz4.block
@@ -109,6 +110,7 @@ class _Delivers:
 
 
 def test_kept_buffers_count_against_the_in_flight_bound() -> None:
+    gc.collect()  # the spares are counted process-wide: earlier tests' Streams are gone first
     stream = _stream()
     capacity = 1 << 20
     dispatcher = Dispatcher(_Delivers(), 1, capacity, held=spare_bytes)
@@ -120,5 +122,6 @@ def test_kept_buffers_count_against_the_in_flight_bound() -> None:
         assert dispatcher.wait_idle(10.0)
         assert dispatcher.in_flight == 0 and spare_bytes() > before
         assert dispatcher.room() == capacity - spare_bytes()
+        assert dispatcher.charged == spare_bytes()  # what llmtail_buffer_bytes shows
     finally:
         dispatcher.stop(0.0)

@@ -72,6 +72,11 @@ class Dispatcher:
         return self._in_flight
 
     @property
+    def charged(self) -> int:
+        """Bytes counted against the bound: batches in flight and the engine's kept buffers."""
+        return self._in_flight + self._held()
+
+    @property
     def pending(self) -> int:
         """Batches handed over whose outcome is not known yet."""
         return self._pending

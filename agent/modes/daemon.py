@@ -277,7 +277,7 @@ class Daemon:
             self._checkpointer.save(positions)
         except CheckpointError as exc:  # retried at the next interval; offsets only lag
             log.error("%s", exc)
-        self._metrics.buffer_bytes.set(self._flow.dispatcher.in_flight)
+        self._metrics.buffer_bytes.set(self._flow.dispatcher.charged)
         self._output_state = self._flow.dispatcher.output_state()
         self._metrics.set_output_state(self._output_state)
         self._metrics.files_watched.set(len(view))

@@ -130,7 +130,10 @@ class AgentMetrics:
                 "llmtail_files_watched", "Files currently open for reading.", registry=r
             ),
             buffer_bytes=Gauge(
-                "llmtail_buffer_bytes", "Bytes in flight to the output.", registry=r
+                "llmtail_buffer_bytes",
+                "Bytes held against max_in_flight_bytes: batches in flight to the output and "
+                "the buffers kept for the next batches.",
+                registry=r,
             ),
             buffer_capacity_bytes=Gauge(
                 "llmtail_buffer_capacity_bytes",
