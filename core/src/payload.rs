@@ -121,6 +121,9 @@ pub struct Fill<'a> {
     fields: &'a mut Vec<(Key, Value)>,
     at: usize,
     spare: &'a mut Spare,
+    /// The fields of the last record of the other kind, and whether `fields` are those of
+    /// a `text` kind (`Fill::kind`).
+    parked: Option<(&'a mut Vec<(Key, Value)>, &'a mut bool)>,
 }
 
 impl<'a> Fill<'a> {
@@ -129,6 +132,48 @@ impl<'a> Fill<'a> {
             fields,
             at: 0,
             spare,
+            parked: None,
+        }
+    }
+
+    /// A Fill that keeps the fields of two kinds of record apart (`kind`): `parked` holds
+    /// the last record of the kind `fields` is not (`text`: whether `fields` is the text kind).
+    pub fn with_parked(
+        fields: &'a mut Vec<(Key, Value)>,
+        parked: &'a mut Vec<(Key, Value)>,
+        text: &'a mut bool,
+        spare: &'a mut Spare,
+    ) -> Fill<'a> {
+        Fill {
+            fields,
+            at: 0,
+            spare,
+            parked: Some((parked, text)),
+        }
+    }
+
+    /// Before the first write: the record is of the text kind (prompt, result, feedback:
+    /// event and message) or not (a log, mostly an llm_call's dozen payload fields). Records
+    /// of the two kinds alternate; each is written over the last record of its own kind, so
+    /// its values are written in place instead of pushed after a shorter record and dropped
+    /// before the next one (the outcome is the same: every value is written whole). Values too
+    /// big to be reused are freed as their record is parked, as the next write would.
+    pub fn kind(&mut self, text: bool) {
+        if self.at != 0 {
+            return;
+        }
+        let Some((parked, kind)) = &mut self.parked else {
+            return;
+        };
+        if **kind == text {
+            return;
+        }
+        std::mem::swap(self.fields, *parked);
+        **kind = text;
+        for (_, v) in parked.iter_mut() {
+            if matches!(v, Value::Str(s) | Value::Int(s) if s.capacity() > SPARE_CAPACITY) {
+                *v = Value::None;
+            }
         }
     }
 
