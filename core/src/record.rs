@@ -39,13 +39,29 @@ pub struct ParserSettings {
 }
 
 /// A parsed record: fields in design.md order, and its time.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Record {
     pub fields: Vec<(Key, Value)>,
     pub time: Option<i64>,
     pub time_ns: u32,
     pub flags: u8,
+    /// A record reused by `parse_next`: the same number for two records of one parser means
+    /// the same keys (the same `Arc`s) in the same order, so what was worked out from one's
+    /// keys holds for the other (crate::places). 0: unknown (a fresh record).
+    pub layout: u64,
 }
+
+/// Records are equal by their content: `layout` only says where their keys came from.
+impl PartialEq for Record {
+    fn eq(&self, other: &Record) -> bool {
+        self.fields == other.fields
+            && self.time == other.time
+            && self.time_ns == other.time_ns
+            && self.flags == other.flags
+    }
+}
+
+impl Eq for Record {}
 
 /// Why settings were refused: the reference's exception class and text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +99,9 @@ pub struct RecordParser {
     /// whether `current`'s are of the text kind.
     parked: Vec<(Key, Value)>,
     text_kind: bool,
+    /// `Record::layout` of `parked`, and the last number given out.
+    parked_layout: u64,
+    layouts: u64,
 }
 
 impl RecordParser {
@@ -168,6 +187,8 @@ impl RecordParser {
             current: Record::default(),
             parked: Vec::new(),
             text_kind: false,
+            parked_layout: 0,
+            layouts: 0,
         })
     }
 
@@ -207,7 +228,16 @@ impl RecordParser {
         let mut record = std::mem::take(&mut self.current);
         let mut parked = std::mem::take(&mut self.parked);
         let mut text_kind = self.text_kind;
-        self.parse_fill::<LEAN>(frame, &mut record, Some((&mut parked, &mut text_kind)));
+        let changed =
+            self.parse_fill::<LEAN>(frame, &mut record, Some((&mut parked, &mut text_kind)));
+        if text_kind != self.text_kind {
+            // The fields were swapped with the parked ones (`Fill::kind`): their layouts too.
+            std::mem::swap(&mut record.layout, &mut self.parked_layout);
+        }
+        if changed || record.layout == 0 {
+            self.layouts += 1;
+            record.layout = self.layouts;
+        }
         self.current = record;
         self.parked = parked;
         self.text_kind = text_kind;
@@ -217,6 +247,7 @@ impl RecordParser {
     /// `parse` written over `record` (crate::payload::Fill: nothing of what it held survives).
     pub fn parse_into(&mut self, frame: &Frame, record: &mut Record) {
         self.parse_fill::<false>(frame, record, None);
+        record.layout = 0;
     }
 
     fn parse_fill<const LEAN: bool>(
@@ -224,7 +255,7 @@ impl RecordParser {
         frame: &Frame,
         record: &mut Record,
         parked: Option<(&mut Vec<(Key, Value)>, &mut bool)>,
-    ) {
+    ) -> bool {
         // The capture buffers live in the parser: no allocation per record for them.
         let mut caps = std::mem::take(&mut self.caps);
         let mut payload_caps = std::mem::take(&mut self.payload_caps);
@@ -235,13 +266,14 @@ impl RecordParser {
         };
         let (time, time_ns) =
             self.parse_with::<LEAN>(frame, &mut caps, &mut payload_caps, &mut fill);
-        fill.finish();
+        let changed = fill.finish();
         record.time = time;
         record.time_ns = time_ns;
         record.flags = frame.flags;
         self.caps = caps;
         self.payload_caps = payload_caps;
         self.spare = spare;
+        changed
     }
 
     /// Writes the record's fields; returns its time.

@@ -239,6 +239,9 @@ pub struct Stream {
     recycler: Arc<Recycler>,
     /// Where the named fields are in each layout of record seen (crate::places).
     layouts: Layouts,
+    /// The places of the last two `Record::layout`s seen (the parser's two reused records):
+    /// a record of either has them without a look at its keys.
+    recent: [(u64, Places); 2],
     /// How many frames the last feed made: the next one's frames are reserved at once rather
     /// than grown a dozen times over a megabyte chunk (at most `FRAMES_HINT_MAX`).
     frames_hint: usize,
@@ -303,6 +306,7 @@ impl Stream {
             keys: KeyCache::new(),
             recycler: Arc::new(Recycler::new(bound)),
             layouts: Layouts::default(),
+            recent: [(0, Places::default()); 2],
             frames_hint: 0,
         })
     }
@@ -426,7 +430,7 @@ impl Stream {
                 }
             }
             // Where the names masking, the counters and the LLM aggregate read are: one pass.
-            let places = self.layouts.places(&record.fields);
+            let places = self.places(record.layout, &record.fields);
             let masked = match &self.masker {
                 Some(m) => m.mask_fields_at(&mut record.fields, &places),
                 None => Vec::new(),
@@ -438,6 +442,24 @@ impl Stream {
             self.add(record, t, ns, own, &frame, now, masked, &mut out);
         }
         out
+    }
+
+    /// The places of a record's fields (crate::places), known from its layout number when it
+    /// is one of the last two seen: a number stands for one sequence of keys of this Stream's
+    /// parser (`Record::layout`), whichever Stream parsed with it in between.
+    #[inline]
+    fn places(&mut self, layout: u64, fields: &[(Key, Value)]) -> Places {
+        if layout != 0 {
+            if let Some((_, p)) = self.recent.iter().find(|(l, _)| *l == layout) {
+                return *p;
+            }
+        }
+        let p = self.layouts.places(fields);
+        if layout != 0 {
+            self.recent.swap(0, 1);
+            self.recent[0] = (layout, p);
+        }
+        p
     }
 
     fn window_side(&mut self, fields: &[(Key, Value)], t: i64, ns: u32) -> i8 {
