@@ -137,6 +137,21 @@ impl Llm {
         self.output_buckets.reserve(extra * TOKEN_SLOTS);
     }
 
+    /// Room for `cells` minute cells (at most the cap) made without growing: as `reserve`,
+    /// the last batch's count.
+    pub fn reserve_minutes(&mut self, cells: usize) {
+        let extra = cells
+            .min(self.max_minute_cells)
+            .saturating_sub(self.minutes.len());
+        self.minutes.reserve(extra);
+        self.minute_at.reserve(extra);
+    }
+
+    /// How many minute cells this aggregate holds.
+    pub fn minute_cells(&self) -> usize {
+        self.minutes.len()
+    }
+
     pub fn max_label_sets(&self) -> usize {
         self.max_label_sets
     }

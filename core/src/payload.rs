@@ -99,14 +99,21 @@ pub fn keep(spare: &mut Spare, s: String) {
 /// The value slot of field `at` (then `at` moves on), keyed `key`; its old value is left for
 /// the caller.
 #[inline(always)]
-fn slot<'f>(fields: &'f mut Vec<(Key, Value)>, at: &mut usize, key: &Key) -> &'f mut Value {
+fn slot<'f>(
+    fields: &'f mut Vec<(Key, Value)>,
+    at: &mut usize,
+    key: &Key,
+    changed: &mut bool,
+) -> &'f mut Value {
     let i = (*at).min(fields.len());
     *at = i + 1;
     if i == fields.len() {
         fields.push((key.clone(), Value::None));
+        *changed = true;
     } else if let Some(slot) = fields.get_mut(i) {
         if !std::sync::Arc::ptr_eq(&slot.0, key) {
             slot.0 = key.clone();
+            *changed = true;
         }
     }
     // i < len: the field was pushed above when `i` was the end.
@@ -121,6 +128,11 @@ pub struct Fill<'a> {
     fields: &'a mut Vec<(Key, Value)>,
     at: usize,
     spare: &'a mut Spare,
+    /// The fields of the last record of the other kind, and whether `fields` are those of
+    /// a `text` kind (`Fill::kind`).
+    parked: Option<(&'a mut Vec<(Key, Value)>, &'a mut bool)>,
+    /// Whether a field's key was written over, or fields were added or dropped (`finish`).
+    changed: bool,
 }
 
 impl<'a> Fill<'a> {
@@ -129,6 +141,50 @@ impl<'a> Fill<'a> {
             fields,
             at: 0,
             spare,
+            parked: None,
+            changed: false,
+        }
+    }
+
+    /// A Fill that keeps the fields of two kinds of record apart (`kind`): `parked` holds
+    /// the last record of the kind `fields` is not (`text`: whether `fields` is the text kind).
+    pub fn with_parked(
+        fields: &'a mut Vec<(Key, Value)>,
+        parked: &'a mut Vec<(Key, Value)>,
+        text: &'a mut bool,
+        spare: &'a mut Spare,
+    ) -> Fill<'a> {
+        Fill {
+            fields,
+            at: 0,
+            spare,
+            parked: Some((parked, text)),
+            changed: false,
+        }
+    }
+
+    /// Before the first write: the record is of the text kind (prompt, result, feedback:
+    /// event and message) or not (a log, mostly an llm_call's dozen payload fields). Records
+    /// of the two kinds alternate; each is written over the last record of its own kind, so
+    /// its values are written in place instead of pushed after a shorter record and dropped
+    /// before the next one (the outcome is the same: every value is written whole). Values too
+    /// big to be reused are freed as their record is parked, as the next write would.
+    pub fn kind(&mut self, text: bool) {
+        if self.at != 0 {
+            return;
+        }
+        let Some((parked, kind)) = &mut self.parked else {
+            return;
+        };
+        if **kind == text {
+            return;
+        }
+        std::mem::swap(self.fields, *parked);
+        **kind = text;
+        for (_, v) in parked.iter_mut() {
+            if matches!(v, Value::Str(s) | Value::Int(s) if s.capacity() > SPARE_CAPACITY) {
+                *v = Value::None;
+            }
         }
     }
 
@@ -186,9 +242,10 @@ impl<'a> Fill<'a> {
             s.push_str(text);
             self.fields.push((key.clone(), Value::Str(s)));
             self.at = self.fields.len();
+            self.changed = true;
             return;
         }
-        let v = slot(self.fields, &mut self.at, key);
+        let v = slot(self.fields, &mut self.at, key, &mut self.changed);
         // The common case: text over text, the String written in place.
         if let Value::Str(s) = v {
             if s.capacity() <= SPARE_CAPACITY {
@@ -229,9 +286,10 @@ impl<'a> Fill<'a> {
             }
             self.fields.push((key.clone(), Value::Int(s)));
             self.at = self.fields.len();
+            self.changed = true;
             return true;
         }
-        let v = slot(self.fields, &mut self.at, key);
+        let v = slot(self.fields, &mut self.at, key, &mut self.changed);
         // The common case: an int over an int, written in place.
         if let Value::Int(s) = v {
             if s.capacity() <= SPARE_CAPACITY {
@@ -258,7 +316,7 @@ impl<'a> Fill<'a> {
 
     /// A value made elsewhere (the rare paths: errors, feedback, the slow payload split).
     pub fn value(&mut self, key: &Key, value: Value) {
-        let v = slot(self.fields, &mut self.at, key);
+        let v = slot(self.fields, &mut self.at, key, &mut self.changed);
         if let Value::Str(s) | Value::Int(s) = std::mem::replace(v, value) {
             keep(self.spare, s);
         }
@@ -273,14 +331,18 @@ impl<'a> Fill<'a> {
         }
     }
 
-    /// Ends the record: the old record's fields past the new one's go to `spare`.
-    pub fn finish(self) {
+    /// Ends the record: the old record's fields past the new one's go to `spare`. Whether the
+    /// fields' keys may differ from the record's before (`Record::layout`): false when every
+    /// field kept its key.
+    pub fn finish(self) -> bool {
         let at = self.at.min(self.fields.len());
+        let dropped = at < self.fields.len();
         for (_, v) in self.fields.drain(at..).rev() {
             if let Value::Str(s) | Value::Int(s) = v {
                 keep(self.spare, s);
             }
         }
+        self.changed || dropped
     }
 }
 

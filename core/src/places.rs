@@ -138,6 +138,9 @@ fn at(i: Option<u32>) -> Option<usize> {
 pub struct Layouts {
     seen: Vec<(Vec<Key>, Places)>,
     next: usize,
+    /// The layout the last record had, tried first (records mostly have the layout of the
+    /// one before: runs of llm_call lines).
+    last: usize,
 }
 
 const LAYOUTS: usize = 8;
@@ -151,15 +154,28 @@ impl Layouts {
                     .zip(fields)
                     .all(|(a, (b, _))| std::sync::Arc::ptr_eq(a, b))
         };
-        if let Some((_, p)) = self.seen.iter().find(|(keys, _)| same(keys)) {
+        if let Some((keys, p)) = self.seen.get(self.last) {
+            if same(keys) {
+                return *p;
+            }
+        }
+        if let Some((i, (_, p))) = self
+            .seen
+            .iter()
+            .enumerate()
+            .find(|(_, (keys, _))| same(keys))
+        {
+            self.last = i;
             return *p;
         }
         let p = Places::of(fields);
         let layout = (fields.iter().map(|(k, _)| k.clone()).collect(), p);
         if self.seen.len() < LAYOUTS {
+            self.last = self.seen.len();
             self.seen.push(layout);
         } else if let Some(slot) = self.seen.get_mut(self.next) {
             *slot = layout;
+            self.last = self.next;
             self.next = (self.next + 1) % LAYOUTS;
         }
         p

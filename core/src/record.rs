@@ -39,13 +39,29 @@ pub struct ParserSettings {
 }
 
 /// A parsed record: fields in design.md order, and its time.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Record {
     pub fields: Vec<(Key, Value)>,
     pub time: Option<i64>,
     pub time_ns: u32,
     pub flags: u8,
+    /// A record reused by `parse_next`: the same number for two records of one parser means
+    /// the same keys (the same `Arc`s) in the same order, so what was worked out from one's
+    /// keys holds for the other (crate::places). 0: unknown (a fresh record).
+    pub layout: u64,
 }
+
+/// Records are equal by their content: `layout` only says where their keys came from.
+impl PartialEq for Record {
+    fn eq(&self, other: &Record) -> bool {
+        self.fields == other.fields
+            && self.time == other.time
+            && self.time_ns == other.time_ns
+            && self.flags == other.flags
+    }
+}
+
+impl Eq for Record {}
 
 /// Why settings were refused: the reference's exception class and text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +95,13 @@ pub struct RecordParser {
     spare: Spare,
     /// The record `parse_next` parses into, reused from record to record.
     current: Record,
+    /// The fields of the last record of the other kind than `current`'s (`Fill::kind`), and
+    /// whether `current`'s are of the text kind.
+    parked: Vec<(Key, Value)>,
+    text_kind: bool,
+    /// `Record::layout` of `parked`, and the last number given out.
+    parked_layout: u64,
+    layouts: u64,
 }
 
 impl RecordParser {
@@ -162,6 +185,10 @@ impl RecordParser {
             payload_caps: Caps::new(),
             spare: Spare::new(),
             current: Record::default(),
+            parked: Vec::new(),
+            text_kind: false,
+            parked_layout: 0,
+            layouts: 0,
         })
     }
 
@@ -199,31 +226,54 @@ impl RecordParser {
     /// nothing).
     fn parse_reused<const LEAN: bool>(&mut self, frame: &Frame) -> &mut Record {
         let mut record = std::mem::take(&mut self.current);
-        self.parse_fill::<LEAN>(frame, &mut record);
+        let mut parked = std::mem::take(&mut self.parked);
+        let mut text_kind = self.text_kind;
+        let changed =
+            self.parse_fill::<LEAN>(frame, &mut record, Some((&mut parked, &mut text_kind)));
+        if text_kind != self.text_kind {
+            // The fields were swapped with the parked ones (`Fill::kind`): their layouts too.
+            std::mem::swap(&mut record.layout, &mut self.parked_layout);
+        }
+        if changed || record.layout == 0 {
+            self.layouts += 1;
+            record.layout = self.layouts;
+        }
         self.current = record;
+        self.parked = parked;
+        self.text_kind = text_kind;
         &mut self.current
     }
 
     /// `parse` written over `record` (crate::payload::Fill: nothing of what it held survives).
     pub fn parse_into(&mut self, frame: &Frame, record: &mut Record) {
-        self.parse_fill::<false>(frame, record);
+        self.parse_fill::<false>(frame, record, None);
+        record.layout = 0;
     }
 
-    fn parse_fill<const LEAN: bool>(&mut self, frame: &Frame, record: &mut Record) {
+    fn parse_fill<const LEAN: bool>(
+        &mut self,
+        frame: &Frame,
+        record: &mut Record,
+        parked: Option<(&mut Vec<(Key, Value)>, &mut bool)>,
+    ) -> bool {
         // The capture buffers live in the parser: no allocation per record for them.
         let mut caps = std::mem::take(&mut self.caps);
         let mut payload_caps = std::mem::take(&mut self.payload_caps);
         let mut spare = std::mem::take(&mut self.spare);
-        let mut fill = Fill::new(&mut record.fields, &mut spare);
+        let mut fill = match parked {
+            Some((parked, text)) => Fill::with_parked(&mut record.fields, parked, text, &mut spare),
+            None => Fill::new(&mut record.fields, &mut spare),
+        };
         let (time, time_ns) =
             self.parse_with::<LEAN>(frame, &mut caps, &mut payload_caps, &mut fill);
-        fill.finish();
+        let changed = fill.finish();
         record.time = time;
         record.time_ns = time_ns;
         record.flags = frame.flags;
         self.caps = caps;
         self.payload_caps = payload_caps;
         self.spare = spare;
+        changed
     }
 
     /// Writes the record's fields; returns its time.
@@ -316,6 +366,8 @@ impl RecordParser {
         } else {
             None
         };
+        // Written over the last record of its kind (`Fill::kind`).
+        out.kind(feedback || message.starts_with("prompt:") || message.starts_with("result:"));
         for (key, g, is_line, counted) in &self.order {
             let v = group(*g).unwrap_or("");
             if LEAN && !*counted {
@@ -716,9 +768,18 @@ mod tests {
         p.parse_next(&frames(&p, "x\n")[0]);
         assert!(p.spare.len() <= SPARE_STRINGS);
         assert!(p.spare.iter().all(|s| s.capacity() <= SPARE_CAPACITY));
-        assert!(p.current.fields.iter().all(|(_, v)| match v {
-            Value::Str(s) | Value::Int(s) => s.capacity() <= SPARE_CAPACITY,
-            Value::None => true,
-        }));
+        let small = |fields: &[(Key, Value)]| {
+            fields.iter().all(|(_, v)| match v {
+                Value::Str(s) | Value::Int(s) => s.capacity() <= SPARE_CAPACITY,
+                Value::None => true,
+            })
+        };
+        assert!(small(&p.current.fields));
+        // A long record of one kind, then one of the other: parked without its long values.
+        let long = format!("2026-01-02 03:04:05.000 INFO  [c.A#m:1] [t] - prompt: {long}\n");
+        p.parse_next(&frames(&p, &long)[0]);
+        let line = "2026-01-02 03:04:05.000 INFO  [c.A#m:1] [t] - a,b,c\n";
+        p.parse_next(&frames(&p, line)[0]);
+        assert!(small(&p.current.fields) && small(&p.parked));
     }
 }

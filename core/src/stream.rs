@@ -141,8 +141,10 @@ struct Builder {
     closing: Vec<u8>,
     /// The last sealed batch's sizes (data bytes, records): what the next one reserves.
     last_size: (usize, usize),
-    /// The label sets of the last sealed batch's LLM aggregate: what the next one reserves.
+    /// The label sets and minute cells of the last sealed batch's LLM aggregate: what the
+    /// next one reserves.
     last_llm_sets: usize,
+    last_llm_minutes: usize,
     /// The index in the open batch's `events` of the last record's event (records mostly
     /// have the event of the one before).
     last_event: usize,
@@ -237,7 +239,16 @@ pub struct Stream {
     recycler: Arc<Recycler>,
     /// Where the named fields are in each layout of record seen (crate::places).
     layouts: Layouts,
+    /// The places of the last two `Record::layout`s seen (the parser's two reused records):
+    /// a record of either has them without a look at its keys.
+    recent: [(u64, Places); 2],
+    /// How many frames the last feed made: the next one's frames are reserved at once rather
+    /// than grown a dozen times over a megabyte chunk (at most `FRAMES_HINT_MAX`).
+    frames_hint: usize,
 }
+
+/// The most frames a feed reserves ahead (~1 MiB of `Frame`s); more only grow as before.
+const FRAMES_HINT_MAX: usize = 16 << 10;
 
 impl Stream {
     /// `parser`: the compiled parser of `settings.parser`, shared with the other Streams of
@@ -286,6 +297,7 @@ impl Stream {
                 closing: Vec::new(),
                 last_size: (0, 0),
                 last_llm_sets: 0,
+                last_llm_minutes: 0,
                 last_event: 0,
                 fed_at: None,
             },
@@ -294,6 +306,8 @@ impl Stream {
             keys: KeyCache::new(),
             recycler: Arc::new(Recycler::new(bound)),
             layouts: Layouts::default(),
+            recent: [(0, Places::default()); 2],
+            frames_hint: 0,
         })
     }
 
@@ -323,8 +337,9 @@ impl Stream {
     }
 
     pub fn feed(&mut self, data: &[u8], now: f64, wall: f64) -> Vec<Sealed> {
-        let mut frames = Vec::new();
+        let mut frames = Vec::with_capacity(self.frames_hint);
         self.asm.feed(data, now, &mut frames);
+        self.frames_hint = frames.len().min(FRAMES_HINT_MAX);
         if self.b.fed_at.is_none() {
             self.recycler.want();
         }
@@ -415,7 +430,7 @@ impl Stream {
                 }
             }
             // Where the names masking, the counters and the LLM aggregate read are: one pass.
-            let places = self.layouts.places(&record.fields);
+            let places = self.places(record.layout, &record.fields);
             let masked = match &self.masker {
                 Some(m) => m.mask_fields_at(&mut record.fields, &places),
                 None => Vec::new(),
@@ -427,6 +442,24 @@ impl Stream {
             self.add(record, t, ns, own, &frame, now, masked, &mut out);
         }
         out
+    }
+
+    /// The places of a record's fields (crate::places), known from its layout number when it
+    /// is one of the last two seen: a number stands for one sequence of keys of this Stream's
+    /// parser (`Record::layout`), whichever Stream parsed with it in between.
+    #[inline]
+    fn places(&mut self, layout: u64, fields: &[(Key, Value)]) -> Places {
+        if layout != 0 {
+            if let Some((_, p)) = self.recent.iter().find(|(l, _)| *l == layout) {
+                return *p;
+            }
+        }
+        let p = self.layouts.places(fields);
+        if layout != 0 {
+            self.recent.swap(0, 1);
+            self.recent[0] = (layout, p);
+        }
+        p
     }
 
     fn window_side(&mut self, fields: &[(Key, Value)], t: i64, ns: u32) -> i8 {
@@ -601,11 +634,12 @@ impl Stream {
         let failed = error.is_some_and(|v| *v != Value::None);
         if (kind == "llm_call" || kind == "feedback") && !failed {
             let time_s = if own { Some(t) } else { None };
-            let room = self.b.last_llm_sets;
+            let (room, minutes) = (self.b.last_llm_sets, self.b.last_llm_minutes);
             o.llm
                 .get_or_insert_with(|| {
                     let mut llm = Llm::new(self.s.max_label_sets);
                     llm.reserve(room);
+                    llm.reserve_minutes(minutes);
                     llm
                 })
                 .add_at(fields, places, kind, time_s);
@@ -627,6 +661,7 @@ impl Stream {
         let mut batch = std::mem::take(&mut self.b.open);
         batch.pack_seq = seq;
         self.b.last_llm_sets = batch.llm.as_ref().map_or(0, Llm::label_sets);
+        self.b.last_llm_minutes = batch.llm.as_ref().map_or(0, Llm::minute_cells);
         self.b.last_event = 0;
         if self.s.wire == Wire::LogGroup {
             let tags = self.envelope_tags(&batch.path, seq);

@@ -31,7 +31,9 @@ const PAIRS: [(u8, u8, u8); 2] = [(b'b', b'e', 0x20), (b'k', b'-', 0)];
 
 /// What each need's key may end with before its quote and blanks (ASCII case folded, except
 /// the Chinese ones): every key of `password_pair` ends with one of them (`key` stands for
-/// `secret_key`, `api-key` and their kin, `token` for every kind of token).
+/// `secret_key`, `api-key` and their kin, `token` for every kind of token). The screen asks
+/// `keys_ending_with`, which holds the same keys by their last byte (tested).
+#[cfg(test)]
 const KEY_ENDS: [&[u8]; 9] = [
     b"passwd",
     b"password",
@@ -40,8 +42,8 @@ const KEY_ENDS: [&[u8]; 9] = [
     b"secret",
     b"key",
     b"token",
-    "密码".as_bytes(),
-    "口令".as_bytes(),
+    MIMA,
+    KOULING,
 ];
 
 /// Which needs are enabled (a trigger of a disabled one is not checked further).
@@ -193,18 +195,34 @@ fn key_before(t: &[u8], sep: usize) -> bool {
         }
     }
     let head = t.get(..end).unwrap_or(&[]);
-    // Every key ends with one of these bytes (ASCII case folded): most separators stop here.
-    match head.last() {
-        Some(&c)
-            if matches!(c | 0x20, b'd' | b'e' | b't' | b'y' | b'n') || c == 0x81 || c == 0xA4 => {}
-        _ => return false,
-    }
-    KEY_ENDS.iter().any(|k| {
+    // Only the keys ending with the head's last byte can end it: most separators stop here
+    // (`prompt:`, `response:`), the others compare one to three keys.
+    let Some(&last) = head.last() else {
+        return false;
+    };
+    keys_ending_with(last).iter().any(|k| {
         head.len() >= k.len()
             && head
                 .get(head.len() - k.len()..)
                 .is_some_and(|tail| tail.eq_ignore_ascii_case(k))
     })
+}
+
+const MIMA: &[u8] = "密码".as_bytes();
+const KOULING: &[u8] = "口令".as_bytes();
+
+/// The keys of `KEY_ENDS` whose last byte is `last` (ASCII case folded), by a switch on it.
+fn keys_ending_with(last: u8) -> &'static [&'static [u8]] {
+    match last.to_ascii_lowercase() {
+        b'd' => &[b"passwd", b"password", b"pwd"],
+        b'e' => &[b"passphrase"],
+        b't' => &[b"secret"],
+        b'y' => &[b"key"],
+        b'n' => &[b"token"],
+        0x81 => &[MIMA],
+        0xA4 => &[KOULING],
+        _ => &[],
+    }
 }
 
 /// Whether `w` has eleven set bits in a row.
@@ -328,6 +346,18 @@ mod tests {
                 };
             }
             assert_eq!(classify(&block), classify_scalar(&block), "{block:?}");
+        }
+    }
+
+    #[test]
+    fn the_keys_by_last_byte_are_the_key_ends() {
+        for b in 0..=255u8 {
+            let want: Vec<&[u8]> = KEY_ENDS
+                .iter()
+                .copied()
+                .filter(|k| k.last().is_some_and(|l| l.eq_ignore_ascii_case(&b)))
+                .collect();
+            assert_eq!(keys_ending_with(b), &want[..], "{b:#x}");
         }
     }
 
