@@ -17,7 +17,7 @@ use sha2::Sha256;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::payload::{Key, Value};
-use crate::places::{Places, EVENT};
+use crate::places::{Places, COMMENT, ERROR_MESSAGE, EVENT, MESSAGE, PARSE_ERROR, RAW_LOG};
 use crate::pyrepr::repr;
 
 mod screen;
@@ -109,18 +109,6 @@ fn prefilter(needs: &[String]) -> Option<DFA<Vec<u32>>> {
         .build_many(&source)
         .ok()
 }
-
-/// The fields `mask_fields` looks at: the event, then the texts it may mask (the first six
-/// of `places::NAMES`, whose indices the choice per event below uses).
-#[cfg(test)]
-const TEXT_FIELDS: [&str; 6] = [
-    "event",
-    "message",
-    "__raw_log__",
-    "error_message",
-    "parse_error",
-    "comment",
-];
 
 /// What the engine masks with (parsers.mask.MaskSettings without user rules).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -414,24 +402,22 @@ impl Masker {
     }
 
     /// `mask_fields` with the places of the fields' names already found (the Stream finds
-    /// them once for masking, its counters and the LLM aggregate); TEXT_FIELDS are the
-    /// first six of `places::NAMES`.
+    /// them once for masking, its counters and the LLM aggregate).
     pub fn mask_fields_at(
         &self,
         fields: &mut [(Key, Value)],
         places: &Places,
     ) -> Vec<(String, u64)> {
         let event = places.first(fields, EVENT);
-        // Indices of TEXT_FIELDS (and of places::NAMES).
         let names: &[usize] = match event {
             Some(Value::Str(e)) => match e.as_str() {
-                "llm_call" => &[1, 3, 4],
-                "prompt" | "result" | "log" => &[1, 4],
+                "llm_call" => &[MESSAGE, ERROR_MESSAGE, PARSE_ERROR],
+                "prompt" | "result" | "log" => &[MESSAGE, PARSE_ERROR],
                 // `comment`: what the user typed with a rating.
-                "feedback" => &[1, 5, 4],
-                _ => &[1, 2, 3, 4],
+                "feedback" => &[MESSAGE, COMMENT, PARSE_ERROR],
+                _ => &[MESSAGE, RAW_LOG, ERROR_MESSAGE, PARSE_ERROR],
             },
-            _ => &[2, 4],
+            _ => &[RAW_LOG, PARSE_ERROR],
         };
         let mut total: Vec<(String, u64)> = Vec::new();
         for &name in names {
@@ -1024,11 +1010,6 @@ mod tests {
         "é",
         "x",
     ];
-
-    #[test]
-    fn text_fields_are_the_first_names_of_places() {
-        assert_eq!(TEXT_FIELDS[..], crate::places::NAMES[..TEXT_FIELDS.len()]);
-    }
 
     /// Every built-in rule alone, then the defaults, then all but ipv4: a screen check of a
     /// rule that is off must not hide a need of one that is on.

@@ -27,7 +27,11 @@ pub const NAMES: [&str; 17] = [
     "time",
 ];
 pub const EVENT: usize = 0;
+pub const MESSAGE: usize = 1;
+pub const RAW_LOG: usize = 2;
+pub const ERROR_MESSAGE: usize = 3;
 pub const PARSE_ERROR: usize = 4;
+pub const COMMENT: usize = 5;
 /// The first of the LLM aggregate's ten roles.
 pub const ROLES: usize = 6;
 pub const TIME: usize = 16;
@@ -192,6 +196,23 @@ mod tests {
             .enumerate()
             .map(|(i, n)| (Key::from(*n), Value::Str(i.to_string())))
             .collect()
+    }
+
+    #[test]
+    fn the_named_indices_name_their_fields() {
+        let named = [
+            (EVENT, "event"),
+            (MESSAGE, "message"),
+            (RAW_LOG, "__raw_log__"),
+            (ERROR_MESSAGE, "error_message"),
+            (PARSE_ERROR, "parse_error"),
+            (COMMENT, "comment"),
+            (ROLES, "app"),
+            (TIME, "time"),
+        ];
+        for (i, want) in named {
+            assert_eq!(NAMES[i], want);
+        }
     }
 
     #[test]
