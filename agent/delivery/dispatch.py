@@ -85,7 +85,7 @@ class Dispatcher:
         return self._sink.state()
 
     def room(self) -> int:
-        return max(0, self._capacity - self._in_flight - self._held())
+        return max(0, self._capacity - self.charged)
 
     def submit(self, batch: SealedBatch) -> None:
         """Hand a registered batch to the senders."""
