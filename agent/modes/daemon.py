@@ -29,6 +29,7 @@ from llmtail.agent.ops.metrics import AgentMetrics
 from llmtail.agent.ops.notify import Notifier
 from llmtail.agent.ops.signals import SignalFlag, take_early
 from llmtail.agent.ops.throughput import Throughput
+from llmtail.agent.reading.newlines import count_lines
 from llmtail.agent.reading.notices import Opened, Released, Resume, Rotated, Truncated
 from llmtail.agent.reading.watcher import Watcher
 from llmtail.agent.state.checkpoint import Checkpointer, CheckpointError, SavedPosition
@@ -212,7 +213,7 @@ class Daemon:
         wall = self._wall()
         for chunk in chunks:
             read += len(chunk.data)
-            lines += chunk.data.count(b"\n")
+            lines += count_lines(chunk.data)
             flow.feed(chunk.key, chunk.data, now, wall)
         if read:
             self._moved = True

@@ -21,15 +21,8 @@ from llmtail.agent.engine.llm_aggregate import (
     empty_like,
 )
 from llmtail.agent.engine.stream import SealedBatch
+from llmtail.agent.reading.newlines import count_lines
 from llmtail.agent.reading.wholefile import DamagedFileError, read_chunks
-
-try:  # the compiled core counts newlines at memchr speed without the GIL
-    from llmtail._core import count_lines
-except ImportError:  # not built: the Python engine still validates
-
-    def count_lines(data: bytes) -> int:
-        return data.count(b"\n")
-
 
 ERROR_EXAMPLES = 20
 TOP = 5
