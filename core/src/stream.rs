@@ -493,15 +493,18 @@ impl Stream {
     fn open(&mut self, now: f64) {
         self.b.started = Some(now);
         self.b.open.path = self.b.path.clone();
-        // Room for what the last batch held, its trailer included (bounded by the batch
-        // limits): no regrowth.
+        // Room for what the last batch held and a sixteenth more, its trailer included
+        // (bounded by the batch limits), reserved exactly: batches of a file differ by a few
+        // percent, and one that outgrew a buffer reserved to the byte doubled it (Vec's
+        // growth): megabytes of fresh pages, and a spare too big to keep beside the others.
         let (bytes, records) = self.b.last_size;
         let o = &mut self.b.open;
         if o.data.capacity() == 0 {
             o.data = self.recycler.take();
         }
+        let room = bytes.saturating_add(bytes / 16);
         o.data
-            .reserve(bytes.min(self.s.max_bytes.saturating_add(TRAILER_ROOM)));
+            .reserve_exact(room.min(self.s.max_bytes.saturating_add(TRAILER_ROOM)));
         o.bounds.reserve(records.min(self.s.max_records) * 4);
         o.times.reserve(records.min(self.s.max_records) * 4);
         if self.s.wire == Wire::Ndjson {
