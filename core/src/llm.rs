@@ -389,9 +389,8 @@ impl Llm {
             if sums.calls == 0 {
                 continue;
             }
-            let hash = other.hashes.get(j).copied().unwrap_or_default();
             let calls = u64::try_from(sums.calls).unwrap_or(u64::MAX);
-            let i = self.slot(other.key(j), hash, calls);
+            let i = self.slot_of(other, j, calls);
             if let Some(t) = target.get_mut(j) {
                 *t = i;
             }
@@ -490,9 +489,7 @@ impl Llm {
 
     /// Where set `i`'s texts start in `text`: where the set before it ends.
     fn set_start(&self, i: usize) -> usize {
-        i.checked_sub(1)
-            .and_then(|j| self.ends.get(j))
-            .map_or(0, |e| e[5])
+        span(&self.ends, i).start
     }
 
     /// The index of the set `key` (whose `hash_strs` is `hash`), if it has one.
@@ -505,27 +502,65 @@ impl Llm {
         self.collided.iter().copied().find(|&j| self.is(j, key))
     }
 
-    /// Whether set `i` is `key` (`key(i) == *key`), text by text, stopping at the first that
-    /// differs, without building `key(i)`.
+    /// Whether set `i` is `key` (`key(i) == *key`).
     #[inline]
     fn is(&self, i: usize, key: &[&str; 6]) -> bool {
-        let Some(ends) = self.ends.get(i) else {
-            return false;
-        };
-        let text = self.text.as_bytes();
-        let mut start = self.set_start(i);
-        for (&end, part) in ends.iter().zip(key) {
-            if text.get(start..end) != Some(part.as_bytes()) {
-                return false;
-            }
-            start = end;
-        }
-        true
+        is_set(&self.text, &self.ends, i, key)
     }
 
     /// `_slot`: the index of `key`, made if there is room, else OTHER's (its `calls` counted
     /// as dropped). One place is kept for OTHER, so the sets never pass the cap.
+    ///
+    /// The usual cases take one probe of `index`: the set is there under its hash, or the
+    /// hash is new and there is room for the set; the rest (a collision, the cap) go the
+    /// long way, `slot_slow`.
     fn slot(&mut self, key: [&str; 6], hash: u64, calls: u64) -> usize {
+        let i = self.label_sets();
+        match self.index.entry(hash) {
+            Entry::Occupied(at) if is_set(&self.text, &self.ends, *at.get(), &key) => *at.get(),
+            Entry::Vacant(slot) if i < self.max_label_sets.saturating_sub(1) || key == OTHER => {
+                slot.insert(i);
+                self.push_set(key, hash);
+                i
+            }
+            _ => self.slot_slow(key, hash, calls),
+        }
+    }
+
+    /// `slot` of `other`'s set `j`, for a merge: its six texts lie one after another in
+    /// `other.text`, as a set's here do, so a set is told equal by its six lengths and one
+    /// compare of bytes, and made by one copy (no `key` built, no compare per text).
+    fn slot_of(&mut self, other: &Llm, j: usize, calls: u64) -> usize {
+        let hash = other.hashes.get(j).copied().unwrap_or_default();
+        let (Some(ends), Some(text)) = (other.ends.get(j), other.text.get(other.set_text(j)))
+        else {
+            return self.slot(other.key(j), hash, calls);
+        };
+        let start = other.set_start(j);
+        let i = self.label_sets();
+        match self.index.entry(hash) {
+            Entry::Occupied(at) if same_set(&self.text, &self.ends, *at.get(), ends, text) => {
+                *at.get()
+            }
+            Entry::Vacant(slot) if i < self.max_label_sets.saturating_sub(1) => {
+                slot.insert(i);
+                let base = self.text.len();
+                self.text.push_str(text);
+                // `ends` less `start` are the texts' ends within `text`.
+                self.push_ends(ends.map(|e| base + e.saturating_sub(start)), hash);
+                i
+            }
+            _ => self.slot_slow(other.key(j), hash, calls),
+        }
+    }
+
+    /// Where set `i`'s six texts lie in `text`, together.
+    fn set_text(&self, i: usize) -> std::ops::Range<usize> {
+        span(&self.ends, i)
+    }
+
+    /// `slot` when `hash` is another set's or the sets are at the cap.
+    fn slot_slow(&mut self, key: [&str; 6], hash: u64, calls: u64) -> usize {
         if let Some(i) = self.find(&key, hash) {
             return i;
         }
@@ -546,19 +581,78 @@ impl Llm {
                 slot.insert(i);
             }
         }
+        self.push_set(key, hash);
+        i
+    }
+
+    /// A new set `key` (whose hash is `hash`) at the end, all its numbers zero; `index` is
+    /// the caller's.
+    fn push_set(&mut self, key: [&str; 6], hash: u64) {
         let text = &mut self.text;
         let ends = key.map(|t| {
             text.push_str(t);
             text.len()
         });
+        self.push_ends(ends, hash);
+    }
+
+    /// The rest of a new set whose texts were just added to `text`, ending at `ends`.
+    fn push_ends(&mut self, ends: [usize; 6], hash: u64) {
         self.ends.push(ends);
         self.hashes.push(hash);
         self.sums.push(Sums::default());
         if let Histograms::Dense(sets) = &mut self.histograms {
             sets.push([0; SLOTS]);
         }
-        i
     }
+}
+
+/// Where set `i` of `ends` (an `Llm`'s) lies in its text: its six texts together (empty past
+/// the end).
+fn span(ends: &[[usize; 6]], i: usize) -> std::ops::Range<usize> {
+    let start = i
+        .checked_sub(1)
+        .and_then(|j| ends.get(j))
+        .map_or(0, |e| e[5]);
+    start..ends.get(i).map_or(start, |e| e[5])
+}
+
+/// Whether set `i` of `text` and `ends` (an `Llm`'s) has the six texts `other` (together,
+/// as another `Llm` keeps a set's) whose ends there are `other_ends`: the six lengths equal,
+/// then one compare of bytes.
+fn same_set(
+    text: &str,
+    ends: &[[usize; 6]],
+    i: usize,
+    other_ends: &[usize; 6],
+    other: &str,
+) -> bool {
+    let (Some(mine), range) = (ends.get(i), span(ends, i)) else {
+        return false;
+    };
+    let lengths = |e: &[usize; 6], start: usize| e.map(|end| end.wrapping_sub(start));
+    let other_start = other_ends[5].wrapping_sub(other.len());
+    lengths(mine, range.start) == lengths(other_ends, other_start)
+        && text.as_bytes().get(range) == Some(other.as_bytes())
+}
+
+/// Whether set `i` of `text` and `ends` (an `Llm`'s) is `key`, text by text, stopping at the
+/// first that differs, without building the set's key. Apart from `Llm` so that `slot` can
+/// ask while it holds an entry of the index.
+#[inline]
+fn is_set(text: &str, ends: &[[usize; 6]], i: usize, key: &[&str; 6]) -> bool {
+    let Some(set) = ends.get(i) else {
+        return false;
+    };
+    let text = text.as_bytes();
+    let mut start = span(ends, i).start;
+    for (&end, part) in set.iter().zip(key) {
+        if text.get(start..end) != Some(part.as_bytes()) {
+            return false;
+        }
+        start = end;
+    }
+    true
 }
 
 /// The buckets (offsets into a set's `Buckets`) a call of these duration and tokens falls
@@ -1003,6 +1097,33 @@ mod tests {
         assert_eq!(total.label_sets(), 3);
         assert_eq!(total.dropped_calls, 2);
         assert!(total.minutes.is_empty());
+    }
+
+    /// A merge compares a set by its six lengths and its texts together: sets whose texts
+    /// run together alike but split differently stay apart, even under one hash.
+    #[test]
+    fn merges_tell_sets_apart_by_every_length() {
+        let keys = [
+            ["ab", "", "c", "d", "e", "f"],
+            ["a", "b", "c", "d", "e", "f"],
+            ["a", "b", "c", "d", "", "ef"],
+        ];
+        let mut total = Llm::new(100);
+        total.slot(keys[0], 7, 1);
+        total.sums[0].calls = 1;
+        let mut part = Llm::for_batch(100);
+        for key in keys {
+            part.slot(key, 7, 1); // one hash for all
+        }
+        for sums in &mut part.sums {
+            sums.calls = 1;
+        }
+        assert_eq!(total.merge_sets(&part), vec![0, 1, 2]);
+        assert_eq!(total.merge_sets(&part), vec![0, 1, 2]);
+        for (i, key) in keys.iter().enumerate() {
+            assert_eq!(total.key(i), *key);
+            assert_eq!(total.sums[i].calls, if i == 0 { 3 } else { 2 });
+        }
     }
 
     #[test]
