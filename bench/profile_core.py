@@ -13,7 +13,9 @@ count of `Stream::__pymethod_feed__` by the records to compare two builds.
 
 `--send` adds what a sender does with each batch before it lets go of it (lz4, MD5 of the body),
 under the agent's malloc settings (agent/ops/malloc.py): the hand-over's copies and page faults
-then count as they do in `llmtail run`; minor page faults per MB are printed too.
+then count as they do in `llmtail run`; minor page faults per MB are printed too. `--metrics`
+counts each batch's LLM aggregate into `/metrics`' totals (`LlmMetrics.count`), as `run` does:
+the merge's cost then shows under `LlmAggregate::merge_window`.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from llmtail.agent.config import load_config  # noqa: E402
 from llmtail.agent.engine.stream import SealedBatch  # noqa: E402
 from llmtail.agent.modes.pipeline import build_engine  # noqa: E402
+from llmtail.agent.ops.llm_metrics import LlmMetrics  # noqa: E402
 from llmtail.agent.ops.malloc import tune_malloc  # noqa: E402
 
 
@@ -54,10 +57,23 @@ def main() -> None:
     ap.add_argument("--engine", choices=("core", "python"), default="core")
     ap.add_argument("--config", type=Path, default=ROOT / "config.example.yaml")
     ap.add_argument("--send", action="store_true", help="also lz4 and MD5 each batch, as sent")
+    ap.add_argument(
+        "--metrics", action="store_true", help="also count each batch's LLM aggregate, as run"
+    )
     args = ap.parse_args()
     if args.send:
         tune_malloc()
-    count = send if args.send else lambda batches: sum(b.records for b in batches)
+    handle = send if args.send else lambda batches: sum(b.records for b in batches)
+    metrics = LlmMetrics()
+
+    def count(batches: list[SealedBatch]) -> int:
+        """The batches' records, after what `--send` and `--metrics` ask of each."""
+        if args.metrics:
+            for b in batches:
+                if b.llm is not None:
+                    metrics.count(b.llm)
+        return handle(batches)
+
     engine = build_engine(load_config(args.config), wire=args.wire, engine=args.engine)
     stream = engine.open(str(args.path), str(args.path), 0, 0)
     limit, read, records = args.mb << 20, 0, 0
@@ -70,7 +86,7 @@ def main() -> None:
     cpu = time.process_time() - start
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
     mb = read / 1e6
-    sent = "+send" if args.send else ""
+    sent = ("+send" if args.send else "") + ("+metrics" if args.metrics else "")
     print(
         f"{args.engine}/{args.wire}{sent}: {records:,} records, {mb:.1f} MB in {cpu:.2f} CPU s:"
         f" {records / cpu:,.0f} records/s, {cpu / mb:.4f} CPU s/MB, {faults / mb:,.0f} faults/MB"

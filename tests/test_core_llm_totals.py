@@ -95,6 +95,7 @@ def test_core_totals_merge_exactly_as_python_totals(
         (_core.LlmAggregate(cap, 0), LlmAggregate(cap, 0)),  # merge_window, as /metrics does
     ]
     for c, r in zip(core, ref, strict=True):
+        assert numbers(c.snapshot()) == numbers(r.snapshot())  # a batch's own numbers
         totals[0][0].merge(c, minutes)
         totals[0][1].merge(r, minutes)
         got = summed(totals[1][0].merge_window(c, lo, hi))
@@ -106,6 +107,11 @@ def test_core_totals_merge_exactly_as_python_totals(
     again_c.merge(totals[0][0], minutes)
     again_r.merge(totals[0][1].snapshot(), minutes)
     assert numbers(again_c.snapshot()) == numbers(again_r.snapshot())
+    # A batch's aggregate (its buckets kept call by call) merged into counts the same too.
+    if len(core) > 1:
+        core[0].merge(core[-1], minutes)
+        ref[0].merge(ref[-1], minutes)
+        assert numbers(core[0].snapshot()) == numbers(ref[0].snapshot())
 
 
 def summed(cells: list[tuple[str, str, int, int, int]]) -> Counter[tuple[object, ...]]:

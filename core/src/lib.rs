@@ -187,10 +187,6 @@ fn int(py: Python<'_>, v: u128) -> PyResult<PyObject> {
     })
 }
 
-fn ints(py: Python<'_>, column: &[u128]) -> PyResult<Vec<PyObject>> {
-    column.iter().map(|&v| int(py, v)).collect()
-}
-
 fn value_to_py(py: Python<'_>, v: &Value) -> PyResult<PyObject> {
     Ok(match v {
         Value::None => py.None(),
@@ -569,10 +565,7 @@ impl LlmAggregate {
         hi: i64,
     ) -> PyResult<Vec<WindowCell>> {
         let (into, from) = (&mut self.inner, &other.inner);
-        let cells = guarded(py, "<llm aggregate>", 0, || {
-            into.merge(from, false);
-            into.window(from, lo, hi)
-        })?;
+        let cells = guarded(py, "<llm aggregate>", 0, || into.merge_window(from, lo, hi))?;
         cells
             .into_iter()
             .map(|(m, w, minute, calls, tokens)| Ok((m, w, minute, calls, int(py, tokens)?)))
@@ -603,14 +596,18 @@ impl LlmAggregate {
             })
             .collect::<PyResult<_>>()?;
         kw.set_item("keys", keys)?;
-        kw.set_item("calls", ints(py, &a.calls)?)?;
-        kw.set_item("input_tokens", ints(py, &a.input_tokens)?)?;
-        kw.set_item("output_tokens", ints(py, &a.output_tokens)?)?;
-        kw.set_item("total_tokens", ints(py, &a.total_tokens)?)?;
-        kw.set_item("duration_ms", ints(py, &a.duration_ms)?)?;
-        kw.set_item("duration_buckets", &a.duration_buckets)?;
-        kw.set_item("input_buckets", &a.input_buckets)?;
-        kw.set_item("output_buckets", &a.output_buckets)?;
+        let column = |sum: fn(&llm::Sums) -> u128| -> PyResult<Vec<PyObject>> {
+            a.sums().iter().map(|s| int(py, sum(s))).collect()
+        };
+        kw.set_item("calls", column(|s| s.calls)?)?;
+        kw.set_item("input_tokens", column(|s| s.input_tokens)?)?;
+        kw.set_item("output_tokens", column(|s| s.output_tokens)?)?;
+        kw.set_item("total_tokens", column(|s| s.total_tokens)?)?;
+        kw.set_item("duration_ms", column(|s| s.duration_ms)?)?;
+        let [duration, input, output] = a.bucket_columns();
+        kw.set_item("duration_buckets", duration)?;
+        kw.set_item("input_buckets", input)?;
+        kw.set_item("output_buckets", output)?;
         let minutes = PyDict::new(py);
         for &(i, m, n, t) in &a.minutes {
             minutes.set_item(

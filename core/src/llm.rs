@@ -42,6 +42,54 @@ const MAX_STR_DIGITS: usize = 4300;
 pub type LabelKey<'a> = [&'a str; 6];
 const OTHER: LabelKey<'static> = ["other"; 6];
 
+/// The five sums of one label set side by side: a call adds to all five, which then share
+/// two cache lines instead of taking one in each of five columns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sums {
+    pub calls: u128,
+    pub input_tokens: u128,
+    pub output_tokens: u128,
+    pub total_tokens: u128,
+    pub duration_ms: u128,
+}
+
+impl Sums {
+    /// `other`'s sums added into these (saturating, as the u128s stand for Python's ints).
+    fn add(&mut self, other: &Sums) {
+        self.calls = self.calls.saturating_add(other.calls);
+        self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
+        self.total_tokens = self.total_tokens.saturating_add(other.total_tokens);
+        self.duration_ms = self.duration_ms.saturating_add(other.duration_ms);
+    }
+}
+
+/// A set's histogram buckets in one array: `DURATION_SLOTS` of duration, then `TOKEN_SLOTS`
+/// of input tokens, then `TOKEN_SLOTS` of output tokens.
+pub const SLOTS: usize = DURATION_SLOTS + 2 * TOKEN_SLOTS;
+const INPUT_AT: usize = DURATION_SLOTS;
+const OUTPUT_AT: usize = DURATION_SLOTS + TOKEN_SLOTS;
+type Buckets = [u64; SLOTS];
+
+/// One call as the histograms count it: its set and the three buckets it falls in (offsets
+/// into a set's `Buckets`, each below `SLOTS`, so a byte).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Call {
+    set: usize,
+    at: [u8; 3],
+}
+
+/// The histograms of an aggregate, kept in one of two ways.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Histograms {
+    /// All `SLOTS` buckets of every set: a long-lived total, merged into batch after batch.
+    Dense(Vec<Buckets>),
+    /// The calls one by one: a batch's aggregate, whose ~1,200 sets get 1-2 calls each, so
+    /// 360 bytes of zeroed buckets per set (fresh memory in every batch) would hold 1-2
+    /// counts; 16 bytes a call are read once, by the merge into a total.
+    Calls(Vec<Call>),
+}
+
 /// The aggregate of one batch's llm_call and feedback records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Llm {
@@ -60,14 +108,9 @@ pub struct Llm {
     index: FxMap<u64, usize>,
     /// The sets whose hash is another set's in `index` (rare).
     collided: Vec<usize>,
-    pub calls: Vec<u128>,
-    pub input_tokens: Vec<u128>,
-    pub output_tokens: Vec<u128>,
-    pub total_tokens: Vec<u128>,
-    pub duration_ms: Vec<u128>,
-    pub duration_buckets: Vec<u64>,
-    pub input_buckets: Vec<u64>,
-    pub output_buckets: Vec<u64>,
+    /// Calls, token and duration sums, per set.
+    sums: Vec<Sums>,
+    histograms: Histograms,
     /// (label index, epoch minute, calls, tokens) in the order the cells were made.
     pub minutes: Vec<(usize, i64, u64, u128)>,
     minute_at: FxMap<(usize, i64), usize>,
@@ -82,7 +125,8 @@ impl Llm {
         Llm::with_caps(max_label_sets, DEFAULT_MAX_MINUTE_CELLS)
     }
 
-    /// An empty aggregate of at most `max_label_sets` label sets and `max_minute_cells` cells.
+    /// An empty aggregate of at most `max_label_sets` label sets and `max_minute_cells` cells,
+    /// with dense histograms: what the binding makes, the totals merged into.
     pub fn with_caps(max_label_sets: usize, max_minute_cells: usize) -> Llm {
         Llm {
             max_label_sets,
@@ -92,14 +136,8 @@ impl Llm {
             hashes: Vec::new(),
             index: FxMap::default(),
             collided: Vec::new(),
-            calls: Vec::new(),
-            input_tokens: Vec::new(),
-            output_tokens: Vec::new(),
-            total_tokens: Vec::new(),
-            duration_ms: Vec::new(),
-            duration_buckets: Vec::new(),
-            input_buckets: Vec::new(),
-            output_buckets: Vec::new(),
+            sums: Vec::new(),
+            histograms: Histograms::Dense(Vec::new()),
             minutes: Vec::new(),
             minute_at: FxMap::default(),
             feedback: Vec::new(),
@@ -108,15 +146,13 @@ impl Llm {
         }
     }
 
-    /// The per-set sums, each one column.
-    fn sums_mut(&mut self) -> [&mut Vec<u128>; 5] {
-        [
-            &mut self.calls,
-            &mut self.input_tokens,
-            &mut self.output_tokens,
-            &mut self.total_tokens,
-            &mut self.duration_ms,
-        ]
+    /// An empty aggregate for one batch: its histograms keep the calls one by one (see
+    /// `Histograms::Calls`); it reads and merges as a dense one would.
+    pub fn for_batch(max_label_sets: usize) -> Llm {
+        Llm {
+            histograms: Histograms::Calls(Vec::new()),
+            ..Llm::new(max_label_sets)
+        }
     }
 
     /// Room for `sets` label sets (at most the cap) made without growing any column: a
@@ -129,12 +165,12 @@ impl Llm {
         self.ends.reserve(extra);
         self.hashes.reserve(extra);
         self.index.reserve(extra);
-        for column in self.sums_mut() {
-            column.reserve(extra);
+        self.sums.reserve(extra);
+        match &mut self.histograms {
+            Histograms::Dense(sets) => sets.reserve(extra),
+            // Calls per set, as in the bench (~1.7): a few more grow the Vec once.
+            Histograms::Calls(calls) => calls.reserve(extra * 2),
         }
-        self.duration_buckets.reserve(extra * DURATION_SLOTS);
-        self.input_buckets.reserve(extra * TOKEN_SLOTS);
-        self.output_buckets.reserve(extra * TOKEN_SLOTS);
     }
 
     /// Room for `cells` minute cells (at most the cap) made without growing: as `reserve`,
@@ -158,6 +194,43 @@ impl Llm {
 
     pub fn max_minute_cells(&self) -> usize {
         self.max_minute_cells
+    }
+
+    /// The sums of each label set, in the sets' order.
+    pub fn sums(&self) -> &[Sums] {
+        &self.sums
+    }
+
+    /// The duration, input and output histograms as the Python aggregate holds them: one
+    /// flat column each, `DURATION_SLOTS` or `TOKEN_SLOTS` buckets per set.
+    pub fn bucket_columns(&self) -> [Vec<u64>; 3] {
+        let sets = self.label_sets();
+        let mut columns = [
+            vec![0; sets * DURATION_SLOTS],
+            vec![0; sets * TOKEN_SLOTS],
+            vec![0; sets * TOKEN_SLOTS],
+        ];
+        let mut count = |i: usize, b: &Buckets| {
+            let [d, inp, out] = &mut columns;
+            add_into(d, i * DURATION_SLOTS, b.get(..INPUT_AT).unwrap_or(&[]));
+            add_into(
+                inp,
+                i * TOKEN_SLOTS,
+                b.get(INPUT_AT..OUTPUT_AT).unwrap_or(&[]),
+            );
+            add_into(out, i * TOKEN_SLOTS, b.get(OUTPUT_AT..).unwrap_or(&[]));
+        };
+        match &self.histograms {
+            Histograms::Dense(sets) => sets.iter().enumerate().for_each(|(i, b)| count(i, b)),
+            Histograms::Calls(calls) => {
+                for c in calls {
+                    let mut one = [0; SLOTS];
+                    count_at(&mut one, c.at, 1);
+                    count(c.set, &one);
+                }
+            }
+        }
+        columns
     }
 
     /// Counts one record whose event is llm_call or feedback (`time_s`: its own time, if any).
@@ -199,33 +272,31 @@ impl Llm {
             v => number(v),
         };
         let ms = number(ms);
-        let add = |column: &mut Vec<u128>, n: u128| {
-            if let Some(c) = column.get_mut(i) {
-                *c = c.saturating_add(n);
-            }
+        let call = Sums {
+            calls: 1,
+            input_tokens: inp,
+            output_tokens: out,
+            total_tokens: total,
+            duration_ms: ms,
         };
-        add(&mut self.calls, 1);
-        add(&mut self.input_tokens, inp);
-        add(&mut self.output_tokens, out);
-        add(&mut self.total_tokens, total);
-        add(&mut self.duration_ms, ms);
-        bump(
-            &mut self.duration_buckets,
-            i * DURATION_SLOTS + duration_slot(ms),
-            1,
-        );
-        bump(
-            &mut self.input_buckets,
-            i * TOKEN_SLOTS + token_slot(inp),
-            1,
-        );
-        bump(
-            &mut self.output_buckets,
-            i * TOKEN_SLOTS + token_slot(out),
-            1,
-        );
+        if let Some(sums) = self.sums.get_mut(i) {
+            sums.add(&call);
+        }
+        self.count_call(i, buckets_of(ms, inp, out));
         if let Some(t) = time_s {
             self.add_minute(i, t.div_euclid(60), 1, total);
+        }
+    }
+
+    /// One call of set `i` into the histograms, at the buckets `at`.
+    fn count_call(&mut self, i: usize, at: [u8; 3]) {
+        match &mut self.histograms {
+            Histograms::Dense(sets) => {
+                if let Some(b) = sets.get_mut(i) {
+                    count_at(b, at, 1);
+                }
+            }
+            Histograms::Calls(calls) => calls.push(Call { set: i, at }),
         }
     }
 
@@ -256,82 +327,41 @@ impl Llm {
     /// dropped), sets without calls add nothing, and `minutes: false` leaves the per-minute
     /// cells and their dropped count out (a long-lived total keeps none).
     pub fn merge(&mut self, other: &Llm, minutes: bool) {
-        let mut target = vec![usize::MAX; other.label_sets()];
-        for (j, key) in (0..other.label_sets()).map(|j| (j, other.key(j))) {
-            let calls = other.calls.get(j).copied().unwrap_or(0);
-            let hash = other.hashes.get(j).copied().unwrap_or_default();
-            if calls != 0 {
-                let calls = u64::try_from(calls).unwrap_or(u64::MAX);
-                target[j] = self.slot(key, hash, calls);
-            }
-        }
-        for (j, &i) in target.iter().enumerate() {
-            if i == usize::MAX {
-                continue;
-            }
-            for (dst, src) in [
-                (&mut self.calls, &other.calls),
-                (&mut self.input_tokens, &other.input_tokens),
-                (&mut self.output_tokens, &other.output_tokens),
-                (&mut self.total_tokens, &other.total_tokens),
-                (&mut self.duration_ms, &other.duration_ms),
-            ] {
-                if let (Some(d), Some(s)) = (dst.get_mut(i), src.get(j)) {
-                    *d = d.saturating_add(*s);
-                }
-            }
-            add_span(
-                &mut self.duration_buckets,
-                &other.duration_buckets,
-                i,
-                j,
-                DURATION_SLOTS,
-            );
-            add_span(
-                &mut self.input_buckets,
-                &other.input_buckets,
-                i,
-                j,
-                TOKEN_SLOTS,
-            );
-            add_span(
-                &mut self.output_buckets,
-                &other.output_buckets,
-                i,
-                j,
-                TOKEN_SLOTS,
-            );
-        }
+        let target = self.merge_sets(other);
         if minutes {
             for &(j, minute, calls, tokens) in &other.minutes {
-                if let Some(i) = self.guarded(other.key(j)) {
+                if let Some(i) = self.guarded_at(&target, other, j) {
                     self.add_minute(i, minute, calls, tokens);
                 }
             }
             self.dropped_minutes = self.dropped_minutes.saturating_add(other.dropped_minutes);
         }
-        for (rating, n) in &other.feedback {
-            match self.feedback.iter_mut().find(|(r, _)| r == rating) {
-                Some(slot) => slot.1 = slot.1.saturating_add(*n),
-                None => self.feedback.push((rating.clone(), *n)),
-            }
-        }
-        self.dropped_calls = self.dropped_calls.saturating_add(other.dropped_calls);
     }
 
-    /// `other`'s per-minute cells whose minute is in `lo..=hi`, summed by (model, workspace)
-    /// of the label set they count under here (OTHER for a set this one has not got), in the
-    /// order first seen: `/metrics`' QPM/TPM window, after `merge(other, false)`.
-    pub fn window(&self, other: &Llm, lo: i64, hi: i64) -> Vec<(String, String, i64, u64, u128)> {
+    /// `merge(other, false)`, then `other`'s per-minute cells whose minute is in `lo..=hi`,
+    /// summed by (model, workspace) of the label set they count under here (OTHER for a set
+    /// this one has not got), in the order first seen: `/metrics`' QPM/TPM window.
+    pub fn merge_window(
+        &mut self,
+        other: &Llm,
+        lo: i64,
+        hi: i64,
+    ) -> Vec<(String, String, i64, u64, u128)> {
+        let target = self.merge_sets(other);
+        let this = &*self;
         let mut out: Vec<(String, String, i64, u64, u128)> = Vec::new();
         let mut at: FxMap<(&str, &str, i64), usize> = FxMap::default();
         for &(j, minute, calls, tokens) in &other.minutes {
             if minute < lo || minute > hi {
                 continue;
             }
-            let key = other.key(j);
-            let (model, workspace) = match self.find(&key, hash_strs(&key)) {
-                Some(_) => (key[2], key[3]),
+            // The set it counts under here is its own or OTHER's (`guarded_at`): either way
+            // that set's model and workspace are the ones to show.
+            let (model, workspace) = match this.guarded_at(&target, other, j) {
+                Some(i) => {
+                    let key = this.key(i);
+                    (key[2], key[3])
+                }
                 None => ("other", "other"),
             };
             match at.get(&(model, workspace, minute)) {
@@ -350,8 +380,91 @@ impl Llm {
         out
     }
 
-    /// The index of `key` here, else OTHER's (`_guarded`), if either has one.
-    fn guarded(&self, key: LabelKey<'_>) -> Option<usize> {
+    /// The label sets, sums, histograms, feedback and dropped calls of `other` added into
+    /// this one (`merge` but the minutes); returns where each of `other`'s sets went here
+    /// (`usize::MAX` for a set without calls, which adds nothing).
+    fn merge_sets(&mut self, other: &Llm) -> Vec<usize> {
+        let mut target = vec![usize::MAX; other.label_sets()];
+        for (j, sums) in other.sums.iter().enumerate() {
+            if sums.calls == 0 {
+                continue;
+            }
+            let calls = u64::try_from(sums.calls).unwrap_or(u64::MAX);
+            let i = self.slot_of(other, j, calls);
+            if let Some(t) = target.get_mut(j) {
+                *t = i;
+            }
+            if let Some(d) = self.sums.get_mut(i) {
+                d.add(sums);
+            }
+        }
+        self.merge_histograms(other, &target);
+        for (rating, n) in &other.feedback {
+            match self.feedback.iter_mut().find(|(r, _)| r == rating) {
+                Some(slot) => slot.1 = slot.1.saturating_add(*n),
+                None => self.feedback.push((rating.clone(), *n)),
+            }
+        }
+        self.dropped_calls = self.dropped_calls.saturating_add(other.dropped_calls);
+        target
+    }
+
+    /// `other`'s histograms added into this one's, set `j` there into set `target[j]` here.
+    /// This one becomes dense first if it was not (a batch merged into: rare).
+    fn merge_histograms(&mut self, other: &Llm, target: &[usize]) {
+        let mut into = self.take_dense();
+        match &other.histograms {
+            Histograms::Dense(sets) => {
+                for (b, &i) in sets.iter().zip(target) {
+                    if let Some(d) = into.get_mut(i) {
+                        for (d, s) in d.iter_mut().zip(b) {
+                            *d = d.saturating_add(*s);
+                        }
+                    }
+                }
+            }
+            Histograms::Calls(calls) => {
+                for c in calls {
+                    let to = target.get(c.set).and_then(|&i| into.get_mut(i));
+                    if let Some(d) = to {
+                        count_at(d, c.at, 1);
+                    }
+                }
+            }
+        }
+        self.histograms = Histograms::Dense(into);
+    }
+
+    /// The buckets of every set, dense (made from the calls if they were kept one by one),
+    /// taken out of this aggregate for a merge to add into and give back.
+    fn take_dense(&mut self) -> Vec<Buckets> {
+        let empty = Histograms::Dense(Vec::new());
+        let mut dense = match std::mem::replace(&mut self.histograms, empty) {
+            Histograms::Dense(dense) => dense,
+            Histograms::Calls(calls) => {
+                let mut dense = vec![[0; SLOTS]; self.label_sets()];
+                for c in calls {
+                    if let Some(b) = dense.get_mut(c.set) {
+                        count_at(b, c.at, 1);
+                    }
+                }
+                dense
+            }
+        };
+        // `slot` keeps one per set; made to fit in any case, so no index below misses.
+        dense.resize(self.label_sets(), [0; SLOTS]);
+        dense
+    }
+
+    /// `_guarded` of `other`'s set `j` just merged: the index of its key here, else OTHER's,
+    /// if either has one. The merge put it at `target[j]`, which is one or the other (its
+    /// own set if it was here or made, OTHER's if the cap turned it away), so it is looked
+    /// up again only if the merge passed it by (no calls).
+    fn guarded_at(&self, target: &[usize], other: &Llm, j: usize) -> Option<usize> {
+        if let Some(&i) = target.get(j).filter(|&&i| i != usize::MAX) {
+            return Some(i);
+        }
+        let key = other.key(j);
         self.find(&key, hash_strs(&key))
             .or_else(|| self.find(&OTHER, hash_strs(&OTHER)))
     }
@@ -376,9 +489,7 @@ impl Llm {
 
     /// Where set `i`'s texts start in `text`: where the set before it ends.
     fn set_start(&self, i: usize) -> usize {
-        i.checked_sub(1)
-            .and_then(|j| self.ends.get(j))
-            .map_or(0, |e| e[5])
+        span(&self.ends, i).start
     }
 
     /// The index of the set `key` (whose `hash_strs` is `hash`), if it has one.
@@ -391,27 +502,65 @@ impl Llm {
         self.collided.iter().copied().find(|&j| self.is(j, key))
     }
 
-    /// Whether set `i` is `key` (`key(i) == *key`), text by text, stopping at the first that
-    /// differs, without building `key(i)`.
+    /// Whether set `i` is `key` (`key(i) == *key`).
     #[inline]
     fn is(&self, i: usize, key: &[&str; 6]) -> bool {
-        let Some(ends) = self.ends.get(i) else {
-            return false;
-        };
-        let text = self.text.as_bytes();
-        let mut start = self.set_start(i);
-        for (&end, part) in ends.iter().zip(key) {
-            if text.get(start..end) != Some(part.as_bytes()) {
-                return false;
-            }
-            start = end;
-        }
-        true
+        is_set(&self.text, &self.ends, i, key)
     }
 
     /// `_slot`: the index of `key`, made if there is room, else OTHER's (its `calls` counted
     /// as dropped). One place is kept for OTHER, so the sets never pass the cap.
+    ///
+    /// The usual cases take one probe of `index`: the set is there under its hash, or the
+    /// hash is new and there is room for the set; the rest (a collision, the cap) go the
+    /// long way, `slot_slow`.
     fn slot(&mut self, key: [&str; 6], hash: u64, calls: u64) -> usize {
+        let i = self.label_sets();
+        match self.index.entry(hash) {
+            Entry::Occupied(at) if is_set(&self.text, &self.ends, *at.get(), &key) => *at.get(),
+            Entry::Vacant(slot) if i < self.max_label_sets.saturating_sub(1) || key == OTHER => {
+                slot.insert(i);
+                self.push_set(key, hash);
+                i
+            }
+            _ => self.slot_slow(key, hash, calls),
+        }
+    }
+
+    /// `slot` of `other`'s set `j`, for a merge: its six texts lie one after another in
+    /// `other.text`, as a set's here do, so a set is told equal by its six lengths and one
+    /// compare of bytes, and made by one copy (no `key` built, no compare per text).
+    fn slot_of(&mut self, other: &Llm, j: usize, calls: u64) -> usize {
+        let hash = other.hashes.get(j).copied().unwrap_or_default();
+        let (Some(ends), Some(text)) = (other.ends.get(j), other.text.get(other.set_text(j)))
+        else {
+            return self.slot(other.key(j), hash, calls);
+        };
+        let start = other.set_start(j);
+        let i = self.label_sets();
+        match self.index.entry(hash) {
+            Entry::Occupied(at) if same_set(&self.text, &self.ends, *at.get(), ends, text) => {
+                *at.get()
+            }
+            Entry::Vacant(slot) if i < self.max_label_sets.saturating_sub(1) => {
+                slot.insert(i);
+                let base = self.text.len();
+                self.text.push_str(text);
+                // `ends` less `start` are the texts' ends within `text`.
+                self.push_ends(ends.map(|e| base + e.saturating_sub(start)), hash);
+                i
+            }
+            _ => self.slot_slow(other.key(j), hash, calls),
+        }
+    }
+
+    /// Where set `i`'s six texts lie in `text`, together.
+    fn set_text(&self, i: usize) -> std::ops::Range<usize> {
+        span(&self.ends, i)
+    }
+
+    /// `slot` when `hash` is another set's or the sets are at the cap.
+    fn slot_slow(&mut self, key: [&str; 6], hash: u64, calls: u64) -> usize {
         if let Some(i) = self.find(&key, hash) {
             return i;
         }
@@ -432,39 +581,106 @@ impl Llm {
                 slot.insert(i);
             }
         }
+        self.push_set(key, hash);
+        i
+    }
+
+    /// A new set `key` (whose hash is `hash`) at the end, all its numbers zero; `index` is
+    /// the caller's.
+    fn push_set(&mut self, key: [&str; 6], hash: u64) {
         let text = &mut self.text;
         let ends = key.map(|t| {
             text.push_str(t);
             text.len()
         });
+        self.push_ends(ends, hash);
+    }
+
+    /// The rest of a new set whose texts were just added to `text`, ending at `ends`.
+    fn push_ends(&mut self, ends: [usize; 6], hash: u64) {
         self.ends.push(ends);
         self.hashes.push(hash);
-        for column in self.sums_mut() {
-            column.push(0);
+        self.sums.push(Sums::default());
+        if let Histograms::Dense(sets) = &mut self.histograms {
+            sets.push([0; SLOTS]);
         }
-        self.duration_buckets.extend([0; DURATION_SLOTS]);
-        self.input_buckets.extend([0; TOKEN_SLOTS]);
-        self.output_buckets.extend([0; TOKEN_SLOTS]);
-        i
     }
 }
 
-/// Adds set `j`'s `slots` histogram buckets of `src` into set `i`'s of `dst`.
-fn add_span(dst: &mut [u64], src: &[u64], i: usize, j: usize, slots: usize) {
-    let (Some(d), Some(s)) = (
-        dst.get_mut(i * slots..(i + 1) * slots),
-        src.get(j * slots..(j + 1) * slots),
-    ) else {
-        return;
+/// Where set `i` of `ends` (an `Llm`'s) lies in its text: its six texts together (empty past
+/// the end).
+fn span(ends: &[[usize; 6]], i: usize) -> std::ops::Range<usize> {
+    let start = i
+        .checked_sub(1)
+        .and_then(|j| ends.get(j))
+        .map_or(0, |e| e[5]);
+    start..ends.get(i).map_or(start, |e| e[5])
+}
+
+/// Whether set `i` of `text` and `ends` (an `Llm`'s) has the six texts `other` (together,
+/// as another `Llm` keeps a set's) whose ends there are `other_ends`: the six lengths equal,
+/// then one compare of bytes.
+fn same_set(
+    text: &str,
+    ends: &[[usize; 6]],
+    i: usize,
+    other_ends: &[usize; 6],
+    other: &str,
+) -> bool {
+    let (Some(mine), range) = (ends.get(i), span(ends, i)) else {
+        return false;
     };
-    for (d, s) in d.iter_mut().zip(s) {
-        *d = d.saturating_add(*s);
+    let lengths = |e: &[usize; 6], start: usize| e.map(|end| end.wrapping_sub(start));
+    let other_start = other_ends[5].wrapping_sub(other.len());
+    lengths(mine, range.start) == lengths(other_ends, other_start)
+        && text.as_bytes().get(range) == Some(other.as_bytes())
+}
+
+/// Whether set `i` of `text` and `ends` (an `Llm`'s) is `key`, text by text, stopping at the
+/// first that differs, without building the set's key. Apart from `Llm` so that `slot` can
+/// ask while it holds an entry of the index.
+#[inline]
+fn is_set(text: &str, ends: &[[usize; 6]], i: usize, key: &[&str; 6]) -> bool {
+    let Some(set) = ends.get(i) else {
+        return false;
+    };
+    let text = text.as_bytes();
+    let mut start = span(ends, i).start;
+    for (&end, part) in set.iter().zip(key) {
+        if text.get(start..end) != Some(part.as_bytes()) {
+            return false;
+        }
+        start = end;
+    }
+    true
+}
+
+/// The buckets (offsets into a set's `Buckets`) a call of these duration and tokens falls
+/// in: each slot is at most 14, so every offset is below `SLOTS` and fits a byte.
+fn buckets_of(ms: u128, input: u128, output: u128) -> [u8; 3] {
+    [
+        duration_slot(ms),
+        INPUT_AT + token_slot(input),
+        OUTPUT_AT + token_slot(output),
+    ]
+    .map(|at| u8::try_from(at).unwrap_or(u8::MAX))
+}
+
+/// `n` more calls in each of the buckets `at` (an offset past the end counts nowhere).
+fn count_at(buckets: &mut Buckets, at: [u8; 3], n: u64) {
+    for a in at {
+        if let Some(c) = buckets.get_mut(usize::from(a)) {
+            *c = c.saturating_add(n);
+        }
     }
 }
 
-fn bump(column: &mut [u64], at: usize, n: u64) {
-    if let Some(c) = column.get_mut(at) {
-        *c = c.saturating_add(n);
+/// `src` added into `dst` from `start` on.
+fn add_into(dst: &mut [u64], start: usize, src: &[u64]) {
+    if let Some(d) = dst.get_mut(start..start + src.len()) {
+        for (d, s) in d.iter_mut().zip(src) {
+            *d = d.saturating_add(*s);
+        }
     }
 }
 
@@ -709,7 +925,12 @@ mod tests {
         let mut one = Llm::new(2000);
         let mut total = Llm::new(2000);
         for batch in 0..5 {
-            let mut part = Llm::new(2000);
+            // Batches of both kinds of histograms merge alike.
+            let mut part = if batch % 2 == 0 {
+                Llm::for_batch(2000)
+            } else {
+                Llm::new(2000)
+            };
             for n in 0..40 {
                 let fields = vec![
                     (
@@ -725,23 +946,7 @@ mod tests {
             }
             total.merge(&part, true);
         }
-        let sorted = |a: &Llm| {
-            let mut rows: Vec<_> = (0..a.label_sets())
-                .map(|i| {
-                    (
-                        a.key(i).map(str::to_string),
-                        a.calls[i],
-                        a.input_tokens[i],
-                        a.duration_ms[i],
-                        a.duration_buckets[i * DURATION_SLOTS..(i + 1) * DURATION_SLOTS].to_vec(),
-                        a.input_buckets[i * TOKEN_SLOTS..(i + 1) * TOKEN_SLOTS].to_vec(),
-                    )
-                })
-                .collect();
-            rows.sort();
-            rows
-        };
-        assert_eq!(sorted(&total), sorted(&one));
+        assert_eq!(rows(&total), rows(&one));
         assert_eq!(total.feedback, one.feedback);
         let cells = |a: &Llm| {
             let mut c: Vec<_> = a
@@ -753,6 +958,172 @@ mod tests {
             c
         };
         assert_eq!(cells(&total), cells(&one));
+    }
+
+    /// Each set's key, sums and duration, input and output buckets, sorted by key.
+    fn rows(a: &Llm) -> Vec<([String; 6], Sums, [Vec<u64>; 3])> {
+        let [d, inp, out] = a.bucket_columns();
+        let mut rows: Vec<_> = (0..a.label_sets())
+            .map(|i| {
+                let span = |c: &[u64], w: usize| c[i * w..(i + 1) * w].to_vec();
+                (
+                    a.key(i).map(str::to_string),
+                    a.sums()[i],
+                    [
+                        span(&d, DURATION_SLOTS),
+                        span(&inp, TOKEN_SLOTS),
+                        span(&out, TOKEN_SLOTS),
+                    ],
+                )
+            })
+            .collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows
+    }
+
+    /// Records of `sets` label sets (by app and model), some numbers missing or past the
+    /// buckets, over a few minutes.
+    fn records(n: i64, sets: i64) -> Vec<(Vec<(Key, Value)>, i64)> {
+        (0..n)
+            .map(|r| {
+                let fields = vec![
+                    (Key::from("app"), Value::Str(format!("a{}", r % sets))),
+                    (Key::from("model"), Value::Str(format!("m{}", r % 3))),
+                    (
+                        Key::from("input_tokens"),
+                        Value::Int(format!("{}", r * r * 997)),
+                    ),
+                    (
+                        Key::from("output_tokens"),
+                        Value::Int(format!("{}", r * 31)),
+                    ),
+                    (
+                        Key::from("duration_ms"),
+                        Value::Int(format!("{}", r * r * 89)),
+                    ),
+                ];
+                (fields, r * 23)
+            })
+            .collect()
+    }
+
+    /// A batch's aggregate (calls kept one by one) reads as the dense one of the same
+    /// records: the same sets in the same order, sums, buckets, cells and caps.
+    #[test]
+    fn batch_aggregates_read_as_dense_ones() {
+        for cap in [3, 2000] {
+            let mut batch = Llm::for_batch(cap);
+            let mut dense = Llm::new(cap);
+            for (fields, t) in records(300, 40) {
+                batch.add(&fields, "llm_call", Some(t));
+                dense.add(&fields, "llm_call", Some(t));
+            }
+            assert_eq!(batch.bucket_columns(), dense.bucket_columns());
+            assert_eq!(batch.sums(), dense.sums());
+            assert_eq!(batch.minutes, dense.minutes);
+            assert_eq!(batch.dropped_calls, dense.dropped_calls);
+            assert_eq!(
+                (0..batch.label_sets())
+                    .map(|i| batch.key(i))
+                    .collect::<Vec<_>>(),
+                (0..dense.label_sets())
+                    .map(|i| dense.key(i))
+                    .collect::<Vec<_>>()
+            );
+            assert_eq!(
+                batch.bucket_columns()[0].iter().sum::<u64>(),
+                300,
+                "one duration bucket a call"
+            );
+        }
+    }
+
+    /// Merging into a batch's aggregate (which then holds its buckets densely) counts as
+    /// merging into a dense one.
+    #[test]
+    fn batch_aggregates_take_merges() {
+        let mut batch = Llm::for_batch(2000);
+        let mut dense = Llm::new(2000);
+        let mut part = Llm::for_batch(2000);
+        for (fields, t) in records(200, 30) {
+            batch.add(&fields, "llm_call", Some(t));
+            dense.add(&fields, "llm_call", Some(t));
+        }
+        for (fields, t) in records(90, 50) {
+            part.add(&fields, "llm_call", Some(t + 7));
+        }
+        batch.merge(&part, true);
+        dense.merge(&part, true);
+        assert_eq!(rows(&batch), rows(&dense));
+        assert_eq!(batch.minutes, dense.minutes);
+        for (fields, t) in records(10, 60) {
+            batch.add(&fields, "llm_call", Some(t));
+            dense.add(&fields, "llm_call", Some(t));
+        }
+        assert_eq!(rows(&batch), rows(&dense));
+    }
+
+    /// `merge_window`'s cells: by the model and workspace of the set each counts under in
+    /// the total (OTHER's past the cap), summed, minutes outside the window left out.
+    #[test]
+    fn windows_show_the_sets_the_total_counts_them_under() {
+        let mut total = Llm::new(3);
+        let mut part = Llm::for_batch(2000);
+        let call = |app: &str, model: &str, tokens: &str| {
+            vec![
+                (Key::from("app"), Value::Str(app.into())),
+                (Key::from("model"), Value::Str(model.into())),
+                (Key::from("workspace"), Value::Str("w".into())),
+                (Key::from("total_tokens"), Value::Int(tokens.into())),
+            ]
+        };
+        part.add(&call("a", "m1", "5"), "llm_call", Some(600));
+        part.add(&call("b", "m2", "7"), "llm_call", Some(600));
+        part.add(&call("c", "m3", "11"), "llm_call", Some(660));
+        part.add(&call("d", "m4", "13"), "llm_call", Some(600));
+        part.add(&call("a", "m1", "17"), "llm_call", Some(6000));
+        let cells = total.merge_window(&part, 10, 11);
+        let o =
+            |m: &str, w: &str, minute, calls, tokens| (m.into(), w.into(), minute, calls, tokens);
+        assert_eq!(
+            cells,
+            vec![
+                o("m1", "w", 10, 1, 5),
+                o("m2", "w", 10, 1, 7),
+                o("other", "other", 11, 1, 11),
+                o("other", "other", 10, 1, 13),
+            ]
+        );
+        assert_eq!(total.label_sets(), 3);
+        assert_eq!(total.dropped_calls, 2);
+        assert!(total.minutes.is_empty());
+    }
+
+    /// A merge compares a set by its six lengths and its texts together: sets whose texts
+    /// run together alike but split differently stay apart, even under one hash.
+    #[test]
+    fn merges_tell_sets_apart_by_every_length() {
+        let keys = [
+            ["ab", "", "c", "d", "e", "f"],
+            ["a", "b", "c", "d", "e", "f"],
+            ["a", "b", "c", "d", "", "ef"],
+        ];
+        let mut total = Llm::new(100);
+        total.slot(keys[0], 7, 1);
+        total.sums[0].calls = 1;
+        let mut part = Llm::for_batch(100);
+        for key in keys {
+            part.slot(key, 7, 1); // one hash for all
+        }
+        for sums in &mut part.sums {
+            sums.calls = 1;
+        }
+        assert_eq!(total.merge_sets(&part), vec![0, 1, 2]);
+        assert_eq!(total.merge_sets(&part), vec![0, 1, 2]);
+        for (i, key) in keys.iter().enumerate() {
+            assert_eq!(total.key(i), *key);
+            assert_eq!(total.sums[i].calls, if i == 0 { 3 } else { 2 });
+        }
     }
 
     #[test]
@@ -780,7 +1151,8 @@ mod tests {
         assert_eq!(llm.label_sets(), 2);
         assert_eq!(llm.key(0), ["a", "", "", "", "", ""]);
         assert_eq!(llm.key(1), OTHER);
-        assert_eq!(llm.calls, vec![2, 2]);
+        let calls: Vec<u128> = llm.sums().iter().map(|s| s.calls).collect();
+        assert_eq!(calls, vec![2, 2]);
         assert_eq!(llm.dropped_calls, 2);
         assert_eq!(llm.minutes, vec![(0, 2, 2, 0), (1, 2, 2, 0)]);
     }

@@ -652,7 +652,7 @@ impl Stream {
             let (room, minutes) = (self.b.last_llm_sets, self.b.last_llm_minutes);
             o.llm
                 .get_or_insert_with(|| {
-                    let mut llm = Llm::new(self.s.max_label_sets);
+                    let mut llm = Llm::for_batch(self.s.max_label_sets);
                     llm.reserve(room);
                     llm.reserve_minutes(minutes);
                     llm
