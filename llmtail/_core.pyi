@@ -67,7 +67,19 @@ def set_spare_limit(bytes: int) -> None:
     """Caps the capacity all Streams' spare buffers hold together."""
 
 def spare_bytes() -> int:
-    """Capacity all Streams' spare buffers hold now."""
+    """Capacity all Streams' spare buffers hold now, and the bytes written into the kept lz4
+    output buffers."""
+
+def lz4_block(data: object) -> BatchBytes:
+    """`data` (bytes or BatchBytes, else TypeError) as one lz4 block without a size prefix
+    (python-lz4's blocks), compressed without the GIL into a kept output buffer, which goes
+    back to the pool when the result goes."""
+
+def set_lz4_spares(n: int) -> None:
+    """Keep at most `n` lz4 output buffers between blocks."""
+
+def lz4_spares() -> int:
+    """lz4 output buffers kept now."""
 
 class Parser:
     """The compiled parser of one parsers.record.ParserSettings, shared by the Streams of an

@@ -7,9 +7,10 @@ the totals in Rust and read as Python values only when someone looks (`snapshot(
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from llmtail.agent.engine.stream import SealedBatch, Stream, StreamSettings
+from llmtail.agent.engine.stream import Encoded, SealedBatch, Stream, StreamSettings
 
 try:
     from llmtail import _core
@@ -74,3 +75,16 @@ def limit_spares(max_bytes: int) -> None:
 def spare_bytes() -> int:
     """Bytes the core's Streams keep between batches now (counted in the in-flight bound)."""
     return _core.spare_bytes() if _core is not None else 0
+
+
+def lz4_block(senders: int) -> Callable[[Encoded], Encoded] | None:
+    """The core's lz4 (None without the core): the same blocks as python-lz4, compressed
+    without the GIL into an output buffer kept from block to block, where python-lz4 mallocs
+    a fresh one per call whose pages all fault in (core/src/lz4.rs). At most `senders` buffers
+    are kept (each sender holds one body at a time); the bytes written into them count with
+    the Streams' spares, in the in-flight bound."""
+    if _core is None:
+        return None
+    _core.set_lz4_spares(senders)
+    compress: Callable[[Encoded], Encoded] = _core.lz4_block
+    return compress
