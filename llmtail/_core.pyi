@@ -81,6 +81,9 @@ def set_lz4_spares(n: int) -> None:
 def lz4_spares() -> int:
     """lz4 output buffers kept now."""
 
+def lz4_release_idle() -> int:
+    """Frees the kept lz4 output buffers if no block was made since the last call; how many."""
+
 class Parser:
     """The compiled parser of one parsers.record.ParserSettings, shared by the Streams of an
     input (`Stream(..., parser=)`)."""

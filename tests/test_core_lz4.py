@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmtail.agent.engine.corestream import open_stream, parser
+from llmtail.agent.engine.corestream import open_stream, parser, release_idle_lz4
 from llmtail.agent.engine.stream import SealedBatch
 from tests.agentproc import record_line
 from tests.batches import settings as stream_settings
@@ -148,3 +148,19 @@ def test_a_kept_buffer_written_over_gives_only_the_new_block(spares: None) -> No
     del big
     small = b"2025-07-09 14:23:24.748 INFO  short\n" * 3
     assert roundtrip(small) == small
+
+
+def test_an_idle_agent_keeps_no_lz4_buffer(spares: None) -> None:
+    """The housekeeping's call once a second frees the kept buffers once a whole interval went
+    by without a block: at the first call after a block they stay, at the next they go."""
+    _core.set_lz4_spares(0)
+    base = _core.spare_bytes()
+    _core.set_lz4_spares(2)
+    release_idle_lz4()
+    block = _core.lz4_block(incompressible(30_000, 3))
+    del block
+    assert _core.lz4_spares() == 1
+    assert release_idle_lz4() == 0  # a block was made in this interval
+    assert _core.lz4_spares() == 1
+    assert release_idle_lz4() == 1
+    assert _core.lz4_spares() == 0 and _core.spare_bytes() == base

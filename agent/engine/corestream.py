@@ -77,6 +77,13 @@ def spare_bytes() -> int:
     return _core.spare_bytes() if _core is not None else 0
 
 
+def release_idle_lz4() -> int:
+    """Frees the core's kept lz4 output buffers if no body was compressed since the last call
+    (the modes' housekeeping calls it once a second: an agent with nothing to send keeps
+    none); returns how many were freed."""
+    return _core.lz4_release_idle() if _core is not None else 0
+
+
 def lz4_block(senders: int) -> Callable[[Encoded], Encoded] | None:
     """The core's lz4 (None without the core): the same blocks as python-lz4, compressed
     without the GIL into an output buffer kept from block to block, where python-lz4 mallocs

@@ -791,6 +791,13 @@ fn set_lz4_spares(n: usize) {
     lz4::POOL.set_max_spares(n);
 }
 
+/// Frees the kept lz4 output buffers if no block was made since the last call (the agent's
+/// housekeeping, once a second); returns how many were freed.
+#[pyfunction]
+fn lz4_release_idle() -> usize {
+    lz4::POOL.release_if_idle()
+}
+
 /// lz4 output buffers kept now (tests).
 #[pyfunction]
 fn lz4_spares() -> usize {
@@ -1073,6 +1080,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lz4_block, m)?)?;
     m.add_function(wrap_pyfunction!(set_lz4_spares, m)?)?;
     m.add_function(wrap_pyfunction!(lz4_spares, m)?)?;
+    m.add_function(wrap_pyfunction!(lz4_release_idle, m)?)?;
     m.add("PatternError", m.py().get_type::<PatternError>())?;
     Ok(())
 }

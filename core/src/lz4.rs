@@ -11,8 +11,9 @@
 //! comes back to the pool when the sender lets go of it.
 //!
 //! Bounds: at most `set_max_spares` buffers are kept (the agent passes its number of senders,
-//! each of which holds one body at a time), and the bytes they keep count in the same bound as
-//! the Streams' spare buffers (`stream::reserve_spare`: half of `max_in_flight_bytes`, counted
+//! each of which holds one body at a time), none once a second passed without a block
+//! (`release_if_idle`), and the bytes they keep count in the same bound as the Streams' spare
+//! buffers (`stream::reserve_spare`: half of `max_in_flight_bytes`, counted
 //! against that bound by the reader). A kept buffer counts the most bytes any block wrote into
 //! it (`touched`), not its capacity: the capacity is `compressBound` of the largest batch, of
 //! which a LogGroup block writes about a third, and pages never written are never resident
@@ -20,7 +21,7 @@
 
 use crate::stream::{lock, reserve_spare, unreserve_spare};
 use std::os::raw::{c_char, c_int};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// The largest input liblz4 takes (`LZ4_MAX_INPUT_SIZE`).
@@ -94,6 +95,9 @@ pub struct Block {
 pub struct Pool {
     spares: Mutex<Vec<Block>>,
     max_spares: AtomicUsize,
+    /// Blocks made so far, and as many at the last `release_if_idle`.
+    made: AtomicU64,
+    seen: AtomicU64,
 }
 
 impl Pool {
@@ -101,11 +105,14 @@ impl Pool {
         Pool {
             spares: Mutex::new(Vec::new()),
             max_spares: AtomicUsize::new(max_spares),
+            made: AtomicU64::new(0),
+            seen: AtomicU64::new(0),
         }
     }
 
     /// `src` as one lz4 block, written into the most recently kept buffer when there is one.
     pub fn compress(&self, src: &[u8]) -> Result<Block, Refused> {
+        self.made.fetch_add(1, Ordering::Relaxed);
         let kept = lock(&self.spares).pop();
         let mut block = match kept {
             Some(b) => {
@@ -137,14 +144,30 @@ impl Pool {
     /// Keep at most `n` buffers from now on; those beyond are freed now.
     pub fn set_max_spares(&self, n: usize) {
         self.max_spares.store(n, Ordering::Relaxed);
+        self.free_beyond(n);
+    }
+
+    /// Frees the kept buffers if no block was made since the last call (the agent calls it
+    /// once a second: an agent with nothing to send keeps none); returns how many were freed.
+    pub fn release_if_idle(&self) -> usize {
+        let made = self.made.load(Ordering::Relaxed);
+        if self.seen.swap(made, Ordering::Relaxed) != made {
+            return 0;
+        }
+        self.free_beyond(0)
+    }
+
+    /// Frees the kept buffers beyond the first `n`; returns how many.
+    fn free_beyond(&self, n: usize) -> usize {
         let extra = {
             let mut spares = lock(&self.spares);
             let keep = spares.len().min(n);
             spares.split_off(keep)
         };
-        for b in extra {
+        for b in &extra {
             unreserve_spare(b.touched);
         }
+        extra.len()
     }
 
     /// Buffers kept now (tests).
@@ -233,6 +256,22 @@ mod tests {
         assert_eq!(decompress(&small.data, 1), b"x");
         pool.give(small);
         pool.set_max_spares(0);
+        assert_eq!(pool.spares(), 0);
+    }
+
+    #[test]
+    fn idle_buffers_are_freed_at_the_second_look_without_a_block_between() {
+        let pool = Pool::new(2);
+        pool.give(pool.compress(&noise(5000)).unwrap());
+        assert_eq!(
+            pool.release_if_idle(),
+            0,
+            "a block was made since the last look"
+        );
+        pool.give(pool.compress(&noise(5000)).unwrap());
+        assert_eq!(pool.release_if_idle(), 0);
+        assert_eq!(pool.spares(), 1);
+        assert_eq!(pool.release_if_idle(), 1);
         assert_eq!(pool.spares(), 0);
     }
 }
