@@ -64,7 +64,8 @@ class BatchBytes:
     def __eq__(self, other: object) -> bool: ...
 
 def set_spare_limit(bytes: int) -> None:
-    """Caps the capacity all Streams' spare buffers hold together."""
+    """Caps the capacity all Streams' spare buffers hold together, with the bytes written
+    into the kept lz4 output buffers."""
 
 def spare_bytes() -> int:
     """Capacity all Streams' spare buffers hold now, and the bytes written into the kept lz4

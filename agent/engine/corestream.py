@@ -67,13 +67,15 @@ def open_stream(
 def limit_spares(max_bytes: int) -> None:
     """Caps what the core's Streams keep between batches: each keeps the buffer of a batch the
     output let go of, for its next batch (pages already mapped, where a fresh buffer faults in
-    every page); all of them together at most `max_bytes`."""
+    every page); all of them together at most `max_bytes`, with the bytes written into the kept
+    lz4 output buffers (`lz4_block`)."""
     if _core is not None:
         _core.set_spare_limit(max_bytes)
 
 
 def spare_bytes() -> int:
-    """Bytes the core's Streams keep between batches now (counted in the in-flight bound)."""
+    """Bytes the core's Streams and lz4 pool keep between batches now (counted in the in-flight
+    bound)."""
     return _core.spare_bytes() if _core is not None else 0
 
 

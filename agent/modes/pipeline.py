@@ -153,8 +153,9 @@ def build_sink(config: Config, on_retry: Callable[[], None] | None = None) -> Si
 
 
 def build_dispatcher(config: Config, sink: Sink) -> Dispatcher:
-    """The senders; the core's spare buffers count against the in-flight bound, and hold at most
-    half of it (the reader always has room for batches)."""
+    """The senders; the core's spare buffers (the Streams' LogGroup buffers and the senders' lz4
+    output buffers) count against the in-flight bound, and hold at most half of it (the reader
+    always has room for batches)."""
     concurrency = getattr(config.output, "concurrency", 1)
     limit_spares(config.max_in_flight_bytes // 2)
     return Dispatcher(sink, concurrency, config.max_in_flight_bytes, held=spare_bytes)

@@ -804,14 +804,16 @@ fn lz4_spares() -> usize {
     lz4::POOL.spares()
 }
 
-/// Caps the capacity all Streams' spare buffers hold together (the agent passes half of
+/// Caps the capacity all Streams' spare buffers hold together, with the bytes written into
+/// the kept lz4 output buffers (the agent passes half of
 /// `max_in_flight_bytes`, and counts what they hold against that bound).
 #[pyfunction]
 fn set_spare_limit(bytes: usize) {
     stream::set_spare_limit(bytes);
 }
 
-/// Capacity all Streams' spare buffers hold now (tests).
+/// Capacity all Streams' spare buffers hold now, with the bytes written into the kept lz4
+/// output buffers (the agent counts it in its in-flight bound).
 #[pyfunction]
 fn spare_bytes() -> usize {
     stream::spare_bytes()

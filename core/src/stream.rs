@@ -105,7 +105,8 @@ impl Drop for Recycler {
     }
 }
 
-/// Capacity all Streams' spares hold together, and its bound (`Recycler`).
+/// Capacity all Streams' spares hold together, with the bytes written into the kept lz4
+/// output buffers (crate::lz4), and its bound (`Recycler`).
 static SPARE_BYTES: AtomicUsize = AtomicUsize::new(0);
 static SPARE_LIMIT: AtomicUsize = AtomicUsize::new(8 << 20); // half the default in-flight bound
 
