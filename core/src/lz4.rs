@@ -13,11 +13,11 @@
 //! Bounds: at most `set_max_spares` buffers are kept (the agent passes its number of senders,
 //! each of which holds one body at a time), none once a second passed without a block
 //! (`release_if_idle`), and the bytes they keep count in the same bound as the Streams' spare
-//! buffers (`stream::reserve_spare`: half of `max_in_flight_bytes`, counted
-//! against that bound by the reader). A kept buffer counts the most bytes any block wrote into
+//! buffers (`stream::reserve_spare`: half of `max_in_flight_bytes`, counted against that
+//! bound by the reader). A kept buffer counts the most bytes any block wrote into
 //! it (`touched`), not its capacity: the capacity is `compressBound` of the largest batch, of
 //! which a LogGroup block writes about a third, and pages never written are never resident
-//! (a buffer of 1 MiB or more is its own mmap).
+//! (under the agent's malloc settings a buffer of 1 MiB or more is its own mmap).
 
 use crate::stream::{lock, reserve_spare, unreserve_spare};
 use std::os::raw::{c_char, c_int};
@@ -53,11 +53,13 @@ pub fn compress_into(src: &[u8], out: &mut Vec<u8>) -> Result<(), Refused> {
     out.clear();
     out.reserve(bound(src.len()));
     let room = c_int::try_from(out.capacity()).unwrap_or(c_int::MAX);
-    // SAFETY: `LZ4_compress_default(src, dst, srcSize, dstCapacity)` reads exactly `srcSize`
-    // bytes at `src` and writes at most `dstCapacity` bytes at `dst` (liblz4's contract, lz4.h;
-    // it checks every write against `dstCapacity` and returns 0 rather than overflow); it
-    // keeps its working state on its own stack (liblz4 is built with LZ4_HEAPMODE 0) and no
-    // global state, so concurrent calls from several threads are sound. Here `src` is a live
+    // SAFETY: `LZ4_compress_default(src, dst, srcSize, dstCapacity)` reads at most `srcSize`
+    // bytes at `src` and writes at most `dstCapacity` bytes at `dst` (liblz4's contract, lz4.h:
+    // given at least `LZ4_compressBound(srcSize)`, the formula of `bound`, it needs no checks,
+    // as no block is longer; given less, it checks each write and returns 0 rather than
+    // overflow); it keeps its working state on its own stack (lz4-sys builds liblz4 with the
+    // default LZ4_HEAPMODE 0) and touches no global state, so concurrent calls from several
+    // threads are sound. Here `src` is a live
     // slice of `src_len` bytes; `out`'s allocation holds `capacity() >= room` bytes, writable
     // through the pointer of the `&mut Vec`, which no one else can reach while we hold it, and
     // which cannot overlap `src` (a shared and a unique borrow). The bytes written need not
