@@ -1,6 +1,7 @@
 """One engine Stream over the first MB of a log, in process: the core's cost per record alone.
 
     python bench/profile_core.py bench/data/bulk-100M.log --mb 100 [--wire ndjson] [--send]
+    python bench/profile_core.py bench/data/bulk-100M.log --mb 40 --send --lz4 python|core
     valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out \
         python bench/profile_core.py bench/data/bulk-100M.log --mb 8
     callgrind_annotate --inclusive=yes /tmp/cg.out | grep llmtail_core
@@ -15,7 +16,10 @@ count of `Stream::__pymethod_feed__` by the records to compare two builds.
 under the agent's malloc settings (agent/ops/malloc.py): the hand-over's copies and page faults
 then count as they do in `llmtail run`; minor page faults per MB are printed too. `--metrics`
 counts each batch's LLM aggregate into `/metrics`' totals (`LlmMetrics.count`), as `run` does:
-the merge's cost then shows under `LlmAggregate::merge_window`.
+the merge's cost then shows under `LlmAggregate::merge_window`. `--lz4` picks
+the compressor: the core's `lz4_block` (what the agent uses on the core, the default with
+`--engine core`) or python-lz4 (`--engine python`'s); the CPU seconds of compression alone and
+the ratio are printed after the total.
 """
 
 from __future__ import annotations
@@ -25,28 +29,43 @@ import hashlib
 import resource
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-
-import lz4.block
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from llmtail.agent.config import load_config  # noqa: E402
-from llmtail.agent.engine.stream import SealedBatch  # noqa: E402
+from llmtail.agent.delivery.sls_client import python_lz4  # noqa: E402
+from llmtail.agent.engine.corestream import lz4_block  # noqa: E402
+from llmtail.agent.engine.stream import Encoded, SealedBatch  # noqa: E402
 from llmtail.agent.modes.pipeline import build_engine  # noqa: E402
 from llmtail.agent.ops.llm_metrics import LlmMetrics  # noqa: E402
 from llmtail.agent.ops.malloc import tune_malloc  # noqa: E402
 
 
-def send(batches: list[SealedBatch]) -> int:
-    """What SlsClient.put does with each batch's bytes; the batches are let go of after."""
-    records = 0
-    for b in batches:
-        body = lz4.block.compress(b.data, store_size=False)
-        hashlib.md5(body).hexdigest()
-        records += b.records
-    return records
+class Sender:
+    """What SlsClient.put does with each batch's bytes; the batches are let go of after. Counts
+    the CPU seconds of compression alone and the bytes in and out."""
+
+    def __init__(self, compress: Callable[[Encoded], Encoded]) -> None:
+        self.compress = compress
+        self.cpu = 0.0
+        self.raw = 0
+        self.packed = 0
+
+    def __call__(self, batches: list[SealedBatch]) -> int:
+        records = 0
+        for b in batches:
+            start = time.process_time()
+            body = self.compress(b.data)
+            self.cpu += time.process_time() - start
+            self.raw += len(b.data)
+            self.packed += len(body)
+            hashlib.md5(body).hexdigest()
+            del body
+            records += b.records
+        return records
 
 
 def main() -> None:
@@ -57,13 +76,16 @@ def main() -> None:
     ap.add_argument("--engine", choices=("core", "python"), default="core")
     ap.add_argument("--config", type=Path, default=ROOT / "config.example.yaml")
     ap.add_argument("--send", action="store_true", help="also lz4 and MD5 each batch, as sent")
+    ap.add_argument("--lz4", choices=("core", "python"), help="--send's lz4 (default: engine's)")
     ap.add_argument(
         "--metrics", action="store_true", help="also count each batch's LLM aggregate, as run"
     )
     args = ap.parse_args()
     if args.send:
         tune_malloc()
-    handle = send if args.send else lambda batches: sum(b.records for b in batches)
+    core_lz4 = lz4_block(senders=4) if (args.lz4 or args.engine) == "core" else None
+    sender = Sender(core_lz4 or python_lz4)
+    handle = sender if args.send else lambda batches: sum(b.records for b in batches)
     metrics = LlmMetrics()
 
     def count(batches: list[SealedBatch]) -> int:
@@ -86,11 +108,17 @@ def main() -> None:
     cpu = time.process_time() - start
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
     mb = read / 1e6
-    sent = ("+send" if args.send else "") + ("+metrics" if args.metrics else "")
+    sent = f"+send({'core' if core_lz4 else 'python'}-lz4)" if args.send else ""
+    sent += "+metrics" if args.metrics else ""
     print(
         f"{args.engine}/{args.wire}{sent}: {records:,} records, {mb:.1f} MB in {cpu:.2f} CPU s:"
         f" {records / cpu:,.0f} records/s, {cpu / mb:.4f} CPU s/MB, {faults / mb:,.0f} faults/MB"
     )
+    if args.send and sender.packed:
+        print(
+            f"  lz4 alone: {sender.cpu / mb:.4f} CPU s/MB of log,"
+            f" ratio {sender.raw / sender.packed:.4f} ({sender.raw:,} -> {sender.packed:,} bytes)"
+        )
 
 
 if __name__ == "__main__":

@@ -64,10 +64,26 @@ class BatchBytes:
     def __eq__(self, other: object) -> bool: ...
 
 def set_spare_limit(bytes: int) -> None:
-    """Caps the capacity all Streams' spare buffers hold together."""
+    """Caps the capacity all Streams' spare buffers hold together, with the bytes written
+    into the kept lz4 output buffers."""
 
 def spare_bytes() -> int:
-    """Capacity all Streams' spare buffers hold now."""
+    """Capacity all Streams' spare buffers hold now, and the bytes written into the kept lz4
+    output buffers."""
+
+def lz4_block(data: object) -> BatchBytes:
+    """`data` (bytes or BatchBytes, else TypeError) as one lz4 block without a size prefix
+    (python-lz4's blocks), compressed without the GIL into a kept output buffer, which goes
+    back to the pool when the result goes."""
+
+def set_lz4_spares(n: int) -> None:
+    """Keep at most `n` lz4 output buffers between blocks."""
+
+def lz4_spares() -> int:
+    """lz4 output buffers kept now."""
+
+def lz4_release_idle() -> int:
+    """Frees the kept lz4 output buffers if no block was made since the last call; how many."""
 
 class Parser:
     """The compiled parser of one parsers.record.ParserSettings, shared by the Streams of an

@@ -167,6 +167,15 @@ def test_the_trimmer_trims_at_most_once_an_interval(monkeypatch: pytest.MonkeyPa
     assert calls == [10.0, 11.0, 12.1]
 
 
+def test_idle_buffers_are_freed_just_before_each_trim(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(malloc, "release_free_memory", lambda: calls.append("trim") or True)
+    trim = malloc.Trimmer(interval=1.0, idle=lambda: calls.append("idle"))
+    for now in (10.0, 10.5, 11.0):
+        trim(now)
+    assert calls == ["idle", "trim", "idle", "trim"]
+
+
 def faults_per_read_buffer(kept: bool, env: dict[str, str] | None = None) -> float:
     """Minor page faults per read of a just-under-the-threshold chunk (the reader's size), with
     the agent's settings, after a first read has grown the heap."""

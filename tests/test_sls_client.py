@@ -28,6 +28,7 @@ from llmtail.agent.delivery.sls_client import (
 )
 from llmtail.agent.delivery.sls_signing import signature, string_to_sign
 from llmtail.agent.endpoint import project_in_front
+from llmtail.agent.engine.corestream import lz4_block as core_lz4
 from llmtail.agent.engine.loggroup import LogEncoder, LogGroupBytes, encode_trailer
 from tests.agentproc import wait_for
 from tests.hostile_http import HostileServer
@@ -115,6 +116,23 @@ def group() -> LogGroupBytes:
 def client(port: int, timeout: float = 5.0, creds: object = None) -> SlsClient:
     source = creds or StaticCredentials(Credentials("LTAI5tExampleKeyId", SECRET))
     return SlsClient(f"127.0.0.1:{port}", source, "10.0.0.7", timeout)  # type: ignore[arg-type]
+
+
+def test_with_the_core_the_body_is_the_cores_lz4_block_of_the_group(recorder: Recorder) -> None:
+    """The sink gives the client the core's lz4 when the agent runs on the core: SLS gets a
+    block that decompresses to the LogGroup (`x-log-bodyrawsize` its size), hashed as sent."""
+    lz4_block = core_lz4(senders=1)
+    if lz4_block is None:
+        pytest.skip("the core is not built")
+    source = StaticCredentials(Credentials("LTAI5tExampleKeyId", SECRET))
+    c = SlsClient(f"127.0.0.1:{recorder.port}", source, "10.0.0.7", 5.0, lz4=lz4_block)
+    assert c.put("proj", "store", group()) == "req-1"
+    (req,) = recorder.seen
+    raw = group().SerializeToString()
+    assert req.headers["x-log-bodyrawsize"] == str(len(raw))
+    assert req.headers["x-log-compresstype"] == "lz4"
+    assert lz4.block.decompress(req.body, uncompressed_size=len(raw)) == raw
+    assert req.headers["content-md5"] == hashlib.md5(req.body).hexdigest().upper()
 
 
 def test_an_ip_endpoint_with_a_port_is_posted_to_directly(recorder: Recorder) -> None:

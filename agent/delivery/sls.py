@@ -30,7 +30,12 @@ from llmtail.agent.delivery.credential_sources import credentials_for
 from llmtail.agent.delivery.credentials import CredentialsError, CredentialsSource
 from llmtail.agent.delivery.retry import AdaptiveLimit, Failure, RetryPolicy, classify
 from llmtail.agent.delivery.sink import Outcome
-from llmtail.agent.delivery.sls_client import SlsClient, SlsError, parse_endpoint
+from llmtail.agent.delivery.sls_client import (
+    Compress,
+    SlsClient,
+    SlsError,
+    parse_endpoint,
+)
 from llmtail.agent.delivery.sls_group import (
     ORIGINAL_TIME_KEY,
     WIDE_WINDOW,
@@ -83,13 +88,17 @@ class SlsSink:
         monotonic: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
         on_retry: Callable[[], None] | None = None,
+        lz4: Compress | None = None,
     ) -> None:
         """Raises CredentialsError or EndpointError (one line each) on an unusable config.
 
         `on_retry` is called after each failed request that will be tried again (metrics, as
-        for the file and stdout sinks); `stats()` has the details by reason.
+        for the file and stdout sinks); `stats()` has the details by reason. `lz4` compresses
+        the bodies (python-lz4 unless given: the core's `lz4_block` when the agent runs on
+        the core).
         """
         self._config = config
+        self._lz4 = lz4
         self._credentials = credentials or credentials_for(config)
         self._endpoint = parse_endpoint(config.endpoint)
         self._policy = policy or RetryPolicy()
@@ -377,6 +386,7 @@ class SlsSink:
             source=self._config.source or "127.0.0.1",
             timeout=self._config.request_timeout,
             compress=self._config.compress == "lz4",
+            lz4=self._lz4,
         )
         with self._clients_lock:
             self._clients.append(client)

@@ -48,6 +48,18 @@ _SEND_CHUNK = 256 * 1024
 _USER_AGENT = f"llmtail/{__version__}"
 
 
+Compress = Callable[[Encoded], Encoded]
+"""An lz4 block of a LogGroup's bytes, without a size prefix (what `x-log-compresstype: lz4`
+means to SLS)."""
+
+
+def python_lz4(raw: Encoded) -> Encoded:
+    """python-lz4's block: a fresh buffer per call. With the core, the sink passes the core's
+    `lz4_block` instead (the same liblz4, into a kept buffer: agent/engine/corestream.py)."""
+    block: bytes = lz4.block.compress(raw, store_size=False)
+    return block
+
+
 class Group(Protocol):
     """What PutLogs sends: an encoded LogGroup (`agent.engine.loggroup.SerializedGroup`, or
     `LogGroupBytes` of separate logs)."""
@@ -127,14 +139,18 @@ class SlsClient:
         timeout: float,
         compress: bool = True,
         *,
+        lz4: Compress | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
-        """`source` is kept for the seam's sake: SLS takes `__source__` from the LogGroup."""
+        """`source` is kept for the seam's sake: SLS takes `__source__` from the LogGroup.
+        `lz4` makes the body when `compress`: python-lz4 unless given (the sink gives the
+        core's when the agent runs on the core)."""
         self.endpoint = endpoint if isinstance(endpoint, Endpoint) else parse_endpoint(endpoint)
         self._credentials = credentials
         self._timeout = timeout
         self._compress = compress
+        self._lz4 = lz4 or python_lz4
         self._clock = clock
         self._wall = wall
         self._tls = ssl.create_default_context() if self.endpoint.scheme == "https" else None
@@ -158,7 +174,7 @@ class SlsClient:
         try:
             sock = self._connection(project, deadline)
             raw = group.SerializeToString()
-            body = lz4.block.compress(raw, store_size=False) if self._compress else raw
+            body = self._lz4(raw) if self._compress else raw
             headers = self._headers(creds, host, path, len(raw), body)
             del raw  # only its size is sent (a join of pieces is freed before the body goes out)
             self._send(sock, path, headers, body, deadline)

@@ -7,9 +7,10 @@ the totals in Rust and read as Python values only when someone looks (`snapshot(
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from llmtail.agent.engine.stream import SealedBatch, Stream, StreamSettings
+from llmtail.agent.engine.stream import Encoded, SealedBatch, Stream, StreamSettings
 
 try:
     from llmtail import _core
@@ -66,11 +67,33 @@ def open_stream(
 def limit_spares(max_bytes: int) -> None:
     """Caps what the core's Streams keep between batches: each keeps the buffer of a batch the
     output let go of, for its next batch (pages already mapped, where a fresh buffer faults in
-    every page); all of them together at most `max_bytes`."""
+    every page); all of them together at most `max_bytes`, with the bytes written into the kept
+    lz4 output buffers (`lz4_block`)."""
     if _core is not None:
         _core.set_spare_limit(max_bytes)
 
 
 def spare_bytes() -> int:
-    """Bytes the core's Streams keep between batches now (counted in the in-flight bound)."""
+    """Bytes the core's Streams and lz4 pool keep between batches now (counted in the in-flight
+    bound)."""
     return _core.spare_bytes() if _core is not None else 0
+
+
+def release_idle_lz4() -> int:
+    """Frees the core's kept lz4 output buffers if no body was compressed since the last call
+    (the modes' housekeeping calls it once a second: an agent with nothing to send keeps
+    none); returns how many were freed."""
+    return _core.lz4_release_idle() if _core is not None else 0
+
+
+def lz4_block(senders: int) -> Callable[[Encoded], Encoded] | None:
+    """The core's lz4 (None without the core): the same blocks as python-lz4, compressed
+    without the GIL into an output buffer kept from block to block, where python-lz4 mallocs
+    a fresh one per call whose pages all fault in (core/src/lz4.rs). At most `senders` buffers
+    are kept (each sender holds one body at a time); the bytes written into them count with
+    the Streams' spares, in the in-flight bound."""
+    if _core is None:
+        return None
+    _core.set_lz4_spares(senders)
+    compress: Callable[[Encoded], Encoded] = _core.lz4_block
+    return compress

@@ -33,6 +33,7 @@ from typing import Protocol, TextIO, runtime_checkable
 from llmtail.agent.config import Config, load_config
 from llmtail.agent.delivery.dispatch import Done
 from llmtail.agent.delivery.sink import Outcome, Sink
+from llmtail.agent.engine.corestream import release_idle_lz4
 from llmtail.agent.engine.engine import Engine
 from llmtail.agent.engine.stream import SealedBatch
 from llmtail.agent.modes.backfill_plan import (
@@ -119,7 +120,8 @@ class Backfill:
         self._reading: dict[str, str] = {}  # key -> path, files not yet done
         self._finished: dict[str, _Finished] = {}
         self._next_save = 0.0
-        self._trim = Trimmer()  # freed record and batch buffers back to the kernel
+        # freed record and batch buffers back to the kernel, unused lz4 buffers first
+        self._trim = Trimmer(idle=release_idle_lz4)
         self.summary = Summary()
         self._files_total = 0
         self._files_done = 0

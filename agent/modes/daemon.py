@@ -21,6 +21,7 @@ from typing import Any
 from llmtail.agent.config import Config, ConfigError
 from llmtail.agent.delivery.dispatch import Done
 from llmtail.agent.delivery.sink import Outcome
+from llmtail.agent.engine.corestream import release_idle_lz4
 from llmtail.agent.engine.stream import SealedBatch
 from llmtail.agent.modes.flow import Flow, OnDone, OnSealed
 from llmtail.agent.ops.logsetup import setup_logging
@@ -99,7 +100,8 @@ class Daemon:
         self._notifier = notifier
         self._config_loader = config_loader
         self._clock = clock
-        self._trim = Trimmer()  # freed record and batch buffers back to the kernel
+        # freed record and batch buffers back to the kernel, unused lz4 buffers first
+        self._trim = Trimmer(idle=release_idle_lz4)
         self._moved = True  # read, acknowledged or noticed anything since the last `_observe`
         self._wall = wall_clock
         self._stop = SignalFlag()

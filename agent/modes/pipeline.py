@@ -25,7 +25,12 @@ from llmtail.agent.delivery.dispatch import Dispatcher
 from llmtail.agent.delivery.file import FileSink
 from llmtail.agent.delivery.sink import Sink
 from llmtail.agent.delivery.stdout import StdoutSink
-from llmtail.agent.engine.corestream import CoreUnavailableError, limit_spares, spare_bytes
+from llmtail.agent.engine.corestream import (
+    CoreUnavailableError,
+    limit_spares,
+    lz4_block,
+    spare_bytes,
+)
 from llmtail.agent.engine.engine import Engine, EngineKind
 from llmtail.agent.engine.envelope import PackIds, host_ip
 from llmtail.agent.engine.masking import MaskKeyError, mask_settings
@@ -132,15 +137,25 @@ def build_sink(config: Config, on_retry: Callable[[], None] | None = None) -> Si
     policy = RetryPolicy(
         transient=Backoff(0.1, output.max_backoff), probe_interval=output.hold_probe_interval
     )
+    # On the core, the core's lz4 (same blocks, a kept output buffer); the Python engine keeps
+    # python-lz4, so `engine: python` runs no compiled code at all.
+    core_lz4 = lz4_block(output.concurrency) if config.engine == "core" else None
     try:
-        return SlsSink(output, on_retry=on_retry, policy=policy, give_up_after=output.give_up_after)
+        return SlsSink(
+            output,
+            on_retry=on_retry,
+            policy=policy,
+            give_up_after=output.give_up_after,
+            lz4=core_lz4,
+        )
     except (CredentialsError, EndpointError) as exc:
         raise UserError(str(exc)) from None
 
 
 def build_dispatcher(config: Config, sink: Sink) -> Dispatcher:
-    """The senders; the core's spare buffers count against the in-flight bound, and hold at most
-    half of it (the reader always has room for batches)."""
+    """The senders; the core's spare buffers (the Streams' LogGroup buffers and the senders' lz4
+    output buffers) count against the in-flight bound, and hold at most half of it (the reader
+    always has room for batches)."""
     concurrency = getattr(config.output, "concurrency", 1)
     limit_spares(config.max_in_flight_bytes // 2)
     return Dispatcher(sink, concurrency, config.max_in_flight_bytes, held=spare_bytes)

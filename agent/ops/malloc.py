@@ -115,14 +115,21 @@ def release_free_memory() -> bool:
 
 class Trimmer:
     """`release_free_memory` at most once per `interval` seconds of `now` (a monotonic clock):
-    called from a loop's housekeeping, it costs a walk of the free lists once a second."""
+    called from a loop's housekeeping, it costs a walk of the free lists once a second.
+    `idle` is called just before: it frees buffers kept for reuse that went unused since its
+    last call (the core's lz4 output buffers), so their pages are given back in the same trim."""
 
-    def __init__(self, interval: float = TRIM_INTERVAL) -> None:
+    def __init__(
+        self, interval: float = TRIM_INTERVAL, idle: Callable[[], object] | None = None
+    ) -> None:
         self._interval = interval
+        self._idle = idle
         self._next: float | None = None
 
     def __call__(self, now: float) -> None:
         if self._next is not None and now < self._next:
             return
         self._next = now + self._interval
+        if self._idle is not None:
+            self._idle()
         release_free_memory()

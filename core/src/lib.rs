@@ -8,6 +8,7 @@ pub mod fasthash;
 mod gbk_table;
 pub mod lines;
 pub mod llm;
+pub mod lz4;
 pub mod mask;
 pub mod matcher;
 pub mod multiline;
@@ -653,19 +654,37 @@ impl Parser {
 /// A LogGroup batch's `data`, handed over without a copy: the core's buffer itself, read by
 /// lz4 and the HTTP send through the buffer protocol (read-only), and given back to its Stream
 /// for a later batch when the last reference to it goes (`stream::Recycler`). A copy into a
-/// fresh `bytes` cost 1.85 ms per MB of log, mostly the faults of its new pages.
+/// fresh `bytes` cost 1.85 ms per MB of log, mostly the faults of its new pages. The lz4 block
+/// of a body (`lz4_block`) is one too, its buffer given back to the lz4 pool.
 #[pyclass(module = "llmtail._core", frozen, name = "BatchBytes")]
 struct BatchBytes {
     /// Never changed while the object lives: it has no method that changes it, and `frozen`
     /// gives out only shared references.
     data: Vec<u8>,
-    home: std::sync::Weak<stream::Recycler>,
+    home: Home,
+}
+
+/// Where a BatchBytes' buffer goes when the last reference to it goes.
+enum Home {
+    /// A LogGroup batch's: back to its Stream, if it still lives.
+    Stream(std::sync::Weak<stream::Recycler>),
+    /// An lz4 block's: back to `lz4::POOL`, with the bytes ever written into it.
+    Lz4 { touched: usize },
 }
 
 impl Drop for BatchBytes {
     fn drop(&mut self) {
-        if let Some(home) = self.home.upgrade() {
-            home.give(std::mem::take(&mut self.data));
+        let data = std::mem::take(&mut self.data);
+        match &self.home {
+            Home::Stream(home) => {
+                if let Some(home) = home.upgrade() {
+                    home.give(data);
+                }
+            }
+            Home::Lz4 { touched } => lz4::POOL.give(lz4::Block {
+                data,
+                touched: *touched,
+            }),
         }
     }
 }
@@ -731,14 +750,67 @@ impl BatchBytes {
     }
 }
 
-/// Caps the capacity all Streams' spare buffers hold together (the agent passes half of
+/// `data` (bytes, or a LogGroup batch's BatchBytes) as one lz4 block without a size prefix
+/// (SLS's `x-log-compresstype: lz4`), compressed by liblz4 without the GIL into an output
+/// buffer an earlier block was written into; returned as a read-only BatchBytes (hashlib and
+/// sockets read it without a copy), whose buffer goes back to the pool when it goes.
+#[pyfunction]
+fn lz4_block(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<BatchBytes> {
+    let src: &[u8] = if let Ok(b) = data.downcast::<BatchBytes>() {
+        // Unchanged while `data` holds a reference to it (see the field), GIL or not.
+        &b.get().data
+    } else if let Ok(b) = data.downcast::<PyBytes>() {
+        b.as_bytes() // bytes are immutable
+    } else {
+        return Err(pyo3::exceptions::PyTypeError::new_err(
+            "lz4_block takes bytes or BatchBytes",
+        ));
+    };
+    let block = py
+        .allow_threads(|| contained("an lz4 block", 0, || lz4::POOL.compress(src)))
+        .map_err(PyRuntimeError::new_err)?
+        .map_err(|e| match e {
+            lz4::Refused::TooLarge => PyValueError::new_err("too large for an lz4 block"),
+            lz4::Refused::Failed => PyRuntimeError::new_err("liblz4 failed"),
+        })?;
+    Ok(BatchBytes {
+        data: block.data,
+        home: Home::Lz4 {
+            touched: block.touched,
+        },
+    })
+}
+
+/// Keep at most `n` lz4 output buffers between blocks (the agent passes its number of
+/// senders); their written bytes count in the spares' bound (`set_spare_limit`).
+#[pyfunction]
+fn set_lz4_spares(n: usize) {
+    lz4::POOL.set_max_spares(n);
+}
+
+/// Frees the kept lz4 output buffers if no block was made since the last call (the agent's
+/// housekeeping, once a second); returns how many were freed.
+#[pyfunction]
+fn lz4_release_idle() -> usize {
+    lz4::POOL.release_if_idle()
+}
+
+/// lz4 output buffers kept now (tests).
+#[pyfunction]
+fn lz4_spares() -> usize {
+    lz4::POOL.spares()
+}
+
+/// Caps the capacity all Streams' spare buffers hold together, with the bytes written into
+/// the kept lz4 output buffers (the agent passes half of
 /// `max_in_flight_bytes`, and counts what they hold against that bound).
 #[pyfunction]
 fn set_spare_limit(bytes: usize) {
     stream::set_spare_limit(bytes);
 }
 
-/// Capacity all Streams' spare buffers hold now (tests).
+/// Capacity all Streams' spare buffers hold now, with the bytes written into the kept lz4
+/// output buffers (the agent counts it in its in-flight bound).
 #[pyfunction]
 fn spare_bytes() -> usize {
     stream::spare_bytes()
@@ -776,6 +848,7 @@ impl Stream {
                 let mut data = data;
                 data.shrink_to_fit();
                 let home = std::sync::Arc::downgrade(&self.inner.recycler());
+                let home = Home::Stream(home);
                 Py::new(py, BatchBytes { data, home })?.into_any()
             };
             out.push(self.batch(py, &b, data, llm)?);
@@ -1003,6 +1076,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<BatchBytes>()?;
     m.add_function(wrap_pyfunction!(set_spare_limit, m)?)?;
     m.add_function(wrap_pyfunction!(spare_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(lz4_block, m)?)?;
+    m.add_function(wrap_pyfunction!(set_lz4_spares, m)?)?;
+    m.add_function(wrap_pyfunction!(lz4_spares, m)?)?;
+    m.add_function(wrap_pyfunction!(lz4_release_idle, m)?)?;
     m.add("PatternError", m.py().get_type::<PatternError>())?;
     Ok(())
 }

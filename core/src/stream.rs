@@ -105,7 +105,8 @@ impl Drop for Recycler {
     }
 }
 
-/// Capacity all Streams' spares hold together, and its bound (`Recycler`).
+/// Capacity all Streams' spares hold together, with the bytes written into the kept lz4
+/// output buffers (crate::lz4), and its bound (`Recycler`).
 static SPARE_BYTES: AtomicUsize = AtomicUsize::new(0);
 static SPARE_LIMIT: AtomicUsize = AtomicUsize::new(8 << 20); // half the default in-flight bound
 
@@ -120,14 +121,20 @@ pub fn spare_bytes() -> usize {
     SPARE_BYTES.load(Ordering::Relaxed)
 }
 
-/// `more` bytes counted in the spares if that stays within the limit.
-fn reserve_spare(more: usize) -> bool {
+/// `more` bytes counted in the spares if that stays within the limit (the Recycler's spares
+/// and the lz4 output buffers, crate::lz4, share it).
+pub(crate) fn reserve_spare(more: usize) -> bool {
     let limit = SPARE_LIMIT.load(Ordering::Relaxed);
     SPARE_BYTES
         .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
             held.checked_add(more).filter(|&n| n <= limit)
         })
         .is_ok()
+}
+
+/// `less` bytes no longer counted in the spares (what `reserve_spare` counted).
+pub(crate) fn unreserve_spare(less: usize) {
+    SPARE_BYTES.fetch_sub(less, Ordering::Relaxed);
 }
 
 /// The open batch of one Stream (agent/engine/batch.py `BatchBuilder`).
@@ -716,7 +723,7 @@ pub fn shared_parser(settings: ParserSettings) -> Result<SharedParser, SettingsE
 
 /// A panic while a parser was locked was caught and reported at the binding; the parser's
 /// state (its caches) is still sound, so later calls go on with it.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
