@@ -146,7 +146,7 @@ def test_loggroup_bounds_and_times_describe_each_record() -> None:
     (batch,) = stream.feed(records(3), 0.0, WALL) + stream.drain(WALL)
     logs = split_logs(batch.data, batch.ends())
     assert len(logs) == 3 and all(log.startswith(b"\x0a") for log in logs)
-    assert batch.record_times() == [batch.min_time] * 3
+    assert list(batch.record_times()) == [batch.min_time] * 3
     assert b"__pack_id__" in batch.trailer and b"/var/log/app.log" in batch.trailer
 
 

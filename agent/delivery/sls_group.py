@@ -3,6 +3,7 @@ logs cut apart only when a split (413) or a time-range problem needs it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from llmtail.agent.engine.loggroup import SerializedGroup, read_log_length, split_logs
@@ -39,7 +40,7 @@ class Pending:
 
     data: Encoded
     ends: list[int] | None  # each log's end in `data`; None: not needed yet
-    times: list[int]
+    times: Sequence[int]
     trailer: bytes
     restamped: set[int] = field(default_factory=set)
 
@@ -71,7 +72,7 @@ class Pending:
 
     @classmethod
     def of(
-        cls, logs: list[bytes], times: list[int], trailer: bytes, restamped: set[int]
+        cls, logs: list[bytes], times: Sequence[int], trailer: bytes, restamped: set[int]
     ) -> Pending:
         ends, total = [], 0
         for log_bytes in logs:

@@ -9,6 +9,7 @@ into bytes. So nothing per record crosses this boundary as a Python object, whic
 from __future__ import annotations
 
 import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -93,14 +94,20 @@ class SealedBatch:
         """Each record's end offset in `data` (unpacked on demand: splits and restamps only)."""
         return _u32s(self.bounds)
 
-    def record_times(self) -> list[int]:
-        return _u32s(self.times)
+    def record_times(self) -> Sequence[int]:
+        """Each record's own time, as a packed array: the SLS output reads two of them (the
+        batch's min and max decide) and a list made 4,096 ints per batch for nothing."""
+        return _u32_array(self.times)
 
 
 def _u32s(packed: bytes) -> list[int]:
+    return _u32_array(packed).tolist()
+
+
+def _u32_array(packed: bytes) -> array.array[int]:
     values = array.array("I")
     values.frombytes(packed)
-    return values.tolist()
+    return values
 
 
 class Stream(Protocol):
