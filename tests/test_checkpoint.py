@@ -117,6 +117,16 @@ def test_a_marker_of_the_wrong_type_is_a_malformed_entry(tmp_path: Path) -> None
         Checkpointer(tmp_path).load()
 
 
+def test_a_state_dir_removed_under_a_running_agent_is_made_again(tmp_path: Path) -> None:
+    cp = Checkpointer(tmp_path / "state")
+    assert cp.save({"a": pos("a", 1)})
+    for entry in (tmp_path / "state").iterdir():
+        entry.unlink()
+    (tmp_path / "state").rmdir()
+    assert cp.save({"a": pos("a", 2)})
+    assert Checkpointer(tmp_path / "state").load() == {"a": pos("a", 2)}
+
+
 def test_an_unwritable_state_dir_is_one_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a dir")

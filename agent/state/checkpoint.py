@@ -90,14 +90,22 @@ class Checkpointer:
                 option=orjson.OPT_APPEND_NEWLINE,
             )
             try:
-                self._dir.mkdir(parents=True, exist_ok=True)
-                self._write(data)
+                self._write_in_dir(data)
             except OSError as exc:
                 raise CheckpointError(
                     f"{self._path}: cannot save checkpoints: {_why(exc)}"
                 ) from None
             self._last = {key: _copy(pos) for key, pos in positions.items()}
             return True
+
+    def _write_in_dir(self, data: bytes) -> None:
+        """The state directory is made when a write finds it missing (first save, or removed
+        since), not asked for on every save: a save runs up to five times a second."""
+        try:
+            self._write(data)
+        except FileNotFoundError:
+            self._dir.mkdir(parents=True, exist_ok=True)
+            self._write(data)
 
     def _write(self, data: bytes) -> None:
         fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
