@@ -122,6 +122,12 @@ def test_a_mmap_threshold_in_the_environment_is_left_alone(
     assert mmapped_while_holding_batches(fixed=True, env=env) == 0
 
 
+# Small objects that take up the holes startup left in the heap first, so that each pin is
+# carved from the heap's top right after its buffer (a pin served from an old hole pins
+# nothing, and the freed buffers then merge into the top, which free() gives back itself).
+FILL_HOLES = "holes = [bytearray(1000) for _ in range(10_000)]"
+
+
 def rss_after_freeing_record_buffers(trim: bool) -> tuple[int, int]:
     """(RSS while 64 MiB of 500 KB line buffers are held, RSS once they are freed), in KiB.
     A small object allocated after each buffer pins the heap's top, as the agent's other
@@ -135,6 +141,7 @@ def rss_after_freeing_record_buffers(trim: bool) -> tuple[int, int]:
                 return next(int(l.split()[1]) for l in f if l.startswith("VmRSS"))
 
         fix_mmap_threshold()  # as the agent runs: 500 KB blocks come from the heap
+        {FILL_HOLES}
         buffers, pins = [], []
         for _ in range(128):
             buffers.append(bytearray(500_000))
@@ -161,6 +168,7 @@ def test_freed_record_buffers_go_back_to_the_kernel_when_trimmed() -> None:
 def test_the_trimmer_trims_at_most_once_an_interval(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[float] = []
     monkeypatch.setattr(malloc, "release_free_memory", lambda: calls.append(now) or True)
+    monkeypatch.setattr(malloc, "heap_slack", lambda: 1 << 30)
     trim = malloc.Trimmer(interval=1.0)
     for now in (10.0, 10.2, 10.9, 11.0, 11.5, 12.1, 12.2):
         trim(now)
@@ -170,10 +178,55 @@ def test_the_trimmer_trims_at_most_once_an_interval(monkeypatch: pytest.MonkeyPa
 def test_idle_buffers_are_freed_just_before_each_trim(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
     monkeypatch.setattr(malloc, "release_free_memory", lambda: calls.append("trim") or True)
+    monkeypatch.setattr(malloc, "heap_slack", lambda: 1 << 30)
     trim = malloc.Trimmer(interval=1.0, idle=lambda: calls.append("idle"))
     for now in (10.0, 10.5, 11.0):
         trim(now)
     assert calls == ["idle", "trim", "idle", "trim"]
+
+
+def test_the_trimmer_leaves_a_little_free_memory_for_reuse(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    trims: list[int] = []
+    free = [0]
+    monkeypatch.setattr(malloc, "release_free_memory", lambda: trims.append(free[0]) or True)
+    monkeypatch.setattr(malloc, "heap_slack", lambda: free[0])
+    trim = malloc.Trimmer(interval=1.0, slack=4 << 20)
+    for now, free[0] in ((1.0, 1 << 20), (2.0, (4 << 20) - 1), (3.0, 4 << 20), (4.0, 64 << 20)):
+        trim(now)
+    assert trims == [4 << 20, 64 << 20]
+
+
+def test_the_trimmer_trims_where_glibc_cannot_say_how_much_is_free(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    trims: list[float] = []
+    monkeypatch.setattr(malloc, "release_free_memory", lambda: trims.append(1.0) or True)
+    monkeypatch.setattr(malloc, "heap_slack", lambda: None)
+    malloc.Trimmer(interval=1.0)(1.0)
+    assert trims == [1.0]
+
+
+@glibc
+def test_heap_slack_counts_freed_record_buffers_between_pinned_blocks() -> None:
+    code = textwrap.dedent(
+        f"""
+        from llmtail.agent.ops.malloc import fix_mmap_threshold, heap_slack
+
+        fix_mmap_threshold()
+        {FILL_HOLES}
+        before = heap_slack()
+        buffers, pins = [], []
+        for _ in range(64):
+            buffers.append(bytearray(500_000))
+            pins.append(bytearray(1000))
+        del buffers
+        print(before, heap_slack())
+        """
+    )
+    before, after = map(int, run_python(code, None).stdout.split())
+    assert after - before > 30_000_000  # 64 freed blocks of 500 KB (32 MB), top left out
 
 
 def faults_per_read_buffer(kept: bool, env: dict[str, str] | None = None) -> float:
