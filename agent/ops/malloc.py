@@ -19,7 +19,8 @@ Blocks under the threshold (a long record's line buffer, a small batch) are free
 heap, where glibc returns only its top: a thousand files each shipping a 500 KB unfinished
 record left the agent 30-40 MiB above what it held (tests/test_unfinished_records.py peaked at
 136 MiB on CI against 128). `Trimmer` calls malloc_trim, which since glibc 2.8 also gives back
-the free pages inside the heap, at most once a second from the modes' housekeeping.
+the free pages inside the heap, at most once a second from the modes' housekeeping, and only
+when 4 MiB or more are free there (a steady reader refaults whatever a trim gives back).
 
 The heap's top: glibc gives free memory at the top back as soon as it exceeds 128 KiB, so the
 reader's megabyte chunks (`os.pread`) faulted in afresh on every read (245 faults per MB of
