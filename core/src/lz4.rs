@@ -84,6 +84,28 @@ pub fn compress_into(src: &[u8], out: &mut Vec<u8>) -> Result<(), Refused> {
     Ok(())
 }
 
+/// `block` decoded by liblz4's safe decoder, if it is a valid block of at most `len` bytes:
+/// how the tests and the fuzz target check a block (the agent itself never decompresses).
+pub fn decompress(block: &[u8], len: usize) -> Option<Vec<u8>> {
+    let mut out = vec![0u8; len.max(1)];
+    let src_len = c_int::try_from(block.len()).ok()?;
+    let room = c_int::try_from(out.len()).ok()?;
+    // SAFETY: `LZ4_decompress_safe` reads at most `compressedSize` bytes at `src` and writes
+    // at most `dstCapacity` bytes at `dst` (it checks every read and write against them, and
+    // returns a negative number for a malformed block); both are live, distinct slices of
+    // those sizes (`out` has at least one byte, so its pointer is a real allocation).
+    let n = unsafe {
+        lz4_sys::LZ4_decompress_safe(
+            block.as_ptr().cast::<c_char>(),
+            out.as_mut_ptr().cast::<c_char>(),
+            src_len,
+            room,
+        )
+    };
+    out.truncate(usize::try_from(n).ok()?);
+    Some(out)
+}
+
 /// A compressed block and the most bytes ever written into its buffer (what it counts as
 /// when kept).
 #[derive(Debug)]
@@ -186,21 +208,7 @@ mod tests {
     use super::*;
 
     fn decompress(block: &[u8], len: usize) -> Vec<u8> {
-        let mut out = vec![0u8; len.max(1)];
-        // SAFETY: `LZ4_decompress_safe` reads at most `compressedSize` bytes at `src` and
-        // writes at most `dstCapacity` bytes at `dst` (it checks every read and write against
-        // them); both are live, distinct slices of those sizes (`out` has at least one byte,
-        // so its pointer is a real allocation).
-        let n = unsafe {
-            lz4_sys::LZ4_decompress_safe(
-                block.as_ptr().cast(),
-                out.as_mut_ptr().cast(),
-                c_int::try_from(block.len()).unwrap(),
-                c_int::try_from(out.len()).unwrap(),
-            )
-        };
-        out.truncate(usize::try_from(n).expect("a valid block"));
-        out
+        super::decompress(block, len).expect("a valid block")
     }
 
     fn noise(len: usize) -> Vec<u8> {
@@ -213,6 +221,12 @@ mod tests {
                 x as u8
             })
             .collect()
+    }
+
+    #[test]
+    fn a_malformed_block_decodes_to_nothing() {
+        // A token announcing 15 literals, and none follow.
+        assert_eq!(super::decompress(&[0xF0], 64), None);
     }
 
     #[test]
