@@ -210,8 +210,16 @@ impl Llm {
             vec![0; sets * TOKEN_SLOTS],
             vec![0; sets * TOKEN_SLOTS],
         ];
-        let mut count = |i: usize, b: &Buckets| {
-            let [d, inp, out] = &mut columns;
+        let made;
+        let dense = match &self.histograms {
+            Histograms::Dense(dense) => dense,
+            Histograms::Calls(calls) => {
+                made = dense_of(calls, sets);
+                &made
+            }
+        };
+        let [d, inp, out] = &mut columns;
+        for (i, b) in dense.iter().enumerate() {
             add_into(d, i * DURATION_SLOTS, b.get(..INPUT_AT).unwrap_or(&[]));
             add_into(
                 inp,
@@ -219,16 +227,6 @@ impl Llm {
                 b.get(INPUT_AT..OUTPUT_AT).unwrap_or(&[]),
             );
             add_into(out, i * TOKEN_SLOTS, b.get(OUTPUT_AT..).unwrap_or(&[]));
-        };
-        match &self.histograms {
-            Histograms::Dense(sets) => sets.iter().enumerate().for_each(|(i, b)| count(i, b)),
-            Histograms::Calls(calls) => {
-                for c in calls {
-                    let mut one = [0; SLOTS];
-                    count_at(&mut one, c.at, 1);
-                    count(c.set, &one);
-                }
-            }
         }
         columns
     }
@@ -441,15 +439,7 @@ impl Llm {
         let empty = Histograms::Dense(Vec::new());
         let mut dense = match std::mem::replace(&mut self.histograms, empty) {
             Histograms::Dense(dense) => dense,
-            Histograms::Calls(calls) => {
-                let mut dense = vec![[0; SLOTS]; self.label_sets()];
-                for c in calls {
-                    if let Some(b) = dense.get_mut(c.set) {
-                        count_at(b, c.at, 1);
-                    }
-                }
-                dense
-            }
+            Histograms::Calls(calls) => dense_of(&calls, self.label_sets()),
         };
         // `slot` keeps one per set; made to fit in any case, so no index below misses.
         dense.resize(self.label_sets(), [0; SLOTS]);
@@ -673,6 +663,17 @@ fn count_at(buckets: &mut Buckets, at: [u8; 3], n: u64) {
             *c = c.saturating_add(n);
         }
     }
+}
+
+/// The buckets of `sets` label sets, dense, made from calls kept one by one.
+fn dense_of(calls: &[Call], sets: usize) -> Vec<Buckets> {
+    let mut dense = vec![[0; SLOTS]; sets];
+    for c in calls {
+        if let Some(b) = dense.get_mut(c.set) {
+            count_at(b, c.at, 1);
+        }
+    }
+    dense
 }
 
 /// `src` added into `dst` from `start` on.
