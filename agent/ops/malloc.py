@@ -39,6 +39,7 @@ import os
 import sys
 from collections.abc import Callable
 from functools import cache
+from typing import Any, cast
 
 M_TRIM_THRESHOLD = -1  # glibc's malloc.h
 M_MMAP_THRESHOLD = -3
@@ -61,14 +62,20 @@ def _glibc() -> ctypes.CDLL | None:
     return libc
 
 
-def _mallopt() -> Callable[[int, int], int] | None:
+@cache
+def _glibc_function(name: str, restype: Any, *argtypes: Any) -> Callable[..., Any] | None:
+    """glibc's `name`, typed once; None off glibc or where this glibc has no such function."""
     libc = _glibc()
-    if libc is None:
+    function = getattr(libc, name, None) if libc is not None else None
+    if function is None:
         return None
-    mallopt = libc.mallopt
-    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    mallopt.restype = ctypes.c_int
-    return mallopt
+    function.argtypes = argtypes
+    function.restype = restype
+    return cast(Callable[..., Any], function)
+
+
+def _mallopt() -> Callable[[int, int], int] | None:
+    return _glibc_function("mallopt", ctypes.c_int, ctypes.c_int, ctypes.c_int)
 
 
 def limit_arenas(arenas: int = DEFAULT_ARENAS) -> bool:
@@ -105,13 +112,8 @@ def tune_malloc() -> None:
 
 def release_free_memory() -> bool:
     """Return the heap's free pages to the kernel; True when glibc released some."""
-    libc = _glibc()
-    if libc is None:
-        return False
-    trim = libc.malloc_trim
-    trim.argtypes = (ctypes.c_size_t,)
-    trim.restype = ctypes.c_int
-    return bool(trim(0))
+    trim = _glibc_function("malloc_trim", ctypes.c_int, ctypes.c_size_t)
+    return trim is not None and bool(trim(0))
 
 
 _MALLINFO2: tuple[str, ...] = ("arena", "ordblks", "smblks", "hblks", "hblkhd")
@@ -127,12 +129,9 @@ class _MallInfo2(ctypes.Structure):
 def heap_slack() -> int | None:
     """Free bytes inside the heaps, their tops left out (what a trim could give back beyond
     what `keep_heap_top` keeps); None where glibc cannot say (mallinfo2 is glibc 2.33+)."""
-    libc = _glibc()
-    info = getattr(libc, "mallinfo2", None) if libc is not None else None
+    info = _glibc_function("mallinfo2", _MallInfo2)
     if info is None:
         return None
-    info.argtypes = ()
-    info.restype = _MallInfo2
     m = info()
     return max(0, int(m.fordblks) - int(m.keepcost))
 
