@@ -219,7 +219,7 @@ impl Recycler {
     /// empty one.
     fn take(&self) -> Vec<u8> {
         let buf = lock(&self.spares).pop().unwrap_or_default();
-        SPARE_BYTES.fetch_sub(buf.capacity(), Ordering::Relaxed);
+        unreserve_spare(buf.capacity());
         buf
     }
 
@@ -228,7 +228,7 @@ impl Recycler {
         self.wanted.store(false, Ordering::Relaxed);
         let held = std::mem::take(&mut *lock(&self.spares));
         let bytes: usize = held.iter().map(Vec::capacity).sum();
-        SPARE_BYTES.fetch_sub(bytes, Ordering::Relaxed);
+        unreserve_spare(bytes);
         drop(held);
     }
 
