@@ -736,17 +736,26 @@ impl BatchBytes {
     /// Equal to `bytes` (or another BatchBytes) of the same content, as the Python engine's
     /// `bytes` are: the engines' batches compare equal field by field.
     fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyObject> {
-        let same = if let Ok(b) = other.downcast::<BatchBytes>() {
-            b.get().data == self.data
-        } else if let Ok(b) = other.downcast::<PyBytes>() {
-            b.as_bytes() == self.data.as_slice()
-        } else {
+        let Some(theirs) = unchanging_bytes(other) else {
             return Ok(py.NotImplemented());
         };
+        let same = theirs == self.data.as_slice();
         Ok(pyo3::types::PyBool::new(py, same)
             .to_owned()
             .into_any()
             .unbind())
+    }
+}
+
+/// The bytes of a `bytes` or a `BatchBytes`, which nothing changes while `obj` is held (bytes
+/// are immutable; a BatchBytes' buffer, see its field): safe to read without the GIL.
+fn unchanging_bytes<'a>(obj: &'a Bound<'_, PyAny>) -> Option<&'a [u8]> {
+    if let Ok(b) = obj.downcast::<BatchBytes>() {
+        Some(&b.get().data)
+    } else if let Ok(b) = obj.downcast::<PyBytes>() {
+        Some(b.as_bytes())
+    } else {
+        None
     }
 }
 
@@ -756,12 +765,7 @@ impl BatchBytes {
 /// sockets read it without a copy), whose buffer goes back to the pool when it goes.
 #[pyfunction]
 fn lz4_block(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<BatchBytes> {
-    let src: &[u8] = if let Ok(b) = data.downcast::<BatchBytes>() {
-        // Unchanged while `data` holds a reference to it (see the field), GIL or not.
-        &b.get().data
-    } else if let Ok(b) = data.downcast::<PyBytes>() {
-        b.as_bytes() // bytes are immutable
-    } else {
+    let Some(src) = unchanging_bytes(data) else {
         return Err(pyo3::exceptions::PyTypeError::new_err(
             "lz4_block takes bytes or BatchBytes",
         ));
