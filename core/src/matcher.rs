@@ -889,6 +889,69 @@ fn int_op(el: &El) -> Option<Op> {
     }
 }
 
+/// Where the first `c` or newline of `t` is (its length when there is none): `Op::Until`. The
+/// fields it ends (trace id, logger, method, thread) are mostly under 32 bytes, where memchr2's
+/// call and setup cost more than its scan: 16 bytes at a time are one block of compares, and
+/// the last few bytes (fewer than 16) go to memchr2.
+#[inline]
+fn until(t: &[u8], c: u8) -> usize {
+    const LANES: usize = 16;
+    let mut blocks = t.chunks_exact(LANES);
+    let mut at = 0;
+    for block in &mut blocks {
+        let hits = <&[u8; LANES]>::try_from(block).map_or(0, |b| until_hits(b, c));
+        if hits != 0 {
+            return at + hits.trailing_zeros() as usize;
+        }
+        at += LANES;
+    }
+    let rest = blocks.remainder();
+    at + memchr::memchr2(c, b'\n', rest).unwrap_or(rest.len())
+}
+
+/// Bit k set when byte k of `block` is `c` or a newline.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline]
+fn until_hits(block: &[u8; 16], c: u8) -> u32 {
+    // SAFETY: `until_hits_sse2` is safe but for the target feature it needs, and this function
+    // is only compiled where the build enables SSE2 (the cfg above: every x86_64 target does,
+    // it is part of the architecture), so any CPU running this code has it.
+    unsafe { until_hits_sse2(block, c) }
+}
+
+/// `until_hits` in SSE2: two compares and a mask. The block is read as two words (no
+/// pointer), which the compiler turns into one load.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[target_feature(enable = "sse2")]
+#[inline]
+fn until_hits_sse2(block: &[u8; 16], c: u8) -> u32 {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8, _mm_set_epi64x,
+    };
+    let (lo, hi) = block.split_at(8);
+    let word = |w: &[u8]| i64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
+    let v = _mm_set_epi64x(word(hi), word(lo));
+    let stop = _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+    let newline = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8));
+    // The mask has 16 bits, one per byte: never negative.
+    _mm_movemask_epi8(_mm_or_si128(stop, newline)) as u32
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+#[inline]
+fn until_hits(block: &[u8; 16], c: u8) -> u32 {
+    until_hits_scalar(block, c)
+}
+
+/// `until_hits` byte by byte (other targets, and the tests' reference).
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
+fn until_hits_scalar(block: &[u8; 16], c: u8) -> u32 {
+    block
+        .iter()
+        .enumerate()
+        .fold(0, |m, (k, &b)| m | u32::from(b == c || b == b'\n') << k)
+}
+
 /// The digits at the start of `t`: how many.
 fn digit_run(t: &[u8]) -> usize {
     t.iter()
@@ -1087,7 +1150,7 @@ impl Run<'_> {
                 Op::Until(c) => {
                     // More ends when it stopped at c (the lazy run can go on past it).
                     let t = s.get(pos..).unwrap_or_default();
-                    let k = memchr::memchr2(*c, b'\n', t).unwrap_or(t.len());
+                    let k = until(t, *c);
                     Some((pos + k, t.get(k) == Some(c)))
                 }
                 Op::Rest => Some((s.len(), false)),
@@ -1457,6 +1520,26 @@ pub(crate) mod tests {
         }
         // The walk decides most of them, so the comparison is not empty.
         assert!(decided > 15_000, "decided {decided}");
+    }
+
+    /// `until` in 16-byte blocks against memchr2 over the whole text, the stop and newline in
+    /// every position of a block, of the tail, and of neither.
+    #[test]
+    fn until_finds_the_first_stop_or_newline_as_memchr2_does() {
+        let mut g = crate::testgen::Gen(0x0DD_B10C_5EA1_0001);
+        for _ in 0..5_000 {
+            let len = g.below(80);
+            let mut t: Vec<u8> = (0..len).map(|_| b"ab]#(\xe4\n"[g.below(7)]).collect();
+            if g.below(2) == 0 {
+                t.retain(|&b| b != b'\n');
+            }
+            let c = *g.pick(b"]#(a\xe4");
+            let want = memchr::memchr2(c, b'\n', &t).unwrap_or(t.len());
+            assert_eq!(until(&t, c), want, "{t:?} {c}");
+            if let Some(block) = t.first_chunk::<16>() {
+                assert_eq!(until_hits(block, c), until_hits_scalar(block, c), "{t:?}");
+            }
+        }
     }
 
     #[test]
