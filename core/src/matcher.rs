@@ -762,6 +762,14 @@ enum Op {
     Until(u8),
     Rest,
     AtLineEnd,
+    /// Exact bytes, 2 to 16 of them (a `Ranges` of single bytes: the pattern's literals such
+    /// as `] [`): one masked compare of the 16 bytes at the position when there are that many
+    /// (the text goes on past a header's literals), else a compare of the slice.
+    Lit {
+        lit: Vec<u8>,
+        word: u128,
+        mask: u128,
+    },
     /// One byte in a range (a `Ranges` of width one).
     Byte {
         lo: u8,
@@ -1024,7 +1032,28 @@ fn as_range(m: &[u64; 4]) -> Option<(u8, u8)> {
     Some((u8::try_from(lo).ok()?, u8::try_from(hi - lo).ok()?))
 }
 
-/// Shapes of ranges only become `Ranges` (a subtraction and a compare per byte).
+/// `Op::Lit`'s word and mask: the literal's bytes little-endian in the low lanes, the mask's
+/// lanes 0xFF where the literal has a byte (at most 16).
+fn lit_word(lit: &[u8]) -> (u128, u128) {
+    lit.iter()
+        .take(LANES)
+        .enumerate()
+        .fold((0, 0), |(word, mask), (k, &b)| {
+            (word | u128::from(b) << (8 * k), mask | 0xFF << (8 * k))
+        })
+}
+
+/// Whether `t` starts with the literal of `Op::Lit`.
+#[inline]
+fn lit_here(t: &[u8], lit: &[u8], word: u128, mask: u128) -> bool {
+    match t.first_chunk::<LANES>() {
+        Some(w) => u128::from_le_bytes(*w) & mask == word,
+        None => t.starts_with(lit),
+    }
+}
+
+/// Shapes of ranges only become `Ranges` (a subtraction and a compare per byte), or `Lit`
+/// when every range is one byte.
 fn finish(ops: Vec<Op>) -> Vec<Op> {
     ops.into_iter()
         .map(|op| match op {
@@ -1033,6 +1062,11 @@ fn finish(ops: Vec<Op>) -> Vec<Op> {
                     Some(&(lo, span)) => Op::Byte { lo, span },
                     None => Op::Shape(v),
                 },
+                Some(r) if (2..=LANES).contains(&r.len()) && r.iter().all(|x| x.1 == 0) => {
+                    let lit: Vec<u8> = r.iter().map(|x| x.0).collect();
+                    let (word, mask) = lit_word(&lit);
+                    Op::Lit { lit, word, mask }
+                }
                 Some(r) => {
                     let padded = r.len().div_ceil(LANES) * LANES;
                     let any = std::iter::repeat_n((0u8, 255u8), padded - r.len());
@@ -1118,6 +1152,10 @@ impl Run<'_> {
                     .get(pos)
                     .filter(|&&b| b.wrapping_sub(*lo) <= *span)
                     .map(|_| (pos + 1, false)),
+                Op::Lit { lit, word, mask } => {
+                    let t = s.get(pos..).unwrap_or_default();
+                    lit_here(t, lit, *word, *mask).then_some((pos + lit.len(), false))
+                }
                 Op::Ranges { len, lo, span } => {
                     let t = s.get(pos..).unwrap_or_default();
                     in_ranges(t, *len, lo, span).then_some((pos + len, false))
@@ -1539,6 +1577,26 @@ pub(crate) mod tests {
             if let Some(block) = t.first_chunk::<16>() {
                 assert_eq!(until_hits(block, c), until_hits_scalar(block, c), "{t:?}");
             }
+        }
+    }
+
+    /// A literal's masked compare against `starts_with`, with texts shorter and longer than
+    /// the 16 bytes it reads, and literals differing in any one byte.
+    #[test]
+    fn a_literal_is_found_as_starts_with_finds_it() {
+        let mut g = crate::testgen::Gen(0x0DD_B10C_5EA1_0002);
+        for _ in 0..5_000 {
+            let lit: Vec<u8> = (0..2 + g.below(15))
+                .map(|_| b"] [-#\xff"[g.below(6)])
+                .collect();
+            let (word, mask) = lit_word(&lit);
+            let mut t: Vec<u8> = lit.iter().copied().take(g.below(lit.len() + 1)).collect();
+            t.extend((0..g.below(24)).map(|_| b"] [-#\xff"[g.below(6)]));
+            assert_eq!(
+                lit_here(&t, &lit, word, mask),
+                t.starts_with(&lit),
+                "{t:?} {lit:?}"
+            );
         }
     }
 
