@@ -983,12 +983,12 @@ fn push_shape(ops: &mut Vec<Op>, width: usize, m: [u64; 4]) {
     ops.push(Op::Shape(vec![m; width]));
 }
 
-const LANES: usize = 16;
+pub(crate) const LANES: usize = 16;
 
 /// Whether every byte of `t` is in its range (`Op::Ranges`). `lo` and `span` are padded to
 /// whole lanes with ranges that take any byte: when `t` has that many bytes, the check runs
 /// over whole lanes without a branch, which the compiler turns into vector instructions.
-fn in_ranges(t: &[u8], len: usize, lo: &[u8], span: &[u8]) -> bool {
+pub(crate) fn in_ranges(t: &[u8], len: usize, lo: &[u8], span: &[u8]) -> bool {
     let mut bad = 0u8;
     if let Some(t) = t.get(..lo.len()) {
         let lanes = t
@@ -1019,7 +1019,7 @@ fn in_ranges(t: &[u8], len: usize, lo: &[u8], span: &[u8]) -> bool {
 }
 
 /// The set of a bitmap as one range (first byte, last - first), if it is one.
-fn as_range(m: &[u64; 4]) -> Option<(u8, u8)> {
+pub(crate) fn as_range(m: &[u64; 4]) -> Option<(u8, u8)> {
     // Bit arithmetic, not a scan of 256 bytes: `explain` compiles a matcher per element.
     let count: u32 = m.iter().map(|w| w.count_ones()).sum();
     let (i, w) = m.iter().enumerate().find(|(_, w)| **w != 0)?;
