@@ -760,6 +760,18 @@ enum Op {
     /// `]`, `#`, `(`): its first end is the first such byte or newline, found by memchr,
     /// without `Run::up_to`'s walk (both ends are ASCII, so character boundaries).
     Until(u8),
+    /// An `Until(c)` step (capturing `group`) and the literal after it, which starts with `c`
+    /// (`[%X{traceId}]`, `%c{3}#`, `%method():`): one step where there were two, the literal
+    /// checked where the run stopped. When the run stops at a newline or the end, the literal
+    /// cannot be there; when it stops at `c` and the literal is not there, the lazy run could
+    /// go on past `c`, so the answer is unknown, as the two steps would have said.
+    UntilLit {
+        group: Option<usize>,
+        c: u8,
+        lit: Vec<u8>,
+        word: u128,
+        mask: u128,
+    },
     Rest,
     AtLineEnd,
     /// Exact bytes, 2 to 16 of them (a `Ranges` of single bytes: the pattern's literals such
@@ -824,6 +836,36 @@ fn steps(ops: Vec<Op>) -> Vec<Step> {
             cap: None,
         });
         k += 1;
+    }
+    out
+}
+
+/// The steps with each `Until(c)` and the literal after it that starts with `c` made one
+/// `UntilLit` step.
+fn fuse(steps: Vec<Step>) -> Vec<Step> {
+    let mut out: Vec<Step> = Vec::with_capacity(steps.len());
+    for step in steps {
+        let lit = match (&step.op, step.cap) {
+            (Op::Lit { lit, .. }, None) => Some(lit.clone()),
+            (Op::Byte { lo, span: 0 }, None) => Some(vec![*lo]),
+            _ => None,
+        };
+        if let (Some(lit), Some(prev)) = (lit, out.last_mut()) {
+            if let Op::Until(c) = prev.op {
+                if lit.first() == Some(&c) && lit.len() <= LANES {
+                    let (word, mask) = lit_word(&lit);
+                    prev.op = Op::UntilLit {
+                        group: prev.cap.take(),
+                        c,
+                        lit,
+                        word,
+                        mask,
+                    };
+                    continue;
+                }
+            }
+        }
+        out.push(step);
     }
     out
 }
@@ -1191,6 +1233,30 @@ impl Run<'_> {
                     let k = until(t, *c);
                     Some((pos + k, t.get(k) == Some(c)))
                 }
+                Op::UntilLit {
+                    group,
+                    c,
+                    lit,
+                    word,
+                    mask,
+                } => {
+                    let t = s.get(pos..).unwrap_or_default();
+                    let k = until(t, *c);
+                    if let Some(i) = *group {
+                        match caps.get_mut(i) {
+                            Some(slot) => *slot = Some((pos, pos + k)),
+                            None => return First::Unknown,
+                        }
+                    }
+                    let here = t.get(k..).unwrap_or_default();
+                    if here.first() != Some(c) {
+                        None
+                    } else if lit_here(here, lit, *word, *mask) {
+                        Some((pos + k + lit.len(), true))
+                    } else {
+                        return First::Unknown;
+                    }
+                }
                 Op::Rest => Some((s.len(), false)),
                 Op::AtLineEnd => matches!(s.get(pos), None | Some(b'\n')).then_some((pos, false)),
                 Op::Open(i) => {
@@ -1259,7 +1325,7 @@ impl Matcher {
         let mut ops = Vec::new();
         plan(&els, &mut ops);
         Matcher {
-            plan: steps(finish(ops)),
+            plan: fuse(steps(finish(ops))),
             ..Matcher::general_only(els, groups, chars)
         }
     }
@@ -1578,6 +1644,43 @@ pub(crate) mod tests {
                 assert_eq!(until_hits(block, c), until_hits_scalar(block, c), "{t:?}");
             }
         }
+    }
+
+    /// The seed prefix's four fields (trace id, logger, method, thread) each end in one step
+    /// with the literal after them; pattern.rs compares such plans with backtracking.
+    #[test]
+    fn the_seed_prefix_fuses_each_field_with_the_literal_after_it() {
+        let p = crate::pattern::compile_pattern(
+            "%d{yyyy-MM-dd HH:mm:ss.SSS} %-5p [traceId:%X{traceId}] [%c{3}#%method\\(\\):%L] [%thread] - %m%n",
+            Some("UTC"),
+        )
+        .unwrap();
+        let fused = p
+            .regex
+            .plan
+            .iter()
+            .filter(|s| matches!(s.op, Op::UntilLit { .. }));
+        assert_eq!(fused.count(), 4, "{:?}", p.regex.plan);
+        let line = b"2026-11-30 04:38:57.716 INFO  [traceId:e8] [c.a.C#f():1] [main] - a,b";
+        let (_, caps) = p.regex.matches(line).unwrap();
+        let texts: Vec<&[u8]> = caps
+            .iter()
+            .flatten()
+            .map(|&(a, b)| line.get(a..b).unwrap_or_default())
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                &b"2026-11-30 04:38:57.716"[..],
+                b"INFO",
+                b"e8",
+                b"c.a.C",
+                b"f",
+                b"1",
+                b"main",
+                b"a,b"
+            ]
+        );
     }
 
     /// A literal's masked compare against `starts_with`, with texts shorter and longer than
