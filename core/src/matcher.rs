@@ -757,8 +757,8 @@ enum Op {
         bytes: Option<Set>,
     },
     /// An `UpTo` of a one-byte character in text (pattern.py's `%X`, `%c`, `%M`, `%t` before
-    /// `]`, `#`, `(`): its first end is the first such byte or newline, found by memchr,
-    /// without `Run::up_to`'s walk (both ends are ASCII, so character boundaries).
+    /// `]`, `#`, `(`): its first end is the first such byte or newline, found 16 bytes a step
+    /// (`until`), without `Run::up_to`'s walk (both ends are ASCII, so character boundaries).
     Until(u8),
     /// An `Until(c)` step (capturing `group`) and the literal after it, which starts with `c`
     /// (`[%X{traceId}]`, `%c{3}#`, `%method():`): one step where there were two, the literal
