@@ -757,11 +757,31 @@ enum Op {
         bytes: Option<Set>,
     },
     /// An `UpTo` of a one-byte character in text (pattern.py's `%X`, `%c`, `%M`, `%t` before
-    /// `]`, `#`, `(`): its first end is the first such byte or newline, found by memchr,
-    /// without `Run::up_to`'s walk (both ends are ASCII, so character boundaries).
+    /// `]`, `#`, `(`): its first end is the first such byte or newline, found 16 bytes a step
+    /// (`until`), without `Run::up_to`'s walk (both ends are ASCII, so character boundaries).
     Until(u8),
+    /// An `Until(c)` step (capturing `group`) and the literal after it, which starts with `c`
+    /// (`[%X{traceId}]`, `%c{3}#`, `%method():`): one step where there were two, the literal
+    /// checked where the run stopped. When the run stops at a newline or the end, the literal
+    /// cannot be there; when it stops at `c` and the literal is not there, the lazy run could
+    /// go on past `c`, so the answer is unknown, as the two steps would have said.
+    UntilLit {
+        group: Option<usize>,
+        c: u8,
+        lit: Vec<u8>,
+        word: u128,
+        mask: u128,
+    },
     Rest,
     AtLineEnd,
+    /// Exact bytes, 2 to 16 of them (a `Ranges` of single bytes: the pattern's literals such
+    /// as `] [`): one masked compare of the 16 bytes at the position when there are that many
+    /// (the text goes on past a header's literals), else a compare of the slice.
+    Lit {
+        lit: Vec<u8>,
+        word: u128,
+        mask: u128,
+    },
     /// One byte in a range (a `Ranges` of width one).
     Byte {
         lo: u8,
@@ -816,6 +836,36 @@ fn steps(ops: Vec<Op>) -> Vec<Step> {
             cap: None,
         });
         k += 1;
+    }
+    out
+}
+
+/// The steps with each `Until(c)` and the literal after it that starts with `c` made one
+/// `UntilLit` step.
+fn fuse(steps: Vec<Step>) -> Vec<Step> {
+    let mut out: Vec<Step> = Vec::with_capacity(steps.len());
+    for step in steps {
+        let lit = match (&step.op, step.cap) {
+            (Op::Lit { lit, .. }, None) => Some(lit.clone()),
+            (Op::Byte { lo, span: 0 }, None) => Some(vec![*lo]),
+            _ => None,
+        };
+        if let (Some(lit), Some(prev)) = (lit, out.last_mut()) {
+            if let Op::Until(c) = prev.op {
+                if lit.first() == Some(&c) && lit.len() <= LANES {
+                    let (word, mask) = lit_word(&lit);
+                    prev.op = Op::UntilLit {
+                        group: prev.cap.take(),
+                        c,
+                        lit,
+                        word,
+                        mask,
+                    };
+                    continue;
+                }
+            }
+        }
+        out.push(step);
     }
     out
 }
@@ -889,6 +939,69 @@ fn int_op(el: &El) -> Option<Op> {
     }
 }
 
+/// Where the first `c` or newline of `t` is (its length when there is none): `Op::Until`. The
+/// fields it ends (trace id, logger, method, thread) are mostly under 32 bytes, where memchr2's
+/// call and setup cost more than its scan: 16 bytes at a time are one block of compares, and
+/// the last few bytes (fewer than 16) go to memchr2.
+#[inline]
+fn until(t: &[u8], c: u8) -> usize {
+    const LANES: usize = 16;
+    let mut blocks = t.chunks_exact(LANES);
+    let mut at = 0;
+    for block in &mut blocks {
+        let hits = <&[u8; LANES]>::try_from(block).map_or(0, |b| until_hits(b, c));
+        if hits != 0 {
+            return at + hits.trailing_zeros() as usize;
+        }
+        at += LANES;
+    }
+    let rest = blocks.remainder();
+    at + memchr::memchr2(c, b'\n', rest).unwrap_or(rest.len())
+}
+
+/// Bit k set when byte k of `block` is `c` or a newline.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline]
+fn until_hits(block: &[u8; 16], c: u8) -> u32 {
+    // SAFETY: `until_hits_sse2` is safe but for the target feature it needs, and this function
+    // is only compiled where the build enables SSE2 (the cfg above: every x86_64 target does,
+    // it is part of the architecture), so any CPU running this code has it.
+    unsafe { until_hits_sse2(block, c) }
+}
+
+/// `until_hits` in SSE2: two compares and a mask. The block is read as two words (no
+/// pointer), which the compiler turns into one load.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[target_feature(enable = "sse2")]
+#[inline]
+fn until_hits_sse2(block: &[u8; 16], c: u8) -> u32 {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8, _mm_set_epi64x,
+    };
+    let (lo, hi) = block.split_at(8);
+    let word = |w: &[u8]| i64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
+    let v = _mm_set_epi64x(word(hi), word(lo));
+    let stop = _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+    let newline = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8));
+    // The mask has 16 bits, one per byte: never negative.
+    _mm_movemask_epi8(_mm_or_si128(stop, newline)) as u32
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+#[inline]
+fn until_hits(block: &[u8; 16], c: u8) -> u32 {
+    until_hits_scalar(block, c)
+}
+
+/// `until_hits` byte by byte (other targets, and the tests' reference).
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
+fn until_hits_scalar(block: &[u8; 16], c: u8) -> u32 {
+    block
+        .iter()
+        .enumerate()
+        .fold(0, |m, (k, &b)| m | u32::from(b == c || b == b'\n') << k)
+}
+
 /// The digits at the start of `t`: how many.
 fn digit_run(t: &[u8]) -> usize {
     t.iter()
@@ -912,12 +1025,12 @@ fn push_shape(ops: &mut Vec<Op>, width: usize, m: [u64; 4]) {
     ops.push(Op::Shape(vec![m; width]));
 }
 
-const LANES: usize = 16;
+pub(crate) const LANES: usize = 16;
 
 /// Whether every byte of `t` is in its range (`Op::Ranges`). `lo` and `span` are padded to
 /// whole lanes with ranges that take any byte: when `t` has that many bytes, the check runs
 /// over whole lanes without a branch, which the compiler turns into vector instructions.
-fn in_ranges(t: &[u8], len: usize, lo: &[u8], span: &[u8]) -> bool {
+pub(crate) fn in_ranges(t: &[u8], len: usize, lo: &[u8], span: &[u8]) -> bool {
     let mut bad = 0u8;
     if let Some(t) = t.get(..lo.len()) {
         let lanes = t
@@ -948,7 +1061,7 @@ fn in_ranges(t: &[u8], len: usize, lo: &[u8], span: &[u8]) -> bool {
 }
 
 /// The set of a bitmap as one range (first byte, last - first), if it is one.
-fn as_range(m: &[u64; 4]) -> Option<(u8, u8)> {
+pub(crate) fn as_range(m: &[u64; 4]) -> Option<(u8, u8)> {
     // Bit arithmetic, not a scan of 256 bytes: `explain` compiles a matcher per element.
     let count: u32 = m.iter().map(|w| w.count_ones()).sum();
     let (i, w) = m.iter().enumerate().find(|(_, w)| **w != 0)?;
@@ -961,7 +1074,28 @@ fn as_range(m: &[u64; 4]) -> Option<(u8, u8)> {
     Some((u8::try_from(lo).ok()?, u8::try_from(hi - lo).ok()?))
 }
 
-/// Shapes of ranges only become `Ranges` (a subtraction and a compare per byte).
+/// `Op::Lit`'s word and mask: the literal's bytes little-endian in the low lanes, the mask's
+/// lanes 0xFF where the literal has a byte (at most 16).
+fn lit_word(lit: &[u8]) -> (u128, u128) {
+    lit.iter()
+        .take(LANES)
+        .enumerate()
+        .fold((0, 0), |(word, mask), (k, &b)| {
+            (word | u128::from(b) << (8 * k), mask | 0xFF << (8 * k))
+        })
+}
+
+/// Whether `t` starts with the literal of `Op::Lit`.
+#[inline]
+fn lit_here(t: &[u8], lit: &[u8], word: u128, mask: u128) -> bool {
+    match t.first_chunk::<LANES>() {
+        Some(w) => u128::from_le_bytes(*w) & mask == word,
+        None => t.starts_with(lit),
+    }
+}
+
+/// Shapes of ranges only become `Ranges` (a subtraction and a compare per byte), or `Lit`
+/// when every range is one byte.
 fn finish(ops: Vec<Op>) -> Vec<Op> {
     ops.into_iter()
         .map(|op| match op {
@@ -970,6 +1104,11 @@ fn finish(ops: Vec<Op>) -> Vec<Op> {
                     Some(&(lo, span)) => Op::Byte { lo, span },
                     None => Op::Shape(v),
                 },
+                Some(r) if (2..=LANES).contains(&r.len()) && r.iter().all(|x| x.1 == 0) => {
+                    let lit: Vec<u8> = r.iter().map(|x| x.0).collect();
+                    let (word, mask) = lit_word(&lit);
+                    Op::Lit { lit, word, mask }
+                }
                 Some(r) => {
                     let padded = r.len().div_ceil(LANES) * LANES;
                     let any = std::iter::repeat_n((0u8, 255u8), padded - r.len());
@@ -1055,6 +1194,10 @@ impl Run<'_> {
                     .get(pos)
                     .filter(|&&b| b.wrapping_sub(*lo) <= *span)
                     .map(|_| (pos + 1, false)),
+                Op::Lit { lit, word, mask } => {
+                    let t = s.get(pos..).unwrap_or_default();
+                    lit_here(t, lit, *word, *mask).then_some((pos + lit.len(), false))
+                }
                 Op::Ranges { len, lo, span } => {
                     let t = s.get(pos..).unwrap_or_default();
                     in_ranges(t, *len, lo, span).then_some((pos + len, false))
@@ -1087,8 +1230,32 @@ impl Run<'_> {
                 Op::Until(c) => {
                     // More ends when it stopped at c (the lazy run can go on past it).
                     let t = s.get(pos..).unwrap_or_default();
-                    let k = memchr::memchr2(*c, b'\n', t).unwrap_or(t.len());
+                    let k = until(t, *c);
                     Some((pos + k, t.get(k) == Some(c)))
+                }
+                Op::UntilLit {
+                    group,
+                    c,
+                    lit,
+                    word,
+                    mask,
+                } => {
+                    let t = s.get(pos..).unwrap_or_default();
+                    let k = until(t, *c);
+                    if let Some(i) = *group {
+                        match caps.get_mut(i) {
+                            Some(slot) => *slot = Some((pos, pos + k)),
+                            None => return First::Unknown,
+                        }
+                    }
+                    let here = t.get(k..).unwrap_or_default();
+                    if here.first() != Some(c) {
+                        None
+                    } else if lit_here(here, lit, *word, *mask) {
+                        Some((pos + k + lit.len(), true))
+                    } else {
+                        return First::Unknown;
+                    }
                 }
                 Op::Rest => Some((s.len(), false)),
                 Op::AtLineEnd => matches!(s.get(pos), None | Some(b'\n')).then_some((pos, false)),
@@ -1158,7 +1325,7 @@ impl Matcher {
         let mut ops = Vec::new();
         plan(&els, &mut ops);
         Matcher {
-            plan: steps(finish(ops)),
+            plan: fuse(steps(finish(ops))),
             ..Matcher::general_only(els, groups, chars)
         }
     }
@@ -1457,6 +1624,83 @@ pub(crate) mod tests {
         }
         // The walk decides most of them, so the comparison is not empty.
         assert!(decided > 15_000, "decided {decided}");
+    }
+
+    /// `until` in 16-byte blocks against memchr2 over the whole text, the stop and newline in
+    /// every position of a block, of the tail, and of neither.
+    #[test]
+    fn until_finds_the_first_stop_or_newline_as_memchr2_does() {
+        let mut g = crate::testgen::Gen(0x0DD_B10C_5EA1_0001);
+        for _ in 0..5_000 {
+            let len = g.below(80);
+            let mut t: Vec<u8> = (0..len).map(|_| b"ab]#(\xe4\n"[g.below(7)]).collect();
+            if g.below(2) == 0 {
+                t.retain(|&b| b != b'\n');
+            }
+            let c = *g.pick(b"]#(a\xe4");
+            let want = memchr::memchr2(c, b'\n', &t).unwrap_or(t.len());
+            assert_eq!(until(&t, c), want, "{t:?} {c}");
+            if let Some(block) = t.first_chunk::<16>() {
+                assert_eq!(until_hits(block, c), until_hits_scalar(block, c), "{t:?}");
+            }
+        }
+    }
+
+    /// The seed prefix's four fields (trace id, logger, method, thread) each end in one step
+    /// with the literal after them; pattern.rs compares such plans with backtracking.
+    #[test]
+    fn the_seed_prefix_fuses_each_field_with_the_literal_after_it() {
+        let p = crate::pattern::compile_pattern(
+            "%d{yyyy-MM-dd HH:mm:ss.SSS} %-5p [traceId:%X{traceId}] [%c{3}#%method\\(\\):%L] [%thread] - %m%n",
+            Some("UTC"),
+        )
+        .unwrap();
+        let fused = p
+            .regex
+            .plan
+            .iter()
+            .filter(|s| matches!(s.op, Op::UntilLit { .. }));
+        assert_eq!(fused.count(), 4, "{:?}", p.regex.plan);
+        let line = b"2026-11-30 04:38:57.716 INFO  [traceId:e8] [c.a.C#f():1] [main] - a,b";
+        let (_, caps) = p.regex.matches(line).unwrap();
+        let texts: Vec<&[u8]> = caps
+            .iter()
+            .flatten()
+            .map(|&(a, b)| line.get(a..b).unwrap_or_default())
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                &b"2026-11-30 04:38:57.716"[..],
+                b"INFO",
+                b"e8",
+                b"c.a.C",
+                b"f",
+                b"1",
+                b"main",
+                b"a,b"
+            ]
+        );
+    }
+
+    /// A literal's masked compare against `starts_with`, with texts shorter and longer than
+    /// the 16 bytes it reads, and literals differing in any one byte.
+    #[test]
+    fn a_literal_is_found_as_starts_with_finds_it() {
+        let mut g = crate::testgen::Gen(0x0DD_B10C_5EA1_0002);
+        for _ in 0..5_000 {
+            let lit: Vec<u8> = (0..2 + g.below(15))
+                .map(|_| b"] [-#\xff"[g.below(6)])
+                .collect();
+            let (word, mask) = lit_word(&lit);
+            let mut t: Vec<u8> = lit.iter().copied().take(g.below(lit.len() + 1)).collect();
+            t.extend((0..g.below(24)).map(|_| b"] [-#\xff"[g.below(6)]));
+            assert_eq!(
+                lit_here(&t, &lit, word, mask),
+                t.starts_with(&lit),
+                "{t:?} {lit:?}"
+            );
+        }
     }
 
     #[test]
