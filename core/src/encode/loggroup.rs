@@ -171,10 +171,83 @@ pub fn key_and_tag(key: &str) -> Vec<u8> {
 /// Bytes the `Logs` length varint is first given: the common size of a record (128 B-16 KiB).
 const LEN_GUESS: usize = 2;
 
+/// Bytes made ready ahead of the writing, when the room runs out (the size of a common record):
+/// one zero-fill for most records, not a capacity check per piece.
+const AHEAD: usize = 512;
+
+/// What a content's head takes besides its `Key` field: its tag, its length and the value's
+/// length (a value of at most 1 MB: three bytes each, five allowed).
+const HEAD: usize = 1 + 5 + 5;
+
+/// The protobuf varint of `n`, in the first bytes of the array, and its length: worked out
+/// with arithmetic on all ten bytes, written with one fixed-size copy.
+#[inline]
+fn varint_bytes(n: u64) -> ([u8; 10], usize) {
+    let len = varint_len(n);
+    let mut b = [0u8; 10];
+    for (i, byte) in b.iter_mut().enumerate() {
+        *byte = (n >> (7 * i)) as u8 | 0x80;
+    }
+    // The last byte has no continuation bit (len is 1-10).
+    if let Some(last) = b.get_mut(len - 1) {
+        *last &= 0x7F;
+    }
+    (b, len)
+}
+
+/// The end of `out` a record is written into. `out` is grown (zero-filled) ahead of the
+/// writing, so each piece is copied into a slice checked once instead of pushed with a
+/// capacity check per push; `len` is where the record's bytes end, and `finish` cuts `out`
+/// back to it.
+struct Tail<'a> {
+    out: &'a mut Vec<u8>,
+    len: usize,
+}
+
+impl<'a> Tail<'a> {
+    fn new(out: &'a mut Vec<u8>) -> Tail<'a> {
+        let len = out.len();
+        Tail { out, len }
+    }
+
+    /// The next `n` bytes, to write into (what is not written is cut by `finish`, or written
+    /// over by the next piece).
+    #[inline]
+    fn next(&mut self, n: usize) -> &mut [u8] {
+        if self.out.len() - self.len < n {
+            self.grow(n);
+        }
+        self.out
+            .get_mut(self.len..self.len + n)
+            .unwrap_or_default() // never: grown above
+    }
+
+    /// At least `n` bytes ready, up to `AHEAD` if the buffer has the room already: a batch
+    /// buffer is reserved to its expected size, and looking ahead must not make it reallocate.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, n: usize) {
+        let need = self.len + n;
+        let ahead = (self.len + AHEAD).min(self.out.capacity());
+        self.out.resize(need.max(ahead), 0);
+    }
+
+    /// The next `n` bytes are the record's.
+    #[inline]
+    fn advance(&mut self, n: usize) {
+        self.len += n;
+    }
+
+    fn finish(self) {
+        self.out.truncate(self.len);
+    }
+}
+
 /// `encode_log` with each key's `Key` field (and the value's tag) from `keys` (worked out once
 /// per key), written straight into `out` without a body buffer: the length varint is given two
 /// bytes and the body moved in the rare case it needs another count. Same bytes as
-/// `encode_log`.
+/// `encode_log`, which writes a record with a value over 1 MB (cut, and named in a
+/// `truncated_keys` content).
 pub fn encode_log_cached(
     out: &mut Vec<u8>,
     fields: &[(Key, Value)],
@@ -182,55 +255,109 @@ pub fn encode_log_cached(
     time_ns: u32,
     keys: &mut KeyCache,
 ) {
-    let tv = (time as u64) & 0xFFFF_FFFF;
-    out.push(0x0a);
-    let at = out.len();
-    out.resize(at + LEN_GUESS, 0);
-    let body = out.len();
-    out.push(0x08);
-    varint(out, tv);
-    let mut truncated: Vec<String> = Vec::new();
-    for (pos, (key, value)) in fields.iter().enumerate() {
-        let Some(text) = value_bytes(key, value, &mut truncated) else {
-            continue;
-        };
-        // The Key field and the value's tag, padded.
-        let (kf, flen) = keys.padded(pos, key, key_and_tag);
-        let vlen = text.len();
-        let short = flen + 1 + vlen;
-        match kf.first_chunk::<PAD>() {
-            Some(block) if short < 0x80 && flen <= PAD => {
-                // The usual content: its length and the value's fit a byte each. The head
-                // (tag, length, Key field, value tag, value length) put together on the stack
-                // from fixed-size pieces and copied as one block, cut to its length.
-                let mut head = [0u8; PAD + 3];
-                head[0] = 0x12;
-                head[1] = short as u8;
-                if let Some(room) = head.get_mut(2..2 + PAD) {
-                    room.copy_from_slice(block);
-                }
-                if let Some(b) = head.get_mut(2 + flen) {
-                    *b = vlen as u8;
-                }
-                let end = out.len() + 3 + flen;
-                out.extend_from_slice(&head);
-                out.truncate(end);
-            }
-            _ => {
-                let inner = flen + varint_len(vlen as u64) + vlen;
-                out.push(0x12);
-                varint(out, inner as u64);
-                out.extend_from_slice(kf.get(..flen).unwrap_or_default());
-                varint(out, vlen as u64);
-            }
-        }
-        out.extend_from_slice(text);
+    let start = out.len();
+    let mut tail = Tail::new(out);
+    if contents(&mut tail, fields, time, time_ns, keys).is_none() {
+        tail.out.truncate(start);
+        return encode_log(out, fields, time, time_ns);
     }
-    truncated_content(out, &truncated);
-    out.push(0x25);
-    out.extend_from_slice(&time_ns.to_le_bytes());
+    tail.finish();
+    set_length(out, start);
+}
+
+/// The `Logs` entry written into `tail`, with its length left to `set_length` (LEN_GUESS
+/// bytes). None: a value over 1 MB, for `encode_log`.
+#[inline]
+fn contents(
+    tail: &mut Tail<'_>,
+    fields: &[(Key, Value)],
+    time: i64,
+    time_ns: u32,
+    keys: &mut KeyCache,
+) -> Option<()> {
+    // Logs (1) { Time (1), Contents (2)..., TimeNs (4) }
+    let (tv, tlen) = varint_bytes((time as u64) & 0xFFFF_FFFF);
+    let dst = tail.next(2 + LEN_GUESS + 10);
+    if let Some(head) = dst.first_chunk_mut::<{ 2 + LEN_GUESS + 10 }>() {
+        head[0] = 0x0a;
+        head[1 + LEN_GUESS] = 0x08;
+        head[2 + LEN_GUESS..].copy_from_slice(&tv);
+    }
+    tail.advance(2 + LEN_GUESS + tlen);
+    for (pos, (key, value)) in fields.iter().enumerate() {
+        let text = match value {
+            Value::Str(s) | Value::Int(s) => s.as_bytes(),
+            Value::None => continue,
+        };
+        if text.len() > MAX_VALUE_BYTES {
+            return None;
+        }
+        // The Key field and the value's tag, padded.
+        let (form, flen) = keys.padded(pos, key, key_and_tag);
+        let vlen = text.len();
+        let dst = tail.next(HEAD + flen.max(PAD) + vlen);
+        let at = match form.first_chunk::<PAD>() {
+            Some(block) if flen + 1 + vlen < 0x80 && flen <= PAD => {
+                // The usual content: its length and the value's fit a byte each. The head
+                // (tag, length, Key field, value tag, value length) from one fixed-size copy
+                // of the padded form, its tail written over by the value length and value.
+                if let Some(head) = dst.first_chunk_mut::<{ PAD + 3 }>() {
+                    head[0] = 0x12;
+                    head[1] = (flen + 1 + vlen) as u8;
+                    head[2..2 + PAD].copy_from_slice(block);
+                    if let Some(b) = head.get_mut(2 + flen) {
+                        *b = vlen as u8;
+                    }
+                }
+                3 + flen
+            }
+            _ => long_head(dst, form.get(..flen).unwrap_or_default(), vlen),
+        };
+        if let Some(room) = dst.get_mut(at..at + vlen) {
+            room.copy_from_slice(text);
+        }
+        tail.advance(at + vlen);
+    }
+    let dst = tail.next(5);
+    if let Some(end) = dst.first_chunk_mut::<5>() {
+        end[0] = 0x25;
+        end[1..].copy_from_slice(&time_ns.to_le_bytes());
+    }
+    tail.advance(5);
+    Some(())
+}
+
+/// A content's head when its length or its value's takes more than a byte, or its key is long:
+/// written into `dst` (room for `HEAD` and the form); its length.
+#[cold]
+#[inline(never)]
+fn long_head(dst: &mut [u8], form: &[u8], vlen: usize) -> usize {
+    let (inner, ilen) = varint_bytes((form.len() + varint_len(vlen as u64) + vlen) as u64);
+    let (value, len) = varint_bytes(vlen as u64);
+    let pieces: [&[u8]; 4] = [
+        &[0x12],
+        inner.get(..ilen).unwrap_or_default(),
+        form,
+        value.get(..len).unwrap_or_default(),
+    ];
+    let mut at = 0;
+    for piece in pieces {
+        if let Some(room) = dst.get_mut(at..at + piece.len()) {
+            room.copy_from_slice(piece);
+        }
+        at += piece.len();
+    }
+    at
+}
+
+/// The length of the `Logs` entry that starts at `start` (its tag) written into the LEN_GUESS
+/// bytes left for it, the body moved in the rare case the length takes another count.
+#[inline]
+fn set_length(out: &mut Vec<u8>, start: usize) {
+    let at = start + 1;
+    let body = at + LEN_GUESS;
     let len = out.len() - body;
-    let need = varint_len(len as u64);
+    let (bytes, need) = varint_bytes(len as u64);
     if need != LEN_GUESS {
         // Move the body so the length's room fits (a body under 128 B or over 16 KiB).
         let end = out.len();
@@ -240,10 +367,8 @@ pub fn encode_log_cached(
         out.copy_within(body..end, at + need);
         out.truncate(at + need + len);
     }
-    let mut n = len as u64;
-    for b in out.iter_mut().skip(at).take(need) {
-        *b = (n & 0x7F) as u8 | if n > 0x7F { 0x80 } else { 0 };
-        n >>= 7;
+    if let (Some(room), Some(len)) = (out.get_mut(at..at + need), bytes.get(..need)) {
+        room.copy_from_slice(len);
     }
 }
 
@@ -286,6 +411,8 @@ mod tests {
             let mut v = Vec::new();
             varint(&mut v, n);
             assert_eq!(varint_len(n), v.len(), "{n}");
+            let (bytes, len) = varint_bytes(n);
+            assert_eq!(bytes.get(..len), Some(v.as_slice()), "{n}");
         }
     }
 
@@ -327,6 +454,9 @@ mod tests {
         }
         let big = "v".repeat(MAX_VALUE_BYTES + 3);
         let mut keys = KeyCache::new();
+        // All records also into one buffer each, as a batch holds them: the cached encoder
+        // writes ahead of its record and cuts back, and must leave nothing behind.
+        let (mut all_general, mut all_cached) = (Vec::new(), Vec::with_capacity(100));
         for round in 0..3000 {
             let mut fields: Vec<(Key, Value)> = Vec::new();
             for _ in 0..g.below(16) {
@@ -355,6 +485,9 @@ mod tests {
             encode_log(&mut general, &fields, time, ns);
             encode_log_cached(&mut cached, &fields, time, ns, &mut keys);
             assert_eq!(general, cached, "round {round}");
+            encode_log(&mut all_general, &fields, time, ns);
+            encode_log_cached(&mut all_cached, &fields, time, ns, &mut keys);
         }
+        assert!(all_general == all_cached);
     }
 }
