@@ -171,83 +171,31 @@ pub fn key_and_tag(key: &str) -> Vec<u8> {
 /// Bytes the `Logs` length varint is first given: the common size of a record (128 B-16 KiB).
 const LEN_GUESS: usize = 2;
 
-/// Bytes made ready ahead of the writing, when the room runs out (the size of a common record):
-/// one zero-fill for most records, not a capacity check per piece.
-const AHEAD: usize = 512;
-
-/// What a content's head takes besides its `Key` field: its tag, its length and the value's
-/// length (a value of at most 1 MB: three bytes each, five allowed).
-const HEAD: usize = 1 + 5 + 5;
+/// The `Logs` tag, its length (LEN_GUESS bytes) and the time field (tag, a u32 varint).
+const PROLOGUE: usize = 1 + LEN_GUESS + 1 + 5;
 
 /// The protobuf varint of `n`, in the first bytes of the array, and its length: worked out
-/// with arithmetic on all ten bytes, written with one fixed-size copy.
+/// with arithmetic on all the bytes a `u32` can take, written with one fixed-size copy.
 #[inline]
-fn varint_bytes(n: u64) -> ([u8; 10], usize) {
-    let len = varint_len(n);
-    let mut b = [0u8; 10];
+fn varint_u32(n: u32) -> ([u8; 5], usize) {
+    let len = varint_len(u64::from(n));
+    let mut b = [0u8; 5];
     for (i, byte) in b.iter_mut().enumerate() {
         *byte = (n >> (7 * i)) as u8 | 0x80;
     }
-    // The last byte has no continuation bit (len is 1-10).
+    // The last byte has no continuation bit (len is 1-5).
     if let Some(last) = b.get_mut(len - 1) {
         *last &= 0x7F;
     }
     (b, len)
 }
 
-/// The end of `out` a record is written into. `out` is grown (zero-filled) ahead of the
-/// writing, so each piece is copied into a slice checked once instead of pushed with a
-/// capacity check per push; `len` is where the record's bytes end, and `finish` cuts `out`
-/// back to it.
-struct Tail<'a> {
-    out: &'a mut Vec<u8>,
-    len: usize,
-}
-
-impl<'a> Tail<'a> {
-    fn new(out: &'a mut Vec<u8>) -> Tail<'a> {
-        let len = out.len();
-        Tail { out, len }
-    }
-
-    /// The next `n` bytes, to write into (what is not written is cut by `finish`, or written
-    /// over by the next piece).
-    #[inline]
-    fn next(&mut self, n: usize) -> &mut [u8] {
-        if self.out.len() - self.len < n {
-            self.grow(n);
-        }
-        self.out
-            .get_mut(self.len..self.len + n)
-            .unwrap_or_default() // never: grown above
-    }
-
-    /// At least `n` bytes ready, up to `AHEAD` if the buffer has the room already: a batch
-    /// buffer is reserved to its expected size, and looking ahead must not make it reallocate.
-    #[cold]
-    #[inline(never)]
-    fn grow(&mut self, n: usize) {
-        let need = self.len + n;
-        let ahead = (self.len + AHEAD).min(self.out.capacity());
-        self.out.resize(need.max(ahead), 0);
-    }
-
-    /// The next `n` bytes are the record's.
-    #[inline]
-    fn advance(&mut self, n: usize) {
-        self.len += n;
-    }
-
-    fn finish(self) {
-        self.out.truncate(self.len);
-    }
-}
-
 /// `encode_log` with each key's `Key` field (and the value's tag) from `keys` (worked out once
 /// per key), written straight into `out` without a body buffer: the length varint is given two
-/// bytes and the body moved in the rare case it needs another count. Same bytes as
-/// `encode_log`, which writes a record with a value over 1 MB (cut, and named in a
-/// `truncated_keys` content).
+/// bytes and the body moved in the rare case it needs another count; a usual content (a short
+/// key and value) is one fixed-size block. Same bytes as `encode_log`, which writes the rare
+/// record with a value over 1 MB (cut, and named in a `truncated_keys` content), so the hot
+/// loop keeps no list of cut keys.
 pub fn encode_log_cached(
     out: &mut Vec<u8>,
     fields: &[(Key, Value)],
@@ -256,34 +204,30 @@ pub fn encode_log_cached(
     keys: &mut KeyCache,
 ) {
     let start = out.len();
-    let mut tail = Tail::new(out);
-    if contents(&mut tail, fields, time, time_ns, keys).is_none() {
-        tail.out.truncate(start);
-        return encode_log(out, fields, time, time_ns);
+    if write_log(out, fields, time, time_ns, keys).is_none() {
+        out.truncate(start);
+        encode_log(out, fields, time, time_ns);
     }
-    tail.finish();
-    set_length(out, start);
 }
 
-/// The `Logs` entry written into `tail`, with its length left to `set_length` (LEN_GUESS
-/// bytes). None: a value over 1 MB, for `encode_log`.
+/// The `Logs` entry appended to `out`. None: a value over 1 MB, for `encode_log`.
 #[inline]
-fn contents(
-    tail: &mut Tail<'_>,
+fn write_log(
+    out: &mut Vec<u8>,
     fields: &[(Key, Value)],
     time: i64,
     time_ns: u32,
     keys: &mut KeyCache,
 ) -> Option<()> {
     // Logs (1) { Time (1), Contents (2)..., TimeNs (4) }
-    let (tv, tlen) = varint_bytes((time as u64) & 0xFFFF_FFFF);
-    let dst = tail.next(2 + LEN_GUESS + 10);
-    if let Some(head) = dst.first_chunk_mut::<{ 2 + LEN_GUESS + 10 }>() {
-        head[0] = 0x0a;
-        head[1 + LEN_GUESS] = 0x08;
-        head[2 + LEN_GUESS..].copy_from_slice(&tv);
-    }
-    tail.advance(2 + LEN_GUESS + tlen);
+    let start = out.len();
+    let (tv, tlen) = varint_u32(time as u32);
+    let mut head = [0u8; PROLOGUE];
+    head[0] = 0x0a;
+    head[1 + LEN_GUESS] = 0x08;
+    head[2 + LEN_GUESS..].copy_from_slice(&tv);
+    out.extend_from_slice(&head);
+    out.truncate(start + PROLOGUE - 5 + tlen);
     for (pos, (key, value)) in fields.iter().enumerate() {
         let text = match value {
             Value::Str(s) | Value::Int(s) => s.as_bytes(),
@@ -295,59 +239,93 @@ fn contents(
         // The Key field and the value's tag, padded.
         let (form, flen) = keys.padded(pos, key, key_and_tag);
         let vlen = text.len();
-        let dst = tail.next(HEAD + flen.max(PAD) + vlen);
-        let at = match form.first_chunk::<PAD>() {
+        match form.first_chunk::<PAD>() {
             Some(block) if flen + 1 + vlen < 0x80 && flen <= PAD => {
                 // The usual content: its length and the value's fit a byte each. The head
-                // (tag, length, Key field, value tag, value length) from one fixed-size copy
-                // of the padded form, its tail written over by the value length and value.
-                if let Some(head) = dst.first_chunk_mut::<{ PAD + 3 }>() {
-                    head[0] = 0x12;
-                    head[1] = (flen + 1 + vlen) as u8;
-                    head[2..2 + PAD].copy_from_slice(block);
-                    if let Some(b) = head.get_mut(2 + flen) {
-                        *b = vlen as u8;
+                // (tag, length, Key field, value tag, value length) and a short value put
+                // together on the stack from fixed-size pieces and copied as one block, cut
+                // to its length: no memcpy call and its dispatch on the size. Only into room
+                // the buffer has: a batch buffer is reserved to its expected size, and the
+                // block's slack must not make it reallocate (doubled).
+                let mut buf = [0u8; PAD + 3 + SHORT];
+                buf[0] = 0x12;
+                buf[1] = (flen + 1 + vlen) as u8;
+                buf[2..2 + PAD].copy_from_slice(block);
+                if let Some(b) = buf.get_mut(2 + flen) {
+                    *b = vlen as u8;
+                }
+                let end = out.len() + 3 + flen + vlen;
+                match buf.get_mut(3 + flen..) {
+                    Some(room)
+                        if vlen <= SHORT && out.capacity() - out.len() >= PAD + 3 + SHORT =>
+                    {
+                        copy_short(room, text);
+                        out.extend_from_slice(&buf);
+                    }
+                    _ => {
+                        out.extend_from_slice(&buf[..PAD + 3]);
+                        out.truncate(end - vlen);
+                        out.extend_from_slice(text);
                     }
                 }
-                3 + flen
+                out.truncate(end);
             }
-            _ => long_head(dst, form.get(..flen).unwrap_or_default(), vlen),
-        };
-        if let Some(room) = dst.get_mut(at..at + vlen) {
-            room.copy_from_slice(text);
+            _ => {
+                long_head(out, form.get(..flen)?, vlen);
+                out.extend_from_slice(text);
+            }
         }
-        tail.advance(at + vlen);
     }
-    let dst = tail.next(5);
-    if let Some(end) = dst.first_chunk_mut::<5>() {
-        end[0] = 0x25;
-        end[1..].copy_from_slice(&time_ns.to_le_bytes());
-    }
-    tail.advance(5);
+    let mut end = [0x25; 5];
+    end[1..].copy_from_slice(&time_ns.to_le_bytes());
+    out.extend_from_slice(&end);
+    set_length(out, start);
     Some(())
 }
 
-/// A content's head when its length or its value's takes more than a byte, or its key is long:
-/// written into `dst` (room for `HEAD` and the form); its length.
+/// Values up to this many bytes (most are) are put together with their content's head.
+const SHORT: usize = 32;
+
+/// `src` (at most `SHORT` bytes) copied to the start of `dst` (at least `SHORT` bytes) as two
+/// fixed-size pieces, its first and last bytes, overlapping.
+#[inline(always)]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    fn ends<const N: usize>(dst: &mut [u8], src: &[u8]) {
+        if let (Some(d), Some(s)) = (dst.first_chunk_mut::<N>(), src.first_chunk::<N>()) {
+            *d = *s;
+        }
+        let last = src.len().checked_sub(N).and_then(|at| dst.get_mut(at..));
+        if let (Some(d), Some(s)) = (
+            last.and_then(|d| d.first_chunk_mut::<N>()),
+            src.last_chunk::<N>(),
+        ) {
+            *d = *s;
+        }
+    }
+    match src.len() {
+        0 => {}
+        1..=3 => {
+            let n = src.len();
+            for i in [0, n / 2, n - 1] {
+                if let (Some(d), Some(s)) = (dst.get_mut(i), src.get(i)) {
+                    *d = *s;
+                }
+            }
+        }
+        4..=7 => ends::<4>(dst, src),
+        8..=15 => ends::<8>(dst, src),
+        _ => ends::<16>(dst, src),
+    }
+}
+
+/// A content's head when its length or its value's takes more than a byte, or its key is long.
 #[cold]
 #[inline(never)]
-fn long_head(dst: &mut [u8], form: &[u8], vlen: usize) -> usize {
-    let (inner, ilen) = varint_bytes((form.len() + varint_len(vlen as u64) + vlen) as u64);
-    let (value, len) = varint_bytes(vlen as u64);
-    let pieces: [&[u8]; 4] = [
-        &[0x12],
-        inner.get(..ilen).unwrap_or_default(),
-        form,
-        value.get(..len).unwrap_or_default(),
-    ];
-    let mut at = 0;
-    for piece in pieces {
-        if let Some(room) = dst.get_mut(at..at + piece.len()) {
-            room.copy_from_slice(piece);
-        }
-        at += piece.len();
-    }
-    at
+fn long_head(out: &mut Vec<u8>, form: &[u8], vlen: usize) {
+    out.push(0x12);
+    varint(out, (form.len() + varint_len(vlen as u64) + vlen) as u64);
+    out.extend_from_slice(form);
+    varint(out, vlen as u64);
 }
 
 /// The length of the `Logs` entry that starts at `start` (its tag) written into the LEN_GUESS
@@ -357,19 +335,16 @@ fn set_length(out: &mut Vec<u8>, start: usize) {
     let at = start + 1;
     let body = at + LEN_GUESS;
     let len = out.len() - body;
-    let (bytes, need) = varint_bytes(len as u64);
-    if need != LEN_GUESS {
-        // Move the body so the length's room fits (a body under 128 B or over 16 KiB).
-        let end = out.len();
-        if need > LEN_GUESS {
-            out.resize(end + need - LEN_GUESS, 0);
+    if varint_len(len as u64) == LEN_GUESS {
+        if let Some(room) = out.get_mut(at..body) {
+            room.copy_from_slice(&[len as u8 | 0x80, (len >> 7) as u8]);
         }
-        out.copy_within(body..end, at + need);
-        out.truncate(at + need + len);
+        return;
     }
-    if let (Some(room), Some(len)) = (out.get_mut(at..at + need), bytes.get(..need)) {
-        room.copy_from_slice(len);
-    }
+    // A body under 128 B or over 16 KiB: moved so its length fits.
+    let mut bytes = Vec::with_capacity(10);
+    varint(&mut bytes, len as u64);
+    out.splice(at..body, bytes);
 }
 
 fn len_field(out: &mut Vec<u8>, tag: u8, payload: &[u8]) {
@@ -411,8 +386,21 @@ mod tests {
             let mut v = Vec::new();
             varint(&mut v, n);
             assert_eq!(varint_len(n), v.len(), "{n}");
-            let (bytes, len) = varint_bytes(n);
-            assert_eq!(bytes.get(..len), Some(v.as_slice()), "{n}");
+            if let Ok(n) = u32::try_from(n) {
+                let (bytes, len) = varint_u32(n);
+                assert_eq!(bytes.get(..len), Some(v.as_slice()), "{n}");
+            }
+        }
+    }
+
+    #[test]
+    fn short_values_of_every_length_are_copied_whole() {
+        let src: Vec<u8> = (1..=SHORT as u8).collect();
+        for n in 0..=SHORT {
+            let mut dst = [0u8; SHORT + 8];
+            copy_short(&mut dst, &src[..n]);
+            assert_eq!(&dst[..n], &src[..n], "{n}");
+            assert!(dst[n..].iter().all(|b| *b == 0), "{n}");
         }
     }
 
@@ -454,9 +442,11 @@ mod tests {
         }
         let big = "v".repeat(MAX_VALUE_BYTES + 3);
         let mut keys = KeyCache::new();
-        // All records also into one buffer each, as a batch holds them: the cached encoder
-        // writes ahead of its record and cuts back, and must leave nothing behind.
-        let (mut all_general, mut all_cached) = (Vec::new(), Vec::with_capacity(100));
+        // All records also into one buffer each, as a batch holds them, grown as they come
+        // (the paths taken when a fixed-size block would not fit the buffer's room): the
+        // cached encoder writes blocks past its content and cuts back, and must leave nothing
+        // behind.
+        let (mut all_general, mut all_cached) = (Vec::new(), Vec::new());
         for round in 0..3000 {
             let mut fields: Vec<(Key, Value)> = Vec::new();
             for _ in 0..g.below(16) {
@@ -481,7 +471,10 @@ mod tests {
             }
             let time = g.next() as i64;
             let ns = g.next() as u32;
-            let (mut general, mut cached) = (vec![7u8], vec![7u8]);
+            // One buffer with room, as a batch buffer has (the paths a Stream takes), after
+            // a byte already there.
+            let (mut general, mut cached) = (vec![7u8], Vec::with_capacity(1 << 20));
+            cached.push(7u8);
             encode_log(&mut general, &fields, time, ns);
             encode_log_cached(&mut cached, &fields, time, ns, &mut keys);
             assert_eq!(general, cached, "round {round}");
