@@ -240,35 +240,40 @@ fn write_log(
         let (form, flen) = keys.padded(pos, key, key_and_tag);
         let vlen = text.len();
         match form.first_chunk::<PAD>() {
-            Some(block) if flen + 1 + vlen < 0x80 && flen <= PAD => {
-                // The usual content: its length and the value's fit a byte each. The head
-                // (tag, length, Key field, value tag, value length) and a short value put
-                // together on the stack from fixed-size pieces and copied as one block, cut
-                // to its length: no memcpy call and its dispatch on the size. Only into room
-                // the buffer has: a batch buffer is reserved to its expected size, and the
-                // block's slack must not make it reallocate (doubled).
-                let mut buf = [0u8; PAD + 3 + SHORT];
+            Some(block) if flen <= PAD && vlen <= SHORT && out.capacity() - out.len() >= BLOCK => {
+                // The usual content: a short key and value (so its length and the value's
+                // fit a byte each). The head (tag, length, Key field, value tag, value length)
+                // and the value put together on the stack from fixed-size pieces and appended
+                // as one block, cut to its length: no memcpy call and its dispatch on the
+                // size. Only into room the buffer has: a batch buffer is reserved to its
+                // expected size, and the block's slack must not make it reallocate (doubled).
+                let mut buf = [0u8; BLOCK];
                 buf[0] = 0x12;
                 buf[1] = (flen + 1 + vlen) as u8;
                 buf[2..2 + PAD].copy_from_slice(block);
                 if let Some(b) = buf.get_mut(2 + flen) {
                     *b = vlen as u8;
                 }
-                let end = out.len() + 3 + flen + vlen;
-                match buf.get_mut(3 + flen..) {
-                    Some(room)
-                        if vlen <= SHORT && out.capacity() - out.len() >= PAD + 3 + SHORT =>
-                    {
-                        copy_short(room, text);
-                        out.extend_from_slice(&buf);
-                    }
-                    _ => {
-                        out.extend_from_slice(&buf[..PAD + 3]);
-                        out.truncate(end - vlen);
-                        out.extend_from_slice(text);
-                    }
+                if let Some(room) = buf.get_mut(3 + flen..) {
+                    copy_short(room, text);
                 }
+                let end = out.len() + 3 + flen + vlen;
+                out.extend_from_slice(&buf);
                 out.truncate(end);
+            }
+            Some(block) if flen <= PAD && flen + 1 + vlen < 0x80 => {
+                // The head alone as one block, the same way.
+                let mut head = [0u8; PAD + 3];
+                head[0] = 0x12;
+                head[1] = (flen + 1 + vlen) as u8;
+                head[2..2 + PAD].copy_from_slice(block);
+                if let Some(b) = head.get_mut(2 + flen) {
+                    *b = vlen as u8;
+                }
+                let end = out.len() + 3 + flen;
+                out.extend_from_slice(&head);
+                out.truncate(end);
+                out.extend_from_slice(text);
             }
             _ => {
                 long_head(out, form.get(..flen)?, vlen);
@@ -285,6 +290,9 @@ fn write_log(
 
 /// Values up to this many bytes (most are) are put together with their content's head.
 const SHORT: usize = 32;
+
+/// A usual content's block: its head (with the padded Key field) and room for a short value.
+const BLOCK: usize = PAD + 3 + SHORT;
 
 /// `src` (at most `SHORT` bytes) copied to the start of `dst` (at least `SHORT` bytes) as two
 /// fixed-size pieces, its first and last bytes, overlapping.
