@@ -294,8 +294,8 @@ const SHORT: usize = 32;
 /// A usual content's block: its head (with the padded Key field) and room for a short value.
 const BLOCK: usize = PAD + 3 + SHORT;
 
-/// `src` (at most `SHORT` bytes) copied to the start of `dst` (at least `SHORT` bytes) as two
-/// fixed-size pieces, its first and last bytes, overlapping.
+/// `src` copied to the start of `dst` (room for it): up to `SHORT` bytes as two fixed-size
+/// pieces, its first and last bytes, overlapping.
 #[inline(always)]
 fn copy_short(dst: &mut [u8], src: &[u8]) {
     fn ends<const N: usize>(dst: &mut [u8], src: &[u8]) {
@@ -322,7 +322,13 @@ fn copy_short(dst: &mut [u8], src: &[u8]) {
         }
         4..=7 => ends::<4>(dst, src),
         8..=15 => ends::<8>(dst, src),
-        _ => ends::<16>(dst, src),
+        16..=SHORT => ends::<16>(dst, src),
+        n => {
+            // Longer than `SHORT`: never from `write_log`, copied whole all the same.
+            if let Some(d) = dst.get_mut(..n) {
+                d.copy_from_slice(src);
+            }
+        }
     }
 }
 
@@ -403,8 +409,8 @@ mod tests {
 
     #[test]
     fn short_values_of_every_length_are_copied_whole() {
-        let src: Vec<u8> = (1..=SHORT as u8).collect();
-        for n in 0..=SHORT {
+        let src: Vec<u8> = (1..=SHORT as u8 + 2).collect();
+        for n in 0..=SHORT + 2 {
             let mut dst = [0u8; SHORT + 8];
             copy_short(&mut dst, &src[..n]);
             assert_eq!(&dst[..n], &src[..n], "{n}");
