@@ -1027,7 +1027,13 @@ fn encode_log<'py>(
     time_ns: u32,
 ) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
     let fields = fields_from_py(fields)?;
-    let mut out = Vec::new();
+    // Room as a batch buffer has: the tests then judge the paths a Stream's records take (a
+    // content's fixed-size block is written only into room the buffer has).
+    let room = fields.iter().map(|(k, v)| match v {
+        payload::Value::Str(s) | payload::Value::Int(s) => k.len() + s.len() + 128,
+        payload::Value::None => 0,
+    });
+    let mut out = Vec::with_capacity(room.sum());
     let mut keys = encode::KeyCache::new();
     encode::loggroup::encode_log_cached(&mut out, &fields, time, time_ns, &mut keys);
     Ok(pyo3::types::PyBytes::new(py, &out))

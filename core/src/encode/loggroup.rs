@@ -171,10 +171,31 @@ pub fn key_and_tag(key: &str) -> Vec<u8> {
 /// Bytes the `Logs` length varint is first given: the common size of a record (128 B-16 KiB).
 const LEN_GUESS: usize = 2;
 
+/// The `Logs` tag, its length (LEN_GUESS bytes) and the time field (tag, a u32 varint).
+const PROLOGUE: usize = 1 + LEN_GUESS + 1 + 5;
+
+/// The protobuf varint of `n`, in the first bytes of the array, and its length: worked out
+/// with arithmetic on all the bytes a `u32` can take, written with one fixed-size copy.
+#[inline]
+fn varint_u32(n: u32) -> ([u8; 5], usize) {
+    let len = varint_len(u64::from(n));
+    let mut b = [0u8; 5];
+    for (i, byte) in b.iter_mut().enumerate() {
+        *byte = (n >> (7 * i)) as u8 | 0x80;
+    }
+    // The last byte has no continuation bit (len is 1-5).
+    if let Some(last) = b.get_mut(len - 1) {
+        *last &= 0x7F;
+    }
+    (b, len)
+}
+
 /// `encode_log` with each key's `Key` field (and the value's tag) from `keys` (worked out once
 /// per key), written straight into `out` without a body buffer: the length varint is given two
-/// bytes and the body moved in the rare case it needs another count. Same bytes as
-/// `encode_log`.
+/// bytes and the body moved in the rare case it needs another count; a usual content (a short
+/// key and value) is one fixed-size block. Same bytes as `encode_log`, which writes the rare
+/// record with a value over 1 MB (cut, and named in a `truncated_keys` content), so the hot
+/// loop keeps no list of cut keys.
 pub fn encode_log_cached(
     out: &mut Vec<u8>,
     fields: &[(Key, Value)],
@@ -182,69 +203,162 @@ pub fn encode_log_cached(
     time_ns: u32,
     keys: &mut KeyCache,
 ) {
-    let tv = (time as u64) & 0xFFFF_FFFF;
-    out.push(0x0a);
-    let at = out.len();
-    out.resize(at + LEN_GUESS, 0);
-    let body = out.len();
-    out.push(0x08);
-    varint(out, tv);
-    let mut truncated: Vec<String> = Vec::new();
+    let start = out.len();
+    if write_log(out, fields, time, time_ns, keys).is_none() {
+        out.truncate(start);
+        encode_log(out, fields, time, time_ns);
+    }
+}
+
+/// The `Logs` entry appended to `out`. None: a value over 1 MB, for `encode_log`.
+#[inline]
+fn write_log(
+    out: &mut Vec<u8>,
+    fields: &[(Key, Value)],
+    time: i64,
+    time_ns: u32,
+    keys: &mut KeyCache,
+) -> Option<()> {
+    // Logs (1) { Time (1), Contents (2)..., TimeNs (4) }
+    let start = out.len();
+    let (tv, tlen) = varint_u32(time as u32);
+    let mut head = [0u8; PROLOGUE];
+    head[0] = 0x0a;
+    head[1 + LEN_GUESS] = 0x08;
+    head[2 + LEN_GUESS..].copy_from_slice(&tv);
+    out.extend_from_slice(&head);
+    out.truncate(start + PROLOGUE - 5 + tlen);
     for (pos, (key, value)) in fields.iter().enumerate() {
-        let Some(text) = value_bytes(key, value, &mut truncated) else {
-            continue;
+        let text = match value {
+            Value::Str(s) | Value::Int(s) => s.as_bytes(),
+            Value::None => continue,
         };
+        if text.len() > MAX_VALUE_BYTES {
+            return None;
+        }
         // The Key field and the value's tag, padded.
-        let (kf, flen) = keys.padded(pos, key, key_and_tag);
+        let (form, flen) = keys.padded(pos, key, key_and_tag);
         let vlen = text.len();
-        let short = flen + 1 + vlen;
-        match kf.first_chunk::<PAD>() {
-            Some(block) if short < 0x80 && flen <= PAD => {
-                // The usual content: its length and the value's fit a byte each. The head
-                // (tag, length, Key field, value tag, value length) put together on the stack
-                // from fixed-size pieces and copied as one block, cut to its length.
+        match form.first_chunk::<PAD>() {
+            Some(block) if flen <= PAD && vlen <= SHORT && out.capacity() - out.len() >= BLOCK => {
+                // The usual content: a short key and value (so its length and the value's
+                // fit a byte each). The head (tag, length, Key field, value tag, value length)
+                // and the value put together on the stack from fixed-size pieces and appended
+                // as one block, cut to its length: no memcpy call and its dispatch on the
+                // size. Only into room the buffer has: a batch buffer is reserved to its
+                // expected size, and the block's slack must not make it reallocate (doubled).
+                let mut buf = [0u8; BLOCK];
+                buf[0] = 0x12;
+                buf[1] = (flen + 1 + vlen) as u8;
+                buf[2..2 + PAD].copy_from_slice(block);
+                if let Some(b) = buf.get_mut(2 + flen) {
+                    *b = vlen as u8;
+                }
+                if let Some(room) = buf.get_mut(3 + flen..) {
+                    copy_short(room, text);
+                }
+                let end = out.len() + 3 + flen + vlen;
+                out.extend_from_slice(&buf);
+                out.truncate(end);
+            }
+            Some(block) if flen <= PAD && flen + 1 + vlen < 0x80 => {
+                // The head alone as one block, the same way.
                 let mut head = [0u8; PAD + 3];
                 head[0] = 0x12;
-                head[1] = short as u8;
-                if let Some(room) = head.get_mut(2..2 + PAD) {
-                    room.copy_from_slice(block);
-                }
+                head[1] = (flen + 1 + vlen) as u8;
+                head[2..2 + PAD].copy_from_slice(block);
                 if let Some(b) = head.get_mut(2 + flen) {
                     *b = vlen as u8;
                 }
                 let end = out.len() + 3 + flen;
                 out.extend_from_slice(&head);
                 out.truncate(end);
+                out.extend_from_slice(text);
             }
             _ => {
-                let inner = flen + varint_len(vlen as u64) + vlen;
-                out.push(0x12);
-                varint(out, inner as u64);
-                out.extend_from_slice(kf.get(..flen).unwrap_or_default());
-                varint(out, vlen as u64);
+                long_head(out, form.get(..flen)?, vlen);
+                out.extend_from_slice(text);
             }
         }
-        out.extend_from_slice(text);
     }
-    truncated_content(out, &truncated);
-    out.push(0x25);
-    out.extend_from_slice(&time_ns.to_le_bytes());
-    let len = out.len() - body;
-    let need = varint_len(len as u64);
-    if need != LEN_GUESS {
-        // Move the body so the length's room fits (a body under 128 B or over 16 KiB).
-        let end = out.len();
-        if need > LEN_GUESS {
-            out.resize(end + need - LEN_GUESS, 0);
+    let mut end = [0x25; 5];
+    end[1..].copy_from_slice(&time_ns.to_le_bytes());
+    out.extend_from_slice(&end);
+    set_length(out, start);
+    Some(())
+}
+
+/// Values up to this many bytes (most are) are put together with their content's head.
+const SHORT: usize = 32;
+
+/// A usual content's block: its head (with the padded Key field) and room for a short value.
+const BLOCK: usize = PAD + 3 + SHORT;
+
+/// `src` copied to the start of `dst` (room for it): up to `SHORT` bytes as two fixed-size
+/// pieces, its first and last bytes, overlapping.
+#[inline(always)]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    fn ends<const N: usize>(dst: &mut [u8], src: &[u8]) {
+        if let (Some(d), Some(s)) = (dst.first_chunk_mut::<N>(), src.first_chunk::<N>()) {
+            *d = *s;
         }
-        out.copy_within(body..end, at + need);
-        out.truncate(at + need + len);
+        let last = src.len().checked_sub(N).and_then(|at| dst.get_mut(at..));
+        if let (Some(d), Some(s)) = (
+            last.and_then(|d| d.first_chunk_mut::<N>()),
+            src.last_chunk::<N>(),
+        ) {
+            *d = *s;
+        }
     }
-    let mut n = len as u64;
-    for b in out.iter_mut().skip(at).take(need) {
-        *b = (n & 0x7F) as u8 | if n > 0x7F { 0x80 } else { 0 };
-        n >>= 7;
+    match src.len() {
+        0 => {}
+        1..=3 => {
+            let n = src.len();
+            for i in [0, n / 2, n - 1] {
+                if let (Some(d), Some(s)) = (dst.get_mut(i), src.get(i)) {
+                    *d = *s;
+                }
+            }
+        }
+        4..=7 => ends::<4>(dst, src),
+        8..=15 => ends::<8>(dst, src),
+        16..=SHORT => ends::<16>(dst, src),
+        n => {
+            // Longer than `SHORT`: never from `write_log`, copied whole all the same.
+            if let Some(d) = dst.get_mut(..n) {
+                d.copy_from_slice(src);
+            }
+        }
     }
+}
+
+/// A content's head when its length or its value's takes more than a byte, or its key is long.
+#[cold]
+#[inline(never)]
+fn long_head(out: &mut Vec<u8>, form: &[u8], vlen: usize) {
+    out.push(0x12);
+    varint(out, (form.len() + varint_len(vlen as u64) + vlen) as u64);
+    out.extend_from_slice(form);
+    varint(out, vlen as u64);
+}
+
+/// The length of the `Logs` entry that starts at `start` (its tag) written into the LEN_GUESS
+/// bytes left for it, the body moved in the rare case the length takes another count.
+#[inline]
+fn set_length(out: &mut Vec<u8>, start: usize) {
+    let at = start + 1;
+    let body = at + LEN_GUESS;
+    let len = out.len() - body;
+    if varint_len(len as u64) == LEN_GUESS {
+        if let Some(room) = out.get_mut(at..body) {
+            room.copy_from_slice(&[len as u8 | 0x80, (len >> 7) as u8]);
+        }
+        return;
+    }
+    // A body under 128 B or over 16 KiB: moved so its length fits.
+    let mut bytes = Vec::with_capacity(10);
+    varint(&mut bytes, len as u64);
+    out.splice(at..body, bytes);
 }
 
 fn len_field(out: &mut Vec<u8>, tag: u8, payload: &[u8]) {
@@ -286,6 +400,21 @@ mod tests {
             let mut v = Vec::new();
             varint(&mut v, n);
             assert_eq!(varint_len(n), v.len(), "{n}");
+            if let Ok(n) = u32::try_from(n) {
+                let (bytes, len) = varint_u32(n);
+                assert_eq!(bytes.get(..len), Some(v.as_slice()), "{n}");
+            }
+        }
+    }
+
+    #[test]
+    fn short_values_of_every_length_are_copied_whole() {
+        let src: Vec<u8> = (1..=SHORT as u8 + 2).collect();
+        for n in 0..=SHORT + 2 {
+            let mut dst = [0u8; SHORT + 8];
+            copy_short(&mut dst, &src[..n]);
+            assert_eq!(&dst[..n], &src[..n], "{n}");
+            assert!(dst[n..].iter().all(|b| *b == 0), "{n}");
         }
     }
 
@@ -327,6 +456,11 @@ mod tests {
         }
         let big = "v".repeat(MAX_VALUE_BYTES + 3);
         let mut keys = KeyCache::new();
+        // All records also into one buffer each, as a batch holds them, grown as they come
+        // (the paths taken when a fixed-size block would not fit the buffer's room): the
+        // cached encoder writes blocks past its content and cuts back, and must leave nothing
+        // behind.
+        let (mut all_general, mut all_cached) = (Vec::new(), Vec::new());
         for round in 0..3000 {
             let mut fields: Vec<(Key, Value)> = Vec::new();
             for _ in 0..g.below(16) {
@@ -351,10 +485,16 @@ mod tests {
             }
             let time = g.next() as i64;
             let ns = g.next() as u32;
-            let (mut general, mut cached) = (vec![7u8], vec![7u8]);
+            // One buffer with room, as a batch buffer has (the paths a Stream takes), after
+            // a byte already there.
+            let (mut general, mut cached) = (vec![7u8], Vec::with_capacity(1 << 20));
+            cached.push(7u8);
             encode_log(&mut general, &fields, time, ns);
             encode_log_cached(&mut cached, &fields, time, ns, &mut keys);
             assert_eq!(general, cached, "round {round}");
+            encode_log(&mut all_general, &fields, time, ns);
+            encode_log_cached(&mut all_cached, &fields, time, ns, &mut keys);
         }
+        assert!(all_general == all_cached);
     }
 }

@@ -18,6 +18,20 @@ pub const PAD: usize = 32;
 /// The key, its encoded form (padded to `PAD`), and the form's true length.
 type Slot = Option<(Key, Box<[u8]>, usize)>;
 
+/// The key last seen at a field position: its address, its slot, and a copy of its form when
+/// that fits in `PAD` bytes (the common key), so the usual lookup is one compare.
+#[derive(Debug, Clone, Copy, Default)]
+struct Seen {
+    /// `Arc::as_ptr` of the key; 0: nothing seen. Only ever set from a slot holding that
+    /// `Arc` (so no other key can have the address while the entry stands), and cleared
+    /// before the slot gives it up (`KeyCache::find`).
+    addr: usize,
+    slot: u8,
+    len: usize,
+    /// The form when `len <= PAD`, padded with zeros; otherwise the slot has it.
+    form: [u8; PAD],
+}
+
 /// Each key's encoded form (LogGroup: the `Key` field of a `Content`, renamed as SLS needs;
 /// NDJSON: `"key":`), worked out once per key instead of once per field of every record. A
 /// record's keys are clones of the few `Arc`s its parser made, so the table is keyed by the
@@ -29,9 +43,13 @@ type Slot = Option<(Key, Box<[u8]>, usize)>;
 pub struct KeyCache {
     /// Allocated with the first key (a Stream that never encodes pays nothing).
     slots: Option<Box<[Slot; SLOTS]>>,
-    /// The slot of the key last seen at each field position: records of one parser mostly
-    /// have the same keys in the same places, so this is the first place to look.
-    row: [u8; ROW],
+    /// The key last seen at each field position: records of one parser mostly have the same
+    /// keys in the same places, so this is the first place to look.
+    row: [Seen; ROW],
+}
+
+fn addr(key: &Key) -> usize {
+    Arc::as_ptr(key).cast::<u8>() as usize
 }
 
 impl KeyCache {
@@ -50,37 +68,55 @@ impl KeyCache {
     /// `get`'s form followed by zeros up to `PAD` bytes at least, and the form's length.
     #[inline]
     pub fn padded(&mut self, pos: usize, key: &Key, make: fn(&str) -> Vec<u8>) -> (&[u8], usize) {
-        let seen = self.row.get(pos).map(|s| usize::from(*s) % SLOTS);
-        let i = match (seen, self.slots.as_deref()) {
-            (Some(i), Some(slots)) if matches!(&slots[i], Some((k, _, _)) if Arc::ptr_eq(k, key)) => {
-                i
+        let hit = matches!(self.row.get(pos), Some(seen) if seen.addr == addr(key));
+        let i = if hit {
+            match self.row.get(pos) {
+                Some(seen) if seen.len <= PAD => return (&seen.form, seen.len),
+                Some(seen) => usize::from(seen.slot),
+                None => return (&[], 0), // never: `hit`
             }
-            _ => self.miss(pos, key, make),
+        } else {
+            self.miss(pos, key, make)
         };
-        match self.slots.as_deref().and_then(|slots| slots[i].as_ref()) {
+        match self
+            .slots
+            .as_deref()
+            .and_then(|slots| slots[i % SLOTS].as_ref())
+        {
             Some((_, bytes, len)) => (bytes, *len),
-            None => (&[], 0), // never: slot i holds the key (checked above, or just filled)
+            None => (&[], 0), // never: slot i holds the key (seen, or just filled)
         }
     }
 
     /// The key is not where its position's last key was: look it up (or fill a slot) and
-    /// remember its slot for the position.
+    /// remember it for the position; its slot.
     #[cold]
     #[inline(never)]
     fn miss(&mut self, pos: usize, key: &Key, make: fn(&str) -> Vec<u8>) -> usize {
         let slots = self
             .slots
             .get_or_insert_with(|| Box::new(std::array::from_fn(|_| None)));
-        let i = Self::find(slots, key, make);
-        if let Some(r) = self.row.get_mut(pos) {
-            *r = i as u8;
+        let i = Self::find(slots, &mut self.row, key, make);
+        if let (Some(seen), Some((k, form, len))) = (self.row.get_mut(pos), &slots[i]) {
+            *seen = Seen {
+                addr: addr(k),
+                slot: i as u8,
+                len: *len,
+                form: form.first_chunk().copied().unwrap_or_default(),
+            };
         }
         i
     }
 
-    /// The slot of `key`, filled by `make` if it is not in the table.
-    fn find(slots: &mut [Slot; SLOTS], key: &Key, make: fn(&str) -> Vec<u8>) -> usize {
-        let addr = Arc::as_ptr(key).cast::<u8>() as usize;
+    /// The slot of `key`, filled by `make` if it is not in the table (the positions that
+    /// remembered a key it replaces forget it).
+    fn find(
+        slots: &mut [Slot; SLOTS],
+        row: &mut [Seen; ROW],
+        key: &Key,
+        make: fn(&str) -> Vec<u8>,
+    ) -> usize {
+        let addr = addr(key);
         // Fibonacci hashing: the top bits of the address times 2^64 / phi.
         let home = ((addr as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize;
         let mut at = None;
@@ -94,6 +130,9 @@ impl KeyCache {
         }
         // Not found: a free slot nearby, or the home slot gives way.
         let i = at.unwrap_or(home % SLOTS);
+        for seen in row.iter_mut().filter(|s| usize::from(s.slot) == i) {
+            seen.addr = 0;
+        }
         let mut form = make(key);
         let len = form.len();
         form.resize(len.max(PAD), 0);
