@@ -494,14 +494,59 @@ fn stops_scalar(block: &[u8; 16], sep: u8) -> u32 {
     bits
 }
 
-/// `-?[0-9]+`, or also nothing when not `required` (the atomic `(?:-?[0-9]++)?`).
-fn int_shape(t: &[u8], required: bool) -> bool {
-    let digits = t.strip_prefix(b"-").unwrap_or(t);
+/// Whether `m[start..end]` is `-?[0-9]+`, or also nothing when not `required` (the atomic
+/// `(?:-?[0-9]++)?`).
+#[inline(always)]
+fn int_shape(m: &[u8], start: usize, end: usize, required: bool) -> bool {
+    let Some(t) = m.get(start..end) else {
+        return false;
+    };
     if t.is_empty() {
         return !required;
     }
-    !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)
+    let from = start + usize::from(t.first() == Some(&b'-'));
+    from < end && digits_only(m, from, end)
 }
+
+/// Whether `m[start..end]` (at most a few bytes, usually) holds ASCII digits only: eight
+/// bytes of the message at once, the field's own lanes looked at (the word from `start`,
+/// or near the message's end the word that ends at `end`), else byte by byte.
+#[inline(always)]
+fn digits_only(m: &[u8], start: usize, end: usize) -> bool {
+    let len = end.saturating_sub(start);
+    if (1..8).contains(&len) {
+        // The low `len` lanes of a little-endian word are its first `len` bytes.
+        let low = (1u64 << (8 * len)) - 1;
+        if let Some(word) = m.get(start..start + 8) {
+            return non_digit_lanes(word_at(word)) & low == 0;
+        }
+        if let Some(word) = end.checked_sub(8).and_then(|from| m.get(from..end)) {
+            return non_digit_lanes(word_at(word)) & !(u64::MAX >> (8 * len)) == 0;
+        }
+    }
+    m.get(start..end)
+        .is_some_and(|t| t.iter().all(u8::is_ascii_digit))
+}
+
+/// The little-endian word of eight bytes (`word` has eight).
+#[inline(always)]
+fn word_at(word: &[u8]) -> u64 {
+    word.try_into().map_or(u64::MAX, u64::from_le_bytes)
+}
+
+/// Nonzero bits in each byte of `w` that is no ASCII digit, none in the others: a digit is
+/// 0x30..=0x39, so `b ^ 0x30` has no high nibble and a low one below 10 (adding 6 to the
+/// low nibble carries into 0x10 exactly where it is 10 or more; no carry crosses a byte).
+#[inline(always)]
+fn non_digit_lanes(w: u64) -> u64 {
+    let x = w ^ (LANE_ONES * 0x30);
+    let high = x & (LANE_ONES * 0xF0);
+    let low_over_nine = ((x & (LANE_ONES * 0x0F)) + LANE_ONES * 0x06) & (LANE_ONES * 0x10);
+    high | low_over_nine
+}
+
+/// 1 in every byte.
+const LANE_ONES: u64 = 0x0101_0101_0101_0101;
 
 impl OnePass {
     fn new(separator: &str, ints: &[bool]) -> Option<OnePass> {
@@ -522,40 +567,46 @@ impl OnePass {
     #[cfg(test)]
     fn captures(&self, m: &[u8], caps: &mut Caps) -> bool {
         caps.clear();
-        self.walk(m, |_, start, end| {
+        self.walk(m, |_, _, start, end| {
             caps.push(Some((start, end)));
             true
         }) == Walked::Matched
     }
 
-    /// The regex's match at the start of `m`, field by field: `field(i, start, end)` is
-    /// called with each field's span as soon as the field is known to have its shape, so a
-    /// caller writes the values while the line is walked, without a buffer of captures in
+    /// The regex's match at the start of `m`, field by field: `field(i, is_int, start, end)`
+    /// is called with each field's span as soon as the field is known to have its shape, so
+    /// a caller writes the values while the line is walked, without a buffer of captures in
     /// between. Field i ends at the i-th stop (`Stops`), which must be a separator; the last
     /// one at the line's end. `field` returning false stops the walk (`Walked::Stopped`).
     /// Every start and end given falls between characters (`walked_text` relies on it).
     /// Where the regex fails the fields given so far are no match (`Walked::Failed`).
     #[inline(always)]
-    fn walk(&self, m: &[u8], mut field: impl FnMut(usize, usize, usize) -> bool) -> Walked {
+    fn walk(&self, m: &[u8], mut field: impl FnMut(usize, bool, usize, usize) -> bool) -> Walked {
         let sep = self.sep;
         let n = self.ints.len();
-        let mut pos = 0;
-        let mut stops = Stops::new(m, sep, 0);
-        for (i, &is_int) in self.ints.iter().enumerate() {
-            let last = i + 1 == n;
-            let end = if i == 0 && !is_int {
-                // `[^sep \t\n]+`: it stops at a blank too (prose fails here, at its first
-                // word), and the separator must follow unless it is also the last field.
-                let k = m
-                    .iter()
-                    .position(|&b| b == sep || b == b' ' || b == b'\t' || b == b'\n')
-                    .unwrap_or(m.len());
-                if k == 0 || (!last && m.get(k) != Some(&sep)) {
-                    return Walked::Failed;
-                }
-                stops = Stops::new(m, sep, k + 1);
-                k
-            } else if last {
+        let (mut pos, mut from) = (0, 0);
+        if self.ints.first() == Some(&false) {
+            // A first field of text: `[^sep \t\n]+`, which stops at a blank too (prose fails
+            // here, at its first word); the separator must follow unless no field does.
+            let k = m
+                .iter()
+                .position(|&b| b == sep || b == b' ' || b == b'\t' || b == b'\n')
+                .unwrap_or(m.len());
+            let last = n == 1;
+            if k == 0 || (!last && m.get(k) != Some(&sep)) {
+                return Walked::Failed;
+            }
+            if !field(0, false, 0, k) {
+                return Walked::Stopped;
+            }
+            if last {
+                return Walked::Matched;
+            }
+            (pos, from) = (k + 1, 1);
+        }
+        let mut stops = Stops::new(m, sep, pos);
+        for (i, &is_int) in self.ints.iter().enumerate().skip(from) {
+            let end = if i + 1 == n {
                 // The rest of the first line, separators and all.
                 stops.find(|&k| m.get(k) == Some(&b'\n')).unwrap_or(m.len())
             } else {
@@ -565,10 +616,10 @@ impl OnePass {
                     _ => return Walked::Failed,
                 }
             };
-            if is_int && !int_shape(m.get(pos..end).unwrap_or_default(), i == 0) {
+            if is_int && !int_shape(m, pos, end, i == 0) {
                 return Walked::Failed;
             }
-            if !field(i, pos, end) {
+            if !field(i, is_int, pos, end) {
                 return Walked::Stopped;
             }
             pos = end + 1;
@@ -733,8 +784,8 @@ impl PayloadParser {
         message: &str,
         out: &mut Fill<'_>,
     ) -> Option<Payload> {
-        let walked = one.walk(message.as_bytes(), |i, a, b| {
-            self.write_field::<LEAN>(i, walked_text(message, a, b), out)
+        let walked = one.walk(message.as_bytes(), |i, is_int, a, b| {
+            self.write_field::<LEAN>(i, is_int, walked_text(message, a, b), out)
         });
         match walked {
             Walked::Matched => Some(Payload::Fields(Vec::new())),
@@ -755,7 +806,8 @@ impl PayloadParser {
         }
         for (i, cap) in caps.iter().enumerate().take(self.names.len()) {
             let text = cap.and_then(|(a, b)| message.get(a..b)).unwrap_or("");
-            if !self.write_field::<LEAN>(i, text, out) {
+            let is_int = self.ints.get(i).copied().unwrap_or(false);
+            if !self.write_field::<LEAN>(i, is_int, text, out) {
                 return Some(Payload::Internal);
             }
         }
@@ -767,13 +819,17 @@ impl PayloadParser {
     /// writes only the fields the count wire reads, the others checked as they would be
     /// converted.
     #[inline(always)]
-    fn write_field<const LEAN: bool>(&self, i: usize, text: &str, out: &mut Fill<'_>) -> bool {
-        let (Some(name), Some(&is_int), Some(&counted)) =
-            (self.names.get(i), self.ints.get(i), self.counted.get(i))
-        else {
+    fn write_field<const LEAN: bool>(
+        &self,
+        i: usize,
+        is_int: bool,
+        text: &str,
+        out: &mut Fill<'_>,
+    ) -> bool {
+        let Some(name) = self.names.get(i) else {
             return true;
         };
-        if LEAN && !counted {
+        if LEAN && !self.counted.get(i).copied().unwrap_or(true) {
             return !is_int || text.is_empty() || int_converts(text);
         }
         if !is_int {
@@ -1077,6 +1133,32 @@ mod tests {
                 stops_of(&block, sep),
                 stops_scalar(&block, sep),
                 "{block:?} {sep}"
+            );
+        }
+    }
+
+    #[test]
+    fn int_shapes_are_the_regex_ones_in_words_and_bytes() {
+        let mut g = crate::testgen::Gen(0xBF58_476D_1CE4_E5B9);
+        for _ in 0..20000 {
+            let len = g.below(24);
+            let m: Vec<u8> = (0..len)
+                .map(|_| *g.pick(&[b'0', b'9', b'5', b'-', b'/', b':', b'a', 0x80, 0xb9, b',']))
+                .collect();
+            let start = g.below(len + 1);
+            let end = start + g.below(len - start + 1);
+            let required = g.below(2) == 0;
+            let t = &m[start..end];
+            let digits = t.strip_prefix(b"-").unwrap_or(t);
+            let want = if t.is_empty() {
+                !required
+            } else {
+                !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)
+            };
+            assert_eq!(
+                int_shape(&m, start, end, required),
+                want,
+                "{m:?} {start} {end}"
             );
         }
     }
