@@ -382,31 +382,32 @@ struct OnePass {
     ints: Vec<bool>,
 }
 
-/// The separators and newlines of a message, in order, sixteen bytes a step: each byte is
-/// read once however many fields the line has (a scan per field, or per byte, read the
-/// bytes at the fields' joins twice and paid its set-up a dozen times a payload).
-struct Stops<'m> {
+/// The bytes of a message that are in a small set (the separator and the newline: where
+/// fields end), in order, sixteen bytes a step: each byte is read once however many fields
+/// the line has (a scan per field, or per byte, read the bytes at the fields' joins twice
+/// and paid its set-up a dozen times a payload).
+struct Stops<'m, const N: usize> {
     m: &'m [u8],
-    sep: u8,
+    set: [u8; N],
     /// Where the block `hits` was read from.
     block: usize,
     /// Bit i set where byte `block + i` is a stop not reported yet.
     hits: u32,
 }
 
-impl<'m> Stops<'m> {
-    /// The stops of `m` at or after `from`.
-    fn new(m: &'m [u8], sep: u8, from: usize) -> Stops<'m> {
+impl<'m, const N: usize> Stops<'m, N> {
+    /// The stops of `m` at or after `from`: the bytes in `set`.
+    fn new(m: &'m [u8], set: [u8; N], from: usize) -> Stops<'m, N> {
         Stops {
             m,
-            sep,
+            set,
             block: from,
-            hits: block_hits(m, from, sep),
+            hits: block_hits(m, from, set),
         }
     }
 }
 
-impl Iterator for Stops<'_> {
+impl<const N: usize> Iterator for Stops<'_, N> {
     type Item = usize;
 
     #[inline(always)]
@@ -416,7 +417,7 @@ impl Iterator for Stops<'_> {
             if self.block >= self.m.len() {
                 return None;
             }
-            self.hits = block_hits(self.m, self.block, self.sep);
+            self.hits = block_hits(self.m, self.block, self.set);
         }
         let at = self.block + self.hits.trailing_zeros() as usize;
         self.hits &= self.hits - 1;
@@ -424,10 +425,19 @@ impl Iterator for Stops<'_> {
     }
 }
 
-/// Bit i set where byte `at + i` of `m` (i < 16) is `sep` or a newline; the bytes past the
-/// end of `m` count as neither.
+/// Where a first field of text, `[^sep \t\n]*`, ends in `m`: its first separator, blank or
+/// newline, else its end.
 #[inline(always)]
-fn block_hits(m: &[u8], at: usize, sep: u8) -> u32 {
+fn first_word_end(m: &[u8], sep: u8) -> usize {
+    Stops::new(m, [sep, b' ', b'\t', b'\n'], 0)
+        .next()
+        .unwrap_or(m.len())
+}
+
+/// Bit i set where byte `at + i` of `m` (i < 16) is in `set`; the bytes past the end of `m`
+/// count as in none.
+#[inline(always)]
+fn block_hits<const N: usize>(m: &[u8], at: usize, set: [u8; N]) -> u32 {
     let mut block = [0u8; 16];
     let live = match m.get(at..at.saturating_add(16)) {
         Some(full) => {
@@ -436,32 +446,33 @@ fn block_hits(m: &[u8], at: usize, sep: u8) -> u32 {
         }
         None => {
             let tail = m.get(at..).unwrap_or_default();
-            // tail.len() < 16: the lanes past it masked off (the padding may be `sep`).
+            // tail.len() < 16: the lanes past it masked off (the padding may be in `set`).
             block[..tail.len()].copy_from_slice(tail);
             (1u32 << tail.len()) - 1
         }
     };
-    stops_of(&block, sep) & live
+    stops_of(&block, set) & live
 }
 
-/// Bit i set where `block[i]` is `sep` or a newline.
+/// Bit i set where `block[i]` is in `set`.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline(always)]
-fn stops_of(block: &[u8; 16], sep: u8) -> u32 {
+fn stops_of<const N: usize>(block: &[u8; 16], set: [u8; N]) -> u32 {
     // SAFETY: `stops_sse2` is safe but for the target feature it needs, and this function
     // is only compiled where the build enables SSE2 (the cfg above: every x86_64 target does,
     // it is part of the architecture), so any CPU running this code has it.
-    unsafe { stops_sse2(block, sep) }
+    unsafe { stops_sse2(block, set) }
 }
 
-/// `stops_of` in SSE2: two compares and a movemask for the sixteen bytes. The block is read
-/// as two words (no pointer), which the compiler turns into one load.
+/// `stops_of` in SSE2: a compare per byte of the set and a movemask for the sixteen bytes.
+/// The block is read as two words (no pointer), which the compiler turns into one load.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse2")]
 #[inline]
-fn stops_sse2(block: &[u8; 16], sep: u8) -> u32 {
+fn stops_sse2<const N: usize>(block: &[u8; 16], set: [u8; N]) -> u32 {
     use std::arch::x86_64::{
         _mm_cmpeq_epi8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8, _mm_set_epi64x,
+        _mm_setzero_si128,
     };
     let word = |at: usize| {
         let mut w = [0u8; 8];
@@ -469,25 +480,27 @@ fn stops_sse2(block: &[u8; 16], sep: u8) -> u32 {
         i64::from_le_bytes(w)
     };
     let v = _mm_set_epi64x(word(8), word(0));
-    let seps = _mm_cmpeq_epi8(v, _mm_set1_epi8(sep as i8));
-    let newlines = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8));
+    let mut hits = _mm_setzero_si128();
+    for b in set {
+        hits = _mm_or_si128(hits, _mm_cmpeq_epi8(v, _mm_set1_epi8(b as i8)));
+    }
     // movemask fills the low 16 bits only.
-    (_mm_movemask_epi8(_mm_or_si128(seps, newlines)) & 0xFFFF) as u32
+    (_mm_movemask_epi8(hits) & 0xFFFF) as u32
 }
 
 #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
 #[inline(always)]
-fn stops_of(block: &[u8; 16], sep: u8) -> u32 {
-    stops_scalar(block, sep)
+fn stops_of<const N: usize>(block: &[u8; 16], set: [u8; N]) -> u32 {
+    stops_scalar(block, set)
 }
 
 /// `stops_of` a byte at a time: the reference the SSE2 version is tested against, and the
 /// version of other targets.
 #[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
-fn stops_scalar(block: &[u8; 16], sep: u8) -> u32 {
+fn stops_scalar<const N: usize>(block: &[u8; 16], set: [u8; N]) -> u32 {
     let mut bits = 0;
-    for (i, &b) in block.iter().enumerate() {
-        if b == sep || b == b'\n' {
+    for (i, b) in block.iter().enumerate() {
+        if set.contains(b) {
             bits |= 1 << i;
         }
     }
@@ -588,10 +601,7 @@ impl OnePass {
         if self.ints.first() == Some(&false) {
             // A first field of text: `[^sep \t\n]+`, which stops at a blank too (prose fails
             // here, at its first word); the separator must follow unless no field does.
-            let k = m
-                .iter()
-                .position(|&b| b == sep || b == b' ' || b == b'\t' || b == b'\n')
-                .unwrap_or(m.len());
+            let k = first_word_end(m, sep);
             let last = n == 1;
             if k == 0 || (!last && m.get(k) != Some(&sep)) {
                 return Walked::Failed;
@@ -604,7 +614,7 @@ impl OnePass {
             }
             (pos, from) = (k + 1, 1);
         }
-        let mut stops = Stops::new(m, sep, pos);
+        let mut stops = Stops::new(m, [sep, b'\n'], pos);
         for (i, &is_int) in self.ints.iter().enumerate().skip(from) {
             let end = if i + 1 == n {
                 // The rest of the first line, separators and all.
@@ -866,10 +876,8 @@ impl PayloadParser {
         let Some(&sep) = self.sep.as_bytes().first() else {
             return false;
         };
-        let stop = message
-            .bytes()
-            .find(|&b| b == sep || b == b' ' || b == b'\t' || b == b'\n');
-        self.names.len() > 1 && stop != Some(sep)
+        let m = message.as_bytes();
+        self.names.len() > 1 && m.get(first_word_end(m, sep)) != Some(&sep)
     }
 
     fn split(&self, message: &str) -> Payload {
@@ -1121,7 +1129,7 @@ mod tests {
             let want: Vec<usize> = (0..s.len())
                 .filter(|&i| i >= from && (s[i] == c || s[i] == b'\n'))
                 .collect();
-            let got: Vec<usize> = Stops::new(&s, c, from).collect();
+            let got: Vec<usize> = Stops::new(&s, [c, b'\n'], from).collect();
             assert_eq!(got, want, "{s:?} {c}");
         }
     }
@@ -1133,10 +1141,23 @@ mod tests {
             let block: [u8; 16] =
                 std::array::from_fn(|_| *g.pick(&[b',', b'\n', b'a', 0, 0x8a, 0xac, b'|']));
             let sep = *g.pick(&[b',', 0u8, b'|', 0xac]);
+            let two = [sep, b'\n'];
             assert_eq!(
-                stops_of(&block, sep),
-                stops_scalar(&block, sep),
+                stops_of(&block, two),
+                stops_scalar(&block, two),
                 "{block:?} {sep}"
+            );
+            let four = [sep, b' ', b'\t', b'\n'];
+            assert_eq!(
+                stops_of(&block, four),
+                stops_scalar(&block, four),
+                "{block:?}"
+            );
+            let want = (0..16).filter(|&i| two.contains(&block[i]));
+            assert_eq!(
+                stops_scalar(&block, two),
+                want.map(|i| 1u32 << i).sum::<u32>(),
+                "{block:?}"
             );
         }
     }
