@@ -527,14 +527,15 @@ fn int_shape(m: &[u8], start: usize, end: usize, required: bool) -> bool {
 #[inline(always)]
 fn digits_only(m: &[u8], start: usize, end: usize) -> bool {
     let len = end.saturating_sub(start);
-    if (1..8).contains(&len) {
-        // The low `len` lanes of a little-endian word are its first `len` bytes.
-        let low = (1u64 << (8 * len)) - 1;
+    if (1..=8).contains(&len) {
+        // The low `len` lanes of a little-endian word are its first `len` bytes, the high
+        // ones its last (both shifts are below 64).
+        let (first, last) = (u64::MAX >> (64 - 8 * len), u64::MAX << (64 - 8 * len));
         if let Some(word) = m.get(start..start + 8) {
-            return non_digit_lanes(word_at(word)) & low == 0;
+            return non_digit_lanes(word_at(word)) & first == 0;
         }
         if let Some(word) = end.checked_sub(8).and_then(|from| m.get(from..end)) {
-            return non_digit_lanes(word_at(word)) & !(u64::MAX >> (8 * len)) == 0;
+            return non_digit_lanes(word_at(word)) & last == 0;
         }
     }
     m.get(start..end)
@@ -639,7 +640,7 @@ impl OnePass {
 }
 
 /// The text of a field `OnePass::walk` gave, without `str::get`'s two char-boundary checks
-/// (they were ~20% of a payload's parse).
+/// (~250 instructions of a payload's 2,000 before).
 #[inline(always)]
 fn walked_text(message: &str, start: usize, end: usize) -> &str {
     debug_assert!(message.get(start..end).is_some());
@@ -870,8 +871,9 @@ impl PayloadParser {
     /// neither the regex nor the split takes it. `split` asks first, and so does the record
     /// parser for `Fill::kind`, before the payload is parsed: such a log is written over
     /// the last record of prompts and results, which it has the shape of, and not over the
-    /// last payload, whose dozen fields it would drop for the next payload to push back
-    /// (false where unsure: the outcome does not depend on it).
+    /// last payload, whose dozen fields it would drop for the next payload to push back.
+    /// True only where the message is no payload (the split relies on it), false where
+    /// unsure: a separator of more than one byte, or one that is a blank or newline.
     pub fn surely_not_payload(&self, message: &str) -> bool {
         let Some(&sep) = self.sep.as_bytes().first() else {
             return false;
