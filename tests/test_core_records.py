@@ -437,6 +437,64 @@ def test_feedback_records_are_the_reference_records(
     assert_same(_settings(payload_separator=sep, feedback_fields=schema), chunks)
 
 
+# -- the llm_call payload ------------------------------------------------------------------
+
+_PAYLOAD_SCHEMAS = (
+    DEFAULT_FIELDS,
+    (("app", "str"), ("n", "int"), ("note", "str")),
+    (("n", "int"), ("m", "int")),
+    (("app", "str"),),
+    (("n", "int"),),
+    (("app", "str"), ("n", "int")),
+)
+
+
+@st.composite
+def _payload_lines(draw: st.DrawFn, sep: str, width: int) -> bytes:
+    """Payload-like messages: the right number of parts or about it, ints with signs, leading
+    zeros and too many digits for `int()`, blanks, the separator inside a part, more lines."""
+    part = st.sampled_from(
+        (
+            "",
+            "chat-app",
+            "ws-19",
+            "200",
+            "-0",
+            "007",
+            "-",
+            "-12",
+            "0",
+            "x1",
+            " 7",
+            "a b",
+            "\u4e2d\u6587",
+            "1" * 4301,
+            f"boom{sep} again",
+        )
+    )
+    parts = draw(st.lists(part, min_size=max(width - 2, 0), max_size=width + 2))
+    tail = draw(st.sampled_from(("", "\nsecond line, more", "\r", "\t")))
+    return f"{_HEAD}{sep.join(parts)}{tail}\n".encode()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    schema=st.sampled_from(_PAYLOAD_SCHEMAS),
+    sep=st.sampled_from((",", ";", "|", "\t", " ", "-", "1", "::", "\u00e9")),
+    data=st.data(),
+)
+def test_payloads_of_any_layout_are_the_reference_records(
+    schema: tuple[tuple[str, str], ...], sep: str, data: st.DataObject
+) -> None:
+    """The core's one-pass walk (a one-byte separator), its matcher (separators the regex
+    backtracks over) and its slow split all type the fields as parsers/payload.py does."""
+    line = _payload_lines(sep, len(schema))
+    lines = data.draw(st.lists(line | records().map(lambda r: r.data), min_size=1, max_size=6))
+    raw = b"".join(lines)
+    chunks = split(raw, data.draw(chunkings(len(raw))))
+    assert_same(_settings(payload_separator=sep, payload_fields=schema), chunks)
+
+
 @pytest.mark.parametrize(
     ("fields", "error"),
     [

@@ -366,8 +366,13 @@ impl RecordParser {
         } else {
             None
         };
-        // Written over the last record of its kind (`Fill::kind`).
-        out.kind(feedback || message.starts_with("prompt:") || message.starts_with("result:"));
+        // Written over the last record of its kind (`Fill::kind`); prose goes with the text.
+        out.kind(
+            feedback
+                || message.starts_with("prompt:")
+                || message.starts_with("result:")
+                || self.payload.surely_not_payload(message),
+        );
         for (key, g, is_line, counted) in &self.order {
             let v = group(*g).unwrap_or("");
             if LEAN && !*counted {
