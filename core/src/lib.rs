@@ -2,6 +2,7 @@
 //! Every call runs with the GIL released and inside `catch_unwind`: a panic that escapes
 //! anyway becomes a Python exception naming the file and offset, never a crash.
 
+mod byteset;
 pub mod decode;
 pub mod encode;
 pub mod fasthash;

@@ -1,6 +1,7 @@
 //! The payload of `llm_call` records (parsers/payload.py): the well-formed regex, emulated with
 //! the same backtracking, then the slow split that also says why a message is malformed.
 
+use crate::byteset;
 use crate::matcher::{Caps, El, Matcher, Mode, Set};
 use crate::places::counted;
 use crate::pyrepr::repr;
@@ -451,60 +452,7 @@ fn block_hits<const N: usize>(m: &[u8], at: usize, set: [u8; N]) -> u32 {
             (1u32 << tail.len()) - 1
         }
     };
-    stops_of(&block, set) & live
-}
-
-/// Bit i set where `block[i]` is in `set`.
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-#[inline(always)]
-fn stops_of<const N: usize>(block: &[u8; 16], set: [u8; N]) -> u32 {
-    // SAFETY: `stops_sse2` is safe but for the target feature it needs, and this function
-    // is only compiled where the build enables SSE2 (the cfg above: every x86_64 target does,
-    // it is part of the architecture), so any CPU running this code has it.
-    unsafe { stops_sse2(block, set) }
-}
-
-/// `stops_of` in SSE2: a compare per byte of the set and a movemask for the sixteen bytes.
-/// The block is read as two words (no pointer), which the compiler turns into one load.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "sse2")]
-#[inline]
-fn stops_sse2<const N: usize>(block: &[u8; 16], set: [u8; N]) -> u32 {
-    use std::arch::x86_64::{
-        _mm_cmpeq_epi8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8, _mm_set_epi64x,
-        _mm_setzero_si128,
-    };
-    let word = |at: usize| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(block.get(at..at + 8).unwrap_or(&[0; 8]));
-        i64::from_le_bytes(w)
-    };
-    let v = _mm_set_epi64x(word(8), word(0));
-    let mut hits = _mm_setzero_si128();
-    for b in set {
-        hits = _mm_or_si128(hits, _mm_cmpeq_epi8(v, _mm_set1_epi8(b as i8)));
-    }
-    // movemask fills the low 16 bits only.
-    (_mm_movemask_epi8(hits) & 0xFFFF) as u32
-}
-
-#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-#[inline(always)]
-fn stops_of<const N: usize>(block: &[u8; 16], set: [u8; N]) -> u32 {
-    stops_scalar(block, set)
-}
-
-/// `stops_of` a byte at a time: the reference the SSE2 version is tested against, and the
-/// version of other targets.
-#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
-fn stops_scalar<const N: usize>(block: &[u8; 16], set: [u8; N]) -> u32 {
-    let mut bits = 0;
-    for (i, b) in block.iter().enumerate() {
-        if set.contains(b) {
-            bits |= 1 << i;
-        }
-    }
-    bits
+    byteset::hits(&block, set) & live
 }
 
 /// Whether `m[start..end]` is `-?[0-9]+`, or also nothing when not `required` (the atomic
@@ -1133,34 +1081,6 @@ mod tests {
                 .collect();
             let got: Vec<usize> = Stops::new(&s, [c, b'\n'], from).collect();
             assert_eq!(got, want, "{s:?} {c}");
-        }
-    }
-
-    #[test]
-    fn sse2_and_scalar_stops_alike() {
-        let mut g = crate::testgen::Gen(0x9E37_79B9_7F4A_7C15);
-        for _ in 0..5000 {
-            let block: [u8; 16] =
-                std::array::from_fn(|_| *g.pick(&[b',', b'\n', b'a', 0, 0x8a, 0xac, b'|']));
-            let sep = *g.pick(&[b',', 0u8, b'|', 0xac]);
-            let two = [sep, b'\n'];
-            assert_eq!(
-                stops_of(&block, two),
-                stops_scalar(&block, two),
-                "{block:?} {sep}"
-            );
-            let four = [sep, b' ', b'\t', b'\n'];
-            assert_eq!(
-                stops_of(&block, four),
-                stops_scalar(&block, four),
-                "{block:?}"
-            );
-            let want = (0..16).filter(|&i| two.contains(&block[i]));
-            assert_eq!(
-                stops_scalar(&block, two),
-                want.map(|i| 1u32 << i).sum::<u32>(),
-                "{block:?}"
-            );
         }
     }
 
