@@ -6,6 +6,8 @@
 //! Matching works on bytes. In text mode (`chars`), a run of a class that can take non-ASCII
 //! bytes ends only on character boundaries, as Python's str regexes count characters.
 
+use crate::byteset;
+
 /// How a counted class gives characters back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -949,7 +951,7 @@ fn until(t: &[u8], c: u8) -> usize {
     let mut blocks = t.chunks_exact(LANES);
     let mut at = 0;
     for block in &mut blocks {
-        let hits = <&[u8; LANES]>::try_from(block).map_or(0, |b| until_hits(b, c));
+        let hits = <&[u8; LANES]>::try_from(block).map_or(0, |b| byteset::hits(b, [c, b'\n']));
         if hits != 0 {
             return at + hits.trailing_zeros() as usize;
         }
@@ -957,49 +959,6 @@ fn until(t: &[u8], c: u8) -> usize {
     }
     let rest = blocks.remainder();
     at + memchr::memchr2(c, b'\n', rest).unwrap_or(rest.len())
-}
-
-/// Bit k set when byte k of `block` is `c` or a newline.
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-#[inline]
-fn until_hits(block: &[u8; 16], c: u8) -> u32 {
-    // SAFETY: `until_hits_sse2` is safe but for the target feature it needs, and this function
-    // is only compiled where the build enables SSE2 (the cfg above: every x86_64 target does,
-    // it is part of the architecture), so any CPU running this code has it.
-    unsafe { until_hits_sse2(block, c) }
-}
-
-/// `until_hits` in SSE2: two compares and a mask. The block is read as two words (no
-/// pointer), which the compiler turns into one load.
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-#[target_feature(enable = "sse2")]
-#[inline]
-fn until_hits_sse2(block: &[u8; 16], c: u8) -> u32 {
-    use std::arch::x86_64::{
-        _mm_cmpeq_epi8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8, _mm_set_epi64x,
-    };
-    let (lo, hi) = block.split_at(8);
-    let word = |w: &[u8]| i64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
-    let v = _mm_set_epi64x(word(hi), word(lo));
-    let stop = _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
-    let newline = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8));
-    // The mask has 16 bits, one per byte: never negative.
-    _mm_movemask_epi8(_mm_or_si128(stop, newline)) as u32
-}
-
-#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-#[inline]
-fn until_hits(block: &[u8; 16], c: u8) -> u32 {
-    until_hits_scalar(block, c)
-}
-
-/// `until_hits` byte by byte (other targets, and the tests' reference).
-#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
-fn until_hits_scalar(block: &[u8; 16], c: u8) -> u32 {
-    block
-        .iter()
-        .enumerate()
-        .fold(0, |m, (k, &b)| m | u32::from(b == c || b == b'\n') << k)
 }
 
 /// The digits at the start of `t`: how many.
@@ -1640,9 +1599,6 @@ pub(crate) mod tests {
             let c = *g.pick(b"]#(a\xe4");
             let want = memchr::memchr2(c, b'\n', &t).unwrap_or(t.len());
             assert_eq!(until(&t, c), want, "{t:?} {c}");
-            if let Some(block) = t.first_chunk::<16>() {
-                assert_eq!(until_hits(block, c), until_hits_scalar(block, c), "{t:?}");
-            }
         }
     }
 
