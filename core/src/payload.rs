@@ -539,14 +539,17 @@ impl OnePass {
     /// is called with each field's span as soon as the field is known to have its shape, so
     /// a caller writes the values while the line is walked, without a buffer of captures in
     /// between. Field i ends at the i-th stop (`Stops`), which must be a separator; the last
-    /// one at the line's end. `field` returning false stops the walk (`Walked::Stopped`).
+    /// one at the line's end. `field` returning false (an int Python cannot convert) gives
+    /// no more fields, but the walk goes on to the line's end: as in the reference, the
+    /// conversion fails the payload only where the regex matches the whole line
+    /// (`Walked::Stopped`); where it does not, the line is no payload (`Walked::Failed`).
     /// Every start and end given falls between characters (`walked_text` relies on it).
-    /// Where the regex fails the fields given so far are no match (`Walked::Failed`).
     #[inline(always)]
     fn walk(&self, m: &[u8], mut field: impl FnMut(usize, bool, usize, usize) -> bool) -> Walked {
         let sep = self.sep;
         let n = self.ints.len();
         let (mut pos, mut from) = (0, 0);
+        let mut stopped = false;
         if self.ints.first() == Some(&false) {
             // A first field of text: `[^sep \t\n]+`, which stops at a blank too (prose fails
             // here, at its first word); the separator must follow unless no field does.
@@ -555,11 +558,13 @@ impl OnePass {
             if k == 0 || (!last && m.get(k) != Some(&sep)) {
                 return Walked::Failed;
             }
-            if !field(0, false, 0, k) {
-                return Walked::Stopped;
-            }
+            stopped = !field(0, false, 0, k);
             if last {
-                return Walked::Matched;
+                return if stopped {
+                    Walked::Stopped
+                } else {
+                    Walked::Matched
+                };
             }
             (pos, from) = (k + 1, 1);
         }
@@ -578,12 +583,14 @@ impl OnePass {
             if is_int && !int_shape(m, pos, end, i == 0) {
                 return Walked::Failed;
             }
-            if !field(i, is_int, pos, end) {
-                return Walked::Stopped;
-            }
+            stopped = stopped || !field(i, is_int, pos, end);
             pos = end + 1;
         }
-        Walked::Matched
+        if stopped {
+            Walked::Stopped
+        } else {
+            Walked::Matched
+        }
     }
 }
 
@@ -610,7 +617,7 @@ enum Walked {
     Matched,
     /// The regex does not match.
     Failed,
-    /// The caller stopped it.
+    /// The regex matched, but a field's value could not be converted (`field` said so).
     Stopped,
 }
 
@@ -1198,6 +1205,19 @@ mod tests {
             );
             assert_eq!(p.parse(&m(&["a b", "1", "2", ""])), Payload::NotPayload);
             assert_eq!(p.parse(&m(&["a", "1"])), Payload::NotPayload);
+            // An int Python cannot convert fails the payload only in a line of payload shape:
+            // with a field missing, the line is no payload at all (the regex, then the split,
+            // turn it away before any int() is tried).
+            assert_eq!(
+                p.parse(&m(&["a", &zeros, "1"])),
+                Payload::NotPayload,
+                "{sep}"
+            );
+            assert_eq!(
+                p.parse(&m(&["a", "1", &zeros])),
+                Payload::NotPayload,
+                "{sep}"
+            );
         }
     }
 
