@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -255,6 +256,29 @@ def test_each_pattern_reads_its_own_lines_as_the_reference_does(
 def test_dst_changes_are_read_as_zoneinfo_reads_them(zone: str, stamp: str) -> None:
     line = f"{stamp} INFO  [traceId:] [a#b():1] [main] - x\n".encode()
     assert_same(_settings(timezone=zone), [line])
+
+
+@pytest.mark.parametrize(
+    ("zone", "start"),
+    [
+        ("America/New_York", "2024-03-10 01:10:00"),  # into the skipped hour
+        ("America/New_York", "2024-11-03 00:40:00"),  # through the repeated hour
+        ("Australia/Lord_Howe", "2024-04-07 01:10:00"),  # a 30-minute fold
+        ("Australia/Lord_Howe", "2024-10-06 01:40:00"),  # a 30-minute gap
+        ("Asia/Shanghai", "2024-12-31 23:10:00"),
+    ],
+)
+def test_runs_of_seconds_through_a_change_read_as_the_reference(zone: str, start: str) -> None:
+    """Records 7 to 47 seconds apart for two hours, a few stepping back a minute: the core
+    reads a record in the previous record's minute from that minute's base second plus its
+    own seconds; across skipped and repeated hours the records stay the reference's."""
+    t0 = datetime.fromisoformat(start)
+    lines, at = [], t0
+    for i in range(360):
+        at += timedelta(seconds=(7, 47, 13, -61)[i % 4] if i % 9 else 29)
+        stamp = at.strftime("%Y-%m-%d %H:%M:%S") + f".{i * 37 % 1000:03d}"
+        lines.append(f"{stamp} INFO  [traceId:] [a#b():1] [main] - x{i}\n".encode())
+    assert_same(_settings(timezone=zone), [b"".join(lines)])
 
 
 def test_seconds_past_59_follow_the_reference_cache() -> None:

@@ -221,6 +221,13 @@ pub struct DateFormat {
     cache: HashMap<String, Option<i64>>,
     /// The previous record's `seconds` key and value.
     last: Option<(String, i64)>,
+    /// `sec_at` when only ASCII literals stand between the seconds and the fraction that ends the
+    /// text: then `text[..sec_at]` and the two digits decide the epoch second (see `minute`).
+    minute_at: Option<usize>,
+    /// The last minute `minutes` answered (its text up to the seconds, ASCII) and its base: a
+    /// copy of that entry, forgotten whenever `minutes` or `seconds` is cleared, so it never
+    /// answers what the reference's caches would not.
+    minute: Option<(Vec<u8>, i64)>,
 }
 
 pub const NAMED: [(&str, &str); 3] = [
@@ -279,6 +286,8 @@ impl DateFormat {
             minutes: HashMap::new(),
             cache: HashMap::new(),
             last: None,
+            minute_at: None,
+            minute: None,
         };
         d.layout(&toks);
         Ok(d)
@@ -287,20 +296,27 @@ impl DateFormat {
     fn layout(&mut self, toks: &[Tok]) {
         let mut width = 0;
         let mut sec_at = None;
+        // Only ASCII literals since the seconds field (`sec_at` and `minute_at` then agree).
+        let mut only_lits = false;
         for (index, t) in toks.iter().enumerate() {
             match t {
-                Tok::Lit(s) => width += s.chars().count(),
+                Tok::Lit(s) => {
+                    width += s.chars().count();
+                    only_lits &= s.is_ascii();
+                }
                 Tok::Field(f) => {
                     if f.letter == 'S' && index == toks.len() - 1 {
                         self.frac_at = Some(width);
                         self.sec_at = sec_at;
+                        self.minute_at = sec_at.filter(|_| only_lits);
                         return;
                     }
                     let Some(w) = f.width else { return };
                     if f.letter == 'S' {
                         return;
                     }
-                    if f.letter == 's' && f.count == 2 {
+                    only_lits = f.letter == 's' && f.count == 2;
+                    if only_lits {
                         sec_at = Some(width);
                     }
                     width += w;
@@ -309,11 +325,46 @@ impl DateFormat {
         }
         self.frac_at = Some(width);
         self.sec_at = sec_at;
+        self.minute_at = sec_at.filter(|_| only_lits);
+    }
+
+    /// A text in the minute `minute` holds: that minute's base plus the two digits of the
+    /// seconds, what `second_of` answers from `minutes` (a key's `seconds` entry holds the same
+    /// sum). None: another minute, or a text this shortcut does not read.
+    #[inline]
+    fn same_minute(&self, text: &str) -> Option<(i64, u32)> {
+        let (frac_at, at) = (self.frac_at?, self.minute_at?);
+        let (key, base) = self.minute.as_ref()?;
+        let b = text.as_bytes();
+        // `key` is ASCII, so an equal `minute` is too; the seconds' two characters are then
+        // bytes `at` and `at + 1` when they are ASCII digits, and what follows up to `frac_at`
+        // are the layout's literals (`text` matched them), ASCII (`minute_at`): so `frac_at`
+        // is the character position the layout counted.
+        if b.get(..at)? != key.as_slice() {
+            return None;
+        }
+        let t = b.get(at)?.wrapping_sub(b'0');
+        let u = b.get(at + 1)?.wrapping_sub(b'0');
+        if t > 9 || u > 9 {
+            return None;
+        }
+        let second = i64::from(t) * 10 + i64::from(u);
+        Some((base + second, nanos(text.get(frac_at..)?)))
     }
 
     /// Epoch seconds and nanoseconds of `text` (a match of `els`), or None when it is no valid
     /// time. Internal: the reference raises here (an offset of 24 hours or more).
     pub fn epoch(&mut self, text: &str) -> Result<Option<(i64, u32)>, Internal> {
+        match self.same_minute(text) {
+            Some(hit) => Ok(Some(hit)),
+            None => self.epoch_cached(text),
+        }
+    }
+
+    /// `epoch` through the reference's caches (out of line: the usual record takes the
+    /// shortcut above, which then needs no registers saved for this).
+    #[inline(never)]
+    fn epoch_cached(&mut self, text: &str) -> Result<Option<(i64, u32)>, Internal> {
         if let Some(frac_at) = self.frac_at {
             // `text` was matched by the same elements: every field before the fraction has a
             // fixed width, so character positions are the reference's.
@@ -385,11 +436,18 @@ impl DateFormat {
                     let b = seconds - s2;
                     if self.minutes.len() >= CACHE_LIMIT {
                         self.minutes.clear();
+                        self.minute = None;
                     }
-                    self.minutes.insert(minute, b);
+                    self.minutes.insert(minute.clone(), b);
                     b
                 }
             };
+            if self.minute_at.is_some() && minute.is_ascii() {
+                let mut key = self.minute.take().map(|(k, _)| k).unwrap_or_default();
+                key.clear();
+                key.extend_from_slice(minute.as_bytes());
+                self.minute = Some((key, base));
+            }
             base + s2
         } else {
             let Some(s) = self.convert(text)? else {
@@ -399,6 +457,7 @@ impl DateFormat {
         };
         if self.seconds.len() >= CACHE_LIMIT {
             self.seconds.clear();
+            self.minute = None;
         }
         self.seconds.insert(key, seconds);
         Ok(Some(seconds))
@@ -499,20 +558,26 @@ fn parse_offset(text: &str) -> Result<Offset, Internal> {
 
 /// Nanoseconds of fraction digits ("748" -> 748000000); not digits: 0.
 pub fn nanos(frac: &str) -> u32 {
-    if frac.is_empty() || !frac.bytes().all(|b| b.is_ascii_digit()) {
+    let b = frac.as_bytes();
+    // The usual `SSS` first.
+    if let [x, y, z] = *b {
+        let (x, y, z) = (
+            x.wrapping_sub(b'0'),
+            y.wrapping_sub(b'0'),
+            z.wrapping_sub(b'0'),
+        );
+        if x > 9 || y > 9 || z > 9 {
+            return 0;
+        }
+        return (u32::from(x) * 100 + u32::from(y) * 10 + u32::from(z)) * 1_000_000;
+    }
+    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
         return 0;
     }
-    let mut v: u32 = 0;
-    for (i, b) in frac
-        .bytes()
-        .chain(std::iter::repeat(b'0'))
-        .take(9)
-        .enumerate()
-    {
-        let _ = i;
-        v = v * 10 + u32::from(b - b'0');
-    }
-    v
+    let used = &b[..b.len().min(9)];
+    let v = used.iter().fold(0u32, |v, &d| v * 10 + u32::from(d - b'0'));
+    // 9 digits at most: below 10^9, and scaled to 9 digits it stays below 10^9.
+    v * 10u32.pow(9 - used.len() as u32)
 }
 
 #[cfg(test)]
@@ -534,11 +599,77 @@ mod tests {
         );
     }
 
+    /// Each text (a match of the format, as the record parser passes) read after the others
+    /// (the minute shortcut warm) and read alone.
+    fn agree_with_fresh(fmt: &str, zone: &str, texts: &[&str]) {
+        let mut warm = DateFormat::new(fmt, Some(zone)).unwrap();
+        for t in texts {
+            let mut fresh = DateFormat::new(fmt, Some(zone)).unwrap();
+            assert_eq!(
+                warm.epoch(t).unwrap(),
+                fresh.epoch(t).unwrap(),
+                "{zone} {t}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_minute_shortcut_agrees_around_dst_changes() {
+        let fmt = "yyyy-MM-dd HH:mm:ss,SSS";
+        // New York: the skipped hour, and the repeated one (fold 0 throughout).
+        agree_with_fresh(
+            fmt,
+            "America/New_York",
+            &[
+                "2024-03-10 01:59:58,001",
+                "2024-03-10 01:59:59,999",
+                "2024-03-10 02:30:00,000",
+                "2024-03-10 02:30:59,500",
+                "2024-03-10 03:00:00,000",
+                "2024-11-03 01:30:00,100",
+                "2024-11-03 01:30:42,100",
+                "2024-11-03 02:00:01,000",
+                "2024-11-03 01:30:43,100",
+            ],
+        );
+        // Lord Howe: half-hour shifts, +10:30 <-> +11 at 02:00 local.
+        agree_with_fresh(
+            fmt,
+            "Australia/Lord_Howe",
+            &[
+                "2024-10-06 01:59:59,000",
+                "2024-10-06 02:00:00,000",
+                "2024-10-06 02:15:30,000",
+                "2024-10-06 02:15:31,000",
+                "2024-10-06 02:30:00,000",
+                "2024-04-07 01:30:00,000",
+                "2024-04-07 01:45:12,000",
+                "2024-04-07 01:45:13,000",
+                "2024-04-07 02:00:00,000",
+            ],
+        );
+        // A field after the seconds: the minute's text does not decide it, no shortcut.
+        let later = DateFormat::new("HH:mm:ss yyyy-MM-dd", Some("Europe/Berlin")).unwrap();
+        assert_eq!((later.sec_at, later.minute_at), (Some(6), None));
+        agree_with_fresh(
+            fmt,
+            "Asia/Shanghai",
+            &[
+                "2024-01-01 00:00:01,500",
+                "2024-01-01 00:00:09,000",
+                "2023-12-31 23:59:59,999",
+            ],
+        );
+    }
+
     #[test]
     fn fraction_digits_become_nanoseconds() {
         assert_eq!(nanos("748"), 748_000_000);
         assert_eq!(nanos("1"), 100_000_000);
         assert_eq!(nanos("1234567891"), 123_456_789);
         assert_eq!(nanos(""), 0);
+        assert_eq!(nanos("012"), 12_000_000);
+        assert_eq!(nanos("01x"), 0);
+        assert_eq!(nanos("x"), 0);
     }
 }
