@@ -1,10 +1,12 @@
-//! The screen in front of the needs DFA (`NEEDS` in mask.rs): sixteen bytes at a time it
+//! The screen in front of the needs DFA (`NEEDS` in mask.rs): two 16-byte blocks a step, it
 //! looks for the bytes (or pairs of bytes) some match of an enabled built-in alternative must
 //! hold, and checks each one found against the few bytes around it. Most texts hold none that
 //! passes (an llm_call payload: lowercase words, hex, digits, `-` and `,`) and are turned away
 //! at a few instructions a byte, where the DFA walk costs ~10; what passes goes on to the DFA,
 //! which decides. Every need holds one of these, so the screen never turns away a text the DFA
-//! would let through:
+//! would let through, but for digit runs: there it goes further than the need and turns away
+//! runs no digit rule can take (`digit_run_taken`: their length and ASCII word boundaries), a
+//! claim about the rules' outcome tested against the unfiltered regex in mask.rs:
 //!
 //! | need | looked for | checked around it |
 //! |---|---|---|
@@ -14,7 +16,7 @@
 //! | `(?i:bearer)` | `be`, ASCII case folded | the word, ASCII case folded |
 //! | a password key, `\\?["']`, `[ \t]*`, then `:`, `=` or `：` | `:` to `@`, `\xEF` | `：`'s bytes; a key's last letters before the quote and blanks |
 //! | `@` (url userinfo, email) | `@` | nothing |
-//! | `[0-9]{11}` | digits | a run of eleven |
+//! | `[0-9]{11}` | digits | a run of eleven; then the whole run: a length a digit rule takes, word boundaries |
 //!
 //! `ipv4`'s need (a digit, `.`, a digit) is not looked for: with it on, or with user rules,
 //! there is no screen.
