@@ -1053,7 +1053,7 @@ mod tests {
         ];
         let mut g = crate::testgen::Gen(0x5EED_0F5C_4EE7);
         let maskers = screened_maskers();
-        let (mut through, mut away, mut screen_only) = (0, 0, 0);
+        let (mut through, mut away, mut screen_only, mut runs_away) = (0, 0, 0, 0);
         for round in 0..40_000 {
             let m = &maskers[round % maskers.len()];
             let (Some(screen), Some(dfa)) = (&m.screen, &m.prefilter) else {
@@ -1076,10 +1076,17 @@ mod tests {
                 Ok(None)
             );
             let screened = screen.may_match(text.as_bytes());
-            assert!(screened || !needs, "{round}: {text:?} turned away");
+            // What the screen turns away and the DFA would not: digit runs of lengths no digit
+            // rule takes (screen.rs `digit_run_taken`), which the regex leaves alone.
+            let nothing = || m.mask_text_unfiltered(&text).is_none();
+            assert!(
+                screened || !needs || nothing(),
+                "{round}: {text:?} turned away"
+            );
             match (screened, needs) {
                 (true, true) => through += 1,
-                (false, _) => away += 1,
+                (false, true) => runs_away += 1,
+                (false, false) => away += 1,
                 (true, false) => screen_only += 1,
             }
             if round % 8 == 0 {
@@ -1090,11 +1097,82 @@ mod tests {
                 );
             }
         }
-        // All three outcomes, often.
+        // All four outcomes, often.
         assert!(
-            through > 5000 && away > 5000 && screen_only > 20,
-            "{through} through, {away} turned away, {screen_only} left to the DFA"
+            through > 5000 && away > 5000 && screen_only > 20 && runs_away > 20,
+            "{through} through, {away} turned away, {screen_only} left to the DFA, \
+             {runs_away} digit runs turned away"
         );
+    }
+
+    /// `digits` with a Luhn check digit appended (a bank card's last digit).
+    fn with_luhn(digits: &str) -> String {
+        let total: u32 = digits
+            .bytes()
+            .rev()
+            .enumerate()
+            .map(|(i, c)| {
+                let d = u32::from(c - b'0');
+                match (i % 2 == 0, d > 4) {
+                    (true, true) => d * 2 - 9,
+                    (true, false) => d * 2,
+                    _ => d,
+                }
+            })
+            .sum();
+        format!("{digits}{}", (10 - total % 10) % 10)
+    }
+
+    /// Digit runs of every length from 9 to 24, shaped to pass the digit rules where their
+    /// length allows (a mobile's `1[3-9]` or `861[3-9]`, a bank card's issuer and Luhn digit,
+    /// a resident id's date and check character), with or without a final `X`/`x`, next to
+    /// blanks, letters, punctuation or other runs, at every offset in a 16-byte block: the
+    /// screen's run lengths (screen.rs `TAKEN`) turn away only texts the rules' regex leaves
+    /// as they are, and a run of a length outside them is never masked.
+    #[test]
+    fn digit_runs_the_screen_turns_away_are_never_masked() {
+        let mut g = crate::testgen::Gen(0xD161_7500);
+        let maskers = screened_maskers();
+        let digits = |g: &mut crate::testgen::Gen, n: usize| -> String {
+            (0..n)
+                .map(|_| char::from(b'0' + g.below(10) as u8))
+                .collect()
+        };
+        let (mut masked, mut away) = (0, 0);
+        for round in 0..30_000 {
+            let n = 9 + g.below(16);
+            let run = match g.below(6) {
+                0 => format!("13{}", digits(&mut g, n.saturating_sub(2))),
+                1 => format!("8613{}", digits(&mut g, n.saturating_sub(4))),
+                2 => with_luhn(&format!("4{}", digits(&mut g, n.saturating_sub(2)))),
+                3 if n >= 17 => format!("110105194912310{}", digits(&mut g, n - 15)),
+                3 => "11010519491231002".to_string(),
+                _ => digits(&mut g, n),
+            };
+            let before = *g.pick(&["", " ", "a", "-", "id=", "_", "中", "1 ", "@"]);
+            let after = *g.pick(&[
+                "", " ", ",", "a", "X", "x", "X1", "X ", "Xa", "x_", ".", "中", "_",
+            ]);
+            let pad = " ".repeat(g.below(20));
+            let tail = g.below(14);
+            let text = format!("{pad}{before}{run}{after} {}", digits(&mut g, tail));
+            let m = &maskers[round % maskers.len()];
+            let filtered = m.mask_text(&text);
+            assert_eq!(filtered, m.mask_text_unfiltered(&text), "{round}: {text:?}");
+            if filtered.is_some() {
+                masked += 1;
+            } else if !m.may_match(&text) {
+                away += 1;
+            }
+            // A lone run of a length no rule takes is never masked, whatever follows it.
+            let x = after.starts_with(['X', 'x']);
+            let len = run.len() + usize::from(x);
+            if ![11, 13, 16, 17, 18, 19].contains(&len) {
+                let alone = format!(" {run}{} ", if x { "X" } else { "" });
+                assert_eq!(m.mask_text_unfiltered(&alone), None, "{alone:?}");
+            }
+        }
+        assert!(masked > 300 && away > 5000, "{masked} masked, {away} away");
     }
 
     /// With user rules the needs DFA holds each rule's own regex: texts of pieces that are, or

@@ -1,10 +1,12 @@
-//! The screen in front of the needs DFA (`NEEDS` in mask.rs): sixteen bytes at a time it
+//! The screen in front of the needs DFA (`NEEDS` in mask.rs): two 16-byte blocks a step, it
 //! looks for the bytes (or pairs of bytes) some match of an enabled built-in alternative must
 //! hold, and checks each one found against the few bytes around it. Most texts hold none that
 //! passes (an llm_call payload: lowercase words, hex, digits, `-` and `,`) and are turned away
 //! at a few instructions a byte, where the DFA walk costs ~10; what passes goes on to the DFA,
 //! which decides. Every need holds one of these, so the screen never turns away a text the DFA
-//! would let through:
+//! would let through, but for digit runs: there it goes further than the need and turns away
+//! runs no digit rule can take (`digit_run_taken`: their length and ASCII word boundaries), a
+//! claim about the rules' outcome tested against the unfiltered regex in mask.rs:
 //!
 //! | need | looked for | checked around it |
 //! |---|---|---|
@@ -14,7 +16,7 @@
 //! | `(?i:bearer)` | `be`, ASCII case folded | the word, ASCII case folded |
 //! | a password key, `\\?["']`, `[ \t]*`, then `:`, `=` or `：` | `:` to `@`, `\xEF` | `：`'s bytes; a key's last letters before the quote and blanks |
 //! | `@` (url userinfo, email) | `@` | nothing |
-//! | `[0-9]{11}` | digits | a run of eleven |
+//! | `[0-9]{11}` | digits | a run of eleven; then the whole run: a length a digit rule takes, word boundaries |
 //!
 //! `ipv4`'s need (a digit, `.`, a digit) is not looked for: with it on, or with user rules,
 //! there is no screen.
@@ -83,15 +85,36 @@ impl Screen {
         self.scan(text, classify)
     }
 
-    /// `may_match` with the blocks classified by `classify_with`. A block without triggers
-    /// costs its classification and the digit-run test; the triggers are checked apart.
+    /// `may_match` with the blocks classified by `classify_with`. Two blocks a step: a pair
+    /// without triggers costs its two classifications, one digit-run test over both and one
+    /// branch; the triggers are checked apart.
     #[inline]
     fn scan<F: Fn(&[u8; 17]) -> (u16, u16)>(&self, text: &[u8], classify_with: F) -> bool {
-        // The digits of the block before, as the low half of a 32-bit window.
-        let mut before = 0u32;
+        // The digits of the block before, the low 16 bits of the digit window.
+        let mut before = 0u16;
         let mut base = 0;
-        // Blocks with the byte after them (for the pairs), straight from the text.
-        while let Some(block) = text
+        // Two blocks with the byte after them (for the pairs), straight from the text.
+        while let Some(pair) = text
+            .get(base..base + 33)
+            .and_then(|c| <&[u8; 33]>::try_from(c).ok())
+        {
+            let (Some(first), Some(second)) = (pair.first_chunk(), pair.last_chunk()) else {
+                break;
+            };
+            let (d0, t0) = classify_with(first);
+            let (d1, t1) = classify_with(second);
+            let window = u64::from(before) | (u64::from(d0) << 16) | (u64::from(d1) << 32);
+            before = d1;
+            let triggers = u32::from(t0) | (u32::from(t1) << 16);
+            if (self.digits && eleven_ones(window) && digit_run_taken(text, base, base + 32))
+                || (triggers != 0 && self.confirm_any(text, base, triggers))
+            {
+                return true;
+            }
+            base += 32;
+        }
+        // One block more when 17 to 32 bytes are left.
+        if let Some(block) = text
             .get(base..base + 17)
             .and_then(|c| <&[u8; 17]>::try_from(c).ok())
         {
@@ -128,17 +151,17 @@ impl Screen {
 
     /// One block at `base` whose (digit, trigger) bits are `bits`.
     #[inline(always)]
-    fn block(&self, text: &[u8], base: usize, bits: (u16, u16), before: &mut u32) -> bool {
+    fn block(&self, text: &[u8], base: usize, bits: (u16, u16), before: &mut u16) -> bool {
         let (digits, triggers) = bits;
-        let window = (u32::from(digits) << 16) | *before;
-        *before = u32::from(digits);
-        (self.digits && eleven_ones(window))
-            || (triggers != 0 && self.confirm_any(text, base, triggers))
+        let window = (u64::from(digits) << 16) | u64::from(*before);
+        *before = digits;
+        (self.digits && eleven_ones(window) && digit_run_taken(text, base, base + 16))
+            || (triggers != 0 && self.confirm_any(text, base, u32::from(triggers)))
     }
 
-    /// Whether one of the triggers of the block at `base` (bit i: byte `base + i`) passes.
+    /// Whether one of the triggers at `base` (bit i: byte `base + i`) passes.
     #[inline(never)]
-    fn confirm_any(&self, text: &[u8], base: usize, mut triggers: u16) -> bool {
+    fn confirm_any(&self, text: &[u8], base: usize, mut triggers: u32) -> bool {
         while triggers != 0 {
             let at = base + triggers.trailing_zeros() as usize;
             triggers &= triggers - 1;
@@ -225,9 +248,57 @@ fn keys_ending_with(last: u8) -> &'static [&'static [u8]] {
     }
 }
 
+/// The lengths of a digit value (a final `X` or `x` counted) some digit rule can accept:
+/// mobile 11 and 13 (`861`...), bank_card 16 to 19, resident_id 18 (mask.rs's `judge` and
+/// validators; a test there checks that no other length is ever masked).
+const TAKEN: [usize; 6] = [11, 13, 16, 17, 18, 19];
+
+/// Whether a maximal run of ASCII digits with a digit in `t[from - 16..to]` (the bytes of a
+/// digit window: the block before `from` and the blocks from it) may be a value a digit rule
+/// takes. The digit alternative, `\b[0-9]{11,19}[Xx]?\b` (ASCII `\b`), only ever matches a
+/// whole run, not after a word byte (`[0-9A-Za-z_]`), and either not before one or with the
+/// `X`/`x` after it counted, not before a word byte; its validators accept only the lengths of
+/// `TAKEN`. So a text whose runs of eleven or more all fail this has no digit value to mask;
+/// with no other trigger passing either, the rules' regex finds nothing to replace. Called only
+/// where the window holds eleven digits in a row, so every run of eleven or more is looked at.
+#[inline(never)]
+fn digit_run_taken(t: &[u8], from: usize, to: usize) -> bool {
+    let digit = |i: usize| t.get(i).is_some_and(u8::is_ascii_digit);
+    let word = |i: usize| {
+        t.get(i)
+            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+    };
+    let to = to.min(t.len());
+    let mut i = from.saturating_sub(16);
+    while i < to {
+        if !digit(i) {
+            i += 1;
+            continue;
+        }
+        let mut start = i;
+        while start > 0 && digit(start - 1) {
+            start -= 1;
+        }
+        let mut end = i;
+        while digit(end) {
+            end += 1;
+        }
+        let run = end - start;
+        let alone = start == 0 || !word(start - 1);
+        let x = matches!(t.get(end), Some(b'X' | b'x'));
+        let taken = (!word(end) && TAKEN.contains(&run))
+            || (x && !word(end + 1) && TAKEN.contains(&(run + 1)));
+        if alone && taken {
+            return true;
+        }
+        i = end;
+    }
+    false
+}
+
 /// Whether `w` has eleven set bits in a row.
 #[inline]
-fn eleven_ones(w: u32) -> bool {
+fn eleven_ones(w: u64) -> bool {
     let two = w & (w >> 1);
     let four = two & (two >> 2);
     let eight = four & (four >> 4);
@@ -254,13 +325,17 @@ fn classify_sse2(block: &[u8; 17]) -> (u16, u16) {
         __m128i, _mm_add_epi8, _mm_and_si128, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_movemask_epi8,
         _mm_or_si128, _mm_set1_epi8, _mm_set_epi64x,
     };
-    let word = |at: usize| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(block.get(at..at + 8).unwrap_or(&[0; 8]));
-        i64::from_le_bytes(w)
+    // Sixteen bytes as one little-endian word, split in halves: one unaligned load (two 8-byte
+    // reads were three instructions, a load, a load and a merge).
+    let load = |at: usize| {
+        let w = block
+            .get(at..at + 16)
+            .and_then(|b| <[u8; 16]>::try_from(b).ok())
+            .map_or(0, u128::from_le_bytes);
+        _mm_set_epi64x((w >> 64) as i64, w as i64)
     };
-    let v = _mm_set_epi64x(word(8), word(0));
-    let next = _mm_set_epi64x(word(9), word(1));
+    let v = load(0);
+    let next = load(1);
     let splat = |b: u8| _mm_set1_epi8(b as i8);
     // '0'..='9' move to 0x80..=0x89, the smallest signed bytes; nothing else lands there.
     let moved = _mm_add_epi8(v, splat(0x50));
@@ -349,6 +424,67 @@ mod tests {
         }
     }
 
+    /// A need (or a near miss) at every offset of texts of every length up to 100 bytes: the
+    /// two-block steps, the single block and the tail each find it, with the SSE2 and the
+    /// scalar classification alike; digit runs of lengths no rule takes are turned away.
+    #[test]
+    fn every_offset_of_every_length_is_screened() {
+        let all = [
+            "private_key",
+            "alibaba_access_key",
+            "api_key",
+            "bearer_token",
+            "password_pair",
+            "email",
+            "digits",
+        ];
+        let screen = Screen::new(&all).unwrap();
+        let pieces = [
+            ("@", true),
+            ("sk-", true),
+            ("LTAI", true),
+            ("Bearer", true),
+            ("-----BEGIN", true),
+            ("pwd=", true),
+            ("密码：", true),
+            ("13812345678", true),
+            ("1381234567812", true),
+            ("123456789012x", true),
+            ("4111111111111111111", true),
+            ("12345678901", true),
+            ("1234567890", false),
+            ("123456789012", false),
+            ("12345678901234", false),
+            ("12345678901234567890", false),
+            ("prompt: ", false),
+            ("token", false),
+            ("k-", false),
+            ("a13812345678", false),
+            ("13812345678_", false),
+            ("13812345678b", false),
+            ("123456789012X", true),
+            ("123456789012Xa", false),
+            ("_1234567890123", false),
+        ];
+        for len in 0..=100usize {
+            for (piece, passes) in pieces {
+                for at in 0..=len.saturating_sub(piece.len()) {
+                    if at + piece.len() > len {
+                        continue;
+                    }
+                    let text = format!(
+                        "{}{piece}{}",
+                        " ".repeat(at),
+                        " ".repeat(len - at - piece.len())
+                    );
+                    let t = text.as_bytes();
+                    assert_eq!(screen.may_match(t), passes, "{text:?}");
+                    assert_eq!(screen.scan(t, classify_scalar), passes, "{text:?}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn the_keys_by_last_byte_are_the_key_ends() {
         for b in 0..=255u8 {
@@ -363,12 +499,12 @@ mod tests {
 
     #[test]
     fn eleven_ones_are_runs_of_eleven() {
-        for start in 0..32 {
-            for len in 0..=(32 - start) {
-                let w = if len == 32 {
-                    u32::MAX
+        for start in 0..64 {
+            for len in 0..=(64 - start) {
+                let w = if len == 64 {
+                    u64::MAX
                 } else {
-                    ((1u32 << len) - 1) << start
+                    ((1u64 << len) - 1) << start
                 };
                 assert_eq!(eleven_ones(w), len >= 11, "{start} {len}");
             }
