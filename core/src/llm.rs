@@ -7,10 +7,11 @@
 //!
 //! Sums are u128 (saturating): Python's ints are unbounded, so the two differ only past 3.4e38.
 
-use crate::fasthash::{hash_strs, FxMap};
+use crate::fasthash::{Fx, FxMap};
 use crate::payload::{Key, Value};
 use crate::places::{Places, ROLES};
 use std::collections::hash_map::Entry;
+use std::hash::Hasher;
 
 pub const DEFAULT_MAX_MINUTE_CELLS: usize = 1_000_000;
 const DURATION_BOUNDS: [f64; 14] = [
@@ -35,6 +36,18 @@ const NAMES: [&str; 10] = [
     "total_tokens",
     "duration_ms",
 ];
+/// Bytes of `text` reserved a label set: the six texts of the bench's sets are 30-45 bytes
+/// (`chat-app`, `embedding`, `qwen2.5-72b-instruct`, `ws-19`, `200`, ``), so 32 made the
+/// column double (and copy itself) within most batches.
+const TEXT_PER_SET: usize = 64;
+
+/// A batch's columns are reserved for the last batch's count and a quarter more: counts
+/// differ by a few percent from batch to batch, and one set past the reservation doubled
+/// (and copied) every column in about half of the batches.
+fn with_margin(n: usize) -> usize {
+    n.saturating_add(n / 4)
+}
+
 /// CPython's limit on the digits `int(text)` converts.
 const MAX_STR_DIGITS: usize = 4300;
 
@@ -102,7 +115,7 @@ pub struct Llm {
     /// Where each of a set's six texts ends in `text`; the set starts where the one before
     /// it ends.
     ends: Vec<[usize; 6]>,
-    /// `hash_strs` of each key, so a merge finds the sets here without hashing them again.
+    /// `hash_key` of each key, so a merge finds the sets here without hashing them again.
     hashes: Vec<u64>,
     /// Label set by the hash of its six texts: looked up without building the key.
     index: FxMap<u64, usize>,
@@ -159,9 +172,9 @@ impl Llm {
     /// Stream gives the size of its last batch's aggregate, which the next one mostly
     /// reaches again.
     pub fn reserve(&mut self, sets: usize) {
-        let sets = sets.min(self.max_label_sets);
+        let sets = with_margin(sets).min(self.max_label_sets);
         let extra = sets.saturating_sub(self.label_sets());
-        self.text.reserve(extra * 32);
+        self.text.reserve(extra * TEXT_PER_SET);
         self.ends.reserve(extra);
         self.hashes.reserve(extra);
         self.index.reserve(extra);
@@ -176,7 +189,7 @@ impl Llm {
     /// Room for `cells` minute cells (at most the cap) made without growing: as `reserve`,
     /// the last batch's count.
     pub fn reserve_minutes(&mut self, cells: usize) {
-        let extra = cells
+        let extra = with_margin(cells)
             .min(self.max_minute_cells)
             .saturating_sub(self.minutes.len());
         self.minutes.reserve(extra);
@@ -262,7 +275,7 @@ impl Llm {
         let found: [Option<&Value>; 10] = std::array::from_fn(|j| places.first(fields, ROLES + j));
         let [app, module, model, workspace, status, error, inp, out, total, ms] = found;
         let key: [&str; 6] = [app, module, model, workspace, status, error].map(text);
-        let i = self.slot(key, hash_strs(&key), 1);
+        let i = self.slot(key, hash_key(&key), 1);
         let inp = number(inp);
         let out = number(out);
         let total = match total {
@@ -455,8 +468,8 @@ impl Llm {
             return Some(i);
         }
         let key = other.key(j);
-        self.find(&key, hash_strs(&key))
-            .or_else(|| self.find(&OTHER, hash_strs(&OTHER)))
+        self.find(&key, hash_key(&key))
+            .or_else(|| self.find(&OTHER, hash_key(&OTHER)))
     }
 
     /// How many label sets this aggregate holds.
@@ -482,7 +495,7 @@ impl Llm {
         span(&self.ends, i).start
     }
 
-    /// The index of the set `key` (whose `hash_strs` is `hash`), if it has one.
+    /// The index of the set `key` (whose `hash_key` is `hash`), if it has one.
     fn find(&self, key: &[&str; 6], hash: u64) -> Option<usize> {
         let &i = self.index.get(&hash)?;
         if self.is(i, key) {
@@ -559,7 +572,7 @@ impl Llm {
         if self.label_sets() >= self.max_label_sets.saturating_sub(1) && key != OTHER {
             self.dropped_calls = self.dropped_calls.saturating_add(calls);
             key = OTHER;
-            hash = hash_strs(&key);
+            hash = hash_key(&key);
             if let Some(i) = self.find(&key, hash) {
                 return i;
             }
@@ -645,6 +658,54 @@ fn is_set(text: &str, ends: &[[usize; 6]], i: usize, key: &[&str; 6]) -> bool {
     true
 }
 
+/// The hash of a label set, the same in every `Llm` (a merge looks a set up by the hash the
+/// other one kept): each text's length, then its bytes as at most a few words read inline
+/// (overlapping; `hash_strs` copied each text's tail into a word byte by byte). Equal sets hash alike; a collision costs only a comparison.
+#[inline]
+fn hash_key(key: &[&str; 6]) -> u64 {
+    let mut h = Fx::default();
+    for part in key {
+        let p = part.as_bytes();
+        let n = p.len();
+        h.write_usize(n);
+        match n {
+            0 => {}
+            1..=3 => {
+                let byte = |at: usize| u64::from(p.get(at).copied().unwrap_or(0));
+                h.write_u64(byte(0) | byte(n / 2) << 8 | byte(n - 1) << 16);
+            }
+            4..=7 => {
+                let word = |at: usize| u64::from(word4(p, at).unwrap_or(0));
+                h.write_u64(word(0) | word(n - 4) << 32);
+            }
+            _ => {
+                let last = n - 8;
+                let mut at = 0;
+                while at < last {
+                    h.write_u64(word8(p, at).unwrap_or(0));
+                    at += 8;
+                }
+                h.write_u64(word8(p, last).unwrap_or(0));
+            }
+        }
+    }
+    h.finish()
+}
+
+/// The 4 bytes of `s` from `at` as a word (None past the end).
+#[inline]
+fn word4(s: &[u8], at: usize) -> Option<u32> {
+    let w = s.get(at..at.checked_add(4)?)?;
+    <[u8; 4]>::try_from(w).ok().map(u32::from_ne_bytes)
+}
+
+/// The 8 bytes of `s` from `at` as a word (None past the end).
+#[inline]
+fn word8(s: &[u8], at: usize) -> Option<u64> {
+    let w = s.get(at..at.checked_add(8)?)?;
+    <[u8; 8]>::try_from(w).ok().map(u64::from_ne_bytes)
+}
+
 /// The buckets (offsets into a set's `Buckets`) a call of these duration and tokens falls
 /// in: each slot is at most 14, so every offset is below `SLOTS` and fits a byte.
 fn buckets_of(ms: u128, input: u128, output: u128) -> [u8; 3] {
@@ -685,19 +746,14 @@ fn add_into(dst: &mut [u64], start: usize, src: &[u64]) {
     }
 }
 
-/// `bisect_left(DURATION_BOUNDS, ms / 1000)`: exact below 2**53 ms, +Inf above either way.
+/// `bisect_left(DURATION_BOUNDS, ms / 1000)` in integers: the bounds are 10 * 2**k ms, and
+/// `ms / 1000 > 10 * 2**k / 1000` in floats exactly when `ms > 10 * 2**k` (both sides are
+/// rounded the same way, and a thousandth apart is far above the rounding), so the slot is
+/// how many k have `2**k <= (ms - 1) / 10`: the bit length of that quotient, capped at the
+/// +Inf slot (tested against the float bisection below).
 fn duration_slot(ms: u128) -> usize {
-    DURATION_BOUNDS.partition_point(|b| *b < as_f64(ms) / 1000.0)
-}
-
-/// `n as f64` (both conversions round to nearest, ties to even, so they agree): through
-/// u64 when it fits, a hardware conversion where u128's is a call into compiler-rt.
-#[inline]
-fn as_f64(n: u128) -> f64 {
-    match u64::try_from(n) {
-        Ok(small) => small as f64,
-        Err(_) => n as f64,
-    }
+    let q = u64::try_from(ms.saturating_sub(1)).map_or(u64::MAX, |n| n / 10);
+    (64 - q.leading_zeros() as usize).min(DURATION_BOUNDS.len())
 }
 
 /// `bisect_left(TOKEN_BOUNDS, n)`: the bounds are 4**0..=4**13, so the slot is
@@ -717,29 +773,42 @@ fn text(v: Option<&Value>) -> &str {
 }
 
 /// `_int`: a non-negative int; negative, unparsable or missing values are 0.
+#[inline]
 fn number(v: Option<&Value>) -> u128 {
     let t = match v {
         Some(Value::Int(t)) => t.as_str(),
         Some(Value::Str(s)) => s.as_str(),
         None | Some(Value::None) => return 0,
     };
-    // Plain ASCII digits (the usual case) are what `int()` reads them as, leading zeros and
-    // all: up to 19 fit a u64 (one multiply-add per digit), up to 38 a u128.
-    if !t.is_empty() && t.len() <= 19 {
-        let mut n = 0u64;
-        let mut plain = true;
-        for b in t.bytes() {
-            let d = b.wrapping_sub(b'0');
-            if d > 9 {
-                plain = false;
-                break;
-            }
-            n = n * 10 + u64::from(d);
-        }
-        if plain {
-            return u128::from(n);
-        }
+    match plain_digits(t.as_bytes()) {
+        Some(n) => u128::from(n),
+        None => number_text(t),
     }
+}
+
+/// 1-19 plain ASCII digits (the usual case: token counts and milliseconds), read as `int()`
+/// reads them, leading zeros and all; they fit a u64, one multiply-add a digit. None for
+/// anything else, which `number_text` reads.
+#[inline]
+fn plain_digits(t: &[u8]) -> Option<u64> {
+    if t.is_empty() || t.len() > 19 {
+        return None;
+    }
+    let mut n = 0u64;
+    for &b in t {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n = n * 10 + u64::from(d);
+    }
+    Some(n)
+}
+
+/// `number` of a text that is not 1-19 plain digits: up to 38 digits as a u128, else
+/// through Python's `int` rules (`py_int`).
+#[cold]
+fn number_text(t: &str) -> u128 {
     if !t.is_empty() && t.len() <= 38 && t.bytes().all(|b| b.is_ascii_digit()) {
         return t.parse::<u128>().unwrap_or(u128::MAX);
     }
@@ -837,6 +906,47 @@ mod tests {
     }
 
     #[test]
+    fn set_hashes_follow_every_text() {
+        let base = [
+            "chat-app",
+            "embedding",
+            "qwen2.5-72b-instruct",
+            "ws-19",
+            "200",
+            "",
+        ];
+        let copy = base.map(|t| t.to_string());
+        assert_eq!(
+            hash_key(&base),
+            hash_key(&copy.each_ref().map(|t| t.as_str()))
+        );
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..6 {
+            for text in [
+                "",
+                "a",
+                "ab",
+                "abc",
+                "abcd",
+                "abcde",
+                "abcdefgh",
+                "abcdefghi",
+                "x",
+            ] {
+                let mut key = base;
+                key[i] = text;
+                seen.insert((key, hash_key(&key)));
+            }
+        }
+        let hashes: std::collections::HashSet<u64> = seen.iter().map(|s| s.1).collect();
+        assert_eq!(hashes.len(), seen.len(), "no two of these sets collide");
+        assert_ne!(
+            hash_key(&["ab", "", "c", "d", "e", "f"]),
+            hash_key(&["a", "b", "c", "d", "e", "f"])
+        );
+    }
+
+    #[test]
     fn ratings_are_normalised() {
         assert_eq!(normalise_rating(" UP "), "up");
         assert_eq!(normalise_rating("-10"), "-10");
@@ -862,7 +972,7 @@ mod tests {
     }
 
     #[test]
-    fn duration_slots_convert_as_u128_does() {
+    fn duration_slots_are_the_float_bisection() {
         let mut values: Vec<u128> = (0..2000).collect();
         for b in DURATION_BOUNDS {
             let ms = (b * 1000.0) as u128;
@@ -874,7 +984,6 @@ mod tests {
         }
         values.extend([u128::from(u64::MAX), u128::from(u64::MAX) + 1, u128::MAX]);
         for ms in values {
-            assert_eq!(as_f64(ms).to_bits(), (ms as f64).to_bits(), "{ms}");
             let general = DURATION_BOUNDS.partition_point(|b| *b < ms as f64 / 1000.0);
             assert_eq!(duration_slot(ms), general, "{ms}");
         }
