@@ -51,25 +51,3 @@ impl Hasher for Fx {
 
 pub type FxBuild = BuildHasherDefault<Fx>;
 pub type FxMap<K, V> = HashMap<K, V, FxBuild>;
-
-/// The hash of a sequence of strings (each one's length is hashed too, so ("ab", "c") and
-/// ("a", "bc") differ).
-pub fn hash_strs(parts: &[&str]) -> u64 {
-    let mut h = Fx::default();
-    for p in parts {
-        h.write_usize(p.len());
-        h.write(p.as_bytes());
-    }
-    h.finish()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lengths_separate_the_parts() {
-        assert_ne!(hash_strs(&["ab", "c"]), hash_strs(&["a", "bc"]));
-        assert_eq!(hash_strs(&["ab", "c"]), hash_strs(&["ab", "c"]));
-    }
-}

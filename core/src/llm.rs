@@ -659,8 +659,9 @@ fn is_set(text: &str, ends: &[[usize; 6]], i: usize, key: &[&str; 6]) -> bool {
 }
 
 /// The hash of a label set, the same in every `Llm` (a merge looks a set up by the hash the
-/// other one kept): each text's length, then its bytes as at most a few words read inline
-/// (overlapping; `hash_strs` copied each text's tail into a word byte by byte). Equal sets hash alike; a collision costs only a comparison.
+/// other one kept): each text's length (so ("ab", "c") and ("a", "bc") differ), then its
+/// bytes as a few words read in place, overlapping at the end, not copied into a word byte by
+/// byte. Equal sets hash alike; a collision costs only a comparison.
 #[inline]
 fn hash_key(key: &[&str; 6]) -> u64 {
     let mut h = Fx::default();
@@ -919,6 +920,11 @@ mod tests {
         assert_eq!(
             hash_key(&base),
             hash_key(&copy.each_ref().map(|t| t.as_str()))
+        );
+        // The lengths keep the texts apart: the same bytes cut elsewhere are another set.
+        assert_ne!(
+            hash_key(&["ab", "c", "", "", "", ""]),
+            hash_key(&["a", "bc", "", "", "", ""])
         );
         let mut seen = std::collections::HashSet::new();
         for i in 0..6 {
