@@ -7,11 +7,10 @@
 //!
 //! Sums are u128 (saturating): Python's ints are unbounded, so the two differ only past 3.4e38.
 
-use crate::fasthash::{Fx, FxMap};
+use crate::fasthash::{hash_strs, FxMap};
 use crate::payload::{Key, Value};
 use crate::places::{Places, ROLES};
 use std::collections::hash_map::Entry;
-use std::hash::Hasher;
 
 pub const DEFAULT_MAX_MINUTE_CELLS: usize = 1_000_000;
 const DURATION_BOUNDS: [f64; 14] = [
@@ -115,7 +114,7 @@ pub struct Llm {
     /// Where each of a set's six texts ends in `text`; the set starts where the one before
     /// it ends.
     ends: Vec<[usize; 6]>,
-    /// `hash_key` of each key, so a merge finds the sets here without hashing them again.
+    /// `hash_strs` of each key, so a merge finds the sets here without hashing them again.
     hashes: Vec<u64>,
     /// Label set by the hash of its six texts: looked up without building the key.
     index: FxMap<u64, usize>,
@@ -275,7 +274,7 @@ impl Llm {
         let found: [Option<&Value>; 10] = std::array::from_fn(|j| places.first(fields, ROLES + j));
         let [app, module, model, workspace, status, error, inp, out, total, ms] = found;
         let key: [&str; 6] = [app, module, model, workspace, status, error].map(text);
-        let i = self.slot(key, hash_key(&key), 1);
+        let i = self.slot(key, hash_strs(&key), 1);
         let inp = number(inp);
         let out = number(out);
         let total = match total {
@@ -468,8 +467,8 @@ impl Llm {
             return Some(i);
         }
         let key = other.key(j);
-        self.find(&key, hash_key(&key))
-            .or_else(|| self.find(&OTHER, hash_key(&OTHER)))
+        self.find(&key, hash_strs(&key))
+            .or_else(|| self.find(&OTHER, hash_strs(&OTHER)))
     }
 
     /// How many label sets this aggregate holds.
@@ -495,7 +494,7 @@ impl Llm {
         span(&self.ends, i).start
     }
 
-    /// The index of the set `key` (whose `hash_key` is `hash`), if it has one.
+    /// The index of the set `key` (whose `hash_strs` is `hash`), if it has one.
     fn find(&self, key: &[&str; 6], hash: u64) -> Option<usize> {
         let &i = self.index.get(&hash)?;
         if self.is(i, key) {
@@ -572,7 +571,7 @@ impl Llm {
         if self.label_sets() >= self.max_label_sets.saturating_sub(1) && key != OTHER {
             self.dropped_calls = self.dropped_calls.saturating_add(calls);
             key = OTHER;
-            hash = hash_key(&key);
+            hash = hash_strs(&key);
             if let Some(i) = self.find(&key, hash) {
                 return i;
             }
@@ -656,55 +655,6 @@ fn is_set(text: &str, ends: &[[usize; 6]], i: usize, key: &[&str; 6]) -> bool {
         start = end;
     }
     true
-}
-
-/// The hash of a label set, the same in every `Llm` (a merge looks a set up by the hash the
-/// other one kept): each text's length (so ("ab", "c") and ("a", "bc") differ), then its
-/// bytes as a few words read in place, overlapping at the end, not copied into a word byte by
-/// byte. Equal sets hash alike; a collision costs only a comparison.
-#[inline]
-fn hash_key(key: &[&str; 6]) -> u64 {
-    let mut h = Fx::default();
-    for part in key {
-        let p = part.as_bytes();
-        let n = p.len();
-        h.write_usize(n);
-        match n {
-            0 => {}
-            1..=3 => {
-                let byte = |at: usize| u64::from(p.get(at).copied().unwrap_or(0));
-                h.write_u64(byte(0) | byte(n / 2) << 8 | byte(n - 1) << 16);
-            }
-            4..=7 => {
-                let word = |at: usize| u64::from(word4(p, at).unwrap_or(0));
-                h.write_u64(word(0) | word(n - 4) << 32);
-            }
-            _ => {
-                let last = n - 8;
-                let mut at = 0;
-                while at < last {
-                    h.write_u64(word8(p, at).unwrap_or(0));
-                    at += 8;
-                }
-                h.write_u64(word8(p, last).unwrap_or(0));
-            }
-        }
-    }
-    h.finish()
-}
-
-/// The 4 bytes of `s` from `at` as a word (None past the end).
-#[inline]
-fn word4(s: &[u8], at: usize) -> Option<u32> {
-    let w = s.get(at..at.checked_add(4)?)?;
-    <[u8; 4]>::try_from(w).ok().map(u32::from_ne_bytes)
-}
-
-/// The 8 bytes of `s` from `at` as a word (None past the end).
-#[inline]
-fn word8(s: &[u8], at: usize) -> Option<u64> {
-    let w = s.get(at..at.checked_add(8)?)?;
-    <[u8; 8]>::try_from(w).ok().map(u64::from_ne_bytes)
 }
 
 /// The buckets (offsets into a set's `Buckets`) a call of these duration and tokens falls
@@ -918,13 +868,13 @@ mod tests {
         ];
         let copy = base.map(|t| t.to_string());
         assert_eq!(
-            hash_key(&base),
-            hash_key(&copy.each_ref().map(|t| t.as_str()))
+            hash_strs(&base),
+            hash_strs(&copy.each_ref().map(|t| t.as_str()))
         );
         // The lengths keep the texts apart: the same bytes cut elsewhere are another set.
         assert_ne!(
-            hash_key(&["ab", "c", "", "", "", ""]),
-            hash_key(&["a", "bc", "", "", "", ""])
+            hash_strs(&["ab", "c", "", "", "", ""]),
+            hash_strs(&["a", "bc", "", "", "", ""])
         );
         let mut seen = std::collections::HashSet::new();
         for i in 0..6 {
@@ -941,14 +891,14 @@ mod tests {
             ] {
                 let mut key = base;
                 key[i] = text;
-                seen.insert((key, hash_key(&key)));
+                seen.insert((key, hash_strs(&key)));
             }
         }
         let hashes: std::collections::HashSet<u64> = seen.iter().map(|s| s.1).collect();
         assert_eq!(hashes.len(), seen.len(), "no two of these sets collide");
         assert_ne!(
-            hash_key(&["ab", "", "c", "d", "e", "f"]),
-            hash_key(&["a", "b", "c", "d", "e", "f"])
+            hash_strs(&["ab", "", "c", "d", "e", "f"]),
+            hash_strs(&["a", "b", "c", "d", "e", "f"])
         );
     }
 
