@@ -1,7 +1,90 @@
-//! Which bytes of a 16-byte block belong to a small set of bytes: the step the scans of the
-//! payload walk (its separators) and of the prefix matcher (a field's stop byte) take, 16
-//! bytes at a time. SSE2 where the build has it (every x86_64 target), one byte at a time
-//! elsewhere (aarch64 hosts); a test holds the two to the same answers.
+//! Which bytes of a text belong to a small set of bytes, 16 bytes a step: the scans of the
+//! payload walk (its separators) and of the prefix matcher (a field's stop byte). SSE2 where
+//! the build has it (every x86_64 target), one byte at a time elsewhere (aarch64 hosts); a
+//! test holds the two to the same answers.
+
+/// The bytes of a text that are in a small set, in order, sixteen bytes a step: each byte is
+/// read once however many stops are taken (the payload walk's separators: a scan per field,
+/// or per byte, read the bytes at the fields' joins twice and paid its set-up a dozen times a
+/// payload).
+pub struct Stops<'m, const N: usize> {
+    m: &'m [u8],
+    set: [u8; N],
+    /// Where the block `hits` was read from.
+    block: usize,
+    /// Bit i set where byte `block + i` is a stop not reported yet.
+    hits: u32,
+}
+
+impl<'m, const N: usize> Stops<'m, N> {
+    /// The stops of `m` at or after `from`: the bytes in `set`.
+    pub fn new(m: &'m [u8], set: [u8; N], from: usize) -> Stops<'m, N> {
+        Stops {
+            m,
+            set,
+            block: from,
+            hits: block_hits(m, from, set),
+        }
+    }
+}
+
+impl<const N: usize> Iterator for Stops<'_, N> {
+    type Item = usize;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<usize> {
+        while self.hits == 0 {
+            self.block += 16;
+            if self.block >= self.m.len() {
+                return None;
+            }
+            self.hits = block_hits(self.m, self.block, self.set);
+        }
+        let at = self.block + self.hits.trailing_zeros() as usize;
+        self.hits &= self.hits - 1;
+        Some(at)
+    }
+}
+
+/// Where the first byte of `t` in `set` is, else `t.len()`: the first of `Stops`, found
+/// without its state (the prefix matcher's field ends, mostly under 32 bytes: whole blocks
+/// read in place, the last few bytes as one padded block).
+#[inline]
+pub fn first_of<const N: usize>(t: &[u8], set: [u8; N]) -> usize {
+    let mut blocks = t.chunks_exact(16);
+    let mut at = 0;
+    for block in &mut blocks {
+        let found = <&[u8; 16]>::try_from(block).map_or(0, |b| hits(b, set));
+        if found != 0 {
+            return at + found.trailing_zeros() as usize;
+        }
+        at += 16;
+    }
+    match block_hits(t, at, set) {
+        0 => t.len(),
+        found => at + found.trailing_zeros() as usize,
+    }
+}
+
+/// Bit i set where byte `at + i` of `m` (i < 16) is in `set`; the bytes past the end of `m`
+/// count as in none.
+#[inline(always)]
+fn block_hits<const N: usize>(m: &[u8], at: usize, set: [u8; N]) -> u32 {
+    let mut block = [0u8; 16];
+    let live = match m.get(at..at.saturating_add(16)) {
+        Some(full) => {
+            block.copy_from_slice(full);
+            0xFFFF
+        }
+        None => {
+            let tail = m.get(at..).unwrap_or_default();
+            // tail.len() < 16: the lanes past it masked off (the padding may be in `set`).
+            block[..tail.len()].copy_from_slice(tail);
+            (1u32 << tail.len()) - 1
+        }
+    };
+    hits(&block, set) & live
+}
 
 /// Bit i set where `block[i]` is in `set`.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
@@ -55,6 +138,30 @@ pub fn hits_scalar<const N: usize>(block: &[u8; 16], set: [u8; N]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stops_are_the_separators_and_newlines_as_a_scan_finds_them() {
+        let mut g = crate::testgen::Gen(0x2545_F491_4F6C_DD1D);
+        for _ in 0..5000 {
+            let len = g.below(70);
+            let s: Vec<u8> = (0..len)
+                .map(|_| *g.pick(&[b'a', b']', b'\n', 0x80, 0xdd, b'\x5d' ^ 0x80, 0]))
+                .collect();
+            let c = *g.pick(&[b']', b'#', 0u8, b',']);
+            let from = g.below(len + 2);
+            let want: Vec<usize> = (0..s.len())
+                .filter(|&i| i >= from && (s[i] == c || s[i] == b'\n'))
+                .collect();
+            let got: Vec<usize> = Stops::new(&s, [c, b'\n'], from).collect();
+            assert_eq!(got, want, "{s:?} {c}");
+            let first = s.iter().position(|&b| b == c || b == b'\n');
+            assert_eq!(
+                first_of(&s, [c, b'\n']),
+                first.unwrap_or(s.len()),
+                "{s:?} {c}"
+            );
+        }
+    }
 
     #[test]
     fn sse2_and_scalar_hits_alike() {

@@ -941,26 +941,6 @@ fn int_op(el: &El) -> Option<Op> {
     }
 }
 
-/// Where the first `c` or newline of `t` is (its length when there is none): `Op::Until`. The
-/// fields it ends (trace id, logger, method, thread) are mostly under 32 bytes, where memchr2's
-/// call and setup cost more than its scan: 16 bytes at a time are one block of compares, and
-/// the last few bytes (fewer than 16) go to memchr2.
-#[inline]
-fn until(t: &[u8], c: u8) -> usize {
-    const LANES: usize = 16;
-    let mut blocks = t.chunks_exact(LANES);
-    let mut at = 0;
-    for block in &mut blocks {
-        let hits = <&[u8; LANES]>::try_from(block).map_or(0, |b| byteset::hits(b, [c, b'\n']));
-        if hits != 0 {
-            return at + hits.trailing_zeros() as usize;
-        }
-        at += LANES;
-    }
-    let rest = blocks.remainder();
-    at + memchr::memchr2(c, b'\n', rest).unwrap_or(rest.len())
-}
-
 /// The digits at the start of `t`: how many.
 fn digit_run(t: &[u8]) -> usize {
     t.iter()
@@ -1189,7 +1169,7 @@ impl Run<'_> {
                 Op::Until(c) => {
                     // More ends when it stopped at c (the lazy run can go on past it).
                     let t = s.get(pos..).unwrap_or_default();
-                    let k = until(t, *c);
+                    let k = byteset::first_of(t, [*c, b'\n']);
                     Some((pos + k, t.get(k) == Some(c)))
                 }
                 Op::UntilLit {
@@ -1200,7 +1180,7 @@ impl Run<'_> {
                     mask,
                 } => {
                     let t = s.get(pos..).unwrap_or_default();
-                    let k = until(t, *c);
+                    let k = byteset::first_of(t, [*c, b'\n']);
                     if let Some(i) = *group {
                         match caps.get_mut(i) {
                             Some(slot) => *slot = Some((pos, pos + k)),
@@ -1585,25 +1565,6 @@ pub(crate) mod tests {
         assert!(decided > 15_000, "decided {decided}");
     }
 
-    /// `until` in 16-byte blocks against memchr2 over the whole text, the stop and newline in
-    /// every position of a block, of the tail, and of neither.
-    #[test]
-    fn until_finds_the_first_stop_or_newline_as_memchr2_does() {
-        let mut g = crate::testgen::Gen(0x0DD_B10C_5EA1_0001);
-        for _ in 0..5_000 {
-            let len = g.below(80);
-            let mut t: Vec<u8> = (0..len).map(|_| b"ab]#(\xe4\n"[g.below(7)]).collect();
-            if g.below(2) == 0 {
-                t.retain(|&b| b != b'\n');
-            }
-            let c = *g.pick(b"]#(a\xe4");
-            let want = memchr::memchr2(c, b'\n', &t).unwrap_or(t.len());
-            assert_eq!(until(&t, c), want, "{t:?} {c}");
-        }
-    }
-
-    /// The seed prefix's four fields (trace id, logger, method, thread) each end in one step
-    /// with the literal after them; pattern.rs compares such plans with backtracking.
     #[test]
     fn the_seed_prefix_fuses_each_field_with_the_literal_after_it() {
         let p = crate::pattern::compile_pattern(

@@ -383,76 +383,13 @@ struct OnePass {
     ints: Vec<bool>,
 }
 
-/// The bytes of a message that are in a small set (the separator and the newline: where
-/// fields end), in order, sixteen bytes a step: each byte is read once however many fields
-/// the line has (a scan per field, or per byte, read the bytes at the fields' joins twice
-/// and paid its set-up a dozen times a payload).
-struct Stops<'m, const N: usize> {
-    m: &'m [u8],
-    set: [u8; N],
-    /// Where the block `hits` was read from.
-    block: usize,
-    /// Bit i set where byte `block + i` is a stop not reported yet.
-    hits: u32,
-}
-
-impl<'m, const N: usize> Stops<'m, N> {
-    /// The stops of `m` at or after `from`: the bytes in `set`.
-    fn new(m: &'m [u8], set: [u8; N], from: usize) -> Stops<'m, N> {
-        Stops {
-            m,
-            set,
-            block: from,
-            hits: block_hits(m, from, set),
-        }
-    }
-}
-
-impl<const N: usize> Iterator for Stops<'_, N> {
-    type Item = usize;
-
-    #[inline(always)]
-    fn next(&mut self) -> Option<usize> {
-        while self.hits == 0 {
-            self.block += 16;
-            if self.block >= self.m.len() {
-                return None;
-            }
-            self.hits = block_hits(self.m, self.block, self.set);
-        }
-        let at = self.block + self.hits.trailing_zeros() as usize;
-        self.hits &= self.hits - 1;
-        Some(at)
-    }
-}
-
 /// Where a first field of text, `[^sep \t\n]*`, ends in `m`: its first separator, blank or
 /// newline, else its end.
 #[inline(always)]
 fn first_word_end(m: &[u8], sep: u8) -> usize {
-    Stops::new(m, [sep, b' ', b'\t', b'\n'], 0)
+    byteset::Stops::new(m, [sep, b' ', b'\t', b'\n'], 0)
         .next()
         .unwrap_or(m.len())
-}
-
-/// Bit i set where byte `at + i` of `m` (i < 16) is in `set`; the bytes past the end of `m`
-/// count as in none.
-#[inline(always)]
-fn block_hits<const N: usize>(m: &[u8], at: usize, set: [u8; N]) -> u32 {
-    let mut block = [0u8; 16];
-    let live = match m.get(at..at.saturating_add(16)) {
-        Some(full) => {
-            block.copy_from_slice(full);
-            0xFFFF
-        }
-        None => {
-            let tail = m.get(at..).unwrap_or_default();
-            // tail.len() < 16: the lanes past it masked off (the padding may be in `set`).
-            block[..tail.len()].copy_from_slice(tail);
-            (1u32 << tail.len()) - 1
-        }
-    };
-    byteset::hits(&block, set) & live
 }
 
 /// Whether `m[start..end]` is `-?[0-9]+`, or also nothing when not `required` (the atomic
@@ -538,7 +475,7 @@ impl OnePass {
     /// The regex's match at the start of `m`, field by field: `field(i, is_int, start, end)`
     /// is called with each field's span as soon as the field is known to have its shape, so
     /// a caller writes the values while the line is walked, without a buffer of captures in
-    /// between. Field i ends at the i-th stop (`Stops`), which must be a separator; the last
+    /// between. Field i ends at the i-th stop (`byteset::Stops`), which must be a separator; the last
     /// one at the line's end. `field` returning false (an int Python cannot convert) gives
     /// no more fields, but the walk goes on to the line's end: as in the reference, the
     /// conversion fails the payload only where the regex matches the whole line
@@ -568,7 +505,7 @@ impl OnePass {
             }
             (pos, from) = (k + 1, 1);
         }
-        let mut stops = Stops::new(m, [sep, b'\n'], pos);
+        let mut stops = byteset::Stops::new(m, [sep, b'\n'], pos);
         for (i, &is_int) in self.ints.iter().enumerate().skip(from) {
             let end = if i + 1 == n {
                 // The rest of the first line, separators and all.
@@ -1071,24 +1008,6 @@ mod tests {
         let odd = PayloadParser::new(",", &[("a-b".into(), "str".into())]).unwrap();
         assert!(odd.regex.is_none() && odd.one_pass.is_none());
         assert!(parser(",", &["str"]).one_pass.is_some());
-    }
-
-    #[test]
-    fn stops_are_the_separators_and_newlines_as_a_scan_finds_them() {
-        let mut g = crate::testgen::Gen(0x2545_F491_4F6C_DD1D);
-        for _ in 0..5000 {
-            let len = g.below(70);
-            let s: Vec<u8> = (0..len)
-                .map(|_| *g.pick(&[b'a', b']', b'\n', 0x80, 0xdd, b'\x5d' ^ 0x80, 0]))
-                .collect();
-            let c = *g.pick(&[b']', b'#', 0u8, b',']);
-            let from = g.below(len + 2);
-            let want: Vec<usize> = (0..s.len())
-                .filter(|&i| i >= from && (s[i] == c || s[i] == b'\n'))
-                .collect();
-            let got: Vec<usize> = Stops::new(&s, [c, b'\n'], from).collect();
-            assert_eq!(got, want, "{s:?} {c}");
-        }
     }
 
     #[test]
