@@ -13,11 +13,13 @@ from collections.abc import Iterator
 import lz4.block
 import pytest
 
+from llmtail.agent.config import parse_config
 from llmtail.agent.delivery.dispatch import Dispatcher
 from llmtail.agent.delivery.sink import Outcome
 from llmtail.agent.delivery.sls_group import Pending
 from llmtail.agent.engine.corestream import open_stream, parser, spare_bytes
 from llmtail.agent.engine.stream import SealedBatch, Stream
+from llmtail.agent.modes.pipeline import build_dispatcher
 from tests.agentproc import record_line
 from tests.batches import settings
 
@@ -123,5 +125,41 @@ def test_kept_buffers_count_against_the_in_flight_bound() -> None:
         assert dispatcher.in_flight == 0 and spare_bytes() > before
         assert dispatcher.room() == capacity - spare_bytes()
         assert dispatcher.charged == spare_bytes()  # what llmtail_buffer_bytes shows
+    finally:
+        dispatcher.stop(0.0)
+
+
+@pytest.mark.usefixtures("spare_limit")
+def test_a_full_bound_of_batches_coming_back_is_kept_and_the_reader_keeps_its_room() -> None:
+    """With the agent's numbers (build_dispatcher): a bound's worth of batches sent and
+    acknowledged all come back as spares (none freed, so the next batches reuse mapped pages),
+    and with nothing in flight the reader still has room to read into them."""
+    gc.collect()  # earlier tests' Streams and kept lz4 buffers share the process-wide limit
+    _core.lz4_release_idle()
+    _core.lz4_release_idle()
+    s = settings("loggroup", max_bytes=160 << 10)  # eight of them fill the smallest bound
+    stream = open_stream(s, parser(s), "k", "/var/log/app.log", 0, "AB", 0)
+    batches: list[SealedBatch] = []
+    lines = _lines(9000).splitlines(keepends=True)
+    while len(batches) < 8:  # one Stream keeps up to eight; a piece seals at most one
+        piece, lines = b"".join(lines[:100]), lines[100:]
+        batches += stream.feed(piece, 0.0, WALL)
+    assert len(batches) == 8
+    bound = sum(b.memory for b in batches)
+    encoded = sum(len(b.data) for b in batches)
+    config = parse_config({"max_in_flight_bytes": bound, "output": {"type": "stdout"}})
+    dispatcher = build_dispatcher(config, _Delivers())
+    try:
+        before = spare_bytes()
+        for i, b in enumerate(batches):
+            b.id = i
+            dispatcher.submit(b)
+        del b
+        batches.clear()  # the senders hold the only references now
+        assert dispatcher.wait_idle(10.0)
+        assert dispatcher.in_flight == 0
+        assert spare_bytes() - before >= encoded  # all eight kept
+        assert dispatcher.room() > 0
+        assert dispatcher.charged == spare_bytes()
     finally:
         dispatcher.stop(0.0)

@@ -154,11 +154,14 @@ def build_sink(config: Config, on_retry: Callable[[], None] | None = None) -> Si
 
 def build_dispatcher(config: Config, sink: Sink) -> Dispatcher:
     """The senders; the core's spare buffers (the Streams' LogGroup buffers and the senders' lz4
-    output buffers) count against the in-flight bound, and hold at most half of it (the reader
-    always has room for batches)."""
+    output buffers) count against the in-flight bound past half of it, which the reader's next
+    batches reuse (Dispatcher). They may hold 1.25 times the bound, so that every buffer a full
+    bound lets exist can be kept, and the reader still has a quarter of the bound with nothing
+    in flight: batches in flight and kept buffers together stay within 1.5 times the bound."""
     concurrency = getattr(config.output, "concurrency", 1)
-    limit_spares(config.max_in_flight_bytes // 2)
-    return Dispatcher(sink, concurrency, config.max_in_flight_bytes, held=spare_bytes)
+    bound = config.max_in_flight_bytes
+    limit_spares(bound + bound // 4)
+    return Dispatcher(sink, concurrency, bound, held=spare_bytes, reuse=bound // 2)
 
 
 def unfinished_bound(config: Config) -> int:

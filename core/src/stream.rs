@@ -184,8 +184,9 @@ pub struct Recycler {
 }
 
 /// Buffers one Stream keeps at most: the default in-flight bound (16 MiB) holds about eight
-/// 2 MB batches, and the spare limit (half of it) four.
-const SPARES: usize = 4;
+/// 2 MB batches, and a ninth is being filled when they come back (the agent's spare limit,
+/// 1.25 times the bound, holds them all: agent/delivery/dispatch.py).
+const SPARES: usize = 8;
 
 impl Recycler {
     fn new(bound: usize) -> Recycler {
