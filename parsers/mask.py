@@ -604,7 +604,7 @@ def _digit_decider(rules: list[_Rule]) -> _Decide:
                 return rule, s, e
             if name == "bank_card" and bank_card_valid(run):
                 return rule, s, e
-            if name == "mobile":
+            if name == "mobile" and run[-1] not in "Xx":  # a phone number never ends in X
                 n = len(run)
                 if n == 11 and run[0] == "1" and run[1] in "3456789":
                     return rule, s, e

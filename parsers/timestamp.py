@@ -138,7 +138,9 @@ class DateFormat:
         self._full = re.compile("".join(parts))
         self._zone = _zone(zone)
         self._cache: dict[str, int | None] = {}  # generic path: per second of text
-        self._minutes: dict[str, int] = {}  # fast path: epoch of second 0 of a minute
+        #: Fast path: epoch of second 0 of a minute, keyed by the text up to the fraction
+        #: without the two second digits (see `second_of`).
+        self._minutes: dict[str, int] = {}
         #: Fast path, when every field before the fraction has a fixed width and the fraction
         #: ends the text: `seconds[text[:frac_at]]` caches epoch seconds per second of text,
         #: `text[sec_at:sec_at + 2]` are the seconds (None: no fast path).
@@ -166,13 +168,18 @@ class DateFormat:
         self.frac_at, self.sec_at = width, sec_at
 
     def second_of(self, text: str) -> int | None:
-        """Fast-path miss: epoch seconds of `text` (fixed layout), cached per second."""
-        assert self.frac_at is not None
-        key = text[: self.frac_at]
+        """Fast-path miss: epoch seconds of `text` (fixed layout), cached per second.
+
+        A minute's second 0 is cached under all of the text up to the fraction but the two
+        second digits: a field after the seconds (`a`, a date written after the time) names
+        the minute as much as one before them (`HH:mm:ss dd/MM/yyyy` at 10:02 of two days)."""
+        frac_at = self.frac_at
+        assert frac_at is not None
+        key = text[:frac_at]
         sec_at = self.sec_at
         seconds: int | None
         if sec_at is not None and text[sec_at : sec_at + 2].isdigit():
-            minute = text[:sec_at]
+            minute = text[:sec_at] + text[sec_at + 2 : frac_at]
             base = self._minutes.get(minute)
             if base is None:
                 seconds = self._convert(text)

@@ -30,6 +30,8 @@ _pieces = st.sampled_from(
         "%d{yyyy-MM-dd'T'HH:mm:ss.SSSXXX, UTC}",
         "%d{HH:mm:ss,SSS dd}",
         "%d{yyMMdd HHmmss a E D z k K u}",
+        "%d{HH:mm:ss dd/MM/yyyy}",
+        "%d{yyyy-MM-dd hh:mm:ss a}",
         '%d{"yyyy-MM-dd HH:mm:ss,SSS", Asia/Shanghai}',
         "%-5p",
         "%5p",
@@ -79,7 +81,15 @@ _pieces = st.sampled_from(
 _bad = st.sampled_from(
     ("%nope", "${X}", "%c(x)", "%d{'x}", "%d{yyyy Q}", "%d{dd, Nowhere/City}", "%", "{", "%X{:-x}")
 )
-_dates = st.sampled_from(("%d ", "%d{yyyy-MM-dd HH:mm:ss.SSS} ", "%date{dd/MMM/yyyy:HH:mm:ss Z} "))
+_dates = st.sampled_from(
+    (
+        "%d ",
+        "%d{yyyy-MM-dd HH:mm:ss.SSS} ",
+        "%date{dd/MMM/yyyy:HH:mm:ss Z} ",
+        "%d{HH:mm:ss dd/MM/yyyy} ",  # fields after the seconds, fixed width
+        "%d{yyyy-MM-dd hh:mm:ss a} ",
+    )
+)
 _dated = st.tuples(_dates, st.lists(_pieces, max_size=10).map("".join)).map("".join)
 patterns = st.one_of(
     _dated,
@@ -109,6 +119,10 @@ _line_bits = st.sampled_from(
         b"26/Nov/2026:10:02:11 +0800 ",
         b"2026-11-26T10:02:11.305+08:00 ",
         b"10:02:11,305 26 ",
+        b"10:02:11 26/11/2026 ",
+        b"10:02:15 27/11/2026 ",
+        b"2026-11-26 02:15:07 AM ",
+        b"2026-11-26 02:15:09 PM ",
         b"INFO ",
         b"WARN  ",
         b"[main] ",

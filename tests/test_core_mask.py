@@ -61,6 +61,23 @@ def test_the_corpus_is_masked_as_the_reference_masks_it(
         assert_same_masking(s, key, text)
 
 
+@pytest.mark.parametrize("engine", ["python", "core"])
+def test_a_mobile_is_masked_after_its_86_and_a_run_ending_in_x_is_no_mobile(engine: str) -> None:
+    """A phone number never ends in X; a 13-character `861[3-9]...X` is no mobile, and too
+    short for a resident ID (18), so no rule takes it: it stays as written."""
+
+    def mask(text: str) -> tuple[str, dict[str, int]]:
+        if engine == "python":
+            masked, counts, _ = Masker.from_config(MaskSettings()).mask_text(text)
+            return masked, counts
+        got, got_counts = _core.mask_text(MaskSettings(), None, text)
+        return (text if got is None else got), dict(got_counts)
+
+    assert mask("8613812345678") == ("86***", {"mobile": 1})
+    assert mask("861381234567X") == ("861381234567X", {})
+    assert mask("电话861381234567x。") == ("电话861381234567x。", {})
+
+
 @PROPS
 @given(text=texts, which=st.integers(0, len(SETTINGS) - 1))
 def test_any_text_is_masked_as_the_reference_masks_it(text: str, which: int) -> None:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -289,6 +290,127 @@ def test_seconds_past_59_follow_the_reference_cache() -> None:
         for s in ("75.000", "11.305", "75.000")
     ]
     assert_same(_settings(), [b"".join(lines)])
+
+
+# -- dates with fields after the seconds ------------------------------------------------------
+
+ENGINES = {"python": reference, "core": core}
+
+
+def _epoch(zone: str, when: datetime) -> int:
+    """The instant a user reads in a wall-clock time of `zone` (fold 0, as zoneinfo does)."""
+    return int(when.replace(tzinfo=ZoneInfo(zone)).timestamp())
+
+
+def _times(engine: str, date: str, zone: str, stamps: list[str]) -> list[object]:
+    raw = "".join(f"{stamp} INFO x{i}\n" for i, stamp in enumerate(stamps)).encode()
+    rows = ENGINES[engine](_settings(f"%d{{{date}}} %p %m%n", timezone=zone), [raw])
+    return [row[1] for row in rows]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_morning_and_afternoon_of_one_day_are_twelve_hours_apart(engine: str) -> None:
+    """A 12-hour clock: 2 AM and 2 PM share the text before the seconds; the `a` after them
+    decides which, for the second record of the minute as for the first."""
+    zone = "Asia/Shanghai"
+    stamps = ["2026-11-26 02:15:07 AM", "2026-11-26 02:15:09 PM", "2026-11-26 02:15:30 AM"]
+    assert _times(engine, "yyyy-MM-dd hh:mm:ss a", zone, stamps) == [
+        _epoch(zone, datetime(2026, 11, 26, 2, 15, 7)),
+        _epoch(zone, datetime(2026, 11, 26, 14, 15, 9)),
+        _epoch(zone, datetime(2026, 11, 26, 2, 15, 30)),
+    ]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_date_written_after_the_time_dates_each_day_s_records(engine: str) -> None:
+    """A file through two days, a record at 10:02 on each: the day after the time decides."""
+    zone = "America/New_York"
+    stamps = ["10:02:11 25/11/2026", "10:02:40 25/11/2026", "10:02:15 26/11/2026"]
+    assert _times(engine, "HH:mm:ss dd/MM/yyyy", zone, stamps) == [
+        _epoch(zone, datetime(2026, 11, 25, 10, 2, 11)),
+        _epoch(zone, datetime(2026, 11, 25, 10, 2, 40)),
+        _epoch(zone, datetime(2026, 11, 26, 10, 2, 15)),
+    ]
+
+
+_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+# %d pieces: the SimpleDateFormat text and how Logback writes a wall-clock time with it.
+_DAYS: dict[str, Callable[[datetime], str]] = {
+    "yyyy-MM-dd": lambda t: f"{t:%Y-%m-%d}",
+    "dd/MM/yyyy": lambda t: f"{t:%d/%m/%Y}",
+    "dd MMM yyyy": lambda t: f"{t:%d} {_MONTH_NAMES[t.month - 1]} {t:%Y}",
+    "yyMMdd": lambda t: f"{t:%y%m%d}",
+}
+_CLOCKS: dict[str, Callable[[datetime], str]] = {
+    "HH:mm:ss": lambda t: f"{t:%H:%M:%S}",
+    "HHmmss": lambda t: f"{t:%H%M%S}",
+    "hh:mm:ss": lambda t: f"{(t.hour - 1) % 12 + 1:02d}:{t:%M:%S}",
+}
+
+
+def _half(t: datetime) -> str:
+    return "PM" if t.hour >= 12 else "AM"
+
+
+@st.composite
+def _date_layouts(draw: st.DrawFn) -> tuple[str, Callable[[datetime, int], str]]:
+    """A fixed-width `%d` format of a day, a clock (12-hour with `a`) in any order, the
+    fraction last or not at all: fields after the seconds, on the fast path's layouts."""
+    clock = draw(st.sampled_from(sorted(_CLOCKS)))
+    pieces: list[tuple[str, Callable[[datetime], str]]] = [
+        (clock, _CLOCKS[clock]),
+        draw(st.sampled_from(sorted(_DAYS.items()))),
+    ]
+    if clock.startswith("hh"):
+        pieces.append(("a", _half))
+    pieces = draw(st.permutations(pieces))
+    sep = draw(st.sampled_from((" ", "|", "_")))
+    frac = draw(st.sampled_from(("", ".SSS", ",SSS", " SSS")))
+    fmt = sep.join(p for p, _ in pieces) + frac
+
+    def write(t: datetime, ms: int) -> str:
+        return sep.join(w(t) for _, w in pieces) + (f"{frac[0]}{ms:03d}" if frac else "")
+
+    return fmt, write
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    layout=_date_layouts(),
+    zone=st.sampled_from((ZONE, "America/New_York")),
+    start=st.datetimes(min_value=datetime(2001, 1, 1), max_value=datetime(2037, 12, 1)),
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from((0, 0, 12, 24, -24, 36, 24 * 31, 24 * 365)),
+            st.integers(0, 59),
+            st.integers(0, 999),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+)
+def test_records_of_one_clock_minute_on_other_days_or_halves_read_their_own_time(
+    layout: tuple[str, Callable[[datetime, int], str]],
+    zone: str,
+    start: datetime,
+    steps: list[tuple[int, int, int]],
+) -> None:
+    """Records whose clock reads the same minute, hours or days apart (the minute's text before
+    the seconds alike): each engine places each at the instant its whole stamp names, and the
+    core reads them as the reference does."""
+    fmt, write = layout
+    times = [start.replace(second=s, microsecond=0) + timedelta(hours=h) for h, s, _ in steps]
+    stamps = [write(t, ms) for t, (_, _, ms) in zip(times, steps, strict=True)]
+    s = _settings(f'%d{{"{fmt}"}} %p %m%n', timezone=zone)
+    raw = "".join(f"{stamp} INFO x{i}\n" for i, stamp in enumerate(stamps)).encode()
+    rows = reference(s, [raw])
+    expected = [
+        (_epoch(zone, t), ms * 1_000_000 if "S" in fmt else 0)
+        for t, (_, _, ms) in zip(times, steps, strict=True)
+    ]
+    assert [(row[1], row[2]) for row in rows] == expected
+    assert core(s, [raw]) == rows
 
 
 @pytest.mark.parametrize(

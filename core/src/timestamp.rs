@@ -416,17 +416,30 @@ impl DateFormat {
         Ok(seconds.map(|s| (s, nanos(frac))))
     }
 
-    /// The record parser's fast path: `text[:frac_at]` is known to be fixed width.
+    /// The record parser's fast path: `text[:frac_at]` is known to be fixed width. A minute's
+    /// base second is keyed, as the reference keys it, by `text[:frac_at]` without the two
+    /// second digits: a field after the seconds (`a`, a date after the time) names the minute
+    /// as much as one before them.
     fn second_of(&mut self, text: &str) -> Result<Option<i64>, Internal> {
         let frac_at = self.frac_at.unwrap_or(0);
-        let key = split_chars(text, frac_at).0.to_string();
+        let key = split_chars(text, frac_at).0;
         let sec = self.sec_at.and_then(|at| {
-            let two: String = text.chars().skip(at).take(2).collect();
-            (two.len() == 2 && two.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| (split_chars(text, at).0.to_string(), two))
+            let (head, rest) = split_chars(key, at);
+            let [t, u] = *rest.as_bytes().get(..2)? else {
+                return None;
+            };
+            if !t.is_ascii_digit() || !u.is_ascii_digit() {
+                return None;
+            }
+            // Two ASCII digits: byte 2 of `rest` starts a character (or ends it).
+            let tail = rest.get(2..)?;
+            let s2 = i64::from(t - b'0') * 10 + i64::from(u - b'0');
+            Some((head, tail, s2))
         });
-        let seconds = if let Some((minute, two)) = sec {
-            let s2: i64 = two.parse().unwrap_or(0);
+        let seconds = if let Some((head, tail, s2)) = sec {
+            let mut minute = String::with_capacity(head.len() + tail.len());
+            minute.push_str(head);
+            minute.push_str(tail);
             let base = match self.minutes.get(&minute) {
                 Some(&b) => b,
                 None => {
@@ -438,15 +451,17 @@ impl DateFormat {
                         self.minutes.clear();
                         self.minute = None;
                     }
-                    self.minutes.insert(minute.clone(), b);
+                    self.minutes.insert(minute, b);
                     b
                 }
             };
-            if self.minute_at.is_some() && minute.is_ascii() {
-                let mut key = self.minute.take().map(|(k, _)| k).unwrap_or_default();
-                key.clear();
-                key.extend_from_slice(minute.as_bytes());
-                self.minute = Some((key, base));
+            // The shortcut's copy holds `head` alone: with `minute_at`, `tail` is the layout's
+            // literals, the same in every text that matched.
+            if self.minute_at.is_some() && head.is_ascii() {
+                let mut copy = self.minute.take().map(|(k, _)| k).unwrap_or_default();
+                copy.clear();
+                copy.extend_from_slice(head.as_bytes());
+                self.minute = Some((copy, base));
             }
             base + s2
         } else {
@@ -459,7 +474,7 @@ impl DateFormat {
             self.seconds.clear();
             self.minute = None;
         }
-        self.seconds.insert(key, seconds);
+        self.seconds.insert(key.to_string(), seconds);
         Ok(Some(seconds))
     }
 
@@ -660,6 +675,55 @@ mod tests {
                 "2023-12-31 23:59:59,999",
             ],
         );
+    }
+
+    /// A field after the seconds (`a`, a date after the time, `a` before the fraction) is part
+    /// of the minute's key: texts alike up to the seconds are read by their own minute.
+    #[test]
+    fn fields_after_the_seconds_name_the_minute() {
+        let cases: [(&str, &str, [&str; 3]); 3] = [
+            (
+                "yyyy-MM-dd hh:mm:ss a",
+                "Asia/Shanghai",
+                [
+                    "2026-11-26 02:15:07 AM",
+                    "2026-11-26 02:15:09 PM",
+                    "2026-11-26 02:15:30 AM",
+                ],
+            ),
+            (
+                "HH:mm:ss dd/MM/yyyy",
+                "America/New_York",
+                [
+                    "10:02:11 25/11/2026",
+                    "10:02:13 26/11/2026",
+                    "10:02:34 25/11/2026",
+                ],
+            ),
+            (
+                "dd hh:mm:ss a,SSS",
+                "UTC",
+                [
+                    "26 02:15:07 AM,001",
+                    "26 02:15:09 PM,002",
+                    "26 02:15:30 AM,003",
+                ],
+            ),
+        ];
+        for (fmt, zone, texts) in cases {
+            agree_with_fresh(fmt, zone, &texts);
+            let mut d = DateFormat::new(fmt, Some(zone)).unwrap();
+            let s: Vec<i64> = texts
+                .iter()
+                .map(|t| d.epoch(t).unwrap().unwrap().0)
+                .collect();
+            let apart = if fmt.contains('a') {
+                12 * 3600
+            } else {
+                24 * 3600
+            };
+            assert_eq!([s[1] - s[0], s[2] - s[0]], [apart + 2, 23], "{fmt}");
+        }
     }
 
     #[test]

@@ -248,19 +248,24 @@ fn keys_ending_with(last: u8) -> &'static [&'static [u8]] {
     }
 }
 
-/// The lengths of a digit value (a final `X` or `x` counted) some digit rule can accept:
-/// mobile 11 and 13 (`861`...), bank_card 16 to 19, resident_id 18 (mask.rs's `judge` and
-/// validators; a test there checks that no other length is ever masked).
+/// The lengths of an all-digit value some digit rule can accept: mobile 11 and 13 (`861`...),
+/// bank_card 16 to 19, resident_id 18 (mask.rs's `judge` and validators; a test there checks
+/// that no other length is ever masked).
 const TAKEN: [usize; 6] = [11, 13, 16, 17, 18, 19];
+
+/// The one length of a value ending in `X` or `x` (counted) a digit rule accepts: a resident
+/// id's (a phone number never ends in X; bank cards are all digits).
+const TAKEN_X: usize = 18;
 
 /// Whether a maximal run of ASCII digits with a digit in `t[from - 16..to]` (the bytes of a
 /// digit window: the block before `from` and the blocks from it) may be a value a digit rule
 /// takes. The digit alternative, `\b[0-9]{11,19}[Xx]?\b` (ASCII `\b`), only ever matches a
 /// whole run, not after a word byte (`[0-9A-Za-z_]`), and either not before one or with the
 /// `X`/`x` after it counted, not before a word byte; its validators accept only the lengths of
-/// `TAKEN`. So a text whose runs of eleven or more all fail this has no digit value to mask;
-/// with no other trigger passing either, the rules' regex finds nothing to replace. Called only
-/// where the window holds eleven digits in a row, so every run of eleven or more is looked at.
+/// `TAKEN` (`TAKEN_X` with the `X`). So a text whose runs of eleven or more all fail this has
+/// no digit value to mask; with no other trigger passing either, the rules' regex finds
+/// nothing to replace. Called only where the window holds eleven digits in a row, so every
+/// run of eleven or more is looked at.
 #[inline(never)]
 fn digit_run_taken(t: &[u8], from: usize, to: usize) -> bool {
     let digit = |i: usize| t.get(i).is_some_and(u8::is_ascii_digit);
@@ -286,8 +291,8 @@ fn digit_run_taken(t: &[u8], from: usize, to: usize) -> bool {
         let run = end - start;
         let alone = start == 0 || !word(start - 1);
         let x = matches!(t.get(end), Some(b'X' | b'x'));
-        let taken = (!word(end) && TAKEN.contains(&run))
-            || (x && !word(end + 1) && TAKEN.contains(&(run + 1)));
+        let taken =
+            (!word(end) && TAKEN.contains(&run)) || (x && !word(end + 1) && run + 1 == TAKEN_X);
         if alone && taken {
             return true;
         }
@@ -449,7 +454,8 @@ mod tests {
             ("密码：", true),
             ("13812345678", true),
             ("1381234567812", true),
-            ("123456789012x", true),
+            ("123456789012x", false), // 13 with an X: a phone number never ends in X
+            ("12345678901234567x", true), // 18 with an X: a resident id's length
             ("4111111111111111111", true),
             ("12345678901", true),
             ("1234567890", false),
@@ -462,7 +468,9 @@ mod tests {
             ("a13812345678", false),
             ("13812345678_", false),
             ("13812345678b", false),
-            ("123456789012X", true),
+            ("123456789012X", false),
+            ("12345678901234567X", true),
+            ("12345678901234567Xa", false),
             ("123456789012Xa", false),
             ("_1234567890123", false),
         ];
