@@ -47,12 +47,17 @@ fn with_margin(n: usize) -> usize {
     n.saturating_add(n / 4)
 }
 
+/// A set without minute cells (`Llm::cells`).
+const NO_CELL: usize = usize::MAX;
+
 /// CPython's limit on the digits `int(text)` converts.
 const MAX_STR_DIGITS: usize = 4300;
 
 /// A label set: app, module, model, workspace, status_code, error_code.
 pub type LabelKey<'a> = [&'a str; 6];
 const OTHER: LabelKey<'static> = ["other"; 6];
+/// The bytes of OTHER's six texts together.
+const OTHER_LEN: usize = 30;
 
 /// The five sums of one label set side by side: a call adds to all five, which then share
 /// two cache lines instead of taking one in each of five columns.
@@ -120,11 +125,21 @@ pub struct Llm {
     index: FxMap<u64, usize>,
     /// The sets whose hash is another set's in `index` (rare).
     collided: Vec<usize>,
+    /// OTHER's index, once it has one and a set past the cap asked for it: past the cap,
+    /// every call (or merged set) of a new set goes there.
+    other: Option<usize>,
     /// Calls, token and duration sums, per set.
     sums: Vec<Sums>,
     histograms: Histograms,
     /// (label index, epoch minute, calls, tokens) in the order the cells were made.
     pub minutes: Vec<(usize, i64, u64, u128)>,
+    /// Each set's first and latest cell in `minutes` (`NO_CELL`: none yet; the latest is the
+    /// first only while the set has one cell, else the last other cell used). A batch's calls
+    /// of one set mostly share a minute, and half its sets are new (their first cell is made
+    /// without a lookup), so most cells are found or made here without hashing.
+    cells: Vec<[usize; 2]>,
+    /// The cells that are not their set's first, by (label index, minute): the first is
+    /// found through `cells`.
     minute_at: FxMap<(usize, i64), usize>,
     /// Normalised rating -> count, in first-seen order.
     pub feedback: Vec<(String, u64)>,
@@ -148,9 +163,11 @@ impl Llm {
             hashes: Vec::new(),
             index: FxMap::default(),
             collided: Vec::new(),
+            other: None,
             sums: Vec::new(),
             histograms: Histograms::Dense(Vec::new()),
             minutes: Vec::new(),
+            cells: Vec::new(),
             minute_at: FxMap::default(),
             feedback: Vec::new(),
             dropped_calls: 0,
@@ -178,6 +195,7 @@ impl Llm {
         self.hashes.reserve(extra);
         self.index.reserve(extra);
         self.sums.reserve(extra);
+        self.cells.reserve(extra);
         match &mut self.histograms {
             Histograms::Dense(sets) => sets.reserve(extra),
             // Calls per set, as in the bench (~1.7): a few more grow the Vec once.
@@ -185,19 +203,28 @@ impl Llm {
         }
     }
 
-    /// Room for `cells` minute cells (at most the cap) made without growing: as `reserve`,
-    /// the last batch's count.
-    pub fn reserve_minutes(&mut self, cells: usize) {
-        let extra = with_margin(cells)
-            .min(self.max_minute_cells)
-            .saturating_sub(self.minutes.len());
+    /// Room for `cells` minute cells (at most the cap), `keyed` of them not their set's first,
+    /// made without growing: as `reserve`, the last batch's counts (`minute_room`). Only
+    /// the keyed ones go into `minute_at` (about one in seven in the bench's batches): room
+    /// for all of them there was fresh memory every batch for nothing.
+    pub fn reserve_minutes(&mut self, cells: usize, keyed: usize) {
+        let room = |n: usize, now: usize| {
+            with_margin(n)
+                .min(self.max_minute_cells)
+                .saturating_sub(now)
+        };
+        let (extra, extra_keyed) = (
+            room(cells, self.minutes.len()),
+            room(keyed, self.minute_at.len()),
+        );
         self.minutes.reserve(extra);
-        self.minute_at.reserve(extra);
+        self.minute_at.reserve(extra_keyed);
     }
 
-    /// How many minute cells this aggregate holds.
-    pub fn minute_cells(&self) -> usize {
-        self.minutes.len()
+    /// The minute cells this aggregate holds, and how many of them are not their set's first:
+    /// what `reserve_minutes` takes.
+    pub fn minute_room(&self) -> (usize, usize) {
+        (self.minutes.len(), self.minute_at.len())
     }
 
     pub fn max_label_sets(&self) -> usize {
@@ -313,23 +340,52 @@ impl Llm {
     /// `_add_minute`: `calls` and `tokens` into the cell (set `i`, `minute`), made if there is
     /// room; else the calls are counted as dropped minutes.
     fn add_minute(&mut self, i: usize, minute: i64, calls: u64, tokens: u128) {
-        // One hash and probe for the lookup and the insert (a vacant entry left unused when
-        // the cells are full inserts nothing).
-        match self.minute_at.entry((i, minute)) {
-            Entry::Occupied(at) => {
-                if let Some(cell) = self.minutes.get_mut(*at.get()) {
-                    cell.2 = cell.2.saturating_add(calls);
-                    cell.3 = cell.3.saturating_add(tokens);
-                }
+        let [first, latest] = self.cells.get(i).copied().unwrap_or([NO_CELL; 2]);
+        let found = if self.cell_is(latest, minute) {
+            Some(latest)
+        } else if first == latest {
+            // The set has no cell, or one, which is not this minute's.
+            None
+        } else if self.cell_is(first, minute) {
+            Some(first)
+        } else {
+            self.minute_at.get(&(i, minute)).copied()
+        };
+        if let Some(at) = found {
+            if let Some(cell) = self.minutes.get_mut(at) {
+                cell.2 = cell.2.saturating_add(calls);
+                cell.3 = cell.3.saturating_add(tokens);
             }
-            Entry::Vacant(_) if self.minutes.len() >= self.max_minute_cells => {
-                self.dropped_minutes = self.dropped_minutes.saturating_add(calls);
+            // `latest` is the first only while the set has one cell (the test above).
+            if let Some(c) = self.cells.get_mut(i).filter(|c| c[0] != at) {
+                c[1] = at;
             }
-            Entry::Vacant(slot) => {
-                slot.insert(self.minutes.len());
-                self.minutes.push((i, minute, calls, tokens));
+            return;
+        }
+        if self.minutes.len() >= self.max_minute_cells {
+            self.dropped_minutes = self.dropped_minutes.saturating_add(calls);
+            return;
+        }
+        let at = self.minutes.len();
+        self.minutes.push((i, minute, calls, tokens));
+        match self.cells.get_mut(i) {
+            Some(c) if c[0] == NO_CELL => *c = [at; 2],
+            Some(c) => {
+                c[1] = at;
+                self.minute_at.insert((i, minute), at);
+            }
+            // Every set has its entry in `cells` (`push_ends`); were one missing, the map
+            // alone would still find the cell.
+            None => {
+                self.minute_at.insert((i, minute), at);
             }
         }
+    }
+
+    /// Whether cell `at` (`NO_CELL`: none) is of `minute` (its set is the caller's).
+    #[inline]
+    fn cell_is(&self, at: usize, minute: i64) -> bool {
+        self.minutes.get(at).is_some_and(|c| c.1 == minute)
     }
 
     /// `LlmAggregate.merge`: adds `other`'s numbers into this one. Its label sets pass this
@@ -525,7 +581,10 @@ impl Llm {
                 self.push_set(key, hash);
                 i
             }
-            _ => self.slot_slow(key, hash, calls),
+            // No set has this hash (a set that collided is listed under the first one's),
+            // so the set is new, past the cap.
+            Entry::Vacant(_) => self.past_cap(calls),
+            Entry::Occupied(_) => self.slot_slow(key, hash, calls),
         }
     }
 
@@ -552,8 +611,24 @@ impl Llm {
                 self.push_ends(ends.map(|e| base + e.saturating_sub(start)), hash);
                 i
             }
+            // New past the cap, as in `slot`, unless it may be OTHER itself (six texts of
+            // five bytes).
+            Entry::Vacant(_) if text.len() != OTHER_LEN => self.past_cap(calls),
             _ => self.slot_slow(other.key(j), hash, calls),
         }
+    }
+
+    /// `slot_slow`'s answer for a new set past the cap: its `calls` counted as dropped, and
+    /// OTHER's index (made if it has none), looked up once and kept.
+    fn past_cap(&mut self, calls: u64) -> usize {
+        self.dropped_calls = self.dropped_calls.saturating_add(calls);
+        if let Some(i) = self.other {
+            return i;
+        }
+        // OTHER is never turned away, so this drops nothing more.
+        let i = self.slot_slow(OTHER, hash_strs(&OTHER), 0);
+        self.other = Some(i);
+        i
     }
 
     /// Where set `i`'s six texts lie in `text`, together.
@@ -603,6 +678,7 @@ impl Llm {
         self.ends.push(ends);
         self.hashes.push(hash);
         self.sums.push(Sums::default());
+        self.cells.push([NO_CELL; 2]);
         if let Histograms::Dense(sets) = &mut self.histograms {
             sets.push([0; SLOTS]);
         }
@@ -1189,6 +1265,40 @@ mod tests {
         for (i, key) in keys.iter().enumerate() {
             assert_eq!(total.key(i), *key);
             assert_eq!(total.sums[i].calls, if i == 0 { 3 } else { 2 });
+        }
+    }
+
+    /// The minute cells found through each set's first and latest cell (and the map for the
+    /// rest) are the ones a lookup by (set, minute) alone gives, in the same order, under
+    /// every cap.
+    #[test]
+    fn minute_cells_are_found_as_by_their_key() {
+        for cap in [0, 1, 3, 7, 1000] {
+            let mut llm = Llm::with_caps(100, cap);
+            for s in 0..5 {
+                llm.slot([["a", "b", "c", "d", "e"][s]; 6], s as u64, 1);
+            }
+            let mut want: Vec<(usize, i64, u64, u128)> = Vec::new();
+            let mut dropped = 0;
+            let mut r: u64 = 7;
+            for n in 0..400u64 {
+                r = r
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let (set, minute) = ((r >> 33) as usize % 5, (r >> 41) as i64 % 4);
+                llm.add_minute(set, minute, 1, u128::from(n));
+                let full = want.len() >= cap;
+                match want.iter_mut().find(|c| c.0 == set && c.1 == minute) {
+                    Some(c) => {
+                        c.2 += 1;
+                        c.3 += u128::from(n);
+                    }
+                    None if full => dropped += 1,
+                    None => want.push((set, minute, 1, u128::from(n))),
+                }
+            }
+            assert_eq!(llm.minutes, want, "cap {cap}");
+            assert_eq!(llm.dropped_minutes, dropped, "cap {cap}");
         }
     }
 

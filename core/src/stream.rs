@@ -148,10 +148,10 @@ struct Builder {
     closing: Vec<u8>,
     /// The last sealed batch's sizes (data bytes, records): what the next one reserves.
     last_size: (usize, usize),
-    /// The label sets and minute cells of the last sealed batch's LLM aggregate: what the
-    /// next one reserves.
+    /// The label sets and minute cells (all, and those keyed by their minute) of the last
+    /// sealed batch's LLM aggregate: what the next one reserves.
     last_llm_sets: usize,
-    last_llm_minutes: usize,
+    last_llm_minutes: (usize, usize),
     /// The index in the open batch's `events` of the last record's event (records mostly
     /// have the event of the one before).
     last_event: usize,
@@ -317,7 +317,7 @@ impl Stream {
                 closing: Vec::new(),
                 last_size: (0, 0),
                 last_llm_sets: 0,
-                last_llm_minutes: 0,
+                last_llm_minutes: (0, 0),
                 last_event: 0,
                 fed_at: None,
             },
@@ -662,7 +662,7 @@ impl Stream {
                 .get_or_insert_with(|| {
                     let mut llm = Llm::for_batch(self.s.max_label_sets);
                     llm.reserve(room);
-                    llm.reserve_minutes(minutes);
+                    llm.reserve_minutes(minutes.0, minutes.1);
                     llm
                 })
                 .add_at(fields, places, kind, time_s);
@@ -684,7 +684,7 @@ impl Stream {
         let mut batch = std::mem::take(&mut self.b.open);
         batch.pack_seq = seq;
         self.b.last_llm_sets = batch.llm.as_ref().map_or(0, Llm::label_sets);
-        self.b.last_llm_minutes = batch.llm.as_ref().map_or(0, Llm::minute_cells);
+        self.b.last_llm_minutes = batch.llm.as_ref().map_or((0, 0), Llm::minute_room);
         self.b.last_event = 0;
         if self.s.wire == Wire::LogGroup {
             let tags = self.envelope_tags(&batch.path, seq);
