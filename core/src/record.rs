@@ -77,17 +77,11 @@ pub enum SettingsError {
 #[derive(Debug)]
 pub struct RecordParser {
     pub settings: ParserSettings,
-    pattern: CompiledPattern,
     codec: Codec,
     starts: Arc<Matcher>,
-    payload: PayloadParser,
-    feedback: Option<FeedbackParser>,
-    /// Record keys in order, their group, whether the key is `line` (an int), and whether
-    /// the count wire reads it (crate::places::counted).
-    order: Vec<(Key, usize, bool, bool)>,
-    time_group: usize,
-    message_group: Option<usize>,
-    rest_group: Option<usize>,
+    /// What a parse reads, apart from the buffers it writes (so both can be borrowed at once,
+    /// not moved out of the parser and back for every record).
+    rules: Rules,
     /// Capture buffers of the record and payload matchers, reused by every parse.
     caps: Caps,
     payload_caps: Caps,
@@ -102,6 +96,20 @@ pub struct RecordParser {
     /// `Record::layout` of `parked`, and the last number given out.
     parked_layout: u64,
     layouts: u64,
+}
+
+/// The compiled pattern and payload layouts a record is parsed by.
+#[derive(Debug)]
+struct Rules {
+    pattern: CompiledPattern,
+    payload: PayloadParser,
+    feedback: Option<FeedbackParser>,
+    /// Record keys in order, their group, whether the key is `line` (an int), and whether
+    /// the count wire reads it (crate::places::counted).
+    order: Vec<(Key, usize, bool, bool)>,
+    time_group: usize,
+    message_group: Option<usize>,
+    rest_group: Option<usize>,
 }
 
 impl RecordParser {
@@ -172,15 +180,17 @@ impl RecordParser {
         };
         Ok(RecordParser {
             settings,
-            pattern,
             codec,
             starts: Arc::new(starts),
-            payload,
-            feedback,
-            order,
-            time_group,
-            message_group,
-            rest_group,
+            rules: Rules {
+                pattern,
+                payload,
+                feedback,
+                order,
+                time_group,
+                message_group,
+                rest_group,
+            },
             caps: Caps::new(),
             payload_caps: Caps::new(),
             spare: Spare::new(),
@@ -225,12 +235,21 @@ impl RecordParser {
     /// `LEAN`: the count wire's parse, compiled apart from the full one (which it then costs
     /// nothing).
     fn parse_reused<const LEAN: bool>(&mut self, frame: &Frame) -> &mut Record {
-        let mut record = std::mem::take(&mut self.current);
-        let mut parked = std::mem::take(&mut self.parked);
-        let mut text_kind = self.text_kind;
-        let changed =
-            self.parse_fill::<LEAN>(frame, &mut record, Some((&mut parked, &mut text_kind)));
-        if text_kind != self.text_kind {
+        let was_text = self.text_kind;
+        let mut fill = Fill::with_parked(
+            &mut self.current.fields,
+            &mut self.parked,
+            &mut self.text_kind,
+            &mut self.spare,
+        );
+        let time =
+            self.rules
+                .parse_with::<LEAN>(frame, &mut self.caps, &mut self.payload_caps, &mut fill);
+        let changed = fill.finish();
+        let record = &mut self.current;
+        (record.time, record.time_ns) = time;
+        record.flags = frame.flags;
+        if self.text_kind != was_text {
             // The fields were swapped with the parked ones (`Fill::kind`): their layouts too.
             std::mem::swap(&mut record.layout, &mut self.parked_layout);
         }
@@ -238,44 +257,26 @@ impl RecordParser {
             self.layouts += 1;
             record.layout = self.layouts;
         }
-        self.current = record;
-        self.parked = parked;
-        self.text_kind = text_kind;
-        &mut self.current
+        record
     }
 
     /// `parse` written over `record` (crate::payload::Fill: nothing of what it held survives).
     pub fn parse_into(&mut self, frame: &Frame, record: &mut Record) {
-        self.parse_fill::<false>(frame, record, None);
+        let mut fill = Fill::new(&mut record.fields, &mut self.spare);
+        let time = self.rules.parse_with::<false>(
+            frame,
+            &mut self.caps,
+            &mut self.payload_caps,
+            &mut fill,
+        );
+        fill.finish();
+        (record.time, record.time_ns) = time;
+        record.flags = frame.flags;
         record.layout = 0;
     }
+}
 
-    fn parse_fill<const LEAN: bool>(
-        &mut self,
-        frame: &Frame,
-        record: &mut Record,
-        parked: Option<(&mut Vec<(Key, Value)>, &mut bool)>,
-    ) -> bool {
-        // The capture buffers live in the parser: no allocation per record for them.
-        let mut caps = std::mem::take(&mut self.caps);
-        let mut payload_caps = std::mem::take(&mut self.payload_caps);
-        let mut spare = std::mem::take(&mut self.spare);
-        let mut fill = match parked {
-            Some((parked, text)) => Fill::with_parked(&mut record.fields, parked, text, &mut spare),
-            None => Fill::new(&mut record.fields, &mut spare),
-        };
-        let (time, time_ns) =
-            self.parse_with::<LEAN>(frame, &mut caps, &mut payload_caps, &mut fill);
-        let changed = fill.finish();
-        record.time = time;
-        record.time_ns = time_ns;
-        record.flags = frame.flags;
-        self.caps = caps;
-        self.payload_caps = payload_caps;
-        self.spare = spare;
-        changed
-    }
-
+impl Rules {
     /// Writes the record's fields; returns its time.
     fn parse_with<const LEAN: bool>(
         &mut self,
