@@ -336,14 +336,17 @@ impl<'a> Fill<'a> {
     /// fields' keys may differ from the record's before (`Record::layout`): false when every
     /// field kept its key.
     pub fn finish(self) -> bool {
-        let at = self.at.min(self.fields.len());
-        let dropped = at < self.fields.len();
-        for (_, v) in self.fields.drain(at..).rev() {
+        if self.at >= self.fields.len() {
+            // The usual record: as many fields as the one before (no `drain` to set up).
+            return self.changed;
+        }
+        for (_, v) in self.fields.drain(self.at..).rev() {
             if let Value::Str(s) | Value::Int(s) = v {
                 keep(self.spare, s);
             }
         }
-        self.changed || dropped
+        // Fields were dropped.
+        true
     }
 }
 
