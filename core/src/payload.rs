@@ -668,7 +668,8 @@ impl PayloadParser {
             None => self.fill_matched::<LEAN>(message, caps, out),
         };
         match outcome {
-            Some(Payload::Fields(_)) => Payload::Fields(Vec::new()),
+            // Moved out whole, not dropped and made again (an empty Vec either way).
+            Some(fields @ Payload::Fields(_)) => fields,
             Some(other) => {
                 out.rewind(start);
                 other

@@ -423,8 +423,11 @@ impl Rules {
                         0,
                     )
                 }
-                Payload::Fields(_) => event = "llm_call",
-                Payload::NotPayload | Payload::Feedback(_) => {}
+                // Bound, so each arm drops only its own variant's data (the empty Vec of
+                // Fields: a test of its capacity), not the whole enum by a call.
+                Payload::Fields(_values) => event = "llm_call",
+                Payload::Feedback(_values) => {}
+                Payload::NotPayload => {}
             }
         } else if let Some(values) = rating {
             for (k, v) in values {
