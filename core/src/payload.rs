@@ -129,11 +129,14 @@ pub struct Fill<'a> {
     fields: &'a mut Vec<(Key, Value)>,
     at: usize,
     spare: &'a mut Spare,
-    /// The fields of the last record of the other kind, and whether `fields` are those of
-    /// a `text` kind (`Fill::kind`).
-    parked: Option<(&'a mut Vec<(Key, Value)>, &'a mut bool)>,
+    /// The fields of the last record of the other kind, whether `fields` are those of a
+    /// `text` kind (`Fill::kind`), and whether `fields` may hold a String too big to be
+    /// reused (`Fill::long`).
+    parked: Option<(&'a mut Vec<(Key, Value)>, &'a mut bool, &'a mut bool)>,
     /// Whether a field's key was written over, or fields were added or dropped (`finish`).
     changed: bool,
+    /// Whether this record may leave a String of over `SPARE_CAPACITY` in `fields`.
+    long: bool,
 }
 
 impl<'a> Fill<'a> {
@@ -144,24 +147,37 @@ impl<'a> Fill<'a> {
             spare,
             parked: None,
             changed: false,
+            long: false,
         }
     }
 
     /// A Fill that keeps the fields of two kinds of record apart (`kind`): `parked` holds
-    /// the last record of the kind `fields` is not (`text`: whether `fields` is the text kind).
+    /// the last record of the kind `fields` is not (`text`: whether `fields` is the text kind;
+    /// `long`: whether `fields` may hold a String of over `SPARE_CAPACITY`, which `finish`
+    /// updates).
     pub fn with_parked(
         fields: &'a mut Vec<(Key, Value)>,
         parked: &'a mut Vec<(Key, Value)>,
         text: &'a mut bool,
+        long: &'a mut bool,
         spare: &'a mut Spare,
     ) -> Fill<'a> {
         Fill {
             fields,
             at: 0,
             spare,
-            parked: Some((parked, text)),
+            parked: Some((parked, text, long)),
             changed: false,
+            long: false,
         }
+    }
+
+    /// The record's texts may be longer than half `SPARE_CAPACITY`: a String written with
+    /// one may grow past `SPARE_CAPACITY`. Shorter texts cannot make one grow that far: a
+    /// String is written into only while it has at most `SPARE_CAPACITY`, and one that
+    /// must grow for a text takes twice its capacity or the text's length, whichever is more.
+    pub fn long(&mut self) {
+        self.long = true;
     }
 
     /// Before the first write: the record is of the text kind (prompt, result, feedback:
@@ -174,7 +190,7 @@ impl<'a> Fill<'a> {
         if self.at != 0 {
             return;
         }
-        let Some((parked, kind)) = &mut self.parked else {
+        let Some((parked, kind, long)) = &mut self.parked else {
             return;
         };
         if **kind == text {
@@ -182,6 +198,11 @@ impl<'a> Fill<'a> {
         }
         std::mem::swap(self.fields, *parked);
         **kind = text;
+        // Only the last record can have left such Strings (`long`): every value of the record
+        // before it was written over or dropped, and parked fields were looked at.
+        if !**long {
+            return;
+        }
         for (_, v) in parked.iter_mut() {
             if matches!(v, Value::Str(s) | Value::Int(s) if s.capacity() > SPARE_CAPACITY) {
                 *v = Value::None;
@@ -317,6 +338,9 @@ impl<'a> Fill<'a> {
 
     /// A value made elsewhere (the rare paths: errors, feedback, the slow payload split).
     pub fn value(&mut self, key: &Key, value: Value) {
+        if matches!(&value, Value::Str(s) | Value::Int(s) if s.capacity() > SPARE_CAPACITY) {
+            self.long = true;
+        }
         let v = slot(self.fields, &mut self.at, key, &mut self.changed);
         if let Value::Str(s) | Value::Int(s) = std::mem::replace(v, value) {
             keep(self.spare, s);
@@ -336,6 +360,11 @@ impl<'a> Fill<'a> {
     /// fields' keys may differ from the record's before (`Record::layout`): false when every
     /// field kept its key.
     pub fn finish(self) -> bool {
+        if let Some((_, _, long)) = self.parked {
+            // The record before's values were all written over or dropped: only this one's
+            // can be too big now.
+            *long = self.long;
+        }
         if self.at >= self.fields.len() {
             // The usual record: as many fields as the one before (no `drain` to set up).
             return self.changed;

@@ -11,6 +11,7 @@ use std::sync::{Arc, LazyLock};
 
 use crate::payload::{
     int_converts, FeedbackParser, Fill, Key, Payload, PayloadParser, Spare, Value, FEEDBACK_PREFIX,
+    SPARE_CAPACITY,
 };
 use crate::places::counted;
 
@@ -93,6 +94,8 @@ pub struct RecordParser {
     /// whether `current`'s are of the text kind.
     parked: Vec<(Key, Value)>,
     text_kind: bool,
+    /// Whether `current`'s fields may hold a String too big to be reused (`Fill::long`).
+    long: bool,
     /// `Record::layout` of `parked`, and the last number given out.
     parked_layout: u64,
     layouts: u64,
@@ -197,6 +200,7 @@ impl RecordParser {
             current: Record::default(),
             parked: Vec::new(),
             text_kind: false,
+            long: false,
             parked_layout: 0,
             layouts: 0,
         })
@@ -240,6 +244,7 @@ impl RecordParser {
             &mut self.current.fields,
             &mut self.parked,
             &mut self.text_kind,
+            &mut self.long,
             &mut self.spare,
         );
         let time =
@@ -286,6 +291,9 @@ impl Rules {
         out: &mut Fill<'_>,
     ) -> (Option<i64>, u32) {
         let text: &str = &frame.text;
+        if text.len() > SPARE_CAPACITY / 2 {
+            out.long();
+        }
         if self
             .pattern
             .regex
@@ -790,5 +798,14 @@ mod tests {
         let line = "2026-01-02 03:04:05.000 INFO  [c.A#m:1] [t] - a,b,c\n";
         p.parse_next(&frames(&p, line)[0]);
         assert!(small(&p.current.fields) && small(&p.parked));
+        // A long raw record (no header: its text and reason written whatever the kind), then
+        // records of either kind: whichever is parked holds no long value.
+        let prompt = "2026-01-02 03:04:05.000 INFO  [c.A#m:1] [t] - prompt: hi\n";
+        for next in [line, prompt, line] {
+            let raw = "y".repeat(40_000) + "\n";
+            p.parse_next(&frames(&p, &raw)[0]);
+            p.parse_next(&frames(&p, next)[0]);
+            assert!(small(&p.current.fields) && small(&p.parked), "{next}");
+        }
     }
 }
