@@ -498,7 +498,7 @@ impl OnePass {
     #[cfg(test)]
     fn captures(&self, m: &[u8], caps: &mut Caps) -> bool {
         caps.clear();
-        self.walk(m, |_, _, start, end| {
+        self.walk(m, None, |_, _, start, end| {
             caps.push(Some((start, end)));
             true
         }) == Walked::Matched
@@ -514,7 +514,12 @@ impl OnePass {
     /// (`Walked::Stopped`); where it does not, the line is no payload (`Walked::Failed`).
     /// Every start and end given falls between characters (`walked_text` relies on it).
     #[inline(always)]
-    fn walk(&self, m: &[u8], mut field: impl FnMut(usize, bool, usize, usize) -> bool) -> Walked {
+    fn walk(
+        &self,
+        m: &[u8],
+        word_end: Option<usize>,
+        mut field: impl FnMut(usize, bool, usize, usize) -> bool,
+    ) -> Walked {
         let sep = self.sep;
         let n = self.ints.len();
         let (mut pos, mut from) = (0, 0);
@@ -522,7 +527,7 @@ impl OnePass {
         if self.ints.first() == Some(&false) {
             // A first field of text: `[^sep \t\n]+`, which stops at a blank too (prose fails
             // here, at its first word); the separator must follow unless no field does.
-            let k = first_word_end(m, sep);
+            let k = word_end.unwrap_or_else(|| first_word_end(m, sep));
             let last = n == 1;
             if k == 0 || (!last && m.get(k) != Some(&sep)) {
                 return Walked::Failed;
@@ -659,7 +664,7 @@ impl PayloadParser {
         let mut values = Vec::new();
         let mut spare = Spare::new();
         let mut fill = Fill::new(&mut values, &mut spare);
-        let outcome = self.parse_into(message, &mut Vec::new(), &mut fill);
+        let outcome = self.parse_into(message, None, &mut Vec::new(), &mut fill);
         fill.finish();
         match outcome {
             Payload::Fields(_) => Payload::Fields(values),
@@ -672,14 +677,27 @@ impl PayloadParser {
     /// the values reuse the Strings `out` holds: the common case allocates nothing once warm.
     /// Other outcomes leave `out` where it was.
     /// `parse` written into `out`.
-    pub fn parse_into(&self, message: &str, caps: &mut Caps, out: &mut Fill<'_>) -> Payload {
-        self.parse_fields::<false>(message, caps, out)
+    /// `word_end`: `first_word` of the message, when the caller has it (else worked out).
+    pub fn parse_into(
+        &self,
+        message: &str,
+        word_end: Option<usize>,
+        caps: &mut Caps,
+        out: &mut Fill<'_>,
+    ) -> Payload {
+        self.parse_fields::<false>(message, word_end, caps, out)
     }
 
     /// `parse_into` writing only the fields the count wire reads (crate::places::counted), the
     /// others checked as they would be converted: the same outcome.
-    pub fn parse_counted(&self, message: &str, caps: &mut Caps, out: &mut Fill<'_>) -> Payload {
-        self.parse_fields::<true>(message, caps, out)
+    pub fn parse_counted(
+        &self,
+        message: &str,
+        word_end: Option<usize>,
+        caps: &mut Caps,
+        out: &mut Fill<'_>,
+    ) -> Payload {
+        self.parse_fields::<true>(message, word_end, caps, out)
     }
 
     /// Both, compiled apart (`LEAN` costs the full parse nothing): the one-pass walk where
@@ -688,12 +706,13 @@ impl PayloadParser {
     fn parse_fields<const LEAN: bool>(
         &self,
         message: &str,
+        word_end: Option<usize>,
         caps: &mut Caps,
         out: &mut Fill<'_>,
     ) -> Payload {
         let start = out.written();
         let outcome = match &self.one_pass {
-            Some(one) => self.fill_walked::<LEAN>(one, message, out),
+            Some(one) => self.fill_walked::<LEAN>(one, message, word_end, out),
             None => self.fill_matched::<LEAN>(message, caps, out),
         };
         match outcome {
@@ -718,9 +737,10 @@ impl PayloadParser {
         &self,
         one: &OnePass,
         message: &str,
+        word_end: Option<usize>,
         out: &mut Fill<'_>,
     ) -> Option<Payload> {
-        let walked = one.walk(message.as_bytes(), |i, is_int, a, b| {
+        let walked = one.walk(message.as_bytes(), word_end, |i, is_int, a, b| {
             self.write_field::<LEAN>(i, is_int, walked_text(message, a, b), out)
         });
         match walked {
@@ -799,18 +819,26 @@ impl PayloadParser {
     /// last payload, whose dozen fields it would drop for the next payload to push back.
     /// True only where the message is no payload (the split relies on it), false where
     /// unsure: a separator of more than one byte, or one that is a blank or newline.
-    pub fn surely_not_payload(&self, message: &str) -> bool {
-        let Some(&sep) = self.sep.as_bytes().first() else {
+    /// `word_end`: `first_word` of the message.
+    pub fn surely_not_payload(&self, message: &str, word_end: Option<usize>) -> bool {
+        let (Some(&sep), Some(k)) = (self.sep.as_bytes().first(), word_end) else {
             return false;
         };
-        let m = message.as_bytes();
-        self.names.len() > 1 && m.get(first_word_end(m, sep)) != Some(&sep)
+        self.names.len() > 1 && message.as_bytes().get(k) != Some(&sep)
+    }
+
+    /// Where the message's first word ends (at the separator's first byte, a blank or a
+    /// newline): what `surely_not_payload` looks at, and where the one-pass walk's first
+    /// field of text ends, worked out once for both (`parse_into`). None without a separator.
+    pub fn first_word(&self, message: &str) -> Option<usize> {
+        let &sep = self.sep.as_bytes().first()?;
+        Some(first_word_end(message.as_bytes(), sep))
     }
 
     fn split(&self, message: &str) -> Payload {
         // Prose fails at its first word, before the separators of its line are counted (a
         // search for a `&str` separator sets up a two-way searcher: some 1,000 instructions).
-        if self.surely_not_payload(message) {
+        if self.surely_not_payload(message, self.first_word(message)) {
             return Payload::NotPayload;
         }
         let line = message.split('\n').next().unwrap_or("");
@@ -1192,7 +1220,7 @@ mod tests {
         for _ in 0..500 {
             let message = *g.pick(&messages);
             let mut fill = Fill::new(&mut fields, &mut spare);
-            let got = p.parse_into(message, &mut Vec::new(), &mut fill);
+            let got = p.parse_into(message, p.first_word(message), &mut Vec::new(), &mut fill);
             fill.finish();
             match p.parse(message) {
                 Payload::Fields(want) => {

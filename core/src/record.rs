@@ -375,13 +375,16 @@ impl Rules {
         } else {
             None
         };
+        let text_kind =
+            feedback || message.starts_with("prompt:") || message.starts_with("result:");
+        // A log's first word, looked at twice (is it prose; the payload's first field).
+        let word_end = if text_kind {
+            None
+        } else {
+            self.payload.first_word(message)
+        };
         // Written over the last record of its kind (`Fill::kind`); prose goes with the text.
-        out.kind(
-            feedback
-                || message.starts_with("prompt:")
-                || message.starts_with("result:")
-                || self.payload.surely_not_payload(message),
-        );
+        out.kind(text_kind || self.payload.surely_not_payload(message, word_end));
         for (key, g, is_line, counted) in &self.order {
             let v = group(*g).unwrap_or("");
             if LEAN && !*counted {
@@ -416,9 +419,11 @@ impl Rules {
         let mut event = event;
         if event == "log" {
             let payload = if LEAN {
-                self.payload.parse_counted(message, payload_caps, out)
+                self.payload
+                    .parse_counted(message, word_end, payload_caps, out)
             } else {
-                self.payload.parse_into(message, payload_caps, out)
+                self.payload
+                    .parse_into(message, word_end, payload_caps, out)
             };
             match payload {
                 Payload::Error(reason) => return raw(out, frame, reason, Some(seconds), nanos),
