@@ -383,8 +383,9 @@ impl Rules {
         } else {
             self.payload.first_word(message)
         };
+        let prose = !text_kind && self.payload.surely_not_payload(message, word_end);
         // Written over the last record of its kind (`Fill::kind`); prose goes with the text.
-        out.kind(text_kind || self.payload.surely_not_payload(message, word_end));
+        out.kind(text_kind || prose);
         for (key, g, is_line, counted) in &self.order {
             let v = group(*g).unwrap_or("");
             if LEAN && !*counted {
@@ -414,7 +415,14 @@ impl Rules {
             "log"
         };
         let at_event = out.written();
-        out.text(&EVENT, event);
+        // A log that may be a payload is written as an llm_call at once (most are: its event
+        // is not rewritten then), and made a log again below if it is none.
+        let written = if event == "log" && !prose {
+            "llm_call"
+        } else {
+            event
+        };
+        out.text(&EVENT, written);
         out.text(&MESSAGE, message);
         let mut event = event;
         if event == "log" {
@@ -447,7 +455,7 @@ impl Rules {
                 out.value(&k, v);
             }
         }
-        if event == "llm_call" {
+        if event != written {
             out.set_text(at_event, event);
         }
         if frame.flags & ALTERED != 0 {
