@@ -129,14 +129,21 @@ pub struct Fill<'a> {
     fields: &'a mut Vec<(Key, Value)>,
     at: usize,
     spare: &'a mut Spare,
-    /// The fields of the last record of the other kind, whether `fields` are those of a
-    /// `text` kind (`Fill::kind`), and whether `fields` may hold a String too big to be
-    /// reused (`Fill::long`).
-    parked: Option<(&'a mut Vec<(Key, Value)>, &'a mut bool, &'a mut bool)>,
+    /// The fields of the last record of the other kind (`Fill::kind`).
+    parked: Option<Parked<'a>>,
     /// Whether a field's key was written over, or fields were added or dropped (`finish`).
     changed: bool,
     /// Whether this record may leave a String of over `SPARE_CAPACITY` in `fields`.
     long: bool,
+}
+
+/// The fields of the last record of the other kind than a `Fill`'s, and what is known of the
+/// Fill's own: whether they are of the `text` kind (`Fill::kind`), and whether they may hold
+/// a String too big to be reused (`Fill::long`).
+struct Parked<'a> {
+    fields: &'a mut Vec<(Key, Value)>,
+    text: &'a mut bool,
+    long: &'a mut bool,
 }
 
 impl<'a> Fill<'a> {
@@ -166,7 +173,11 @@ impl<'a> Fill<'a> {
             fields,
             at: 0,
             spare,
-            parked: Some((parked, text, long)),
+            parked: Some(Parked {
+                fields: parked,
+                text,
+                long,
+            }),
             changed: false,
             long: false,
         }
@@ -190,20 +201,20 @@ impl<'a> Fill<'a> {
         if self.at != 0 {
             return;
         }
-        let Some((parked, kind, long)) = &mut self.parked else {
+        let Some(parked) = &mut self.parked else {
             return;
         };
-        if **kind == text {
+        if *parked.text == text {
             return;
         }
-        std::mem::swap(self.fields, *parked);
-        **kind = text;
+        std::mem::swap(self.fields, parked.fields);
+        *parked.text = text;
         // Only the last record can have left such Strings (`long`): every value of the record
         // before it was written over or dropped, and parked fields were looked at.
-        if !**long {
+        if !*parked.long {
             return;
         }
-        for (_, v) in parked.iter_mut() {
+        for (_, v) in parked.fields.iter_mut() {
             if matches!(v, Value::Str(s) | Value::Int(s) if s.capacity() > SPARE_CAPACITY) {
                 *v = Value::None;
             }
@@ -360,10 +371,10 @@ impl<'a> Fill<'a> {
     /// fields' keys may differ from the record's before (`Record::layout`): false when every
     /// field kept its key.
     pub fn finish(self) -> bool {
-        if let Some((_, _, long)) = self.parked {
+        if let Some(parked) = self.parked {
             // The record before's values were all written over or dropped: only this one's
             // can be too big now.
-            *long = self.long;
+            *parked.long = self.long;
         }
         if self.at >= self.fields.len() {
             // The usual record: as many fields as the one before (no `drain` to set up).
