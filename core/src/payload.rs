@@ -129,11 +129,21 @@ pub struct Fill<'a> {
     fields: &'a mut Vec<(Key, Value)>,
     at: usize,
     spare: &'a mut Spare,
-    /// The fields of the last record of the other kind, and whether `fields` are those of
-    /// a `text` kind (`Fill::kind`).
-    parked: Option<(&'a mut Vec<(Key, Value)>, &'a mut bool)>,
+    /// The fields of the last record of the other kind (`Fill::kind`).
+    parked: Option<Parked<'a>>,
     /// Whether a field's key was written over, or fields were added or dropped (`finish`).
     changed: bool,
+    /// Whether this record may leave a String of over `SPARE_CAPACITY` in `fields`.
+    long: bool,
+}
+
+/// The fields of the last record of the other kind than a `Fill`'s, and what is known of the
+/// Fill's own: whether they are of the `text` kind (`Fill::kind`), and whether they may hold
+/// a String too big to be reused (`Fill::long`).
+struct Parked<'a> {
+    fields: &'a mut Vec<(Key, Value)>,
+    text: &'a mut bool,
+    long: &'a mut bool,
 }
 
 impl<'a> Fill<'a> {
@@ -144,24 +154,41 @@ impl<'a> Fill<'a> {
             spare,
             parked: None,
             changed: false,
+            long: false,
         }
     }
 
     /// A Fill that keeps the fields of two kinds of record apart (`kind`): `parked` holds
-    /// the last record of the kind `fields` is not (`text`: whether `fields` is the text kind).
+    /// the last record of the kind `fields` is not (`text`: whether `fields` is the text kind;
+    /// `long`: whether `fields` may hold a String of over `SPARE_CAPACITY`, which `finish`
+    /// updates).
     pub fn with_parked(
         fields: &'a mut Vec<(Key, Value)>,
         parked: &'a mut Vec<(Key, Value)>,
         text: &'a mut bool,
+        long: &'a mut bool,
         spare: &'a mut Spare,
     ) -> Fill<'a> {
         Fill {
             fields,
             at: 0,
             spare,
-            parked: Some((parked, text)),
+            parked: Some(Parked {
+                fields: parked,
+                text,
+                long,
+            }),
             changed: false,
+            long: false,
         }
+    }
+
+    /// The record's texts may be longer than half `SPARE_CAPACITY`: a String written with
+    /// one may grow past `SPARE_CAPACITY`. Shorter texts cannot make one grow that far: a
+    /// String is written into only while it has at most `SPARE_CAPACITY`, and one that
+    /// must grow for a text takes twice its capacity or the text's length, whichever is more.
+    pub fn long(&mut self) {
+        self.long = true;
     }
 
     /// Before the first write: the record is of the text kind (prompt, result, feedback:
@@ -174,15 +201,20 @@ impl<'a> Fill<'a> {
         if self.at != 0 {
             return;
         }
-        let Some((parked, kind)) = &mut self.parked else {
+        let Some(parked) = &mut self.parked else {
             return;
         };
-        if **kind == text {
+        if *parked.text == text {
             return;
         }
-        std::mem::swap(self.fields, *parked);
-        **kind = text;
-        for (_, v) in parked.iter_mut() {
+        std::mem::swap(self.fields, parked.fields);
+        *parked.text = text;
+        // Only the last record can have left such Strings (`long`): every value of the record
+        // before it was written over or dropped, and parked fields were looked at.
+        if !*parked.long {
+            return;
+        }
+        for (_, v) in parked.fields.iter_mut() {
             if matches!(v, Value::Str(s) | Value::Int(s) if s.capacity() > SPARE_CAPACITY) {
                 *v = Value::None;
             }
@@ -317,6 +349,9 @@ impl<'a> Fill<'a> {
 
     /// A value made elsewhere (the rare paths: errors, feedback, the slow payload split).
     pub fn value(&mut self, key: &Key, value: Value) {
+        if matches!(&value, Value::Str(s) | Value::Int(s) if s.capacity() > SPARE_CAPACITY) {
+            self.long = true;
+        }
         let v = slot(self.fields, &mut self.at, key, &mut self.changed);
         if let Value::Str(s) | Value::Int(s) = std::mem::replace(v, value) {
             keep(self.spare, s);
@@ -336,14 +371,22 @@ impl<'a> Fill<'a> {
     /// fields' keys may differ from the record's before (`Record::layout`): false when every
     /// field kept its key.
     pub fn finish(self) -> bool {
-        let at = self.at.min(self.fields.len());
-        let dropped = at < self.fields.len();
-        for (_, v) in self.fields.drain(at..).rev() {
+        if let Some(parked) = self.parked {
+            // The record before's values were all written over or dropped: only this one's
+            // can be too big now.
+            *parked.long = self.long;
+        }
+        if self.at >= self.fields.len() {
+            // The usual record: as many fields as the one before (no `drain` to set up).
+            return self.changed;
+        }
+        for (_, v) in self.fields.drain(self.at..).rev() {
             if let Value::Str(s) | Value::Int(s) = v {
                 keep(self.spare, s);
             }
         }
-        self.changed || dropped
+        // Fields were dropped.
+        true
     }
 }
 
@@ -466,7 +509,7 @@ impl OnePass {
     #[cfg(test)]
     fn captures(&self, m: &[u8], caps: &mut Caps) -> bool {
         caps.clear();
-        self.walk(m, |_, _, start, end| {
+        self.walk(m, None, |_, _, start, end| {
             caps.push(Some((start, end)));
             true
         }) == Walked::Matched
@@ -482,7 +525,12 @@ impl OnePass {
     /// (`Walked::Stopped`); where it does not, the line is no payload (`Walked::Failed`).
     /// Every start and end given falls between characters (`walked_text` relies on it).
     #[inline(always)]
-    fn walk(&self, m: &[u8], mut field: impl FnMut(usize, bool, usize, usize) -> bool) -> Walked {
+    fn walk(
+        &self,
+        m: &[u8],
+        word_end: Option<usize>,
+        mut field: impl FnMut(usize, bool, usize, usize) -> bool,
+    ) -> Walked {
         let sep = self.sep;
         let n = self.ints.len();
         let (mut pos, mut from) = (0, 0);
@@ -490,7 +538,7 @@ impl OnePass {
         if self.ints.first() == Some(&false) {
             // A first field of text: `[^sep \t\n]+`, which stops at a blank too (prose fails
             // here, at its first word); the separator must follow unless no field does.
-            let k = first_word_end(m, sep);
+            let k = word_end.unwrap_or_else(|| first_word_end(m, sep));
             let last = n == 1;
             if k == 0 || (!last && m.get(k) != Some(&sep)) {
                 return Walked::Failed;
@@ -627,7 +675,7 @@ impl PayloadParser {
         let mut values = Vec::new();
         let mut spare = Spare::new();
         let mut fill = Fill::new(&mut values, &mut spare);
-        let outcome = self.parse_into(message, &mut Vec::new(), &mut fill);
+        let outcome = self.parse_into(message, None, &mut Vec::new(), &mut fill);
         fill.finish();
         match outcome {
             Payload::Fields(_) => Payload::Fields(values),
@@ -640,14 +688,27 @@ impl PayloadParser {
     /// the values reuse the Strings `out` holds: the common case allocates nothing once warm.
     /// Other outcomes leave `out` where it was.
     /// `parse` written into `out`.
-    pub fn parse_into(&self, message: &str, caps: &mut Caps, out: &mut Fill<'_>) -> Payload {
-        self.parse_fields::<false>(message, caps, out)
+    /// `word_end`: `first_word` of the message, when the caller has it (else worked out).
+    pub fn parse_into(
+        &self,
+        message: &str,
+        word_end: Option<usize>,
+        caps: &mut Caps,
+        out: &mut Fill<'_>,
+    ) -> Payload {
+        self.parse_fields::<false>(message, word_end, caps, out)
     }
 
     /// `parse_into` writing only the fields the count wire reads (crate::places::counted), the
     /// others checked as they would be converted: the same outcome.
-    pub fn parse_counted(&self, message: &str, caps: &mut Caps, out: &mut Fill<'_>) -> Payload {
-        self.parse_fields::<true>(message, caps, out)
+    pub fn parse_counted(
+        &self,
+        message: &str,
+        word_end: Option<usize>,
+        caps: &mut Caps,
+        out: &mut Fill<'_>,
+    ) -> Payload {
+        self.parse_fields::<true>(message, word_end, caps, out)
     }
 
     /// Both, compiled apart (`LEAN` costs the full parse nothing): the one-pass walk where
@@ -656,16 +717,18 @@ impl PayloadParser {
     fn parse_fields<const LEAN: bool>(
         &self,
         message: &str,
+        word_end: Option<usize>,
         caps: &mut Caps,
         out: &mut Fill<'_>,
     ) -> Payload {
         let start = out.written();
         let outcome = match &self.one_pass {
-            Some(one) => self.fill_walked::<LEAN>(one, message, out),
+            Some(one) => self.fill_walked::<LEAN>(one, message, word_end, out),
             None => self.fill_matched::<LEAN>(message, caps, out),
         };
         match outcome {
-            Some(Payload::Fields(_)) => Payload::Fields(Vec::new()),
+            // Moved out whole, not dropped and made again (an empty Vec either way).
+            Some(fields @ Payload::Fields(_)) => fields,
             Some(other) => {
                 out.rewind(start);
                 other
@@ -685,9 +748,10 @@ impl PayloadParser {
         &self,
         one: &OnePass,
         message: &str,
+        word_end: Option<usize>,
         out: &mut Fill<'_>,
     ) -> Option<Payload> {
-        let walked = one.walk(message.as_bytes(), |i, is_int, a, b| {
+        let walked = one.walk(message.as_bytes(), word_end, |i, is_int, a, b| {
             self.write_field::<LEAN>(i, is_int, walked_text(message, a, b), out)
         });
         match walked {
@@ -766,18 +830,26 @@ impl PayloadParser {
     /// last payload, whose dozen fields it would drop for the next payload to push back.
     /// True only where the message is no payload (the split relies on it), false where
     /// unsure: a separator of more than one byte, or one that is a blank or newline.
-    pub fn surely_not_payload(&self, message: &str) -> bool {
-        let Some(&sep) = self.sep.as_bytes().first() else {
+    /// `word_end`: `first_word` of the message.
+    pub fn surely_not_payload(&self, message: &str, word_end: Option<usize>) -> bool {
+        let (Some(&sep), Some(k)) = (self.sep.as_bytes().first(), word_end) else {
             return false;
         };
-        let m = message.as_bytes();
-        self.names.len() > 1 && m.get(first_word_end(m, sep)) != Some(&sep)
+        self.names.len() > 1 && message.as_bytes().get(k) != Some(&sep)
+    }
+
+    /// Where the message's first word ends (at the separator's first byte, a blank or a
+    /// newline): what `surely_not_payload` looks at, and where the one-pass walk's first
+    /// field of text ends, worked out once for both (`parse_into`). None without a separator.
+    pub fn first_word(&self, message: &str) -> Option<usize> {
+        let &sep = self.sep.as_bytes().first()?;
+        Some(first_word_end(message.as_bytes(), sep))
     }
 
     fn split(&self, message: &str) -> Payload {
         // Prose fails at its first word, before the separators of its line are counted (a
         // search for a `&str` separator sets up a two-way searcher: some 1,000 instructions).
-        if self.surely_not_payload(message) {
+        if self.surely_not_payload(message, self.first_word(message)) {
             return Payload::NotPayload;
         }
         let line = message.split('\n').next().unwrap_or("");
@@ -1159,7 +1231,7 @@ mod tests {
         for _ in 0..500 {
             let message = *g.pick(&messages);
             let mut fill = Fill::new(&mut fields, &mut spare);
-            let got = p.parse_into(message, &mut Vec::new(), &mut fill);
+            let got = p.parse_into(message, p.first_word(message), &mut Vec::new(), &mut fill);
             fill.finish();
             match p.parse(message) {
                 Payload::Fields(want) => {

@@ -11,6 +11,7 @@ use std::sync::{Arc, LazyLock};
 
 use crate::payload::{
     int_converts, FeedbackParser, Fill, Key, Payload, PayloadParser, Spare, Value, FEEDBACK_PREFIX,
+    SPARE_CAPACITY,
 };
 use crate::places::counted;
 
@@ -77,17 +78,11 @@ pub enum SettingsError {
 #[derive(Debug)]
 pub struct RecordParser {
     pub settings: ParserSettings,
-    pattern: CompiledPattern,
     codec: Codec,
     starts: Arc<Matcher>,
-    payload: PayloadParser,
-    feedback: Option<FeedbackParser>,
-    /// Record keys in order, their group, whether the key is `line` (an int), and whether
-    /// the count wire reads it (crate::places::counted).
-    order: Vec<(Key, usize, bool, bool)>,
-    time_group: usize,
-    message_group: Option<usize>,
-    rest_group: Option<usize>,
+    /// What a parse reads, apart from the buffers it writes (so both can be borrowed at once,
+    /// not moved out of the parser and back for every record).
+    rules: Rules,
     /// Capture buffers of the record and payload matchers, reused by every parse.
     caps: Caps,
     payload_caps: Caps,
@@ -99,9 +94,25 @@ pub struct RecordParser {
     /// whether `current`'s are of the text kind.
     parked: Vec<(Key, Value)>,
     text_kind: bool,
+    /// Whether `current`'s fields may hold a String too big to be reused (`Fill::long`).
+    long: bool,
     /// `Record::layout` of `parked`, and the last number given out.
     parked_layout: u64,
     layouts: u64,
+}
+
+/// The compiled pattern and payload layouts a record is parsed by.
+#[derive(Debug)]
+struct Rules {
+    pattern: CompiledPattern,
+    payload: PayloadParser,
+    feedback: Option<FeedbackParser>,
+    /// Record keys in order, their group, whether the key is `line` (an int), and whether
+    /// the count wire reads it (crate::places::counted).
+    order: Vec<(Key, usize, bool, bool)>,
+    time_group: usize,
+    message_group: Option<usize>,
+    rest_group: Option<usize>,
 }
 
 impl RecordParser {
@@ -172,21 +183,24 @@ impl RecordParser {
         };
         Ok(RecordParser {
             settings,
-            pattern,
             codec,
             starts: Arc::new(starts),
-            payload,
-            feedback,
-            order,
-            time_group,
-            message_group,
-            rest_group,
+            rules: Rules {
+                pattern,
+                payload,
+                feedback,
+                order,
+                time_group,
+                message_group,
+                rest_group,
+            },
             caps: Caps::new(),
             payload_caps: Caps::new(),
             spare: Spare::new(),
             current: Record::default(),
             parked: Vec::new(),
             text_kind: false,
+            long: false,
             parked_layout: 0,
             layouts: 0,
         })
@@ -225,12 +239,22 @@ impl RecordParser {
     /// `LEAN`: the count wire's parse, compiled apart from the full one (which it then costs
     /// nothing).
     fn parse_reused<const LEAN: bool>(&mut self, frame: &Frame) -> &mut Record {
-        let mut record = std::mem::take(&mut self.current);
-        let mut parked = std::mem::take(&mut self.parked);
-        let mut text_kind = self.text_kind;
-        let changed =
-            self.parse_fill::<LEAN>(frame, &mut record, Some((&mut parked, &mut text_kind)));
-        if text_kind != self.text_kind {
+        let was_text = self.text_kind;
+        let mut fill = Fill::with_parked(
+            &mut self.current.fields,
+            &mut self.parked,
+            &mut self.text_kind,
+            &mut self.long,
+            &mut self.spare,
+        );
+        let time =
+            self.rules
+                .parse_with::<LEAN>(frame, &mut self.caps, &mut self.payload_caps, &mut fill);
+        let changed = fill.finish();
+        let record = &mut self.current;
+        (record.time, record.time_ns) = time;
+        record.flags = frame.flags;
+        if self.text_kind != was_text {
             // The fields were swapped with the parked ones (`Fill::kind`): their layouts too.
             std::mem::swap(&mut record.layout, &mut self.parked_layout);
         }
@@ -238,44 +262,26 @@ impl RecordParser {
             self.layouts += 1;
             record.layout = self.layouts;
         }
-        self.current = record;
-        self.parked = parked;
-        self.text_kind = text_kind;
-        &mut self.current
+        record
     }
 
     /// `parse` written over `record` (crate::payload::Fill: nothing of what it held survives).
     pub fn parse_into(&mut self, frame: &Frame, record: &mut Record) {
-        self.parse_fill::<false>(frame, record, None);
+        let mut fill = Fill::new(&mut record.fields, &mut self.spare);
+        let time = self.rules.parse_with::<false>(
+            frame,
+            &mut self.caps,
+            &mut self.payload_caps,
+            &mut fill,
+        );
+        fill.finish();
+        (record.time, record.time_ns) = time;
+        record.flags = frame.flags;
         record.layout = 0;
     }
+}
 
-    fn parse_fill<const LEAN: bool>(
-        &mut self,
-        frame: &Frame,
-        record: &mut Record,
-        parked: Option<(&mut Vec<(Key, Value)>, &mut bool)>,
-    ) -> bool {
-        // The capture buffers live in the parser: no allocation per record for them.
-        let mut caps = std::mem::take(&mut self.caps);
-        let mut payload_caps = std::mem::take(&mut self.payload_caps);
-        let mut spare = std::mem::take(&mut self.spare);
-        let mut fill = match parked {
-            Some((parked, text)) => Fill::with_parked(&mut record.fields, parked, text, &mut spare),
-            None => Fill::new(&mut record.fields, &mut spare),
-        };
-        let (time, time_ns) =
-            self.parse_with::<LEAN>(frame, &mut caps, &mut payload_caps, &mut fill);
-        let changed = fill.finish();
-        record.time = time;
-        record.time_ns = time_ns;
-        record.flags = frame.flags;
-        self.caps = caps;
-        self.payload_caps = payload_caps;
-        self.spare = spare;
-        changed
-    }
-
+impl Rules {
     /// Writes the record's fields; returns its time.
     fn parse_with<const LEAN: bool>(
         &mut self,
@@ -285,6 +291,9 @@ impl RecordParser {
         out: &mut Fill<'_>,
     ) -> (Option<i64>, u32) {
         let text: &str = &frame.text;
+        if text.len() > SPARE_CAPACITY / 2 {
+            out.long();
+        }
         if self
             .pattern
             .regex
@@ -366,13 +375,17 @@ impl RecordParser {
         } else {
             None
         };
+        let text_kind =
+            feedback || message.starts_with("prompt:") || message.starts_with("result:");
+        // A log's first word, looked at twice (is it prose; the payload's first field).
+        let word_end = if text_kind {
+            None
+        } else {
+            self.payload.first_word(message)
+        };
+        let prose = !text_kind && self.payload.surely_not_payload(message, word_end);
         // Written over the last record of its kind (`Fill::kind`); prose goes with the text.
-        out.kind(
-            feedback
-                || message.starts_with("prompt:")
-                || message.starts_with("result:")
-                || self.payload.surely_not_payload(message),
-        );
+        out.kind(text_kind || prose);
         for (key, g, is_line, counted) in &self.order {
             let v = group(*g).unwrap_or("");
             if LEAN && !*counted {
@@ -402,14 +415,23 @@ impl RecordParser {
             "log"
         };
         let at_event = out.written();
-        out.text(&EVENT, event);
+        // A log that may be a payload is written as an llm_call at once (most are: its event
+        // is not rewritten then), and made a log again below if it is none.
+        let written = if event == "log" && !prose {
+            "llm_call"
+        } else {
+            event
+        };
+        out.text(&EVENT, written);
         out.text(&MESSAGE, message);
         let mut event = event;
         if event == "log" {
             let payload = if LEAN {
-                self.payload.parse_counted(message, payload_caps, out)
+                self.payload
+                    .parse_counted(message, word_end, payload_caps, out)
             } else {
-                self.payload.parse_into(message, payload_caps, out)
+                self.payload
+                    .parse_into(message, word_end, payload_caps, out)
             };
             match payload {
                 Payload::Error(reason) => return raw(out, frame, reason, Some(seconds), nanos),
@@ -422,15 +444,18 @@ impl RecordParser {
                         0,
                     )
                 }
-                Payload::Fields(_) => event = "llm_call",
-                Payload::NotPayload | Payload::Feedback(_) => {}
+                // Bound, so each arm drops only its own variant's data (the empty Vec of
+                // Fields: a test of its capacity), not the whole enum by a call.
+                Payload::Fields(_values) => event = "llm_call",
+                Payload::Feedback(_values) => {}
+                Payload::NotPayload => {}
             }
         } else if let Some(values) = rating {
             for (k, v) in values {
                 out.value(&k, v);
             }
         }
-        if event == "llm_call" {
+        if event != written {
             out.set_text(at_event, event);
         }
         if frame.flags & ALTERED != 0 {
@@ -786,5 +811,14 @@ mod tests {
         let line = "2026-01-02 03:04:05.000 INFO  [c.A#m:1] [t] - a,b,c\n";
         p.parse_next(&frames(&p, line)[0]);
         assert!(small(&p.current.fields) && small(&p.parked));
+        // A long raw record (no header: its text and reason written whatever the kind), then
+        // records of either kind: whichever is parked holds no long value.
+        let prompt = "2026-01-02 03:04:05.000 INFO  [c.A#m:1] [t] - prompt: hi\n";
+        for next in [line, prompt, line] {
+            let raw = "y".repeat(40_000) + "\n";
+            p.parse_next(&frames(&p, &raw)[0]);
+            p.parse_next(&frames(&p, next)[0]);
+            assert!(small(&p.current.fields) && small(&p.parked), "{next}");
+        }
     }
 }

@@ -430,6 +430,9 @@ impl Stream {
         let windowed = self.s.since.is_some() || self.s.until.is_some();
         let shared = Arc::clone(&self.parser);
         let mut parser = lock(&shared);
+        // Out of `self` while the records are added, so a record's places are borrowed from
+        // it rather than copied (`places`).
+        let mut recent = self.recent;
         for frame in frames {
             // Parsed into the parser's reused record: no allocation per field once warm.
             let record = if self.s.wire == Wire::Count {
@@ -450,36 +453,24 @@ impl Stream {
                 }
             }
             // Where the names masking, the counters and the LLM aggregate read are: one pass.
-            let places = self.places(record.layout, &record.fields);
+            let places = places(
+                &mut recent,
+                &mut self.layouts,
+                record.layout,
+                &record.fields,
+            );
             let masked = match &self.masker {
-                Some(m) => m.mask_fields_at(&mut record.fields, &places),
+                Some(m) => m.mask_fields_at(&mut record.fields, places),
                 None => Vec::new(),
             };
             let record = Placed {
                 fields: &record.fields,
-                places: &places,
+                places,
             };
             self.add(record, t, ns, own, &frame, now, masked, &mut out);
         }
+        self.recent = recent;
         out
-    }
-
-    /// The places of a record's fields (crate::places), known from its layout number when it
-    /// is one of the last two seen: a number stands for one sequence of keys of this Stream's
-    /// parser (`Record::layout`), whichever Stream parsed with it in between.
-    #[inline]
-    fn places(&mut self, layout: u64, fields: &[(Key, Value)]) -> Places {
-        if layout != 0 {
-            if let Some((_, p)) = self.recent.iter().find(|(l, _)| *l == layout) {
-                return *p;
-            }
-        }
-        let p = self.layouts.places(fields);
-        if layout != 0 {
-            self.recent.swap(0, 1);
-            self.recent[0] = (layout, p);
-        }
-        p
     }
 
     fn window_side(&mut self, fields: &[(Key, Value)], t: i64, ns: u32) -> i8 {
@@ -717,6 +708,34 @@ fn set_time(slot: &mut Option<(i128, String)>, at: i128, text: &str) {
 /// fed from one thread at a time, so the lock, taken once per call and not per record, is
 /// never contended. Sharing also shares the date caches, as the reference's Streams do.
 pub type SharedParser = Arc<Mutex<RecordParser>>;
+
+/// The places of a record's fields (crate::places), known from its layout number when it is
+/// one of the last two seen (`recent`): a number stands for one sequence of keys of this
+/// Stream's parser (`Record::layout`), whichever Stream parsed with it in between. Otherwise
+/// worked out and kept as the most recent.
+#[inline]
+fn places<'r>(
+    recent: &'r mut [(u64, Places); 2],
+    layouts: &mut Layouts,
+    layout: u64,
+    fields: &[(Key, Value)],
+) -> &'r Places {
+    let hit = if layout == 0 {
+        None
+    } else {
+        recent.iter().position(|(l, _)| *l == layout)
+    };
+    let at = match hit {
+        Some(at) => at,
+        None => {
+            // A fresh record (layout 0) never matches the entry it leaves.
+            recent.swap(0, 1);
+            recent[0] = (layout, layouts.places(fields));
+            0
+        }
+    };
+    &recent[at % 2].1
+}
 
 pub fn shared_parser(settings: ParserSettings) -> Result<SharedParser, SettingsError> {
     Ok(Arc::new(Mutex::new(RecordParser::new(settings)?)))

@@ -236,30 +236,19 @@ fn write_log(
         if text.len() > MAX_VALUE_BYTES {
             return None;
         }
-        // The Key field and the value's tag, padded.
-        let (form, flen) = keys.padded(pos, key, key_and_tag);
         let vlen = text.len();
+        // The Key field and the value's tag, padded: the usual key's from its position's entry
+        // (a length known to be at most PAD, so the block's offsets need no checks).
+        if let Some((block, flen)) = keys.short(pos, key) {
+            if vlen <= SHORT && out.capacity() - out.len() >= BLOCK {
+                short_content(out, block, flen, text);
+                continue;
+            }
+        }
+        let (form, flen) = keys.padded(pos, key, key_and_tag);
         match form.first_chunk::<PAD>() {
             Some(block) if flen <= PAD && vlen <= SHORT && out.capacity() - out.len() >= BLOCK => {
-                // The usual content: a short key and value (so its length and the value's
-                // fit a byte each). The head (tag, length, Key field, value tag, value length)
-                // and the value put together on the stack from fixed-size pieces and appended
-                // as one block, cut to its length: no memcpy call and its dispatch on the
-                // size. Only into room the buffer has: a batch buffer is reserved to its
-                // expected size, and the block's slack must not make it reallocate (doubled).
-                let mut buf = [0u8; BLOCK];
-                buf[0] = 0x12;
-                buf[1] = (flen + 1 + vlen) as u8;
-                buf[2..2 + PAD].copy_from_slice(block);
-                if let Some(b) = buf.get_mut(2 + flen) {
-                    *b = vlen as u8;
-                }
-                if let Some(room) = buf.get_mut(3 + flen..) {
-                    copy_short(room, text);
-                }
-                let end = out.len() + 3 + flen + vlen;
-                out.extend_from_slice(&buf);
-                out.truncate(end);
+                short_content(out, block, flen, text);
             }
             Some(block) if flen <= PAD && flen + 1 + vlen < 0x80 => {
                 // The head alone as one block, the same way.
@@ -290,6 +279,30 @@ fn write_log(
 
 /// Values up to this many bytes (most are) are put together with their content's head.
 const SHORT: usize = 32;
+
+/// The usual content: a short key and value (so its length and the value's fit a byte each).
+/// The head (tag, length, Key field padded to `PAD`, value tag, value length) and the value
+/// are put together on the stack from fixed-size pieces and appended as one block, cut to its
+/// length: no memcpy call and its dispatch on the size. Only into room the buffer has
+/// (`BLOCK` bytes): a batch buffer is reserved to its expected size, and the block's slack
+/// must not make it reallocate (doubled).
+#[inline(always)]
+fn short_content(out: &mut Vec<u8>, block: &[u8; PAD], flen: usize, text: &[u8]) {
+    let vlen = text.len();
+    let mut buf = [0u8; BLOCK];
+    buf[0] = 0x12;
+    buf[1] = (flen + 1 + vlen) as u8;
+    buf[2..2 + PAD].copy_from_slice(block);
+    if let Some(b) = buf.get_mut(2 + flen) {
+        *b = vlen as u8;
+    }
+    if let Some(room) = buf.get_mut(3 + flen..) {
+        copy_short(room, text);
+    }
+    let end = out.len() + 3 + flen + vlen;
+    out.extend_from_slice(&buf);
+    out.truncate(end);
+}
 
 /// A usual content's block: its head (with the padded Key field) and room for a short value.
 const BLOCK: usize = PAD + 3 + SHORT;

@@ -65,6 +65,17 @@ impl KeyCache {
         padded.get(..len).unwrap_or_default()
     }
 
+    /// `padded`'s answer when the key is the one last seen at `pos` and its form fits in
+    /// `PAD` bytes (the usual field), else None: one compare, and a length the caller knows
+    /// to be at most `PAD` (its block offsets need no bounds checks).
+    #[inline(always)]
+    pub fn short(&self, pos: usize, key: &Key) -> Option<(&[u8; PAD], usize)> {
+        match self.row.get(pos) {
+            Some(seen) if seen.addr == addr(key) && seen.len <= PAD => Some((&seen.form, seen.len)),
+            _ => None,
+        }
+    }
+
     /// `get`'s form followed by zeros up to `PAD` bytes at least, and the form's length.
     #[inline]
     pub fn padded(&mut self, pos: usize, key: &Key, make: fn(&str) -> Vec<u8>) -> (&[u8], usize) {
