@@ -864,9 +864,10 @@ fn short_digits(t: &[u8]) -> Option<u64> {
     }
     // Each lane 0-9, the last digit in the top lane.
     let v = ((w ^ (LANE_ONES * 0x30)) & lanes) << (8 * (8 - n));
-    // Pairs: lane k (odd) holds 10 * lane k-1 + lane k, at most 99.
+    // Pairs: lane k holds 10 * digit k + digit (k + 1), at most 99; read in lanes 0, 2, 4, 6.
     let v = v.wrapping_mul(10).wrapping_add(v >> 8);
-    // Fours and eights: the pairs in lanes 1, 3, 5, 7 weighted and summed into the high half.
+    // Fours and eights: the pairs of lanes 0 and 4, then of 2 and 6, weighted (10^6, 10^2;
+    // 10^4, 1) and summed into the high half.
     const PAIRS: u64 = 0x0000_00FF_0000_00FF;
     let high = (v & PAIRS).wrapping_mul(100 + (1_000_000 << 32));
     let low = ((v >> 16) & PAIRS).wrapping_mul(1 + (10_000 << 32));
