@@ -80,7 +80,7 @@ pub fn hash_strs(parts: &[&str]) -> u64 {
 
 /// The 4 bytes of `s` from `at` as a word (None past the end).
 #[inline]
-fn word4(s: &[u8], at: usize) -> Option<u32> {
+pub(crate) fn word4(s: &[u8], at: usize) -> Option<u32> {
     let w = s.get(at..at.checked_add(4)?)?;
     <[u8; 4]>::try_from(w).ok().map(u32::from_le_bytes)
 }

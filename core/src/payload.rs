@@ -480,7 +480,7 @@ fn word_at(word: &[u8]) -> u64 {
 /// 0x30..=0x39, so `b ^ 0x30` has no high nibble and a low one below 10 (adding 6 to the
 /// low nibble carries into 0x10 exactly where it is 10 or more; no carry crosses a byte).
 #[inline(always)]
-fn non_digit_lanes(w: u64) -> u64 {
+pub(crate) fn non_digit_lanes(w: u64) -> u64 {
     let x = w ^ (LANE_ONES * 0x30);
     let high = x & (LANE_ONES * 0xF0);
     let low_over_nine = ((x & (LANE_ONES * 0x0F)) + LANE_ONES * 0x06) & (LANE_ONES * 0x10);
@@ -488,7 +488,7 @@ fn non_digit_lanes(w: u64) -> u64 {
 }
 
 /// 1 in every byte.
-const LANE_ONES: u64 = 0x0101_0101_0101_0101;
+pub(crate) const LANE_ONES: u64 = 0x0101_0101_0101_0101;
 
 impl OnePass {
     fn new(separator: &str, ints: &[bool]) -> Option<OnePass> {
