@@ -58,12 +58,13 @@ const KEEP_CAPACITY: usize = 64 << 10;
 
 /// The text of bytes `scan` read as plain ASCII: what `decode_borrowed` answers for them in
 /// UTF-8 (its plain-ASCII case, flags 0), without reading them again.
-fn plain_text(raw: &[u8]) -> &str {
+///
+/// # Safety
+/// Every byte of `raw` is ASCII.
+unsafe fn plain_text(raw: &[u8]) -> &str {
     debug_assert!(raw.iter().all(|&b| b.is_ascii() && b != 0 && b != b'\r'));
-    // SAFETY: `record` is given `plain` only when `byteset::Newlines` found no byte from 0x80
-    // up in `raw` (its test `newlines_come_with_a_plain_start_no_later_than_the_last_odd_byte`
-    // holds it to that): every byte is ASCII, and ASCII is valid UTF-8, which is all
-    // `from_utf8_unchecked` requires.
+    // SAFETY: ASCII is valid UTF-8, which is all `from_utf8_unchecked` requires, and the
+    // caller promises every byte is ASCII.
     unsafe { std::str::from_utf8_unchecked(raw) }
 }
 
@@ -251,7 +252,11 @@ impl Assembler {
         }
         let body = part.strip_suffix(b"\n").unwrap_or(part);
         let (text, text_flags) = if plain {
-            (Cow::Borrowed(plain_text(body)), 0)
+            // SAFETY: `plain`: `scan` found no byte from 0x80 up in `data[a..b - 1]`, which is
+            // `body` (`byteset::Newlines`, whose test
+            // `newlines_come_with_a_plain_start_no_later_than_the_last_odd_byte` holds its
+            // plain starts to that): every byte of `body` is ASCII.
+            (Cow::Borrowed(unsafe { plain_text(body) }), 0)
         } else {
             decode_borrowed(body, self.codec, fl & flags::TRUNCATED != 0)
         };
