@@ -3,6 +3,7 @@
 
 use memchr::memchr_iter;
 
+use crate::byteset::Newlines;
 use crate::decode::{decode, decode_borrowed, Codec};
 use crate::lines::{flags, LineBuffer, Piece};
 use crate::matcher::Matcher;
@@ -54,6 +55,18 @@ pub struct Assembler {
 
 /// The record buffer's capacity kept between records (more is given back).
 const KEEP_CAPACITY: usize = 64 << 10;
+
+/// The text of bytes `scan` read as plain ASCII: what `decode_borrowed` answers for them in
+/// UTF-8 (its plain-ASCII case, flags 0), without reading them again.
+///
+/// # Safety
+/// Every byte of `raw` is ASCII.
+unsafe fn plain_text(raw: &[u8]) -> &str {
+    debug_assert!(raw.iter().all(|&b| b.is_ascii() && b != 0 && b != b'\r'));
+    // SAFETY: ASCII is valid UTF-8, which is all `from_utf8_unchecked` requires, and the
+    // caller promises every byte is ASCII.
+    unsafe { std::str::from_utf8_unchecked(raw) }
+}
 
 fn count_newlines(s: &[u8]) -> u64 {
     memchr_iter(b'\n', s).count() as u64
@@ -180,7 +193,7 @@ impl Assembler {
             current = Some((0, head));
         }
         let mut lines = 0u64;
-        for nl in memchr_iter(b'\n', data) {
+        for (nl, plain) in Newlines::new(data) {
             lines += 1;
             let b = nl + 1;
             let Some(head) = self.first.header(data.get(b..).unwrap_or_default()) else {
@@ -193,7 +206,8 @@ impl Assembler {
                 }
                 Some((a, head)) => {
                     self.done = base + a as u64;
-                    self.record(data, (a, b), head, lines, fl, out);
+                    let plain = plain <= a && self.codec == Codec::Utf8;
+                    self.record(data, (a, b), (head, plain), lines, fl, out);
                 }
             }
             current = Some((b, head));
@@ -214,11 +228,13 @@ impl Assembler {
     /// The whole record `data[a..b]` (its header `head` bytes long, `lines` newlines, the last
     /// at `b - 1`), with nothing pending: straight from the chunk to its frame, as
     /// `append_range` and `flush` would make it, without copying it into the record buffer.
+    /// `plain`: the codec is UTF-8 and `scan` read every byte before `b - 1` as plain ASCII
+    /// (`byteset::Newlines`: none from 0x80 up, no NUL, no CR), text as it is.
     fn record<'a>(
         &mut self,
         data: &'a [u8],
         (a, b): (usize, usize),
-        head: usize,
+        (head, plain): (usize, bool),
         lines: u64,
         fl: u8,
         out: &mut Vec<Frame<'a>>,
@@ -235,7 +251,15 @@ impl Assembler {
             fl |= flags::HEADLESS;
         }
         let body = part.strip_suffix(b"\n").unwrap_or(part);
-        let (text, text_flags) = decode_borrowed(body, self.codec, fl & flags::TRUNCATED != 0);
+        let (text, text_flags) = if plain {
+            // SAFETY: `plain`: `scan` found no byte from 0x80 up in `data[a..b - 1]`, which is
+            // `body` (`byteset::Newlines`, whose test
+            // `newlines_come_with_a_plain_start_no_later_than_the_last_odd_byte` holds its
+            // plain starts to that): every byte of `body` is ASCII.
+            (Cow::Borrowed(unsafe { plain_text(body) }), 0)
+        } else {
+            decode_borrowed(body, self.codec, fl & flags::TRUNCATED != 0)
+        };
         self.done += part.len() as u64;
         out.push(Frame {
             text,
@@ -361,6 +385,13 @@ mod tests {
             b"2026-11-30 04:38:57.716 INFO [trace\n",
             b"\n",
             b"\xed\xa0\x80 \0\n",
+            // Odd bytes past the first blocks (`scan` reads 32 bytes a step), and plain
+            // records of several blocks around them.
+            b"2026-11-30 04:38:57.716 INFO [traceId:a] [c.a.C#f():1] [main] - caf\xc3\xa9 au lait\n",
+            b"2026-11-30 04:38:57.716 INFO [traceId:a] [c.a.C#f():1] [main] - a\rb plain again\n",
+            b"2026-11-30 04:38:57.716 INFO [traceId:a] [c.a.C#f():1] [main] - a long one, then\0\n",
+            b"2026-11-30 04:38:57.716 INFO [traceId:a] [c.a.C#f():1] [main] - plain and long, ok.\n",
+            b"\tplain continuation line of a record, long enough to fill a block or two\n",
         ];
         let p = compile_pattern(
             "%d{yyyy-MM-dd HH:mm:ss.SSS} %-5p [traceId:%X{traceId}] [%c{3}#%method\\(\\):%L] [%thread] - %m%n",
