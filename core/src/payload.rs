@@ -686,9 +686,8 @@ impl PayloadParser {
     /// `parse` for the record parser: a well-formed payload's fields are written to `out`
     /// (then `Payload::Fields` comes back empty), `caps` is the matcher's reused buffer, and
     /// the values reuse the Strings `out` holds: the common case allocates nothing once warm.
-    /// Other outcomes leave `out` where it was.
-    /// `parse` written into `out`.
-    /// `word_end`: `first_word` of the message, when the caller has it (else worked out).
+    /// Other outcomes leave `out` where it was. `word_end`: `first_word` of the message, when
+    /// the caller has it (else worked out).
     pub fn parse_into(
         &self,
         message: &str,
