@@ -1,7 +1,8 @@
 //! Which bytes of a text belong to a small set of bytes, 16 bytes a step: the scans of the
-//! payload walk (its separators) and of the prefix matcher (a field's stop byte). SSE2 where
-//! the build has it (every x86_64 target), one byte at a time elsewhere (aarch64 hosts); a
-//! test holds the two to the same answers.
+//! payload walk (its separators) and of the prefix matcher (a field's stop byte); and the
+//! framing's newlines with the plain-ASCII test, 32 bytes a step (`Newlines`). SSE2 where the
+//! build has it (every x86_64 target), one byte at a time elsewhere (aarch64 hosts); tests
+//! hold the two to the same answers.
 
 /// The bytes of a text that are in a small set, in order, sixteen bytes a step: each byte is
 /// read once however many stops are taken (the payload walk's separators: a scan per field,
@@ -92,7 +93,7 @@ impl<'m> Newlines<'m> {
             if !quiet(block) {
                 let (newlines, odd) = lines(block);
                 if odd != 0 {
-                    self.plain_from = at + 32 - odd.leading_zeros() as usize;
+                    self.plain_from = at + STEP - odd.leading_zeros() as usize;
                 }
                 if newlines != 0 {
                     found = newlines;
@@ -106,7 +107,7 @@ impl<'m> Newlines<'m> {
             if !tail.is_empty() {
                 let (newlines, odd) = tail_lines(tail);
                 if odd != 0 {
-                    self.plain_from = at + 32 - odd.leading_zeros() as usize;
+                    self.plain_from = at + STEP - odd.leading_zeros() as usize;
                 }
                 found = newlines;
             }
