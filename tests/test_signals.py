@@ -237,6 +237,19 @@ def test_a_raised_flag_wakes_its_waiter_and_stays_raised_until_cleared(tmp_path:
     assert flag.is_set()
 
 
+def test_wait_any_returns_on_whichever_flag_is_raised_first() -> None:
+    with SignalFlag() as stop, SignalFlag() as finished:
+        SignalFlag.wait_any((stop, finished), 0)
+        finished.set()
+        SignalFlag.wait_any((stop, finished), 3600)  # raised before: at once
+        finished.clear()
+        waker = threading.Timer(0.05, stop.set)
+        waker.start()
+        SignalFlag.wait_any((stop, finished), 3600)  # on the pipe's byte, not after an hour
+        waker.join()
+        assert stop.is_set() and not finished.is_set()
+
+
 def test_sigusr1_dumps_every_threads_stack_and_the_agent_runs_on(tmp_path: Path) -> None:
     logs = tmp_path / "logs"
     logs.mkdir()

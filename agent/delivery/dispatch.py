@@ -49,6 +49,10 @@ def _nothing_held() -> int:
     return 0
 
 
+def _no_one() -> None:
+    pass
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -67,6 +71,9 @@ class Dispatcher:
         self._in_flight = 0
         self._pending = 0
         self._cond = threading.Condition()
+        # Called on a sender thread after each batch finished and its charge was returned:
+        # a reader held back by the bound waits on it (with its stop) instead of a timer.
+        self.on_finish: Callable[[], None] = _no_one
         self._threads = [
             threading.Thread(target=self._work, name=f"llmtail-sender-{i}", daemon=True)
             for i in range(concurrency)
@@ -170,3 +177,4 @@ class Dispatcher:
                 self._in_flight -= memory
                 self._pending -= 1
                 self._cond.notify_all()
+            self.on_finish()

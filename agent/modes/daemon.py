@@ -58,6 +58,10 @@ class _Released:
     identity: dict[str, str | int]
 
 
+def _nothing() -> None:
+    pass
+
+
 class LastError(logging.Handler):
     """Remembers the latest warning or error, for `/status` and the systemd STATUS line."""
 
@@ -107,6 +111,7 @@ class Daemon:
         self._stop = SignalFlag()
         self._failed = False
         self._reload = SignalFlag()
+        self._finished = SignalFlag()  # raised by a sender thread as a batch finishes
         self._released: dict[str, _Released] = {}
         self._last_delivery: float | None = None
         self._output_state = "delivering"
@@ -116,6 +121,7 @@ class Daemon:
         self._identities: dict[str, dict[str, str | int]] = {}
         self._files_view: list[dict[str, Any]] = []
         self._watcher = self._new_watcher(config, saved, first_start=first_start)
+        self._flow.dispatcher.on_finish = self._finished.set  # one dispatcher for every flow
 
     # -- control -------------------------------------------------------------------------
 
@@ -135,6 +141,7 @@ class Daemon:
         """Release the flags' pipes; a signal arriving after this is ignored."""
         self._stop.close()
         self._reload.close()
+        self._finished.close()
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:
@@ -186,7 +193,7 @@ class Daemon:
             if self._reload.is_set():
                 self._reload.clear()
                 self._apply_reload()
-            read = self._turn(now)
+            read, budget = self._turn(now)
             if now >= next_checkpoint and (self._moved or now >= next_idle):
                 self._moved = False
                 self._observe()
@@ -197,12 +204,30 @@ class Daemon:
                 self._notifier.status(self.status_line())
                 next_status = now + STATUS_INTERVAL
             self._notifier.ping_if_due(now)
-            if read < READ_BUDGET:
-                self._stop.wait(self._config.tail.poll_interval)
+            self._pause(read, budget)
         return self._shutdown()
 
-    def _turn(self, now: float) -> int:
-        """One pass: outcomes, notices, new bytes, idle flushes. Returns bytes read."""
+    def _pause(self, read: int, budget: int) -> None:
+        """Wait for what the next turn needs: new bytes, or room at the output.
+
+        Short of its budget, the turn read every file to its end: nothing more until a poll
+        finds them grown. Held to a smaller budget by the output, it waits for the next batch
+        to finish instead, or not at all when room came back during the turn: a whole poll
+        interval there left the reader and the output idle together, and a backlog was caught
+        up at half the pace the output allows (bench/README.md). A stop wakes either wait."""
+        poll = self._config.tail.poll_interval
+        if read < budget:
+            self._stop.wait(poll)
+        elif budget < READ_BUDGET:
+            dispatcher = self._flow.dispatcher
+            self._finished.clear()  # before the look: a batch finishing after it raises it
+            if dispatcher.pending and dispatcher.room() < READ_BUDGET:
+                SignalFlag.wait_any((self._stop, self._finished), poll)
+
+    def _turn(self, now: float) -> tuple[int, int]:
+        """One pass: outcomes, notices, new bytes, idle flushes.
+
+        Returns the bytes read and the most it was allowed to read (room at the output)."""
         flow = self._flow
         if flow.settle():
             self._moved = True
@@ -225,7 +250,7 @@ class Daemon:
         flow.bound_unfinished(wall, self._caught_up)
         for key in flow.ledger.settled():
             self._released.pop(key, None)
-        return read
+        return read, budget
 
     def _on_notice(self, notice: Opened | Truncated | Rotated | Released) -> None:
         flow, wall = self._flow, self._wall()
@@ -358,6 +383,7 @@ class Daemon:
         # its offset stays uncommitted and it is read again on the next start.
         self._flow.cut_all()
         drained = self._flow.dispatcher.stop(deadline)
+        self._flow.dispatcher.on_finish = _nothing  # `close` frees the flag's pipe
         self._observe()
         self._watcher.close()
         stats = self._flow.ledger.stats()

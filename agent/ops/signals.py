@@ -20,7 +20,7 @@ import math
 import os
 import select
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -77,7 +77,7 @@ def take_early() -> EarlySignals | None:
 
 
 class SignalFlag:
-    """A stop or reload request that a signal handler may raise.
+    """A stop or reload request that a signal handler may raise (or any thread's news).
 
     A Python signal handler runs in the main thread between two of its bytecodes, possibly
     while that thread holds a lock. `threading.Event.set()` takes the Event's own lock, so a
@@ -117,6 +117,16 @@ class SignalFlag:
         if not self._raised:
             self._poll.poll(max(0, math.ceil(timeout * 1000)))
         return self._raised
+
+    @staticmethod
+    def wait_any(flags: Sequence[SignalFlag], timeout: float) -> None:
+        """Until one of `flags` is raised (or was, and not cleared since) or `timeout` passes."""
+        if any(f._raised for f in flags):
+            return
+        poll = select.poll()
+        for f in flags:
+            poll.register(f._read, select.POLLIN)
+        poll.poll(max(0, math.ceil(timeout * 1000)))
 
     def close(self) -> None:
         """Free the pipe. A handler may still fire afterwards (its set() then writes
