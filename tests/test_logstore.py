@@ -547,11 +547,20 @@ def test_drop_all_window_keeps_listening_but_answers_nothing() -> None:
 
 
 def test_count_only_mode_counts_without_keeping_records() -> None:
+    """It frames the whole group, counts its logs and checks the first and last in full."""
     with LocalLogstore(count_only=True) as server:
         t = now()
         assert lz4_post(server, group_bytes([(t, [("a", "1")])] * 100)).status == 200
         bad = lz4_post(server, group_bytes([(t - 8 * 86400, [("a", "1")])]))
         assert bad.error_code == "PostBodyInvalid"
+        late = group_bytes([(t, [("a", "1")])] * 99 + [(t + 3600, [("a", "1")])])
+        assert lz4_post(server, late).error_code == "PostBodyInvalid"
+        bad_key = group_bytes([(t, [("a", "1")])] * 99 + [(t, [("__time__", "1")])])
+        assert lz4_post(server, bad_key).error_code == "InvalidKey"
+        too_many = group_bytes([(t, [("a", "1")])] * 4097)
+        assert lz4_post(server, too_many).error_code == "PostBodyTooLarge"
+        torn = group_bytes([(t, [("a", "1")])] * 3)[:-2]
+        assert lz4_post(server, torn).error_code == "PostBodyInvalid"
         no_time = b"\x0a\x00"  # a Log without its required Time
         missing = signed_post(server, no_time, raw_size=len(no_time), compress_type="")
         assert missing.error_code == "PostBodyInvalid"

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from tests.logstore.codec import (
     MAX_RAW_BODY,
-    check_contents,
     check_group,
+    count_group,
     decode_logs,
     decompress,
     parse_group,
@@ -182,22 +182,22 @@ class Sls:
         self._authenticate(req, project)
         self._check_logstore(project, logstore)
         raw, compress_type, raw_size = _decoded_body(req)
-        group = parse_group(raw, check_required=not self.store.count_only)
-        check_group(group, self._clock(), self.max_logs_per_group)
         request_id = new_request_id()
-        stored = None
         if self.store.count_only:
-            check_contents(group.Logs[:1])
-        else:
-            stored = to_stored(
-                group,
-                decode_logs(group),
-                project=project,
-                logstore=logstore,
-                request_id=request_id,
-                compress_type=compress_type,
-                hash_key=req.params.get("key"),
-            )
+            count = count_group(raw, self._clock(), self.max_logs_per_group)
+            self.store.accepted(project, logstore, count, raw_size, None)
+            return request_id
+        group = parse_group(raw)
+        check_group(group, self._clock(), self.max_logs_per_group)
+        stored = to_stored(
+            group,
+            decode_logs(group),
+            project=project,
+            logstore=logstore,
+            request_id=request_id,
+            compress_type=compress_type,
+            hash_key=req.params.get("key"),
+        )
         self.store.accepted(project, logstore, len(group.Logs), raw_size, stored)
         return request_id
 
