@@ -211,18 +211,25 @@ class Daemon:
         """Wait for what the next turn needs: new bytes, or room at the output.
 
         Short of its budget, the turn read every file to its end: nothing more until a poll
-        finds them grown. Held to a smaller budget by the output, it waits for the next batch
-        to finish instead, or not at all when room came back during the turn: a whole poll
-        interval there left the reader and the output idle together, and a backlog was caught
-        up at half the pace the output allows (bench/README.md). A stop wakes either wait."""
+        finds them grown. Held to a smaller budget by the output, it waits until a full turn's
+        room is back (or nothing is left in flight), woken as each batch finishes: sleeping a
+        whole poll interval there left the reader and the output idle together, and a backlog
+        was caught up at half the pace the output allows; reading on as soon as any room was
+        back cut the reading into small turns (bench/README.md). A stop wakes either wait."""
         poll = self._config.tail.poll_interval
         if read < budget:
             self._stop.wait(poll)
-        elif budget < READ_BUDGET:
-            dispatcher = self._flow.dispatcher
+            return
+        if budget >= READ_BUDGET:
+            return
+        dispatcher = self._flow.dispatcher
+        deadline = self._clock() + poll
+        while not self._stop.is_set():
             self._finished.clear()  # before the look: a batch finishing after it raises it
-            if dispatcher.pending and dispatcher.room() < READ_BUDGET:
-                SignalFlag.wait_any((self._stop, self._finished), poll)
+            left = deadline - self._clock()
+            if left <= 0 or not dispatcher.pending or dispatcher.room() >= READ_BUDGET:
+                return
+            SignalFlag.wait_any((self._stop, self._finished), left)
 
     def _turn(self, now: float) -> tuple[int, int]:
         """One pass: outcomes, notices, new bytes, idle flushes.
