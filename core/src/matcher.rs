@@ -1422,7 +1422,7 @@ impl Matcher {
         s: &[u8],
         caps: &mut Caps,
         resume: &Resume,
-        ends: &[u16],
+        ends: &[u8],
     ) -> Option<usize> {
         let Some(ends) = ends.get(..resume.need) else {
             return self.run_into(s, false, caps);

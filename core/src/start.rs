@@ -416,10 +416,12 @@ pub struct Head {
 }
 
 /// The end of each of the walk's steps (`len` of them; 0 when the matcher answered, the walk
-/// had more steps than `MARKS` or ended past `u16::MAX`), for the record parser to resume from.
+/// had more steps than `MARKS` or ended past byte 255), for the record parser to resume from.
+/// Bytes, so that a `Frame` carrying them is no bigger (they fit in its padding): a header's
+/// walk ends a few dozen bytes in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Marks {
-    pub ends: [u16; MARKS],
+    pub ends: [u8; MARKS],
     pub len: u8,
 }
 
@@ -468,11 +470,11 @@ fn walk(steps: &[Step], s: &[u8]) -> Option<Head> {
         }
         // A plain store a step (the index wraps, so no bounds check; the cast may cut): both
         // are answered for once below.
-        marks.ends[i % MARKS] = pos as u16;
+        marks.ends[i % MARKS] = pos as u8;
     }
     // The ends only grow, so when the last fits all do; a walk of more steps than the marks
     // hold (none of the usual headers) wrapped round, and gives none.
-    if pos <= usize::from(u16::MAX) && steps.len() <= MARKS {
+    if pos <= usize::from(u8::MAX) && steps.len() <= MARKS {
         marks.len = steps.len() as u8;
     }
     Some(Head { end: pos, marks })
