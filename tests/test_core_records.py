@@ -244,6 +244,44 @@ def test_each_pattern_reads_its_own_lines_as_the_reference_does(
     assert_same(_settings(pattern), chunks)
 
 
+_HEADER_TAILS = st.sampled_from(
+    (
+        "[traceId:",
+        "[traceId:e8e2] [c.a.B#f():12] [main] - ",
+        "[traceId:a] [c#m():?] [t] - app,chat,qwen,ws-1,r-1,200,5,1,2,3,,",
+        "[traceid:x] [a#b():1] [m] - ",
+        "[traceId:]] [a#b():1] [m] - \u4e2d\u6587",
+        "[traceId:a] [c#m():1] [t] - a\rb",
+    )
+)
+
+
+@st.composite
+def _default_headers(draw: st.DrawFn) -> bytes:
+    """Default-pattern lines whose level, padding and first fields vary where the start test
+    stops and the record match resumes (the walk's marks), some cut short of the header."""
+    lines = []
+    for _ in range(draw(st.integers(min_value=1, max_value=6))):
+        level = draw(st.sampled_from(("INFO", "WARN", "ERROR", "X", "TRACEX", "info", "", "1")))
+        pad = " " * draw(st.integers(min_value=0, max_value=3))
+        tail = draw(_HEADER_TAILS)
+        line = f"2026-11-30 18:38:50.991 {level}{pad}{tail}"
+        lines.append(line[: draw(st.integers(min_value=20, max_value=len(line)))])
+        if draw(st.booleans()):
+            lines.append("\tat x.Y(Y.java:1)")
+    return ("\n".join(lines) + draw(st.sampled_from(("", "\n")))).encode()
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), cap=st.sampled_from((512 * 1024, 40)))
+def test_headers_the_match_resumes_after_read_as_the_reference_does(
+    data: st.DataObject, cap: int
+) -> None:
+    raw = data.draw(_default_headers())
+    chunks = split(raw, data.draw(chunkings(len(raw))))
+    assert_same(_settings(max_record_bytes=cap), chunks)
+
+
 @pytest.mark.parametrize(
     ("zone", "stamp"),
     [

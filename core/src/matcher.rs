@@ -1116,9 +1116,11 @@ fn plan(els: &[El], ops: &mut Vec<Op>) {
 
 impl Run<'_> {
     /// The first-path walk over a plan: `first_seq`'s answer for the elements it came from.
-    fn first_plan(&self, steps: &[Step], caps: &mut Caps) -> First {
+    /// `(pos, more)`: where the walk starts and whether a choice before it could move it (the
+    /// start of the text and false, or where a `Resume` put them).
+    fn first_plan(&self, steps: &[Step], caps: &mut Caps, (pos, more): (usize, bool)) -> First {
         let s = self.s;
-        let (mut pos, mut more) = (0usize, false);
+        let (mut pos, mut more) = (pos, more);
         for Step { op, cap } in steps {
             let step = match op {
                 Op::Shape(sets) => s
@@ -1259,7 +1261,212 @@ impl Run<'_> {
     }
 }
 
+/// A step of the record-start walk (start.rs), as `Matcher::resume` compares it with a plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WalkStep {
+    /// One byte of each set, in order.
+    Fixed(Vec<[u64; 4]>),
+    /// The longest run of the set up to `max` bytes, which must reach `min`.
+    Run {
+        set: [u64; 4],
+        min: usize,
+        max: usize,
+    },
+    /// Anything else: no resume past it.
+    Other,
+}
+
+/// A place in a walked header: `off` bytes past the start of the walk's step `step` (the
+/// end of step `step - 1`, 0 for the first).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Place {
+    step: usize,
+    off: usize,
+}
+
+/// Where the first-path plan goes on after a start walk that got through the line (the
+/// record's first line, whose bytes the record's text begins with): the plan's first `skip`
+/// steps test the same bytes against the same sets as the walk's first steps, so on such a
+/// text they match, ending where the walk's steps did, with the captures at those ends.
+/// Built once per pattern by comparing the two (`Matcher::resume`), it saves the parse
+/// reading the header's date, level and literals again (issue 10: ~200 instructions a record).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Resume {
+    /// The plan's steps answered for.
+    skip: usize,
+    /// Where the plan goes on.
+    at: Place,
+    /// The groups those steps set (the last value of each), as `first_plan` sets them.
+    caps: Vec<(usize, Place, Place)>,
+    /// Greedy runs among them (walk step, `min`): a run longer than `min` could give bytes
+    /// back (`first_plan`'s `more`).
+    greedy: Vec<(usize, usize)>,
+    /// The walk's step ends the places read.
+    need: usize,
+}
+
+/// The per-byte sets of a plan op that takes a fixed number of bytes, one way.
+fn fixed_sets(op: &Op) -> Option<Vec<[u64; 4]>> {
+    let range = |lo: u8, span: u8| {
+        let mut m = [0u64; 4];
+        for b in lo..=lo.saturating_add(span) {
+            m[usize::from(b >> 6)] |= 1 << (b & 63);
+        }
+        m
+    };
+    match op {
+        Op::Shape(v) => Some(v.clone()),
+        Op::Ranges { len, lo, span } => Some(
+            lo.iter()
+                .zip(span)
+                .take(*len)
+                .map(|(&l, &w)| range(l, w))
+                .collect(),
+        ),
+        Op::Lit { lit, .. } => Some(lit.iter().map(|&b| range(b, 0)).collect()),
+        Op::Byte { lo, span } => Some(vec![range(*lo, *span)]),
+        _ => None,
+    }
+}
+
+impl Resume {
+    /// The plan's steps answered for.
+    #[cfg(test)]
+    pub fn skipped(&self) -> usize {
+        self.skip
+    }
+}
+
 impl Matcher {
+    /// How the plan resumes after `walk` got through a text's first line (None: not even its
+    /// first step is the walk's). Only steps that take the same bytes as a walk's step are
+    /// taken: fixed bytes of equal sets, position for position, and unbounded runs of an
+    /// equal set and `min` (a plan run takes the longest run, as the walk does).
+    pub fn resume(&self, walk: &[WalkStep]) -> Option<Resume> {
+        let mut r = Resume::default();
+        let mut best = None;
+        let set_cap = |caps: &mut Vec<(usize, Place, Place)>, g: usize, a: Place, b: Place| {
+            caps.retain(|c| c.0 != g);
+            caps.push((g, a, b));
+        };
+        for (j, Step { op, cap }) in self.plan.iter().enumerate() {
+            // A fixed step's end is the next step's start.
+            if let Some(WalkStep::Fixed(sets)) = walk.get(r.at.step) {
+                if r.at.off == sets.len() {
+                    r.at = Place {
+                        step: r.at.step + 1,
+                        off: 0,
+                    };
+                }
+            }
+            let from = r.at;
+            match op {
+                Op::Open(g) if *g < self.groups => set_cap(&mut r.caps, *g, from, from),
+                Op::Close(g) => match r.caps.iter_mut().find(|c| c.0 == *g) {
+                    Some(c) => c.2 = from,
+                    None => break,
+                },
+                Op::Run { set, min, greedy } => {
+                    let Some(WalkStep::Run {
+                        set: ws,
+                        min: wmin,
+                        max,
+                    }) = walk.get(from.step)
+                    else {
+                        break;
+                    };
+                    if from.off != 0 || *ws != bitmap(&set.bytes) || wmin != min {
+                        break;
+                    }
+                    if *max != usize::MAX {
+                        break;
+                    }
+                    if *greedy {
+                        r.greedy.push((from.step, *min));
+                    }
+                    r.at = Place {
+                        step: from.step + 1,
+                        off: 0,
+                    };
+                }
+                other => {
+                    let Some(sets) = fixed_sets(other) else { break };
+                    let Some(WalkStep::Fixed(ws)) = walk.get(from.step) else {
+                        break;
+                    };
+                    if ws.get(from.off..from.off + sets.len()) != Some(sets.as_slice()) {
+                        break;
+                    }
+                    r.at.off += sets.len();
+                }
+            }
+            match cap {
+                Some(g) if *g < self.groups => set_cap(&mut r.caps, *g, from, r.at),
+                Some(_) => break,
+                None => {}
+            }
+            r.skip = j + 1;
+            r.need =
+                r.at.step
+                    .max(r.greedy.iter().map(|g| g.0 + 1).max().unwrap_or(0));
+            best = Some(r.clone());
+        }
+        best
+    }
+
+    /// `matches_into` for a text whose first line the start walk got through, its step ends
+    /// `ends` (start.rs `Marks`), `resume` built from that walk: the plan goes on where the
+    /// walk's steps ended. The same answer as `matches_into`.
+    pub fn matches_after(
+        &self,
+        s: &[u8],
+        caps: &mut Caps,
+        resume: &Resume,
+        ends: &[u8],
+    ) -> Option<usize> {
+        let Some(ends) = ends.get(..resume.need) else {
+            return self.run_into(s, false, caps);
+        };
+        let start = |step: usize| match step.checked_sub(1) {
+            Some(i) => ends.get(i).map_or(0, |&e| usize::from(e)),
+            None => 0,
+        };
+        let place = |p: Place| start(p.step) + p.off;
+        let pos = place(resume.at);
+        // The walk read the line's bytes; the text may end before the header did.
+        if pos > s.len() {
+            return self.run_into(s, false, caps);
+        }
+        caps.clear();
+        caps.resize(self.groups, None);
+        if !self.may_start(s) {
+            return None;
+        }
+        for &(g, a, b) in &resume.caps {
+            if let Some(slot) = caps.get_mut(g) {
+                *slot = Some((place(a), place(b)));
+            }
+        }
+        let more = resume
+            .greedy
+            .iter()
+            .any(|&(i, min)| start(i + 1).saturating_sub(start(i)) > min);
+        let r = Run {
+            s,
+            chars: self.chars,
+            budget: BUDGET,
+        };
+        let rest = self.plan.get(resume.skip..).unwrap_or_default();
+        match r.first_plan(rest, caps, (pos, more)) {
+            First::End { at, .. } => return Some(at),
+            First::Fail => return None,
+            First::Unknown => {}
+        }
+        let (end, found) = self.general(s, false)?;
+        caps.copy_from_slice(&found);
+        Some(end)
+    }
+
     pub fn new(els: Vec<El>, groups: usize, chars: bool) -> Matcher {
         let mut ops = Vec::new();
         plan(&els, &mut ops);
@@ -1345,7 +1552,7 @@ impl Matcher {
             chars: self.chars,
             budget: BUDGET,
         };
-        match r.first_plan(&self.plan, caps) {
+        match r.first_plan(&self.plan, caps, (0, false)) {
             First::End { at, more } if full && at != s.len() => {
                 if more {
                     First::Unknown

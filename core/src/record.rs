@@ -3,9 +3,10 @@
 
 use crate::decode::Codec;
 use crate::lines::flags;
-use crate::matcher::{Caps, Matcher};
+use crate::matcher::{Caps, Matcher, Resume};
 use crate::multiline::{Assembler, Frame};
 use crate::pattern::{compile_pattern, CompiledPattern, PatternError};
+use crate::start::StartTest;
 use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
 
@@ -113,6 +114,8 @@ struct Rules {
     time_group: usize,
     message_group: Option<usize>,
     rest_group: Option<usize>,
+    /// Where the pattern's match goes on after the start walk's steps (`Frame::marks`).
+    resume: Option<Resume>,
 }
 
 impl RecordParser {
@@ -181,10 +184,15 @@ impl RecordParser {
         } else {
             (pattern.group("message"), pattern.group("_rest"))
         };
+        let starts = Arc::new(starts);
+        // The Assemblers' start tests are made from `starts` too: the same walk.
+        let resume = StartTest::new(Arc::clone(&starts))
+            .shape()
+            .and_then(|walk| pattern.regex.resume(&walk));
         Ok(RecordParser {
             settings,
             codec,
-            starts: Arc::new(starts),
+            starts,
             rules: Rules {
                 pattern,
                 payload,
@@ -193,6 +201,7 @@ impl RecordParser {
                 time_group,
                 message_group,
                 rest_group,
+                resume,
             },
             caps: Caps::new(),
             payload_caps: Caps::new(),
@@ -294,12 +303,15 @@ impl Rules {
         if text.len() > SPARE_CAPACITY / 2 {
             out.long();
         }
-        if self
-            .pattern
-            .regex
-            .matches_into(text.as_bytes(), caps)
-            .is_none()
-        {
+        let regex = &self.pattern.regex;
+        let matched = match (&self.resume, frame.marks.len) {
+            (Some(resume), n @ 1..) => {
+                let ends = frame.marks.ends.get(..usize::from(n)).unwrap_or_default();
+                regex.matches_after(text.as_bytes(), caps, resume, ends)
+            }
+            _ => regex.matches_into(text.as_bytes(), caps),
+        };
+        if matched.is_none() {
             let reason = if frame.flags & flags::HEADLESS != 0 {
                 "no record header before these lines".to_string()
             } else {

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use crate::matcher::{as_range, in_ranges, El, Matcher, Mode, Set, LANES};
+use crate::matcher::{as_range, in_ranges, El, Matcher, Mode, Set, WalkStep, LANES};
 
 /// 256 bits: the bytes a position or a run accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -363,11 +363,42 @@ impl StartTest {
     /// at a byte outside its set), so it takes the same steps on such a prefix.
     #[inline]
     pub fn header(&self, s: &[u8]) -> Option<usize> {
+        self.marked(s).map(|h| h.end)
+    }
+
+    /// `header`, with where each of the walk's steps ended (`Head::marks`; none when
+    /// the matcher answered): the record parser's prefix match resumes from them
+    /// (crate::matcher::Resume) instead of reading the header again.
+    #[inline]
+    pub fn marked(&self, s: &[u8]) -> Option<Head> {
         match (&self.walk, s.first()) {
             // No BOM and no NUL first: `BOM?` and `NUL*` take nothing and cannot give back.
             (Some(steps), first) if !matches!(first, Some(&(BOM_LEAD | 0))) => walk(steps, s),
-            _ => self.matcher.test(s).then_some(usize::MAX),
+            _ => self.matcher.test(s).then_some(Head {
+                end: usize::MAX,
+                marks: Marks::NONE,
+            }),
         }
+    }
+
+    /// The walk's steps as the matcher compares them with its plan (`Matcher::resume`); None
+    /// when the matcher answers every line.
+    pub fn shape(&self) -> Option<Vec<WalkStep>> {
+        let steps = self.walk.as_ref()?;
+        Some(
+            steps
+                .iter()
+                .map(|step| match step {
+                    Step::Fixed(f) => WalkStep::Fixed(f.sets.iter().map(|b| b.0).collect()),
+                    Step::Run { set, min, max } => WalkStep::Run {
+                        set: set.0,
+                        min: *min,
+                        max: *max,
+                    },
+                    Step::AtLineEnd | Step::Rest => WalkStep::Other,
+                })
+                .collect(),
+        )
     }
 
     /// The matcher's answer, for comparing the two in tests.
@@ -377,10 +408,37 @@ impl StartTest {
     }
 }
 
-/// Where the walk over `s` ends, if it gets through.
-fn walk(steps: &[Step], s: &[u8]) -> Option<usize> {
+/// Where the walk ended, and where its steps did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Head {
+    pub end: usize,
+    pub marks: Marks,
+}
+
+/// The end of each of the walk's steps (`len` of them; 0 when the matcher answered, the walk
+/// had more steps than `MARKS` or ended past byte 255), for the record parser to resume from.
+/// Bytes, so that a `Frame` carrying them is no bigger (they fit in its padding): a header's
+/// walk ends a few dozen bytes in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Marks {
+    pub ends: [u8; MARKS],
+    pub len: u8,
+}
+
+pub const MARKS: usize = 4;
+
+impl Marks {
+    pub const NONE: Marks = Marks {
+        ends: [0; MARKS],
+        len: 0,
+    };
+}
+
+/// Where the walk over `s` ends, if it gets through, and where its steps ended.
+fn walk(steps: &[Step], s: &[u8]) -> Option<Head> {
     let mut pos = 0usize;
-    for step in steps {
+    let mut marks = Marks::NONE;
+    for (i, step) in steps.iter().enumerate() {
         match step {
             Step::Fixed(fixed) => {
                 let t = s.get(pos..).filter(|t| t.len() >= fixed.sets.len())?;
@@ -410,8 +468,16 @@ fn walk(steps: &[Step], s: &[u8]) -> Option<usize> {
             }
             Step::Rest => pos = s.len(),
         }
+        // A plain store a step (the index wraps, so no bounds check; the cast may cut): both
+        // are answered for once below.
+        marks.ends[i % MARKS] = pos as u8;
     }
-    Some(pos)
+    // The ends only grow, so when the last fits all do; a walk of more steps than the marks
+    // hold (none of the usual headers) wrapped round, and gives none.
+    if pos <= usize::from(u8::MAX) && steps.len() <= MARKS {
+        marks.len = steps.len() as u8;
+    }
+    Some(Head { end: pos, marks })
 }
 
 #[cfg(test)]
@@ -520,6 +586,60 @@ mod tests {
             hits * 10 > total && hits * 10 < total * 9,
             "{hits} of {total}"
         );
+    }
+
+    #[test]
+    fn the_pattern_match_resumed_after_the_walk_answers_as_from_the_start() {
+        let headers: &[&[u8]] = &[
+            b"2026-11-30 04:38:57.716 INFO  [traceId:e8] [c.a.C#f():1] [main] - x",
+            b"2026-11-30 04:38:57.716 [main] DEBUG a.b.C - x",
+            b"10:00:00 01 a",
+            b"2026-11-30 04:38:57,716  WARN x",
+            b"[2026-11-30 04:38:57,716] ERROR 12: x",
+            b"2026-11-30T04:38:57,716+08:00 INFO x",
+            b"2026-11-30 04:38:57,716 INFO  [main] a - x",
+            b"20261130 INFO12 x",
+            b"2026-11-30 04:38:57,716 INFO[main] x",
+        ];
+        let mut g = Gen(0x2F4A_7C15_9E37_79B9);
+        let (mut resumed, mut matched) = (0, 0);
+        for (p, header) in PATTERNS.iter().zip(headers) {
+            let c = compile_pattern(p, Some("UTC")).unwrap();
+            for codec in [Codec::Utf8, Codec::Gbk] {
+                let t = StartTest::new(Arc::new(c.start_matcher(codec, "x").unwrap()));
+                // None: no walk for this pattern (the matcher answers every line).
+                let Some(resume) = t.shape().and_then(|w| c.regex.resume(&w)) else {
+                    continue;
+                };
+                for _ in 0..3000 {
+                    let mut s = line(&mut g, header);
+                    if g.below(2) == 0 {
+                        s.extend_from_slice(b"\n\tat a.B(B.java:1)");
+                    }
+                    let Some(head) = t.marked(&s) else { continue };
+                    if head.marks.len == 0 {
+                        continue;
+                    }
+                    let ends = &head.marks.ends[..usize::from(head.marks.len)];
+                    // The record's text: the walked bytes, ending anywhere (a record may be
+                    // cut short of its header).
+                    let text = &s[..g.below(s.len() + 1)];
+                    let mut want = Vec::new();
+                    let end = c.regex.matches_into(text, &mut want);
+                    let mut got = vec![Some((7, 7)); 3];
+                    let after = c.regex.matches_after(text, &mut got, &resume, ends);
+                    assert_eq!((after, &got), (end, &want), "{p}: {text:?}");
+                    resumed += 1;
+                    matched += usize::from(end.is_some());
+                }
+            }
+        }
+        assert!(resumed > 8_000 && matched > 2_000, "{resumed} {matched}");
+        // The usual pattern resumes past the date, the level and `[traceId:`.
+        let c = compile_pattern(PATTERNS[0], Some("UTC")).unwrap();
+        let t = StartTest::new(Arc::new(c.start_matcher(Codec::Utf8, "x").unwrap()));
+        let resume = t.shape().and_then(|w| c.regex.resume(&w)).unwrap();
+        assert_eq!(resume.skipped(), 5, "{resume:?}");
     }
 
     #[test]
