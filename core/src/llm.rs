@@ -775,12 +775,16 @@ impl Llm {
         }
     }
 
-    /// `slot` of `other`'s set `j`, for a merge: its six texts lie one after another in
-    /// `other.text`, as a set's here do, so a set is told equal by its six lengths and one
+    /// `slot` of `other`'s set `j`, for a merge: a set that fits is told equal by its pack
+    /// and made from it (`slot_packed`); else its six texts lie one after another in
+    /// `other.text`, as a set's here do, so it is told equal by its six lengths and one
     /// compare of bytes, and made by one copy (no `key` built, no compare per text).
     fn slot_of(&mut self, other: &Llm, j: usize, calls: u64) -> usize {
         let hash = other.hashes.get(j).copied().unwrap_or_default();
         let packed = other.packs.get(j).unwrap_or(&Packed::NONE);
+        if packed.fits() {
+            return self.slot_packed(packed, hash, calls);
+        }
         let (Some(ends), Some(text)) = (other.ends.get(j), other.text.get(other.set_text(j)))
         else {
             let key = other.key(j);
@@ -789,31 +793,40 @@ impl Llm {
         let start = other.set_start(j);
         let i = self.label_sets();
         match self.index.entry(hash) {
-            Entry::Occupied(at) if is_packed(&self.packs, *at.get(), packed) => *at.get(),
-            Entry::Occupied(at)
-                if !packed.fits() && same_set(&self.text, &self.ends, *at.get(), ends, text) =>
-            {
+            Entry::Occupied(at) if same_set(&self.text, &self.ends, *at.get(), ends, text) => {
                 *at.get()
             }
             Entry::Vacant(slot) if i < self.max_label_sets.saturating_sub(1) => {
                 slot.insert(i);
-                if !other.in_text(packed) {
-                    // Its texts are in its pack alone.
-                    self.push_packed(*packed, hash);
-                    return i;
-                }
                 let base = self.text.len();
                 self.text.push_str(text);
                 // `ends` less `start` are the texts' ends within `text`.
                 self.push_ends(ends.map(|e| base + e.saturating_sub(start)), hash, *packed);
                 i
             }
-            // New past the cap, as in `slot`, unless it is OTHER itself (which fits a pack).
-            Entry::Vacant(_) if !packed.is_other() => self.past_cap(calls),
+            // New past the cap, as in `slot` (OTHER fits a pack: this is not OTHER).
+            Entry::Vacant(_) => self.past_cap(calls),
             _ => {
                 let key = other.key(j);
                 self.slot_slow(key, &Packed::of(&key), hash, calls)
             }
+        }
+    }
+
+    /// `slot_of` of a set that fits `packed` (whose hash is `hash`): found, made from the
+    /// pack, or past the cap, as `slot` does.
+    fn slot_packed(&mut self, packed: &Packed, hash: u64, calls: u64) -> usize {
+        let i = self.label_sets();
+        match self.index.entry(hash) {
+            Entry::Occupied(at) if is_packed(&self.packs, *at.get(), packed) => *at.get(),
+            Entry::Vacant(slot) if i < self.max_label_sets.saturating_sub(1) => {
+                slot.insert(i);
+                self.push_packed(*packed, hash);
+                i
+            }
+            // New past the cap, as in `slot`, unless it is OTHER itself.
+            Entry::Vacant(_) if !packed.is_other() => self.past_cap(calls),
+            _ => self.slot_slow(packed.key(), packed, hash, calls),
         }
     }
 
