@@ -1039,7 +1039,11 @@ fn duration_slot(ms: u128) -> usize {
 /// `bisect_left(TOKEN_BOUNDS, n)`: the bounds are 4**0..=4**13, so the slot is
 /// ceil(log4(n)), capped at the +Inf slot (tested against the bisection below).
 fn token_slot(n: u128) -> usize {
-    let log2_ceil = 128 - n.saturating_sub(1).leading_zeros() as usize;
+    // Counts fit a u64 (a u128's leading zeros took two counts and a select).
+    let log2_ceil = match u64::try_from(n) {
+        Ok(n) => 64 - n.saturating_sub(1).leading_zeros() as usize,
+        Err(_) => 128 - n.saturating_sub(1).leading_zeros() as usize,
+    };
     log2_ceil.div_ceil(2).min(TOKEN_BOUNDS.len())
 }
 
