@@ -35,7 +35,8 @@ const NAMES: [&str; 10] = [
     "total_tokens",
     "duration_ms",
 ];
-/// Bytes of `text` reserved a label set: the six texts of the bench's sets are 30-45 bytes
+/// Bytes of `text` reserved a label set, in an aggregate that keeps its sets' texts there
+/// (`Llm::packed_texts`): the six texts of the bench's sets are 30-45 bytes
 /// (`chat-app`, `embedding`, `qwen2.5-72b-instruct`, `ws-19`, `200`, ``), so 32 made the
 /// column double (and copy itself) within most batches.
 const TEXT_PER_SET: usize = 64;
@@ -56,8 +57,161 @@ const MAX_STR_DIGITS: usize = 4300;
 /// A label set: app, module, model, workspace, status_code, error_code.
 pub type LabelKey<'a> = [&'a str; 6];
 const OTHER: LabelKey<'static> = ["other"; 6];
-/// The bytes of OTHER's six texts together.
-const OTHER_LEN: usize = 30;
+
+/// The bytes of a set's texts that `Packed` holds (after its word of lengths).
+const PACKED_TEXT: usize = 56;
+
+/// A label set in eight words: the six texts' lengths in the first (bytes 0-5, then two
+/// zeros), their bytes one after another from the second, zeros after. Two sets are equal
+/// exactly when their packs are (the lengths cut the bytes into the same texts), so a found
+/// set is told by eight word compares and hashed by eight multiplies; before, six texts were
+/// hashed one by one (~110 instructions a call) and compared by six slice compares (~230 a
+/// found set), and a new set's texts were copied by six calls to memcpy (~300 a new set).
+/// A set of more than `PACKED_TEXT` bytes does not fit: it has `Packed::NONE` (its first
+/// byte 0xFF, which no fitting set's has), is hashed by `hash_strs` and compared text by text.
+/// The bench's sets are 30-45 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Packed([u8; 8 + PACKED_TEXT]);
+
+impl Packed {
+    const NONE: Packed = Packed([0xFF; 8 + PACKED_TEXT]);
+
+    /// The pack of `key`, or `NONE` if its texts are more than `PACKED_TEXT` bytes.
+    fn of(key: &[&str; 6]) -> Packed {
+        let mut b = [0u8; 8 + PACKED_TEXT];
+        let mut at = 8;
+        for (k, t) in key.iter().enumerate() {
+            let t = t.as_bytes();
+            // At most `PACKED_TEXT`, so each length fits its byte.
+            let Some(dst) = b.get_mut(at..at + t.len()) else {
+                return Packed::NONE;
+            };
+            put(dst, t);
+            at += t.len();
+            if let Some(n) = b.get_mut(k) {
+                *n = t.len() as u8;
+            }
+        }
+        Packed(b)
+    }
+
+    fn fits(&self) -> bool {
+        self.0[0] != 0xFF
+    }
+
+    /// Word `k` of the eight.
+    #[inline]
+    fn word(&self, k: usize) -> u64 {
+        self.0
+            .get(8 * k..)
+            .and_then(|w| w.first_chunk::<8>())
+            .map_or(0, |w| u64::from_le_bytes(*w))
+    }
+
+    /// Equal packs, by words (no call to `bcmp`).
+    #[inline]
+    fn same(&self, other: &Packed) -> bool {
+        (0..8).fold(0, |d, k| d | (self.word(k) ^ other.word(k))) == 0
+    }
+
+    /// The Fx hash of the eight words (the zeros past the texts too: a fixed number of steps).
+    #[inline]
+    fn hash(&self) -> u64 {
+        const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        (0..8).fold(0u64, |h, k| {
+            (h.rotate_left(5) ^ self.word(k)).wrapping_mul(SEED)
+        })
+    }
+
+    /// Whether this is OTHER's pack (six texts `other`), told without making that pack.
+    fn is_other(&self) -> bool {
+        self.0.first_chunk::<8>() == Some(&[5, 5, 5, 5, 5, 5, 0, 0])
+            && self.0.get(8..38) == Some(&b"otherotherotherotherotherother"[..])
+    }
+
+    /// The six texts' lengths (zeros for `NONE`).
+    fn lengths(&self) -> [usize; 6] {
+        let lengths = self.0.first_chunk::<6>().copied().unwrap_or_default();
+        if self.fits() {
+            lengths.map(usize::from)
+        } else {
+            [0; 6]
+        }
+    }
+
+    /// The six texts together ("" for `NONE`), read once as UTF-8: the bytes of six `&str`s
+    /// copied whole (`Packed::of`), so never refused.
+    fn text(&self) -> &str {
+        let len = self.lengths().iter().sum::<usize>();
+        let all = self.0.get(8..8 + len).unwrap_or(&[]);
+        std::str::from_utf8(all).unwrap_or("")
+    }
+
+    /// The six texts of a fitting pack (empty ones for `NONE`): `text` cut at the lengths
+    /// (each a text's end, so a char boundary).
+    fn key(&self) -> LabelKey<'_> {
+        let all = self.text();
+        let mut start = 0;
+        self.lengths().map(|n| {
+            let end = start + n;
+            let part = all.get(start..end).unwrap_or("");
+            start = end;
+            part
+        })
+    }
+}
+
+/// The hash a set is indexed under in every `Llm`: its pack's if it fits, else `hash_strs`.
+fn set_hash(key: &[&str; 6], packed: &Packed) -> u64 {
+    if packed.fits() {
+        packed.hash()
+    } else {
+        hash_strs(key)
+    }
+}
+
+/// `src` into `dst` (the same length), by fixed-size copies that overlap rather than a call
+/// to memcpy: the labels are a few bytes each.
+#[inline]
+fn put(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    match n {
+        0 => {}
+        1..=3 => {
+            for at in [0, n / 2, n - 1] {
+                if let (Some(d), Some(s)) = (dst.get_mut(at), src.get(at)) {
+                    *d = *s;
+                }
+            }
+        }
+        4..=7 => {
+            copy::<4>(dst, src, 0);
+            copy::<4>(dst, src, n - 4);
+        }
+        8..=16 => {
+            copy::<8>(dst, src, 0);
+            copy::<8>(dst, src, n - 8);
+        }
+        _ => {
+            let mut at = 0;
+            while at + 16 < n {
+                copy::<16>(dst, src, at);
+                at += 16;
+            }
+            copy::<16>(dst, src, n - 16);
+        }
+    }
+}
+
+/// `N` bytes of `src` from `at` into `dst` at the same place (nothing if either is short).
+#[inline]
+fn copy<const N: usize>(dst: &mut [u8], src: &[u8], at: usize) {
+    let d = dst.get_mut(at..).and_then(|d| d.first_chunk_mut::<N>());
+    let s = src.get(at..).and_then(|s| s.first_chunk::<N>());
+    if let (Some(d), Some(s)) = (d, s) {
+        *d = *s;
+    }
+}
 
 /// The five sums of one label set side by side: a call adds to all five, which then share
 /// two cache lines instead of taking one in each of five columns.
@@ -119,8 +273,16 @@ pub struct Llm {
     /// Where each of a set's six texts ends in `text`; the set starts where the one before
     /// it ends.
     ends: Vec<[usize; 6]>,
-    /// `hash_strs` of each key, so a merge finds the sets here without hashing them again.
+    /// `set_hash` of each key, so a merge finds the sets here without hashing them again.
     hashes: Vec<u64>,
+    /// Each set's `Packed` (`Packed::NONE` if it does not fit).
+    packs: Vec<Packed>,
+    /// Whether a set that fits its pack has its texts in `text` too: a total's do (its sets
+    /// are read by name at every merge, `merge_window`), a batch's do not (a batch reads
+    /// them only when it is looked at, `snapshot()`; the copy was ~190 instructions of the
+    /// ~300 a new set cost, and half the calls make one). Such a set's `ends` are all where
+    /// the sets before it end, so it takes no room in `text`.
+    packed_texts: bool,
     /// Label set by the hash of its six texts: looked up without building the key.
     index: FxMap<u64, usize>,
     /// The sets whose hash is another set's in `index` (rare).
@@ -161,6 +323,8 @@ impl Llm {
             text: String::new(),
             ends: Vec::new(),
             hashes: Vec::new(),
+            packs: Vec::new(),
+            packed_texts: true,
             index: FxMap::default(),
             collided: Vec::new(),
             other: None,
@@ -180,6 +344,7 @@ impl Llm {
     pub fn for_batch(max_label_sets: usize) -> Llm {
         Llm {
             histograms: Histograms::Calls(Vec::new()),
+            packed_texts: false,
             ..Llm::new(max_label_sets)
         }
     }
@@ -190,9 +355,12 @@ impl Llm {
     pub fn reserve(&mut self, sets: usize) {
         let sets = with_margin(sets).min(self.max_label_sets);
         let extra = sets.saturating_sub(self.label_sets());
-        self.text.reserve(extra * TEXT_PER_SET);
+        if self.packed_texts {
+            self.text.reserve(extra * TEXT_PER_SET);
+        }
         self.ends.reserve(extra);
         self.hashes.reserve(extra);
+        self.packs.reserve(extra);
         self.index.reserve(extra);
         self.sums.reserve(extra);
         self.cells.reserve(extra);
@@ -301,7 +469,8 @@ impl Llm {
         let found: [Option<&Value>; 10] = std::array::from_fn(|j| places.first(fields, ROLES + j));
         let [app, module, model, workspace, status, error, inp, out, total, ms] = found;
         let key: [&str; 6] = [app, module, model, workspace, status, error].map(text);
-        let i = self.slot(key, hash_strs(&key), 1);
+        let packed = Packed::of(&key);
+        let i = self.slot(key, &packed, set_hash(&key, &packed), 1);
         let inp = number(inp);
         let out = number(out);
         let total = match total {
@@ -523,8 +692,8 @@ impl Llm {
             return Some(i);
         }
         let key = other.key(j);
-        self.find(&key, hash_strs(&key))
-            .or_else(|| self.find(&OTHER, hash_strs(&OTHER)))
+        self.find(&key, set_hash(&key, &Packed::of(&key)))
+            .or_else(|| self.find(&OTHER, set_hash(&OTHER, &Packed::of(&OTHER))))
     }
 
     /// How many label sets this aggregate holds.
@@ -537,6 +706,9 @@ impl Llm {
         let Some(ends) = self.ends.get(i) else {
             return [""; 6];
         };
+        if let Some(packed) = self.packs.get(i).filter(|p| !self.in_text(p)) {
+            return packed.key();
+        }
         let mut start = self.set_start(i);
         ends.map(|end| {
             let part = self.text.get(start..end).unwrap_or("");
@@ -550,7 +722,7 @@ impl Llm {
         span(&self.ends, i).start
     }
 
-    /// The index of the set `key` (whose `hash_strs` is `hash`), if it has one.
+    /// The index of the set `key` (whose `set_hash` is `hash`), if it has one.
     fn find(&self, key: &[&str; 6], hash: u64) -> Option<usize> {
         let &i = self.index.get(&hash)?;
         if self.is(i, key) {
@@ -563,39 +735,60 @@ impl Llm {
     /// Whether set `i` is `key` (`key(i) == *key`).
     #[inline]
     fn is(&self, i: usize, key: &[&str; 6]) -> bool {
-        is_set(&self.text, &self.ends, i, key)
+        match self.packs.get(i) {
+            Some(p) if p.fits() => p.same(&Packed::of(key)),
+            _ => is_set(&self.text, &self.ends, i, key),
+        }
     }
 
-    /// `_slot`: the index of `key`, made if there is room, else OTHER's (its `calls` counted
-    /// as dropped). One place is kept for OTHER, so the sets never pass the cap.
+    /// Whether a set of this pack has its texts in `text` here (`packed_texts`).
+    #[inline]
+    fn in_text(&self, packed: &Packed) -> bool {
+        self.packed_texts || !packed.fits()
+    }
+
+    /// `_slot`: the index of `key` (whose pack is `packed`), made if there is room, else
+    /// OTHER's (its `calls` counted as dropped). One place is kept for OTHER, so the sets
+    /// never pass the cap.
     ///
     /// The usual cases take one probe of `index`: the set is there under its hash, or the
     /// hash is new and there is room for the set; the rest (a collision, the cap) go the
     /// long way, `slot_slow`.
-    fn slot(&mut self, key: [&str; 6], hash: u64, calls: u64) -> usize {
+    fn slot(&mut self, key: [&str; 6], packed: &Packed, hash: u64, calls: u64) -> usize {
         let i = self.label_sets();
         match self.index.entry(hash) {
-            Entry::Occupied(at) if is_set(&self.text, &self.ends, *at.get(), &key) => *at.get(),
+            Entry::Occupied(at) if is_packed(&self.packs, *at.get(), packed) => *at.get(),
+            Entry::Occupied(at)
+                if !packed.fits() && is_set(&self.text, &self.ends, *at.get(), &key) =>
+            {
+                *at.get()
+            }
             Entry::Vacant(slot) if i < self.max_label_sets.saturating_sub(1) || key == OTHER => {
                 slot.insert(i);
-                self.push_set(key, hash);
+                self.push_set(key, packed, hash);
                 i
             }
             // No set has this hash (a set that collided is listed under the first one's),
             // so the set is new, past the cap.
             Entry::Vacant(_) => self.past_cap(calls),
-            Entry::Occupied(_) => self.slot_slow(key, hash, calls),
+            Entry::Occupied(_) => self.slot_slow(key, packed, hash, calls),
         }
     }
 
-    /// `slot` of `other`'s set `j`, for a merge: its six texts lie one after another in
-    /// `other.text`, as a set's here do, so a set is told equal by its six lengths and one
+    /// `slot` of `other`'s set `j`, for a merge: a set that fits is told equal by its pack
+    /// and made from it (`slot_packed`); else its six texts lie one after another in
+    /// `other.text`, as a set's here do, so it is told equal by its six lengths and one
     /// compare of bytes, and made by one copy (no `key` built, no compare per text).
     fn slot_of(&mut self, other: &Llm, j: usize, calls: u64) -> usize {
         let hash = other.hashes.get(j).copied().unwrap_or_default();
+        let packed = other.packs.get(j).unwrap_or(&Packed::NONE);
+        if packed.fits() {
+            return self.slot_packed(packed, hash, calls);
+        }
         let (Some(ends), Some(text)) = (other.ends.get(j), other.text.get(other.set_text(j)))
         else {
-            return self.slot(other.key(j), hash, calls);
+            let key = other.key(j);
+            return self.slot(key, &Packed::of(&key), hash, calls);
         };
         let start = other.set_start(j);
         let i = self.label_sets();
@@ -608,13 +801,32 @@ impl Llm {
                 let base = self.text.len();
                 self.text.push_str(text);
                 // `ends` less `start` are the texts' ends within `text`.
-                self.push_ends(ends.map(|e| base + e.saturating_sub(start)), hash);
+                self.push_ends(ends.map(|e| base + e.saturating_sub(start)), hash, *packed);
                 i
             }
-            // New past the cap, as in `slot`, unless it may be OTHER itself (six texts of
-            // five bytes).
-            Entry::Vacant(_) if text.len() != OTHER_LEN => self.past_cap(calls),
-            _ => self.slot_slow(other.key(j), hash, calls),
+            // New past the cap, as in `slot` (OTHER fits a pack: this is not OTHER).
+            Entry::Vacant(_) => self.past_cap(calls),
+            _ => {
+                let key = other.key(j);
+                self.slot_slow(key, &Packed::of(&key), hash, calls)
+            }
+        }
+    }
+
+    /// `slot_of` of a set that fits `packed` (whose hash is `hash`): found, made from the
+    /// pack, or past the cap, as `slot` does.
+    fn slot_packed(&mut self, packed: &Packed, hash: u64, calls: u64) -> usize {
+        let i = self.label_sets();
+        match self.index.entry(hash) {
+            Entry::Occupied(at) if is_packed(&self.packs, *at.get(), packed) => *at.get(),
+            Entry::Vacant(slot) if i < self.max_label_sets.saturating_sub(1) => {
+                slot.insert(i);
+                self.push_packed(*packed, hash);
+                i
+            }
+            // New past the cap, as in `slot`, unless it is OTHER itself.
+            Entry::Vacant(_) if !packed.is_other() => self.past_cap(calls),
+            _ => self.slot_slow(packed.key(), packed, hash, calls),
         }
     }
 
@@ -626,7 +838,8 @@ impl Llm {
             return i;
         }
         // OTHER is never turned away, so this drops nothing more.
-        let i = self.slot_slow(OTHER, hash_strs(&OTHER), 0);
+        let packed = Packed::of(&OTHER);
+        let i = self.slot_slow(OTHER, &packed, set_hash(&OTHER, &packed), 0);
         self.other = Some(i);
         i
     }
@@ -637,16 +850,18 @@ impl Llm {
     }
 
     /// `slot` when `hash` is another set's or the sets are at the cap.
-    fn slot_slow(&mut self, key: [&str; 6], hash: u64, calls: u64) -> usize {
+    fn slot_slow(&mut self, key: [&str; 6], packed: &Packed, hash: u64, calls: u64) -> usize {
         if let Some(i) = self.find(&key, hash) {
             return i;
         }
         let mut key = key;
+        let mut packed = *packed;
         let mut hash = hash;
         if self.label_sets() >= self.max_label_sets.saturating_sub(1) && key != OTHER {
             self.dropped_calls = self.dropped_calls.saturating_add(calls);
             key = OTHER;
-            hash = hash_strs(&key);
+            packed = Packed::of(&key);
+            hash = set_hash(&key, &packed);
             if let Some(i) = self.find(&key, hash) {
                 return i;
             }
@@ -658,25 +873,56 @@ impl Llm {
                 slot.insert(i);
             }
         }
-        self.push_set(key, hash);
+        self.push_set(key, &packed, hash);
         i
     }
 
-    /// A new set `key` (whose hash is `hash`) at the end, all its numbers zero; `index` is
-    /// the caller's.
-    fn push_set(&mut self, key: [&str; 6], hash: u64) {
+    /// A new set `key` (whose pack is `packed`, hash `hash`) at the end, all its numbers
+    /// zero; `index` is the caller's. A fitting set's texts are copied out of its pack in
+    /// one piece.
+    fn push_set(&mut self, key: [&str; 6], packed: &Packed, hash: u64) {
+        let keep = self.in_text(packed);
         let text = &mut self.text;
         let ends = key.map(|t| {
-            text.push_str(t);
+            if keep {
+                text.push_str(t);
+            }
             text.len()
         });
-        self.push_ends(ends, hash);
+        self.push_ends(ends, hash, *packed);
+    }
+
+    /// A new set that fits `packed` (whose hash is `hash`) at the end, as `push_set` makes
+    /// it: its texts copied out of the pack in one piece if they are kept in `text`.
+    fn push_packed(&mut self, packed: Packed, hash: u64) {
+        let base = self.text.len();
+        let all = packed.text();
+        let keep = self.in_text(&packed);
+        if keep {
+            self.text.push_str(all);
+        }
+        let lengths = packed.lengths();
+        if lengths.iter().sum::<usize>() != all.len() {
+            // Never: `text` reads every fitting pack. Were it refused, the set would be made
+            // from its texts as read, consistently.
+            self.text.truncate(base);
+            return self.push_set(packed.key(), &packed, hash);
+        }
+        let mut end = base;
+        let ends = lengths.map(|n| {
+            if keep {
+                end += n;
+            }
+            end
+        });
+        self.push_ends(ends, hash, packed);
     }
 
     /// The rest of a new set whose texts were just added to `text`, ending at `ends`.
-    fn push_ends(&mut self, ends: [usize; 6], hash: u64) {
+    fn push_ends(&mut self, ends: [usize; 6], hash: u64, packed: Packed) {
         self.ends.push(ends);
         self.hashes.push(hash);
+        self.packs.push(packed);
         self.sums.push(Sums::default());
         self.cells.push([NO_CELL; 2]);
         if let Histograms::Dense(sets) = &mut self.histograms {
@@ -712,6 +958,13 @@ fn same_set(
     let other_start = other_ends[5].wrapping_sub(other.len());
     lengths(mine, range.start) == lengths(other_ends, other_start)
         && text.as_bytes().get(range) == Some(other.as_bytes())
+}
+
+/// Whether set `i` of `packs` (an `Llm`'s) fits and is `packed`: for a fitting set, whether
+/// it is that set (a set that does not fit is never `packed`, see `Packed`).
+#[inline]
+fn is_packed(packs: &[Packed], i: usize, packed: &Packed) -> bool {
+    packed.fits() && packs.get(i).is_some_and(|p| p.same(packed))
 }
 
 /// Whether set `i` of `text` and `ends` (an `Llm`'s) is `key`, text by text, stopping at the
@@ -786,7 +1039,11 @@ fn duration_slot(ms: u128) -> usize {
 /// `bisect_left(TOKEN_BOUNDS, n)`: the bounds are 4**0..=4**13, so the slot is
 /// ceil(log4(n)), capped at the +Inf slot (tested against the bisection below).
 fn token_slot(n: u128) -> usize {
-    let log2_ceil = 128 - n.saturating_sub(1).leading_zeros() as usize;
+    // Counts fit a u64 (a u128's leading zeros took two counts and a select).
+    let log2_ceil = match u64::try_from(n) {
+        Ok(n) => 64 - n.saturating_sub(1).leading_zeros() as usize,
+        Err(_) => 128 - n.saturating_sub(1).leading_zeros() as usize,
+    };
     log2_ceil.div_ceil(2).min(TOKEN_BOUNDS.len())
 }
 
@@ -1074,7 +1331,7 @@ mod tests {
             ["", "", "", "", "", ""],
         ];
         for key in keys {
-            llm.slot(key, 7, 1); // one hash for all
+            llm.slot(key, &Packed::of(&key), 7, 1); // one hash for all
         }
         for (i, key) in keys.iter().enumerate() {
             assert_eq!(llm.find(key, 7), Some(i));
@@ -1083,6 +1340,149 @@ mod tests {
             }
         }
         assert!(!llm.is(keys.len(), &keys[0]));
+    }
+
+    /// A pack holds a set exactly: equal packs for equal sets only (the same bytes cut
+    /// elsewhere, or one byte apart anywhere, differ), its texts read back as they were
+    /// (multi-byte characters too), and a set past `PACKED_TEXT` bytes does not fit.
+    #[test]
+    fn packs_hold_sets_exactly() {
+        let long = "x".repeat(PACKED_TEXT - 5);
+        let keys: Vec<[&str; 6]> = vec![
+            ["", "", "", "", "", ""],
+            ["a", "", "", "", "", ""],
+            ["", "", "", "", "", "a"],
+            ["ab", "c", "", "", "", ""],
+            ["a", "bc", "", "", "", ""],
+            [
+                "chat-app",
+                "embedding",
+                "qwen2.5-72b-instruct",
+                "ws-19",
+                "200",
+                "",
+            ],
+            [
+                "chat-app",
+                "embedding",
+                "qwen2.5-72b-instruct",
+                "ws-19",
+                "200",
+                "x",
+            ],
+            [
+                "chat-app",
+                "embedding",
+                "qwen2.5-72b-instructX",
+                "ws-19",
+                "200",
+                "",
+            ],
+            [
+                "chat-app",
+                "embedding",
+                "qwen2.5-72b-instrucu",
+                "ws-19",
+                "200",
+                "",
+            ],
+            ["应用", "模块", "通义千问-max", "空间", "200", "错误"],
+            ["other"; 6],
+            [&long, "1", "2", "3", "4", ""],
+            [&long, "1", "2", "3", "", "4"],
+            [
+                "abcdefghijklmnopq",
+                "rstuvwxyz0123456789",
+                "ABCDEFGH",
+                "IJKLMNOP",
+                "QRST",
+                "",
+            ],
+        ];
+        for (i, a) in keys.iter().enumerate() {
+            let p = Packed::of(a);
+            assert!(p.fits(), "{a:?}");
+            assert_eq!(p.key(), *a);
+            assert_eq!(p.text(), a.concat());
+            assert_eq!(p.is_other(), *a == OTHER, "{a:?}");
+            for (j, b) in keys.iter().enumerate() {
+                assert_eq!(p.same(&Packed::of(b)), i == j, "{a:?} {b:?}");
+            }
+        }
+        let past = "x".repeat(PACKED_TEXT - 3);
+        for key in [
+            [&past, "1", "2", "3", "4", ""],
+            [&*"y".repeat(300), "", "", "", "", ""],
+        ] {
+            let p = Packed::of(&key);
+            assert!(!p.fits());
+            assert_eq!(p, Packed::NONE);
+            assert!(
+                !is_packed(&[p], 0, &p),
+                "a set that does not fit is found by its texts"
+            );
+            assert_eq!(set_hash(&key, &p), hash_strs(&key));
+        }
+        // Every length of one text, each byte checked.
+        let text: String = (0..PACKED_TEXT)
+            .map(|k| char::from(b'A' + (k % 26) as u8))
+            .collect();
+        for n in 0..=PACKED_TEXT {
+            let key = ["", &text[..n], "", "", "", ""];
+            let p = Packed::of(&key);
+            assert_eq!(p.key(), key, "{n}");
+            if n > 0 {
+                let mut other = text[..n].to_string().into_bytes();
+                other[n - 1] ^= 1;
+                let other = String::from_utf8(other).unwrap();
+                assert!(!p.same(&Packed::of(&["", &other, "", "", "", ""])), "{n}");
+            }
+        }
+    }
+
+    /// A batch keeps a fitting set in its pack alone; the totals it is merged into keep the
+    /// texts; sets that do not fit stay in `text` in both; all read alike.
+    #[test]
+    fn sets_in_packs_read_and_merge_as_sets_in_text() {
+        let long = "l".repeat(60);
+        let keys: [[&str; 6]; 4] = [
+            ["a", "b", "c", "d", "e", "f"],
+            [&long, "b", "c", "d", "e", "f"],
+            ["应用", "", "", "", "", ""],
+            ["a", "b", "c", "d", "e", "f2"],
+        ];
+        let mut batch = Llm::for_batch(100);
+        let mut plain = Llm::new(100);
+        for llm in [&mut batch, &mut plain] {
+            for (n, key) in keys.iter().chain(keys.iter().rev()).enumerate() {
+                let fields: Vec<(Key, Value)> = ["app", "module", "model", "workspace"]
+                    .iter()
+                    .zip(key.iter())
+                    .map(|(k, v)| (Key::from(*k), Value::Str(v.to_string())))
+                    .chain([
+                        (Key::from("status_code"), Value::Int(key[4].to_string())),
+                        (Key::from("error_code"), Value::Str(key[5].to_string())),
+                    ])
+                    .collect();
+                llm.add(&fields, "llm_call", Some(60 * n as i64));
+            }
+        }
+        assert_eq!(batch.text, format!("{long}bcdef"));
+        for (i, key) in keys.iter().enumerate() {
+            assert_eq!(batch.key(i), *key);
+            assert_eq!(plain.key(i), *key);
+            assert_eq!(batch.find(key, set_hash(key, &Packed::of(key))), Some(i));
+        }
+        assert_eq!(rows(&batch), rows(&plain));
+        let mut total = Llm::new(100);
+        total.merge(&batch, true);
+        total.merge(&plain, true);
+        let mut twice = Llm::new(100);
+        twice.merge(&plain, true);
+        twice.merge(&plain, true);
+        assert_eq!(rows(&total), rows(&twice));
+        assert_eq!(total.minutes, twice.minutes);
+        assert_eq!(total.text, twice.text);
     }
 
     #[test]
@@ -1326,11 +1726,11 @@ mod tests {
             ["a", "b", "c", "d", "", "ef"],
         ];
         let mut total = Llm::new(100);
-        total.slot(keys[0], 7, 1);
+        total.slot(keys[0], &Packed::of(&keys[0]), 7, 1);
         total.sums[0].calls = 1;
         let mut part = Llm::for_batch(100);
         for key in keys {
-            part.slot(key, 7, 1); // one hash for all
+            part.slot(key, &Packed::of(&key), 7, 1); // one hash for all
         }
         for sums in &mut part.sums {
             sums.calls = 1;
@@ -1351,7 +1751,8 @@ mod tests {
         for cap in [0, 1, 3, 7, 1000] {
             let mut llm = Llm::with_caps(100, cap);
             for s in 0..5 {
-                llm.slot([["a", "b", "c", "d", "e"][s]; 6], s as u64, 1);
+                let key = [["a", "b", "c", "d", "e"][s]; 6];
+                llm.slot(key, &Packed::of(&key), s as u64, 1);
             }
             let mut want: Vec<(usize, i64, u64, u128)> = Vec::new();
             let mut dropped = 0;
@@ -1382,11 +1783,11 @@ mod tests {
         let mut llm = Llm::new(10);
         let keys = [["a"; 6], ["b"; 6], ["c"; 6]];
         for key in keys {
-            llm.slot(key, 42, 1); // one hash for all three
+            llm.slot(key, &Packed::of(&key), 42, 1); // one hash for all three
         }
         for (i, key) in keys.iter().enumerate() {
             assert_eq!(llm.find(key, 42), Some(i));
-            assert_eq!(llm.slot(*key, 42, 1), i);
+            assert_eq!(llm.slot(*key, &Packed::of(key), 42, 1), i);
         }
         assert_eq!(llm.find(&["d"; 6], 42), None);
         assert_eq!(llm.label_sets(), 3);
