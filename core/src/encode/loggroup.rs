@@ -310,8 +310,8 @@ fn write_log(
 /// The usual contents at the start of `fields` (the fields from position `pos` of the record)
 /// written into the block from `at`, until a field that is not usual or a lack of room: how
 /// many fields were written (a None value is one), and where the block's bytes now end.
-/// Usual: the key is the one last seen at its position (`KeyCache::short`) and its Key field
-/// (with the value's tag) takes at most PAD bytes, and the content's length takes a byte.
+/// Usual: the key is the one last seen at its position (`KeyCache::short`) and its content's
+/// head (`content_prefix`) takes at most PAD bytes, and the content's length takes a byte.
 #[inline(never)]
 fn usual_run(
     fields: &[(Key, Value)],
@@ -329,7 +329,7 @@ fn usual_run(
                 continue;
             }
         };
-        let Some((form, flen)) = keys.short(p, key) else {
+        let Some((form, hlen)) = keys.short(p, key) else {
             break;
         };
         let vlen = text.len();
@@ -337,15 +337,15 @@ fn usual_run(
             let Some(w) = buf.get_mut(at..).and_then(|b| b.first_chunk_mut()) else {
                 break;
             };
-            at += short_content(w, form, flen, text);
+            at += short_content(w, form, hlen, text);
         } else {
-            if flen + 1 + vlen >= 0x80 {
+            if hlen + vlen > 0x80 {
                 break;
             }
             let Some(w) = buf.get_mut(at..).and_then(|b| b.first_chunk_mut()) else {
                 break;
             };
-            at += medium_content(w, form, flen, text);
+            at += medium_content(w, form, hlen, text);
         }
         p += 1;
     }
@@ -355,39 +355,49 @@ fn usual_run(
 /// Values up to this many bytes (most are) are copied as fixed-size pieces.
 const SHORT: usize = 32;
 
-/// Room for a usual content's head and a short value, for a Key field of any length a `u8`
-/// holds (`Seen::len`), so no offset in it needs a check (a usual content takes at most
-/// `PAD + 3 + SHORT` of it).
-const BLOCK: usize = 3 + u8::MAX as usize + SHORT;
+/// Room for a usual content's head and a short value, for a head of any length a `u8` holds
+/// (`Fit::len`), so no offset in it needs a check (a usual content takes at most
+/// `PAD + 1 + SHORT` of it).
+const BLOCK: usize = 1 + u8::MAX as usize + SHORT;
 
 /// The same for a value whose length takes a byte.
-const WIDE: usize = 3 + u8::MAX as usize + 0x7F;
+const WIDE: usize = 1 + u8::MAX as usize + 0x7F;
 
-/// The usual content's head: tag, length, the Key field padded to `PAD` (what follows
-/// overwrites the padding), the value's length. Where the value goes.
+/// A content's head as the KeyCache keeps it for the LogGroup encoder: the Contents tag, a
+/// byte for the content's length (0 here), the Key field and the value's tag. The usual
+/// content then takes one copy and two bytes.
+pub fn content_prefix(key: &str) -> Vec<u8> {
+    let mut out = vec![0x12, 0];
+    out.extend_from_slice(&key_and_tag(key));
+    out
+}
+
+/// The usual content's head (`content_prefix`, `hlen` bytes, padded to `PAD`: what follows
+/// overwrites the padding) with its length, then the value's length. Where the value goes.
 #[inline(always)]
 fn content_head<const N: usize>(
     w: &mut [u8; N],
     form: &[u8; PAD],
-    flen: usize,
+    hlen: usize,
     vlen: usize,
 ) -> usize {
-    w[0] = 0x12;
-    w[1] = (flen + 1 + vlen) as u8;
-    if let Some(d) = w.get_mut(2..2 + PAD) {
-        d.copy_from_slice(form);
+    if let Some(d) = w.first_chunk_mut::<PAD>() {
+        *d = *form;
     }
-    if let Some(b) = w.get_mut(2 + flen) {
+    // The content: the head but its first two bytes, the value's length, the value (a
+    // prefix is never under 6 bytes; wrapping only spares a check).
+    w[1] = (hlen + vlen).wrapping_sub(1) as u8;
+    if let Some(b) = w.get_mut(hlen) {
         *b = vlen as u8;
     }
-    3 + flen
+    hlen + 1
 }
 
 /// A usual content with a short value into `w`: the head, then the value as two overlapping
 /// fixed-size pieces (its first and last bytes). Its length.
 #[inline(always)]
-fn short_content(w: &mut [u8; BLOCK], form: &[u8; PAD], flen: usize, text: &[u8]) -> usize {
-    let at = content_head(w, form, flen, text.len());
+fn short_content(w: &mut [u8; BLOCK], form: &[u8; PAD], hlen: usize, text: &[u8]) -> usize {
+    let at = content_head(w, form, hlen, text.len());
     let n = text.len();
     // Halves by size: 4-7 and 16-32 bytes are the most common values.
     if n < 8 {
@@ -425,8 +435,8 @@ fn piece<const N: usize>(w: &mut [u8; BLOCK], at: usize, text: &[u8]) {
 /// A usual content with a longer value (its length and the content's still a byte each) into
 /// `w`: the head, then the value copied whole. Its length.
 #[inline(always)]
-fn medium_content(w: &mut [u8; WIDE], form: &[u8; PAD], flen: usize, text: &[u8]) -> usize {
-    let at = content_head(w, form, flen, text.len());
+fn medium_content(w: &mut [u8; WIDE], form: &[u8; PAD], hlen: usize, text: &[u8]) -> usize {
+    let at = content_head(w, form, hlen, text.len());
     let to = at + text.len();
     if let Some(d) = w.get_mut(at..to) {
         d.copy_from_slice(text);
@@ -453,8 +463,9 @@ fn other_content(
     if vlen > MAX_VALUE_BYTES {
         return None;
     }
-    let (form, flen) = keys.padded(pos, key, key_and_tag);
-    let form = form.get(..flen)?;
+    let (head, hlen) = keys.padded(pos, key, content_prefix);
+    let form = head.get(2..hlen)?;
+    let flen = form.len();
     let (vhead, vl) = varint_u32(vlen as u32);
     let inner = flen + vl + vlen;
     let (chead, cl) = varint_u32(inner as u32);
@@ -586,16 +597,16 @@ mod tests {
     #[test]
     fn short_values_of_every_length_are_copied_whole() {
         let src: Vec<u8> = (1..=SHORT as u8).collect();
-        let form = [9u8; PAD];
-        for flen in [0, 1, 7, PAD] {
+        for key in ["k", "level", "x".repeat(PAD - 6).as_str()] {
+            let head = content_prefix(key);
+            let mut form = [0u8; PAD];
+            form[..head.len()].copy_from_slice(&head);
             for n in 0..=SHORT {
                 let mut w = [0u8; BLOCK];
-                let end = short_content(&mut w, &form, flen, &src[..n]);
-                assert_eq!(end, 3 + flen + n);
-                assert_eq!(&w[..2], &[0x12, (flen + 1 + n) as u8]);
-                assert_eq!(&w[2..2 + flen], &form[..flen]);
-                assert_eq!(w[2 + flen], n as u8);
-                assert_eq!(&w[3 + flen..end], &src[..n], "{flen} {n}");
+                let end = short_content(&mut w, &form, head.len(), &src[..n]);
+                let mut want = Vec::new();
+                content(&mut want, key.as_bytes(), &src[..n]);
+                assert_eq!(&w[..end], want.as_slice(), "{key} {n}");
             }
         }
     }
