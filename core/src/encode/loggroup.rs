@@ -518,7 +518,8 @@ fn finish(entry: Entry<'_>, buf: &mut [u8; SCRATCH], at: usize) {
         return;
     }
     let body = at - 1 - LEN_GUESS;
-    if varint_len(body as u64) == LEN_GUESS {
+    // Its varint takes LEN_GUESS (2) bytes.
+    if (0x80..0x4000).contains(&body) {
         buf[1] = body as u8 | 0x80;
         buf[2] = (body >> 7) as u8;
         out.extend_from_slice(buf.get(..at).unwrap_or_default());
