@@ -312,7 +312,7 @@ fn write_log(
 /// many fields were written (a None value is one), and where the block's bytes now end.
 /// Usual: the key is the one last seen at its position (`KeyCache::short`) and its content's
 /// head (`content_prefix`) takes at most PAD bytes, and the content's length takes a byte.
-#[inline(never)]
+#[inline(always)]
 fn usual_run(
     fields: &[(Key, Value)],
     pos: usize,
