@@ -201,8 +201,8 @@ fn head(time: u32) -> Head {
     (head, 2 + LEN_GUESS + tlen)
 }
 
-/// `encode_log` with each key's `Key` field (and the value's tag) from `keys` (worked out once
-/// per key). The entry is put together in the cache's scratch block (`SCRATCH` bytes, always
+/// `encode_log` with each key's content head (`content_prefix`: the Contents tag, the Key
+/// field, the value's tag) from `keys` (worked out once per key). The entry is put together in the cache's scratch block (`SCRATCH` bytes, always
 /// initialised, its size known to the compiler) and appended to `out` in one copy: a usual
 /// content (a short key and value) is written there as fixed-size pieces with one room test,
 /// and no length or capacity of `out` is read or written per content. The `Logs` length is
@@ -650,10 +650,9 @@ mod tests {
         }
         let big = "v".repeat(MAX_VALUE_BYTES + 3);
         let mut keys = KeyCache::new();
-        // All records also into one buffer each, as a batch holds them, grown as they come
-        // (the paths taken when a fixed-size block would not fit the buffer's room): the
-        // cached encoder writes blocks past its content and cuts back, and must leave nothing
-        // behind.
+        // All records also into one buffer each, as a batch holds them, grown as they come:
+        // the cached encoder writes pieces past its content in its scratch block, and must
+        // carry nothing of them (or of an earlier record) into the next.
         let (mut all_general, mut all_cached) = (Vec::new(), Vec::new());
         for round in 0..3000 {
             let mut fields: Vec<(Key, Value)> = Vec::new();

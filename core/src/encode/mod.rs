@@ -94,7 +94,8 @@ impl KeyCache {
 
     /// `padded`'s answer when the key is the one last seen at `pos` and its form fits in
     /// `PAD` bytes (the usual field), else None: one compare, and a length the caller knows
-    /// to be under 256 (its block offsets need no bounds checks; `fit` means at most `PAD`).
+    /// to be under 256 (offsets from it into a window sized for that need no bounds checks;
+    /// a fitting form is at most `PAD`).
     /// A position past the row looks at the entry of `pos % ROW`: an entry answers only for
     /// its own key, wherever it is found.
     #[inline(always)]
