@@ -18,7 +18,7 @@ pub const PAD: usize = 32;
 /// The key, its encoded form (padded to `PAD`), and the form's true length.
 type Slot = Option<(Key, Box<[u8]>, usize)>;
 
-/// The key last seen at a field position: its address and its slot (`Row` has the rest).
+/// The key last seen at a field position: its address and its slot (`Fit` has the rest).
 #[derive(Debug, Clone, Copy, Default)]
 struct Seen {
     /// `Arc::as_ptr` of the key; 0: nothing seen. Only ever set from a slot holding that
@@ -28,27 +28,17 @@ struct Seen {
     slot: u8,
 }
 
-/// What the usual lookup reads of each position's key, an array per part (each entry's
-/// address is the array's plus the position scaled, no multiply): one compare, a length
-/// and the form.
-#[derive(Debug, Clone, Copy)]
-struct Row {
+/// What the usual lookup reads of a position's key, together in 64 bytes (an entry's address
+/// is the row's plus the position shifted): one compare, a length and the form.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(align(64))]
+struct Fit {
     /// `Seen::addr` when the form fits in `PAD` bytes (`form` holds it), else 0.
-    fit: [usize; ROW],
+    addr: usize,
     /// The form's length (255 for any longer): a `u8`, so offsets from it are known small.
-    len: [u8; ROW],
+    len: u8,
     /// The form when `len <= PAD`, padded with zeros; otherwise the slot has it.
-    form: [[u8; PAD]; ROW],
-}
-
-impl Default for Row {
-    fn default() -> Row {
-        Row {
-            fit: [0; ROW],
-            len: [0; ROW],
-            form: [[0; PAD]; ROW],
-        }
-    }
+    form: [u8; PAD],
 }
 
 /// Each key's encoded form (LogGroup: the `Key` field of a `Content`, renamed as SLS needs;
@@ -66,7 +56,7 @@ pub struct KeyCache {
     /// keys in the same places, so this is the first place to look.
     row: [Seen; ROW],
     /// The forms of `row`'s keys, and which fit in `PAD` bytes.
-    fits: Row,
+    fits: [Fit; ROW],
     /// Where the LogGroup encoder puts a record together before appending it to the batch
     /// (`loggroup::encode_log_cached`; allocated with its first record, 4 KiB).
     scratch: Option<Box<[u8; loggroup::SCRATCH]>>,
@@ -100,9 +90,8 @@ impl KeyCache {
     /// its own key, wherever it is found.
     #[inline(always)]
     pub fn short(&self, pos: usize, key: &Key) -> Option<(&[u8; PAD], usize)> {
-        let i = pos % ROW;
-        let f = &self.fits;
-        (f.fit[i] == addr(key)).then_some((&f.form[i], usize::from(f.len[i])))
+        let f = &self.fits[pos % ROW];
+        (f.addr == addr(key)).then_some((&f.form, usize::from(f.len)))
     }
 
     /// `get`'s form followed by zeros up to `PAD` bytes at least, and the form's length.
@@ -110,12 +99,9 @@ impl KeyCache {
     pub fn padded(&mut self, pos: usize, key: &Key, make: fn(&str) -> Vec<u8>) -> (&[u8], usize) {
         let hit = matches!(self.row.get(pos), Some(seen) if seen.addr == addr(key));
         let i = if hit {
-            let f = &self.fits;
-            match (self.row.get(pos), f.len.get(pos), f.form.get(pos)) {
-                (_, Some(&len), Some(form)) if usize::from(len) <= PAD => {
-                    return (form, usize::from(len))
-                }
-                (Some(seen), _, _) => usize::from(seen.slot),
+            match (self.row.get(pos), self.fits.get(pos)) {
+                (_, Some(f)) if usize::from(f.len) <= PAD => return (&f.form, usize::from(f.len)),
+                (Some(seen), _) => usize::from(seen.slot),
                 _ => return (&[], 0), // never: `hit`
             }
         } else {
@@ -145,13 +131,12 @@ impl KeyCache {
                 addr: addr(k),
                 slot: i as u8,
             };
-            let f = &mut self.fits;
-            if let (Some(fit), Some(l), Some(f)) =
-                (f.fit.get_mut(pos), f.len.get_mut(pos), f.form.get_mut(pos))
-            {
-                *fit = if *len <= PAD { addr(k) } else { 0 };
-                *l = u8::try_from(*len).unwrap_or(u8::MAX);
-                *f = form.first_chunk().copied().unwrap_or_default();
+            if let Some(f) = self.fits.get_mut(pos) {
+                *f = Fit {
+                    addr: if *len <= PAD { addr(k) } else { 0 },
+                    len: u8::try_from(*len).unwrap_or(u8::MAX),
+                    form: form.first_chunk().copied().unwrap_or_default(),
+                };
             }
         }
         i
@@ -162,7 +147,7 @@ impl KeyCache {
     fn find(
         slots: &mut [Slot; SLOTS],
         row: &mut [Seen; ROW],
-        fits: &mut Row,
+        fits: &mut [Fit; ROW],
         key: &Key,
         make: fn(&str) -> Vec<u8>,
     ) -> usize {
@@ -180,10 +165,10 @@ impl KeyCache {
         }
         // Not found: a free slot nearby, or the home slot gives way.
         let i = at.unwrap_or(home % SLOTS);
-        for (seen, fit) in row.iter_mut().zip(&mut fits.fit) {
+        for (seen, fit) in row.iter_mut().zip(fits.iter_mut()) {
             if usize::from(seen.slot) == i {
                 seen.addr = 0;
-                *fit = 0;
+                fit.addr = 0;
             }
         }
         let mut form = make(key);
