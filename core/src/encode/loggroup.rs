@@ -171,9 +171,6 @@ pub fn key_and_tag(key: &str) -> Vec<u8> {
 /// Bytes the `Logs` length varint is first given: the common size of a record (128 B-16 KiB).
 const LEN_GUESS: usize = 2;
 
-/// The `Logs` tag, its length (LEN_GUESS bytes) and the time field (tag, a u32 varint).
-const PROLOGUE: usize = 1 + LEN_GUESS + 1 + 5;
-
 /// The protobuf varint of `n`, in the first bytes of the array, and its length: worked out
 /// with arithmetic on all the bytes a `u32` can take, written with one fixed-size copy.
 #[inline]
@@ -190,12 +187,28 @@ fn varint_u32(n: u32) -> ([u8; 5], usize) {
     (b, len)
 }
 
-/// `encode_log` with each key's `Key` field (and the value's tag) from `keys` (worked out once
-/// per key), written straight into `out` without a body buffer: the length varint is given two
-/// bytes and the body moved in the rare case it needs another count; a usual content (a short
-/// key and value) is one fixed-size block. Same bytes as `encode_log`, which writes the rare
-/// record with a value over 1 MB (cut, and named in a `truncated_keys` content), so the hot
-/// loop keeps no list of cut keys.
+/// The start of a `Logs` entry: its tag, LEN_GUESS bytes left for its length, the time field
+/// (tag, a u32 varint), and how many of the bytes that takes.
+pub type Head = ([u8; 4 + 5], usize);
+
+/// The `Head` of a record of second `time`.
+fn head(time: u32) -> Head {
+    let (tv, tlen) = varint_u32(time);
+    let mut head = [0u8; 4 + 5];
+    head[0] = 0x0a;
+    head[1 + LEN_GUESS] = 0x08;
+    head[2 + LEN_GUESS..].copy_from_slice(&tv);
+    (head, 2 + LEN_GUESS + tlen)
+}
+
+/// `encode_log` with each key's content head (`content_prefix`: the Contents tag, the Key
+/// field, the value's tag) from `keys` (worked out once per key). The entry is put together in the cache's scratch block (`SCRATCH` bytes, always
+/// initialised, its size known to the compiler) and appended to `out` in one copy: a usual
+/// content (a short key and value) is written there as fixed-size pieces with one room test,
+/// and no length or capacity of `out` is read or written per content. The `Logs` length is
+/// known before the copy (a record over the block is appended in parts, its length patched).
+/// Same bytes as `encode_log`, which writes the rare record with a value over 1 MB (cut, and
+/// named in a `truncated_keys` content), so the hot loop keeps no list of cut keys.
 pub fn encode_log_cached(
     out: &mut Vec<u8>,
     fields: &[(Key, Value)],
@@ -204,9 +217,38 @@ pub fn encode_log_cached(
     keys: &mut KeyCache,
 ) {
     let start = out.len();
-    if write_log(out, fields, time, time_ns, keys).is_none() {
+    let mut block = keys
+        .scratch
+        .take()
+        .unwrap_or_else(|| Box::new([0; SCRATCH]));
+    let done = write_log(out, &mut block, fields, time, time_ns, keys);
+    keys.scratch = Some(block);
+    if done.is_none() {
         out.truncate(start);
         encode_log(out, fields, time, time_ns);
+    }
+}
+
+/// Bytes of the scratch block a record is put together in: the bench's records are 230-833
+/// bytes; a longer one is appended to the batch a block at a time.
+pub const SCRATCH: usize = 4096;
+
+/// A `Logs` entry under way: `buf[..at]` is its next bytes, `out[start..]` what was appended
+/// of it already (`spilled`: the entry did not fit in the block).
+struct Entry<'a> {
+    out: &'a mut Vec<u8>,
+    start: usize,
+    spilled: bool,
+}
+
+impl Entry<'_> {
+    /// The block's bytes appended to `out`, to make room in it.
+    #[cold]
+    #[inline(never)]
+    fn spill(&mut self, buf: &[u8; SCRATCH], at: usize) {
+        self.out
+            .extend_from_slice(buf.get(..at).unwrap_or_default());
+        self.spilled = true;
     }
 }
 
@@ -214,150 +256,283 @@ pub fn encode_log_cached(
 #[inline]
 fn write_log(
     out: &mut Vec<u8>,
+    buf: &mut [u8; SCRATCH],
     fields: &[(Key, Value)],
     time: i64,
     time_ns: u32,
     keys: &mut KeyCache,
 ) -> Option<()> {
     // Logs (1) { Time (1), Contents (2)..., TimeNs (4) }
-    let start = out.len();
-    let (tv, tlen) = varint_u32(time as u32);
-    let mut head = [0u8; PROLOGUE];
-    head[0] = 0x0a;
-    head[1 + LEN_GUESS] = 0x08;
-    head[2 + LEN_GUESS..].copy_from_slice(&tv);
-    out.extend_from_slice(&head);
-    out.truncate(start + PROLOGUE - 5 + tlen);
-    for (pos, (key, value)) in fields.iter().enumerate() {
-        let text = match value {
-            Value::Str(s) | Value::Int(s) => s.as_bytes(),
-            Value::None => continue,
+    let mut entry = Entry {
+        start: out.len(),
+        out,
+        spilled: false,
+    };
+    let time = time as u32;
+    let (bytes, mut at) = match keys.head {
+        Some((t, head)) if t == time => head,
+        _ => {
+            let head = head(time);
+            keys.head = Some((time, head));
+            head
+        }
+    };
+    if let Some(b) = buf.first_chunk_mut() {
+        *b = bytes;
+    }
+    let mut pos = 0;
+    while let Some(rest) = fields.get(pos..) {
+        // The usual contents in one run; the field that ended it (if any) the general way.
+        let (done, end) = usual_run(rest, pos, keys, buf, at);
+        at = end;
+        pos += done;
+        let Some((key, value)) = fields.get(pos) else {
+            break;
         };
-        if text.len() > MAX_VALUE_BYTES {
-            return None;
+        if let Value::Str(s) | Value::Int(s) = value {
+            at = other_content(&mut entry, buf, at, pos, key, s.as_bytes(), keys)?;
         }
-        let vlen = text.len();
-        // The Key field and the value's tag, padded: the usual key's from its position's entry
-        // (a length known to be at most PAD, so the block's offsets need no checks).
-        if let Some((block, flen)) = keys.short(pos, key) {
-            if vlen <= SHORT && out.capacity() - out.len() >= BLOCK {
-                short_content(out, block, flen, text);
-                continue;
-            }
-        }
-        let (form, flen) = keys.padded(pos, key, key_and_tag);
-        match form.first_chunk::<PAD>() {
-            Some(block) if flen <= PAD && vlen <= SHORT && out.capacity() - out.len() >= BLOCK => {
-                short_content(out, block, flen, text);
-            }
-            Some(block) if flen <= PAD && flen + 1 + vlen < 0x80 => {
-                // The head alone as one block, the same way.
-                let mut head = [0u8; PAD + 3];
-                head[0] = 0x12;
-                head[1] = (flen + 1 + vlen) as u8;
-                head[2..2 + PAD].copy_from_slice(block);
-                if let Some(b) = head.get_mut(2 + flen) {
-                    *b = vlen as u8;
-                }
-                let end = out.len() + 3 + flen;
-                out.extend_from_slice(&head);
-                out.truncate(end);
-                out.extend_from_slice(text);
-            }
-            _ => {
-                long_head(out, form.get(..flen)?, vlen);
-                out.extend_from_slice(text);
-            }
-        }
+        pos += 1;
+    }
+    if at > SCRATCH - 5 {
+        entry.spill(buf, at);
+        at = 0;
     }
     let mut end = [0x25; 5];
     end[1..].copy_from_slice(&time_ns.to_le_bytes());
-    out.extend_from_slice(&end);
-    set_length(out, start);
+    if let Some(b) = buf.get_mut(at..).and_then(|b| b.first_chunk_mut()) {
+        *b = end;
+    }
+    finish(entry, buf, at + 5);
     Some(())
 }
 
-/// Values up to this many bytes (most are) are put together with their content's head.
-const SHORT: usize = 32;
-
-/// The usual content: a short key and value (so its length and the value's fit a byte each).
-/// The head (tag, length, Key field padded to `PAD`, value tag, value length) and the value
-/// are put together on the stack from fixed-size pieces and appended as one block, cut to its
-/// length: no memcpy call and its dispatch on the size. Only into room the buffer has
-/// (`BLOCK` bytes): a batch buffer is reserved to its expected size, and the block's slack
-/// must not make it reallocate (doubled).
+/// The usual contents at the start of `fields` (the fields from position `pos` of the record)
+/// written into the block from `at`, until a field that is not usual or a lack of room: how
+/// many fields were written (a None value is one), and where the block's bytes now end.
+/// Usual: the key is the one last seen at its position (`KeyCache::short`) and its content's
+/// head (`content_prefix`) takes at most PAD bytes, and the content's length takes a byte.
 #[inline(always)]
-fn short_content(out: &mut Vec<u8>, block: &[u8; PAD], flen: usize, text: &[u8]) {
-    let vlen = text.len();
-    let mut buf = [0u8; BLOCK];
-    buf[0] = 0x12;
-    buf[1] = (flen + 1 + vlen) as u8;
-    buf[2..2 + PAD].copy_from_slice(block);
-    if let Some(b) = buf.get_mut(2 + flen) {
-        *b = vlen as u8;
+fn usual_run(
+    fields: &[(Key, Value)],
+    pos: usize,
+    keys: &KeyCache,
+    buf: &mut [u8; SCRATCH],
+    mut at: usize,
+) -> (usize, usize) {
+    let mut p = pos;
+    for (key, value) in fields {
+        let text = match value {
+            Value::Str(s) | Value::Int(s) => s.as_bytes(),
+            Value::None => {
+                p += 1;
+                continue;
+            }
+        };
+        let Some((form, hlen)) = keys.short(p, key) else {
+            break;
+        };
+        let vlen = text.len();
+        if vlen <= SHORT {
+            let Some(w) = buf.get_mut(at..).and_then(|b| b.first_chunk_mut()) else {
+                break;
+            };
+            at += short_content(w, form, hlen, text);
+        } else {
+            if hlen + vlen > 0x80 {
+                break;
+            }
+            let Some(w) = buf.get_mut(at..).and_then(|b| b.first_chunk_mut()) else {
+                break;
+            };
+            at += medium_content(w, form, hlen, text);
+        }
+        p += 1;
     }
-    if let Some(room) = buf.get_mut(3 + flen..) {
-        copy_short(room, text);
-    }
-    let end = out.len() + 3 + flen + vlen;
-    out.extend_from_slice(&buf);
-    out.truncate(end);
+    (p - pos, at)
 }
 
-/// A usual content's block: its head (with the padded Key field) and room for a short value.
-const BLOCK: usize = PAD + 3 + SHORT;
+/// Values up to this many bytes (most are) are copied as fixed-size pieces.
+const SHORT: usize = 32;
 
-/// `src` copied to the start of `dst` (room for it): up to `SHORT` bytes as two fixed-size
-/// pieces, its first and last bytes, overlapping.
+/// Room for a usual content's head and a short value, for a head of any length a `u8` holds
+/// (`Fit::len`), so no offset in it needs a check (a usual content takes at most
+/// `PAD + 1 + SHORT` of it).
+const BLOCK: usize = 1 + u8::MAX as usize + SHORT;
+
+/// The same for a value whose length takes a byte.
+const WIDE: usize = 1 + u8::MAX as usize + 0x7F;
+
+/// A content's head as the KeyCache keeps it for the LogGroup encoder: the Contents tag, a
+/// byte for the content's length (0 here), the Key field and the value's tag. The usual
+/// content then takes one copy and two bytes.
+pub fn content_prefix(key: &str) -> Vec<u8> {
+    let mut out = vec![0x12, 0];
+    out.extend_from_slice(&key_and_tag(key));
+    out
+}
+
+/// The usual content's head (`content_prefix`, `hlen` bytes, padded to `PAD`: what follows
+/// overwrites the padding) with its length, then the value's length. Where the value goes.
 #[inline(always)]
-fn copy_short(dst: &mut [u8], src: &[u8]) {
-    fn ends<const N: usize>(dst: &mut [u8], src: &[u8]) {
-        if let (Some(d), Some(s)) = (dst.first_chunk_mut::<N>(), src.first_chunk::<N>()) {
-            *d = *s;
-        }
-        let last = src.len().checked_sub(N).and_then(|at| dst.get_mut(at..));
-        if let (Some(d), Some(s)) = (
-            last.and_then(|d| d.first_chunk_mut::<N>()),
-            src.last_chunk::<N>(),
-        ) {
-            *d = *s;
-        }
+fn content_head<const N: usize>(
+    w: &mut [u8; N],
+    form: &[u8; PAD],
+    hlen: usize,
+    vlen: usize,
+) -> usize {
+    if let Some(d) = w.first_chunk_mut::<PAD>() {
+        *d = *form;
     }
-    match src.len() {
-        0 => {}
-        1..=3 => {
-            let n = src.len();
+    // The content: the head but its first two bytes, the value's length, the value (a
+    // prefix is never under 6 bytes; wrapping only spares a check).
+    w[1] = (hlen + vlen).wrapping_sub(1) as u8;
+    if let Some(b) = w.get_mut(hlen) {
+        *b = vlen as u8;
+    }
+    hlen + 1
+}
+
+/// A usual content with a short value into `w`: the head, then the value as two overlapping
+/// fixed-size pieces (its first and last bytes). Its length.
+#[inline(always)]
+fn short_content(w: &mut [u8; BLOCK], form: &[u8; PAD], hlen: usize, text: &[u8]) -> usize {
+    let at = content_head(w, form, hlen, text.len());
+    let n = text.len();
+    // Halves by size: 4-7 and 16-32 bytes are the most common values.
+    if n < 8 {
+        if n >= 4 {
+            piece::<4>(w, at, text);
+        } else if n > 0 {
             for i in [0, n / 2, n - 1] {
-                if let (Some(d), Some(s)) = (dst.get_mut(i), src.get(i)) {
+                if let (Some(d), Some(s)) = (w.get_mut(at + i), text.get(i)) {
                     *d = *s;
                 }
             }
         }
-        4..=7 => ends::<4>(dst, src),
-        8..=15 => ends::<8>(dst, src),
-        16..=SHORT => ends::<16>(dst, src),
-        n => {
-            // Longer than `SHORT`: never from `write_log`, copied whole all the same.
-            if let Some(d) = dst.get_mut(..n) {
-                d.copy_from_slice(src);
-            }
+    } else if n < 16 {
+        piece::<8>(w, at, text);
+    } else {
+        piece::<16>(w, at, text);
+    }
+    at + n
+}
+
+/// `text` (N to 2N bytes) copied to `w[at..]` as its first and last N bytes.
+#[inline(always)]
+fn piece<const N: usize>(w: &mut [u8; BLOCK], at: usize, text: &[u8]) {
+    let n = text.len();
+    if let (Some(a), Some(b)) = (text.first_chunk::<N>(), text.last_chunk::<N>()) {
+        if let Some(d) = w.get_mut(at..at + N) {
+            d.copy_from_slice(a);
+        }
+        if let Some(d) = w.get_mut(at + n - N..at + n) {
+            d.copy_from_slice(b);
         }
     }
 }
 
-/// A content's head when its length or its value's takes more than a byte, or its key is long.
-#[cold]
+/// A usual content with a longer value (its length and the content's still a byte each) into
+/// `w`: the head, then the value copied whole. Its length.
+#[inline(always)]
+fn medium_content(w: &mut [u8; WIDE], form: &[u8; PAD], hlen: usize, text: &[u8]) -> usize {
+    let at = content_head(w, form, hlen, text.len());
+    let to = at + text.len();
+    if let Some(d) = w.get_mut(at..to) {
+        d.copy_from_slice(text);
+    }
+    to
+}
+
+/// Any other content (a long key or value, or no room left in the block) written at `at` in
+/// the block, the block spilled first when it has not the room; a content longer than the
+/// block is appended to `out` itself. Where the block's bytes now end. None: a value over
+/// 1 MB.
 #[inline(never)]
-fn long_head(out: &mut Vec<u8>, form: &[u8], vlen: usize) {
-    out.push(0x12);
-    varint(out, (form.len() + varint_len(vlen as u64) + vlen) as u64);
-    out.extend_from_slice(form);
-    varint(out, vlen as u64);
+#[allow(clippy::too_many_arguments)]
+fn other_content(
+    entry: &mut Entry<'_>,
+    buf: &mut [u8; SCRATCH],
+    mut at: usize,
+    pos: usize,
+    key: &Key,
+    text: &[u8],
+    keys: &mut KeyCache,
+) -> Option<usize> {
+    let vlen = text.len();
+    if vlen > MAX_VALUE_BYTES {
+        return None;
+    }
+    let (head, hlen) = keys.padded(pos, key, content_prefix);
+    let form = head.get(2..hlen)?;
+    let flen = form.len();
+    let (vhead, vl) = varint_u32(vlen as u32);
+    let inner = flen + vl + vlen;
+    let (chead, cl) = varint_u32(inner as u32);
+    let n = 1 + cl + inner;
+    if n > SCRATCH - at {
+        entry.spill(buf, at);
+        at = 0;
+        if n > SCRATCH {
+            let out = &mut *entry.out;
+            out.reserve(n);
+            out.push(0x12);
+            out.extend_from_slice(chead.get(..cl)?);
+            out.extend_from_slice(form);
+            out.extend_from_slice(vhead.get(..vl)?);
+            out.extend_from_slice(text);
+            return Some(0);
+        }
+    }
+    let w = buf.get_mut(at..at + n)?;
+    let (tag, w) = w.split_first_mut()?;
+    *tag = 0x12;
+    let w = put(w, chead.get(..cl)?)?;
+    let w = put(w, form)?;
+    let w = put(w, vhead.get(..vl)?)?;
+    put(w, text)?;
+    Some(at + n)
+}
+
+/// `bytes` copied to the start of `w`; the rest of `w`.
+#[inline(always)]
+fn put<'w>(w: &'w mut [u8], bytes: &[u8]) -> Option<&'w mut [u8]> {
+    let (head, rest) = w.split_at_mut_checked(bytes.len())?;
+    head.copy_from_slice(bytes);
+    Some(rest)
+}
+
+/// The entry's last `at` bytes (in the block) appended to `out`, and its length given: when
+/// it all fit in the block, before the copy (in the LEN_GUESS bytes left for it, or, when it
+/// takes another count, by writing the head apart); else patched in `out`.
+#[inline]
+fn finish(entry: Entry<'_>, buf: &mut [u8; SCRATCH], at: usize) {
+    let Entry {
+        out,
+        start,
+        spilled,
+    } = entry;
+    if spilled {
+        out.extend_from_slice(buf.get(..at).unwrap_or_default());
+        set_length(out, start);
+        return;
+    }
+    let body = at - 1 - LEN_GUESS;
+    // Its varint takes LEN_GUESS (2) bytes.
+    if (0x80..0x4000).contains(&body) {
+        buf[1] = body as u8 | 0x80;
+        buf[2] = (body >> 7) as u8;
+        out.extend_from_slice(buf.get(..at).unwrap_or_default());
+    } else {
+        // A body under 128 B (or over 16 KiB, which spills).
+        out.push(0x0a);
+        varint(out, body as u64);
+        out.extend_from_slice(buf.get(1 + LEN_GUESS..at).unwrap_or_default());
+    }
 }
 
 /// The length of the `Logs` entry that starts at `start` (its tag) written into the LEN_GUESS
 /// bytes left for it, the body moved in the rare case the length takes another count.
-#[inline]
 fn set_length(out: &mut Vec<u8>, start: usize) {
     let at = start + 1;
     let body = at + LEN_GUESS;
@@ -368,7 +543,7 @@ fn set_length(out: &mut Vec<u8>, start: usize) {
         }
         return;
     }
-    // A body under 128 B or over 16 KiB: moved so its length fits.
+    // A body over 16 KiB: moved so its length fits.
     let mut bytes = Vec::with_capacity(10);
     varint(&mut bytes, len as u64);
     out.splice(at..body, bytes);
@@ -422,12 +597,18 @@ mod tests {
 
     #[test]
     fn short_values_of_every_length_are_copied_whole() {
-        let src: Vec<u8> = (1..=SHORT as u8 + 2).collect();
-        for n in 0..=SHORT + 2 {
-            let mut dst = [0u8; SHORT + 8];
-            copy_short(&mut dst, &src[..n]);
-            assert_eq!(&dst[..n], &src[..n], "{n}");
-            assert!(dst[n..].iter().all(|b| *b == 0), "{n}");
+        let src: Vec<u8> = (1..=SHORT as u8).collect();
+        for key in ["k", "level", "x".repeat(PAD - 6).as_str()] {
+            let head = content_prefix(key);
+            let mut form = [0u8; PAD];
+            form[..head.len()].copy_from_slice(&head);
+            for n in 0..=SHORT {
+                let mut w = [0u8; BLOCK];
+                let end = short_content(&mut w, &form, head.len(), &src[..n]);
+                let mut want = Vec::new();
+                content(&mut want, key.as_bytes(), &src[..n]);
+                assert_eq!(&w[..end], want.as_slice(), "{key} {n}");
+            }
         }
     }
 
@@ -469,10 +650,9 @@ mod tests {
         }
         let big = "v".repeat(MAX_VALUE_BYTES + 3);
         let mut keys = KeyCache::new();
-        // All records also into one buffer each, as a batch holds them, grown as they come
-        // (the paths taken when a fixed-size block would not fit the buffer's room): the
-        // cached encoder writes blocks past its content and cuts back, and must leave nothing
-        // behind.
+        // All records also into one buffer each, as a batch holds them, grown as they come:
+        // the cached encoder writes pieces past its content in its scratch block, and must
+        // carry nothing of them (or of an earlier record) into the next.
         let (mut all_general, mut all_cached) = (Vec::new(), Vec::new());
         for round in 0..3000 {
             let mut fields: Vec<(Key, Value)> = Vec::new();
@@ -509,5 +689,66 @@ mod tests {
             encode_log_cached(&mut all_cached, &fields, time, ns, &mut keys);
         }
         assert!(all_general == all_cached);
+    }
+
+    #[test]
+    fn records_past_the_scratch_block_are_the_general_encoders_bytes() {
+        // Records of many fields (past the row of positions too), their values sized so the
+        // block fills at every offset near its end: a usual content that no longer fits, a
+        // longer one, one longer than the block itself; and bodies whose length takes one
+        // byte, two, or three (a record of 16 KiB and more).
+        let mut g = Gen(0x2545_F491_4F6C_DD1D);
+        let keys_pool: Vec<Key> = (0..80)
+            .map(|i| Key::from(format!("field_{i}").as_str()))
+            .collect();
+        let mut keys = KeyCache::new();
+        let mut all_general = Vec::new();
+        let mut all_cached = Vec::new();
+        for round in 0..600 {
+            let n = match round % 4 {
+                0 => 1 + g.below(3),
+                1 => 20 + g.below(30),
+                _ => 60 + g.below(20),
+            };
+            let fields: Vec<(Key, Value)> = (0..n)
+                .map(|i| {
+                    let len = match g.below(12) {
+                        0 => SCRATCH - 40 + g.below(80),
+                        1 => 100 + g.below(60),
+                        2 => 33 + g.below(90),
+                        3 => 16_000 + g.below(800),
+                        _ => g.below(SHORT + 1),
+                    };
+                    let value = if g.below(9) == 0 {
+                        Value::None
+                    } else {
+                        Value::Str(g.text(&ALPHABET, len))
+                    };
+                    (Key::clone(&keys_pool[i % keys_pool.len()]), value)
+                })
+                .collect();
+            let (time, ns) = (g.next() as i64, g.next() as u32);
+            let (mut general, mut cached) = (vec![7u8], vec![7u8]);
+            encode_log(&mut general, &fields, time, ns);
+            encode_log_cached(&mut cached, &fields, time, ns, &mut keys);
+            assert!(general == cached, "round {round}");
+            encode_log(&mut all_general, &fields, time, ns);
+            encode_log_cached(&mut all_cached, &fields, time, ns, &mut keys);
+        }
+        assert!(all_general == all_cached);
+        // A last content ending at every offset near the block's end (the end field then
+        // fits, or spills the block first).
+        for len in SCRATCH - 60..SCRATCH + 4 {
+            for lead in [0, 1, 2] {
+                let mut fields: Vec<(Key, Value)> = (0..lead)
+                    .map(|i| (Key::clone(&keys_pool[i]), Value::Str("abc".into())))
+                    .collect();
+                fields.push((Key::clone(&keys_pool[9]), Value::Str("x".repeat(len))));
+                let (mut general, mut cached) = (Vec::new(), Vec::new());
+                encode_log(&mut general, &fields, 5, 6);
+                encode_log_cached(&mut cached, &fields, 5, 6, &mut keys);
+                assert!(general == cached, "{len} {lead}");
+            }
+        }
     }
 }

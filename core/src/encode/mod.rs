@@ -18,8 +18,7 @@ pub const PAD: usize = 32;
 /// The key, its encoded form (padded to `PAD`), and the form's true length.
 type Slot = Option<(Key, Box<[u8]>, usize)>;
 
-/// The key last seen at a field position: its address, its slot, and a copy of its form when
-/// that fits in `PAD` bytes (the common key), so the usual lookup is one compare.
+/// The key last seen at a field position: its address and its slot (`Fit` has the rest).
 #[derive(Debug, Clone, Copy, Default)]
 struct Seen {
     /// `Arc::as_ptr` of the key; 0: nothing seen. Only ever set from a slot holding that
@@ -27,7 +26,17 @@ struct Seen {
     /// before the slot gives it up (`KeyCache::find`).
     addr: usize,
     slot: u8,
-    len: usize,
+}
+
+/// What the usual lookup reads of a position's key, together in 64 bytes (an entry's address
+/// is the row's plus the position shifted): one compare, a length and the form.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(align(64))]
+struct Fit {
+    /// `Seen::addr` when the form fits in `PAD` bytes (`form` holds it), else 0.
+    addr: usize,
+    /// The form's length (255 for any longer): a `u8`, so offsets from it are known small.
+    len: u8,
     /// The form when `len <= PAD`, padded with zeros; otherwise the slot has it.
     form: [u8; PAD],
 }
@@ -46,6 +55,14 @@ pub struct KeyCache {
     /// The key last seen at each field position: records of one parser mostly have the same
     /// keys in the same places, so this is the first place to look.
     row: [Seen; ROW],
+    /// The forms of `row`'s keys, and which fit in `PAD` bytes.
+    fits: [Fit; ROW],
+    /// Where the LogGroup encoder puts a record together before appending it to the batch
+    /// (`loggroup::encode_log_cached`; allocated with its first record, 4 KiB).
+    scratch: Option<Box<[u8; loggroup::SCRATCH]>>,
+    /// The LogGroup head of the last record (`loggroup::head`): records of one second in a
+    /// row share it.
+    head: Option<(u32, loggroup::Head)>,
 }
 
 fn addr(key: &Key) -> usize {
@@ -67,13 +84,14 @@ impl KeyCache {
 
     /// `padded`'s answer when the key is the one last seen at `pos` and its form fits in
     /// `PAD` bytes (the usual field), else None: one compare, and a length the caller knows
-    /// to be at most `PAD` (its block offsets need no bounds checks).
+    /// to be under 256 (offsets from it into a window sized for that need no bounds checks;
+    /// a fitting form is at most `PAD`).
+    /// A position past the row looks at the entry of `pos % ROW`: an entry answers only for
+    /// its own key, wherever it is found.
     #[inline(always)]
     pub fn short(&self, pos: usize, key: &Key) -> Option<(&[u8; PAD], usize)> {
-        match self.row.get(pos) {
-            Some(seen) if seen.addr == addr(key) && seen.len <= PAD => Some((&seen.form, seen.len)),
-            _ => None,
-        }
+        let f = &self.fits[pos % ROW];
+        (f.addr == addr(key)).then_some((&f.form, usize::from(f.len)))
     }
 
     /// `get`'s form followed by zeros up to `PAD` bytes at least, and the form's length.
@@ -81,10 +99,10 @@ impl KeyCache {
     pub fn padded(&mut self, pos: usize, key: &Key, make: fn(&str) -> Vec<u8>) -> (&[u8], usize) {
         let hit = matches!(self.row.get(pos), Some(seen) if seen.addr == addr(key));
         let i = if hit {
-            match self.row.get(pos) {
-                Some(seen) if seen.len <= PAD => return (&seen.form, seen.len),
-                Some(seen) => usize::from(seen.slot),
-                None => return (&[], 0), // never: `hit`
+            match (self.row.get(pos), self.fits.get(pos)) {
+                (_, Some(f)) if usize::from(f.len) <= PAD => return (&f.form, usize::from(f.len)),
+                (Some(seen), _) => usize::from(seen.slot),
+                _ => return (&[], 0), // never: `hit`
             }
         } else {
             self.miss(pos, key, make)
@@ -107,14 +125,19 @@ impl KeyCache {
         let slots = self
             .slots
             .get_or_insert_with(|| Box::new(std::array::from_fn(|_| None)));
-        let i = Self::find(slots, &mut self.row, key, make);
+        let i = Self::find(slots, &mut self.row, &mut self.fits, key, make);
         if let (Some(seen), Some((k, form, len))) = (self.row.get_mut(pos), &slots[i]) {
             *seen = Seen {
                 addr: addr(k),
                 slot: i as u8,
-                len: *len,
-                form: form.first_chunk().copied().unwrap_or_default(),
             };
+            if let Some(f) = self.fits.get_mut(pos) {
+                *f = Fit {
+                    addr: if *len <= PAD { addr(k) } else { 0 },
+                    len: u8::try_from(*len).unwrap_or(u8::MAX),
+                    form: form.first_chunk().copied().unwrap_or_default(),
+                };
+            }
         }
         i
     }
@@ -124,6 +147,7 @@ impl KeyCache {
     fn find(
         slots: &mut [Slot; SLOTS],
         row: &mut [Seen; ROW],
+        fits: &mut [Fit; ROW],
         key: &Key,
         make: fn(&str) -> Vec<u8>,
     ) -> usize {
@@ -141,8 +165,11 @@ impl KeyCache {
         }
         // Not found: a free slot nearby, or the home slot gives way.
         let i = at.unwrap_or(home % SLOTS);
-        for seen in row.iter_mut().filter(|s| usize::from(s.slot) == i) {
-            seen.addr = 0;
+        for (seen, fit) in row.iter_mut().zip(fits.iter_mut()) {
+            if usize::from(seen.slot) == i {
+                seen.addr = 0;
+                fit.addr = 0;
+            }
         }
         let mut form = make(key);
         let len = form.len();
