@@ -58,7 +58,9 @@ http://{project}.sls.llmtail.test:PORT/...`) and the project is read from its ta
 SLS reads it from the name. llmtail's own PutLogs client is given `endpoint` and posts directly.
 
 Run it as a process with `python -m tests.logstore --port 0 ...` (see `__main__`). With
-`count_only=True` (`--count-only`) it counts what it accepts and keeps nothing, for benchmarks.
+`count_only=True` (`--count-only`) it counts what it accepts and keeps nothing, for benchmarks:
+it frames each LogGroup and decodes only its first and last logs (`codec.count_group`), so that
+it never limits the agent it measures.
 
 Not confirmed by public SLS sources, so chosen here: the code for a Content-MD5 mismatch
 (InvalidContentMD5), for a value over 1 MB (PostBodyInvalid) and for more than 4096 logs (400
