@@ -542,23 +542,24 @@ mod tests {
         s
     }
 
+    /// A header of each pattern, in PATTERNS' order.
+    const HEADERS: &[&[u8]] = &[
+        b"2026-11-30 04:38:57.716 INFO  [traceId:e8] [c.a.C#f():1] [main] - x",
+        b"2026-11-30 04:38:57.716 [main] DEBUG a.b.C - x",
+        b"10:00:00 01 a",
+        b"2026-11-30 04:38:57,716  WARN x",
+        b"[2026-11-30 04:38:57,716] ERROR 12: x",
+        b"2026-11-30T04:38:57,716+08:00 INFO x",
+        b"2026-11-30 04:38:57,716 INFO  [main] a - x",
+        b"20261130 INFO12 x",
+        b"2026-11-30 04:38:57,716 INFO[main] x",
+    ];
+
     #[test]
     fn the_walk_answers_as_the_matcher_does() {
-        // A header of each pattern, in PATTERNS' order.
-        let headers: &[&[u8]] = &[
-            b"2026-11-30 04:38:57.716 INFO  [traceId:e8] [c.a.C#f():1] [main] - x",
-            b"2026-11-30 04:38:57.716 [main] DEBUG a.b.C - x",
-            b"10:00:00 01 a",
-            b"2026-11-30 04:38:57,716  WARN x",
-            b"[2026-11-30 04:38:57,716] ERROR 12: x",
-            b"2026-11-30T04:38:57,716+08:00 INFO x",
-            b"2026-11-30 04:38:57,716 INFO  [main] a - x",
-            b"20261130 INFO12 x",
-            b"2026-11-30 04:38:57,716 INFO[main] x",
-        ];
         let mut g = Gen(0x9E37_79B9_7F4A_7C15);
         let (mut fast, mut hits, mut total) = (0, 0, 0);
-        for (p, header) in PATTERNS.iter().zip(headers) {
+        for (p, header) in PATTERNS.iter().zip(HEADERS) {
             let c = compile_pattern(p, Some("UTC")).unwrap();
             for codec in [Codec::Utf8, Codec::Gbk] {
                 let t = StartTest::new(Arc::new(c.start_matcher(codec, "x").unwrap()));
@@ -590,20 +591,9 @@ mod tests {
 
     #[test]
     fn the_pattern_match_resumed_after_the_walk_answers_as_from_the_start() {
-        let headers: &[&[u8]] = &[
-            b"2026-11-30 04:38:57.716 INFO  [traceId:e8] [c.a.C#f():1] [main] - x",
-            b"2026-11-30 04:38:57.716 [main] DEBUG a.b.C - x",
-            b"10:00:00 01 a",
-            b"2026-11-30 04:38:57,716  WARN x",
-            b"[2026-11-30 04:38:57,716] ERROR 12: x",
-            b"2026-11-30T04:38:57,716+08:00 INFO x",
-            b"2026-11-30 04:38:57,716 INFO  [main] a - x",
-            b"20261130 INFO12 x",
-            b"2026-11-30 04:38:57,716 INFO[main] x",
-        ];
         let mut g = Gen(0x2F4A_7C15_9E37_79B9);
         let (mut resumed, mut matched) = (0, 0);
-        for (p, header) in PATTERNS.iter().zip(headers) {
+        for (p, header) in PATTERNS.iter().zip(HEADERS) {
             let c = compile_pattern(p, Some("UTC")).unwrap();
             for codec in [Codec::Utf8, Codec::Gbk] {
                 let t = StartTest::new(Arc::new(c.start_matcher(codec, "x").unwrap()));
