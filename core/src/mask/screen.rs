@@ -1,12 +1,13 @@
-//! The screen in front of the needs DFA (`NEEDS` in mask.rs): two 16-byte blocks a step, it
-//! looks for the bytes (or pairs of bytes) some match of an enabled built-in alternative must
-//! hold, and checks each one found against the few bytes around it. Most texts hold none that
-//! passes (an llm_call payload: lowercase words, hex, digits, `-` and `,`) and are turned away
-//! at a few instructions a byte, where the DFA walk costs ~10; what passes goes on to the DFA,
-//! which decides. Every need holds one of these, so the screen never turns away a text the DFA
-//! would let through, but for digit runs: there it goes further than the need and turns away
-//! runs no digit rule can take (`digit_run_taken`: their length and ASCII word boundaries), a
-//! claim about the rules' outcome tested against the unfiltered regex in mask.rs:
+//! The screen in front of the needs DFA (`NEEDS` in mask.rs): 32 bytes a step (one AVX2 block
+//! where the CPU has AVX2 and the text is 32 bytes or more, else two SSE2 blocks), it looks for
+//! the bytes (or pairs of bytes) some match of an enabled built-in alternative must hold, and
+//! checks each one found against the few bytes around it. Most texts hold none that passes (an
+//! llm_call payload: lowercase words, hex, digits, `-` and `,`) and are turned away at a few
+//! instructions a byte, where the DFA walk costs ~10; what passes goes on to the DFA, which
+//! decides. Every need holds one of these, so the screen never turns away a text the DFA would
+//! let through, but for digit runs: there it goes further than the need and turns away runs no
+//! digit rule can take (`digit_run_taken`: their length and ASCII word boundaries), a claim
+//! about the rules' outcome tested against the unfiltered regex in mask.rs:
 //!
 //! | need | looked for | checked around it |
 //! |---|---|---|
@@ -105,7 +106,7 @@ impl Screen {
 
     /// `may_match` 32 bytes a block, for texts of 32 bytes or more: a block without triggers
     /// costs its classification, one digit-run test and one branch; the last 1 to 32 bytes are
-    /// the end of the block ending at the text's end (no copy, no padding).
+    /// the end of the block ending at the text's end (one fixed copy, for the blank after it).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     #[inline(always)]
     fn scan_wide<F: Fn(&[u8; 33]) -> (u32, u32)>(&self, text: &[u8], classify_with: F) -> bool {
@@ -334,14 +335,15 @@ const TAKEN: [usize; 6] = [11, 13, 16, 17, 18, 19];
 const TAKEN_X: usize = 18;
 
 /// Whether a maximal run of ASCII digits with a digit in `t[from - 16..to]` (the end of the
-/// block before `from` and the blocks from it: every run of the digit window the windows
-/// before did not hold whole has a digit there) may be a value a digit rule takes. The digit alternative, `\b[0-9]{11,19}[Xx]?\b` (ASCII `\b`), only ever matches a
-/// whole run, not after a word byte (`[0-9A-Za-z_]`), and either not before one or with the
-/// `X`/`x` after it counted, not before a word byte; its validators accept only the lengths of
-/// `TAKEN` (`TAKEN_X` with the `X`). So a text whose runs of eleven or more all fail this has
-/// no digit value to mask; with no other trigger passing either, the rules' regex finds
-/// nothing to replace. Called only where the window holds eleven digits in a row, so every
-/// run of eleven or more is looked at.
+/// block before `from` and the blocks from it: every run of the digit window that the windows
+/// before did not hold whole has a digit there) may be a value a digit rule takes. The digit
+/// alternative, `\b[0-9]{11,19}[Xx]?\b` (ASCII `\b`), only ever matches a whole run, not after
+/// a word byte (`[0-9A-Za-z_]`), and either not before one or with the `X`/`x` after it
+/// counted, not before a word byte; its validators accept only the lengths of `TAKEN`
+/// (`TAKEN_X` with the `X`). So a text whose runs of eleven or more all fail this has no digit
+/// value to mask; with no other trigger passing either, the rules' regex finds nothing to
+/// replace. Called only where the window holds eleven digits in a row, so every run of eleven
+/// or more is looked at.
 #[inline(never)]
 fn digit_run_taken(t: &[u8], from: usize, to: usize) -> bool {
     let digit = |i: usize| t.get(i).is_some_and(u8::is_ascii_digit);
