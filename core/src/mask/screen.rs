@@ -1,12 +1,13 @@
-//! The screen in front of the needs DFA (`NEEDS` in mask.rs): two 16-byte blocks a step, it
-//! looks for the bytes (or pairs of bytes) some match of an enabled built-in alternative must
-//! hold, and checks each one found against the few bytes around it. Most texts hold none that
-//! passes (an llm_call payload: lowercase words, hex, digits, `-` and `,`) and are turned away
-//! at a few instructions a byte, where the DFA walk costs ~10; what passes goes on to the DFA,
-//! which decides. Every need holds one of these, so the screen never turns away a text the DFA
-//! would let through, but for digit runs: there it goes further than the need and turns away
-//! runs no digit rule can take (`digit_run_taken`: their length and ASCII word boundaries), a
-//! claim about the rules' outcome tested against the unfiltered regex in mask.rs:
+//! The screen in front of the needs DFA (`NEEDS` in mask.rs): 32 bytes a step (one AVX2 block
+//! where the CPU has AVX2 and the text is 32 bytes or more, else two SSE2 blocks), it looks for
+//! the bytes (or pairs of bytes) some match of an enabled built-in alternative must hold, and
+//! checks each one found against the few bytes around it. Most texts hold none that passes (an
+//! llm_call payload: lowercase words, hex, digits, `-` and `,`) and are turned away at a few
+//! instructions a byte, where the DFA walk costs ~10; what passes goes on to the DFA, which
+//! decides. Every need holds one of these, so the screen never turns away a text the DFA would
+//! let through, but for digit runs: there it goes further than the need and turns away runs no
+//! digit rule can take (`digit_run_taken`: their length and ASCII word boundaries), a claim
+//! about the rules' outcome tested against the unfiltered regex in mask.rs:
 //!
 //! | need | looked for | checked around it |
 //! |---|---|---|
@@ -58,6 +59,9 @@ pub struct Screen {
     password: bool,
     at: bool,
     digits: bool,
+    /// Whether the CPU has AVX2 (found once here): the screen then reads 32 bytes a block.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    wide: bool,
 }
 
 impl Screen {
@@ -77,12 +81,77 @@ impl Screen {
                 _ => return None,
             }
         }
+        s.wide = has_avx2();
         Some(s)
     }
 
     /// Whether `text` may hold a need of an enabled alternative; false: it holds none.
     pub fn may_match(&self, text: &[u8]) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if self.wide && text.len() >= 32 {
+            // SAFETY: `wide` is set only where `has_avx2` found AVX2 on this CPU, the one
+            // feature `scan_avx2` enables.
+            return unsafe { self.scan_avx2(text) };
+        }
         self.scan(text, classify)
+    }
+
+    /// `scan_wide` with the blocks classified in AVX2 (and inlined into its loop: the loop is
+    /// compiled for AVX2 as a whole).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn scan_avx2(&self, text: &[u8]) -> bool {
+        self.scan_wide(text, |block| classify_avx2(block))
+    }
+
+    /// `may_match` 32 bytes a block, for texts of 32 bytes or more: a block without triggers
+    /// costs its classification, one digit-run test and one branch; the last 1 to 32 bytes are
+    /// the end of the block ending at the text's end (one fixed copy, for the blank after it).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    #[inline(always)]
+    fn scan_wide<F: Fn(&[u8; 33]) -> (u32, u32)>(&self, text: &[u8], classify_with: F) -> bool {
+        // The digits of the block before: the low 32 bits of the digit window.
+        let mut before = 0u32;
+        let mut base = 0;
+        // A block with the byte after it (for the pairs), straight from the text.
+        while let Some(block) = text
+            .get(base..base + 33)
+            .and_then(|c| <&[u8; 33]>::try_from(c).ok())
+        {
+            if self.wide_block(text, base, classify_with(block), &mut before) {
+                return true;
+            }
+            base += 32;
+        }
+        let left = text.len() - base.min(text.len());
+        // The last 1..=32 bytes: the block ending at the text's end (one blank after it), of
+        // which the first `seen` bytes were looked at already.
+        let Some(last) = text
+            .len()
+            .checked_sub(32)
+            .and_then(|s| text.get(s..))
+            .filter(|_| left > 0)
+        else {
+            return false;
+        };
+        let mut block = [b' '; 33];
+        if let Some(head) = block.get_mut(..32) {
+            head.copy_from_slice(last);
+        }
+        let seen = 32 - left;
+        let (digits, triggers) = classify_with(&block);
+        self.wide_block(text, base, (digits >> seen, triggers >> seen), &mut before)
+    }
+
+    /// One 32-byte block at `base` whose (digit, trigger) bits are `bits`.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    #[inline(always)]
+    fn wide_block(&self, text: &[u8], base: usize, bits: (u32, u32), before: &mut u32) -> bool {
+        let (digits, triggers) = bits;
+        let window = (u64::from(digits) << 32) | u64::from(*before);
+        *before = digits;
+        (self.digits && eleven_ones(window) && digit_run_taken(text, base, base + 32))
+            || (triggers != 0 && self.confirm_any(text, base, triggers))
     }
 
     /// `may_match` with the blocks classified by `classify_with`. Two blocks a step: a pair
@@ -107,7 +176,7 @@ impl Screen {
             before = d1;
             let triggers = u32::from(t0) | (u32::from(t1) << 16);
             if (self.digits && eleven_ones(window) && digit_run_taken(text, base, base + 32))
-                || (triggers != 0 && self.confirm_any(text, base, triggers))
+                || (triggers != 0 && self.confirm_any_apart(text, base, triggers))
             {
                 return true;
             }
@@ -156,11 +225,19 @@ impl Screen {
         let window = (u64::from(digits) << 16) | u64::from(*before);
         *before = digits;
         (self.digits && eleven_ones(window) && digit_run_taken(text, base, base + 16))
-            || (triggers != 0 && self.confirm_any(text, base, u32::from(triggers)))
+            || (triggers != 0 && self.confirm_any_apart(text, base, u32::from(triggers)))
     }
 
-    /// Whether one of the triggers at `base` (bit i: byte `base + i`) passes.
+    /// `confirm_any` out of line, for the SSE2 loop: its constants fill the registers.
     #[inline(never)]
+    fn confirm_any_apart(&self, text: &[u8], base: usize, triggers: u32) -> bool {
+        self.confirm_any(text, base, triggers)
+    }
+
+    /// Whether one of the triggers at `base` (bit i: byte `base + i`) passes. Inlined into
+    /// the AVX2 loop, which has the registers for it (the compiler keeps `confirm` apart):
+    /// 26 instructions a record fewer than a call.
+    #[inline]
     fn confirm_any(&self, text: &[u8], base: usize, mut triggers: u32) -> bool {
         while triggers != 0 {
             let at = base + triggers.trailing_zeros() as usize;
@@ -257,15 +334,16 @@ const TAKEN: [usize; 6] = [11, 13, 16, 17, 18, 19];
 /// id's (a phone number never ends in X; bank cards are all digits).
 const TAKEN_X: usize = 18;
 
-/// Whether a maximal run of ASCII digits with a digit in `t[from - 16..to]` (the bytes of a
-/// digit window: the block before `from` and the blocks from it) may be a value a digit rule
-/// takes. The digit alternative, `\b[0-9]{11,19}[Xx]?\b` (ASCII `\b`), only ever matches a
-/// whole run, not after a word byte (`[0-9A-Za-z_]`), and either not before one or with the
-/// `X`/`x` after it counted, not before a word byte; its validators accept only the lengths of
-/// `TAKEN` (`TAKEN_X` with the `X`). So a text whose runs of eleven or more all fail this has
-/// no digit value to mask; with no other trigger passing either, the rules' regex finds
-/// nothing to replace. Called only where the window holds eleven digits in a row, so every
-/// run of eleven or more is looked at.
+/// Whether a maximal run of ASCII digits with a digit in `t[from - 16..to]` (the end of the
+/// block before `from` and the blocks from it: every run of the digit window that the windows
+/// before did not hold whole has a digit there) may be a value a digit rule takes. The digit
+/// alternative, `\b[0-9]{11,19}[Xx]?\b` (ASCII `\b`), only ever matches a whole run, not after
+/// a word byte (`[0-9A-Za-z_]`), and either not before one or with the `X`/`x` after it
+/// counted, not before a word byte; its validators accept only the lengths of `TAKEN`
+/// (`TAKEN_X` with the `X`). So a text whose runs of eleven or more all fail this has no digit
+/// value to mask; with no other trigger passing either, the rules' regex finds nothing to
+/// replace. Called only where the window holds eleven digits in a row, so every run of eleven
+/// or more is looked at.
 #[inline(never)]
 fn digit_run_taken(t: &[u8], from: usize, to: usize) -> bool {
     let digit = |i: usize| t.get(i).is_some_and(u8::is_ascii_digit);
@@ -364,6 +442,75 @@ fn classify_sse2(block: &[u8; 17]) -> (u16, u16) {
     )
 }
 
+/// Whether this CPU has AVX2 (the standard library caches what it found).
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// (digits, triggers) of a 32-byte block (and the byte after it) in AVX2: `classify_sse2`'s
+/// operations on 32 lanes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn classify_avx2(block: &[u8; 33]) -> (u32, u32) {
+    use std::arch::x86_64::{
+        __m256i, _mm256_add_epi8, _mm256_and_si256, _mm256_cmpeq_epi8, _mm256_cmpgt_epi8,
+        _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_or_si256, _mm256_set1_epi8,
+    };
+    let ptr = block.as_ptr();
+    // SAFETY: `block` holds 33 bytes, so the 32 from offset 0 and the 32 from offset 1 are
+    // both inside it; `loadu` has no alignment requirement.
+    let (v, next) = unsafe {
+        (
+            _mm256_loadu_si256(ptr.cast::<__m256i>()),
+            _mm256_loadu_si256(ptr.add(1).cast::<__m256i>()),
+        )
+    };
+    let splat = |b: u8| _mm256_set1_epi8(b as i8);
+    // As in `classify_sse2`: the bytes looked for moved to the smallest signed bytes.
+    let moved = _mm256_add_epi8(v, splat(0x50));
+    let digits = _mm256_cmpgt_epi8(splat(0x8A), moved);
+    let punct = _mm256_add_epi8(v, splat(0x80 - PUNCT.start()));
+    let span = PUNCT.end() - PUNCT.start() + 1;
+    let mut hits = _mm256_cmpgt_epi8(splat(0x80 + span), punct);
+    for b in SINGLES {
+        hits = _mm256_or_si256(hits, _mm256_cmpeq_epi8(v, splat(b)));
+    }
+    for (first, second, fold) in PAIRS {
+        let a = _mm256_cmpeq_epi8(_mm256_or_si256(v, splat(fold)), splat(first));
+        let b = _mm256_cmpeq_epi8(_mm256_or_si256(next, splat(fold)), splat(second));
+        hits = _mm256_or_si256(hits, _mm256_and_si256(a, b));
+    }
+    (
+        _mm256_movemask_epi8(digits) as u32,
+        _mm256_movemask_epi8(hits) as u32,
+    )
+}
+
+/// `classify` of a 32-byte block as two 16-byte ones a byte at a time: the reference the AVX2
+/// version is tested against, and `scan_wide`'s classification in the tests.
+#[cfg(test)]
+fn classify_wide_scalar(block: &[u8; 33]) -> (u32, u32) {
+    let half = |at: usize| {
+        block
+            .get(at..at + 17)
+            .and_then(|b| <&[u8; 17]>::try_from(b).ok())
+            .map_or((0, 0), classify_scalar)
+    };
+    let ((d0, t0), (d1, t1)) = (half(0), half(16));
+    (
+        u32::from(d0) | (u32::from(d1) << 16),
+        u32::from(t0) | (u32::from(t1) << 16),
+    )
+}
+
 #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
 #[inline]
 fn classify(block: &[u8; 17]) -> (u16, u16) {
@@ -429,9 +576,49 @@ mod tests {
         }
     }
 
+    #[test]
+    fn avx2_and_scalar_classify_alike() {
+        if !has_avx2() {
+            return;
+        }
+        let mut g = Gen(0x0FED_CBA9_8765_4321);
+        let near: Vec<u8> = PAIRS
+            .iter()
+            .flat_map(|&(f, s, _)| [f, s, f ^ 0x20, s ^ 0x20])
+            .chain(SINGLES)
+            .chain(PUNCT)
+            .chain([b'0', b'9', b'x', 0x80, 0xFF, b'/'])
+            .collect();
+        // Every pair of byte values at a position of each half, then random blocks.
+        for value in 0..=255u8 {
+            for second in 0..=255u8 {
+                let at = usize::from(value ^ second) % 32;
+                let mut block = [b'x'; 33];
+                block[at] = value;
+                block[at + 1] = second;
+                // SAFETY: AVX2 was found on this CPU just above.
+                let wide = unsafe { classify_avx2(&block) };
+                assert_eq!(wide, classify_wide_scalar(&block), "{block:?}");
+            }
+        }
+        for round in 0..40_000 {
+            let mut block = [0u8; 33];
+            for b in &mut block {
+                *b = if round % 2 == 0 {
+                    g.next() as u8
+                } else {
+                    *g.pick(&near)
+                };
+            }
+            // SAFETY: as above.
+            let wide = unsafe { classify_avx2(&block) };
+            assert_eq!(wide, classify_wide_scalar(&block), "{block:?}");
+        }
+    }
+
     /// A need (or a near miss) at every offset of texts of every length up to 100 bytes: the
     /// two-block steps, the single block and the tail each find it, with the SSE2 and the
-    /// scalar classification alike; digit runs of lengths no rule takes are turned away.
+    /// scalar classification alike, and the 32-byte blocks (AVX2 and scalar) alike; digit runs of lengths no rule takes are turned away.
     #[test]
     fn every_offset_of_every_length_is_screened() {
         let all = [
@@ -488,6 +675,15 @@ mod tests {
                     let t = text.as_bytes();
                     assert_eq!(screen.may_match(t), passes, "{text:?}");
                     assert_eq!(screen.scan(t, classify_scalar), passes, "{text:?}");
+                    if len >= 32 {
+                        let wide = screen.scan_wide(t, classify_wide_scalar);
+                        assert_eq!(wide, passes, "{text:?}");
+                        if has_avx2() {
+                            // SAFETY: AVX2 was found on this CPU just above.
+                            let avx2 = unsafe { screen.scan_avx2(t) };
+                            assert_eq!(avx2, passes, "{text:?}");
+                        }
+                    }
                 }
             }
         }
