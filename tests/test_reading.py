@@ -106,6 +106,7 @@ def test_a_bomb_comes_out_in_bounded_chunks(tmp_path: Path) -> None:
 
 @settings(max_examples=60, deadline=None)
 @example(cuts=[0, 828, 13086], keep=0.2642367985233443, chunk=64)  # zlib's flush at the cut
+@example(cuts=[175], keep=0.00886, chunk=64)  # kept bytes end with the first member: whole
 @given(
     cuts=st.lists(st.integers(0, len(CONTENT)), max_size=3),
     keep=st.floats(0.0, 1.0),
@@ -115,14 +116,18 @@ def test_whatever_the_cut_what_is_handed_on_is_a_prefix_and_only_a_whole_file_is
     tmp_path_factory: pytest.TempPathFactory, cuts: list[int], keep: float, chunk: int
 ) -> None:
     bounds = [0, *sorted(cuts), len(CONTENT)]
-    whole = b"".join(member(CONTENT[a:b]) for a, b in itertools.pairwise(bounds))
+    members = [member(CONTENT[a:b]) for a, b in itertools.pairwise(bounds)]
+    whole = b"".join(members)
+    kept = min(len(whole), max(2, int(len(whole) * keep)))
+    # A cut at a member's end leaves a whole gzip file of the members before it.
+    ends = dict(zip(itertools.accumulate(map(len, members)), bounds[1:], strict=True))
     path = tmp_path_factory.mktemp("gz") / "x.gz"
-    path.write_bytes(whole[: max(2, int(len(whole) * keep))])
+    path.write_bytes(whole[:kept])
     data, reason = read_all(path, chunk_size=chunk)
     assert CONTENT.startswith(data)
-    assert (reason is None) == (int(len(whole) * keep) >= len(whole))
+    assert (reason is None) == (kept in ends)
     if reason is None:
-        assert data == CONTENT
+        assert data == CONTENT[: ends[kept]]
 
 
 def test_validate_on_a_truncated_gz_reports_what_it_recovered_and_is_not_ok(
