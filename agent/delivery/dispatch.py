@@ -149,6 +149,7 @@ class Dispatcher:
             self._queue.put(None)
         for thread in self._threads:
             thread.join(timeout=max(1.0, deadline - time.monotonic()))
+        self.on_finish = _no_one  # its listener may be gone (the daemon frees its flag's pipe)
         self._sink.close()
         return drained
 

@@ -58,10 +58,6 @@ class _Released:
     identity: dict[str, str | int]
 
 
-def _nothing() -> None:
-    pass
-
-
 class LastError(logging.Handler):
     """Remembers the latest warning or error, for `/status` and the systemd STATUS line."""
 
@@ -390,7 +386,6 @@ class Daemon:
         # its offset stays uncommitted and it is read again on the next start.
         self._flow.cut_all()
         drained = self._flow.dispatcher.stop(deadline)
-        self._flow.dispatcher.on_finish = _nothing  # `close` frees the flag's pipe
         self._observe()
         self._watcher.close()
         stats = self._flow.ledger.stats()

@@ -142,10 +142,7 @@ def count_group(raw: bytes, now: float, max_logs: int = MAX_LOGS_PER_GROUP) -> i
     skeleton = _LogGroupSkeleton()
     _decode_into(skeleton, raw)
     logs = skeleton.Logs
-    if len(logs) > max_logs:
-        raise SlsError(
-            400, "PostBodyTooLarge", f"logs count {len(logs)} exceeds the limit {max_logs}"
-        )
+    check_count(len(logs), max_logs)
     if logs:
         ends = [LogRaw() for _ in range(min(2, len(logs)))]
         for log, data in zip(ends, (logs[0], logs[-1]), strict=False):
@@ -163,11 +160,13 @@ def check_key(key: str) -> None:
 def check_group(group: LogGroupRaw, now: float, max_logs: int = MAX_LOGS_PER_GROUP) -> None:
     """The log count and every log's time; one bad time fails the whole request, as in SLS."""
     logs = group.Logs
-    if len(logs) > max_logs:
-        raise SlsError(
-            400, "PostBodyTooLarge", f"logs count {len(logs)} exceeds the limit {max_logs}"
-        )
+    check_count(len(logs), max_logs)
     check_times(logs, now)
+
+
+def check_count(count: int, max_logs: int) -> None:
+    if count > max_logs:
+        raise SlsError(400, "PostBodyTooLarge", f"logs count {count} exceeds the limit {max_logs}")
 
 
 def check_times(logs: Iterable[Any], now: float) -> None:
