@@ -162,6 +162,7 @@ impl Packed {
 }
 
 /// The hash a set is indexed under in every `Llm`: its pack's if it fits, else `hash_strs`.
+#[inline(always)]
 fn set_hash(key: &[&str; 6], packed: &Packed) -> u64 {
     if packed.fits() {
         packed.hash()
@@ -466,7 +467,7 @@ impl Llm {
         }
         // The six labels and four numbers (the first of each name, as a lookup by name
         // finds it).
-        let found: [Option<&Value>; 10] = std::array::from_fn(|j| places.first(fields, ROLES + j));
+        let found: [Option<&Value>; 10] = places.firsts(fields, ROLES);
         let [app, module, model, workspace, status, error, inp, out, total, ms] = found;
         let key: [&str; 6] = [app, module, model, workspace, status, error].map(text);
         let packed = Packed::of(&key);
@@ -508,6 +509,7 @@ impl Llm {
 
     /// `_add_minute`: `calls` and `tokens` into the cell (set `i`, `minute`), made if there is
     /// room; else the calls are counted as dropped minutes.
+    #[inline(always)]
     fn add_minute(&mut self, i: usize, minute: i64, calls: u64, tokens: u128) {
         let [first, latest] = self.cells.get(i).copied().unwrap_or([NO_CELL; 2]);
         let found = if self.cell_is(latest, minute) {
@@ -880,8 +882,14 @@ impl Llm {
     /// A new set `key` (whose pack is `packed`, hash `hash`) at the end, all its numbers
     /// zero; `index` is the caller's. A fitting set's texts are copied out of its pack in
     /// one piece.
+    #[inline]
     fn push_set(&mut self, key: [&str; 6], packed: &Packed, hash: u64) {
         let keep = self.in_text(packed);
+        if !keep {
+            // A batch's fitting set: no text here, every end where the sets before end.
+            let end = self.text.len();
+            return self.push_ends([end; 6], hash, *packed);
+        }
         let text = &mut self.text;
         let ends = key.map(|t| {
             if keep {

@@ -114,6 +114,25 @@ impl Places {
         at(self.first.get(n).copied())
     }
 
+    /// The values of the first fields named `NAMES[from..from + N]` (`first` of each): the
+    /// LLM aggregate's ten roles in one read. `NONE` is past the end of any field list that
+    /// can be held (more than u32::MAX fields is over 100 GiB), so each index needs only its
+    /// bounds check, not `first`'s test for `NONE` as well; a longer list takes that way.
+    #[inline]
+    pub fn firsts<'f, const N: usize>(
+        &self,
+        fields: &'f [(Key, Value)],
+        from: usize,
+    ) -> [Option<&'f Value>; N] {
+        let at = self.first.get(from..).and_then(|f| f.first_chunk::<N>());
+        match at {
+            Some(at) if fields.len() <= NONE as usize => {
+                at.map(|i| fields.get(i as usize).map(|(_, v)| v))
+            }
+            _ => std::array::from_fn(|j| self.first(fields, from + j)),
+        }
+    }
+
     /// The value of the first field named `NAMES[n]`.
     #[inline]
     pub fn first<'f>(&self, fields: &'f [(Key, Value)], n: usize) -> Option<&'f Value> {
@@ -226,6 +245,31 @@ mod tests {
         }
         let p = Places::of(&fields(&["events", "Time", "app_", ""]));
         assert_eq!(p, Places::default());
+    }
+
+    #[test]
+    fn firsts_are_the_first_of_each_name() {
+        // Some roles present (twice, or once), some absent, and places of a longer record
+        // read against a shorter one (indices past its end read as absent, as `first` does).
+        let f = fields(&[
+            "model",
+            "app",
+            "level",
+            "input_tokens",
+            "app",
+            "duration_ms",
+            "error_code",
+        ]);
+        let p = Places::of(&f);
+        let short = &f[..4];
+        for list in [&f[..], short, &[]] {
+            let got: [Option<&Value>; 10] = p.firsts(list, ROLES);
+            let want: [Option<&Value>; 10] = std::array::from_fn(|j| p.first(list, ROLES + j));
+            assert_eq!(got, want);
+        }
+        assert_eq!(p.firsts::<10>(&f, ROLES)[0], Some(&Value::Str("1".into())));
+        // Past the names: nothing.
+        assert_eq!(p.firsts::<2>(&f, NAMES.len() - 1), [None, None]);
     }
 
     #[test]
