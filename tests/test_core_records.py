@@ -252,6 +252,14 @@ _HEADER_TAILS = st.sampled_from(
         "[traceid:x] [a#b():1] [m] - ",
         "[traceId:]] [a#b():1] [m] - \u4e2d\u6587",
         "[traceId:a] [c#m():1] [t] - a\rb",
+        # Fields of every length the lane copy takes (one to three lanes, and past them),
+        # brackets in the logger and thread, an empty thread, odd lines, non-ASCII names.
+        "[traceId:0123456789abcdef0123] [o.a.c.c.C.[.[.[/]#log():-7] [pool-2-thread-75] - x",
+        "[traceId:] [a.b.c.AVeryLongLoggerNameThatGoesOnPastFortyEightBytes#m():?] "
+        "[http-nio-8080-exec-196-and-a-thread-name-past-48-bytes] - ",
+        "[traceId:t] [\u4e2d.\u6587#\u65b9():1] [\u7ebf\u7a0b] - m",
+        "[traceId:t] [a#b():007] [] - ",
+        "[traceId:t] [a#b():-0] [[x]] - m",
     )
 )
 
@@ -259,7 +267,9 @@ _HEADER_TAILS = st.sampled_from(
 @st.composite
 def _default_headers(draw: st.DrawFn) -> bytes:
     """Default-pattern lines whose level, padding and first fields vary where the start test
-    stops and the record match resumes (the walk's marks), some cut short of the header."""
+    stops and the record match resumes (the walk's marks), whose fields take one to three
+    16-byte lanes or more when they are written (`Fill::text_in`), some cut short of the
+    header (a field's lanes then run past the record's end)."""
     lines = []
     for _ in range(draw(st.integers(min_value=1, max_value=6))):
         level = draw(st.sampled_from(("INFO", "WARN", "ERROR", "X", "TRACEX", "info", "", "1")))

@@ -340,7 +340,7 @@ impl DateFormat {
         // bytes `at` and `at + 1` when they are ASCII digits, and what follows up to `frac_at`
         // are the layout's literals (`text` matched them), ASCII (`minute_at`): so `frac_at`
         // is the character position the layout counted.
-        if b.get(..at)? != key.as_slice() {
+        if !same_bytes(b.get(..at)?, key) {
             return None;
         }
         let t = b.get(at)?.wrapping_sub(b'0');
@@ -571,6 +571,31 @@ fn parse_offset(text: &str) -> Result<Offset, Internal> {
     Offset::from_seconds(total).map_err(|_| Internal("ValueError"))
 }
 
+/// `a == b`, for the minute's key (17 bytes in `yyyy-MM-dd HH:mm:`): 8 to 32 bytes as two
+/// overlapping words from each end, not a `bcmp` call (~25 instructions a record with its
+/// set-up); other lengths as slices.
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    fn ends<const W: usize>(s: &[u8]) -> Option<([u8; W], [u8; W])> {
+        Some((*s.first_chunk::<W>()?, *s.last_chunk::<W>()?))
+    }
+    match n {
+        16..=32 => ends::<16>(a).zip(ends::<16>(b)).is_some_and(|(x, y)| {
+            u128::from_ne_bytes(x.0) == u128::from_ne_bytes(y.0)
+                && u128::from_ne_bytes(x.1) == u128::from_ne_bytes(y.1)
+        }),
+        8..=15 => ends::<8>(a).zip(ends::<8>(b)).is_some_and(|(x, y)| {
+            u64::from_ne_bytes(x.0) == u64::from_ne_bytes(y.0)
+                && u64::from_ne_bytes(x.1) == u64::from_ne_bytes(y.1)
+        }),
+        _ => a == b,
+    }
+}
+
 /// Nanoseconds of fraction digits ("748" -> 748000000); not digits: 0.
 pub fn nanos(frac: &str) -> u32 {
     let b = frac.as_bytes();
@@ -598,6 +623,23 @@ pub fn nanos(frac: &str) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_bytes_is_slice_equality_at_every_length_and_position() {
+        for n in 0..40usize {
+            let a: Vec<u8> = (0..n).map(|i| b'0' + (i % 10) as u8).collect();
+            assert!(same_bytes(&a, &a.clone()), "{n}");
+            for k in 0..n {
+                let mut b = a.clone();
+                b[k] ^= 0x40;
+                assert!(!same_bytes(&a, &b), "{n} {k}");
+            }
+            let mut longer = a.clone();
+            longer.push(b'x');
+            assert!(!same_bytes(&a, &longer), "{n}");
+            assert!(!same_bytes(&longer, &a), "{n}");
+        }
+    }
 
     #[test]
     fn dst_gap_and_fold_follow_zoneinfo_fold_zero() {
