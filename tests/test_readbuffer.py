@@ -2,7 +2,8 @@
 
 What must hold: a chunk's bytes never change while anyone holds it (the next turn reads into a
 new buffer rather than over it); a buffer nobody holds a chunk of is read into again (no fresh
-megabyte per turn); and the Streams give the same batches from a chunk as from `bytes`.
+megabyte per turn, two in turn for a whole file); and the Streams give the same batches from a
+chunk as from `bytes`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llmtail.agent.engine.stream import StreamSettings, Wire
+from llmtail.agent.reading import wholefile
 from llmtail.agent.reading.fingerprint import FileIdentity
 from llmtail.agent.reading.readbuffer import ChunkData, TurnBuffer
 from llmtail.agent.reading.tailer import Tailer, open_file
@@ -166,3 +168,29 @@ def test_both_engines_give_the_same_batches_from_chunks_as_from_bytes(
     # Any other buffer (copied by the core first) reads as its bytes do.
     whole = _feed_all(py_stream(s, "k", "/p", 0, 0), [content])
     assert _feed_all(core_stream(s, "k", "/p", 0, 0), [bytearray(content)]) == whole
+
+
+def test_a_whole_file_read_takes_two_buffers_in_turn_and_kept_chunks_keep_their_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "app.log"
+    content = b"".join(b"%07d\n" % i for i in range(40_000))  # 320 KB
+    path.write_bytes(content)
+    made: list[TurnBuffer] = []
+
+    def kept(capacity: int) -> TurnBuffer:
+        made.append(TurnBuffer(capacity))
+        return made[-1]
+
+    monkeypatch.setattr(wholefile, "TurnBuffer", kept)
+    got = bytearray()
+    for chunk in wholefile.read_chunks(str(path), 0, 4096):
+        got += chunk  # the loop holds each chunk until the next one is read
+    assert bytes(got) == content
+    assert len(made) == 2 and sum(b.replaced for b in made) == 0
+
+    made.clear()
+    held = list(wholefile.read_chunks(str(path), 1000, 4096))  # every chunk kept
+    assert b"".join(held) == content[1000:]
+    # Each read after the first two found its buffer held, the one that found the end too.
+    assert sum(b.replaced for b in made) == len(held) + 1 - 2
