@@ -89,8 +89,9 @@ def read_chunks(path: str, start: int = 0, chunk_size: int = CHUNK_SIZE) -> Iter
     """Yield the file's content from `start` to its end, decompressing `.gz` by magic bytes.
 
     A plain file's chunks are views of two buffers kept for the whole read, taken in turn (a
-    caller's loop still holds the last chunk while the next is read, not the one before): valid
-    until the next but one; whoever keeps bytes longer copies them (or gets a fresh buffer)."""
+    caller's loop still holds the last chunk while the next is read, not the one before). A
+    chunk held longer is never read over: that read takes a fresh buffer, so whoever keeps
+    bytes copies them to keep reads in the two buffers."""
     if is_gzip(path):
         yield from _read_gzip(path, start, chunk_size)
         return
