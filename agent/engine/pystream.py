@@ -11,6 +11,7 @@ from __future__ import annotations
 from llmtail.agent.engine.batch import BatchBuilder
 from llmtail.agent.engine.loggroup import LogEncoder
 from llmtail.agent.engine.stream import SealedBatch, StreamSettings
+from llmtail.agent.reading.readbuffer import ChunkData
 from llmtail.parsers.mask import Masker
 from llmtail.parsers.multiline import Frame
 from llmtail.parsers.record import RecordParser
@@ -51,8 +52,10 @@ class PyStream:
     def next_pack_seq(self) -> int:
         return self._batch.next_seq
 
-    def feed(self, data: bytes, now: float, wall: float) -> list[SealedBatch]:
-        return self._add(self._asm.feed(data, now), now, wall)
+    def feed(self, data: ChunkData, now: float, wall: float) -> list[SealedBatch]:
+        # The reference's assembler keeps slices of what it is fed: bytes of its own (a copy
+        # of a view of the reader's buffer; `bytes` itself when it is one).
+        return self._add(self._asm.feed(bytes(data), now), now, wall)
 
     def due(self, now: float, wall: float, caught_up: bool) -> list[SealedBatch]:
         out: list[SealedBatch] = []

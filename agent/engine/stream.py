@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from llmtail.agent.engine.llm_aggregate import DEFAULT_MAX_LABEL_SETS, Aggregate
+from llmtail.agent.reading.readbuffer import ChunkData
 from llmtail.parsers.mask import MaskSettings
 from llmtail.parsers.record import ParserSettings
 
@@ -126,9 +127,10 @@ class Stream(Protocol):
     @property
     def next_pack_seq(self) -> int: ...
 
-    def feed(self, data: bytes, now: float, wall: float) -> list[SealedBatch]:
+    def feed(self, data: ChunkData, now: float, wall: float) -> list[SealedBatch]:
         """Bytes at `offset`; `now` is monotonic (linger, idleness), `wall` stamps timeless
-        records."""
+        records. `data` may be a view of the reader's buffer, valid during the call only: a
+        Stream that keeps bytes of it copies them."""
         ...
 
     def due(self, now: float, wall: float, caught_up: bool) -> list[SealedBatch]:

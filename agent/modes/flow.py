@@ -20,6 +20,7 @@ from llmtail.agent.delivery.sink import Outcome
 from llmtail.agent.engine.engine import Engine
 from llmtail.agent.engine.ledger import Ledger
 from llmtail.agent.engine.stream import SealedBatch, Stream
+from llmtail.agent.reading.readbuffer import ChunkData
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class Flow:
         if stream is not None:
             stream.rename(path)
 
-    def feed(self, key: str, data: bytes, now: float, wall: float) -> None:
+    def feed(self, key: str, data: ChunkData, now: float, wall: float) -> None:
         self.submit(self._streams[key].feed(data, now, wall))
 
     def due(self, now: float, wall: float, caught_up: Callable[[str], bool]) -> None:

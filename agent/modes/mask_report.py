@@ -83,7 +83,8 @@ def mask_report(paths: list[str], parser: RecordParser, masker: Masker) -> MaskR
         assembler = parser.assembler(0)
         try:
             for chunk in read_chunks(path):
-                _consume(assembler.feed(chunk, 0.0), parser, masker, report, path)
+                # The reference's assembler keeps slices of what it is fed: bytes of its own.
+                _consume(assembler.feed(bytes(chunk), 0.0), parser, masker, report, path)
         except DamagedFileError as exc:
             report.damaged.append(str(exc))
         _consume(assembler.drain(), parser, masker, report, path)

@@ -93,7 +93,8 @@ def _python_scan(
 
     try:
         for chunk in read_chunks(path):
-            yield from wanted(assembler.feed(chunk, 0.0))
+            # The reference's assembler keeps slices of what it is fed: bytes of its own.
+            yield from wanted(assembler.feed(bytes(chunk), 0.0))
     except DamagedFileError as exc:
         damaged.append(str(exc))
     yield from wanted(assembler.drain())

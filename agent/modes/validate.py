@@ -224,7 +224,7 @@ def validate_files(
             for chunk in read_chunks(path):
                 report.bytes += len(chunk)
                 report.lines += count_lines(chunk)
-                tail = chunk[-1:]
+                tail = bytes(memoryview(chunk)[-1:])
                 _consume(stream.feed(chunk, 0.0, wall), report, path, on_batch)
         except DamagedFileError as exc:
             report.damaged.append(str(exc))

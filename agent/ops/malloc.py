@@ -26,7 +26,9 @@ The heap's top: glibc gives free memory at the top back as soon as it exceeds 12
 reader's megabyte chunks (`os.pread`) faulted in afresh on every read (245 faults per MB of
 log). A top of up to 4 MiB is kept between trims (`keep_heap_top`); a request the top can serve
 is served from it even over the mmap threshold. bench_e2e: 674-704 faults per MB, 373-416 with
-it, peak RSS and CPU the same within the noise (bench/README.md).
+it, peak RSS and CPU the same within the noise (bench/README.md). It did not always fit (some
+runs still faulted ~250 pages per MB of log): the reader now reads into a buffer it keeps
+(agent/reading/readbuffer.py), which no longer depends on the heap's layout.
 
 `MALLOC_ARENA_MAX`, `MALLOC_MMAP_THRESHOLD_` and `MALLOC_TRIM_THRESHOLD_` in the environment
 are the user's choice and are left alone; other C libraries (musl) have none of these knobs.

@@ -36,18 +36,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from llmtail.agent.reading.fingerprint import FileIdentity
+from llmtail.agent.reading.readbuffer import ChunkData
 
 _log = logging.getLogger("llmtail.agent.reading.watcher")
 
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """The next bytes of a file: `data` starts at byte `offset` of the file identity `key`."""
+    """The next bytes of a file: `data` starts at byte `offset` of the file identity `key`.
+
+    `data` may be a view of the watcher's kept buffer: valid for this turn; whoever keeps its
+    bytes longer copies them (`bytes(data)`), or the next turn reads into a new buffer."""
 
     key: str
     path: str
     offset: int
-    data: bytes
+    data: ChunkData
 
 
 @dataclass(frozen=True, slots=True)

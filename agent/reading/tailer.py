@@ -37,6 +37,7 @@ from llmtail.agent.reading.fingerprint import (
     read_head,
     read_marker,
 )
+from llmtail.agent.reading.readbuffer import ChunkData, TurnBuffer
 
 
 class Change(enum.Enum):
@@ -256,15 +257,20 @@ class Tailer:
         self._fd = opened.fd
         return Change.MODIFIED
 
-    def read(self, max_bytes: int) -> bytes:
-        """Up to `max_bytes` from `offset` (which advances); b"" at the end of the file."""
+    def read(self, max_bytes: int, into: TurnBuffer | None = None) -> ChunkData:
+        """Up to `max_bytes` from `offset` (which advances), read into the turn's buffer (into
+        bytes of their own without one); empty at the end of the file. The marker is a copy:
+        the buffer is read into again later."""
         if self._fd is None or max_bytes <= 0:
             return b""
-        data = os.pread(self._fd, max_bytes, self.offset)
+        if into is None:
+            data: ChunkData = os.pread(self._fd, max_bytes, self.offset)
+        else:
+            data = into.pread(self._fd, max_bytes, self.offset)
         self.offset += len(data)
         self.size = max(self.size, self.offset)
         if len(data) >= MARKER_BYTES:
-            self._marker = data[-MARKER_BYTES:]
+            self._marker = bytes(memoryview(data)[-MARKER_BYTES:])
         elif data:
             self._marker = (self._marker + data)[-MARKER_BYTES:]
         return data

@@ -70,6 +70,7 @@ from llmtail.agent.reading.notices import (
     rekey,
 )
 from llmtail.agent.reading.parking import FdKeeper, open_count
+from llmtail.agent.reading.readbuffer import TurnBuffer
 from llmtail.agent.reading.tailer import Change, OpenedFile, Tailer, open_file
 
 _log = logging.getLogger(__name__)
@@ -117,6 +118,7 @@ class Watcher:
         self._scanned = False
         self._rr = 0
         self._unreadable: set[str] = set()
+        self._buffer = TurnBuffer(MAX_CHUNK)  # a turn's reads: no fresh pages per read
 
     # -- the contract -------------------------------------------------------------------
 
@@ -470,6 +472,7 @@ class Watcher:
         # Draining files first: they pin fds (and disk, when deleted) until they are done.
         pending.sort(key=lambda t: t.key in self._followed)
         remaining = budget
+        self._buffer.start_turn()
         while remaining > 0 and pending:
             share = max(remaining // len(pending), _MIN_SHARE)
             still: list[Tailer] = []
@@ -479,7 +482,7 @@ class Watcher:
                     break
                 offset = t.offset
                 try:
-                    data = t.read(want)
+                    data = t.read(want, self._buffer)
                 except OSError as exc:
                     _log.warning("%s: read failed at offset %d: %s", t.path, offset, exc)
                     continue

@@ -28,6 +28,8 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from llmtail.agent.reading.readbuffer import ChunkData, TurnBuffer
+
 CHUNK_SIZE = 1 << 20
 _IN_CHUNK = 64 * 1024  # compressed bytes read at a time
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -83,14 +85,26 @@ def expand_paths(patterns: list[str]) -> list[str]:
     return out
 
 
-def read_chunks(path: str, start: int = 0, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
-    """Yield the file's content from `start` to its end, decompressing `.gz` by magic bytes."""
+def read_chunks(path: str, start: int = 0, chunk_size: int = CHUNK_SIZE) -> Iterator[ChunkData]:
+    """Yield the file's content from `start` to its end, decompressing `.gz` by magic bytes.
+
+    A plain file's chunks are views of two buffers kept for the whole read, taken in turn (a
+    caller's loop still holds the last chunk while the next is read, not the one before). A
+    chunk held longer is never read over: that read takes a fresh buffer, so whoever keeps
+    bytes copies them to keep reads in the two buffers."""
     if is_gzip(path):
         yield from _read_gzip(path, start, chunk_size)
         return
     with open(path, "rb") as f:
-        f.seek(start)
-        while chunk := f.read(chunk_size):
+        buffers = (TurnBuffer(chunk_size), TurnBuffer(chunk_size))
+        offset, turn = start, 0
+        while True:
+            buffer = buffers[turn % 2]
+            buffer.start_turn()
+            chunk = buffer.pread(f.fileno(), chunk_size, offset)
+            if not chunk:
+                return
+            offset, turn = offset + len(chunk), turn + 1
             yield chunk
 
 

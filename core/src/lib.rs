@@ -18,6 +18,7 @@ pub mod payload;
 pub mod places;
 mod printable;
 pub mod pyrepr;
+pub mod readbuf;
 pub mod record;
 mod start;
 pub mod stream;
@@ -163,10 +164,39 @@ fn guarded<T: Send>(
         .map_err(PyRuntimeError::new_err)
 }
 
-/// Newlines in `data`, counted without the GIL (`validate`'s line count, at memchr speed).
+/// Newlines in `data` (see `input`), counted without the GIL (the lines read, at memchr
+/// speed).
 #[pyfunction]
-fn count_lines(py: Python<'_>, data: &[u8]) -> usize {
-    py.allow_threads(|| memchr::memchr_iter(b'\n', data).count())
+fn count_lines(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<usize> {
+    let data = input(data)?;
+    let data = data.bytes();
+    Ok(py.allow_threads(|| memchr::memchr_iter(b'\n', data).count()))
+}
+
+/// The bytes a call reads without the GIL: a `bytes`, a `ReadChunk` (or a BatchBytes) is
+/// borrowed (none changes while it is held, see `unchanging_bytes`); any other buffer (a
+/// bytearray, a memoryview) is copied first, since another thread could write it while the
+/// core reads.
+enum Input<'a> {
+    Borrowed(&'a [u8]),
+    Copied(Vec<u8>),
+}
+
+impl Input<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Input::Borrowed(b) => b,
+            Input::Copied(v) => v,
+        }
+    }
+}
+
+fn input<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Input<'a>> {
+    if let Some(b) = unchanging_bytes(obj) {
+        return Ok(Input::Borrowed(b));
+    }
+    let buf = pyo3::buffer::PyBuffer::<u8>::get(obj)?;
+    Ok(Input::Copied(buf.to_vec(obj.py())?))
 }
 
 /// A panic inside the wrapper every Stream call runs in, for the test that proves it becomes
@@ -296,7 +326,14 @@ impl Records {
         Ok(Records { parser, assembler })
     }
 
-    fn feed(&mut self, py: Python<'_>, data: &[u8], now: f64) -> PyResult<Vec<PyObject>> {
+    fn feed(
+        &mut self,
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+        now: f64,
+    ) -> PyResult<Vec<PyObject>> {
+        let data = input(data)?;
+        let data = data.bytes();
         let offset = self.assembler.offset();
         let recs = guarded(py, "<records>", offset, || {
             let mut frames = Vec::new();
@@ -339,9 +376,11 @@ impl Records {
     fn feed_containing(
         &mut self,
         py: Python<'_>,
-        data: &[u8],
+        data: &Bound<'_, PyAny>,
         needles: Vec<String>,
     ) -> PyResult<Vec<PyObject>> {
+        let data = input(data)?;
+        let data = data.bytes();
         let offset = self.assembler.offset();
         let recs = guarded(py, "<records>", offset, || {
             let mut frames = Vec::new();
@@ -748,13 +787,120 @@ impl BatchBytes {
     }
 }
 
-/// The bytes of a `bytes` or a `BatchBytes`, which nothing changes while `obj` is held (bytes
-/// are immutable; a BatchBytes' buffer, see its field): safe to read without the GIL.
+/// The reader's kept buffer (`readbuf::Buffer`): each turn's reads land in pages faulted in
+/// once, and come out as `ReadChunk`s the Streams read without a copy.
+#[pyclass(module = "llmtail._core", name = "ReadBuffer")]
+struct ReadBuffer {
+    inner: readbuf::Buffer,
+}
+
+#[pymethods]
+impl ReadBuffer {
+    #[new]
+    fn new(capacity: usize) -> ReadBuffer {
+        ReadBuffer {
+            inner: readbuf::Buffer::new(capacity),
+        }
+    }
+
+    #[getter]
+    fn capacity(&self) -> usize {
+        self.inner.capacity()
+    }
+
+    #[getter]
+    fn room(&self) -> usize {
+        self.inner.room()
+    }
+
+    /// Start a turn at the buffer's beginning; False while a chunk of it still lives.
+    fn reset(&mut self) -> bool {
+        self.inner.reset()
+    }
+
+    /// Up to `n` bytes of `fd` from `offset`, read without the GIL into the room; an empty
+    /// chunk at the end of the file or when the buffer is full. OSError as `os.pread`.
+    fn pread(&mut self, py: Python<'_>, fd: i32, n: usize, offset: u64) -> PyResult<ReadChunk> {
+        let inner = &mut self.inner;
+        let chunk = py.allow_threads(|| inner.pread(fd, n, offset))?;
+        Ok(ReadChunk { inner: chunk })
+    }
+}
+
+/// Bytes read into a ReadBuffer, unchanged for as long as this object (or a view of it) lives:
+/// the buffer is not read into there again before then (`readbuf`). Read by the Streams without
+/// a copy; Python reads it through the buffer protocol (`bytes(c)`, `memoryview(c)`).
+#[pyclass(module = "llmtail._core", frozen, name = "ReadChunk")]
+struct ReadChunk {
+    inner: readbuf::Chunk,
+}
+
+#[pymethods]
+impl ReadChunk {
+    fn __len__(&self) -> usize {
+        self.inner.bytes().len()
+    }
+
+    /// The bytes as a read-only buffer.
+    ///
+    /// # Safety
+    /// Sound: `PyBuffer_FillInfo` stores in `view.obj` a new reference to this object, which
+    /// the consumer holds until `PyBuffer_Release`; while it does, the chunk lives, so its
+    /// bytes stay allocated and are not written (`readbuf::Chunk::bytes`). The view is
+    /// read-only: `PyBuffer_FillInfo` refuses a `PyBUF_WRITABLE` request with BufferError.
+    unsafe fn __getbuffer__(
+        slf: Bound<'_, Self>,
+        view: *mut pyo3::ffi::Py_buffer,
+        flags: std::os::raw::c_int,
+    ) -> PyResult<()> {
+        let data = slf.get().inner.bytes();
+        let len = pyo3::ffi::Py_ssize_t::try_from(data.len())
+            .map_err(|_| PyValueError::new_err("buffer too large"))?;
+        // SAFETY: see above; `view` is the valid Py_buffer the interpreter passes in.
+        let done = unsafe {
+            pyo3::ffi::PyBuffer_FillInfo(
+                view,
+                slf.as_ptr(),
+                data.as_ptr() as *mut std::os::raw::c_void,
+                len,
+                1,
+                flags,
+            )
+        };
+        if done == -1 {
+            return Err(PyErr::fetch(slf.py()));
+        }
+        Ok(())
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<ReadChunk of {} bytes>", self.inner.bytes().len())
+    }
+
+    /// Equal to `bytes` (or a BatchBytes, a ReadChunk) of the same content, as the `bytes`
+    /// of a plain read would be.
+    fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyObject> {
+        let Some(theirs) = unchanging_bytes(other) else {
+            return Ok(py.NotImplemented());
+        };
+        let same = theirs == self.inner.bytes();
+        Ok(pyo3::types::PyBool::new(py, same)
+            .to_owned()
+            .into_any()
+            .unbind())
+    }
+}
+
+/// The bytes of a `bytes`, a `BatchBytes` or a `ReadChunk`, which nothing changes while `obj`
+/// is held (bytes are immutable; a BatchBytes' buffer, see its field; a ReadChunk's, see
+/// `readbuf`): safe to read without the GIL.
 fn unchanging_bytes<'a>(obj: &'a Bound<'_, PyAny>) -> Option<&'a [u8]> {
     if let Ok(b) = obj.downcast::<BatchBytes>() {
         Some(&b.get().data)
     } else if let Ok(b) = obj.downcast::<PyBytes>() {
         Some(b.as_bytes())
+    } else if let Ok(c) = obj.downcast::<ReadChunk>() {
+        Some(c.get().inner.bytes())
     } else {
         None
     }
@@ -969,10 +1115,12 @@ impl Stream {
     fn feed(
         &mut self,
         py: Python<'_>,
-        data: &[u8],
+        data: &Bound<'_, PyAny>,
         now: f64,
         wall: f64,
     ) -> PyResult<Vec<PyObject>> {
+        let data = input(data)?;
+        let data = data.bytes();
         self.run(py, |s| s.feed(data, now, wall))
     }
 
@@ -1085,6 +1233,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Parser>()?;
     m.add_class::<LlmAggregate>()?;
     m.add_class::<BatchBytes>()?;
+    m.add_class::<ReadBuffer>()?;
+    m.add_class::<ReadChunk>()?;
     m.add_function(wrap_pyfunction!(set_spare_limit, m)?)?;
     m.add_function(wrap_pyfunction!(spare_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(lz4_block, m)?)?;
