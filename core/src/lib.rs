@@ -749,24 +749,8 @@ impl BatchBytes {
         view: *mut pyo3::ffi::Py_buffer,
         flags: std::os::raw::c_int,
     ) -> PyResult<()> {
-        let data = &slf.get().data;
-        let len = pyo3::ffi::Py_ssize_t::try_from(data.len())
-            .map_err(|_| PyValueError::new_err("buffer too large"))?;
         // SAFETY: see above; `view` is the valid Py_buffer the interpreter passes in.
-        let done = unsafe {
-            pyo3::ffi::PyBuffer_FillInfo(
-                view,
-                slf.as_ptr(),
-                data.as_ptr() as *mut std::os::raw::c_void,
-                len,
-                1,
-                flags,
-            )
-        };
-        if done == -1 {
-            return Err(PyErr::fetch(slf.py()));
-        }
-        Ok(())
+        unsafe { fill_read_only(slf.as_any(), &slf.get().data, view, flags) }
     }
 
     fn __repr__(&self) -> String {
@@ -776,14 +760,7 @@ impl BatchBytes {
     /// Equal to `bytes` (or another BatchBytes) of the same content, as the Python engine's
     /// `bytes` are: the engines' batches compare equal field by field.
     fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyObject> {
-        let Some(theirs) = unchanging_bytes(other) else {
-            return Ok(py.NotImplemented());
-        };
-        let same = theirs == self.data.as_slice();
-        Ok(pyo3::types::PyBool::new(py, same)
-            .to_owned()
-            .into_any()
-            .unbind())
+        equal_bytes(py, &self.data, other)
     }
 }
 
@@ -853,24 +830,8 @@ impl ReadChunk {
         view: *mut pyo3::ffi::Py_buffer,
         flags: std::os::raw::c_int,
     ) -> PyResult<()> {
-        let data = slf.get().inner.bytes();
-        let len = pyo3::ffi::Py_ssize_t::try_from(data.len())
-            .map_err(|_| PyValueError::new_err("buffer too large"))?;
         // SAFETY: see above; `view` is the valid Py_buffer the interpreter passes in.
-        let done = unsafe {
-            pyo3::ffi::PyBuffer_FillInfo(
-                view,
-                slf.as_ptr(),
-                data.as_ptr() as *mut std::os::raw::c_void,
-                len,
-                1,
-                flags,
-            )
-        };
-        if done == -1 {
-            return Err(PyErr::fetch(slf.py()));
-        }
-        Ok(())
+        unsafe { fill_read_only(slf.as_any(), slf.get().inner.bytes(), view, flags) }
     }
 
     fn __repr__(&self) -> String {
@@ -880,15 +841,52 @@ impl ReadChunk {
     /// Equal to `bytes` (or a BatchBytes, a ReadChunk) of the same content, as the `bytes`
     /// of a plain read would be.
     fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyObject> {
-        let Some(theirs) = unchanging_bytes(other) else {
-            return Ok(py.NotImplemented());
-        };
-        let same = theirs == self.inner.bytes();
-        Ok(pyo3::types::PyBool::new(py, same)
-            .to_owned()
-            .into_any()
-            .unbind())
+        equal_bytes(py, self.inner.bytes(), other)
     }
+}
+
+/// Fills `view` with a read-only buffer of `data` whose exporter is `owner`
+/// (`PyBuffer_FillInfo`, which stores a new reference to `owner` in `view.obj`).
+///
+/// # Safety
+/// `view` must be the Py_buffer the interpreter passed to `__getbuffer__`, and `data` must
+/// stay allocated and unchanged for as long as `owner` lives: the consumer holds `owner`
+/// until `PyBuffer_Release`. A `PyBUF_WRITABLE` request is refused with BufferError.
+unsafe fn fill_read_only(
+    owner: &Bound<'_, PyAny>,
+    data: &[u8],
+    view: *mut pyo3::ffi::Py_buffer,
+    flags: std::os::raw::c_int,
+) -> PyResult<()> {
+    let len = pyo3::ffi::Py_ssize_t::try_from(data.len())
+        .map_err(|_| PyValueError::new_err("buffer too large"))?;
+    // SAFETY: the caller's contract above; the pointer is only read through (readonly 1).
+    let done = unsafe {
+        pyo3::ffi::PyBuffer_FillInfo(
+            view,
+            owner.as_ptr(),
+            data.as_ptr() as *mut std::os::raw::c_void,
+            len,
+            1,
+            flags,
+        )
+    };
+    if done == -1 {
+        return Err(PyErr::fetch(owner.py()));
+    }
+    Ok(())
+}
+
+/// `data == other` for `__eq__`: NotImplemented unless `other` is a `bytes`, `BatchBytes` or
+/// `ReadChunk`.
+fn equal_bytes(py: Python<'_>, data: &[u8], other: &Bound<'_, PyAny>) -> PyResult<PyObject> {
+    let Some(theirs) = unchanging_bytes(other) else {
+        return Ok(py.NotImplemented());
+    };
+    Ok(pyo3::types::PyBool::new(py, theirs == data)
+        .to_owned()
+        .into_any()
+        .unbind())
 }
 
 /// The bytes of a `bytes`, a `BatchBytes` or a `ReadChunk`, which nothing changes while `obj`
