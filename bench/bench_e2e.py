@@ -1,6 +1,7 @@
 """End-to-end throughput of `llmtail run` on one core, against a naive script, in one run.
 
     python bench/bench_e2e.py [--size 100M] [--steady-seconds 20] [--profile]
+    python bench/bench_e2e.py --no-naive --no-steady --runs 5 [--baseline-tree TREE]
 
 file -> `llmtail run` (sls output, the real SDK) -> the local Logstore (`python -m
 tests.logstore --count-only`) acknowledged. The agent is pinned to one CPU (`taskset`), the
@@ -14,6 +15,11 @@ Measured:
   MB/s, the agent's CPU seconds per MB, and its peak RSS (VmHWM).
 - steady: a writer appends the same kind of lines at 1 MB/s for `--steady-seconds`; the agent's
   CPU over that window, as % of one core.
+- `--runs N`: N bulk runs, each through a fresh agent (alternating with `--baseline-tree`'s),
+  each after a host-speed probe: liblz4 over the file's first 16 MiB on the agent's CPU, in
+  this process. The host's speed swings by a third between spells of minutes (other guests
+  on the same machine): the probe tells which spell a figure came from, and the summary gives
+  the median and the worst run beside the probe's range.
 - `--profile`: py-spy samples the agent during the bulk run; active samples are grouped by
   where the time goes (parse, encode, lz4, SDK signing, HTTP, checkpoint, ...).
 Results are printed and written to bench/results/ (also ignored by git).
@@ -25,6 +31,7 @@ import argparse
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -37,6 +44,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import lz4.block  # noqa: E402
 import yaml  # noqa: E402 (after the path set-up, as bench_parse does)
 
 from bench.gen_logs import generate, parse_size  # noqa: E402
@@ -178,6 +186,25 @@ class Sampler(threading.Thread):
 
 
 # -- the runs --------------------------------------------------------------------------------
+
+
+def host_speed(path: Path, cpu: int) -> float:
+    """MB/s of liblz4 over the first 16 MiB of `path`, on `cpu`, by this thread's CPU time:
+    the agent's largest single cost, so its swings are the host's (same code, same bytes)."""
+    with open(path, "rb") as f:
+        data = f.read(16 << 20)
+    pieces = [data[i : i + (1 << 20)] for i in range(0, len(data), 1 << 20)]
+    previous = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        lz4.block.compress(pieces[0], store_size=False)  # warm the code and the allocator
+        start = time.thread_time()
+        for piece in pieces:
+            lz4.block.compress(piece, store_size=False)
+        used = time.thread_time() - start
+    finally:
+        os.sched_setaffinity(0, previous)
+    return len(data) / 1e6 / used
 
 
 def bulk(agent: AgentProcess, store: LogstoreProcess, path: Path, records: int) -> dict[str, Any]:
@@ -370,6 +397,13 @@ def main(argv: list[str] | None = None) -> int:
         "older commit), first, in the same run",
     )
     ap.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="bulk runs, each through a fresh agent after a host-speed probe (alternating "
+        "with the baseline tree's); steady, naive and the profile follow the last",
+    )
+    ap.add_argument(
         "--engine", choices=("core", "python"), help="the agent's engine (default: the config's)"
     )
     ap.add_argument(
@@ -383,56 +417,71 @@ def main(argv: list[str] | None = None) -> int:
         help="max_in_flight_bytes of every agent run (default: the config's, 16)",
     )
     args = ap.parse_args(argv)
+    if args.runs < 1:
+        ap.error("--runs must be at least 1")
     in_flight = args.in_flight_mib << 20 if args.in_flight_mib else None
     size = parse_size(args.size)
     path, records = data_file(f"bulk-{args.size}", size)
     print(f"{path}: {path.stat().st_size / 1e6:.1f} MB, {records} records", flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"python": sys.version.split()[0], "cpus": os.cpu_count()}
+    rounds: list[dict[str, Any]] = []
+    results["runs"] = rounds
     with LogstoreProcess(count_only=True, cpu=args.store_cpu) as store:
-        if args.baseline_tree is not None:
-            before = AgentProcess(
-                DATA / "run-baseline",
-                store,
-                args.agent_cpu,
-                args.baseline_tree,
-                args.engine,
-                in_flight,
-            )
+
+        def agent_of(
+            tree: Path = REPO, name: str = "run-agent", engine: str | None = None
+        ) -> AgentProcess:
+            return AgentProcess(DATA / name, store, args.agent_cpu, tree, engine, in_flight)
+
+        def baseline_run(this_round: dict[str, Any]) -> None:
+            if args.baseline_tree is None:
+                return
+            before = agent_of(args.baseline_tree, "run-baseline", args.engine)
             try:
-                results["baseline"] = bulk(before, store, path, records)
-                print_run("baseline", results["baseline"])
+                this_round["baseline"] = bulk(before, store, path, records)
+                print_run("baseline", this_round["baseline"])
             finally:
                 before.stop()
+
+        def probe() -> dict[str, Any]:
+            speed = host_speed(path, args.agent_cpu)
+            print(f"    host: liblz4 {speed:,.0f} MB/s on CPU {args.agent_cpu}", flush=True)
+            rounds.append({"host_lz4_mb_per_s": speed})
+            return rounds[-1]
+
+        for _ in range(args.runs - 1):
+            this_round = probe()
+            baseline_run(this_round)
+            agent = agent_of(engine=args.engine)
+            try:
+                this_round["llmtail"] = bulk(agent, store, path, records)
+                print_run("llmtail", this_round["llmtail"])
+            finally:
+                agent.stop()
+        this_round = probe()
+        baseline_run(this_round)
+        if "baseline" in this_round:
+            results["baseline"] = this_round["baseline"]
         if args.python_engine_too:
-            python = AgentProcess(
-                DATA / "run-python", store, args.agent_cpu, engine="python", in_flight=in_flight
-            )
+            python = agent_of(name="run-python", engine="python")
             try:
                 results["python_engine"] = bulk(python, store, path, records)
                 print_run("python engine", results["python_engine"])
             finally:
                 python.stop()
-        agent = AgentProcess(
-            DATA / "run-agent", store, args.agent_cpu, engine=args.engine, in_flight=in_flight
-        )
+        agent = agent_of(engine=args.engine)
         profiler = None
         raw = RESULTS / "profile-raw.txt"
         if args.profile:
             profiler = start_profiler(agent.pid, raw)
         try:
-            results["llmtail"] = bulk(agent, store, path, records)
+            results["llmtail"] = this_round["llmtail"] = bulk(agent, store, path, records)
             print_run("llmtail", results["llmtail"])
+            if args.runs > 1:
+                print_summary(rounds)
             if profiler is not None:
-                profiler.send_signal(signal.SIGINT)
-                profiler.wait(60)
-                results["profile"] = dict(categorize(raw).most_common())
-                print_profile(results["profile"], results["llmtail"]["cpu_seconds"])
-                results["profile_self"] = self_time(raw)
-                total = sum(results["profile"].values()) or 1
-                print("  innermost frames (self time):")
-                for frame, n in results["profile_self"]:
-                    print(f"  {100 * n / total:5.1f}%  {frame}")
+                report_profile(results, profiler, raw)
             if not args.no_steady:
                 results["steady"] = steady(agent, store, args.steady_seconds)
                 s = results["steady"]
@@ -446,17 +495,7 @@ def main(argv: list[str] | None = None) -> int:
             code = agent.stop()
             results["agent_exit"] = code
         if not args.no_naive:
-            results["naive"] = naive(store, path, records, args.agent_cpu)
-            print_run("naive", results["naive"])
-            ours, theirs = results["llmtail"], results["naive"]
-            ratio = ours["records_per_s"] / theirs["records_per_s"]
-            cpu_ratio = ours["records_per_cpu_s"] / theirs["records_per_cpu_s"]
-            results["ratio"], results["cpu_ratio"] = ratio, cpu_ratio
-            print(
-                f"  ratio: llmtail / naive = {ratio:.2f}x by wall time, "
-                f"{cpu_ratio:.2f}x by CPU time",
-                flush=True,
-            )
+            compare_naive(results, store, path, records, args.agent_cpu)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = RESULTS / f"bench_e2e-{stamp}.json"
     out.write_text(json.dumps(results, indent=2))
@@ -464,11 +503,68 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def report_profile(results: dict[str, Any], profiler: subprocess.Popen[bytes], raw: Path) -> None:
+    profiler.send_signal(signal.SIGINT)
+    profiler.wait(60)
+    results["profile"] = dict(categorize(raw).most_common())
+    print_profile(results["profile"], results["llmtail"]["cpu_seconds"])
+    results["profile_self"] = self_time(raw)
+    total = sum(results["profile"].values()) or 1
+    print("  innermost frames (self time):")
+    for frame, n in results["profile_self"]:
+        print(f"  {100 * n / total:5.1f}%  {frame}")
+
+
+def compare_naive(
+    results: dict[str, Any], store: LogstoreProcess, path: Path, records: int, cpu: int
+) -> None:
+    results["naive"] = naive(store, path, records, cpu)
+    print_run("naive", results["naive"])
+    ours, theirs = results["llmtail"], results["naive"]
+    ratio = ours["records_per_s"] / theirs["records_per_s"]
+    cpu_ratio = ours["records_per_cpu_s"] / theirs["records_per_cpu_s"]
+    results["ratio"], results["cpu_ratio"] = ratio, cpu_ratio
+    print(
+        f"  ratio: llmtail / naive = {ratio:.2f}x by wall time, {cpu_ratio:.2f}x by CPU time",
+        flush=True,
+    )
+
+
+def print_summary(rounds: list[dict[str, Any]]) -> None:
+    """Median and worst CPU s/MB of each tree over the rounds, beside the host probe's range."""
+    speeds = [r["host_lz4_mb_per_s"] for r in rounds]
+    print(
+        f"{len(rounds)} rounds; host liblz4 {min(speeds):,.0f}-{max(speeds):,.0f} MB/s "
+        f"(median {statistics.median(speeds):,.0f})",
+        flush=True,
+    )
+    for name in ("baseline", "llmtail"):
+        figures = [r[name]["cpu_s_per_mb"] for r in rounds if name in r]
+        if figures:
+            print(
+                f"{name:>8}: CPU s/MB median {statistics.median(figures):.4f}, "
+                f"best {min(figures):.4f}, worst {max(figures):.4f}",
+                flush=True,
+            )
+    pairs = [
+        r["baseline"]["cpu_s_per_mb"] / r["llmtail"]["cpu_s_per_mb"]
+        for r in rounds
+        if "baseline" in r
+    ]
+    if pairs:
+        lower = sum(p > 1 for p in pairs)
+        print(
+            f"   pairs: baseline / llmtail median {statistics.median(pairs):.3f}x, "
+            f"llmtail lower in {lower} of {len(pairs)}",
+            flush=True,
+        )
+
+
 def print_run(name: str, r: dict[str, Any]) -> None:
     print(
         f"{name:>8}: {r['records']:,} records ({r['accepted']:,} acknowledged) in "
         f"{r['seconds']:.1f} s: {r['records_per_s']:,.0f} records/s, {r['mb_per_s']:.1f} MB/s, "
-        f"{r['cpu_s_per_mb']:.3f} CPU s/MB ({r['records_per_cpu_s']:,.0f} records per CPU s), "
+        f"{r['cpu_s_per_mb']:.4f} CPU s/MB ({r['records_per_cpu_s']:,.0f} records per CPU s), "
         f"peak RSS {r['peak_rss_mib']:.0f} MiB; "
         f"CPU busy: {name} {r['agent_cpu_percent']:.0f}%, Logstore {r['store_cpu_percent']:.0f}%",
         flush=True,
