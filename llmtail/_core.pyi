@@ -93,7 +93,7 @@ def spare_bytes() -> int:
     output buffers."""
 
 def lz4_block(data: object) -> BatchBytes:
-    """`data` (bytes or BatchBytes, else TypeError) as one lz4 block without a size prefix
+    """`data` (bytes, BatchBytes or ReadChunk, else TypeError) as one lz4 block without a size prefix
     (python-lz4's blocks), compressed without the GIL into a kept output buffer, which goes
     back to the pool when the result goes."""
 

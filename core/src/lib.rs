@@ -904,15 +904,16 @@ fn unchanging_bytes<'a>(obj: &'a Bound<'_, PyAny>) -> Option<&'a [u8]> {
     }
 }
 
-/// `data` (bytes, or a LogGroup batch's BatchBytes) as one lz4 block without a size prefix
-/// (SLS's `x-log-compresstype: lz4`), compressed by liblz4 without the GIL into an output
-/// buffer an earlier block was written into; returned as a read-only BatchBytes (hashlib and
-/// sockets read it without a copy), whose buffer goes back to the pool when it goes.
+/// `data` (bytes, a LogGroup batch's BatchBytes, or a ReadChunk) as one lz4 block without a
+/// size prefix (SLS's `x-log-compresstype: lz4`), compressed by liblz4 without the GIL into an
+/// output buffer an earlier block was written into; returned as a read-only BatchBytes
+/// (hashlib and sockets read it without a copy), whose buffer goes back to the pool when it
+/// goes.
 #[pyfunction]
 fn lz4_block(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<BatchBytes> {
     let Some(src) = unchanging_bytes(data) else {
         return Err(pyo3::exceptions::PyTypeError::new_err(
-            "lz4_block takes bytes or BatchBytes",
+            "lz4_block takes bytes, BatchBytes or a ReadChunk",
         ));
     };
     let block = py

@@ -521,7 +521,6 @@ fn padded_event(name: &'static str) -> (&'static str, &'static str) {
     (room.get(..name.len()).unwrap_or(name), room)
 }
 
-/// Record keys in design.md order: the prefix keys first, then the pattern's others.
 /// The first (sorted) field of `what` that has the name of a record key, as parsers/record.py
 /// refuses it.
 fn refuse_clash(what: &str, names: &[Key], taken: &[&str]) -> Result<(), SettingsError> {
@@ -536,6 +535,7 @@ fn refuse_clash(what: &str, names: &[Key], taken: &[&str]) -> Result<(), Setting
     }
 }
 
+/// Record keys in design.md order: the prefix keys first, then the pattern's others.
 fn order_keys(keys: &[String]) -> Vec<String> {
     PREFIX_KEYS
         .iter()
