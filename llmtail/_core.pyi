@@ -93,9 +93,9 @@ def spare_bytes() -> int:
     output buffers."""
 
 def lz4_block(data: object) -> BatchBytes:
-    """`data` (bytes, BatchBytes or ReadChunk, else TypeError) as one lz4 block without a size prefix
-    (python-lz4's blocks), compressed without the GIL into a kept output buffer, which goes
-    back to the pool when the result goes."""
+    """`data` (bytes, BatchBytes or ReadChunk, else TypeError) as one lz4 block without a size
+    prefix (python-lz4's blocks), compressed without the GIL into a kept output buffer, which
+    goes back to the pool when the result goes."""
 
 def set_lz4_spares(n: int) -> None:
     """Keep at most `n` lz4 output buffers between blocks."""
