@@ -16,10 +16,11 @@ Measured:
 - steady: a writer appends the same kind of lines at 1 MB/s for `--steady-seconds`; the agent's
   CPU over that window, as % of one core.
 - `--runs N`: N bulk runs, each through a fresh agent (alternating with `--baseline-tree`'s),
-  each after a host-speed probe: liblz4 over the file's first 16 MiB on the agent's CPU, in
-  this process. The host's speed swings by a third between spells of minutes (other guests
-  on the same machine): the probe tells which spell a figure came from, and the summary gives
-  the median and the worst run beside the probe's range.
+  each after two host gauges on the agent's CPU, in this process, over the file's first
+  16 MiB: liblz4 alone and this tree's core Stream alone. The host's speed swings by a third
+  between spells of minutes (other guests on the same machine): the gauges tell which spell a
+  figure came from, and the summary gives the median and the worst run beside their ranges,
+  and each run over its round's core gauge.
 - `--profile`: py-spy samples the agent during the bulk run; active samples are grouped by
   where the time goes (parse, encode, lz4, SDK signing, HTTP, checkpoint, ...).
 Results are printed and written to bench/results/ (also ignored by git).
@@ -37,6 +38,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,8 @@ import lz4.block  # noqa: E402
 import yaml  # noqa: E402 (after the path set-up, as bench_parse does)
 
 from bench.gen_logs import generate, parse_size  # noqa: E402
+from llmtail.agent.config import load_config  # noqa: E402
+from llmtail.agent.modes.pipeline import build_engine  # noqa: E402
 from tests.agentproc import LogstoreProcess, free_port, rss_of, wait_for  # noqa: E402
 
 DATA = REPO / "bench" / "data"
@@ -188,25 +192,45 @@ class Sampler(threading.Thread):
 # -- the runs --------------------------------------------------------------------------------
 
 
-def host_speed(path: Path, cpu: int) -> float:
-    """MB/s of liblz4 over the first 16 MiB of `path`, on `cpu`, by this thread's CPU time,
-    the best of three passes: the agent's largest single cost, so its swings are the host's
-    (same code, same bytes)."""
+def host_gauges(path: Path, cpu: int) -> dict[str, float]:
+    """The agent's two largest costs timed alone over the first 16 MiB of `path`, on `cpu`, by
+    this thread's CPU time, the best of three passes each: liblz4 (the senders' work) in MB/s,
+    and this tree's core Stream with config.example.yaml (the main thread's) in CPU s/MB. Same
+    code and bytes every time, so their swings are the host's; the core's tracks the end-to-end
+    figure more closely (bench/README.md, "s13-host")."""
     with open(path, "rb") as f:
         data = f.read(16 << 20)
     pieces = [data[i : i + (1 << 20)] for i in range(0, len(data), 1 << 20)]
+    engine = build_engine(load_config(REPO / "config.example.yaml"), wire="loggroup")
+
+    def lz4_pass() -> None:
+        for piece in pieces:
+            lz4.block.compress(piece, store_size=False)
+
+    def core_pass() -> None:
+        stream = engine.open(str(path), str(path), 0, 0)
+        for piece in pieces:
+            stream.feed(piece, 0.0, 1.0)
+        stream.drain(1.0)
+
     previous = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {cpu})
     try:
-        best = float("inf")
-        for _ in range(3):
-            start = time.thread_time()
-            for piece in pieces:
-                lz4.block.compress(piece, store_size=False)
-            best = min(best, time.thread_time() - start)
+        lz4_s, core_s = best_of_three(lz4_pass), best_of_three(core_pass)
     finally:
         os.sched_setaffinity(0, previous)
-    return len(data) / 1e6 / best
+    mb = len(data) / 1e6
+    return {"host_lz4_mb_per_s": mb / lz4_s, "host_core_s_per_mb": core_s / mb}
+
+
+def best_of_three(work: Callable[[], None]) -> float:
+    """The least thread CPU time of three calls of `work`."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.thread_time()
+        work()
+        best = min(best, time.thread_time() - start)
+    return best
 
 
 def bulk(agent: AgentProcess, store: LogstoreProcess, path: Path, records: int) -> dict[str, Any]:
@@ -447,9 +471,13 @@ def main(argv: list[str] | None = None) -> int:
                 before.stop()
 
         def probe() -> dict[str, Any]:
-            speed = host_speed(path, args.agent_cpu)
-            print(f"    host: liblz4 {speed:,.0f} MB/s on CPU {args.agent_cpu}", flush=True)
-            rounds.append({"host_lz4_mb_per_s": speed})
+            gauges = host_gauges(path, args.agent_cpu)
+            print(
+                f"    host: liblz4 {gauges['host_lz4_mb_per_s']:,.0f} MB/s, the core alone "
+                f"{gauges['host_core_s_per_mb']:.4f} CPU s/MB on CPU {args.agent_cpu}",
+                flush=True,
+            )
+            rounds.append(gauges)
             return rounds[-1]
 
         for _ in range(args.runs - 1):
@@ -533,19 +561,26 @@ def compare_naive(
 
 
 def print_summary(rounds: list[dict[str, Any]]) -> None:
-    """Median and worst CPU s/MB of each tree over the rounds, beside the host probe's range."""
+    """Median and worst CPU s/MB of each tree over the rounds, beside the host gauges' ranges,
+    and each tree's end-to-end figure over the core gauge of its round (the host's speed
+    divided out, roughly)."""
     speeds = [r["host_lz4_mb_per_s"] for r in rounds]
+    cores = [r["host_core_s_per_mb"] for r in rounds]
     print(
         f"{len(rounds)} rounds; host liblz4 {min(speeds):,.0f}-{max(speeds):,.0f} MB/s "
-        f"(median {statistics.median(speeds):,.0f})",
+        f"(median {statistics.median(speeds):,.0f}), the core alone "
+        f"{min(cores):.4f}-{max(cores):.4f} CPU s/MB (median {statistics.median(cores):.4f})",
         flush=True,
     )
     for name in ("baseline", "llmtail"):
         figures = [r[name]["cpu_s_per_mb"] for r in rounds if name in r]
+        gauged = [r[name]["cpu_s_per_mb"] / r["host_core_s_per_mb"] for r in rounds if name in r]
         if figures:
             print(
                 f"{name:>8}: CPU s/MB median {statistics.median(figures):.4f}, "
-                f"best {min(figures):.4f}, worst {max(figures):.4f}",
+                f"best {min(figures):.4f}, worst {max(figures):.4f}; "
+                f"over the core gauge median {statistics.median(gauged):.2f}x "
+                f"({min(gauged):.2f}-{max(gauged):.2f})",
                 flush=True,
             )
     pairs = [
